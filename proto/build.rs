@@ -1,0 +1,32 @@
+//! Compiles `proto/**/*.proto` with protox (pure Rust, no protoc install) into Rust (prost + tonic)
+//! and writes the encoded descriptor set that server reflection serves.
+
+use std::{env, fs, path::PathBuf};
+
+use prost::Message as _;
+
+const PROTOS: &[&str] = &[
+    "baton/events/v1/events.proto",
+    "baton/capture/v1/capture.proto",
+    "baton/qualification/v1/qualification.proto",
+    "baton/distribution/v1/distribution.proto",
+    "baton/nurture/v1/nurture.proto",
+    "baton/reporting/v1/reporting.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto");
+    let fds = protox::compile(PROTOS, ["proto"])?;
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    fs::write(out_dir.join("baton_descriptor.bin"), fds.encode_to_vec())?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        // Type names let events carry payloads as `google.protobuf.Any` with standard type URLs.
+        .compile_fds_with_config(fds, {
+            let mut config = tonic_prost_build::Config::new();
+            config.enable_type_names();
+            config
+        })?;
+    Ok(())
+}

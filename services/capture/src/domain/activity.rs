@@ -1,0 +1,109 @@
+//! Activities: what a lead did, and what makes a valid one.
+
+use baton_proto::capture::v1::{ActivityKind, PageKind};
+use baton_shared::Violations;
+use chrono::{DateTime, Utc};
+
+use super::lead::check_key;
+
+const MAX_URL_LEN: usize = 2048;
+
+/// A validated activity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewActivity {
+    pub idempotency_key: String,
+    pub lead_id: String,
+    pub kind: ActivityKind,
+    pub occurred_at: DateTime<Utc>,
+    pub url: String,
+    pub page_kind: PageKind,
+}
+
+/// Raw fields of an activity request.
+pub struct ActivityInput<'a> {
+    pub idempotency_key: &'a str,
+    pub lead_id: &'a str,
+    pub kind: i32,
+    pub occurred_at: DateTime<Utc>,
+    pub url: &'a str,
+    pub page_kind: i32,
+}
+
+pub fn validate_activity(input: ActivityInput<'_>, violations: &mut Violations) -> NewActivity {
+    check_key("idempotency_key", input.idempotency_key, violations);
+    if input.lead_id.trim().is_empty() {
+        violations.add("lead_id", "is required");
+    }
+    let kind = match ActivityKind::try_from(input.kind) {
+        Ok(ActivityKind::Unspecified) => {
+            violations.add("kind", "is required");
+            ActivityKind::Unspecified
+        }
+        Ok(kind) => kind,
+        Err(_) => {
+            violations.add("kind", format!("unknown activity kind {}", input.kind));
+            ActivityKind::Unspecified
+        }
+    };
+    let page_kind = PageKind::try_from(input.page_kind).unwrap_or_else(|_| {
+        violations.add(
+            "page_kind",
+            format!("unknown page kind {}", input.page_kind),
+        );
+        PageKind::Unspecified
+    });
+    if input.url.len() > MAX_URL_LEN {
+        violations.add("url", format!("must be at most {MAX_URL_LEN} bytes"));
+    }
+    if kind == ActivityKind::PageViewed && page_kind == PageKind::Unspecified {
+        violations.add(
+            "page_kind",
+            "is required for page views (use PAGE_KIND_OTHER if unknown)",
+        );
+    }
+    NewActivity {
+        idempotency_key: input.idempotency_key.trim().to_owned(),
+        lead_id: input.lead_id.trim().to_owned(),
+        kind,
+        occurred_at: input.occurred_at,
+        url: input.url.to_owned(),
+        page_kind,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(kind: i32, page_kind: i32) -> ActivityInput<'static> {
+        ActivityInput {
+            idempotency_key: "k",
+            lead_id: "l",
+            kind,
+            occurred_at: Utc::now(),
+            url: "",
+            page_kind,
+        }
+    }
+
+    #[test]
+    fn kind_is_required_and_must_be_known() {
+        let mut v = Violations::new();
+        validate_activity(input(0, 0), &mut v);
+        validate_activity(input(999, 0), &mut v);
+        assert_eq!(v.fields().collect::<Vec<_>>(), ["kind", "kind"]);
+    }
+
+    #[test]
+    fn a_page_view_needs_a_page_kind() {
+        let mut v = Violations::new();
+        validate_activity(input(ActivityKind::PageViewed as i32, 0), &mut v);
+        assert_eq!(v.fields().collect::<Vec<_>>(), ["page_kind"]);
+        let mut ok = Violations::new();
+        validate_activity(
+            input(ActivityKind::PageViewed as i32, PageKind::Pricing as i32),
+            &mut ok,
+        );
+        assert!(ok.is_empty());
+    }
+}

@@ -1,0 +1,4 @@
+//! Capture's rules: identification and validation of what callers send. Pure; no I/O.
+
+pub mod activity;
+pub mod lead;

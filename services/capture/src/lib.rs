@@ -1,0 +1,44 @@
+//! capture — where leads enter Baton: leads, identification by normalised e-mail, idempotent
+//! capture, activities. Produces `LeadCaptured` and `ActivityRecorded` on its event log.
+
+pub mod api;
+pub mod domain;
+pub mod migration;
+pub mod store;
+
+use std::sync::Arc;
+
+use baton_proto::capture::v1::capture_service_server::CaptureServiceServer;
+use baton_shared::{
+    BootError, ServiceName, Settings, TenantId, db,
+    events::EventLog,
+    server::{self, ServeOptions},
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::{server::NamedService, service::Routes};
+
+/// Runs capture on `listener` until `shutdown` fires.
+pub async fn run(
+    settings: Arc<Settings>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), BootError> {
+    let own = settings.service(ServiceName::Capture);
+    let db = db::connect_and_migrate::<migration::Migrator>(&own.database_url, &settings.database)
+        .await?;
+    let log = EventLog::new(db.clone(), settings.events.clone());
+    let api = api::Api::new(store::Store::new(db, log.clone()));
+    let routes =
+        Routes::new(CaptureServiceServer::new(api)).add_service(log.grpc_service(shutdown.clone()));
+    let options = ServeOptions {
+        name: ServiceName::Capture.as_str(),
+        health_names: vec![
+            <CaptureServiceServer<api::Api> as NamedService>::NAME,
+            baton_shared::events::EVENT_LOG_SERVICE_NAME,
+        ],
+        settings: &settings.server,
+        default_tenant: TenantId::new(settings.tenancy.default_tenant.clone()),
+    };
+    server::serve(listener, routes, options, shutdown).await
+}

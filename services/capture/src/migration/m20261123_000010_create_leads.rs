@@ -1,0 +1,92 @@
+use sea_orm_migration::{prelude::*, schema::*};
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("lead")
+                    .col(big_pk_auto("seq"))
+                    .col(string_uniq("lead_id"))
+                    .col(string("tenant_id"))
+                    .col(string("email"))
+                    .col(string("email_normalized"))
+                    .col(string("first_name"))
+                    .col(string("last_name"))
+                    .col(string("company_name"))
+                    .col(string("source_channel"))
+                    .col(string("source_campaign"))
+                    .col(timestamp_with_time_zone("captured_at"))
+                    .col(timestamp_with_time_zone("created_at"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ux_lead_tenant_email")
+                    .table("lead")
+                    .col("tenant_id")
+                    .col("email_normalized")
+                    .unique()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("capture_request")
+                    .col(string("tenant_id"))
+                    .col(string("request_id"))
+                    .col(text("fingerprint"))
+                    .col(string("lead_id"))
+                    .col(boolean("created"))
+                    .col(timestamp_with_time_zone("created_at"))
+                    .primary_key(Index::create().col("tenant_id").col("request_id"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("activity")
+                    .col(big_pk_auto("seq"))
+                    .col(string_uniq("activity_id"))
+                    .col(string("tenant_id"))
+                    .col(string("lead_id"))
+                    .col(string("idempotency_key"))
+                    .col(integer("kind"))
+                    .col(text("url"))
+                    .col(integer("page_kind"))
+                    .col(timestamp_with_time_zone("occurred_at"))
+                    .col(timestamp_with_time_zone("created_at"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ux_activity_tenant_key")
+                    .table("activity")
+                    .col("tenant_id")
+                    .col("idempotency_key")
+                    .unique()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_activity_tenant_lead")
+                    .table("activity")
+                    .col("tenant_id")
+                    .col("lead_id")
+                    .to_owned(),
+            )
+            .await
+    }
+}

@@ -1,0 +1,183 @@
+//! Errors at the edges: what a service answers a caller ([`ApiError`] → `tonic::Status`, with
+//! `google.rpc.BadRequest` field violations for bad input) and what stops a service from starting
+//! ([`BootError`]).
+
+use sea_orm::{DbErr, SqlErr};
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// Field violations collected while validating a request; empty means valid.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Violations(Vec<(String, String)>);
+
+impl Violations {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records that `field` (proto field path, e.g. `source.channel`) is invalid, and why.
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push((field.into(), description.into()));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn fields(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(f, _)| f.as_str())
+    }
+
+    /// `Ok(())` if nothing was recorded, else the violations as an [`ApiError`].
+    pub fn into_result(self) -> Result<(), ApiError> {
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::InvalidArgument(self))
+        }
+    }
+}
+
+/// What a gRPC call can fail with. Every service maps its failures to this one type, and this type
+/// to a `tonic::Status` in exactly one place.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid argument: {}", describe(.0))]
+    InvalidArgument(Violations),
+    #[error("{kind} {id:?} not found")]
+    NotFound { kind: &'static str, id: String },
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("failed precondition {rule}: {description}")]
+    FailedPrecondition { rule: String, description: String },
+    #[error("no tenant on the request")]
+    Unauthenticated,
+    #[error("database: {0}")]
+    Database(#[from] DbErr),
+}
+
+impl ApiError {
+    /// One invalid field.
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        let mut v = Violations::new();
+        v.add(field, description);
+        ApiError::InvalidArgument(v)
+    }
+
+    pub fn not_found(kind: &'static str, id: impl Into<String>) -> Self {
+        ApiError::NotFound {
+            kind,
+            id: id.into(),
+        }
+    }
+}
+
+fn describe(v: &Violations) -> String {
+    v.0.iter()
+        .map(|(f, d)| format!("{f}: {d}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl From<ApiError> for Status {
+    fn from(err: ApiError) -> Self {
+        match err {
+            ApiError::InvalidArgument(violations) => {
+                let mut details = ErrorDetails::new();
+                for (field, description) in &violations.0 {
+                    details.add_bad_request_violation(field.clone(), description.clone());
+                }
+                Status::with_error_details(Code::InvalidArgument, describe(&violations), details)
+            }
+            e @ ApiError::NotFound { .. } => Status::not_found(e.to_string()),
+            ApiError::AlreadyExists(m) => Status::already_exists(m),
+            ApiError::FailedPrecondition { rule, description } => {
+                let mut details = ErrorDetails::new();
+                details.add_precondition_failure_violation(
+                    "RULE",
+                    rule.clone(),
+                    description.clone(),
+                );
+                Status::with_error_details(
+                    Code::FailedPrecondition,
+                    format!("{rule}: {description}"),
+                    details,
+                )
+            }
+            ApiError::Unauthenticated => {
+                Status::unauthenticated("request carries no tenant identity")
+            }
+            ApiError::Database(db) => database_status(&db),
+        }
+    }
+}
+
+/// Maps a database error to a status that tells the caller whether to retry, without leaking SQL.
+pub fn database_status(err: &DbErr) -> Status {
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
+            tracing::warn!(error = %err, "database unavailable");
+            Status::unavailable("database unavailable; retry with backoff")
+        }
+        _ => match err.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => {
+                Status::aborted("concurrent write to the same record; retry")
+            }
+            _ => {
+                tracing::error!(error = %err, "database error");
+                Status::internal("internal database error")
+            }
+        },
+    }
+}
+
+/// Why a service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    #[error("settings: {0}")]
+    Settings(String),
+    #[error("database {url}: {source}")]
+    Database { url: String, source: DbErr },
+    #[error("migrations: {0}")]
+    Migration(DbErr),
+    #[error("telemetry: {0}")]
+    Telemetry(String),
+    #[error("listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("gRPC server: {0}")]
+    Server(#[from] tonic::transport::Error),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_argument_carries_every_field_violation() {
+        let mut v = Violations::new();
+        v.add("email", "must not be empty");
+        v.add("source.channel", "must not be empty");
+        let status: Status = v.into_result().unwrap_err().into();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let bad = status
+            .get_details_bad_request()
+            .expect("BadRequest details");
+        let fields: Vec<_> = bad
+            .field_violations
+            .iter()
+            .map(|f| f.field.as_str())
+            .collect();
+        assert_eq!(fields, ["email", "source.channel"]);
+    }
+
+    #[test]
+    fn not_found_is_not_found() {
+        let status: Status = ApiError::not_found("lead", "x").into();
+        assert_eq!(status.code(), Code::NotFound);
+    }
+}

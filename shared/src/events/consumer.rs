@@ -1,0 +1,242 @@
+//! The consumer side: follow another service's event log and apply each event exactly once.
+
+use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
+
+use baton_proto::events::v1::{Event, SubscribeRequest, event_log_client::EventLogClient};
+use chrono::Utc;
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use sea_orm::{
+    ActiveValue::Set, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
+    TransactionTrait, prelude::*,
+};
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info_span};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use super::{
+    EventLog,
+    store::{event_cursor, event_dead_letter},
+};
+use crate::settings::EventSettings;
+
+/// Why an event could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumeError {
+    /// Retrying may succeed (database busy or down): the event is applied again later.
+    #[error("transient: {0}")]
+    Transient(#[from] DbErr),
+    /// The event can never be applied (e.g. a payload that does not decode): it is recorded in
+    /// `event_dead_letter` and skipped, so one bad event cannot stop the stream.
+    #[error("permanent: {0}")]
+    Permanent(String),
+}
+
+/// What a service does with another service's events.
+pub trait EventHandler: Send + Sync + 'static {
+    /// Applies `event` inside `txn`; the consumer advances its cursor in the same transaction.
+    /// Events of types the handler does not care about must return `Ok(())`.
+    fn handle(
+        &self,
+        txn: &DatabaseTransaction,
+        event: &Event,
+    ) -> impl Future<Output = Result<(), ConsumeError>> + Send;
+}
+
+/// Follows one source's `EventLog` and applies its events with an [`EventHandler`].
+pub struct Consumer<H> {
+    source: String,
+    endpoint: String,
+    db: DatabaseConnection,
+    handler: Arc<H>,
+    settings: EventSettings,
+    /// The consuming service's own log, woken after a handler's transaction commits (handlers may
+    /// append events of their own).
+    own_log: Option<EventLog>,
+}
+
+impl<H: EventHandler> Consumer<H> {
+    /// `source` names the producer (its cursor key, e.g. "capture"); `endpoint` is its gRPC URL.
+    pub fn new(
+        source: impl Into<String>,
+        endpoint: impl Into<String>,
+        db: DatabaseConnection,
+        handler: H,
+        settings: EventSettings,
+        own_log: Option<EventLog>,
+    ) -> Self {
+        Consumer {
+            source: source.into(),
+            endpoint: endpoint.into(),
+            db,
+            handler: Arc::new(handler),
+            settings,
+            own_log,
+        }
+    }
+
+    /// Runs until `shutdown`: connect, subscribe from the stored cursor, apply; on any failure wait
+    /// (exponential backoff) and start again from the stored cursor.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let min = Duration::from_millis(self.settings.reconnect_min_ms);
+        let max = Duration::from_millis(self.settings.reconnect_max_ms);
+        let mut backoff = min;
+        while !shutdown.is_cancelled() {
+            match self.follow(&shutdown).await {
+                Ok(applied_any) if applied_any => backoff = min,
+                Ok(_) => {}
+                Err(reason) => {
+                    tracing::debug!(source = %self.source, %reason, ?backoff, "event stream interrupted; reconnecting")
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.cancelled() => return,
+            }
+            backoff = (backoff * 2).min(max);
+        }
+    }
+
+    /// One connection: returns when the stream ends or fails; `Ok(true)` if it applied anything.
+    async fn follow(&self, shutdown: &CancellationToken) -> Result<bool, String> {
+        let after_position = self.ensure_cursor().await.map_err(|e| e.to_string())?;
+        let mut client = EventLogClient::connect(self.endpoint.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut stream = client
+            .subscribe(SubscribeRequest {
+                after_position,
+                max_batch: 0,
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .into_inner();
+        tracing::info!(source = %self.source, after_position, "following event log");
+        let mut applied_any = false;
+        loop {
+            let next = tokio::select! {
+                next = stream.message() => next,
+                _ = shutdown.cancelled() => return Ok(applied_any),
+            };
+            match next {
+                Ok(Some(event)) => {
+                    self.apply(&event).await.map_err(|e| e.to_string())?;
+                    applied_any = true;
+                }
+                Ok(None) => return Ok(applied_any),
+                Err(status) => return Err(status.to_string()),
+            }
+        }
+    }
+
+    /// The stored position, creating the cursor row at 0 on first use.
+    async fn ensure_cursor(&self) -> Result<i64, DbErr> {
+        let row = event_cursor::ActiveModel {
+            source: Set(self.source.clone()),
+            position: Set(0),
+            updated_at: Set(Utc::now()),
+        };
+        event_cursor::Entity::insert(row)
+            .on_conflict_do_nothing_on([event_cursor::Column::Source])
+            .exec(&self.db)
+            .await?;
+        let cursor = event_cursor::Entity::find_by_id(self.source.clone())
+            .one(&self.db)
+            .await?;
+        Ok(cursor.map_or(0, |c| c.position))
+    }
+
+    /// Applies one event exactly once. The cursor moves first, conditionally: if another replica (or
+    /// an earlier delivery) already moved it past this event, nothing is applied. On PostgreSQL the
+    /// update also locks the cursor row, so concurrent replicas apply each event once.
+    async fn apply(&self, event: &Event) -> Result<(), DbErr> {
+        let span = info_span!("consume", source = %self.source, position = event.position, event_type = %type_of(event));
+        let mut carrier = HashMap::new();
+        carrier.insert("traceparent".to_owned(), event.traceparent.clone());
+        carrier.insert("tracestate".to_owned(), event.tracestate.clone());
+        let _ = span.set_parent(TraceContextPropagator::new().extract(&carrier));
+        async {
+            let txn = self.db.begin().await?;
+            if !self.advance_cursor(&txn, event.position).await? {
+                txn.rollback().await?;
+                return Ok(());
+            }
+            match self.handler.handle(&txn, event).await {
+                Ok(()) => {
+                    txn.commit().await?;
+                    if let Some(log) = &self.own_log {
+                        log.notify_committed();
+                    }
+                    Ok(())
+                }
+                Err(ConsumeError::Transient(e)) => {
+                    txn.rollback().await?;
+                    Err(e)
+                }
+                Err(ConsumeError::Permanent(reason)) => {
+                    txn.rollback().await?;
+                    tracing::error!(%reason, "event cannot be applied; dead-lettered and skipped");
+                    self.dead_letter(event, &reason).await
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn advance_cursor(
+        &self,
+        txn: &DatabaseTransaction,
+        position: i64,
+    ) -> Result<bool, DbErr> {
+        let moved = event_cursor::Entity::update_many()
+            .col_expr(event_cursor::Column::Position, Expr::value(position))
+            .col_expr(event_cursor::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(event_cursor::Column::Source.eq(self.source.as_str()))
+            .filter(event_cursor::Column::Position.lt(position))
+            .exec(txn)
+            .await?;
+        Ok(moved.rows_affected == 1)
+    }
+
+    async fn dead_letter(&self, event: &Event, reason: &str) -> Result<(), DbErr> {
+        let txn = self.db.begin().await?;
+        if self.advance_cursor(&txn, event.position).await? {
+            event_dead_letter::Entity::insert(event_dead_letter::ActiveModel {
+                id: sea_orm::ActiveValue::NotSet,
+                source: Set(self.source.clone()),
+                position: Set(event.position),
+                event_id: Set(event.event_id.clone()),
+                type_url: Set(type_of(event).to_owned()),
+                error: Set(reason.to_owned()),
+                created_at: Set(Utc::now()),
+            })
+            .exec(&txn)
+            .await?;
+        }
+        txn.commit().await
+    }
+}
+
+fn type_of(event: &Event) -> &str {
+    event.payload.as_ref().map_or("", |p| p.type_url.as_str())
+}
+
+/// Decodes the event's payload as `M`: `Ok(None)` if it is another type, a permanent error if it
+/// claims to be `M` but does not decode.
+pub fn decode<M: prost::Message + prost::Name + Default>(
+    event: &Event,
+) -> Result<Option<M>, ConsumeError> {
+    match event
+        .payload
+        .as_ref()
+        .and_then(baton_proto::any::unpack::<M>)
+    {
+        None => Ok(None),
+        Some(Ok(m)) => Ok(Some(m)),
+        Some(Err(e)) => Err(ConsumeError::Permanent(format!(
+            "{} does not decode: {e}",
+            M::full_name()
+        ))),
+    }
+}

@@ -1,0 +1,227 @@
+//! The producer side: appending to the outbox and serving `EventLog/Subscribe`.
+
+use std::{collections::HashMap, pin::Pin, sync::Arc, time::Duration};
+
+use baton_proto::events::v1::{
+    Event, SubscribeRequest,
+    event_log_server::{EventLog as EventLogRpc, EventLogServer},
+};
+use chrono::Utc;
+use futures::Stream;
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use prost::{Message, Name};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Statement,
+    prelude::*,
+};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use super::store::event_log;
+use crate::{error::database_status, settings::EventSettings, tenant::TenantId, time};
+
+/// Key of the advisory lock that orders position assignment in one database (each service has its
+/// own database, so one key per database is enough). Arbitrary but fixed: "baton-ev" in ASCII.
+const EVENT_LOG_LOCK_KEY: i64 = 0x6261_746f_6e2d_6576;
+const MAX_BATCH: u32 = 10_000;
+
+/// A producer's event log: append inside a transaction, notify after commit, serve subscriptions.
+#[derive(Clone)]
+pub struct EventLog {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: DatabaseConnection,
+    settings: EventSettings,
+    committed: watch::Sender<u64>,
+}
+
+impl EventLog {
+    pub fn new(db: DatabaseConnection, settings: EventSettings) -> Self {
+        let (committed, _) = watch::channel(0);
+        EventLog {
+            inner: Arc::new(Inner {
+                db,
+                settings,
+                committed,
+            }),
+        }
+    }
+
+    /// Appends `payload` to the log inside `txn`, the transaction that makes the change it describes.
+    /// Call it as the last write of the transaction: on PostgreSQL it holds the log's ordering lock
+    /// until commit. Carries the current span's W3C trace context.
+    pub async fn append<C, M>(
+        txn: &C,
+        tenant: &TenantId,
+        aggregate_id: &str,
+        payload: &M,
+    ) -> Result<i64, DbErr>
+    where
+        C: ConnectionTrait,
+        M: Message + Name,
+    {
+        if txn.get_database_backend() == DbBackend::Postgres {
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock($1)",
+                [EVENT_LOG_LOCK_KEY.into()],
+            ))
+            .await?;
+        }
+        let mut carrier = HashMap::new();
+        TraceContextPropagator::new()
+            .inject_context(&tracing::Span::current().context(), &mut carrier);
+        let row = event_log::ActiveModel {
+            position: NotSet,
+            event_id: Set(uuid::Uuid::now_v7().to_string()),
+            tenant_id: Set(tenant.as_str().to_owned()),
+            aggregate_id: Set(aggregate_id.to_owned()),
+            type_url: Set(M::type_url()),
+            payload: Set(payload.encode_to_vec()),
+            traceparent: Set(carrier.remove("traceparent").unwrap_or_default()),
+            tracestate: Set(carrier.remove("tracestate").unwrap_or_default()),
+            recorded_at: Set(Utc::now()),
+        };
+        let inserted = event_log::Entity::insert(row).exec(txn).await?;
+        Ok(inserted.last_insert_id)
+    }
+
+    /// Wakes live subscriptions after a transaction that appended events has committed.
+    pub fn notify_committed(&self) {
+        self.inner.committed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Reads up to `limit` events after `after_position`, in position order.
+    pub async fn read(&self, after_position: i64, limit: u32) -> Result<Vec<Event>, DbErr> {
+        let rows = event_log::Entity::find()
+            .filter(event_log::Column::Position.gt(after_position))
+            .order_by_asc(event_log::Column::Position)
+            .limit(u64::from(limit))
+            .all(&self.inner.db)
+            .await?;
+        Ok(rows.into_iter().map(to_proto).collect())
+    }
+
+    /// The highest position in the log, 0 if empty.
+    pub async fn head(&self) -> Result<i64, DbErr> {
+        let last = event_log::Entity::find()
+            .order_by_desc(event_log::Column::Position)
+            .one(&self.inner.db)
+            .await?;
+        Ok(last.map_or(0, |e| e.position))
+    }
+
+    /// The `baton.events.v1.EventLog` gRPC service over this log. Streams end when `shutdown` fires.
+    pub fn grpc_service(&self, shutdown: CancellationToken) -> EventLogServer<EventLogApi> {
+        EventLogServer::new(EventLogApi {
+            log: self.clone(),
+            shutdown,
+        })
+    }
+}
+
+fn to_proto(row: event_log::Model) -> Event {
+    Event {
+        position: row.position,
+        event_id: row.event_id,
+        tenant_id: row.tenant_id,
+        aggregate_id: row.aggregate_id,
+        recorded_at: Some(time::to_proto(row.recorded_at)),
+        payload: Some(prost_types::Any {
+            type_url: row.type_url,
+            value: row.payload,
+        }),
+        traceparent: row.traceparent,
+        tracestate: row.tracestate,
+    }
+}
+
+/// gRPC edge of [`EventLog`].
+pub struct EventLogApi {
+    log: EventLog,
+    shutdown: CancellationToken,
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<Event, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl EventLogRpc for EventLogApi {
+    type SubscribeStream = EventStream;
+
+    async fn subscribe(
+        &self,
+        request: Request<SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let req = request.into_inner();
+        let mut violations = crate::error::Violations::new();
+        if req.after_position < 0 {
+            violations.add("after_position", "must be 0 or greater");
+        }
+        if req.max_batch < 0 || req.max_batch as u32 > MAX_BATCH {
+            violations.add("max_batch", format!("must be between 0 and {MAX_BATCH}"));
+        }
+        violations.into_result()?;
+        let batch = if req.max_batch == 0 {
+            self.log.inner.settings.batch_size
+        } else {
+            req.max_batch as u32
+        };
+        let (tx, rx) = mpsc::channel(batch.clamp(16, 1024) as usize);
+        tokio::spawn(pump(
+            self.log.clone(),
+            req.after_position,
+            batch,
+            tx,
+            self.shutdown.clone(),
+        ));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Feeds one subscription: catch up in batches, then wait for a commit notification (or the poll
+/// interval, for commits by other replicas) and read again. Ends when the client goes away or the
+/// server shuts down.
+async fn pump(
+    log: EventLog,
+    mut position: i64,
+    batch: u32,
+    tx: mpsc::Sender<Result<Event, Status>>,
+    shutdown: CancellationToken,
+) {
+    let mut committed = log.inner.committed.subscribe();
+    let poll = Duration::from_millis(log.inner.settings.poll_interval_ms);
+    loop {
+        committed.borrow_and_update();
+        let events = match log.read(position, batch).await {
+            Ok(events) => events,
+            Err(e) => {
+                let _ = tx.send(Err(database_status(&e))).await;
+                return;
+            }
+        };
+        if events.is_empty() {
+            tokio::select! {
+                _ = committed.changed() => {}
+                _ = tokio::time::sleep(poll) => {}
+                _ = shutdown.cancelled() => return,
+                _ = tx.closed() => return,
+            }
+            continue;
+        }
+        for event in events {
+            position = event.position;
+            tokio::select! {
+                sent = tx.send(Ok(event)) => if sent.is_err() { return },
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+}

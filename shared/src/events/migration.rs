@@ -1,0 +1,74 @@
+//! Migrations for the event tables. A producer's migrator includes [`CreateEventLog`]; a consumer's
+//! includes [`CreateEventConsumerTables`].
+
+use sea_orm_migration::{prelude::*, schema::*};
+
+/// Creates `event_log`, the producer's append-only outbox.
+pub struct CreateEventLog;
+
+impl MigrationName for CreateEventLog {
+    fn name(&self) -> &str {
+        "m20261123_000001_create_event_log"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateEventLog {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("event_log")
+                    .col(big_pk_auto("position"))
+                    .col(string_uniq("event_id"))
+                    .col(string("tenant_id"))
+                    .col(string("aggregate_id"))
+                    .col(string("type_url"))
+                    .col(blob("payload"))
+                    .col(string("traceparent"))
+                    .col(string("tracestate"))
+                    .col(timestamp_with_time_zone("recorded_at"))
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
+/// Creates `event_cursor` and `event_dead_letter`, the consumer's side.
+pub struct CreateEventConsumerTables;
+
+impl MigrationName for CreateEventConsumerTables {
+    fn name(&self) -> &str {
+        "m20261123_000002_create_event_consumer_tables"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateEventConsumerTables {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("event_cursor")
+                    .col(string("source").primary_key())
+                    .col(big_integer("position"))
+                    .col(timestamp_with_time_zone("updated_at"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("event_dead_letter")
+                    .col(big_pk_auto("id"))
+                    .col(string("source"))
+                    .col(big_integer("position"))
+                    .col(string("event_id"))
+                    .col(string("type_url"))
+                    .col(text("error"))
+                    .col(timestamp_with_time_zone("created_at"))
+                    .to_owned(),
+            )
+            .await
+    }
+}

@@ -1,0 +1,69 @@
+//! sea-orm entities of the event tables.
+
+pub mod event_log {
+    use sea_orm::entity::prelude::*;
+
+    /// One event in a producer's log.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "event_log")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub position: i64,
+        #[sea_orm(unique)]
+        pub event_id: String,
+        pub tenant_id: String,
+        pub aggregate_id: String,
+        pub type_url: String,
+        pub payload: Vec<u8>,
+        pub traceparent: String,
+        pub tracestate: String,
+        pub recorded_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod event_cursor {
+    use sea_orm::entity::prelude::*;
+
+    /// How far a consumer has applied one source's log.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "event_cursor")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub source: String,
+        pub position: i64,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod event_dead_letter {
+    use sea_orm::entity::prelude::*;
+
+    /// An event a consumer could never apply (it is skipped, and kept here for an operator).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "event_dead_letter")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub source: String,
+        pub position: i64,
+        pub event_id: String,
+        pub type_url: String,
+        pub error: String,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

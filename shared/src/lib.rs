@@ -1,0 +1,21 @@
+//! What every Baton service shares, so that the five services have one shape and one behaviour at
+//! their edges: typed settings, telemetry, the gRPC server bootstrap (health, reflection, tower
+//! layers, graceful shutdown), database connection, the event backbone (outbox, `EventLog`
+//! service, consumers), tenancy, paging and the error → `tonic::Status` mapping.
+
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod paging;
+pub mod server;
+pub mod settings;
+pub mod telemetry;
+pub mod tenant;
+pub mod time;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::{ApiError, BootError, Violations};
+pub use settings::{ServiceName, Settings};
+pub use tenant::TenantId;

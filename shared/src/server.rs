@@ -1,0 +1,239 @@
+//! The gRPC server every service runs: its own services plus grpc.health.v1 and server reflection
+//! (v1 and v1alpha), behind one stack of tower layers (tracing with W3C trace context, tenant,
+//! load shedding, concurrency limit, timeout), with graceful shutdown.
+
+use std::{
+    collections::HashMap, future::Future, path::PathBuf, process::ExitCode, sync::Arc,
+    time::Duration,
+};
+
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::{
+    Status,
+    service::Routes,
+    transport::{Server, server::TcpIncoming},
+};
+use tonic_health::ServingStatus;
+use tower::{BoxError, ServiceBuilder, util::MapRequestLayer};
+use tower_http::trace::TraceLayer;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::{
+    error::BootError,
+    settings::{ServerSettings, ServiceName, Settings},
+    telemetry,
+    tenant::TenantId,
+};
+
+/// What one service asks the bootstrap to serve.
+pub struct ServeOptions<'a> {
+    /// Short name for logs, e.g. "capture".
+    pub name: &'a str,
+    /// Fully-qualified gRPC service names reported by grpc.health.v1 (e.g. `baton.capture.v1.CaptureService`).
+    pub health_names: Vec<&'static str>,
+    pub settings: &'a ServerSettings,
+    pub default_tenant: TenantId,
+}
+
+/// Binds `addr` (port 0 = any free port).
+pub async fn bind(addr: &str) -> Result<TcpListener, BootError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| BootError::Listen {
+            addr: addr.to_owned(),
+            source,
+        })
+}
+
+/// Serves `routes` on `listener` until `shutdown` fires, then stops accepting, reports NOT_SERVING,
+/// and lets in-flight calls finish for up to the configured grace period.
+pub async fn serve(
+    listener: TcpListener,
+    routes: Routes,
+    options: ServeOptions<'_>,
+    shutdown: CancellationToken,
+) -> Result<(), BootError> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    for name in &options.health_names {
+        health
+            .set_service_status(*name, ServingStatus::Serving)
+            .await;
+    }
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(baton_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| BootError::Settings(format!("reflection: {e}")))?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(baton_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| BootError::Settings(format!("reflection: {e}")))?;
+
+    let tenant = options.default_tenant.clone();
+    let timeout = options.settings.request_timeout();
+    let layers = ServiceBuilder::new()
+        .layer(TraceLayer::new_for_grpc().make_span_with(rpc_span))
+        .layer(MapRequestLayer::new(
+            move |mut req: http::Request<tonic::body::Body>| {
+                req.extensions_mut().insert(tenant.clone());
+                req
+            },
+        ))
+        .map_err(overload_to_status)
+        .load_shed()
+        .concurrency_limit(options.settings.concurrency_limit)
+        .timeout(timeout)
+        .into_inner();
+
+    let local = listener.local_addr()?;
+    tracing::info!(service = options.name, %local, "serving gRPC");
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let grace = options.settings.shutdown_grace();
+    let drained = CancellationToken::new();
+    let signal = {
+        let shutdown = shutdown.clone();
+        let health = health.clone();
+        let names = options.health_names.clone();
+        async move {
+            shutdown.cancelled().await;
+            for name in names {
+                health
+                    .set_service_status(name, ServingStatus::NotServing)
+                    .await;
+            }
+        }
+    };
+    let server = Server::builder()
+        .layer(layers)
+        .add_routes(routes)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .serve_with_incoming_shutdown(incoming, signal);
+    let name = options.name.to_owned();
+    let grace_timer = {
+        let drained = drained.clone();
+        async move {
+            shutdown.cancelled().await;
+            tokio::select! {
+                _ = tokio::time::sleep(grace) => tracing::warn!(service = %name, ?grace, "grace period over; dropping calls still in flight"),
+                _ = drained.cancelled() => {}
+            }
+        }
+    };
+    tokio::select! {
+        result = server => { drained.cancel(); result?; }
+        _ = grace_timer => {}
+    }
+    tracing::info!(service = options.name, "stopped");
+    Ok(())
+}
+
+/// Maps the errors of tower's timeout and load-shed layers to gRPC statuses callers can act on.
+fn overload_to_status(err: BoxError) -> BoxError {
+    if err.is::<tower::timeout::error::Elapsed>() {
+        Box::new(Status::deadline_exceeded("request timed out on the server"))
+    } else if err.is::<tower::load_shed::error::Overloaded>() {
+        Box::new(Status::resource_exhausted(
+            "server is at its concurrency limit; retry with backoff",
+        ))
+    } else {
+        err
+    }
+}
+
+/// One span per RPC, child of the caller's W3C trace context when the request carries one.
+fn rpc_span<B>(req: &http::Request<B>) -> tracing::Span {
+    let span = tracing::info_span!("rpc", rpc = %req.uri().path(), otel.kind = "server");
+    let carrier: HashMap<String, String> = ["traceparent", "tracestate"]
+        .into_iter()
+        .filter_map(|k| {
+            req.headers()
+                .get(k)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| (k.to_owned(), v.to_owned()))
+        })
+        .collect();
+    if !carrier.is_empty() {
+        let _ = span.set_parent(TraceContextPropagator::new().extract(&carrier));
+    }
+    span
+}
+
+/// Waits for SIGTERM or SIGINT, then cancels `token`.
+pub async fn cancel_on_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    token.cancel();
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown requested; draining in-flight calls");
+    token.cancel();
+}
+
+/// Sleeps `d` unless `token` fires first; returns false if it fired.
+pub async fn sleep_or_cancel(d: Duration, token: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => true,
+        _ = token.cancelled() => false,
+    }
+}
+
+/// `main` of a service binary and of `baton serve <service>`: load settings (`--config FILE`
+/// optional), start telemetry, bind the service's `listen` address, run until SIGTERM/SIGINT.
+pub async fn run_standalone<F, Fut>(name: ServiceName, run: F) -> ExitCode
+where
+    F: FnOnce(Arc<Settings>, TcpListener, CancellationToken) -> Fut,
+    Fut: Future<Output = Result<(), BootError>>,
+{
+    let args: Vec<String> = std::env::args().collect();
+    let config = args
+        .iter()
+        .position(|a| a == "--config")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from);
+    match run_one(name, config, run).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one service with settings from `config` (see [`run_standalone`]).
+pub async fn run_one<F, Fut>(
+    name: ServiceName,
+    config: Option<PathBuf>,
+    run: F,
+) -> Result<(), BootError>
+where
+    F: FnOnce(Arc<Settings>, TcpListener, CancellationToken) -> Fut,
+    Fut: Future<Output = Result<(), BootError>>,
+{
+    let settings = Arc::new(Settings::load(config.as_deref())?);
+    let _telemetry = telemetry::init(&settings.telemetry, &format!("baton-{name}"))?;
+    let listener = bind(&settings.service(name).listen).await?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    run(settings, listener, shutdown).await
+}

@@ -1,0 +1,228 @@
+//! Typed settings, loaded in one place with the precedence
+//! built-in defaults < `./baton.toml` < `--config FILE` < environment `BATON__SECTION__KEY`.
+
+use std::{fmt, path::Path, str::FromStr, time::Duration};
+
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+
+use crate::error::BootError;
+
+/// The defaults, as a TOML document (also the reference for every key).
+pub const DEFAULTS_TOML: &str = include_str!("defaults.toml");
+
+/// Every setting of every service. Each service reads its own section and its peers' `endpoint`s.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub telemetry: TelemetrySettings,
+    pub tenancy: TenancySettings,
+    pub events: EventSettings,
+    pub database: DatabaseSettings,
+    pub capture: ServiceSettings,
+    pub nurture: ServiceSettings,
+    pub qualification: ServiceSettings,
+    pub distribution: ServiceSettings,
+    pub reporting: ServiceSettings,
+}
+
+/// How one service listens, where its peers reach it, and which database it owns.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServiceSettings {
+    /// Socket address to bind, e.g. `127.0.0.1:50051`; port 0 picks a free port.
+    pub listen: String,
+    /// URL other services use to reach this one, e.g. `http://capture:50051` on Kubernetes.
+    pub endpoint: String,
+    /// sea-orm URL of the service's own database (`sqlite://data/capture.db?mode=rwc`, `postgres://…`).
+    pub database_url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    /// Deadline for one unary call (and for opening a stream), in milliseconds.
+    pub request_timeout_ms: u64,
+    /// Calls served at once per service; more wait, and are shed when the queue is full.
+    pub concurrency_limit: usize,
+    /// After SIGTERM/SIGINT, how long in-flight calls may take to finish before the server stops.
+    pub shutdown_grace_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TelemetrySettings {
+    /// `tracing` filter directives, e.g. `info,baton=debug`.
+    pub log_filter: String,
+    /// One JSON object per log line (for Kubernetes log collectors) instead of human-readable text.
+    pub json_logs: bool,
+    /// OTLP/gRPC collector endpoint, e.g. `http://otel-collector:4317`; empty = no export.
+    pub otlp_endpoint: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TenancySettings {
+    /// Tenant of every request in the embedded mode (until requests carry an identity).
+    pub default_tenant: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct EventSettings {
+    /// How often a subscription re-reads the log when no commit notification arrived (other replicas).
+    pub poll_interval_ms: u64,
+    /// Events read from the database per round trip.
+    pub batch_size: u32,
+    /// Consumer reconnect backoff: first delay and cap, in milliseconds.
+    pub reconnect_min_ms: u64,
+    pub reconnect_max_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    /// Pool size for PostgreSQL.
+    pub max_connections: u32,
+    /// Pool size for SQLite. 1 serialises access, which is what SQLite's single writer does anyway,
+    /// and avoids SQLITE_BUSY on lock upgrades.
+    pub sqlite_max_connections: u32,
+    /// How long a caller waits for a pooled connection, in milliseconds.
+    pub acquire_timeout_ms: u64,
+}
+
+impl ServerSettings {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_seconds)
+    }
+}
+
+impl Settings {
+    /// Loads settings: defaults, then `./baton.toml` if present, then `config_file` (must exist),
+    /// then environment variables `BATON__SECTION__KEY` (e.g. `BATON__CAPTURE__LISTEN`).
+    pub fn load(config_file: Option<&Path>) -> Result<Self, BootError> {
+        let mut builder = Config::builder()
+            .add_source(File::from_str(DEFAULTS_TOML, FileFormat::Toml))
+            .add_source(
+                File::with_name("baton.toml")
+                    .format(FileFormat::Toml)
+                    .required(false),
+            );
+        if let Some(path) = config_file {
+            builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
+        }
+        builder = builder.add_source(
+            Environment::with_prefix("BATON")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        );
+        Self::from_config(builder.build())
+    }
+
+    /// The built-in defaults only (tests start from these and override what they need).
+    pub fn defaults() -> Result<Self, BootError> {
+        Self::from_config(
+            Config::builder()
+                .add_source(File::from_str(DEFAULTS_TOML, FileFormat::Toml))
+                .build(),
+        )
+    }
+
+    fn from_config(config: Result<Config, config::ConfigError>) -> Result<Self, BootError> {
+        config
+            .and_then(|c| c.try_deserialize::<Settings>())
+            .map_err(|e| BootError::Settings(e.to_string()))
+    }
+
+    pub fn service(&self, name: ServiceName) -> &ServiceSettings {
+        match name {
+            ServiceName::Capture => &self.capture,
+            ServiceName::Nurture => &self.nurture,
+            ServiceName::Qualification => &self.qualification,
+            ServiceName::Distribution => &self.distribution,
+            ServiceName::Reporting => &self.reporting,
+        }
+    }
+
+    pub fn service_mut(&mut self, name: ServiceName) -> &mut ServiceSettings {
+        match name {
+            ServiceName::Capture => &mut self.capture,
+            ServiceName::Nurture => &mut self.nurture,
+            ServiceName::Qualification => &mut self.qualification,
+            ServiceName::Distribution => &mut self.distribution,
+            ServiceName::Reporting => &mut self.reporting,
+        }
+    }
+}
+
+/// The five services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ServiceName {
+    Capture,
+    Nurture,
+    Qualification,
+    Distribution,
+    Reporting,
+}
+
+impl ServiceName {
+    pub const ALL: [ServiceName; 5] = [
+        ServiceName::Capture,
+        ServiceName::Nurture,
+        ServiceName::Qualification,
+        ServiceName::Distribution,
+        ServiceName::Reporting,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceName::Capture => "capture",
+            ServiceName::Nurture => "nurture",
+            ServiceName::Qualification => "qualification",
+            ServiceName::Distribution => "distribution",
+            ServiceName::Reporting => "reporting",
+        }
+    }
+}
+
+impl fmt::Display for ServiceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ServiceName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|n| n.as_str() == s)
+            .ok_or_else(|| format!("unknown service {s:?}; expected one of capture, nurture, qualification, distribution, reporting"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse_and_name_the_documented_ports() {
+        let s = Settings::defaults().unwrap();
+        assert_eq!(s.capture.listen, "127.0.0.1:50051");
+        assert_eq!(s.nurture.listen, "127.0.0.1:50052");
+        assert_eq!(s.qualification.listen, "127.0.0.1:50053");
+        assert_eq!(s.distribution.listen, "127.0.0.1:50054");
+        assert_eq!(s.reporting.listen, "127.0.0.1:50055");
+        assert!(
+            s.capture
+                .database_url
+                .starts_with("sqlite://data/capture.db")
+        );
+    }
+
+    #[test]
+    fn service_names_round_trip() {
+        for n in ServiceName::ALL {
+            assert_eq!(n.as_str().parse::<ServiceName>().unwrap(), n);
+        }
+        assert!("billing".parse::<ServiceName>().is_err());
+    }
+}

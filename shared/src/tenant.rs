@@ -1,0 +1,37 @@
+//! The tenant of a request. Every row and every query carries it (DESIGN rule 4).
+//!
+//! A tower layer puts the tenant into each request's extensions; handlers read it with
+//! [`TenantId::of`]. In the embedded mode every request belongs to the configured default tenant;
+//! an authenticating layer will replace the default-tenant layer of `server` when requests carry an identity.
+
+use std::fmt;
+
+use crate::error::ApiError;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TenantId(String);
+
+impl TenantId {
+    pub fn new(id: impl Into<String>) -> Self {
+        TenantId(id.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The tenant a layer attached to this request.
+    pub fn of<T>(request: &tonic::Request<T>) -> Result<TenantId, ApiError> {
+        request
+            .extensions()
+            .get::<TenantId>()
+            .cloned()
+            .ok_or(ApiError::Unauthenticated)
+    }
+}
+
+impl fmt::Display for TenantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}

@@ -1,0 +1,181 @@
+//! Test helpers (feature `testing`): a fresh database per test — a temporary SQLite file, or, when
+//! `BATON_TEST_DATABASE_URL` points at a PostgreSQL server, a new database there, dropped afterwards.
+
+use std::{path::PathBuf, sync::Arc};
+
+use rand::Rng;
+use sea_orm::{ConnectionTrait, Database};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::settings::{ServiceName, Settings};
+
+/// The environment variable naming the PostgreSQL server tests use instead of SQLite.
+pub const TEST_DATABASE_URL_ENV: &str = "BATON_TEST_DATABASE_URL";
+
+/// A database that exists for one test.
+pub struct TestDatabase {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    postgres: Option<(String, String)>,
+}
+
+impl TestDatabase {
+    /// Creates a fresh database labelled `label` (letters, digits, underscores).
+    pub async fn new(label: &str) -> TestDatabase {
+        match std::env::var(TEST_DATABASE_URL_ENV)
+            .ok()
+            .filter(|u| !u.is_empty())
+        {
+            Some(admin_url) => {
+                let suffix: u64 = rand::rng().random();
+                let name = format!("baton_t_{label}_{suffix:x}");
+                let admin = Database::connect(admin_url.as_str())
+                    .await
+                    .unwrap_or_else(|e| panic!("{TEST_DATABASE_URL_ENV} unreachable: {e}"));
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("create test database");
+                admin.close().await.ok();
+                TestDatabase {
+                    url: replace_database(&admin_url, &name),
+                    _dir: None,
+                    postgres: Some((admin_url, name)),
+                }
+            }
+            None => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let path: PathBuf = dir.path().join(format!("{label}.db"));
+                TestDatabase {
+                    url: format!("sqlite://{}?mode=rwc", path.display()),
+                    _dir: Some(dir),
+                    postgres: None,
+                }
+            }
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some((admin_url, name)) = self.postgres.take() {
+            // Drop runs outside any runtime guarantee: use a private one on a plain thread.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                rt.block_on(async {
+                    let admin = Database::connect(admin_url.as_str()).await.ok()?;
+                    admin
+                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await
+                        .ok()?;
+                    admin.close().await.ok()
+                })
+            })
+            .join();
+        }
+    }
+}
+
+fn replace_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// Default settings with every service on 127.0.0.1:0, fast reconnects, and the given databases.
+pub fn settings_with(databases: &[(ServiceName, &TestDatabase)]) -> Settings {
+    let mut s = Settings::defaults().expect("defaults parse");
+    s.events.poll_interval_ms = 200;
+    s.events.reconnect_min_ms = 20;
+    s.events.reconnect_max_ms = 500;
+    s.server.shutdown_grace_seconds = 5;
+    for name in ServiceName::ALL {
+        s.service_mut(name).listen = "127.0.0.1:0".into();
+    }
+    for (name, db) in databases {
+        s.service_mut(*name).database_url = db.url.clone();
+    }
+    s
+}
+
+/// Binds an ephemeral port and records its address as the service's endpoint in `settings`.
+pub async fn bind_ephemeral(settings: &mut Settings, name: ServiceName) -> TcpListener {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    settings.service_mut(name).endpoint =
+        format!("http://{}", listener.local_addr().expect("addr"));
+    listener
+}
+
+/// A service running in the test's runtime.
+pub struct RunningService {
+    pub endpoint: String,
+    pub shutdown: CancellationToken,
+    pub handle: tokio::task::JoinHandle<Result<(), crate::BootError>>,
+}
+
+impl RunningService {
+    /// Stops the service and waits for it to finish.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.handle
+            .await
+            .expect("service task")
+            .expect("service stopped cleanly");
+    }
+}
+
+/// Spawns `run(settings, listener, shutdown)` for `name`, on the listener already bound for it.
+pub fn spawn<F, Fut>(
+    name: ServiceName,
+    settings: &Arc<Settings>,
+    listener: TcpListener,
+    run: F,
+) -> RunningService
+where
+    F: FnOnce(Arc<Settings>, TcpListener, CancellationToken) -> Fut,
+    Fut: Future<Output = Result<(), crate::BootError>> + Send + 'static,
+{
+    let shutdown = CancellationToken::new();
+    let handle = tokio::spawn(run(settings.clone(), listener, shutdown.clone()));
+    RunningService {
+        endpoint: settings.service(name).endpoint.clone(),
+        shutdown,
+        handle,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_name_is_replaced() {
+        assert_eq!(
+            super::replace_database(
+                "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
+                "x"
+            ),
+            "postgres://postgres@127.0.0.1:5432/x?sslmode=disable"
+        );
+        assert_eq!(
+            super::replace_database("postgres://127.0.0.1", "x"),
+            "postgres://127.0.0.1/x"
+        );
+    }
+}

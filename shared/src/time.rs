@@ -1,0 +1,73 @@
+//! Conversions between `google.protobuf.Timestamp` and `chrono`, and validation of caller times.
+
+use chrono::{DateTime, Utc};
+
+use crate::error::Violations;
+
+pub fn to_proto(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+pub fn to_proto_opt(t: Option<DateTime<Utc>>) -> Option<prost_types::Timestamp> {
+    t.map(to_proto)
+}
+
+/// Converts a timestamp, or `None` if it is out of range.
+pub fn from_proto(t: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
+    if !(0..1_000_000_000).contains(&t.nanos) {
+        return None;
+    }
+    DateTime::from_timestamp(t.seconds, t.nanos as u32)
+}
+
+/// A caller-supplied time of a past event: defaults to `now`, must be valid and not in the future
+/// (a little clock skew is tolerated).
+pub fn past_or_now(
+    field: &str,
+    t: Option<&prost_types::Timestamp>,
+    now: DateTime<Utc>,
+    violations: &mut Violations,
+) -> DateTime<Utc> {
+    const SKEW_SECONDS: i64 = 300;
+    match t {
+        None => now,
+        Some(t) => match from_proto(t) {
+            None => {
+                violations.add(field, "not a valid timestamp");
+                now
+            }
+            Some(at) if at > now + chrono::Duration::seconds(SKEW_SECONDS) => {
+                violations.add(field, "must not be in the future");
+                now
+            }
+            Some(at) => at,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_with_nanoseconds() {
+        let t = DateTime::from_timestamp(1_700_000_000, 123_456_789).unwrap();
+        assert_eq!(from_proto(&to_proto(t)), Some(t));
+    }
+
+    #[test]
+    fn future_times_are_rejected() {
+        let now = Utc::now();
+        let mut v = Violations::new();
+        past_or_now(
+            "occurred_at",
+            Some(&to_proto(now + chrono::Duration::days(1))),
+            now,
+            &mut v,
+        );
+        assert_eq!(v.fields().collect::<Vec<_>>(), ["occurred_at"]);
+    }
+}
