@@ -1,1 +1,97 @@
-fn main() {}
+//! `baton`: run the whole suite (`up`), one service (`serve`), migrations, or the demo.
+
+use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
+
+use baton::{demo, suite};
+use baton_shared::{ServiceName, Settings, server, telemetry};
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "baton",
+    version,
+    about = "Lead handoff from marketing to inside sales to field sales, over gRPC"
+)]
+struct Cli {
+    /// Settings file (TOML); overrides ./baton.toml, overridden by BATON__SECTION__KEY variables.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run all five services in this process (SQLite under ./data by default).
+    Up,
+    /// Run one service against the database its settings name (PostgreSQL in production).
+    Serve {
+        /// capture, nurture, qualification, distribution or reporting.
+        service: ServiceName,
+    },
+    /// Apply pending migrations to one service's database, or to all five, and exit.
+    Migrate { service: Option<ServiceName> },
+    /// Drive a small lead flow through a running suite and print the funnel.
+    Demo {
+        /// Leads to capture.
+        #[arg(long, default_value_t = 20)]
+        leads: usize,
+        /// Reps to create.
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("baton: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { service } => {
+            server::run_one(service, cli.config, move |s, l, t| {
+                suite::run_service(service, s, l, t)
+            })
+            .await?;
+        }
+        Command::Up => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            let _telemetry = telemetry::init(&settings.telemetry, "baton")?;
+            let suite = suite::Suite::start(settings).await?;
+            println!("baton is up (Ctrl-C to stop):");
+            for (name, endpoint) in suite.endpoints() {
+                println!("  {:<14} {endpoint}", name.as_str());
+            }
+            let shutdown = CancellationToken::new();
+            tokio::spawn(server::cancel_on_signal(shutdown.clone()));
+            suite.run_until(shutdown).await?;
+        }
+        Command::Migrate { service } => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            for name in service.map_or(ServiceName::ALL.to_vec(), |s| vec![s]) {
+                suite::migrate_service(name, &settings).await?;
+                println!("{name}: migrated");
+            }
+        }
+        Command::Demo { leads, reps } => {
+            let settings = Arc::new(Settings::load(cli.config.as_deref())?);
+            let plan = demo::DemoPlan {
+                leads,
+                reps,
+                ..Default::default()
+            };
+            let funnel = demo::run(&settings, &plan, Duration::from_secs(30)).await?;
+            print!("{}", demo::render(&funnel));
+        }
+    }
+    Ok(())
+}

@@ -1,1 +1,57 @@
+//! nurture — sequences of touches that keep leads warm until they are ready for sales. Consumes
+//! capture's `LeadCaptured`; produces `LeadEnrolled`.
 
+pub mod api;
+pub mod consume;
+pub mod domain;
+pub mod migration;
+pub mod store;
+
+use std::sync::Arc;
+
+use baton_proto::nurture::v1::nurture_service_server::NurtureServiceServer;
+use baton_shared::{
+    BootError, ServiceName, Settings, TenantId, db,
+    events::{Consumer, EVENT_LOG_SERVICE_NAME, EventLog},
+    server::{self, ServeOptions},
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::{server::NamedService, service::Routes};
+
+/// Runs nurture on `listener` until `shutdown` fires.
+pub async fn run(
+    settings: Arc<Settings>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), BootError> {
+    let own = settings.service(ServiceName::Nurture);
+    let db = db::connect_and_migrate::<migration::Migrator>(&own.database_url, &settings.database)
+        .await?;
+    let log = EventLog::new(db.clone(), settings.events.clone());
+    let from_capture = Consumer::new(
+        ServiceName::Capture.as_str(),
+        settings.capture.endpoint.clone(),
+        db.clone(),
+        consume::CaptureEvents,
+        settings.events.clone(),
+        Some(log.clone()),
+    );
+    let consumers = tokio::spawn(from_capture.run(shutdown.clone()));
+    let api = api::Api::new(store::Store::new(db));
+    let routes =
+        Routes::new(NurtureServiceServer::new(api)).add_service(log.grpc_service(shutdown.clone()));
+    let options = ServeOptions {
+        name: ServiceName::Nurture.as_str(),
+        health_names: vec![
+            <NurtureServiceServer<api::Api> as NamedService>::NAME,
+            EVENT_LOG_SERVICE_NAME,
+        ],
+        settings: &settings.server,
+        default_tenant: TenantId::new(settings.tenancy.default_tenant.clone()),
+    };
+    let served = server::serve(listener, routes, options, shutdown.clone()).await;
+    shutdown.cancel();
+    let _ = consumers.await;
+    served
+}

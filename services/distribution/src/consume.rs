@@ -1,0 +1,29 @@
+//! What distribution does with qualification's events: assign each new MQL.
+
+use baton_proto::qualification::v1::{Stage, StageChanged};
+use baton_shared::{
+    TenantId,
+    events::{ConsumeError, Event, EventHandler, consumer::decode},
+};
+use sea_orm::DatabaseTransaction;
+
+use crate::store;
+
+/// Handler for qualification's event log.
+pub struct QualificationEvents;
+
+impl EventHandler for QualificationEvents {
+    async fn handle(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), ConsumeError> {
+        if let Some(changed) = decode::<StageChanged>(event)?
+            && changed.to_stage == Stage::Mql as i32
+        {
+            store::assign_mql(
+                txn,
+                &TenantId::new(event.tenant_id.clone()),
+                &changed.lead_id,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}

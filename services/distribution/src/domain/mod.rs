@@ -1,0 +1,4 @@
+//! Distribution's rules: who gets the next lead, and what a valid rep is. Pure; no I/O.
+
+pub mod reps;
+pub mod round_robin;

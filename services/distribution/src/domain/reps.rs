@@ -1,0 +1,60 @@
+//! Reps: what a valid rep is.
+
+use baton_shared::Violations;
+
+const MAX_NAME_LEN: usize = 200;
+const MAX_KEY_LEN: usize = 128;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRep {
+    pub request_id: String,
+    pub name: String,
+    pub email: String,
+    pub email_normalized: String,
+    pub active: bool,
+}
+
+pub fn validate_rep(
+    request_id: &str,
+    name: &str,
+    email: &str,
+    active: bool,
+    violations: &mut Violations,
+) -> NewRep {
+    if request_id.trim().is_empty() {
+        violations.add("request_id", "is required");
+    } else if request_id.len() > MAX_KEY_LEN {
+        violations.add("request_id", format!("must be at most {MAX_KEY_LEN} bytes"));
+    }
+    let name = name.trim();
+    if name.is_empty() {
+        violations.add("name", "is required");
+    } else if name.len() > MAX_NAME_LEN {
+        violations.add("name", format!("must be at most {MAX_NAME_LEN} bytes"));
+    }
+    let email_normalized = email.trim().to_lowercase();
+    match email_normalized.split_once('@') {
+        Some((local, domain))
+            if !local.is_empty() && domain.contains('.') && !domain.contains('@') => {}
+        _ => violations.add("email", "is not an e-mail address"),
+    }
+    NewRep {
+        request_id: request_id.trim().to_owned(),
+        name: name.to_owned(),
+        email: email.trim().to_owned(),
+        email_normalized,
+        active,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_and_email_are_required() {
+        let mut v = Violations::new();
+        validate_rep("r", " ", "nope", true, &mut v);
+        assert_eq!(v.fields().collect::<Vec<_>>(), ["name", "email"]);
+    }
+}

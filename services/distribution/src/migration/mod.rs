@@ -1,0 +1,18 @@
+//! distribution's migrations (its own database only).
+
+use sea_orm_migration::prelude::*;
+
+mod m20261123_000010_create_reps_and_assignments;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(baton_shared::events::migration::CreateEventLog),
+            Box::new(baton_shared::events::migration::CreateEventConsumerTables),
+            Box::new(m20261123_000010_create_reps_and_assignments::Migration),
+        ]
+    }
+}

@@ -1,0 +1,35 @@
+//! What nurture does with capture's events: enrol each new lead in the welcome sequence.
+
+use baton_proto::capture::v1::LeadCaptured;
+use baton_shared::{
+    TenantId,
+    events::{ConsumeError, Event, EventHandler, consumer::decode},
+    time,
+};
+use chrono::Utc;
+use sea_orm::DatabaseTransaction;
+
+use crate::store;
+
+/// Handler for capture's event log.
+pub struct CaptureEvents;
+
+impl EventHandler for CaptureEvents {
+    async fn handle(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), ConsumeError> {
+        if let Some(captured) = decode::<LeadCaptured>(event)? {
+            let captured_at = captured
+                .captured_at
+                .as_ref()
+                .and_then(time::from_proto)
+                .unwrap_or_else(Utc::now);
+            store::enroll_in_welcome(
+                txn,
+                &TenantId::new(event.tenant_id.clone()),
+                &captured.lead_id,
+                captured_at,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}

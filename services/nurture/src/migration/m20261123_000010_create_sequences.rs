@@ -1,0 +1,75 @@
+use sea_orm_migration::{prelude::*, schema::*};
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("sequence")
+                    .col(big_pk_auto("seq"))
+                    .col(string_uniq("sequence_id"))
+                    .col(string("tenant_id"))
+                    .col(string("key"))
+                    .col(string("name"))
+                    .col(timestamp_with_time_zone("created_at"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ux_sequence_tenant_key")
+                    .table("sequence")
+                    .col("tenant_id")
+                    .col("key")
+                    .unique()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("sequence_step")
+                    .col(big_pk_auto("seq"))
+                    .col(string("sequence_id"))
+                    .col(integer("position"))
+                    .col(string("template"))
+                    .col(integer("delay_hours"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("enrollment")
+                    .col(big_pk_auto("seq"))
+                    .col(string_uniq("enrollment_id"))
+                    .col(string("tenant_id"))
+                    .col(string("lead_id"))
+                    .col(string("sequence_id"))
+                    .col(string("sequence_key"))
+                    .col(integer("state"))
+                    .col(integer("next_step"))
+                    .col(timestamp_with_time_zone_null("next_step_due_at"))
+                    .col(timestamp_with_time_zone("enrolled_at"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ux_enrollment_lead_sequence")
+                    .table("enrollment")
+                    .col("tenant_id")
+                    .col("lead_id")
+                    .col("sequence_id")
+                    .unique()
+                    .to_owned(),
+            )
+            .await
+    }
+}

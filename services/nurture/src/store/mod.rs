@@ -1,0 +1,156 @@
+//! nurture's persistence: sequences as rows, enrolments with their events.
+
+pub mod entities;
+
+use baton_proto::nurture::v1::{self as pb, EnrollmentState, LeadEnrolled};
+use baton_shared::events::EventLog;
+use baton_shared::{ApiError, TenantId, paging::Page, time};
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    prelude::*,
+};
+
+use crate::domain::sequences::{self, WELCOME_SEQUENCE_TOML};
+use entities::{enrollment, sequence, sequence_step};
+
+#[derive(Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+impl Store {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Store { db }
+    }
+
+    pub async fn list_enrollments(
+        &self,
+        tenant: &TenantId,
+        page: Page,
+        lead_id: Option<&str>,
+    ) -> Result<(Vec<enrollment::Model>, String), ApiError> {
+        let mut query = enrollment::Entity::find()
+            .filter(enrollment::Column::TenantId.eq(tenant.as_str()))
+            .filter(enrollment::Column::Seq.gt(page.after_seq));
+        if let Some(lead_id) = lead_id {
+            query = query.filter(enrollment::Column::LeadId.eq(lead_id));
+        }
+        let mut rows = query
+            .order_by_asc(enrollment::Column::Seq)
+            .limit(page.limit + 1)
+            .all(&self.db)
+            .await?;
+        let token = page.next_token(&rows.iter().map(|r| r.seq).collect::<Vec<_>>());
+        rows.truncate(page.limit as usize);
+        Ok((rows, token))
+    }
+}
+
+/// Enrols a newly captured lead in the welcome sequence, once (a repeated event changes nothing).
+pub async fn enroll_in_welcome<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+    captured_at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let (sequence, delays) = welcome_sequence(txn, tenant).await?;
+    let existing = enrollment::Entity::find()
+        .filter(enrollment::Column::TenantId.eq(tenant.as_str()))
+        .filter(enrollment::Column::LeadId.eq(lead_id))
+        .filter(enrollment::Column::SequenceId.eq(sequence.sequence_id.as_str()))
+        .one(txn)
+        .await?;
+    if existing.is_some() {
+        return Ok(());
+    }
+    let row = enrollment::ActiveModel {
+        seq: NotSet,
+        enrollment_id: Set(uuid::Uuid::now_v7().to_string()),
+        tenant_id: Set(tenant.to_string()),
+        lead_id: Set(lead_id.to_owned()),
+        sequence_id: Set(sequence.sequence_id.clone()),
+        sequence_key: Set(sequence.key.clone()),
+        state: Set(EnrollmentState::Active as i32),
+        next_step: Set(0),
+        next_step_due_at: Set(sequences::first_step_due(&delays, captured_at)),
+        enrolled_at: Set(Utc::now()),
+    }
+    .insert(txn)
+    .await?;
+    EventLog::append(
+        txn,
+        tenant,
+        lead_id,
+        &LeadEnrolled {
+            enrollment: Some(enrollment_to_proto(&row)),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// The tenant's welcome sequence and its step delays, seeding it from the default definition.
+async fn welcome_sequence<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+) -> Result<(sequence::Model, Vec<u32>), DbErr> {
+    let def = sequences::parse_sequence(WELCOME_SEQUENCE_TOML)
+        .map_err(|e| DbErr::Custom(format!("welcome sequence definition: {e}")))?;
+    let found = sequence::Entity::find()
+        .filter(sequence::Column::TenantId.eq(tenant.as_str()))
+        .filter(sequence::Column::Key.eq(def.key.as_str()))
+        .one(txn)
+        .await?;
+    let sequence = match found {
+        Some(s) => s,
+        None => {
+            let s = sequence::ActiveModel {
+                seq: NotSet,
+                sequence_id: Set(uuid::Uuid::now_v7().to_string()),
+                tenant_id: Set(tenant.to_string()),
+                key: Set(def.key.clone()),
+                name: Set(def.name.clone()),
+                created_at: Set(Utc::now()),
+            }
+            .insert(txn)
+            .await?;
+            let steps = def
+                .steps
+                .iter()
+                .enumerate()
+                .map(|(i, step)| sequence_step::ActiveModel {
+                    seq: NotSet,
+                    sequence_id: Set(s.sequence_id.clone()),
+                    position: Set(i as i32),
+                    template: Set(step.template.clone()),
+                    delay_hours: Set(step.delay_hours as i32),
+                });
+            sequence_step::Entity::insert_many(steps).exec(txn).await?;
+            s
+        }
+    };
+    let delays = sequence_step::Entity::find()
+        .filter(sequence_step::Column::SequenceId.eq(sequence.sequence_id.as_str()))
+        .order_by_asc(sequence_step::Column::Position)
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|s| s.delay_hours.max(0) as u32)
+        .collect();
+    Ok((sequence, delays))
+}
+
+pub fn enrollment_to_proto(e: &enrollment::Model) -> pb::Enrollment {
+    pb::Enrollment {
+        enrollment_id: e.enrollment_id.clone(),
+        lead_id: e.lead_id.clone(),
+        sequence_id: e.sequence_id.clone(),
+        sequence_key: e.sequence_key.clone(),
+        state: e.state,
+        next_step: e.next_step,
+        next_step_due_at: time::to_proto_opt(e.next_step_due_at),
+        enrolled_at: Some(time::to_proto(e.enrolled_at)),
+    }
+}

@@ -1,0 +1,4 @@
+//! Qualification's rules: scoring and lifecycle stages. Pure; no I/O.
+
+pub mod scoring;
+pub mod stages;

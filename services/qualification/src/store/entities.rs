@@ -1,0 +1,113 @@
+//! sea-orm entities of qualification's tables.
+
+pub mod scoring_model {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "scoring_model")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub seq: i64,
+        pub model_id: String,
+        pub tenant_id: String,
+        pub version: i32,
+        pub mql_threshold: i64,
+        pub active: bool,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod scoring_rule {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "scoring_rule")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub seq: i64,
+        pub model_id: String,
+        pub rule_key: String,
+        pub description: String,
+        pub activity_kind: i32,
+        pub page_kind: i32,
+        pub points: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod lead_score {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "lead_score")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub seq: i64,
+        pub tenant_id: String,
+        pub lead_id: String,
+        pub score: i64,
+        pub stage: i32,
+        pub model_id: String,
+        pub model_version: i32,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod score_entry {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "score_entry")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub seq: i64,
+        pub tenant_id: String,
+        pub lead_id: String,
+        pub activity_id: String,
+        pub rule_key: String,
+        pub description: String,
+        pub points: i64,
+        pub occurred_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod stage_history {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "stage_history")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub seq: i64,
+        pub tenant_id: String,
+        pub lead_id: String,
+        pub from_stage: i32,
+        pub to_stage: i32,
+        pub score: i64,
+        pub changed_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

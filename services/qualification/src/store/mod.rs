@@ -1,0 +1,266 @@
+//! qualification's persistence: scoring models as rows, scores, score entries, stage history.
+
+pub mod entities;
+
+use baton_proto::{
+    capture::v1::{Activity, ActivityKind, PageKind},
+    qualification::v1::{Stage, StageChanged},
+};
+use baton_shared::{ApiError, TenantId, events::EventLog, time};
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    prelude::*,
+};
+
+use crate::domain::{
+    scoring::{self, Rule, ScoringModel},
+    stages,
+};
+use entities::{lead_score, score_entry, scoring_model, scoring_rule, stage_history};
+
+#[derive(Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+/// A lead's score with the rules that produced it.
+pub struct ScoreView {
+    pub score: lead_score::Model,
+    pub mql_threshold: i64,
+    pub entries: Vec<score_entry::Model>,
+}
+
+impl Store {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Store { db }
+    }
+
+    pub async fn get_score(&self, tenant: &TenantId, lead_id: &str) -> Result<ScoreView, ApiError> {
+        let score = find_score(&self.db, tenant, lead_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("lead", lead_id))?;
+        let threshold = scoring_model::Entity::find()
+            .filter(scoring_model::Column::ModelId.eq(score.model_id.as_str()))
+            .one(&self.db)
+            .await?
+            .map_or(0, |m| m.mql_threshold);
+        let entries = score_entry::Entity::find()
+            .filter(score_entry::Column::TenantId.eq(tenant.as_str()))
+            .filter(score_entry::Column::LeadId.eq(lead_id))
+            .order_by_asc(score_entry::Column::Seq)
+            .all(&self.db)
+            .await?;
+        Ok(ScoreView {
+            score,
+            mql_threshold: threshold,
+            entries,
+        })
+    }
+}
+
+/// Starts tracking a newly captured lead at score 0, stage LEAD (idempotent).
+pub async fn start_lead<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+) -> Result<lead_score::Model, DbErr> {
+    if let Some(existing) = find_score(txn, tenant, lead_id).await? {
+        return Ok(existing);
+    }
+    let model = active_model(txn, tenant).await?;
+    lead_score::ActiveModel {
+        seq: NotSet,
+        tenant_id: Set(tenant.to_string()),
+        lead_id: Set(lead_id.to_owned()),
+        score: Set(0),
+        stage: Set(Stage::Lead as i32),
+        model_id: Set(model.model_id),
+        model_version: Set(model.version),
+        updated_at: Set(Utc::now()),
+    }
+    .insert(txn)
+    .await
+}
+
+/// Scores one activity: records each fired rule once, updates the score, and moves the stage
+/// (with a `StageChanged` event) when the threshold is crossed.
+pub async fn score_activity<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    activity: &Activity,
+) -> Result<(), DbErr> {
+    let current = start_lead(txn, tenant, &activity.lead_id).await?;
+    let model = active_model(txn, tenant).await?;
+    let kind = ActivityKind::try_from(activity.kind).unwrap_or(ActivityKind::Unspecified);
+    let page_kind = PageKind::try_from(activity.page_kind).unwrap_or(PageKind::Unspecified);
+    let occurred_at = activity
+        .occurred_at
+        .as_ref()
+        .and_then(time::from_proto)
+        .unwrap_or_else(Utc::now);
+    let fired = scoring::fired_rules(&model, kind, page_kind);
+    if fired.is_empty() {
+        return Ok(());
+    }
+    let mut added = 0;
+    for rule in fired {
+        if record_entry(txn, tenant, activity, rule, occurred_at).await? {
+            added += rule.points;
+        }
+    }
+    let score = current.score + added;
+    let stage = Stage::try_from(current.stage).unwrap_or(Stage::Lead);
+    let next = stages::stage_after_scoring(stage, score, model.mql_threshold);
+    let now = Utc::now();
+    let mut row: lead_score::ActiveModel = current.clone().into();
+    row.score = Set(score);
+    row.model_id = Set(model.model_id.clone());
+    row.model_version = Set(model.version);
+    row.updated_at = Set(now);
+    if let Some(to) = next {
+        row.stage = Set(to as i32);
+    }
+    row.update(txn).await?;
+    if let Some(to) = next {
+        stage_history::ActiveModel {
+            seq: NotSet,
+            tenant_id: Set(tenant.to_string()),
+            lead_id: Set(activity.lead_id.clone()),
+            from_stage: Set(stage as i32),
+            to_stage: Set(to as i32),
+            score: Set(score),
+            changed_at: Set(now),
+        }
+        .insert(txn)
+        .await?;
+        let event = StageChanged {
+            lead_id: activity.lead_id.clone(),
+            from_stage: stage as i32,
+            to_stage: to as i32,
+            score,
+            model_id: model.model_id.clone(),
+            model_version: model.version,
+            changed_at: Some(time::to_proto(now)),
+        };
+        EventLog::append(txn, tenant, &activity.lead_id, &event).await?;
+    }
+    Ok(())
+}
+
+/// Inserts a score entry unless this rule already fired for this activity; true if inserted.
+async fn record_entry<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    activity: &Activity,
+    rule: &Rule,
+    occurred_at: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let seen = score_entry::Entity::find()
+        .filter(score_entry::Column::TenantId.eq(tenant.as_str()))
+        .filter(score_entry::Column::ActivityId.eq(activity.activity_id.as_str()))
+        .filter(score_entry::Column::RuleKey.eq(rule.key.as_str()))
+        .one(txn)
+        .await?;
+    if seen.is_some() {
+        return Ok(false);
+    }
+    score_entry::ActiveModel {
+        seq: NotSet,
+        tenant_id: Set(tenant.to_string()),
+        lead_id: Set(activity.lead_id.clone()),
+        activity_id: Set(activity.activity_id.clone()),
+        rule_key: Set(rule.key.clone()),
+        description: Set(rule.description.clone()),
+        points: Set(rule.points),
+        occurred_at: Set(occurred_at),
+    }
+    .insert(txn)
+    .await?;
+    Ok(true)
+}
+
+async fn find_score<C: ConnectionTrait>(
+    db: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+) -> Result<Option<lead_score::Model>, DbErr> {
+    lead_score::Entity::find()
+        .filter(lead_score::Column::TenantId.eq(tenant.as_str()))
+        .filter(lead_score::Column::LeadId.eq(lead_id))
+        .one(db)
+        .await
+}
+
+/// The tenant's active scoring model, seeding the default one (DOMAIN.md §3) on first use.
+pub async fn active_model<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+) -> Result<ScoringModel, DbErr> {
+    let found = scoring_model::Entity::find()
+        .filter(scoring_model::Column::TenantId.eq(tenant.as_str()))
+        .filter(scoring_model::Column::Active.eq(true))
+        .order_by_desc(scoring_model::Column::Version)
+        .one(txn)
+        .await?;
+    let model = match found {
+        Some(m) => m,
+        None => return seed_default_model(txn, tenant).await,
+    };
+    let rules = scoring_rule::Entity::find()
+        .filter(scoring_rule::Column::ModelId.eq(model.model_id.as_str()))
+        .order_by_asc(scoring_rule::Column::Seq)
+        .all(txn)
+        .await?;
+    Ok(ScoringModel {
+        model_id: model.model_id,
+        version: model.version,
+        mql_threshold: model.mql_threshold,
+        rules: rules
+            .into_iter()
+            .map(|r| Rule {
+                key: r.rule_key,
+                description: r.description,
+                activity_kind: ActivityKind::try_from(r.activity_kind)
+                    .unwrap_or(ActivityKind::Unspecified),
+                page_kind: PageKind::try_from(r.page_kind).unwrap_or(PageKind::Unspecified),
+                points: r.points,
+            })
+            .collect(),
+    })
+}
+
+async fn seed_default_model<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+) -> Result<ScoringModel, DbErr> {
+    let model = scoring::parse_model(
+        uuid::Uuid::now_v7().to_string(),
+        1,
+        scoring::DEFAULT_MODEL_TOML,
+    )
+    .map_err(|e| DbErr::Custom(format!("default scoring model: {e}")))?;
+    scoring_model::ActiveModel {
+        seq: NotSet,
+        model_id: Set(model.model_id.clone()),
+        tenant_id: Set(tenant.to_string()),
+        version: Set(model.version),
+        mql_threshold: Set(model.mql_threshold),
+        active: Set(true),
+        created_at: Set(Utc::now()),
+    }
+    .insert(txn)
+    .await?;
+    let rules = model.rules.iter().map(|r| scoring_rule::ActiveModel {
+        seq: NotSet,
+        model_id: Set(model.model_id.clone()),
+        rule_key: Set(r.key.clone()),
+        description: Set(r.description.clone()),
+        activity_kind: Set(r.activity_kind as i32),
+        page_kind: Set(r.page_kind as i32),
+        points: Set(r.points),
+    });
+    scoring_rule::Entity::insert_many(rules).exec(txn).await?;
+    Ok(model)
+}

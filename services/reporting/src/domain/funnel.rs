@@ -1,0 +1,65 @@
+//! The funnel: each lead passes each step at most once; a step's count in a period is the number of
+//! leads that passed it then, and a conversion rate is one step's count over the previous one's.
+
+/// A step of the funnel, as stored in `funnel_fact.step`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Step {
+    Captured,
+    Enrolled,
+    BecameMql,
+    Assigned,
+}
+
+impl Step {
+    pub const ALL: [Step; 4] = [
+        Step::Captured,
+        Step::Enrolled,
+        Step::BecameMql,
+        Step::Assigned,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Captured => "captured",
+            Step::Enrolled => "enrolled",
+            Step::BecameMql => "mql",
+            Step::Assigned => "assigned",
+        }
+    }
+}
+
+/// Counts per step for one period.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FunnelCounts {
+    pub leads: i64,
+    pub enrollments: i64,
+    pub mqls: i64,
+    pub assignments: i64,
+}
+
+/// `numerator / denominator`, or 0 when the denominator is 0 (no leads, no rate).
+pub fn conversion_rate(numerator: i64, denominator: i64) -> f64 {
+    if denominator <= 0 {
+        0.0
+    } else {
+        numerator as f64 / denominator as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_divide_consecutive_steps_and_never_divide_by_zero() {
+        assert_eq!(conversion_rate(25, 200), 0.125);
+        assert_eq!(conversion_rate(0, 0), 0.0);
+        assert_eq!(conversion_rate(3, 0), 0.0);
+    }
+
+    #[test]
+    fn step_names_are_distinct() {
+        let names: std::collections::HashSet<_> = Step::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(names.len(), Step::ALL.len());
+    }
+}

@@ -1,0 +1,3 @@
+//! Reporting's rules: funnel steps and conversion rates. Pure; no I/O.
+
+pub mod funnel;

@@ -1,0 +1,79 @@
+//! reporting's persistence: funnel facts and the counts read from them.
+
+pub mod entities;
+
+use baton_shared::{ApiError, TenantId};
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+    prelude::*,
+};
+
+use crate::domain::funnel::{FunnelCounts, Step};
+use entities::funnel_fact;
+
+#[derive(Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+impl Store {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Store { db }
+    }
+
+    /// Counts each step's facts with `from <= occurred_at < to`.
+    pub async fn funnel(
+        &self,
+        tenant: &TenantId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<FunnelCounts, ApiError> {
+        let mut counts = FunnelCounts::default();
+        for step in Step::ALL {
+            let n = funnel_fact::Entity::find()
+                .filter(funnel_fact::Column::TenantId.eq(tenant.as_str()))
+                .filter(funnel_fact::Column::Step.eq(step.as_str()))
+                .filter(funnel_fact::Column::OccurredAt.gte(from))
+                .filter(funnel_fact::Column::OccurredAt.lt(to))
+                .count(&self.db)
+                .await? as i64;
+            match step {
+                Step::Captured => counts.leads = n,
+                Step::Enrolled => counts.enrollments = n,
+                Step::BecameMql => counts.mqls = n,
+                Step::Assigned => counts.assignments = n,
+            }
+        }
+        Ok(counts)
+    }
+}
+
+/// Records that a lead passed a step, once (later passes of the same step are not counted again).
+pub async fn record_fact<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+    step: Step,
+    occurred_at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let seen = funnel_fact::Entity::find()
+        .filter(funnel_fact::Column::TenantId.eq(tenant.as_str()))
+        .filter(funnel_fact::Column::LeadId.eq(lead_id))
+        .filter(funnel_fact::Column::Step.eq(step.as_str()))
+        .one(txn)
+        .await?;
+    if seen.is_none() {
+        funnel_fact::ActiveModel {
+            seq: NotSet,
+            tenant_id: Set(tenant.to_string()),
+            lead_id: Set(lead_id.to_owned()),
+            step: Set(step.as_str().to_owned()),
+            occurred_at: Set(occurred_at),
+        }
+        .insert(txn)
+        .await?;
+    }
+    Ok(())
+}
