@@ -1,0 +1,348 @@
+//! The event backbone under concurrency, over real gRPC sockets: 8 writers commit events while a
+//! subscriber streams them and two consumer replicas apply them. Every event must arrive exactly
+//! once and in position order. Runs on SQLite, and on PostgreSQL when BATON_TEST_DATABASE_URL is set
+//! (where it would fail without the ordering lock: writers hold their transaction open after
+//! drawing a position).
+
+use std::{collections::HashSet, time::Duration};
+
+use baton_proto::{
+    capture::v1::LeadCaptured,
+    events::v1::{Event, SubscribeRequest, event_log_client::EventLogClient},
+};
+use baton_shared::{
+    Settings, TenantId,
+    events::{
+        ConsumeError, Consumer, EventHandler, EventLog,
+        consumer::decode,
+        migration::{CreateEventConsumerTables, CreateEventLog},
+    },
+    server::{self, ServeOptions},
+    testing::TestDatabase,
+};
+use rand::Rng;
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, Statement, TransactionTrait,
+};
+use sea_orm_migration::{MigrationTrait, MigratorTrait};
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+
+const WRITERS: usize = 8;
+const EVENTS_PER_WRITER: usize = 40;
+const TOTAL: usize = WRITERS * EVENTS_PER_WRITER;
+
+struct ProducerMigrator;
+impl MigratorTrait for ProducerMigrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(CreateEventLog)]
+    }
+}
+
+struct ConsumerMigrator;
+impl MigratorTrait for ConsumerMigrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(CreateEventConsumerTables)]
+    }
+}
+
+/// Records each applied event in a table whose primary key makes a second application fail.
+struct RecordApplied;
+
+impl EventHandler for RecordApplied {
+    async fn handle(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), ConsumeError> {
+        let captured = decode::<LeadCaptured>(event)?
+            .ok_or_else(|| ConsumeError::Permanent("unexpected type".into()))?;
+        txn.execute_raw(Statement::from_sql_and_values(
+            txn.get_database_backend(),
+            match txn.get_database_backend() {
+                sea_orm::DbBackend::Postgres => {
+                    "INSERT INTO applied (lead_id, position) VALUES ($1, $2)"
+                }
+                _ => "INSERT INTO applied (lead_id, position) VALUES (?, ?)",
+            },
+            [captured.lead_id.into(), event.position.into()],
+        ))
+        .await?;
+        Ok(())
+    }
+}
+
+fn settings() -> Settings {
+    let mut s = Settings::defaults().unwrap();
+    s.events.poll_interval_ms = 100;
+    s.events.reconnect_min_ms = 10;
+    s.events.reconnect_max_ms = 200;
+    s.database.max_connections = 20;
+    s
+}
+
+async fn write_concurrently(db: &DatabaseConnection, log: &EventLog) {
+    let tenant = TenantId::new("t1");
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let (db, log, tenant) = (db.clone(), log.clone(), tenant.clone());
+        writers.push(tokio::spawn(async move {
+            for n in 0..EVENTS_PER_WRITER {
+                let txn = db.begin().await.unwrap();
+                let event = LeadCaptured {
+                    lead_id: format!("w{w}-{n}"),
+                    ..Default::default()
+                };
+                EventLog::append(&txn, &tenant, &event.lead_id, &event)
+                    .await
+                    .unwrap();
+                // Hold the transaction open after drawing a position, so commits interleave.
+                let pause = rand::rng().random_range(0..3);
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+                txn.commit().await.unwrap();
+                log.notify_committed();
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+}
+
+fn expected_ids() -> HashSet<String> {
+    (0..WRITERS)
+        .flat_map(|w| (0..EVENTS_PER_WRITER).map(move |n| format!("w{w}-{n}")))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_are_delivered_exactly_once_in_position_order() {
+    let producer_db = TestDatabase::new("events_producer").await;
+    let consumer_db = TestDatabase::new("events_consumer").await;
+    let settings = settings();
+    let db = baton_shared::db::connect_and_migrate::<ProducerMigrator>(
+        &producer_db.url,
+        &settings.database,
+    )
+    .await
+    .unwrap();
+    let log = EventLog::new(db.clone(), settings.events.clone());
+
+    let shutdown = CancellationToken::new();
+    let listener = server::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let routes = Routes::new(log.grpc_service(shutdown.clone()));
+    let server_settings = settings.server.clone();
+    let server_shutdown = shutdown.clone();
+    let server = tokio::spawn(async move {
+        let options = ServeOptions {
+            name: "producer",
+            health_names: vec![baton_shared::events::EVENT_LOG_SERVICE_NAME],
+            settings: &server_settings,
+            default_tenant: TenantId::new("t1"),
+        };
+        server::serve(listener, routes, options, server_shutdown).await
+    });
+
+    // A live subscriber from position 0, started before any write.
+    let mut client = connect(&endpoint).await;
+    let mut stream = client
+        .subscribe(SubscribeRequest {
+            after_position: 0,
+            max_batch: 7,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let subscriber = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while seen.len() < TOTAL {
+            match tokio::time::timeout(Duration::from_secs(30), stream.message()).await {
+                Ok(Ok(Some(e))) => seen.push(e),
+                other => panic!("stream ended early after {} events: {other:?}", seen.len()),
+            }
+        }
+        seen
+    });
+
+    // Two consumer replicas sharing one consumer database.
+    let cdb = baton_shared::db::connect_and_migrate::<ConsumerMigrator>(
+        &consumer_db.url,
+        &settings.database,
+    )
+    .await
+    .unwrap();
+    cdb.execute_unprepared(
+        "CREATE TABLE applied (lead_id VARCHAR(64) PRIMARY KEY, position BIGINT NOT NULL)",
+    )
+    .await
+    .unwrap();
+    let consumers: Vec<_> = (0..2)
+        .map(|_| {
+            let c = Consumer::new(
+                "producer",
+                endpoint.clone(),
+                cdb.clone(),
+                RecordApplied,
+                settings.events.clone(),
+                None,
+            );
+            tokio::spawn(c.run(shutdown.clone()))
+        })
+        .collect();
+
+    write_concurrently(&db, &log).await;
+
+    let seen = subscriber.await.unwrap();
+    let positions: Vec<i64> = seen.iter().map(|e| e.position).collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "positions out of order: {positions:?}"
+    );
+    let ids: HashSet<String> = seen
+        .iter()
+        .map(|e| decode::<LeadCaptured>(e).unwrap().unwrap().lead_id)
+        .collect();
+    assert_eq!(ids.len(), TOTAL, "duplicates delivered");
+    assert_eq!(ids, expected_ids());
+    assert_eq!(*positions.last().unwrap(), log.head().await.unwrap());
+
+    // The consumers applied every event once (a second application would violate the primary key
+    // and stall them), and their cursor ends at the head of the log.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let applied = count(&cdb, "SELECT COUNT(*) AS n FROM applied").await;
+        let cursor = count(
+            &cdb,
+            "SELECT position AS n FROM event_cursor WHERE source = 'producer'",
+        )
+        .await;
+        if applied == TOTAL as i64 && cursor == log.head().await.unwrap() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "consumers applied {applied} of {TOTAL}, cursor {cursor}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A subscriber resuming mid-log gets exactly the rest.
+    let middle = positions[TOTAL / 2];
+    let mut resumed = client
+        .subscribe(SubscribeRequest {
+            after_position: middle,
+            max_batch: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut rest = Vec::new();
+    while rest.len() < TOTAL - TOTAL / 2 - 1 {
+        rest.push(resumed.message().await.unwrap().unwrap().position);
+    }
+    assert_eq!(rest, positions[TOTAL / 2 + 1..]);
+
+    shutdown.cancel();
+    for c in consumers {
+        c.await.unwrap();
+    }
+    server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_consumer_waits_for_a_producer_that_is_down_and_catches_up() {
+    let producer_db = TestDatabase::new("events_late_producer").await;
+    let consumer_db = TestDatabase::new("events_late_consumer").await;
+    let settings = settings();
+    let db = baton_shared::db::connect_and_migrate::<ProducerMigrator>(
+        &producer_db.url,
+        &settings.database,
+    )
+    .await
+    .unwrap();
+    let log = EventLog::new(db.clone(), settings.events.clone());
+    let tenant = TenantId::new("t1");
+    for n in 0..5 {
+        let txn = db.begin().await.unwrap();
+        EventLog::append(
+            &txn,
+            &tenant,
+            "a",
+            &LeadCaptured {
+                lead_id: format!("early-{n}"),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        txn.commit().await.unwrap();
+    }
+    // Reserve a port, then free it: the producer is "down" there.
+    let listener = server::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+
+    let cdb = baton_shared::db::connect_and_migrate::<ConsumerMigrator>(
+        &consumer_db.url,
+        &settings.database,
+    )
+    .await
+    .unwrap();
+    cdb.execute_unprepared(
+        "CREATE TABLE applied (lead_id VARCHAR(64) PRIMARY KEY, position BIGINT NOT NULL)",
+    )
+    .await
+    .unwrap();
+    let shutdown = CancellationToken::new();
+    let consumer = Consumer::new(
+        "producer",
+        format!("http://{addr}"),
+        cdb.clone(),
+        RecordApplied,
+        settings.events.clone(),
+        None,
+    );
+    let consumer = tokio::spawn(consumer.run(shutdown.clone()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(count(&cdb, "SELECT COUNT(*) AS n FROM applied").await, 0);
+
+    let listener = server::bind(&addr.to_string()).await.unwrap();
+    let routes = Routes::new(log.grpc_service(shutdown.clone()));
+    let server_settings = settings.server.clone();
+    let server_shutdown = shutdown.clone();
+    let server = tokio::spawn(async move {
+        let options = ServeOptions {
+            name: "producer",
+            health_names: vec![],
+            settings: &server_settings,
+            default_tenant: TenantId::new("t1"),
+        };
+        server::serve(listener, routes, options, server_shutdown).await
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while count(&cdb, "SELECT COUNT(*) AS n FROM applied").await < 5 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "consumer did not catch up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.cancel();
+    consumer.await.unwrap();
+    server.await.unwrap().unwrap();
+}
+
+async fn connect(endpoint: &str) -> EventLogClient<tonic::transport::Channel> {
+    for _ in 0..100 {
+        if let Ok(c) = EventLogClient::connect(endpoint.to_owned()).await {
+            return c;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("producer did not come up");
+}
+
+async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
+    let row = db
+        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap();
+    row.map_or(0, |r| r.try_get::<i64>("", "n").unwrap())
+}
