@@ -3,7 +3,10 @@
 
 use std::{path::Path, time::Duration};
 
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+use sea_orm::{
+    AccessMode, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction,
+    DbBackend, DbErr, IsolationLevel, TransactionTrait,
+};
 use sea_orm_migration::MigratorTrait;
 
 use crate::{error::BootError, settings::DatabaseSettings};
@@ -70,6 +73,22 @@ pub async fn connect_and_migrate<M: MigratorTrait>(
     let db = connect(url, settings).await?;
     M::up(&db, None).await.map_err(BootError::Migration)?;
     Ok(db)
+}
+
+/// A read-only transaction that sees one consistent snapshot, for reads that span several queries
+/// (on PostgreSQL, READ COMMITTED would let each query see a different state; SQLite's single
+/// connection is consistent already).
+pub async fn begin_snapshot(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            db.begin_with_config(
+                Some(IsolationLevel::RepeatableRead),
+                Some(AccessMode::ReadOnly),
+            )
+            .await
+        }
+        _ => db.begin().await,
+    }
 }
 
 fn create_sqlite_parent_dir(url: &str) -> Result<(), BootError> {

@@ -1,1 +1,140 @@
+//! Harness for the end-to-end tests: the five services in one process, each on an ephemeral port
+//! and its own fresh database (SQLite files, or PostgreSQL databases when BATON_TEST_DATABASE_URL
+//! is set), with clients and builders for the domain's requests.
 
+use std::{future::Future, time::Duration};
+
+use baton::suite::Suite;
+use baton_proto::{
+    capture::v1::{
+        ActivityKind, CaptureLeadRequest, LeadSource, PageKind, RecordActivityRequest,
+        capture_service_client::CaptureServiceClient,
+    },
+    distribution::v1::{CreateRepRequest, distribution_service_client::DistributionServiceClient},
+    nurture::v1::nurture_service_client::NurtureServiceClient,
+    qualification::v1::qualification_service_client::QualificationServiceClient,
+    reporting::v1::reporting_service_client::ReportingServiceClient,
+};
+use baton_shared::{
+    ServiceName,
+    testing::{TestDatabase, settings_with},
+};
+use tonic::transport::Channel;
+
+/// A running suite and the databases it owns (dropped after it).
+pub struct TestSuite {
+    pub suite: Suite,
+    _databases: Vec<TestDatabase>,
+}
+
+impl TestSuite {
+    pub async fn start() -> TestSuite {
+        let mut databases = Vec::new();
+        for name in ServiceName::ALL {
+            databases.push((name, TestDatabase::new(name.as_str()).await));
+        }
+        let refs: Vec<_> = databases.iter().map(|(n, d)| (*n, d)).collect();
+        let settings = settings_with(&refs);
+        let suite = Suite::start(settings).await.expect("suite starts");
+        TestSuite {
+            suite,
+            _databases: databases.into_iter().map(|(_, d)| d).collect(),
+        }
+    }
+
+    pub async fn channel(&self, name: ServiceName) -> Channel {
+        let endpoint = self.suite.endpoint(name);
+        for _ in 0..200 {
+            if let Ok(ch) = Channel::from_shared(endpoint.clone())
+                .expect("endpoint")
+                .connect()
+                .await
+            {
+                return ch;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("{name} did not come up at {endpoint}");
+    }
+
+    pub async fn capture(&self) -> CaptureServiceClient<Channel> {
+        CaptureServiceClient::new(self.channel(ServiceName::Capture).await)
+    }
+    pub async fn qualification(&self) -> QualificationServiceClient<Channel> {
+        QualificationServiceClient::new(self.channel(ServiceName::Qualification).await)
+    }
+    pub async fn distribution(&self) -> DistributionServiceClient<Channel> {
+        DistributionServiceClient::new(self.channel(ServiceName::Distribution).await)
+    }
+    pub async fn nurture(&self) -> NurtureServiceClient<Channel> {
+        NurtureServiceClient::new(self.channel(ServiceName::Nurture).await)
+    }
+    pub async fn reporting(&self) -> ReportingServiceClient<Channel> {
+        ReportingServiceClient::new(self.channel(ServiceName::Reporting).await)
+    }
+
+    pub async fn stop(self) {
+        self.suite.stop().await.expect("suite stops cleanly");
+    }
+}
+
+/// A capture request for lead number `n` of a test.
+pub fn lead(n: usize) -> CaptureLeadRequest {
+    CaptureLeadRequest {
+        request_id: format!("lead-{n}"),
+        email: format!("lead{n}@example.co.jp"),
+        first_name: format!("Lead{n}"),
+        last_name: "Test".into(),
+        company_name: "Example KK".into(),
+        source: Some(LeadSource {
+            channel: "web_form".into(),
+            campaign: "e2e".into(),
+        }),
+        captured_at: None,
+    }
+}
+
+/// An activity of `kind` for a lead, keyed by `key`.
+pub fn activity(
+    lead_id: &str,
+    key: &str,
+    kind: ActivityKind,
+    page_kind: PageKind,
+) -> RecordActivityRequest {
+    RecordActivityRequest {
+        idempotency_key: key.into(),
+        lead_id: lead_id.into(),
+        kind: kind as i32,
+        occurred_at: None,
+        url: String::new(),
+        page_kind: page_kind as i32,
+    }
+}
+
+pub fn rep(n: usize) -> CreateRepRequest {
+    CreateRepRequest {
+        request_id: format!("rep-{n}"),
+        name: format!("Rep {n}"),
+        email: format!("rep{n}@example.co.jp"),
+        active: true,
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

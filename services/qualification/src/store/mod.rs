@@ -38,20 +38,22 @@ impl Store {
     }
 
     pub async fn get_score(&self, tenant: &TenantId, lead_id: &str) -> Result<ScoreView, ApiError> {
-        let score = find_score(&self.db, tenant, lead_id)
+        let txn = baton_shared::db::begin_snapshot(&self.db).await?;
+        let score = find_score(&txn, tenant, lead_id)
             .await?
             .ok_or_else(|| ApiError::not_found("lead", lead_id))?;
         let threshold = scoring_model::Entity::find()
             .filter(scoring_model::Column::ModelId.eq(score.model_id.as_str()))
-            .one(&self.db)
+            .one(&txn)
             .await?
             .map_or(0, |m| m.mql_threshold);
         let entries = score_entry::Entity::find()
             .filter(score_entry::Column::TenantId.eq(tenant.as_str()))
             .filter(score_entry::Column::LeadId.eq(lead_id))
             .order_by_asc(score_entry::Column::Seq)
-            .all(&self.db)
+            .all(&txn)
             .await?;
+        txn.commit().await?;
         Ok(ScoreView {
             score,
             mql_threshold: threshold,
