@@ -1,7 +1,7 @@
 //! Test helpers (feature `testing`): a fresh database per test — a temporary SQLite file, or, when
 //! `BATON_TEST_DATABASE_URL` points at a PostgreSQL server, a new database there, dropped afterwards.
 
-use std::{path::PathBuf, sync::Arc};
+use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
 
 use rand::Rng;
 use sea_orm::{ConnectionTrait, Database};
@@ -159,6 +159,37 @@ where
         endpoint: settings.service(name).endpoint.clone(),
         shutdown,
         handle,
+    }
+}
+
+/// A channel to `endpoint`, retrying while the server is still starting.
+pub async fn channel(endpoint: &str) -> tonic::transport::Channel {
+    let ep = tonic::transport::Channel::from_shared(endpoint.to_owned()).expect("valid endpoint");
+    for _ in 0..200 {
+        if let Ok(ch) = ep.connect().await {
+            return ch;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("nothing answers at {endpoint}");
+}
+
+/// Polls `check` until it returns `Some`, or panics naming `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -1,8 +1,15 @@
 //! Conversions between `google.protobuf.Timestamp` and `chrono`, and validation of caller times.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 
 use crate::error::Violations;
+
+/// The current time, to the microsecond (see [`from_proto`]). Use it for every stored time.
+pub fn now() -> DateTime<Utc> {
+    let t = Utc::now();
+    t.with_nanosecond(t.timestamp_subsec_micros() * 1_000)
+        .unwrap_or(t)
+}
 
 pub fn to_proto(t: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
@@ -15,12 +22,13 @@ pub fn to_proto_opt(t: Option<DateTime<Utc>>) -> Option<prost_types::Timestamp> 
     t.map(to_proto)
 }
 
-/// Converts a timestamp, or `None` if it is out of range.
+/// Converts a timestamp, or `None` if it is out of range. Baton keeps times to the microsecond
+/// (PostgreSQL's precision), so a time reads back the same on every backend.
 pub fn from_proto(t: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
     if !(0..1_000_000_000).contains(&t.nanos) {
         return None;
     }
-    DateTime::from_timestamp(t.seconds, t.nanos as u32)
+    DateTime::from_timestamp(t.seconds, (t.nanos as u32 / 1_000) * 1_000)
 }
 
 /// A caller-supplied time of a past event: defaults to `now`, must be valid and not in the future
@@ -53,9 +61,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn round_trips_with_nanoseconds() {
+    fn round_trips_to_the_microsecond() {
         let t = DateTime::from_timestamp(1_700_000_000, 123_456_789).unwrap();
-        assert_eq!(from_proto(&to_proto(t)), Some(t));
+        let micros = DateTime::from_timestamp(1_700_000_000, 123_456_000).unwrap();
+        assert_eq!(from_proto(&to_proto(t)), Some(micros));
+        assert_eq!(from_proto(&to_proto(micros)), Some(micros));
     }
 
     #[test]

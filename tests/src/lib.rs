@@ -2,8 +2,6 @@
 //! and its own fresh database (SQLite files, or PostgreSQL databases when BATON_TEST_DATABASE_URL
 //! is set), with clients and builders for the domain's requests.
 
-use std::{future::Future, time::Duration};
-
 use baton::suite::Suite;
 use baton_proto::{
     capture::v1::{
@@ -15,6 +13,7 @@ use baton_proto::{
     qualification::v1::qualification_service_client::QualificationServiceClient,
     reporting::v1::reporting_service_client::ReportingServiceClient,
 };
+pub use baton_shared::testing::eventually;
 use baton_shared::{
     ServiceName,
     testing::{TestDatabase, settings_with},
@@ -43,18 +42,7 @@ impl TestSuite {
     }
 
     pub async fn channel(&self, name: ServiceName) -> Channel {
-        let endpoint = self.suite.endpoint(name);
-        for _ in 0..200 {
-            if let Ok(ch) = Channel::from_shared(endpoint.clone())
-                .expect("endpoint")
-                .connect()
-                .await
-            {
-                return ch;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("{name} did not come up at {endpoint}");
+        baton_shared::testing::channel(&self.suite.endpoint(name)).await
     }
 
     pub async fn capture(&self) -> CaptureServiceClient<Channel> {
@@ -117,24 +105,5 @@ pub fn rep(n: usize) -> CreateRepRequest {
         name: format!("Rep {n}"),
         email: format!("rep{n}@example.co.jp"),
         active: true,
-    }
-}
-
-/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -5,7 +5,7 @@ use baton_proto::capture::v1::{
     RecordActivityResponse, capture_service_server::CaptureService,
 };
 use baton_shared::{ApiError, TenantId, Violations, time};
-use chrono::Utc;
+
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -34,7 +34,7 @@ impl CaptureService for Api {
     ) -> Result<Response<CaptureLeadResponse>, Status> {
         let tenant = TenantId::of(&request)?;
         let req = request.into_inner();
-        let now = Utc::now();
+        let now = time::now();
         let mut violations = Violations::new();
         let captured_at_sent = req.captured_at.as_ref().and_then(time::from_proto);
         let captured_at = time::past_or_now(
@@ -76,7 +76,7 @@ impl CaptureService for Api {
         let occurred_at = time::past_or_now(
             "occurred_at",
             req.occurred_at.as_ref(),
-            Utc::now(),
+            time::now(),
             &mut violations,
         );
         let new = validate_activity(

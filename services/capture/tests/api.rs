@@ -11,7 +11,7 @@ use baton_proto::{
 };
 use baton_shared::{
     ServiceName,
-    testing::{RunningService, TestDatabase, bind_ephemeral, settings_with, spawn},
+    testing::{RunningService, TestDatabase, bind_ephemeral, channel, settings_with, spawn},
 };
 use tonic::{Code, transport::Channel};
 use tonic_types::StatusExt;
@@ -32,22 +32,12 @@ async fn start() -> Fixture {
         listener,
         baton_capture::run,
     );
-    let client = connect(&service.endpoint).await;
+    let client = CaptureServiceClient::new(channel(&service.endpoint).await);
     Fixture {
         service,
         client,
         _db: db,
     }
-}
-
-async fn connect(endpoint: &str) -> CaptureServiceClient<Channel> {
-    for _ in 0..100 {
-        if let Ok(c) = CaptureServiceClient::connect(endpoint.to_owned()).await {
-            return c;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("capture did not come up at {endpoint}");
 }
 
 fn capture(request_id: &str, email: &str) -> CaptureLeadRequest {

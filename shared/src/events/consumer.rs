@@ -3,7 +3,7 @@
 use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
 
 use baton_proto::events::v1::{Event, SubscribeRequest, event_log_client::EventLogClient};
-use chrono::Utc;
+
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use sea_orm::{
@@ -18,7 +18,7 @@ use super::{
     EventLog,
     store::{event_cursor, event_dead_letter},
 };
-use crate::settings::EventSettings;
+use crate::{settings::EventSettings, time};
 
 /// Why an event could not be applied.
 #[derive(Debug, thiserror::Error)]
@@ -134,7 +134,7 @@ impl<H: EventHandler> Consumer<H> {
         let row = event_cursor::ActiveModel {
             source: Set(self.source.clone()),
             position: Set(0),
-            updated_at: Set(Utc::now()),
+            updated_at: Set(time::now()),
         };
         event_cursor::Entity::insert(row)
             .on_conflict_do_nothing_on([event_cursor::Column::Source])
@@ -191,7 +191,7 @@ impl<H: EventHandler> Consumer<H> {
     ) -> Result<bool, DbErr> {
         let moved = event_cursor::Entity::update_many()
             .col_expr(event_cursor::Column::Position, Expr::value(position))
-            .col_expr(event_cursor::Column::UpdatedAt, Expr::value(Utc::now()))
+            .col_expr(event_cursor::Column::UpdatedAt, Expr::value(time::now()))
             .filter(event_cursor::Column::Source.eq(self.source.as_str()))
             .filter(event_cursor::Column::Position.lt(position))
             .exec(txn)
@@ -209,7 +209,7 @@ impl<H: EventHandler> Consumer<H> {
                 event_id: Set(event.event_id.clone()),
                 type_url: Set(type_of(event).to_owned()),
                 error: Set(reason.to_owned()),
-                created_at: Set(Utc::now()),
+                created_at: Set(time::now()),
             })
             .exec(&txn)
             .await?;

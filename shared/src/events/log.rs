@@ -6,7 +6,7 @@ use baton_proto::events::v1::{
     Event, SubscribeRequest,
     event_log_server::{EventLog as EventLogRpc, EventLogServer},
 };
-use chrono::Utc;
+
 use futures::Stream;
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -88,7 +88,7 @@ impl EventLog {
             payload: Set(payload.encode_to_vec()),
             traceparent: Set(carrier.remove("traceparent").unwrap_or_default()),
             tracestate: Set(carrier.remove("tracestate").unwrap_or_default()),
-            recorded_at: Set(Utc::now()),
+            recorded_at: Set(time::now()),
         };
         let inserted = event_log::Entity::insert(row).exec(txn).await?;
         Ok(inserted.last_insert_id)

@@ -4,7 +4,7 @@ pub mod entities;
 
 use baton_proto::capture::v1::{self as pb, ActivityRecorded, LeadCaptured};
 use baton_shared::{ApiError, TenantId, events::EventLog, time};
-use chrono::Utc;
+
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     DatabaseConnection, DbErr, EntityTrait, QueryFilter, SqlErr, TransactionTrait,
@@ -73,7 +73,7 @@ impl Store {
             .filter(lead::Column::EmailNormalized.eq(new.email_normalized.as_str()))
             .one(&txn)
             .await?;
-        let now = Utc::now();
+        let now = time::now();
         let (lead, created) = match existing {
             Some(lead) => (lead, false),
             None => {
@@ -172,7 +172,7 @@ impl Store {
             url: Set(new.url.clone()),
             page_kind: Set(new.page_kind as i32),
             occurred_at: Set(new.occurred_at),
-            created_at: Set(Utc::now()),
+            created_at: Set(time::now()),
         }
         .insert(&txn)
         .await?;

@@ -4,7 +4,7 @@ pub mod entities;
 
 use baton_proto::distribution::v1::{self as pb, AssignmentState, LeadAssigned, RepCreated};
 use baton_shared::{ApiError, TenantId, events::EventLog, paging::Page, time};
-use chrono::Utc;
+
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -77,7 +77,7 @@ impl Store {
             email: Set(new.email.clone()),
             email_normalized: Set(new.email_normalized.clone()),
             active: Set(new.active),
-            created_at: Set(Utc::now()),
+            created_at: Set(time::now()),
         }
         .insert(&txn)
         .await?;
@@ -153,7 +153,7 @@ pub async fn assign_mql<C: ConnectionTrait>(
     if existing.is_some() {
         return Ok(());
     }
-    let now = Utc::now();
+    let now = time::now();
     let chosen = pick_rep(txn, tenant).await?;
     let row = assignment::ActiveModel {
         seq: NotSet,
@@ -193,7 +193,7 @@ async fn assign_queued<C: ConnectionTrait>(txn: &C, tenant: &TenantId) -> Result
         let mut row: assignment::ActiveModel = waiting.into();
         row.rep_id = Set(Some(rep.rep_id.clone()));
         row.state = Set(AssignmentState::Assigned as i32);
-        row.assigned_at = Set(Some(Utc::now()));
+        row.assigned_at = Set(Some(time::now()));
         let row = row.update(txn).await?;
         append_assigned(txn, tenant, &row).await?;
     }

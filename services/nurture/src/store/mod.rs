@@ -75,7 +75,7 @@ pub async fn enroll_in_welcome<C: ConnectionTrait>(
         state: Set(EnrollmentState::Active as i32),
         next_step: Set(0),
         next_step_due_at: Set(sequences::first_step_due(&delays, captured_at)),
-        enrolled_at: Set(Utc::now()),
+        enrolled_at: Set(time::now()),
     }
     .insert(txn)
     .await?;
@@ -112,7 +112,7 @@ async fn welcome_sequence<C: ConnectionTrait>(
                 tenant_id: Set(tenant.to_string()),
                 key: Set(def.key.clone()),
                 name: Set(def.name.clone()),
-                created_at: Set(Utc::now()),
+                created_at: Set(time::now()),
             }
             .insert(txn)
             .await?;

@@ -80,7 +80,7 @@ pub async fn start_lead<C: ConnectionTrait>(
         stage: Set(Stage::Lead as i32),
         model_id: Set(model.model_id),
         model_version: Set(model.version),
-        updated_at: Set(Utc::now()),
+        updated_at: Set(time::now()),
     }
     .insert(txn)
     .await
@@ -115,7 +115,7 @@ pub async fn score_activity<C: ConnectionTrait>(
     let score = current.score + added;
     let stage = Stage::try_from(current.stage).unwrap_or(Stage::Lead);
     let next = stages::stage_after_scoring(stage, score, model.mql_threshold);
-    let now = Utc::now();
+    let now = time::now();
     let mut row: lead_score::ActiveModel = current.clone().into();
     row.score = Set(score);
     row.model_id = Set(model.model_id.clone());
@@ -250,7 +250,7 @@ async fn seed_default_model<C: ConnectionTrait>(
         version: Set(model.version),
         mql_threshold: Set(model.mql_threshold),
         active: Set(true),
-        created_at: Set(Utc::now()),
+        created_at: Set(time::now()),
     }
     .insert(txn)
     .await?;

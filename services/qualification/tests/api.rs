@@ -1,0 +1,253 @@
+//! qualification over a real socket, fed by a real capture service.
+
+use std::{sync::Arc, time::Duration};
+
+use baton_proto::{
+    capture::v1::{
+        ActivityKind, CaptureLeadRequest, LeadSource, PageKind, RecordActivityRequest,
+        capture_service_client::CaptureServiceClient,
+    },
+    events::v1::{SubscribeRequest, event_log_client::EventLogClient},
+    qualification::v1::{
+        GetScoreRequest, LeadScore, Stage, StageChanged,
+        qualification_service_client::QualificationServiceClient,
+    },
+};
+use baton_shared::{
+    ServiceName,
+    testing::{
+        RunningService, TestDatabase, bind_ephemeral, channel, eventually, settings_with, spawn,
+    },
+};
+use tonic::{Code, transport::Channel};
+
+struct Fixture {
+    capture: CaptureServiceClient<Channel>,
+    qualification: QualificationServiceClient<Channel>,
+    qualification_endpoint: String,
+    services: Vec<RunningService>,
+    _dbs: (TestDatabase, TestDatabase),
+}
+
+async fn start() -> Fixture {
+    let capture_db = TestDatabase::new("capture").await;
+    let qualification_db = TestDatabase::new("qualification").await;
+    let mut settings = settings_with(&[
+        (ServiceName::Capture, &capture_db),
+        (ServiceName::Qualification, &qualification_db),
+    ]);
+    let capture_listener = bind_ephemeral(&mut settings, ServiceName::Capture).await;
+    let qualification_listener = bind_ephemeral(&mut settings, ServiceName::Qualification).await;
+    let settings = Arc::new(settings);
+    let capture = spawn(
+        ServiceName::Capture,
+        &settings,
+        capture_listener,
+        baton_capture::run,
+    );
+    let qualification = spawn(
+        ServiceName::Qualification,
+        &settings,
+        qualification_listener,
+        baton_qualification::run,
+    );
+    Fixture {
+        capture: CaptureServiceClient::new(channel(&capture.endpoint).await),
+        qualification: QualificationServiceClient::new(channel(&qualification.endpoint).await),
+        qualification_endpoint: qualification.endpoint.clone(),
+        services: vec![capture, qualification],
+        _dbs: (capture_db, qualification_db),
+    }
+}
+
+impl Fixture {
+    async fn lead(&mut self, email: &str) -> String {
+        let req = CaptureLeadRequest {
+            request_id: format!("capture-{email}"),
+            email: email.into(),
+            source: Some(LeadSource {
+                channel: "web_form".into(),
+                campaign: String::new(),
+            }),
+            ..Default::default()
+        };
+        self.capture
+            .capture_lead(req)
+            .await
+            .unwrap()
+            .into_inner()
+            .lead
+            .unwrap()
+            .lead_id
+    }
+
+    async fn act(&mut self, lead_id: &str, key: &str, kind: ActivityKind, page_kind: PageKind) {
+        let req = RecordActivityRequest {
+            idempotency_key: key.into(),
+            lead_id: lead_id.into(),
+            kind: kind as i32,
+            occurred_at: None,
+            url: String::new(),
+            page_kind: page_kind as i32,
+        };
+        self.capture.record_activity(req).await.unwrap();
+    }
+
+    /// Waits until the lead's score explains `rules` fired rules.
+    async fn score_after(&self, lead_id: &str, rules: usize) -> LeadScore {
+        eventually("score", Duration::from_secs(20), || {
+            let mut q = self.qualification.clone();
+            let lead_id = lead_id.to_owned();
+            async move {
+                let s = q
+                    .get_score(GetScoreRequest { lead_id })
+                    .await
+                    .ok()?
+                    .into_inner();
+                (s.fired_rules.len() == rules).then_some(s)
+            }
+        })
+        .await
+    }
+
+    async fn stop(self) {
+        for s in self.services {
+            s.stop().await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_lead_becomes_mql_at_the_threshold_and_every_point_is_explained() {
+    let mut f = start().await;
+    let lead = f.lead("aiko@example.com").await;
+    f.act(&lead, "1", ActivityKind::PageViewed, PageKind::Pricing)
+        .await;
+    f.act(&lead, "2", ActivityKind::PageViewed, PageKind::Blog)
+        .await; // worth nothing
+    f.act(
+        &lead,
+        "3",
+        ActivityKind::EmailClicked,
+        PageKind::Unspecified,
+    )
+    .await;
+    f.act(
+        &lead,
+        "4",
+        ActivityKind::EmailReplied,
+        PageKind::Unspecified,
+    )
+    .await;
+    let before = f.score_after(&lead, 3).await;
+    assert_eq!((before.score, before.stage), (35, Stage::Lead as i32));
+    f.act(
+        &lead,
+        "5",
+        ActivityKind::MeetingBooked,
+        PageKind::Unspecified,
+    )
+    .await;
+    let after = f.score_after(&lead, 4).await;
+    assert_eq!(
+        (after.score, after.stage, after.mql_threshold),
+        (60, Stage::Mql as i32, 50)
+    );
+    let explained: Vec<_> = after
+        .fired_rules
+        .iter()
+        .map(|r| (r.rule_key.as_str(), r.points))
+        .collect();
+    assert_eq!(
+        explained,
+        [
+            ("pricing_page_viewed", 10),
+            ("email_clicked", 10),
+            ("email_replied", 15),
+            ("meeting_booked", 25)
+        ]
+    );
+    assert_eq!(after.model_version, 1);
+
+    // Exactly one StageChanged, LEAD → MQL.
+    let mut events = EventLogClient::new(channel(&f.qualification_endpoint).await)
+        .subscribe(SubscribeRequest {
+            after_position: 0,
+            max_batch: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let event = events.message().await.unwrap().unwrap();
+    let changed: StageChanged = baton_proto::any::unpack(event.payload.as_ref().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            changed.lead_id.as_str(),
+            changed.from_stage,
+            changed.to_stage
+        ),
+        (lead.as_str(), Stage::Lead as i32, Stage::Mql as i32)
+    );
+    assert_eq!(changed.score, 60);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), events.message())
+            .await
+            .is_err()
+    );
+    drop(events);
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn negative_behaviour_lowers_the_score() {
+    let mut f = start().await;
+    let lead = f.lead("ken@example.com").await;
+    f.act(
+        &lead,
+        "1",
+        ActivityKind::ListSubscribed,
+        PageKind::Unspecified,
+    )
+    .await;
+    f.act(
+        &lead,
+        "2",
+        ActivityKind::EmailUnsubscribed,
+        PageKind::Unspecified,
+    )
+    .await;
+    f.act(
+        &lead,
+        "3",
+        ActivityKind::EmailNotOpened,
+        PageKind::Unspecified,
+    )
+    .await;
+    let s = f.score_after(&lead, 3).await;
+    assert_eq!((s.score, s.stage), (5 - 25 - 10, Stage::Lead as i32));
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn get_score_validates_and_reports_unknown_leads() {
+    let mut f = start().await;
+    let empty = f
+        .qualification
+        .get_score(GetScoreRequest {
+            lead_id: " ".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(empty.code(), Code::InvalidArgument);
+    let unknown = f
+        .qualification
+        .get_score(GetScoreRequest {
+            lead_id: "nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    f.stop().await;
+}
