@@ -237,3 +237,30 @@ where
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     run(settings, listener, shutdown).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code_of(err: BoxError) -> tonic::Code {
+        err.downcast::<Status>()
+            .map(|s| s.code())
+            .unwrap_or(tonic::Code::Unknown)
+    }
+
+    #[test]
+    fn timeouts_and_shedding_become_statuses_callers_can_act_on() {
+        let elapsed: BoxError = Box::new(tower::timeout::error::Elapsed::new());
+        assert_eq!(
+            code_of(overload_to_status(elapsed)),
+            tonic::Code::DeadlineExceeded
+        );
+        let shed: BoxError = Box::new(tower::load_shed::error::Overloaded::new());
+        assert_eq!(
+            code_of(overload_to_status(shed)),
+            tonic::Code::ResourceExhausted
+        );
+        let other: BoxError = "boom".into();
+        assert_eq!(code_of(overload_to_status(other)), tonic::Code::Unknown);
+    }
+}

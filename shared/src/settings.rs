@@ -1,7 +1,7 @@
 //! Typed settings, loaded in one place with the precedence
 //! built-in defaults < `./baton.toml` < `--config FILE` < environment `BATON__SECTION__KEY`.
 
-use std::{fmt, path::Path, str::FromStr, time::Duration};
+use std::{collections::HashMap, fmt, path::Path, str::FromStr, time::Duration};
 
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
@@ -98,10 +98,20 @@ impl Settings {
     /// Loads settings: defaults, then `./baton.toml` if present, then `config_file` (must exist),
     /// then environment variables `BATON__SECTION__KEY` (e.g. `BATON__CAPTURE__LISTEN`).
     pub fn load(config_file: Option<&Path>) -> Result<Self, BootError> {
+        Self::load_from(Path::new("."), config_file, None)
+    }
+
+    /// [`Settings::load`] with `baton.toml` looked up in `dir`, and, for tests, the environment
+    /// given as a map instead of read from the process.
+    pub fn load_from(
+        dir: &Path,
+        config_file: Option<&Path>,
+        environment: Option<HashMap<String, String>>,
+    ) -> Result<Self, BootError> {
         let mut builder = Config::builder()
             .add_source(File::from_str(DEFAULTS_TOML, FileFormat::Toml))
             .add_source(
-                File::with_name("baton.toml")
+                File::from(dir.join("baton.toml"))
                     .format(FileFormat::Toml)
                     .required(false),
             );
@@ -112,7 +122,8 @@ impl Settings {
             Environment::with_prefix("BATON")
                 .prefix_separator("__")
                 .separator("__")
-                .try_parsing(true),
+                .try_parsing(true)
+                .source(environment),
         );
         Self::from_config(builder.build())
     }
@@ -216,6 +227,66 @@ mod tests {
                 .database_url
                 .starts_with("sqlite://data/capture.db")
         );
+    }
+
+    #[test]
+    fn later_sources_win_defaults_then_baton_toml_then_config_file_then_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("baton.toml"),
+            "[capture]\nlisten = \"0.0.0.0:1\"\n[nurture]\nlisten = \"0.0.0.0:2\"\n[qualification]\nlisten = \"0.0.0.0:3\"\n",
+        )
+        .unwrap();
+        let file = dir.path().join("override.toml");
+        std::fs::write(
+            &file,
+            "[nurture]\nlisten = \"0.0.0.0:20\"\n[qualification]\nlisten = \"0.0.0.0:30\"\n",
+        )
+        .unwrap();
+        let env = HashMap::from([
+            (
+                "BATON__QUALIFICATION__LISTEN".to_owned(),
+                "0.0.0.0:300".to_owned(),
+            ),
+            (
+                "BATON__SERVER__CONCURRENCY_LIMIT".to_owned(),
+                "7".to_owned(),
+            ),
+        ]);
+        let s = Settings::load_from(dir.path(), Some(&file), Some(env)).unwrap();
+        assert_eq!(s.capture.listen, "0.0.0.0:1", "baton.toml over defaults");
+        assert_eq!(s.nurture.listen, "0.0.0.0:20", "--config over baton.toml");
+        assert_eq!(
+            s.qualification.listen, "0.0.0.0:300",
+            "environment over everything"
+        );
+        assert_eq!(
+            s.server.concurrency_limit, 7,
+            "numbers parse from the environment"
+        );
+        assert_eq!(
+            s.distribution.listen, "127.0.0.1:50054",
+            "defaults where nothing overrides"
+        );
+    }
+
+    #[test]
+    fn a_missing_config_file_is_an_error_and_bad_values_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(
+            Settings::load_from(
+                dir.path(),
+                Some(&dir.path().join("nope.toml")),
+                Some(HashMap::new())
+            )
+            .is_err()
+        );
+        let env = HashMap::from([(
+            "BATON__SERVER__CONCURRENCY_LIMIT".to_owned(),
+            "many".to_owned(),
+        )]);
+        let err = Settings::load_from(dir.path(), None, Some(env)).unwrap_err();
+        assert!(err.to_string().contains("concurrency_limit"), "{err}");
     }
 
     #[test]
