@@ -1,8 +1,7 @@
 //! The event backbone under concurrency, over real gRPC sockets: 8 writers commit events while a
 //! subscriber streams them and two consumer replicas apply them. Every event must arrive exactly
 //! once and in position order. Runs on SQLite, and on PostgreSQL when BATON_TEST_DATABASE_URL is set
-//! (where it would fail without the ordering lock: writers hold their transaction open after
-//! drawing a position).
+//! (where writers hold their transaction open after appending, so commits interleave).
 
 use std::{collections::HashSet, time::Duration};
 
@@ -77,11 +76,12 @@ fn settings() -> Settings {
     s
 }
 
-async fn write_concurrently(db: &DatabaseConnection, log: &EventLog) {
+/// Writers alternate between two replicas' logs (each with its own relay on PostgreSQL).
+async fn write_concurrently(db: &DatabaseConnection, replicas: [&EventLog; 2]) {
     let tenant = TenantId::new("t1");
     let mut writers = Vec::new();
     for w in 0..WRITERS {
-        let (db, log, tenant) = (db.clone(), log.clone(), tenant.clone());
+        let (db, log, tenant) = (db.clone(), replicas[w % 2].clone(), tenant.clone());
         writers.push(tokio::spawn(async move {
             for n in 0..EVENTS_PER_WRITER {
                 let txn = db.begin().await.unwrap();
@@ -92,7 +92,7 @@ async fn write_concurrently(db: &DatabaseConnection, log: &EventLog) {
                 EventLog::append(&txn, &tenant, &event.lead_id, &event)
                     .await
                     .unwrap();
-                // Hold the transaction open after drawing a position, so commits interleave.
+                // Hold the transaction open after appending, so commits interleave.
                 let pause = rand::rng().random_range(0..3);
                 tokio::time::sleep(Duration::from_millis(pause)).await;
                 txn.commit().await.unwrap();
@@ -122,9 +122,9 @@ async fn concurrent_writers_are_delivered_exactly_once_in_position_order() {
     )
     .await
     .unwrap();
-    let log = EventLog::new(db.clone(), settings.events.clone());
-
     let shutdown = CancellationToken::new();
+    let log = EventLog::start(db.clone(), settings.events.clone(), shutdown.clone());
+
     let listener = server::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let routes = Routes::new(log.grpc_service(shutdown.clone()));
@@ -187,7 +187,9 @@ async fn concurrent_writers_are_delivered_exactly_once_in_position_order() {
         })
         .collect();
 
-    write_concurrently(&db, &log).await;
+    // A second replica of the producer on the same database: its relay competes with the first.
+    let replica = EventLog::start(db.clone(), settings.events.clone(), shutdown.clone());
+    write_concurrently(&db, [&log, &replica]).await;
 
     let seen = subscriber.await.unwrap();
     let positions: Vec<i64> = seen.iter().map(|e| e.position).collect();
@@ -257,7 +259,8 @@ async fn a_consumer_waits_for_a_producer_that_is_down_and_catches_up() {
     )
     .await
     .unwrap();
-    let log = EventLog::new(db.clone(), settings.events.clone());
+    let shutdown = CancellationToken::new();
+    let log = EventLog::start(db.clone(), settings.events.clone(), shutdown.clone());
     let tenant = TenantId::new("t1");
     for n in 0..5 {
         let txn = db.begin().await.unwrap();
@@ -290,7 +293,6 @@ async fn a_consumer_waits_for_a_producer_that_is_down_and_catches_up() {
     )
     .await
     .unwrap();
-    let shutdown = CancellationToken::new();
     let consumer = Consumer::new(
         "producer",
         format!("http://{addr}"),

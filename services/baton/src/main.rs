@@ -2,7 +2,7 @@
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
-use baton::{demo, suite};
+use baton::{bench, demo, suite};
 use baton_shared::{ServiceName, Settings, server, telemetry};
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
@@ -32,6 +32,20 @@ enum Command {
     },
     /// Apply pending migrations to one service's database, or to all five, and exit.
     Migrate { service: Option<ServiceName> },
+    /// Measure CaptureLead beside the echo ceiling of the same server (median of several rounds).
+    /// Uses a scratch SQLite database, or a scratch PostgreSQL database on the server named by
+    /// BATON_TEST_DATABASE_URL.
+    Bench {
+        /// Concurrent calls on one connection.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Rounds; the median round is reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
     /// Drive a small lead flow through a running suite and print the funnel.
     Demo {
         /// Leads to capture.
@@ -81,6 +95,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 suite::migrate_service(name, &settings).await?;
                 println!("{name}: migrated");
             }
+        }
+        Command::Bench {
+            concurrency,
+            seconds,
+            rounds,
+        } => {
+            let plan = bench::BenchPlan {
+                concurrency,
+                duration: Duration::from_secs(seconds),
+                rounds,
+            };
+            let (echo, capture, postgres) = bench::capture_lead(&plan).await?;
+            let db = if postgres { "PostgreSQL" } else { "SQLite" };
+            println!(
+                "baton bench: {concurrency} concurrent calls, one connection, median of {rounds} x {seconds} s, {db}"
+            );
+            println!("{}", bench::report("echo ceiling (health Check)", &echo));
+            println!("{}", bench::report("CaptureLead", &capture));
+            println!(
+                "CaptureLead / echo ceiling: {:.1} %",
+                100.0 * capture.per_second() / echo.per_second()
+            );
         }
         Command::Demo { leads, reps } => {
             let settings = Arc::new(Settings::load(cli.config.as_deref())?);

@@ -27,7 +27,7 @@ pub async fn run(
     let own = settings.service(ServiceName::Capture);
     let db = db::connect_and_migrate::<migration::Migrator>(&own.database_url, &settings.database)
         .await?;
-    let log = EventLog::new(db.clone(), settings.events.clone());
+    let log = EventLog::start(db.clone(), settings.events.clone(), shutdown.clone());
     let api = api::Api::new(store::Store::new(db, log.clone()));
     let routes =
         Routes::new(CaptureServiceServer::new(api)).add_service(log.grpc_service(shutdown.clone()));

@@ -28,7 +28,7 @@ pub async fn run(
     let own = settings.service(ServiceName::Distribution);
     let db = db::connect_and_migrate::<migration::Migrator>(&own.database_url, &settings.database)
         .await?;
-    let log = EventLog::new(db.clone(), settings.events.clone());
+    let log = EventLog::start(db.clone(), settings.events.clone(), shutdown.clone());
     let from_qualification = Consumer::new(
         ServiceName::Qualification.as_str(),
         settings.qualification.endpoint.clone(),

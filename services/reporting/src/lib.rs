@@ -36,7 +36,7 @@ pub async fn run(
     let own = settings.service(ServiceName::Reporting);
     let db = db::connect_and_migrate::<migration::Migrator>(&own.database_url, &settings.database)
         .await?;
-    let log = EventLog::new(db.clone(), settings.events.clone());
+    let log = EventLog::start(db.clone(), settings.events.clone(), shutdown.clone());
     let consumers: Vec<_> = SOURCES
         .into_iter()
         .map(|source| {

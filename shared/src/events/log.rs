@@ -14,7 +14,7 @@ use prost::{Message, Name};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Statement,
+    QuerySelect, Statement, TransactionTrait,
     prelude::*,
 };
 use tokio::sync::{mpsc, watch};
@@ -23,12 +23,23 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::store::event_log;
+use super::store::{event_log, event_outbox};
 use crate::{error::database_status, settings::EventSettings, tenant::TenantId, time};
 
-/// Key of the advisory lock that orders position assignment in one database (each service has its
-/// own database, so one key per database is enough). Arbitrary but fixed: "baton-ev" in ASCII.
-const EVENT_LOG_LOCK_KEY: i64 = 0x6261_746f_6e2d_6576;
+/// Key of the advisory lock that lets one relay at a time assign positions in a database (each
+/// service has its own database, so one key per database is enough). "baton-ev" in ASCII.
+const RELAY_LOCK_KEY: i64 = 0x6261_746f_6e2d_6576;
+
+/// Moves the oldest outbox rows into the log in one statement; positions are drawn here, by the
+/// one relay holding the lock, so they become visible strictly in order.
+const RELAY_BATCH_SQL: &str = "WITH moved AS (
+    DELETE FROM event_outbox
+    WHERE id IN (SELECT id FROM event_outbox ORDER BY id LIMIT $1)
+    RETURNING id, event_id, tenant_id, aggregate_id, type_url, payload, traceparent, tracestate, recorded_at
+)
+INSERT INTO event_log (event_id, tenant_id, aggregate_id, type_url, payload, traceparent, tracestate, recorded_at)
+SELECT event_id, tenant_id, aggregate_id, type_url, payload, traceparent, tracestate, recorded_at
+FROM moved ORDER BY id";
 const MAX_BATCH: u32 = 10_000;
 
 /// A producer's event log: append inside a transaction, notify after commit, serve subscriptions.
@@ -40,63 +51,152 @@ pub struct EventLog {
 struct Inner {
     db: DatabaseConnection,
     settings: EventSettings,
-    committed: watch::Sender<u64>,
+    /// Bumped when new events are visible in `event_log`: wakes subscriptions.
+    published: watch::Sender<u64>,
+    /// Bumped when a transaction that appended events committed: wakes the relay (PostgreSQL).
+    appended: watch::Sender<u64>,
 }
 
 impl EventLog {
-    pub fn new(db: DatabaseConnection, settings: EventSettings) -> Self {
-        let (committed, _) = watch::channel(0);
-        EventLog {
+    /// The log of the service whose database is `db`. On PostgreSQL it also starts the relay that
+    /// publishes appended events in order, until `shutdown` fires.
+    pub fn start(
+        db: DatabaseConnection,
+        settings: EventSettings,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let (published, _) = watch::channel(0);
+        let (appended, _) = watch::channel(0);
+        let log = EventLog {
             inner: Arc::new(Inner {
                 db,
                 settings,
-                committed,
+                published,
+                appended,
             }),
+        };
+        if log.inner.db.get_database_backend() == DbBackend::Postgres {
+            tokio::spawn(log.clone().relay(shutdown));
         }
+        log
     }
 
-    /// Appends `payload` to the log inside `txn`, the transaction that makes the change it describes.
-    /// Call it as the last write of the transaction: on PostgreSQL it holds the log's ordering lock
-    /// until commit. Carries the current span's W3C trace context.
+    /// Appends `payload` inside `txn`, the transaction that makes the change it describes, with the
+    /// current span's W3C trace context. On SQLite it goes straight into `event_log` (SQLite's one
+    /// writer draws positions in commit order); on PostgreSQL into `event_outbox`, from which the
+    /// relay publishes it — concurrent writers never wait for each other here.
     pub async fn append<C, M>(
         txn: &C,
         tenant: &TenantId,
         aggregate_id: &str,
         payload: &M,
-    ) -> Result<i64, DbErr>
+    ) -> Result<(), DbErr>
     where
         C: ConnectionTrait,
         M: Message + Name,
     {
-        if txn.get_database_backend() == DbBackend::Postgres {
-            txn.execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT pg_advisory_xact_lock($1)",
-                [EVENT_LOG_LOCK_KEY.into()],
-            ))
-            .await?;
-        }
         let mut carrier = HashMap::new();
         TraceContextPropagator::new()
             .inject_context(&tracing::Span::current().context(), &mut carrier);
-        let row = event_log::ActiveModel {
-            position: NotSet,
-            event_id: Set(uuid::Uuid::now_v7().to_string()),
-            tenant_id: Set(tenant.as_str().to_owned()),
-            aggregate_id: Set(aggregate_id.to_owned()),
-            type_url: Set(M::type_url()),
-            payload: Set(payload.encode_to_vec()),
-            traceparent: Set(carrier.remove("traceparent").unwrap_or_default()),
-            tracestate: Set(carrier.remove("tracestate").unwrap_or_default()),
-            recorded_at: Set(time::now()),
-        };
-        let inserted = event_log::Entity::insert(row).exec(txn).await?;
-        Ok(inserted.last_insert_id)
+        let event_id = uuid::Uuid::now_v7().to_string();
+        let traceparent = carrier.remove("traceparent").unwrap_or_default();
+        let tracestate = carrier.remove("tracestate").unwrap_or_default();
+        let recorded_at = time::now();
+        if txn.get_database_backend() == DbBackend::Postgres {
+            event_outbox::Entity::insert(event_outbox::ActiveModel {
+                id: NotSet,
+                event_id: Set(event_id),
+                tenant_id: Set(tenant.as_str().to_owned()),
+                aggregate_id: Set(aggregate_id.to_owned()),
+                type_url: Set(M::type_url()),
+                payload: Set(payload.encode_to_vec()),
+                traceparent: Set(traceparent),
+                tracestate: Set(tracestate),
+                recorded_at: Set(recorded_at),
+            })
+            .exec(txn)
+            .await?;
+        } else {
+            event_log::Entity::insert(event_log::ActiveModel {
+                position: NotSet,
+                event_id: Set(event_id),
+                tenant_id: Set(tenant.as_str().to_owned()),
+                aggregate_id: Set(aggregate_id.to_owned()),
+                type_url: Set(M::type_url()),
+                payload: Set(payload.encode_to_vec()),
+                traceparent: Set(traceparent),
+                tracestate: Set(tracestate),
+                recorded_at: Set(recorded_at),
+            })
+            .exec(txn)
+            .await?;
+        }
+        Ok(())
     }
 
-    /// Wakes live subscriptions after a transaction that appended events has committed.
+    /// Call after a transaction that appended events has committed: wakes the relay on PostgreSQL,
+    /// live subscriptions on SQLite.
     pub fn notify_committed(&self) {
-        self.inner.committed.send_modify(|n| *n = n.wrapping_add(1));
+        let bump = |n: &mut u64| *n = n.wrapping_add(1);
+        if self.inner.db.get_database_backend() == DbBackend::Postgres {
+            self.inner.appended.send_modify(bump);
+        } else {
+            self.inner.published.send_modify(bump);
+        }
+    }
+
+    /// Publishes appended events (PostgreSQL): on every commit notification, and at the poll
+    /// interval for commits made by other replicas, move outbox rows into the log in batches.
+    async fn relay(self, shutdown: CancellationToken) {
+        let mut appended = self.inner.appended.subscribe();
+        let poll = Duration::from_millis(self.inner.settings.poll_interval_ms);
+        let batch = i64::from(self.inner.settings.batch_size.max(1));
+        loop {
+            appended.borrow_and_update();
+            let mut moved_any = false;
+            loop {
+                match self.relay_batch(batch).await {
+                    Ok(moved) => {
+                        moved_any |= moved > 0;
+                        if moved < batch as u64 {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "event relay failed; retrying");
+                        break;
+                    }
+                }
+            }
+            if moved_any {
+                self.inner.published.send_modify(|n| *n = n.wrapping_add(1));
+            }
+            tokio::select! {
+                _ = appended.changed() => {}
+                _ = tokio::time::sleep(poll) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    async fn relay_batch(&self, batch: i64) -> Result<u64, DbErr> {
+        let txn = self.inner.db.begin().await?;
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock($1)",
+            [RELAY_LOCK_KEY.into()],
+        ))
+        .await?;
+        let moved = txn
+            .execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                RELAY_BATCH_SQL,
+                [batch.into()],
+            ))
+            .await?
+            .rows_affected();
+        txn.commit().await?;
+        Ok(moved)
     }
 
     /// Reads up to `limit` events after `after_position`, in position order.
@@ -196,10 +296,10 @@ async fn pump(
     tx: mpsc::Sender<Result<Event, Status>>,
     shutdown: CancellationToken,
 ) {
-    let mut committed = log.inner.committed.subscribe();
+    let mut published = log.inner.published.subscribe();
     let poll = Duration::from_millis(log.inner.settings.poll_interval_ms);
     loop {
-        committed.borrow_and_update();
+        published.borrow_and_update();
         let events = match log.read(position, batch).await {
             Ok(events) => events,
             Err(e) => {
@@ -209,7 +309,7 @@ async fn pump(
         };
         if events.is_empty() {
             tokio::select! {
-                _ = committed.changed() => {}
+                _ = published.changed() => {}
                 _ = tokio::time::sleep(poll) => {}
                 _ = shutdown.cancelled() => return,
                 _ = tx.closed() => return,

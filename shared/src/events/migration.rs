@@ -3,7 +3,8 @@
 
 use sea_orm_migration::{prelude::*, schema::*};
 
-/// Creates `event_log`, the producer's append-only outbox.
+/// Creates `event_log`, the producer's append-only log, and `event_outbox`, where PostgreSQL
+/// writers append before the relay publishes.
 pub struct CreateEventLog;
 
 impl MigrationName for CreateEventLog {
@@ -20,6 +21,22 @@ impl MigrationTrait for CreateEventLog {
                 Table::create()
                     .table("event_log")
                     .col(big_pk_auto("position"))
+                    .col(string_uniq("event_id"))
+                    .col(string("tenant_id"))
+                    .col(string("aggregate_id"))
+                    .col(string("type_url"))
+                    .col(blob("payload"))
+                    .col(string("traceparent"))
+                    .col(string("tracestate"))
+                    .col(timestamp_with_time_zone("recorded_at"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("event_outbox")
+                    .col(big_pk_auto("id"))
                     .col(string_uniq("event_id"))
                     .col(string("tenant_id"))
                     .col(string("aggregate_id"))

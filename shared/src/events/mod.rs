@@ -1,8 +1,7 @@
 //! The event backbone (DESIGN rule 2): events are never lost and never applied twice.
 //!
-//! - A producer writes each event into its own append-only `event_log` table in the same
-//!   transaction as the change it describes ([`EventLog::append`]), then wakes its subscribers
-//!   ([`EventLog::notify_committed`]).
+//! - A producer writes each event in the same transaction as the change it describes
+//!   ([`EventLog::append`]), then says so ([`EventLog::notify_committed`]).
 //! - It serves the log over `baton.events.v1.EventLog/Subscribe` ([`EventLog::grpc_service`]):
 //!   everything after a position, then live pushes, with a poll fallback for commits made by other
 //!   replicas.
@@ -10,10 +9,12 @@
 //!   advances it in the transaction that applies the event, so a crash or a redelivery can neither
 //!   skip nor repeat an event; it reconnects with backoff while the producer is down.
 //!
-//! Ordering on PostgreSQL: positions come from a sequence, and a writer takes a transaction-scoped
-//! advisory lock just before it draws a position, held until commit. Positions are therefore drawn
-//! in commit order, and a reader can never see position n+1 committed while n is still in flight.
-//! On SQLite the single writer gives the same guarantee.
+//! Ordering: a reader must never see position n+1 while n is still in flight, or it would skip n.
+//! On PostgreSQL, writers append to `event_outbox` without waiting for each other, and a relay
+//! (one at a time per database, under a transaction-scoped advisory lock) moves outbox rows into
+//! `event_log` in batches, drawing positions there: each batch commits whole, after the previous
+//! one, so positions become visible strictly in order. On SQLite writers append to `event_log`
+//! directly: its single writer already draws positions in commit order.
 
 pub mod consumer;
 mod log;
