@@ -1,5 +1,9 @@
 //! Keyset pagination: a page token is the opaque, versioned form of the last row's sequence number.
 
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+};
+
 use crate::error::Violations;
 
 const DEFAULT_PAGE_SIZE: u64 = 100;
@@ -52,6 +56,30 @@ impl Page {
             String::new()
         }
     }
+}
+
+/// Fetches one page of `query`, ordered by the monotonic `seq` column: the rows and the next page's
+/// token (empty on the last page).
+pub async fn fetch_page<E, C>(
+    query: Select<E>,
+    seq: E::Column,
+    seq_of: fn(&E::Model) -> i64,
+    page: Page,
+    db: &C,
+) -> Result<(Vec<E::Model>, String), DbErr>
+where
+    E: EntityTrait,
+    C: ConnectionTrait,
+{
+    let mut rows = query
+        .filter(seq.gt(page.after_seq))
+        .order_by_asc(seq)
+        .limit(page.limit + 1)
+        .all(db)
+        .await?;
+    let token = page.next_token(&rows.iter().map(seq_of).collect::<Vec<_>>());
+    rows.truncate(page.limit as usize);
+    Ok((rows, token))
 }
 
 #[cfg(test)]

@@ -38,6 +38,36 @@ pub struct ServeOptions<'a> {
     pub default_tenant: TenantId,
 }
 
+impl<'a> ServeOptions<'a> {
+    /// The options of one Baton service: health for its API (`api`, a fully-qualified gRPC name)
+    /// and its event log, the configured server settings and default tenant.
+    pub fn for_service(name: ServiceName, api: &'static str, settings: &'a Settings) -> Self {
+        ServeOptions {
+            name: name.as_str(),
+            health_names: vec![api, crate::events::EVENT_LOG_SERVICE_NAME],
+            settings: &settings.server,
+            default_tenant: TenantId::new(settings.tenancy.default_tenant.clone()),
+        }
+    }
+}
+
+/// [`serve`], then, once the server has stopped, stops the service's background tasks (event
+/// consumers) and waits for them, so nothing is left running against the database.
+pub async fn serve_with_background(
+    listener: TcpListener,
+    routes: Routes,
+    options: ServeOptions<'_>,
+    shutdown: CancellationToken,
+    background: Vec<tokio::task::JoinHandle<()>>,
+) -> Result<(), BootError> {
+    let served = serve(listener, routes, options, shutdown.clone()).await;
+    shutdown.cancel();
+    for task in background {
+        let _ = task.await;
+    }
+    served
+}
+
 /// Binds `addr` (port 0 = any free port).
 pub async fn bind(addr: &str) -> Result<TcpListener, BootError> {
     TcpListener::bind(addr)

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use baton_proto::capture::v1::capture_service_server::CaptureServiceServer;
 use baton_shared::{
-    BootError, ServiceName, Settings, TenantId, db,
+    BootError, ServiceName, Settings, db,
     events::EventLog,
     server::{self, ServeOptions},
 };
@@ -31,14 +31,7 @@ pub async fn run(
     let api = api::Api::new(store::Store::new(db, log.clone()));
     let routes =
         Routes::new(CaptureServiceServer::new(api)).add_service(log.grpc_service(shutdown.clone()));
-    let options = ServeOptions {
-        name: ServiceName::Capture.as_str(),
-        health_names: vec![
-            <CaptureServiceServer<api::Api> as NamedService>::NAME,
-            baton_shared::events::EVENT_LOG_SERVICE_NAME,
-        ],
-        settings: &settings.server,
-        default_tenant: TenantId::new(settings.tenancy.default_tenant.clone()),
-    };
+    let api_name = <CaptureServiceServer<api::Api> as NamedService>::NAME;
+    let options = ServeOptions::for_service(ServiceName::Capture, api_name, &settings);
     server::serve(listener, routes, options, shutdown).await
 }

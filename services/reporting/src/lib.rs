@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use baton_proto::reporting::v1::reporting_service_server::ReportingServiceServer;
 use baton_shared::{
-    BootError, ServiceName, Settings, TenantId, db,
-    events::{Consumer, EVENT_LOG_SERVICE_NAME, EventLog},
+    BootError, ServiceName, Settings, db,
+    events::{Consumer, EventLog},
     server::{self, ServeOptions},
 };
 use tokio::net::TcpListener;
@@ -37,36 +37,17 @@ pub async fn run(
     let db = db::connect_and_migrate::<migration::Migrator>(&own.database_url, &settings.database)
         .await?;
     let log = EventLog::start(db.clone(), settings.events.clone(), shutdown.clone());
-    let consumers: Vec<_> = SOURCES
+    let background = SOURCES
         .into_iter()
         .map(|source| {
-            let consumer = Consumer::new(
-                source.as_str(),
-                settings.service(source).endpoint.clone(),
-                db.clone(),
-                consume::FunnelEvents,
-                settings.events.clone(),
-                Some(log.clone()),
-            );
-            tokio::spawn(consumer.run(shutdown.clone()))
+            Consumer::of(source, &settings, db.clone(), consume::FunnelEvents, &log)
+                .spawn(shutdown.clone())
         })
         .collect();
     let api = api::Api::new(store::Store::new(db));
     let routes = Routes::new(ReportingServiceServer::new(api))
         .add_service(log.grpc_service(shutdown.clone()));
-    let options = ServeOptions {
-        name: ServiceName::Reporting.as_str(),
-        health_names: vec![
-            <ReportingServiceServer<api::Api> as NamedService>::NAME,
-            EVENT_LOG_SERVICE_NAME,
-        ],
-        settings: &settings.server,
-        default_tenant: TenantId::new(settings.tenancy.default_tenant.clone()),
-    };
-    let served = server::serve(listener, routes, options, shutdown.clone()).await;
-    shutdown.cancel();
-    for consumer in consumers {
-        let _ = consumer.await;
-    }
-    served
+    let api_name = <ReportingServiceServer<api::Api> as NamedService>::NAME;
+    let options = ServeOptions::for_service(ServiceName::Reporting, api_name, &settings);
+    server::serve_with_background(listener, routes, options, shutdown, background).await
 }

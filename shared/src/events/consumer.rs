@@ -18,7 +18,10 @@ use super::{
     EventLog,
     store::{event_cursor, event_dead_letter},
 };
-use crate::{settings::EventSettings, time};
+use crate::{
+    settings::{EventSettings, ServiceName, Settings},
+    time,
+};
 
 /// Why an event could not be applied.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +76,30 @@ impl<H: EventHandler> Consumer<H> {
             settings,
             own_log,
         }
+    }
+
+    /// Follows `source`'s log at the endpoint `settings` name for it, applying to `db` and waking
+    /// `own_log` after each applied event.
+    pub fn of(
+        source: ServiceName,
+        settings: &Settings,
+        db: DatabaseConnection,
+        handler: H,
+        own_log: &EventLog,
+    ) -> Self {
+        Self::new(
+            source.as_str(),
+            settings.service(source).endpoint.clone(),
+            db,
+            handler,
+            settings.events.clone(),
+            Some(own_log.clone()),
+        )
+    }
+
+    /// Runs the consumer on its own task until `shutdown`.
+    pub fn spawn(self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.run(shutdown))
     }
 
     /// Runs until `shutdown`: connect, subscribe from the stored cursor, apply; on any failure wait

@@ -12,10 +12,8 @@ use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use prost::{Message, Name};
 use sea_orm::{
-    ActiveValue::{NotSet, Set},
     ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Statement, TransactionTrait,
-    prelude::*,
+    QuerySelect, Statement, TransactionTrait, prelude::*, sea_query::Query,
 };
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -23,12 +21,24 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::store::{event_log, event_outbox};
+use super::store::event_log;
 use crate::{error::database_status, settings::EventSettings, tenant::TenantId, time};
 
 /// Key of the advisory lock that lets one relay at a time assign positions in a database (each
 /// service has its own database, so one key per database is enough). "baton-ev" in ASCII.
 const RELAY_LOCK_KEY: i64 = 0x6261_746f_6e2d_6576;
+
+/// Columns of an appended event, in `event_outbox` and `event_log` alike.
+const EVENT_COLUMNS: [&str; 8] = [
+    "event_id",
+    "tenant_id",
+    "aggregate_id",
+    "type_url",
+    "payload",
+    "traceparent",
+    "tracestate",
+    "recorded_at",
+];
 
 /// Moves the oldest outbox rows into the log in one statement; positions are drawn here, by the
 /// one relay holding the lock, so they become visible strictly in order.
@@ -98,39 +108,27 @@ impl EventLog {
         let mut carrier = HashMap::new();
         TraceContextPropagator::new()
             .inject_context(&tracing::Span::current().context(), &mut carrier);
-        let event_id = uuid::Uuid::now_v7().to_string();
-        let traceparent = carrier.remove("traceparent").unwrap_or_default();
-        let tracestate = carrier.remove("tracestate").unwrap_or_default();
-        let recorded_at = time::now();
-        if txn.get_database_backend() == DbBackend::Postgres {
-            event_outbox::Entity::insert(event_outbox::ActiveModel {
-                id: NotSet,
-                event_id: Set(event_id),
-                tenant_id: Set(tenant.as_str().to_owned()),
-                aggregate_id: Set(aggregate_id.to_owned()),
-                type_url: Set(M::type_url()),
-                payload: Set(payload.encode_to_vec()),
-                traceparent: Set(traceparent),
-                tracestate: Set(tracestate),
-                recorded_at: Set(recorded_at),
-            })
-            .exec(txn)
-            .await?;
-        } else {
-            event_log::Entity::insert(event_log::ActiveModel {
-                position: NotSet,
-                event_id: Set(event_id),
-                tenant_id: Set(tenant.as_str().to_owned()),
-                aggregate_id: Set(aggregate_id.to_owned()),
-                type_url: Set(M::type_url()),
-                payload: Set(payload.encode_to_vec()),
-                traceparent: Set(traceparent),
-                tracestate: Set(tracestate),
-                recorded_at: Set(recorded_at),
-            })
-            .exec(txn)
-            .await?;
-        }
+        // Same columns in both tables; only where the row goes differs (see the doc comment).
+        let table = match txn.get_database_backend() {
+            DbBackend::Postgres => "event_outbox",
+            _ => "event_log",
+        };
+        let insert = Query::insert()
+            .into_table(table)
+            .columns(EVENT_COLUMNS)
+            .values([
+                uuid::Uuid::now_v7().to_string().into(),
+                tenant.as_str().into(),
+                aggregate_id.into(),
+                M::type_url().into(),
+                payload.encode_to_vec().into(),
+                carrier.remove("traceparent").unwrap_or_default().into(),
+                carrier.remove("tracestate").unwrap_or_default().into(),
+                time::now().into(),
+            ])
+            .map_err(|e| DbErr::Custom(format!("event insert: {e}")))?
+            .to_owned();
+        txn.execute(&insert).await?;
         Ok(())
     }
 

@@ -1,4 +1,4 @@
-//! sea-orm entities of the event tables.
+//! sea-orm entities of the event tables (`event_outbox` is only written and relayed with SQL).
 
 pub mod event_log {
     use sea_orm::entity::prelude::*;
@@ -9,32 +9,6 @@ pub mod event_log {
     pub struct Model {
         #[sea_orm(primary_key)]
         pub position: i64,
-        #[sea_orm(unique)]
-        pub event_id: String,
-        pub tenant_id: String,
-        pub aggregate_id: String,
-        pub type_url: String,
-        pub payload: Vec<u8>,
-        pub traceparent: String,
-        pub tracestate: String,
-        pub recorded_at: DateTimeUtc,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
-pub mod event_outbox {
-    use sea_orm::entity::prelude::*;
-
-    /// An appended event not yet published (PostgreSQL only; the relay moves it to `event_log`).
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "event_outbox")]
-    pub struct Model {
-        #[sea_orm(primary_key)]
-        pub id: i64,
         #[sea_orm(unique)]
         pub event_id: String,
         pub tenant_id: String,

@@ -3,11 +3,16 @@
 pub mod entities;
 
 use baton_proto::distribution::v1::{self as pb, AssignmentState, LeadAssigned, RepCreated};
-use baton_shared::{ApiError, TenantId, events::EventLog, paging::Page, time};
+use baton_shared::{
+    ApiError, TenantId,
+    events::EventLog,
+    paging::{Page, fetch_page},
+    time,
+};
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
     TransactionTrait,
     prelude::*,
     sea_query::OnConflict,
@@ -103,16 +108,8 @@ impl Store {
         tenant: &TenantId,
         page: Page,
     ) -> Result<(Vec<rep::Model>, String), ApiError> {
-        let mut rows = rep::Entity::find()
-            .filter(rep::Column::TenantId.eq(tenant.as_str()))
-            .filter(rep::Column::Seq.gt(page.after_seq))
-            .order_by_asc(rep::Column::Seq)
-            .limit(page.limit + 1)
-            .all(&self.db)
-            .await?;
-        let token = page.next_token(&rows.iter().map(|r| r.seq).collect::<Vec<_>>());
-        rows.truncate(page.limit as usize);
-        Ok((rows, token))
+        let query = rep::Entity::find().filter(rep::Column::TenantId.eq(tenant.as_str()));
+        Ok(fetch_page(query, rep::Column::Seq, |r| r.seq, page, &self.db).await?)
     }
 
     pub async fn list_assignments(
@@ -121,20 +118,12 @@ impl Store {
         page: Page,
         rep_id: Option<&str>,
     ) -> Result<(Vec<assignment::Model>, String), ApiError> {
-        let mut query = assignment::Entity::find()
-            .filter(assignment::Column::TenantId.eq(tenant.as_str()))
-            .filter(assignment::Column::Seq.gt(page.after_seq));
+        let mut query =
+            assignment::Entity::find().filter(assignment::Column::TenantId.eq(tenant.as_str()));
         if let Some(rep_id) = rep_id {
             query = query.filter(assignment::Column::RepId.eq(rep_id));
         }
-        let mut rows = query
-            .order_by_asc(assignment::Column::Seq)
-            .limit(page.limit + 1)
-            .all(&self.db)
-            .await?;
-        let token = page.next_token(&rows.iter().map(|r| r.seq).collect::<Vec<_>>());
-        rows.truncate(page.limit as usize);
-        Ok((rows, token))
+        Ok(fetch_page(query, assignment::Column::Seq, |a| a.seq, page, &self.db).await?)
     }
 }
 

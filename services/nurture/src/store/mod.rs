@@ -4,11 +4,15 @@ pub mod entities;
 
 use baton_proto::nurture::v1::{self as pb, EnrollmentState, LeadEnrolled};
 use baton_shared::events::EventLog;
-use baton_shared::{ApiError, TenantId, paging::Page, time};
+use baton_shared::{
+    ApiError, TenantId,
+    paging::{Page, fetch_page},
+    time,
+};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
     prelude::*,
 };
 
@@ -31,20 +35,12 @@ impl Store {
         page: Page,
         lead_id: Option<&str>,
     ) -> Result<(Vec<enrollment::Model>, String), ApiError> {
-        let mut query = enrollment::Entity::find()
-            .filter(enrollment::Column::TenantId.eq(tenant.as_str()))
-            .filter(enrollment::Column::Seq.gt(page.after_seq));
+        let mut query =
+            enrollment::Entity::find().filter(enrollment::Column::TenantId.eq(tenant.as_str()));
         if let Some(lead_id) = lead_id {
             query = query.filter(enrollment::Column::LeadId.eq(lead_id));
         }
-        let mut rows = query
-            .order_by_asc(enrollment::Column::Seq)
-            .limit(page.limit + 1)
-            .all(&self.db)
-            .await?;
-        let token = page.next_token(&rows.iter().map(|r| r.seq).collect::<Vec<_>>());
-        rows.truncate(page.limit as usize);
-        Ok((rows, token))
+        Ok(fetch_page(query, enrollment::Column::Seq, |e| e.seq, page, &self.db).await?)
     }
 }
 
