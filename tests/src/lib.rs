@@ -77,8 +77,10 @@ pub fn lead(n: usize) -> CaptureLeadRequest {
         source: Some(LeadSource {
             channel: "web_form".into(),
             campaign: "e2e".into(),
+            ..Default::default()
         }),
         captured_at: None,
+        ..Default::default()
     }
 }
 
@@ -96,6 +98,7 @@ pub fn activity(
         occurred_at: None,
         url: String::new(),
         page_kind: page_kind as i32,
+        ..Default::default()
     }
 }
 

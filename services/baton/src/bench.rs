@@ -169,8 +169,10 @@ fn capture_request(n: u64) -> CaptureLeadRequest {
         source: Some(LeadSource {
             channel: "bench".into(),
             campaign: String::new(),
+            ..Default::default()
         }),
         captured_at: None,
+        ..Default::default()
     }
 }
 

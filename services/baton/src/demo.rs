@@ -80,8 +80,10 @@ pub async fn run(
                 source: Some(LeadSource {
                     channel: "web_form".into(),
                     campaign: "demo".into(),
+                    ..Default::default()
                 }),
                 captured_at: None,
+                ..Default::default()
             })
             .await
             .context("capture lead")?
@@ -109,6 +111,7 @@ pub async fn run(
                     occurred_at: None,
                     url: String::new(),
                     page_kind: *page_kind as i32,
+                    ..Default::default()
                 })
                 .await
                 .context("record activity")?;

@@ -1,11 +1,13 @@
 //! capture over a real socket, on SQLite (and PostgreSQL when BATON_TEST_DATABASE_URL is set).
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use baton_proto::{
     capture::v1::{
-        ActivityKind, CaptureLeadRequest, GetLeadRequest, LeadCaptured, LeadSource, PageKind,
-        RecordActivityRequest, capture_service_client::CaptureServiceClient,
+        ActivityKind, AttributeValue, CallDetails, CallOutcome, CaptureLeadRequest, Company,
+        Consent, FunnelPosition, GetLeadRequest, Lead, LeadCaptured, LeadSource, LeadUpdated,
+        ListLeadsRequest, Money, PageKind, RecordActivityRequest, UpdateLeadRequest,
+        attribute_value::Value, capture_service_client::CaptureServiceClient,
     },
     events::v1::{SubscribeRequest, event_log_client::EventLogClient},
 };
@@ -13,6 +15,7 @@ use baton_shared::{
     ServiceName,
     testing::{RunningService, TestDatabase, bind_ephemeral, channel, settings_with, spawn},
 };
+use prost_types::FieldMask;
 use tonic::{Code, transport::Channel};
 use tonic_types::StatusExt;
 
@@ -50,8 +53,10 @@ fn capture(request_id: &str, email: &str) -> CaptureLeadRequest {
         source: Some(LeadSource {
             channel: "web_form".into(),
             campaign: "spring".into(),
+            ..Default::default()
         }),
         captured_at: None,
+        ..Default::default()
     }
 }
 
@@ -196,6 +201,7 @@ async fn activities_are_recorded_once_per_idempotency_key() {
         occurred_at: None,
         url: "https://example.com/pricing".into(),
         page_kind: PageKind::Pricing as i32,
+        ..Default::default()
     };
     let first = f
         .client
@@ -215,5 +221,341 @@ async fn activities_are_recorded_once_per_idempotency_key() {
         .unwrap()
         .into_inner();
     assert_eq!(got, lead);
+    f.service.stop().await;
+}
+
+fn full_request(request_id: &str, email: &str) -> CaptureLeadRequest {
+    CaptureLeadRequest {
+        request_id: request_id.into(),
+        email: email.into(),
+        first_name: "Aiko".into(),
+        last_name: "Tanaka".into(),
+        phone: "+81 3-1234-5678".into(),
+        title: "CTO".into(),
+        role: "decision_maker".into(),
+        department: "IT".into(),
+        company: Some(Company {
+            name: "Kaisha KK".into(),
+            web_domain: "https://www.kaisha.co.jp/".into(),
+            industry: "Manufacturing".into(),
+            employees: Some(1200),
+            annual_revenue: Some(Money {
+                currency_code: "JPY".into(),
+                amount_minor: 5_000_000_000,
+            }),
+            country: "jp".into(),
+            region: "Tokyo".into(),
+            ..Default::default()
+        }),
+        consent: Some(Consent {
+            email_opt_in: true,
+            ..Default::default()
+        }),
+        custom_attributes: HashMap::from([
+            (
+                "seats".to_owned(),
+                AttributeValue {
+                    value: Some(Value::IntValue(40)),
+                },
+            ),
+            (
+                "plan".to_owned(),
+                AttributeValue {
+                    value: Some(Value::StringValue("enterprise".into())),
+                },
+            ),
+        ]),
+        source: Some(LeadSource {
+            channel: "webinar".into(),
+            campaign: "autumn".into(),
+            lead_magnet: "DX checklist".into(),
+            funnel_position: FunnelPosition::Top as i32,
+            utm_source: "newsletter".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn the_whole_profile_is_kept_and_colleagues_share_their_company() {
+    let mut f = start().await;
+    let aiko = f
+        .client
+        .capture_lead(full_request("r1", "aiko@kaisha.co.jp"))
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap();
+    let got = f
+        .client
+        .get_lead(GetLeadRequest {
+            lead_id: aiko.lead_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got, aiko);
+    assert_eq!(
+        (got.phone.as_str(), got.title.as_str(), got.role.as_str()),
+        ("+81 3-1234-5678", "CTO", "decision_maker")
+    );
+    let company = got.company.clone().unwrap();
+    assert_eq!(
+        (
+            company.web_domain.as_str(),
+            company.country.as_str(),
+            company.employees
+        ),
+        ("kaisha.co.jp", "JP", Some(1200))
+    );
+    assert_eq!(company.annual_revenue.unwrap().amount_minor, 5_000_000_000);
+    assert!(got.consent.unwrap().email_opt_in);
+    assert_eq!(
+        got.custom_attributes["seats"].value,
+        Some(Value::IntValue(40))
+    );
+    assert_eq!(
+        got.source.unwrap().funnel_position,
+        FunnelPosition::Top as i32
+    );
+
+    // A colleague with only a company name is matched to the same company by the e-mail domain;
+    // what the company already knows is kept.
+    let mut ken = capture("r2", "ken@kaisha.co.jp");
+    ken.company_name = "Kaisha".into();
+    let ken = f
+        .client
+        .capture_lead(ken)
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap();
+    let ken_company = ken.company.unwrap();
+    assert_eq!(ken_company.company_id, company.company_id);
+    assert_eq!(ken_company.name, "Kaisha KK");
+    // A free-mail address matches no company.
+    let mut solo = capture("r3", "solo@gmail.com");
+    solo.company_name = "Solo LLC".into();
+    let solo = f
+        .client
+        .capture_lead(solo)
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap();
+    assert_ne!(solo.company.unwrap().company_id, company.company_id);
+
+    let colleagues = f
+        .client
+        .list_leads(ListLeadsRequest {
+            company_id: company.company_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let ids: Vec<_> = colleagues.leads.iter().map(|l| l.lead_id.clone()).collect();
+    assert_eq!(ids, [aiko.lead_id.clone(), ken.lead_id.clone()]);
+    let webinar = f
+        .client
+        .list_leads(ListLeadsRequest {
+            channel: "webinar".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(webinar.into_inner().leads.len(), 1);
+    f.service.stop().await;
+}
+
+#[tokio::test]
+async fn update_lead_changes_only_masked_fields_and_emits_lead_updated() {
+    let mut f = start().await;
+    let lead = f
+        .client
+        .capture_lead(full_request("r1", "aiko@kaisha.co.jp"))
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap();
+    let patch = Lead {
+        title: "CEO".into(),
+        first_name: "ignored".into(),
+        consent: Some(Consent {
+            unsubscribed: true,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mask = FieldMask {
+        paths: vec!["title".into(), "consent.unsubscribed".into()],
+    };
+    let updated = f
+        .client
+        .update_lead(UpdateLeadRequest {
+            lead_id: lead.lead_id.clone(),
+            lead: Some(patch),
+            update_mask: Some(mask),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (updated.title.as_str(), updated.first_name.as_str()),
+        ("CEO", "Aiko")
+    );
+    let consent = updated.consent.unwrap();
+    assert!(
+        consent.unsubscribed && consent.email_opt_in,
+        "other consent flags are kept"
+    );
+    let at = |t: Option<prost_types::Timestamp>| {
+        t.and_then(|t| baton_shared::time::from_proto(&t)).unwrap()
+    };
+    assert!(at(updated.updated_at) >= at(lead.updated_at));
+
+    let mut events = EventLogClient::connect(f.service.endpoint.clone())
+        .await
+        .unwrap()
+        .subscribe(SubscribeRequest {
+            after_position: 0,
+            max_batch: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let _captured = events.message().await.unwrap().unwrap();
+    let event = events.message().await.unwrap().unwrap();
+    let changed: LeadUpdated = baton_proto::any::unpack(event.payload.as_ref().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(changed.changed_paths, ["title", "consent.unsubscribed"]);
+    drop(events);
+
+    for (mask, field) in [(vec!["email"], "update_mask"), (vec![], "update_mask")] {
+        let status = f
+            .client
+            .update_lead(UpdateLeadRequest {
+                lead_id: lead.lead_id.clone(),
+                lead: Some(Lead::default()),
+                update_mask: Some(FieldMask {
+                    paths: mask.into_iter().map(String::from).collect(),
+                }),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(
+            status.get_details_bad_request().unwrap().field_violations[0].field,
+            field
+        );
+    }
+    let missing = f
+        .client
+        .update_lead(UpdateLeadRequest {
+            lead_id: "nope".into(),
+            lead: None,
+            update_mask: Some(FieldMask {
+                paths: vec!["title".into()],
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    f.service.stop().await;
+}
+
+#[tokio::test]
+async fn bad_profile_values_are_refused_with_their_fields_and_nothing_is_stored() {
+    let mut f = start().await;
+    let mut req = full_request("r1", "aiko@kaisha.co.jp");
+    let company = req.company.as_mut().unwrap();
+    company.employees = Some(-5);
+    company.annual_revenue = Some(Money {
+        currency_code: "yen".into(),
+        amount_minor: 1,
+    });
+    req.custom_attributes.insert(
+        "Bad Key".into(),
+        AttributeValue {
+            value: Some(Value::BoolValue(true)),
+        },
+    );
+    let status = f.client.capture_lead(req).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let fields: Vec<_> = status
+        .get_details_bad_request()
+        .unwrap()
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "company.employees",
+            "company.annual_revenue.currency_code",
+            "custom_attributes.Bad Key"
+        ]
+    );
+    let none = f
+        .client
+        .list_leads(ListLeadsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(none.leads.is_empty());
+    f.service.stop().await;
+}
+
+#[tokio::test]
+async fn calls_keep_their_outcome_talk_time_and_target_department() {
+    let mut f = start().await;
+    let lead = f
+        .client
+        .capture_lead(capture("r1", "a@example.com"))
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap();
+    let call = CallDetails {
+        outcome: CallOutcome::Connected as i32,
+        duration_seconds: 340,
+        reached_target_department: true,
+    };
+    let recorded = f
+        .client
+        .record_activity(RecordActivityRequest {
+            idempotency_key: "call-1".into(),
+            lead_id: lead.lead_id.clone(),
+            kind: ActivityKind::Call as i32,
+            call: Some(call),
+            subject: "discovery call".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .activity
+        .unwrap();
+    assert_eq!(recorded.call, Some(call));
+    assert_eq!(recorded.subject, "discovery call");
+    let no_outcome = f
+        .client
+        .record_activity(RecordActivityRequest {
+            idempotency_key: "call-2".into(),
+            lead_id: lead.lead_id.clone(),
+            kind: ActivityKind::Call as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(no_outcome.code(), Code::InvalidArgument);
     f.service.stop().await;
 }

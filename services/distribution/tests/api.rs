@@ -90,6 +90,7 @@ impl Fixture {
                 source: Some(LeadSource {
                     channel: "web_form".into(),
                     campaign: String::new(),
+                    ..Default::default()
                 }),
                 ..Default::default()
             })

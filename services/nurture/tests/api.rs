@@ -55,6 +55,7 @@ async fn every_new_lead_is_enrolled_once_in_the_welcome_sequence() {
             source: Some(LeadSource {
                 channel: "webinar".into(),
                 campaign: String::new(),
+                ..Default::default()
             }),
             captured_at: Some(time::to_proto(captured_at)),
             ..Default::default()

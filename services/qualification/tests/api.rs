@@ -68,6 +68,7 @@ impl Fixture {
             source: Some(LeadSource {
                 channel: "web_form".into(),
                 campaign: String::new(),
+                ..Default::default()
             }),
             ..Default::default()
         };
@@ -89,6 +90,7 @@ impl Fixture {
             occurred_at: None,
             url: String::new(),
             page_kind: page_kind as i32,
+            ..Default::default()
         };
         self.capture.record_activity(req).await.unwrap();
     }

@@ -62,6 +62,7 @@ async fn the_funnel_counts_leads_by_when_they_were_captured() {
             source: Some(LeadSource {
                 channel: "trade_show".into(),
                 campaign: String::new(),
+                ..Default::default()
             }),
             captured_at: Some(time::to_proto(at)),
             ..Default::default()

@@ -1,12 +1,13 @@
 //! Activities: what a lead did, and what makes a valid one.
 
-use baton_proto::capture::v1::{ActivityKind, PageKind};
+use baton_proto::capture::v1::{ActivityKind, CallDetails, CallOutcome, PageKind};
 use baton_shared::Violations;
 use chrono::{DateTime, Utc};
 
 use super::lead::check_key;
 
 const MAX_URL_LEN: usize = 2048;
+const MAX_SUBJECT_LEN: usize = 200;
 
 /// A validated activity.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +18,9 @@ pub struct NewActivity {
     pub occurred_at: DateTime<Utc>,
     pub url: String,
     pub page_kind: PageKind,
+    /// All zero unless the activity is a call.
+    pub call: CallDetails,
+    pub subject: String,
 }
 
 /// Raw fields of an activity request.
@@ -27,6 +31,8 @@ pub struct ActivityInput<'a> {
     pub occurred_at: DateTime<Utc>,
     pub url: &'a str,
     pub page_kind: i32,
+    pub call: Option<CallDetails>,
+    pub subject: &'a str,
 }
 
 pub fn validate_activity(input: ActivityInput<'_>, violations: &mut Violations) -> NewActivity {
@@ -55,6 +61,28 @@ pub fn validate_activity(input: ActivityInput<'_>, violations: &mut Violations) 
     if input.url.len() > MAX_URL_LEN {
         violations.add("url", format!("must be at most {MAX_URL_LEN} bytes"));
     }
+    let call = input.call.unwrap_or_default();
+    if input.call.is_some() && kind != ActivityKind::Call {
+        violations.add("call", "only calls have call details");
+    }
+    if CallOutcome::try_from(call.outcome).is_err() {
+        violations.add(
+            "call.outcome",
+            format!("unknown call outcome {}", call.outcome),
+        );
+    }
+    if call.duration_seconds < 0 {
+        violations.add("call.duration_seconds", "must not be negative");
+    }
+    if kind == ActivityKind::Call && call.outcome == CallOutcome::Unspecified as i32 {
+        violations.add("call.outcome", "is required for calls");
+    }
+    if input.subject.len() > MAX_SUBJECT_LEN {
+        violations.add(
+            "subject",
+            format!("must be at most {MAX_SUBJECT_LEN} bytes"),
+        );
+    }
     if kind == ActivityKind::PageViewed && page_kind == PageKind::Unspecified {
         violations.add(
             "page_kind",
@@ -68,6 +96,8 @@ pub fn validate_activity(input: ActivityInput<'_>, violations: &mut Violations) 
         occurred_at: input.occurred_at,
         url: input.url.to_owned(),
         page_kind,
+        call,
+        subject: input.subject.trim().to_owned(),
     }
 }
 
@@ -83,6 +113,8 @@ mod tests {
             occurred_at: Utc::now(),
             url: "",
             page_kind,
+            call: None,
+            subject: "",
         }
     }
 
@@ -92,6 +124,23 @@ mod tests {
         validate_activity(input(0, 0), &mut v);
         validate_activity(input(999, 0), &mut v);
         assert_eq!(v.fields().collect::<Vec<_>>(), ["kind", "kind"]);
+    }
+
+    #[test]
+    fn calls_need_an_outcome_and_only_calls_have_call_details() {
+        let mut v = Violations::new();
+        validate_activity(input(ActivityKind::Call as i32, 0), &mut v);
+        let mut not_a_call = input(ActivityKind::EmailOpened as i32, 0);
+        not_a_call.call = Some(CallDetails {
+            outcome: 1,
+            duration_seconds: -3,
+            reached_target_department: false,
+        });
+        validate_activity(not_a_call, &mut v);
+        assert_eq!(
+            v.fields().collect::<Vec<_>>(),
+            ["call.outcome", "call", "call.duration_seconds"]
+        );
     }
 
     #[test]

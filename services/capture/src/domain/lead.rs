@@ -1,24 +1,22 @@
 //! Leads: who they are, how they are identified (normalised e-mail), what a valid capture is.
 
-use baton_shared::Violations;
+use baton_proto::capture::v1 as pb;
+use baton_shared::{Violations, time};
 use chrono::{DateTime, Utc};
 
+use super::profile::{self, CompanyInput, Consent, LeadProfile, Source};
+
 const MAX_EMAIL_LEN: usize = 254;
-const MAX_NAME_LEN: usize = 200;
-const MAX_CHANNEL_LEN: usize = 64;
 const MAX_KEY_LEN: usize = 128;
 
 /// A validated capture request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewLead {
     pub request_id: String,
     pub email: String,
     pub email_normalized: String,
-    pub first_name: String,
-    pub last_name: String,
-    pub company_name: String,
-    pub channel: String,
-    pub campaign: String,
+    pub profile: LeadProfile,
+    pub source: Source,
     pub captured_at: DateTime<Utc>,
     /// Canonical form of what the caller sent, to detect a request_id reused for another payload.
     pub fingerprint: String,
@@ -51,79 +49,151 @@ pub fn check_key(field: &str, key: &str, violations: &mut Violations) {
     }
 }
 
-/// Raw fields of a capture request, before validation.
-pub struct CaptureInput<'a> {
-    pub request_id: &'a str,
-    pub email: &'a str,
-    pub first_name: &'a str,
-    pub last_name: &'a str,
-    pub company_name: &'a str,
-    pub channel: &'a str,
-    pub campaign: &'a str,
-    /// As sent by the caller (None = not sent), already converted.
-    pub captured_at_sent: Option<DateTime<Utc>>,
-    /// Effective capture time (defaults to now).
-    pub captured_at: DateTime<Utc>,
+/// Validates an e-mail address; returns its normalised form.
+pub fn check_email(field: &str, email: &str, violations: &mut Violations) -> String {
+    let normalized = normalize_email(email);
+    if normalized.is_empty() {
+        violations.add(field, "is required");
+    } else if normalized.len() > MAX_EMAIL_LEN {
+        violations.add(field, format!("must be at most {MAX_EMAIL_LEN} bytes"));
+    } else if !is_plausible_email(&normalized) {
+        violations.add(field, "is not an e-mail address");
+    }
+    normalized
 }
 
-/// Validates a capture; every problem is reported, not only the first.
-pub fn validate_capture(input: CaptureInput<'_>, violations: &mut Violations) -> NewLead {
-    check_key("request_id", input.request_id, violations);
-    let email_normalized = normalize_email(input.email);
-    if email_normalized.is_empty() {
-        violations.add("email", "is required");
-    } else if email_normalized.len() > MAX_EMAIL_LEN {
-        violations.add("email", format!("must be at most {MAX_EMAIL_LEN} bytes"));
-    } else if !is_plausible_email(&email_normalized) {
-        violations.add("email", "is not an e-mail address");
+/// Converts proto custom attributes to domain values (`None` for an empty oneof).
+pub fn attributes_from_proto(
+    map: &std::collections::HashMap<String, pb::AttributeValue>,
+) -> Vec<(String, Option<profile::AttributeValue>)> {
+    use pb::attribute_value::Value;
+    map.iter()
+        .map(|(k, v)| {
+            let value = v.value.as_ref().and_then(|value| match value {
+                Value::StringValue(s) => Some(profile::AttributeValue::String(s.clone())),
+                Value::IntValue(i) => Some(profile::AttributeValue::Int(*i)),
+                Value::DoubleValue(d) => Some(profile::AttributeValue::Double(*d)),
+                Value::BoolValue(b) => Some(profile::AttributeValue::Bool(*b)),
+                Value::TimeValue(t) => time::from_proto(t).map(profile::AttributeValue::Time),
+            });
+            (k.clone(), value)
+        })
+        .collect()
+}
+
+/// Validates a company given in a request (`prefix` is its proto path, e.g. "company.").
+pub fn company_from_proto(
+    prefix: &str,
+    company: Option<&pb::Company>,
+    fallback_name: &str,
+    email_domain: Option<&str>,
+    violations: &mut Violations,
+) -> Option<profile::CompanyProfile> {
+    let c = company.cloned().unwrap_or_default();
+    let name = if c.name.trim().is_empty() {
+        fallback_name
+    } else {
+        c.name.as_str()
+    };
+    profile::company(
+        prefix,
+        CompanyInput {
+            name,
+            web_domain: &c.web_domain,
+            industry: &c.industry,
+            employees: c.employees,
+            annual_revenue: c
+                .annual_revenue
+                .as_ref()
+                .map(|m| (m.currency_code.as_str(), m.amount_minor)),
+            country: &c.country,
+            region: &c.region,
+        },
+        email_domain,
+        violations,
+    )
+}
+
+fn person_of(req: &pb::CaptureLeadRequest) -> profile::Person {
+    profile::Person {
+        first_name: req.first_name.clone(),
+        last_name: req.last_name.clone(),
+        phone: req.phone.clone(),
+        title: req.title.clone(),
+        role: req.role.clone(),
+        department: req.department.clone(),
     }
-    for (field, value) in [
-        ("first_name", input.first_name),
-        ("last_name", input.last_name),
-        ("company_name", input.company_name),
-    ] {
-        if value.len() > MAX_NAME_LEN {
-            violations.add(field, format!("must be at most {MAX_NAME_LEN} bytes"));
-        }
-    }
-    let channel = input.channel.trim();
-    if channel.is_empty() {
-        violations.add("source.channel", "is required");
-    } else if channel.len() > MAX_CHANNEL_LEN {
-        violations.add(
-            "source.channel",
-            format!("must be at most {MAX_CHANNEL_LEN} bytes"),
-        );
-    }
-    if input.campaign.len() > MAX_NAME_LEN {
-        violations.add(
-            "source.campaign",
-            format!("must be at most {MAX_NAME_LEN} bytes"),
-        );
-    }
-    let fingerprint = [
-        email_normalized.as_str(),
-        input.first_name.trim(),
-        input.last_name.trim(),
-        input.company_name.trim(),
-        channel,
-        input.campaign.trim(),
-        &input
-            .captured_at_sent
-            .map(|t| t.to_rfc3339())
-            .unwrap_or_default(),
-    ]
-    .join("\u{1f}");
+}
+
+/// Validates a capture; every problem is reported, not only the first. `now` is the default
+/// capture time.
+pub fn validate_capture(
+    req: &pb::CaptureLeadRequest,
+    now: DateTime<Utc>,
+    violations: &mut Violations,
+) -> NewLead {
+    check_key("request_id", &req.request_id, violations);
+    let email_normalized = check_email("email", &req.email, violations);
+    let captured_at_sent = req.captured_at.as_ref().and_then(time::from_proto);
+    let captured_at = time::past_or_now("captured_at", req.captured_at.as_ref(), now, violations);
+    let person = profile::person("", &person_of(req), violations);
+    let company = company_from_proto(
+        "company.",
+        req.company.as_ref(),
+        &req.company_name,
+        profile::email_domain(&email_normalized),
+        violations,
+    );
+    let consent = req
+        .consent
+        .map(|c| Consent {
+            email_opt_in: c.email_opt_in,
+            unsubscribed: c.unsubscribed,
+            do_not_contact: c.do_not_contact,
+        })
+        .unwrap_or_default();
+    let custom_attributes = profile::custom_attributes(
+        "custom_attributes",
+        attributes_from_proto(&req.custom_attributes),
+        violations,
+    );
+    let raw_source = req.source.clone().unwrap_or_default();
+    let source = profile::source(
+        "source.",
+        Source {
+            channel: raw_source.channel,
+            campaign: raw_source.campaign,
+            lead_magnet: raw_source.lead_magnet,
+            funnel_position: raw_source.funnel_position,
+            utm_source: raw_source.utm_source,
+            utm_medium: raw_source.utm_medium,
+            utm_campaign: raw_source.utm_campaign,
+            utm_term: raw_source.utm_term,
+            utm_content: raw_source.utm_content,
+        },
+        violations,
+    );
+    let profile = LeadProfile {
+        first_name: person.first_name,
+        last_name: person.last_name,
+        phone: person.phone,
+        title: person.title,
+        role: person.role,
+        department: person.department,
+        company,
+        consent,
+        custom_attributes,
+    };
+    let fingerprint =
+        serde_json::to_string(&(&email_normalized, &profile, &source, captured_at_sent))
+            .unwrap_or_default();
     NewLead {
-        request_id: input.request_id.trim().to_owned(),
-        email: input.email.trim().to_owned(),
+        request_id: req.request_id.trim().to_owned(),
+        email: req.email.trim().to_owned(),
         email_normalized,
-        first_name: input.first_name.trim().to_owned(),
-        last_name: input.last_name.trim().to_owned(),
-        company_name: input.company_name.trim().to_owned(),
-        channel: channel.to_owned(),
-        campaign: input.campaign.trim().to_owned(),
-        captured_at: input.captured_at,
+        profile,
+        source,
+        captured_at,
         fingerprint,
     }
 }
@@ -132,18 +202,18 @@ pub fn validate_capture(input: CaptureInput<'_>, violations: &mut Violations) ->
 mod tests {
     use super::*;
 
-    fn input<'a>(email: &'a str, channel: &'a str) -> CaptureInput<'a> {
-        let now = Utc::now();
-        CaptureInput {
-            request_id: "r1",
-            email,
-            first_name: "Aiko",
-            last_name: "Tanaka",
-            company_name: "Kaisha",
-            channel,
-            campaign: "",
-            captured_at_sent: None,
-            captured_at: now,
+    fn request(email: &str, channel: &str) -> pb::CaptureLeadRequest {
+        pb::CaptureLeadRequest {
+            request_id: "r1".into(),
+            email: email.into(),
+            first_name: "Aiko".into(),
+            last_name: "Tanaka".into(),
+            company_name: "Kaisha".into(),
+            source: Some(pb::LeadSource {
+                channel: channel.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
         }
     }
 
@@ -177,19 +247,43 @@ mod tests {
     #[test]
     fn every_invalid_field_is_reported() {
         let mut v = Violations::new();
-        validate_capture(input("nope", " "), &mut v);
-        assert_eq!(v.fields().collect::<Vec<_>>(), ["email", "source.channel"]);
+        let mut req = request("nope", " ");
+        req.source.as_mut().unwrap().funnel_position = 9;
+        validate_capture(&req, Utc::now(), &mut v);
+        assert_eq!(
+            v.fields().collect::<Vec<_>>(),
+            ["email", "source.channel", "source.funnel_position"]
+        );
     }
 
     #[test]
     fn fingerprint_ignores_case_of_email_but_not_names() {
         let mut v = Violations::new();
-        let a = validate_capture(input("A@x.com", "web_form"), &mut v);
-        let b = validate_capture(input("a@x.com", "web_form"), &mut v);
+        let now = Utc::now();
+        let a = validate_capture(&request("A@x.com", "web_form"), now, &mut v);
+        let b = validate_capture(&request("a@x.com", "web_form"), now, &mut v);
         assert_eq!(a.fingerprint, b.fingerprint);
-        let mut other = input("a@x.com", "web_form");
-        other.first_name = "Ken";
-        assert_ne!(validate_capture(other, &mut v).fingerprint, a.fingerprint);
+        let mut other = request("a@x.com", "web_form");
+        other.first_name = "Ken".into();
+        assert_ne!(
+            validate_capture(&other, now, &mut v).fingerprint,
+            a.fingerprint
+        );
         assert!(v.is_empty());
+    }
+
+    #[test]
+    fn company_name_alone_still_makes_a_company_matched_by_the_email_domain() {
+        let mut v = Violations::new();
+        let lead = validate_capture(
+            &request("aiko@kaisha.co.jp", "web_form"),
+            Utc::now(),
+            &mut v,
+        );
+        let company = lead.profile.company.unwrap();
+        assert_eq!(
+            (company.name.as_str(), company.web_domain.as_str()),
+            ("Kaisha", "kaisha.co.jp")
+        );
     }
 }

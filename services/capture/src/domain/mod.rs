@@ -2,3 +2,5 @@
 
 pub mod activity;
 pub mod lead;
+pub mod profile;
+pub mod update;

@@ -3,6 +3,7 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261123_000010_create_leads;
+mod m20261123_000020_lead_profile_and_companies;
 
 pub struct Migrator;
 
@@ -12,6 +13,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(baton_shared::events::migration::CreateEventLog),
             Box::new(m20261123_000010_create_leads::Migration),
+            Box::new(m20261123_000020_lead_profile_and_companies::Migration),
         ]
     }
 }

@@ -19,6 +19,24 @@ pub mod lead {
         pub source_campaign: String,
         pub captured_at: DateTimeUtc,
         pub created_at: DateTimeUtc,
+        pub phone: String,
+        pub title: String,
+        pub role: String,
+        pub department: String,
+        pub company_id: Option<String>,
+        pub consent_email_opt_in: bool,
+        pub consent_unsubscribed: bool,
+        pub consent_do_not_contact: bool,
+        pub source_lead_magnet: String,
+        pub source_funnel_position: i32,
+        pub utm_source: String,
+        pub utm_medium: String,
+        pub utm_campaign: String,
+        pub utm_term: String,
+        pub utm_content: String,
+        /// JSON object of typed values (`domain::profile::AttributeValue`).
+        pub custom_attributes: String,
+        pub updated_at: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -66,6 +84,39 @@ pub mod activity {
         pub page_kind: i32,
         pub occurred_at: DateTimeUtc,
         pub created_at: DateTimeUtc,
+        pub call_outcome: i32,
+        pub call_duration_seconds: i32,
+        pub call_reached_target_department: bool,
+        pub subject: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod company {
+    use sea_orm::entity::prelude::*;
+
+    /// A company, shared by the leads of the same web domain (one row per lead when no domain is known).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "company")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub seq: i64,
+        pub company_id: String,
+        pub tenant_id: String,
+        pub web_domain: Option<String>,
+        pub name: String,
+        pub industry: String,
+        pub employees: Option<i64>,
+        pub revenue_currency: Option<String>,
+        pub revenue_minor: Option<i64>,
+        pub country: String,
+        pub region: String,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

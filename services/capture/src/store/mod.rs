@@ -1,21 +1,48 @@
 //! capture's persistence: one function per use case, each change and its event in one transaction.
 
+pub mod convert;
 pub mod entities;
 
-use baton_proto::capture::v1::{self as pb, ActivityRecorded, LeadCaptured};
-use baton_shared::{ApiError, TenantId, events::EventLog, time};
-
+use baton_proto::capture::v1::{ActivityRecorded, LeadCaptured, LeadUpdated};
+use baton_shared::{
+    ApiError, TenantId,
+    events::EventLog,
+    paging::{Page, fetch_page},
+    time,
+};
+use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    DatabaseConnection, DbErr, EntityTrait, QueryFilter, SqlErr, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, SqlErr, TransactionTrait,
     prelude::*,
 };
 
-use crate::domain::{activity::NewActivity, lead::NewLead};
-use entities::{activity, capture_request, lead};
+use crate::domain::{
+    activity::NewActivity,
+    lead::NewLead,
+    profile::{CompanyProfile, LeadProfile},
+};
+use convert::{activity_to_proto, lead_to_proto, profile_of};
+use entities::{activity, capture_request, company, lead};
 
 /// How often a write that lost a race on a unique key is retried (it then sees the winner's row).
 const UNIQUE_RACE_RETRIES: usize = 3;
+
+/// A lead with its company.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeadView {
+    pub lead: lead::Model,
+    pub company: Option<company::Model>,
+}
+
+/// Filters of ListLeads.
+#[derive(Debug, Clone, Default)]
+pub struct LeadFilter {
+    pub company_id: Option<String>,
+    pub channel: Option<String>,
+    pub captured_from: Option<DateTime<Utc>>,
+    pub captured_to: Option<DateTime<Utc>>,
+}
 
 #[derive(Clone)]
 pub struct Store {
@@ -29,12 +56,13 @@ impl Store {
     }
 
     /// Captures a lead: replays a known request_id, returns the existing lead of the same normalised
-    /// e-mail, or creates the lead and its `LeadCaptured` event. Returns the lead and whether it was created.
+    /// e-mail, or creates the lead (and its company, matched by web domain) with its `LeadCaptured`
+    /// event. Returns the lead and whether it was created.
     pub async fn capture_lead(
         &self,
         tenant: &TenantId,
         new: &NewLead,
-    ) -> Result<(lead::Model, bool), ApiError> {
+    ) -> Result<(LeadView, bool), ApiError> {
         let mut attempt = 0;
         loop {
             match self.try_capture_lead(tenant, new).await {
@@ -52,7 +80,7 @@ impl Store {
         &self,
         tenant: &TenantId,
         new: &NewLead,
-    ) -> Result<(lead::Model, bool), ApiError> {
+    ) -> Result<(LeadView, bool), ApiError> {
         let txn = self.db.begin().await?;
         if let Some(seen) =
             capture_request::Entity::find_by_id((tenant.to_string(), new.request_id.clone()))
@@ -65,8 +93,8 @@ impl Store {
                     "was already used for a different capture",
                 ));
             }
-            let lead = find_lead(&txn, tenant, &seen.lead_id).await?;
-            return Ok((lead, seen.created));
+            let view = find_lead(&txn, tenant, &seen.lead_id).await?;
+            return Ok((view, seen.created));
         }
         let existing = lead::Entity::find()
             .filter(lead::Column::TenantId.eq(tenant.as_str()))
@@ -74,52 +102,102 @@ impl Store {
             .one(&txn)
             .await?;
         let now = time::now();
-        let (lead, created) = match existing {
-            Some(lead) => (lead, false),
+        let (view, created) = match existing {
+            Some(lead) => (with_company(&txn, lead).await?, false),
             None => {
-                let lead = lead::ActiveModel {
+                let company =
+                    upsert_company(&txn, tenant, new.profile.company.as_ref(), false).await?;
+                let mut row = lead::ActiveModel {
                     seq: NotSet,
                     lead_id: Set(uuid::Uuid::now_v7().to_string()),
                     tenant_id: Set(tenant.to_string()),
                     email: Set(new.email.clone()),
                     email_normalized: Set(new.email_normalized.clone()),
-                    first_name: Set(new.first_name.clone()),
-                    last_name: Set(new.last_name.clone()),
-                    company_name: Set(new.company_name.clone()),
-                    source_channel: Set(new.channel.clone()),
-                    source_campaign: Set(new.campaign.clone()),
+                    source_channel: Set(new.source.channel.clone()),
+                    source_campaign: Set(new.source.campaign.clone()),
+                    source_lead_magnet: Set(new.source.lead_magnet.clone()),
+                    source_funnel_position: Set(new.source.funnel_position),
+                    utm_source: Set(new.source.utm_source.clone()),
+                    utm_medium: Set(new.source.utm_medium.clone()),
+                    utm_campaign: Set(new.source.utm_campaign.clone()),
+                    utm_term: Set(new.source.utm_term.clone()),
+                    utm_content: Set(new.source.utm_content.clone()),
                     captured_at: Set(new.captured_at),
                     created_at: Set(now),
-                }
-                .insert(&txn)
-                .await?;
-                (lead, true)
+                    updated_at: Set(Some(now)),
+                    ..Default::default()
+                };
+                set_profile(&mut row, &new.profile, company.as_ref())?;
+                let lead = row.insert(&txn).await?;
+                (LeadView { lead, company }, true)
             }
         };
         capture_request::ActiveModel {
             tenant_id: Set(tenant.to_string()),
             request_id: Set(new.request_id.clone()),
             fingerprint: Set(new.fingerprint.clone()),
-            lead_id: Set(lead.lead_id.clone()),
+            lead_id: Set(view.lead.lead_id.clone()),
             created: Set(created),
             created_at: Set(now),
         }
         .insert(&txn)
         .await?;
         if created {
+            let lead = lead_to_proto(&view);
             let event = LeadCaptured {
                 lead_id: lead.lead_id.clone(),
                 email: lead.email.clone(),
-                source: Some(source_of(&lead)),
-                captured_at: Some(time::to_proto(lead.captured_at)),
+                source: lead.source.clone(),
+                captured_at: lead.captured_at,
+                lead: Some(lead),
             };
-            EventLog::append(&txn, tenant, &lead.lead_id, &event).await?;
+            EventLog::append(&txn, tenant, &view.lead.lead_id, &event).await?;
         }
         txn.commit().await?;
         if created {
             self.log.notify_committed();
         }
-        Ok((lead, created))
+        Ok((view, created))
+    }
+
+    /// Changes a lead: `change` gets the current profile and the lead's e-mail domain and returns
+    /// the new profile and the paths that changed. Emits `LeadUpdated` when anything changed.
+    pub async fn update_lead<F>(
+        &self,
+        tenant: &TenantId,
+        lead_id: &str,
+        change: F,
+    ) -> Result<LeadView, ApiError>
+    where
+        F: FnOnce(&LeadProfile, Option<&str>) -> Result<(LeadProfile, Vec<String>), ApiError>,
+    {
+        let txn = self.db.begin().await?;
+        let current = find_lead(&txn, tenant, lead_id).await?;
+        let profile = profile_of(&current)?;
+        let email_domain =
+            crate::domain::profile::email_domain(&current.lead.email_normalized).map(str::to_owned);
+        let (next, changed) = change(&profile, email_domain.as_deref())?;
+        if changed.is_empty() {
+            return Ok(current);
+        }
+        let company = if changed.iter().any(|p| p == "company") {
+            upsert_company(&txn, tenant, next.company.as_ref(), true).await?
+        } else {
+            current.company.clone()
+        };
+        let mut row: lead::ActiveModel = current.lead.clone().into();
+        set_profile(&mut row, &next, company.as_ref())?;
+        row.updated_at = Set(Some(time::now()));
+        let lead = row.update(&txn).await?;
+        let view = LeadView { lead, company };
+        let event = LeadUpdated {
+            lead: Some(lead_to_proto(&view)),
+            changed_paths: changed,
+        };
+        EventLog::append(&txn, tenant, lead_id, &event).await?;
+        txn.commit().await?;
+        self.log.notify_committed();
+        Ok(view)
     }
 
     /// Records an activity once per idempotency key, with its `ActivityRecorded` event.
@@ -173,6 +251,10 @@ impl Store {
             page_kind: Set(new.page_kind as i32),
             occurred_at: Set(new.occurred_at),
             created_at: Set(time::now()),
+            call_outcome: Set(new.call.outcome),
+            call_duration_seconds: Set(new.call.duration_seconds),
+            call_reached_target_department: Set(new.call.reached_target_department),
+            subject: Set(new.subject.clone()),
         }
         .insert(&txn)
         .await?;
@@ -185,59 +267,188 @@ impl Store {
         Ok((activity, true))
     }
 
-    pub async fn get_lead(
+    pub async fn get_lead(&self, tenant: &TenantId, lead_id: &str) -> Result<LeadView, ApiError> {
+        find_lead(&self.db, tenant, lead_id).await
+    }
+
+    pub async fn list_leads(
         &self,
         tenant: &TenantId,
-        lead_id: &str,
-    ) -> Result<lead::Model, ApiError> {
-        find_lead(&self.db, tenant, lead_id).await
+        filter: &LeadFilter,
+        page: Page,
+    ) -> Result<(Vec<LeadView>, String), ApiError> {
+        let mut query = lead::Entity::find().filter(lead::Column::TenantId.eq(tenant.as_str()));
+        if let Some(company_id) = &filter.company_id {
+            query = query.filter(lead::Column::CompanyId.eq(company_id.as_str()));
+        }
+        if let Some(channel) = &filter.channel {
+            query = query.filter(lead::Column::SourceChannel.eq(channel.as_str()));
+        }
+        if let Some(from) = filter.captured_from {
+            query = query.filter(lead::Column::CapturedAt.gte(from));
+        }
+        if let Some(to) = filter.captured_to {
+            query = query.filter(lead::Column::CapturedAt.lt(to));
+        }
+        let txn = baton_shared::db::begin_snapshot(&self.db).await?;
+        let (leads, token) = fetch_page(query, lead::Column::Seq, |l| l.seq, page, &txn).await?;
+        let company_ids: Vec<String> = leads.iter().filter_map(|l| l.company_id.clone()).collect();
+        let companies = if company_ids.is_empty() {
+            Vec::new()
+        } else {
+            company::Entity::find()
+                .filter(company::Column::TenantId.eq(tenant.as_str()))
+                .filter(company::Column::CompanyId.is_in(company_ids))
+                .all(&txn)
+                .await?
+        };
+        txn.commit().await?;
+        let views = leads
+            .into_iter()
+            .map(|lead| {
+                let company = companies
+                    .iter()
+                    .find(|c| Some(&c.company_id) == lead.company_id.as_ref())
+                    .cloned();
+                LeadView { lead, company }
+            })
+            .collect();
+        Ok((views, token))
     }
 }
 
-async fn find_lead<C: sea_orm::ConnectionTrait>(
+/// Writes the profile's fields onto a lead row.
+fn set_profile(
+    row: &mut lead::ActiveModel,
+    p: &LeadProfile,
+    company: Option<&company::Model>,
+) -> Result<(), DbErr> {
+    row.first_name = Set(p.first_name.clone());
+    row.last_name = Set(p.last_name.clone());
+    row.phone = Set(p.phone.clone());
+    row.title = Set(p.title.clone());
+    row.role = Set(p.role.clone());
+    row.department = Set(p.department.clone());
+    row.company_name = Set(p
+        .company
+        .as_ref()
+        .map(|c| c.name.clone())
+        .unwrap_or_default());
+    row.company_id = Set(company.map(|c| c.company_id.clone()));
+    row.consent_email_opt_in = Set(p.consent.email_opt_in);
+    row.consent_unsubscribed = Set(p.consent.unsubscribed);
+    row.consent_do_not_contact = Set(p.consent.do_not_contact);
+    row.custom_attributes = Set(serde_json::to_string(&p.custom_attributes)
+        .map_err(|e| DbErr::Custom(format!("custom attributes: {e}")))?);
+    Ok(())
+}
+
+/// Finds the company of `profile`'s web domain (creating it), or creates a company of its own when
+/// no domain is known. On capture, known values of an existing company are kept and only blanks
+/// are filled; on an explicit update (`overwrite`), the given values win.
+async fn upsert_company<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    profile: Option<&CompanyProfile>,
+    overwrite: bool,
+) -> Result<Option<company::Model>, DbErr> {
+    let Some(p) = profile else { return Ok(None) };
+    let now = time::now();
+    let existing = if p.web_domain.is_empty() {
+        None
+    } else {
+        company::Entity::find()
+            .filter(company::Column::TenantId.eq(tenant.as_str()))
+            .filter(company::Column::WebDomain.eq(p.web_domain.as_str()))
+            .one(txn)
+            .await?
+    };
+    let Some(existing) = existing else {
+        let row = company::ActiveModel {
+            seq: NotSet,
+            company_id: Set(uuid::Uuid::now_v7().to_string()),
+            tenant_id: Set(tenant.to_string()),
+            web_domain: Set(Some(p.web_domain.clone()).filter(|d| !d.is_empty())),
+            name: Set(p.name.clone()),
+            industry: Set(p.industry.clone()),
+            employees: Set(p.employees),
+            revenue_currency: Set(p.annual_revenue.as_ref().map(|m| m.currency_code.clone())),
+            revenue_minor: Set(p.annual_revenue.as_ref().map(|m| m.amount_minor)),
+            country: Set(p.country.clone()),
+            region: Set(p.region.clone()),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+        return Ok(Some(row.insert(txn).await?));
+    };
+    let pick = |given: &str, known: &str| -> String {
+        if given.is_empty() || (!overwrite && !known.is_empty()) {
+            known.to_owned()
+        } else {
+            given.to_owned()
+        }
+    };
+    let mut merged = existing.clone();
+    merged.name = pick(&p.name, &existing.name);
+    merged.industry = pick(&p.industry, &existing.industry);
+    merged.country = pick(&p.country, &existing.country);
+    merged.region = pick(&p.region, &existing.region);
+    if p.employees.is_some() && (overwrite || existing.employees.is_none()) {
+        merged.employees = p.employees;
+    }
+    if let Some(m) = &p.annual_revenue
+        && (overwrite || existing.revenue_minor.is_none())
+    {
+        merged.revenue_currency = Some(m.currency_code.clone());
+        merged.revenue_minor = Some(m.amount_minor);
+    }
+    if merged == existing {
+        return Ok(Some(existing));
+    }
+    merged.updated_at = now;
+    let mut row: company::ActiveModel = merged.into();
+    for column in [
+        company::Column::Name,
+        company::Column::Industry,
+        company::Column::Country,
+        company::Column::Region,
+        company::Column::Employees,
+        company::Column::RevenueCurrency,
+        company::Column::RevenueMinor,
+        company::Column::UpdatedAt,
+    ] {
+        row.reset(column);
+    }
+    Ok(Some(row.update(txn).await?))
+}
+
+async fn with_company<C: ConnectionTrait>(db: &C, lead: lead::Model) -> Result<LeadView, DbErr> {
+    let company = match &lead.company_id {
+        Some(id) => {
+            company::Entity::find()
+                .filter(company::Column::CompanyId.eq(id.as_str()))
+                .one(db)
+                .await?
+        }
+        None => None,
+    };
+    Ok(LeadView { lead, company })
+}
+
+async fn find_lead<C: ConnectionTrait>(
     db: &C,
     tenant: &TenantId,
     lead_id: &str,
-) -> Result<lead::Model, ApiError> {
-    lead::Entity::find()
+) -> Result<LeadView, ApiError> {
+    let lead = lead::Entity::find()
         .filter(lead::Column::TenantId.eq(tenant.as_str()))
         .filter(lead::Column::LeadId.eq(lead_id))
         .one(db)
         .await?
-        .ok_or_else(|| ApiError::not_found("lead", lead_id))
+        .ok_or_else(|| ApiError::not_found("lead", lead_id))?;
+    Ok(with_company(db, lead).await?)
 }
 
 fn is_unique_violation(e: &DbErr) -> bool {
     matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
-}
-
-pub fn source_of(lead: &lead::Model) -> pb::LeadSource {
-    pb::LeadSource {
-        channel: lead.source_channel.clone(),
-        campaign: lead.source_campaign.clone(),
-    }
-}
-
-pub fn lead_to_proto(lead: &lead::Model) -> pb::Lead {
-    pb::Lead {
-        lead_id: lead.lead_id.clone(),
-        email: lead.email.clone(),
-        first_name: lead.first_name.clone(),
-        last_name: lead.last_name.clone(),
-        company_name: lead.company_name.clone(),
-        source: Some(source_of(lead)),
-        captured_at: Some(time::to_proto(lead.captured_at)),
-        created_at: Some(time::to_proto(lead.created_at)),
-    }
-}
-
-pub fn activity_to_proto(a: &activity::Model) -> pb::Activity {
-    pb::Activity {
-        activity_id: a.activity_id.clone(),
-        lead_id: a.lead_id.clone(),
-        kind: a.kind,
-        occurred_at: Some(time::to_proto(a.occurred_at)),
-        url: a.url.clone(),
-        page_kind: a.page_kind,
-    }
 }

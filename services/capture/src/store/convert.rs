@@ -1,0 +1,135 @@
+//! Rows ↔ proto messages and domain profiles.
+
+use std::collections::{BTreeMap, HashMap};
+
+use baton_proto::capture::v1 as pb;
+use baton_shared::time;
+use sea_orm::DbErr;
+
+use super::{LeadView, entities::activity};
+use crate::domain::profile::{AttributeValue, CompanyProfile, Consent, LeadProfile, Money};
+
+fn attributes_of(json: &str) -> Result<BTreeMap<String, AttributeValue>, DbErr> {
+    serde_json::from_str(json).map_err(|e| DbErr::Custom(format!("stored custom attributes: {e}")))
+}
+
+/// The domain profile stored on a lead.
+pub fn profile_of(view: &LeadView) -> Result<LeadProfile, DbErr> {
+    let l = &view.lead;
+    Ok(LeadProfile {
+        first_name: l.first_name.clone(),
+        last_name: l.last_name.clone(),
+        phone: l.phone.clone(),
+        title: l.title.clone(),
+        role: l.role.clone(),
+        department: l.department.clone(),
+        company: view.company.as_ref().map(|c| CompanyProfile {
+            name: c.name.clone(),
+            web_domain: c.web_domain.clone().unwrap_or_default(),
+            industry: c.industry.clone(),
+            employees: c.employees,
+            annual_revenue: c.revenue_currency.clone().zip(c.revenue_minor).map(
+                |(currency_code, amount_minor)| Money {
+                    currency_code,
+                    amount_minor,
+                },
+            ),
+            country: c.country.clone(),
+            region: c.region.clone(),
+        }),
+        consent: Consent {
+            email_opt_in: l.consent_email_opt_in,
+            unsubscribed: l.consent_unsubscribed,
+            do_not_contact: l.consent_do_not_contact,
+        },
+        custom_attributes: attributes_of(&l.custom_attributes)?,
+    })
+}
+
+fn attribute_to_proto(v: &AttributeValue) -> pb::AttributeValue {
+    use pb::attribute_value::Value;
+    let value = match v {
+        AttributeValue::String(s) => Value::StringValue(s.clone()),
+        AttributeValue::Int(i) => Value::IntValue(*i),
+        AttributeValue::Double(d) => Value::DoubleValue(*d),
+        AttributeValue::Bool(b) => Value::BoolValue(*b),
+        AttributeValue::Time(t) => Value::TimeValue(time::to_proto(*t)),
+    };
+    pb::AttributeValue { value: Some(value) }
+}
+
+pub fn lead_to_proto(view: &LeadView) -> pb::Lead {
+    let l = &view.lead;
+    // Stored attributes were validated on the way in; an unreadable value is shown as absent.
+    let attributes: HashMap<String, pb::AttributeValue> = attributes_of(&l.custom_attributes)
+        .unwrap_or_default()
+        .iter()
+        .map(|(k, v)| (k.clone(), attribute_to_proto(v)))
+        .collect();
+    pb::Lead {
+        lead_id: l.lead_id.clone(),
+        email: l.email.clone(),
+        first_name: l.first_name.clone(),
+        last_name: l.last_name.clone(),
+        company_name: l.company_name.clone(),
+        source: Some(pb::LeadSource {
+            channel: l.source_channel.clone(),
+            campaign: l.source_campaign.clone(),
+            lead_magnet: l.source_lead_magnet.clone(),
+            funnel_position: l.source_funnel_position,
+            utm_source: l.utm_source.clone(),
+            utm_medium: l.utm_medium.clone(),
+            utm_campaign: l.utm_campaign.clone(),
+            utm_term: l.utm_term.clone(),
+            utm_content: l.utm_content.clone(),
+        }),
+        captured_at: Some(time::to_proto(l.captured_at)),
+        created_at: Some(time::to_proto(l.created_at)),
+        phone: l.phone.clone(),
+        title: l.title.clone(),
+        role: l.role.clone(),
+        department: l.department.clone(),
+        company: view.company.as_ref().map(|c| pb::Company {
+            company_id: c.company_id.clone(),
+            name: c.name.clone(),
+            web_domain: c.web_domain.clone().unwrap_or_default(),
+            industry: c.industry.clone(),
+            employees: c.employees,
+            annual_revenue: c.revenue_currency.clone().zip(c.revenue_minor).map(
+                |(currency_code, amount_minor)| pb::Money {
+                    currency_code,
+                    amount_minor,
+                },
+            ),
+            country: c.country.clone(),
+            region: c.region.clone(),
+        }),
+        consent: Some(pb::Consent {
+            email_opt_in: l.consent_email_opt_in,
+            unsubscribed: l.consent_unsubscribed,
+            do_not_contact: l.consent_do_not_contact,
+        }),
+        custom_attributes: attributes,
+        updated_at: time::to_proto_opt(l.updated_at),
+    }
+}
+
+pub fn activity_to_proto(a: &activity::Model) -> pb::Activity {
+    let call =
+        (a.call_outcome != 0 || a.call_duration_seconds != 0 || a.call_reached_target_department)
+            .then_some(pb::CallDetails {
+                outcome: a.call_outcome,
+                duration_seconds: a.call_duration_seconds,
+                reached_target_department: a.call_reached_target_department,
+            });
+    pb::Activity {
+        activity_id: a.activity_id.clone(),
+        lead_id: a.lead_id.clone(),
+        kind: a.kind,
+        occurred_at: Some(time::to_proto(a.occurred_at)),
+        url: a.url.clone(),
+        page_kind: a.page_kind,
+        call,
+        subject: a.subject.clone(),
+    }
+}
