@@ -24,6 +24,11 @@ impl Violations {
         self.0.is_empty()
     }
 
+    /// Each violation as (field, description).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(f, d)| (f.as_str(), d.as_str()))
+    }
+
     pub fn fields(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(|(f, _)| f.as_str())
     }

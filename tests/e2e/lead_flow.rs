@@ -7,9 +7,9 @@ use std::{
 
 use baton_e2e::{TestSuite, activity, eventually, lead, rep};
 use baton_proto::{
-    capture::v1::{ActivityKind, PageKind},
+    capture::v1::{ActivityKind, EraseLeadRequest, PageKind},
     distribution::v1::{Assignment, AssignmentState, ListAssignmentsRequest},
-    nurture::v1::ListEnrollmentsRequest,
+    nurture::v1::{EnrollmentState, ListEnrollmentsRequest},
     qualification::v1::{GetScoreRequest, Stage},
     reporting::v1::{Funnel, GetFunnelRequest},
 };
@@ -318,5 +318,67 @@ async fn leads_captured_while_qualification_is_down_are_scored_exactly_once_afte
     })
     .await;
     assert_eq!(assignments.len(), LEADS / 2);
+    suite.stop().await;
+}
+
+/// Erasing a lead stops its nurturing and leaves the funnel's counts as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_erased_lead_leaves_nurture_and_the_funnel_counts_stay() {
+    let suite = TestSuite::start().await;
+    let mut capture = suite.capture().await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(
+            capture
+                .capture_lead(lead(n))
+                .await
+                .unwrap()
+                .into_inner()
+                .lead
+                .unwrap()
+                .lead_id,
+        );
+    }
+    eventually("three enrolled", PATIENCE, || async {
+        let f = funnel_today(&suite).await;
+        (f.leads == 3 && f.enrollments == 3).then_some(())
+    })
+    .await;
+    capture
+        .erase_lead(EraseLeadRequest {
+            lead_id: ids[0].clone(),
+        })
+        .await
+        .unwrap();
+    let mut nurture = suite.nurture().await;
+    let state = eventually("enrolment exited", PATIENCE, || {
+        let mut n = nurture.clone();
+        let lead_id = ids[0].clone();
+        async move {
+            let e = n
+                .list_enrollments(ListEnrollmentsRequest {
+                    lead_id,
+                    ..Default::default()
+                })
+                .await
+                .ok()?
+                .into_inner()
+                .enrollments;
+            (e.first()?.state == EnrollmentState::Exited as i32).then_some(e[0].state)
+        }
+    })
+    .await;
+    assert_eq!(state, EnrollmentState::Exited as i32);
+    let others = nurture
+        .list_enrollments(ListEnrollmentsRequest {
+            lead_id: ids[1].clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(others.enrollments[0].state, EnrollmentState::Active as i32);
+    let f = funnel_today(&suite).await;
+    assert_eq!((f.leads, f.enrollments), (3, 3));
     suite.stop().await;
 }

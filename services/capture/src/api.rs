@@ -1,21 +1,24 @@
 //! capture's gRPC edge: validate, call the store, map errors. No SQL here.
 
 use baton_proto::capture::v1::{
-    CaptureLeadRequest, CaptureLeadResponse, GetLeadRequest, Lead, ListLeadsRequest,
-    ListLeadsResponse, RecordActivityRequest, RecordActivityResponse, UpdateLeadRequest,
+    CaptureLeadRequest, CaptureLeadResponse, EraseLeadRequest, FieldViolation, GetLeadRequest,
+    ImportLeadsRequest, ImportLeadsResponse, ImportRowResult, ImportRowStatus, Lead,
+    ListLeadsRequest, ListLeadsResponse, RecordActivityRequest, RecordActivityResponse,
+    RecordVisitsRequest, RecordVisitsResponse, UpdateLeadRequest,
     capture_service_server::CaptureService,
 };
 use baton_shared::{ApiError, TenantId, Violations, paging::Page, time};
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
     domain::{
         activity::{ActivityInput, validate_activity},
-        lead::validate_capture,
+        lead::{check_key, validate_capture},
         update::apply_update,
+        visits::validate_visits,
     },
     store::{
-        LeadFilter, Store,
+        CaptureOutcome, LeadFilter, Store,
         convert::{activity_to_proto, lead_to_proto},
     },
 };
@@ -27,6 +30,64 @@ pub struct Api {
 impl Api {
     pub fn new(store: Store) -> Self {
         Api { store }
+    }
+}
+
+/// Rows per ImportLeads message.
+const MAX_IMPORT_BATCH: usize = 1000;
+
+impl Api {
+    /// One import row: rejected with its violations (nothing stored), or captured.
+    async fn import_row(
+        &self,
+        tenant: &TenantId,
+        row_number: i64,
+        row: &CaptureLeadRequest,
+    ) -> Result<ImportRowResult, ApiError> {
+        let mut violations = Violations::new();
+        let new = validate_capture(row, time::now(), &mut violations);
+        if !violations.is_empty() {
+            return Ok(ImportRowResult {
+                row_number,
+                status: ImportRowStatus::Rejected as i32,
+                lead_id: String::new(),
+                violations: violations
+                    .iter()
+                    .map(|(field, description)| FieldViolation {
+                        field: field.into(),
+                        description: description.into(),
+                    })
+                    .collect(),
+            });
+        }
+        let status = match self.store.capture_lead(tenant, &new).await {
+            Ok((view, outcome)) => {
+                let status = match outcome {
+                    CaptureOutcome::Created => ImportRowStatus::Created,
+                    CaptureOutcome::MatchedExisting => ImportRowStatus::MatchedExisting,
+                    CaptureOutcome::Replayed { .. } => ImportRowStatus::AlreadyImported,
+                };
+                (status, view.lead.lead_id, Vec::new())
+            }
+            // A row key reused for a different row is that row's problem, not the import's.
+            Err(ApiError::InvalidArgument(v)) => (
+                ImportRowStatus::Rejected,
+                String::new(),
+                v.iter()
+                    .map(|(field, description)| FieldViolation {
+                        field: field.into(),
+                        description: description.into(),
+                    })
+                    .collect(),
+            ),
+            Err(other) => return Err(other),
+        };
+        Ok(ImportRowResult {
+            row_number,
+            status: status.0 as i32,
+            lead_id: status.1,
+            violations: status.2,
+        })
     }
 }
 
@@ -49,10 +110,10 @@ impl CaptureService for Api {
         let mut violations = Violations::new();
         let new = validate_capture(request.get_ref(), time::now(), &mut violations);
         violations.into_result()?;
-        let (view, created) = self.store.capture_lead(&tenant, &new).await?;
+        let (view, outcome) = self.store.capture_lead(&tenant, &new).await?;
         Ok(Response::new(CaptureLeadResponse {
             lead: Some(lead_to_proto(&view)),
-            created,
+            created: outcome.created(),
         }))
     }
 
@@ -116,6 +177,87 @@ impl CaptureService for Api {
             })
             .await?;
         Ok(Response::new(lead_to_proto(&view)))
+    }
+
+    async fn import_leads(
+        &self,
+        request: Request<Streaming<ImportLeadsRequest>>,
+    ) -> Result<Response<ImportLeadsResponse>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let mut stream = request.into_inner();
+        let mut import = ImportLeadsResponse::default();
+        while let Some(batch) = stream.message().await? {
+            let given = batch.import_id.trim();
+            if import.import_id.is_empty() {
+                let mut violations = Violations::new();
+                check_key("import_id", given, &mut violations);
+                violations.into_result()?;
+                import.import_id = given.to_owned();
+            } else if !given.is_empty() && given != import.import_id {
+                return Err(
+                    ApiError::invalid("import_id", "must not change during an import").into(),
+                );
+            }
+            if batch.rows.len() > MAX_IMPORT_BATCH {
+                return Err(ApiError::invalid(
+                    "rows",
+                    format!("at most {MAX_IMPORT_BATCH} rows per message"),
+                )
+                .into());
+            }
+            for mut row in batch.rows {
+                import.rows += 1;
+                if row.request_id.trim().is_empty() {
+                    row.request_id = format!("{}:{}", import.import_id, import.rows);
+                }
+                let result = self.import_row(&tenant, import.rows, &row).await?;
+                match ImportRowStatus::try_from(result.status) {
+                    Ok(ImportRowStatus::Created) => import.created += 1,
+                    Ok(ImportRowStatus::MatchedExisting) => import.matched_existing += 1,
+                    Ok(ImportRowStatus::AlreadyImported) => import.already_imported += 1,
+                    _ => import.rejected += 1,
+                }
+                import.results.push(result);
+            }
+        }
+        if import.import_id.is_empty() {
+            return Err(ApiError::invalid("import_id", "is required on the first message").into());
+        }
+        Ok(Response::new(import))
+    }
+
+    async fn erase_lead(
+        &self,
+        request: Request<EraseLeadRequest>,
+    ) -> Result<Response<Lead>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let lead_id = required_id("lead_id", &request.get_ref().lead_id)?;
+        let view = self.store.erase_lead(&tenant, &lead_id).await?;
+        Ok(Response::new(lead_to_proto(&view)))
+    }
+
+    async fn record_visits(
+        &self,
+        request: Request<RecordVisitsRequest>,
+    ) -> Result<Response<RecordVisitsResponse>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let req = request.into_inner();
+        let mut violations = Violations::new();
+        let visits = validate_visits(
+            &req.channel,
+            &req.campaign,
+            &req.day,
+            req.visitors,
+            &mut violations,
+        );
+        violations.into_result()?;
+        self.store.record_visits(&tenant, &visits).await?;
+        Ok(Response::new(RecordVisitsResponse {
+            channel: visits.channel,
+            day: visits.day,
+            visitors: visits.visitors,
+            campaign: visits.campaign,
+        }))
     }
 
     async fn list_leads(

@@ -5,8 +5,9 @@ use std::{collections::HashMap, sync::Arc};
 use baton_proto::{
     capture::v1::{
         ActivityKind, AttributeValue, CallDetails, CallOutcome, CaptureLeadRequest, Company,
-        Consent, FunnelPosition, GetLeadRequest, Lead, LeadCaptured, LeadSource, LeadUpdated,
-        ListLeadsRequest, Money, PageKind, RecordActivityRequest, UpdateLeadRequest,
+        Consent, EraseLeadRequest, FunnelPosition, GetLeadRequest, ImportLeadsRequest,
+        ImportRowStatus, Lead, LeadCaptured, LeadSource, LeadUpdated, ListLeadsRequest, Money,
+        PageKind, RecordActivityRequest, RecordVisitsRequest, UpdateLeadRequest, VisitsRecorded,
         attribute_value::Value, capture_service_client::CaptureServiceClient,
     },
     events::v1::{SubscribeRequest, event_log_client::EventLogClient},
@@ -557,5 +558,286 @@ async fn calls_keep_their_outcome_talk_time_and_target_department() {
         .await
         .unwrap_err();
     assert_eq!(no_outcome.code(), Code::InvalidArgument);
+    f.service.stop().await;
+}
+
+fn import_batch(import_id: &str, rows: Vec<CaptureLeadRequest>) -> ImportLeadsRequest {
+    ImportLeadsRequest {
+        import_id: import_id.into(),
+        rows,
+    }
+}
+
+fn row(email: &str) -> CaptureLeadRequest {
+    let mut r = capture("", email);
+    r.request_id.clear();
+    r
+}
+
+#[tokio::test]
+async fn an_import_answers_every_row_and_running_it_again_changes_nothing() {
+    let mut f = start().await;
+    let existing = f
+        .client
+        .capture_lead(capture("before", "known@example.com"))
+        .await
+        .unwrap()
+        .into_inner();
+    let file = || {
+        let mut bad = row("not-an-email");
+        bad.company = Some(Company {
+            country: "ZZ".into(),
+            ..Default::default()
+        });
+        vec![
+            import_batch(
+                "crm-2026-11.csv",
+                vec![row("a@example.com"), row("known@example.com"), bad],
+            ),
+            import_batch("", vec![row("b@example.com"), row("a@example.com")]),
+        ]
+    };
+    let first = f
+        .client
+        .import_leads(tokio_stream::iter(file()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (
+            first.rows,
+            first.created,
+            first.matched_existing,
+            first.rejected
+        ),
+        (5, 2, 2, 1)
+    );
+    let statuses: Vec<_> = first
+        .results
+        .iter()
+        .map(|r| (r.row_number, r.status))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            (1, ImportRowStatus::Created as i32),
+            (2, ImportRowStatus::MatchedExisting as i32),
+            (3, ImportRowStatus::Rejected as i32),
+            (4, ImportRowStatus::Created as i32),
+            (5, ImportRowStatus::MatchedExisting as i32),
+        ]
+    );
+    assert_eq!(first.results[1].lead_id, existing.lead.unwrap().lead_id);
+    assert_eq!(
+        first.results[4].lead_id, first.results[0].lead_id,
+        "the same person twice in a file is one lead"
+    );
+    let rejected: Vec<_> = first.results[2]
+        .violations
+        .iter()
+        .map(|v| v.field.as_str())
+        .collect();
+    assert_eq!(rejected, ["email", "company.country"]);
+
+    let again = f
+        .client
+        .import_leads(tokio_stream::iter(file()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (again.created, again.already_imported, again.rejected),
+        (0, 4, 1)
+    );
+    let all = f
+        .client
+        .list_leads(ListLeadsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.leads.len(), 3, "known, a and b");
+
+    let no_id = f
+        .client
+        .import_leads(tokio_stream::iter(vec![import_batch(
+            "",
+            vec![row("c@example.com")],
+        )]))
+        .await;
+    assert_eq!(no_id.unwrap_err().code(), Code::InvalidArgument);
+    f.service.stop().await;
+}
+
+#[tokio::test]
+async fn erasure_removes_personal_data_here_and_in_past_events() {
+    let mut f = start().await;
+    let lead = f
+        .client
+        .capture_lead(full_request("r1", "aiko@kaisha.co.jp"))
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap();
+    let patch = Lead {
+        title: "CEO".into(),
+        ..Default::default()
+    };
+    f.client
+        .update_lead(UpdateLeadRequest {
+            lead_id: lead.lead_id.clone(),
+            lead: Some(patch),
+            update_mask: Some(FieldMask {
+                paths: vec!["title".into()],
+            }),
+        })
+        .await
+        .unwrap();
+    let erased = f
+        .client
+        .erase_lead(EraseLeadRequest {
+            lead_id: lead.lead_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(erased.erased_at.is_some());
+    for (field, value) in [
+        ("email", &erased.email),
+        ("first_name", &erased.first_name),
+        ("last_name", &erased.last_name),
+        ("phone", &erased.phone),
+        ("title", &erased.title),
+    ] {
+        assert!(value.is_empty(), "{field} kept: {value}");
+    }
+    assert!(erased.custom_attributes.is_empty());
+    assert_eq!(
+        erased.company.unwrap().web_domain,
+        "kaisha.co.jp",
+        "company data is not personal"
+    );
+    // Idempotent.
+    let again = f
+        .client
+        .erase_lead(EraseLeadRequest {
+            lead_id: lead.lead_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.erased_at, erased.erased_at);
+
+    // No event in the log still carries the e-mail or the names.
+    let mut events = EventLogClient::connect(f.service.endpoint.clone())
+        .await
+        .unwrap()
+        .subscribe(SubscribeRequest {
+            after_position: 0,
+            max_batch: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut types = Vec::new();
+    while types.len() < 3 {
+        let e = events.message().await.unwrap().unwrap();
+        let payload = e.payload.unwrap();
+        let text = String::from_utf8_lossy(&payload.value).to_string();
+        assert!(
+            !text.contains("aiko") && !text.contains("Tanaka") && !text.contains("1234-5678"),
+            "{text}"
+        );
+        types.push(payload.type_url.rsplit('.').next().unwrap().to_owned());
+    }
+    assert_eq!(types, ["LeadCaptured", "LeadUpdated", "LeadErased"]);
+    drop(events);
+
+    // The erased lead takes no more activity; the same person captured again is a new lead.
+    let status = f
+        .client
+        .record_activity(RecordActivityRequest {
+            idempotency_key: "after-erasure".into(),
+            lead_id: lead.lead_id.clone(),
+            kind: ActivityKind::EmailOpened as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    let back = f
+        .client
+        .capture_lead(full_request("r1", "aiko@kaisha.co.jp"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(back.created);
+    assert_ne!(back.lead.unwrap().lead_id, lead.lead_id);
+    let missing = f
+        .client
+        .erase_lead(EraseLeadRequest {
+            lead_id: "nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    f.service.stop().await;
+}
+
+#[tokio::test]
+async fn visits_are_counted_per_source_and_day_and_replaced_when_sent_again() {
+    let mut f = start().await;
+    let visits = |n| RecordVisitsRequest {
+        channel: "ad_form".into(),
+        day: "2026-11-20".into(),
+        visitors: n,
+        campaign: String::new(),
+    };
+    f.client.record_visits(visits(900)).await.unwrap();
+    let answer = f
+        .client
+        .record_visits(visits(1200))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.visitors, 1200);
+    let mut events = EventLogClient::connect(f.service.endpoint.clone())
+        .await
+        .unwrap()
+        .subscribe(SubscribeRequest {
+            after_position: 0,
+            max_batch: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut counts = Vec::new();
+    for _ in 0..2 {
+        let e = events.message().await.unwrap().unwrap();
+        let v: VisitsRecorded = baton_proto::any::unpack(e.payload.as_ref().unwrap())
+            .unwrap()
+            .unwrap();
+        counts.push(v.visitors);
+    }
+    assert_eq!(counts, [900, 1200]);
+    drop(events);
+    let bad = f
+        .client
+        .record_visits(RecordVisitsRequest {
+            channel: String::new(),
+            day: "yesterday".into(),
+            visitors: -1,
+            campaign: String::new(),
+        })
+        .await
+        .unwrap_err();
+    let fields: Vec<_> = bad
+        .get_details_bad_request()
+        .unwrap()
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    assert_eq!(fields, ["channel", "day", "visitors"]);
     f.service.stop().await;
 }

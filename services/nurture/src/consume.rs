@@ -1,12 +1,12 @@
-//! What nurture does with capture's events: enrol each new lead in the welcome sequence.
+//! What nurture does with capture's events: enrol each new lead in the welcome sequence; stop
+//! nurturing a lead whose personal data was erased.
 
-use baton_proto::capture::v1::LeadCaptured;
+use baton_proto::capture::v1::{LeadCaptured, LeadErased};
 use baton_shared::{
     TenantId,
     events::{ConsumeError, Event, EventHandler, consumer::decode},
     time,
 };
-use chrono::Utc;
 use sea_orm::DatabaseTransaction;
 
 use crate::store;
@@ -21,12 +21,19 @@ impl EventHandler for CaptureEvents {
                 .captured_at
                 .as_ref()
                 .and_then(time::from_proto)
-                .unwrap_or_else(Utc::now);
+                .unwrap_or_else(time::now);
             store::enroll_in_welcome(
                 txn,
                 &TenantId::new(event.tenant_id.clone()),
                 &captured.lead_id,
                 captured_at,
+            )
+            .await?;
+        } else if let Some(erased) = decode::<LeadErased>(event)? {
+            store::exit_all(
+                txn,
+                &TenantId::new(event.tenant_id.clone()),
+                &erased.lead_id,
             )
             .await?;
         }

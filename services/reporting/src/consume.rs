@@ -38,7 +38,7 @@ impl EventHandler for FunnelEvents {
                 .as_ref()
                 .and_then(time::from_proto)
                 .or_else(|| event.recorded_at.as_ref().and_then(time::from_proto))
-                .unwrap_or_else(Utc::now);
+                .unwrap_or_else(time::now);
             store::record_fact(
                 txn,
                 &TenantId::new(event.tenant_id.clone()),

@@ -132,6 +132,48 @@ impl EventLog {
         Ok(())
     }
 
+    /// Rewrites, inside `txn`, the payloads of the events about `aggregate_id` (published or still
+    /// in the outbox): `scrub` gets each event's type URL and payload and returns a replacement, or
+    /// `None` to leave it. For erasure: personal data must not outlive its subject in the log.
+    /// Positions, ids and types never change. Returns how many events were rewritten.
+    pub async fn rewrite_payloads<C, F>(txn: &C, aggregate_id: &str, scrub: F) -> Result<u64, DbErr>
+    where
+        C: ConnectionTrait,
+        F: Fn(&str, &[u8]) -> Option<Vec<u8>>,
+    {
+        let backend = txn.get_database_backend();
+        let tables: &[(&str, &str)] = match backend {
+            DbBackend::Postgres => &[("event_log", "position"), ("event_outbox", "id")],
+            _ => &[("event_log", "position")],
+        };
+        let mut rewritten = 0;
+        for (table, key) in tables {
+            let select = Query::select()
+                .columns([*key, "type_url", "payload"])
+                .from(*table)
+                .and_where(sea_orm::sea_query::ExprTrait::eq(
+                    Expr::col("aggregate_id"),
+                    aggregate_id,
+                ))
+                .to_owned();
+            for row in txn.query_all(&select).await? {
+                let id: i64 = row.try_get("", key)?;
+                let type_url: String = row.try_get("", "type_url")?;
+                let payload: Vec<u8> = row.try_get("", "payload")?;
+                if let Some(replacement) = scrub(&type_url, &payload) {
+                    let update = Query::update()
+                        .table(*table)
+                        .value("payload", replacement)
+                        .and_where(sea_orm::sea_query::ExprTrait::eq(Expr::col(*key), id))
+                        .to_owned();
+                    txn.execute(&update).await?;
+                    rewritten += 1;
+                }
+            }
+        }
+        Ok(rewritten)
+    }
+
     /// Call after a transaction that appended events has committed: wakes the relay on PostgreSQL,
     /// live subscriptions on SQLite.
     pub fn notify_committed(&self) {

@@ -4,3 +4,4 @@ pub mod activity;
 pub mod lead;
 pub mod profile;
 pub mod update;
+pub mod visits;

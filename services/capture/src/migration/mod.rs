@@ -4,6 +4,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261123_000010_create_leads;
 mod m20261123_000020_lead_profile_and_companies;
+mod m20261123_000030_erasure_and_visits;
 
 pub struct Migrator;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(baton_shared::events::migration::CreateEventLog),
             Box::new(m20261123_000010_create_leads::Migration),
             Box::new(m20261123_000020_lead_profile_and_companies::Migration),
+            Box::new(m20261123_000030_erasure_and_visits::Migration),
         ]
     }
 }

@@ -111,6 +111,7 @@ pub fn lead_to_proto(view: &LeadView) -> pb::Lead {
         }),
         custom_attributes: attributes,
         updated_at: time::to_proto_opt(l.updated_at),
+        erased_at: time::to_proto_opt(l.erased_at),
     }
 }
 
@@ -132,4 +133,37 @@ pub fn activity_to_proto(a: &activity::Model) -> pb::Activity {
         call,
         subject: a.subject.clone(),
     }
+}
+
+/// The scrubbed form of a past event's payload, for the events that carry personal data.
+pub fn scrub_event_payload(type_url: &str, payload: &[u8]) -> Option<Vec<u8>> {
+    use prost::{Message, Name};
+    if type_url == pb::LeadCaptured::type_url() {
+        let mut e = pb::LeadCaptured::decode(payload).ok()?;
+        e.email.clear();
+        if let Some(lead) = e.lead.as_mut() {
+            scrub_lead(lead);
+        }
+        Some(e.encode_to_vec())
+    } else if type_url == pb::LeadUpdated::type_url() {
+        let mut e = pb::LeadUpdated::decode(payload).ok()?;
+        if let Some(lead) = e.lead.as_mut() {
+            scrub_lead(lead);
+        }
+        Some(e.encode_to_vec())
+    } else {
+        None
+    }
+}
+
+/// A lead message with every personal field emptied (for erasure of past events).
+pub fn scrub_lead(lead: &mut pb::Lead) {
+    lead.email.clear();
+    lead.first_name.clear();
+    lead.last_name.clear();
+    lead.phone.clear();
+    lead.title.clear();
+    lead.role.clear();
+    lead.department.clear();
+    lead.custom_attributes.clear();
 }

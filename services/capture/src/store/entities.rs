@@ -37,6 +37,7 @@ pub mod lead {
         /// JSON object of typed values (`domain::profile::AttributeValue`).
         pub custom_attributes: String,
         pub updated_at: Option<DateTimeUtc>,
+        pub erased_at: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -116,6 +117,29 @@ pub mod company {
         pub country: String,
         pub region: String,
         pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod visit_count {
+    use sea_orm::entity::prelude::*;
+
+    /// Anonymous visitors a source brought on a day (UTC, `YYYY-MM-DD`).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "visit_count")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub seq: i64,
+        pub tenant_id: String,
+        pub channel: String,
+        pub campaign: String,
+        pub day: String,
+        pub visitors: i64,
         pub updated_at: DateTimeUtc,
     }
 

@@ -3,7 +3,9 @@
 pub mod convert;
 pub mod entities;
 
-use baton_proto::capture::v1::{ActivityRecorded, LeadCaptured, LeadUpdated};
+use baton_proto::capture::v1::{
+    ActivityRecorded, LeadCaptured, LeadErased, LeadUpdated, VisitsRecorded,
+};
 use baton_shared::{
     ApiError, TenantId,
     events::EventLog,
@@ -15,6 +17,7 @@ use sea_orm::{
     ActiveValue::{NotSet, Set},
     ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, SqlErr, TransactionTrait,
     prelude::*,
+    sea_query::OnConflict,
 };
 
 use crate::domain::{
@@ -23,7 +26,7 @@ use crate::domain::{
     profile::{CompanyProfile, LeadProfile},
 };
 use convert::{activity_to_proto, lead_to_proto, profile_of};
-use entities::{activity, capture_request, company, lead};
+use entities::{activity, capture_request, company, lead, visit_count};
 
 /// How often a write that lost a race on a unique key is retried (it then sees the winner's row).
 const UNIQUE_RACE_RETRIES: usize = 3;
@@ -33,6 +36,28 @@ const UNIQUE_RACE_RETRIES: usize = 3;
 pub struct LeadView {
     pub lead: lead::Model,
     pub company: Option<company::Model>,
+}
+
+/// What a capture did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureOutcome {
+    Created,
+    /// The e-mail belongs to an existing lead.
+    MatchedExisting,
+    /// The request_id was seen before; `created` is what the first call did.
+    Replayed {
+        created: bool,
+    },
+}
+
+impl CaptureOutcome {
+    /// Whether the (first) call created the lead, as CaptureLead reports it.
+    pub fn created(self) -> bool {
+        matches!(
+            self,
+            CaptureOutcome::Created | CaptureOutcome::Replayed { created: true }
+        )
+    }
 }
 
 /// Filters of ListLeads.
@@ -62,7 +87,7 @@ impl Store {
         &self,
         tenant: &TenantId,
         new: &NewLead,
-    ) -> Result<(LeadView, bool), ApiError> {
+    ) -> Result<(LeadView, CaptureOutcome), ApiError> {
         let mut attempt = 0;
         loop {
             match self.try_capture_lead(tenant, new).await {
@@ -80,7 +105,7 @@ impl Store {
         &self,
         tenant: &TenantId,
         new: &NewLead,
-    ) -> Result<(LeadView, bool), ApiError> {
+    ) -> Result<(LeadView, CaptureOutcome), ApiError> {
         let txn = self.db.begin().await?;
         if let Some(seen) =
             capture_request::Entity::find_by_id((tenant.to_string(), new.request_id.clone()))
@@ -94,7 +119,12 @@ impl Store {
                 ));
             }
             let view = find_lead(&txn, tenant, &seen.lead_id).await?;
-            return Ok((view, seen.created));
+            return Ok((
+                view,
+                CaptureOutcome::Replayed {
+                    created: seen.created,
+                },
+            ));
         }
         let existing = lead::Entity::find()
             .filter(lead::Column::TenantId.eq(tenant.as_str()))
@@ -156,8 +186,10 @@ impl Store {
         txn.commit().await?;
         if created {
             self.log.notify_committed();
+            Ok((view, CaptureOutcome::Created))
+        } else {
+            Ok((view, CaptureOutcome::MatchedExisting))
         }
-        Ok((view, created))
     }
 
     /// Changes a lead: `change` gets the current profile and the lead's e-mail domain and returns
@@ -173,6 +205,7 @@ impl Store {
     {
         let txn = self.db.begin().await?;
         let current = find_lead(&txn, tenant, lead_id).await?;
+        refuse_erased(&current)?;
         let profile = profile_of(&current)?;
         let email_domain =
             crate::domain::profile::email_domain(&current.lead.email_normalized).map(str::to_owned);
@@ -239,7 +272,7 @@ impl Store {
             }
             return Ok((seen, false));
         }
-        find_lead(&txn, tenant, &new.lead_id).await?;
+        refuse_erased(&find_lead(&txn, tenant, &new.lead_id).await?)?;
         let activity = activity::ActiveModel {
             seq: NotSet,
             activity_id: Set(uuid::Uuid::now_v7().to_string()),
@@ -265,6 +298,88 @@ impl Store {
         txn.commit().await?;
         self.log.notify_committed();
         Ok((activity, true))
+    }
+
+    /// Erases the lead's personal data here and in capture's past events, and emits `LeadErased`.
+    /// The lead row stays (pseudonymous: id, source, company, dates) so counts do not change; its
+    /// e-mail no longer identifies it, so a later capture of that e-mail makes a new lead.
+    pub async fn erase_lead(&self, tenant: &TenantId, lead_id: &str) -> Result<LeadView, ApiError> {
+        let txn = self.db.begin().await?;
+        let current = find_lead(&txn, tenant, lead_id).await?;
+        if current.lead.erased_at.is_some() {
+            return Ok(current);
+        }
+        let now = time::now();
+        let mut row: lead::ActiveModel = current.lead.clone().into();
+        row.email = Set(String::new());
+        row.email_normalized = Set(format!("erased:{lead_id}"));
+        row.first_name = Set(String::new());
+        row.last_name = Set(String::new());
+        row.phone = Set(String::new());
+        row.title = Set(String::new());
+        row.role = Set(String::new());
+        row.department = Set(String::new());
+        row.custom_attributes = Set("{}".to_owned());
+        row.updated_at = Set(Some(now));
+        row.erased_at = Set(Some(now));
+        let lead = row.update(&txn).await?;
+        // Request fingerprints contain the e-mail: forget them (a replay then captures anew).
+        capture_request::Entity::delete_many()
+            .filter(capture_request::Column::TenantId.eq(tenant.as_str()))
+            .filter(capture_request::Column::LeadId.eq(lead_id))
+            .exec(&txn)
+            .await?;
+        EventLog::rewrite_payloads(&txn, lead_id, convert::scrub_event_payload).await?;
+        let event = LeadErased {
+            lead_id: lead_id.to_owned(),
+            erased_at: Some(time::to_proto(now)),
+        };
+        EventLog::append(&txn, tenant, lead_id, &event).await?;
+        txn.commit().await?;
+        self.log.notify_committed();
+        Ok(LeadView {
+            lead,
+            company: current.company,
+        })
+    }
+
+    /// Sets the anonymous visitor count of a source (channel, campaign) on a day, with `VisitsRecorded`.
+    pub async fn record_visits(
+        &self,
+        tenant: &TenantId,
+        visits: &VisitsRecorded,
+    ) -> Result<(), ApiError> {
+        let txn = self.db.begin().await?;
+        let row = visit_count::ActiveModel {
+            seq: NotSet,
+            tenant_id: Set(tenant.to_string()),
+            channel: Set(visits.channel.clone()),
+            campaign: Set(visits.campaign.clone()),
+            day: Set(visits.day.clone()),
+            visitors: Set(visits.visitors),
+            updated_at: Set(time::now()),
+        };
+        visit_count::Entity::insert(row)
+            .on_conflict(
+                OnConflict::columns([
+                    visit_count::Column::TenantId,
+                    visit_count::Column::Channel,
+                    visit_count::Column::Campaign,
+                    visit_count::Column::Day,
+                ])
+                .update_columns([
+                    visit_count::Column::Visitors,
+                    visit_count::Column::UpdatedAt,
+                ])
+                .to_owned(),
+            )
+            .exec(&txn)
+            .await?;
+        let aggregate = format!("{}/{}/{}", visits.channel, visits.campaign, visits.day);
+        EventLog::append(&txn, tenant, &aggregate, visits).await?;
+        txn.commit().await?;
+        self.log.notify_committed();
+        Ok(())
     }
 
     pub async fn get_lead(&self, tenant: &TenantId, lead_id: &str) -> Result<LeadView, ApiError> {
@@ -447,6 +562,19 @@ async fn find_lead<C: ConnectionTrait>(
         .await?
         .ok_or_else(|| ApiError::not_found("lead", lead_id))?;
     Ok(with_company(db, lead).await?)
+}
+
+fn refuse_erased(view: &LeadView) -> Result<(), ApiError> {
+    match view.lead.erased_at {
+        Some(_) => Err(ApiError::FailedPrecondition {
+            rule: "lead_erased".into(),
+            description: format!(
+                "lead {} was erased; capture the person again as a new lead",
+                view.lead.lead_id
+            ),
+        }),
+        None => Ok(()),
+    }
 }
 
 fn is_unique_violation(e: &DbErr) -> bool {

@@ -87,6 +87,29 @@ pub async fn enroll_in_welcome<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Ends every active enrolment of a lead (its personal data was erased: nothing may be sent).
+pub async fn exit_all<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+) -> Result<(), DbErr> {
+    enrollment::Entity::update_many()
+        .col_expr(
+            enrollment::Column::State,
+            Expr::value(EnrollmentState::Exited as i32),
+        )
+        .col_expr(
+            enrollment::Column::NextStepDueAt,
+            Expr::value(Option::<chrono::DateTime<Utc>>::None),
+        )
+        .filter(enrollment::Column::TenantId.eq(tenant.as_str()))
+        .filter(enrollment::Column::LeadId.eq(lead_id))
+        .filter(enrollment::Column::State.eq(EnrollmentState::Active as i32))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
 /// The tenant's welcome sequence and its step delays, seeding it from the default definition.
 async fn welcome_sequence<C: ConnectionTrait>(
     txn: &C,

@@ -101,7 +101,7 @@ pub async fn score_activity<C: ConnectionTrait>(
         .occurred_at
         .as_ref()
         .and_then(time::from_proto)
-        .unwrap_or_else(Utc::now);
+        .unwrap_or_else(time::now);
     let fired = scoring::fired_rules(&model, kind, page_kind);
     if fired.is_empty() {
         return Ok(());
