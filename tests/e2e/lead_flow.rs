@@ -7,7 +7,7 @@ use std::{
 
 use baton_e2e::{TestSuite, activity, eventually, lead, rep};
 use baton_proto::{
-    capture::v1::{ActivityKind, EraseLeadRequest, PageKind},
+    capture::v1::{ActivityKind, EraseLeadRequest, MergeLeadsRequest, PageKind},
     distribution::v1::{Assignment, AssignmentState, ListAssignmentsRequest},
     nurture::v1::{EnrollmentState, ListEnrollmentsRequest},
     qualification::v1::{GetScoreRequest, Stage},
@@ -380,5 +380,100 @@ async fn an_erased_lead_leaves_nurture_and_the_funnel_counts_stay() {
     assert_eq!(others.enrollments[0].state, EnrollmentState::Active as i32);
     let f = funnel_today(&suite).await;
     assert_eq!((f.leads, f.enrollments), (3, 3));
+    suite.stop().await;
+}
+
+/// Two records of one person, each half-way to MQL, become one lead at the threshold when merged:
+/// qualification adds up their scores and distribution assigns the survivor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn merging_two_half_qualified_duplicates_makes_one_mql() {
+    let suite = TestSuite::start().await;
+    suite.distribution().await.create_rep(rep(0)).await.unwrap();
+    let mut capture = suite.capture().await;
+    let a = capture
+        .capture_lead(lead(1))
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap()
+        .lead_id;
+    let b = capture
+        .capture_lead(lead(2))
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap()
+        .lead_id;
+    capture
+        .record_activity(activity(
+            &a,
+            "a",
+            ActivityKind::MeetingBooked,
+            PageKind::Unspecified,
+        ))
+        .await
+        .unwrap();
+    capture
+        .record_activity(activity(
+            &b,
+            "b",
+            ActivityKind::FreeTrialStarted,
+            PageKind::Unspecified,
+        ))
+        .await
+        .unwrap();
+    let mut qualification = suite.qualification().await;
+    for id in [&a, &b] {
+        eventually("scored", PATIENCE, || {
+            let mut q = qualification.clone();
+            let lead_id = id.clone();
+            async move {
+                (q.get_score(GetScoreRequest { lead_id })
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .score
+                    == 25)
+                    .then_some(())
+            }
+        })
+        .await;
+    }
+    capture
+        .merge_leads(MergeLeadsRequest {
+            survivor_lead_id: a.clone(),
+            merged_lead_id: b.clone(),
+        })
+        .await
+        .unwrap();
+    let merged = eventually("combined score", PATIENCE, || {
+        let mut q = qualification.clone();
+        let lead_id = a.clone();
+        async move {
+            let s = q
+                .get_score(GetScoreRequest { lead_id })
+                .await
+                .ok()?
+                .into_inner();
+            (s.score == 50).then_some(s)
+        }
+    })
+    .await;
+    assert_eq!(merged.stage, Stage::Mql as i32);
+    assert_eq!(merged.fired_rules.len(), 2);
+    let gone = qualification
+        .get_score(GetScoreRequest { lead_id: b.clone() })
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), tonic::Code::NotFound);
+    let assignments = eventually("assigned", PATIENCE, || async {
+        let a = all_assignments(&suite).await;
+        (!a.is_empty()).then_some(a)
+    })
+    .await;
+    assert_eq!(assignments.len(), 1);
+    assert_eq!(assignments[0].lead_id, a);
     suite.stop().await;
 }

@@ -3,8 +3,8 @@
 use baton_proto::capture::v1::{
     CaptureLeadRequest, CaptureLeadResponse, EraseLeadRequest, FieldViolation, GetLeadRequest,
     ImportLeadsRequest, ImportLeadsResponse, ImportRowResult, ImportRowStatus, Lead,
-    ListLeadsRequest, ListLeadsResponse, RecordActivityRequest, RecordActivityResponse,
-    RecordVisitsRequest, RecordVisitsResponse, UpdateLeadRequest,
+    ListLeadsRequest, ListLeadsResponse, MergeLeadsRequest, RecordActivityRequest,
+    RecordActivityResponse, RecordVisitsRequest, RecordVisitsResponse, UpdateLeadRequest,
     capture_service_server::CaptureService,
 };
 use baton_shared::{ApiError, TenantId, Violations, paging::Page, time};
@@ -224,6 +224,38 @@ impl CaptureService for Api {
             return Err(ApiError::invalid("import_id", "is required on the first message").into());
         }
         Ok(Response::new(import))
+    }
+
+    async fn merge_leads(
+        &self,
+        request: Request<MergeLeadsRequest>,
+    ) -> Result<Response<Lead>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let req = request.get_ref();
+        let mut violations = Violations::new();
+        for (field, value) in [
+            ("survivor_lead_id", &req.survivor_lead_id),
+            ("merged_lead_id", &req.merged_lead_id),
+        ] {
+            if value.trim().is_empty() {
+                violations.add(field, "is required");
+            }
+        }
+        if !req.survivor_lead_id.trim().is_empty()
+            && req.survivor_lead_id.trim() == req.merged_lead_id.trim()
+        {
+            violations.add("merged_lead_id", "must differ from survivor_lead_id");
+        }
+        violations.into_result()?;
+        let view = self
+            .store
+            .merge_leads(
+                &tenant,
+                req.survivor_lead_id.trim(),
+                req.merged_lead_id.trim(),
+            )
+            .await?;
+        Ok(Response::new(lead_to_proto(&view)))
     }
 
     async fn erase_lead(

@@ -2,6 +2,7 @@
 
 use std::{collections::HashMap, sync::Arc};
 
+use baton_proto::capture::v1::{LeadsMerged, MergeLeadsRequest};
 use baton_proto::{
     capture::v1::{
         ActivityKind, AttributeValue, CallDetails, CallOutcome, CaptureLeadRequest, Company,
@@ -839,5 +840,143 @@ async fn visits_are_counted_per_source_and_day_and_replaced_when_sent_again() {
         .map(|v| v.field)
         .collect();
     assert_eq!(fields, ["channel", "day", "visitors"]);
+    f.service.stop().await;
+}
+
+#[tokio::test]
+async fn a_merged_lead_resolves_to_its_survivor_forever() {
+    let mut f = start().await;
+    let survivor = f
+        .client
+        .capture_lead(capture("r1", "aiko@kaisha.co.jp"))
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap();
+    let mut dup = capture("r2", "a.tanaka@kaisha.co.jp");
+    dup.phone = "03-1111-2222".into();
+    let duplicate = f
+        .client
+        .capture_lead(dup)
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap();
+    f.client
+        .record_activity(RecordActivityRequest {
+            idempotency_key: "dup-open".into(),
+            lead_id: duplicate.lead_id.clone(),
+            kind: ActivityKind::EmailOpened as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let merge = MergeLeadsRequest {
+        survivor_lead_id: survivor.lead_id.clone(),
+        merged_lead_id: duplicate.lead_id.clone(),
+    };
+    let merged = f
+        .client
+        .merge_leads(merge.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(merged.lead_id, survivor.lead_id);
+    assert_eq!(
+        merged.phone, "03-1111-2222",
+        "blank filled from the duplicate"
+    );
+    assert_eq!(merged.first_name, "Aiko");
+    assert_eq!(merged.merged_lead_ids, std::slice::from_ref(&duplicate.lead_id));
+    assert_eq!(
+        f.client
+            .merge_leads(merge)
+            .await
+            .unwrap()
+            .into_inner()
+            .lead_id,
+        survivor.lead_id,
+        "idempotent"
+    );
+
+    // The duplicate's id, e-mail and activities now lead to the survivor.
+    let by_old_id = f
+        .client
+        .get_lead(GetLeadRequest {
+            lead_id: duplicate.lead_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(by_old_id.lead_id, survivor.lead_id);
+    let recaptured = f
+        .client
+        .capture_lead(capture("r3", "A.Tanaka@kaisha.co.jp"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!recaptured.created);
+    assert_eq!(recaptured.lead.unwrap().lead_id, survivor.lead_id);
+    let later = f
+        .client
+        .record_activity(RecordActivityRequest {
+            idempotency_key: "after-merge".into(),
+            lead_id: duplicate.lead_id.clone(),
+            kind: ActivityKind::EmailClicked as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .activity
+        .unwrap();
+    assert_eq!(later.lead_id, survivor.lead_id);
+    let listed = f
+        .client
+        .list_leads(ListLeadsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.leads.len(), 1, "merged leads are not listed");
+
+    let mut events = EventLogClient::connect(f.service.endpoint.clone())
+        .await
+        .unwrap()
+        .subscribe(SubscribeRequest {
+            after_position: 0,
+            max_batch: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut found = None;
+    while found.is_none() {
+        let e = events.message().await.unwrap().unwrap();
+        found = baton_proto::any::unpack::<LeadsMerged>(e.payload.as_ref().unwrap())
+            .map(|m| m.unwrap());
+    }
+    assert_eq!(found.unwrap().moved_activity_ids.len(), 1);
+    drop(events);
+
+    let itself = f
+        .client
+        .merge_leads(MergeLeadsRequest {
+            survivor_lead_id: survivor.lead_id.clone(),
+            merged_lead_id: survivor.lead_id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(itself.code(), Code::InvalidArgument);
+    let missing = f
+        .client
+        .merge_leads(MergeLeadsRequest {
+            survivor_lead_id: survivor.lead_id.clone(),
+            merged_lead_id: "nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
     f.service.stop().await;
 }

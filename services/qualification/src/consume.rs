@@ -1,6 +1,7 @@
-//! What qualification does with capture's events: start tracking new leads, score activities.
+//! What qualification does with capture's events: start tracking new leads, score activities,
+//! combine the scores of merged leads.
 
-use baton_proto::capture::v1::{ActivityRecorded, LeadCaptured};
+use baton_proto::capture::v1::{ActivityRecorded, LeadCaptured, LeadsMerged};
 use baton_shared::{
     TenantId,
     events::{ConsumeError, Event, EventHandler, consumer::decode},
@@ -22,6 +23,14 @@ impl EventHandler for CaptureEvents {
                 ConsumeError::Permanent("ActivityRecorded without an activity".into())
             })?;
             store::score_activity(txn, &tenant, &activity).await?;
+        } else if let Some(merged) = decode::<LeadsMerged>(event)? {
+            store::merge_scores(
+                txn,
+                &tenant,
+                &merged.survivor_lead_id,
+                &merged.merged_lead_id,
+            )
+            .await?;
         }
         Ok(())
     }

@@ -84,6 +84,35 @@ pub struct Source {
     pub utm_content: String,
 }
 
+/// `survivor` with its blank fields taken from `other` (for merges). Custom attributes are
+/// united, the survivor's values winning; consent flags are OR-ed, so a refusal is never lost.
+pub fn fill_blanks(survivor: &LeadProfile, other: &LeadProfile) -> LeadProfile {
+    let pick = |mine: &String, theirs: &String| {
+        if mine.is_empty() {
+            theirs.clone()
+        } else {
+            mine.clone()
+        }
+    };
+    let mut custom_attributes = other.custom_attributes.clone();
+    custom_attributes.extend(survivor.custom_attributes.clone());
+    LeadProfile {
+        first_name: pick(&survivor.first_name, &other.first_name),
+        last_name: pick(&survivor.last_name, &other.last_name),
+        phone: pick(&survivor.phone, &other.phone),
+        title: pick(&survivor.title, &other.title),
+        role: pick(&survivor.role, &other.role),
+        department: pick(&survivor.department, &other.department),
+        company: survivor.company.clone().or_else(|| other.company.clone()),
+        consent: Consent {
+            email_opt_in: survivor.consent.email_opt_in && !other.consent.unsubscribed,
+            unsubscribed: survivor.consent.unsubscribed || other.consent.unsubscribed,
+            do_not_contact: survivor.consent.do_not_contact || other.consent.do_not_contact,
+        },
+        custom_attributes,
+    }
+}
+
 /// Checks a string's length; trims it.
 pub fn bounded(field: &str, value: &str, max: usize, violations: &mut Violations) -> String {
     let value = value.trim();
@@ -508,6 +537,29 @@ mod tests {
             serde_json::from_str::<BTreeMap<String, AttributeValue>>(&json).unwrap(),
             m
         );
+    }
+
+    #[test]
+    fn a_merge_keeps_the_survivors_values_fills_blanks_and_never_loses_a_refusal() {
+        let survivor = LeadProfile {
+            first_name: "Aiko".into(),
+            ..Default::default()
+        };
+        let other = LeadProfile {
+            first_name: "A.".into(),
+            phone: "03-1234".into(),
+            consent: Consent {
+                unsubscribed: true,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let merged = fill_blanks(&survivor, &other);
+        assert_eq!(
+            (merged.first_name.as_str(), merged.phone.as_str()),
+            ("Aiko", "03-1234")
+        );
+        assert!(merged.consent.unsubscribed);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 mod m20261123_000010_create_leads;
 mod m20261123_000020_lead_profile_and_companies;
 mod m20261123_000030_erasure_and_visits;
+mod m20261123_000040_merges;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000010_create_leads::Migration),
             Box::new(m20261123_000020_lead_profile_and_companies::Migration),
             Box::new(m20261123_000030_erasure_and_visits::Migration),
+            Box::new(m20261123_000040_merges::Migration),
         ]
     }
 }

@@ -112,6 +112,7 @@ pub fn lead_to_proto(view: &LeadView) -> pb::Lead {
         custom_attributes: attributes,
         updated_at: time::to_proto_opt(l.updated_at),
         erased_at: time::to_proto_opt(l.erased_at),
+        merged_lead_ids: view.merged_ids.clone(),
     }
 }
 

@@ -38,6 +38,9 @@ pub mod lead {
         pub custom_attributes: String,
         pub updated_at: Option<DateTimeUtc>,
         pub erased_at: Option<DateTimeUtc>,
+        /// Set when this lead was merged into another: its id resolves to that lead.
+        pub merged_into: Option<String>,
+        pub merged_at: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

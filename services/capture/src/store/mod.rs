@@ -4,7 +4,7 @@ pub mod convert;
 pub mod entities;
 
 use baton_proto::capture::v1::{
-    ActivityRecorded, LeadCaptured, LeadErased, LeadUpdated, VisitsRecorded,
+    ActivityRecorded, LeadCaptured, LeadErased, LeadUpdated, LeadsMerged, VisitsRecorded,
 };
 use baton_shared::{
     ApiError, TenantId,
@@ -36,6 +36,8 @@ const UNIQUE_RACE_RETRIES: usize = 3;
 pub struct LeadView {
     pub lead: lead::Model,
     pub company: Option<company::Model>,
+    /// Leads merged into this one.
+    pub merged_ids: Vec<String>,
 }
 
 /// What a capture did.
@@ -133,7 +135,10 @@ impl Store {
             .await?;
         let now = time::now();
         let (view, created) = match existing {
-            Some(lead) => (with_company(&txn, lead).await?, false),
+            Some(lead) => (
+                with_company(&txn, resolve(&txn, tenant, lead).await?).await?,
+                false,
+            ),
             None => {
                 let company =
                     upsert_company(&txn, tenant, new.profile.company.as_ref(), false).await?;
@@ -159,7 +164,14 @@ impl Store {
                 };
                 set_profile(&mut row, &new.profile, company.as_ref())?;
                 let lead = row.insert(&txn).await?;
-                (LeadView { lead, company }, true)
+                (
+                    LeadView {
+                        lead,
+                        company,
+                        merged_ids: Vec::new(),
+                    },
+                    true,
+                )
             }
         };
         capture_request::ActiveModel {
@@ -222,7 +234,11 @@ impl Store {
         set_profile(&mut row, &next, company.as_ref())?;
         row.updated_at = Set(Some(time::now()));
         let lead = row.update(&txn).await?;
-        let view = LeadView { lead, company };
+        let view = LeadView {
+            lead,
+            company,
+            merged_ids: current.merged_ids,
+        };
         let event = LeadUpdated {
             lead: Some(lead_to_proto(&view)),
             changed_paths: changed,
@@ -272,12 +288,13 @@ impl Store {
             }
             return Ok((seen, false));
         }
-        refuse_erased(&find_lead(&txn, tenant, &new.lead_id).await?)?;
+        let owner = find_lead(&txn, tenant, &new.lead_id).await?;
+        refuse_erased(&owner)?;
         let activity = activity::ActiveModel {
             seq: NotSet,
             activity_id: Set(uuid::Uuid::now_v7().to_string()),
             tenant_id: Set(tenant.to_string()),
-            lead_id: Set(new.lead_id.clone()),
+            lead_id: Set(owner.lead.lead_id.clone()),
             idempotency_key: Set(new.idempotency_key.clone()),
             kind: Set(new.kind as i32),
             url: Set(new.url.clone()),
@@ -340,7 +357,108 @@ impl Store {
         Ok(LeadView {
             lead,
             company: current.company,
+            merged_ids: current.merged_ids,
         })
+    }
+
+    /// Merges `merged_id` into `survivor_id` (see the MergeLeads RPC).
+    pub async fn merge_leads(
+        &self,
+        tenant: &TenantId,
+        survivor_id: &str,
+        merged_id: &str,
+    ) -> Result<LeadView, ApiError> {
+        let txn = self.db.begin().await?;
+        let survivor = find_lead(&txn, tenant, survivor_id).await?;
+        let merged = find_exact(&txn, tenant, merged_id).await?;
+        if merged.merged_into.as_deref() == Some(survivor.lead.lead_id.as_str()) {
+            return Ok(survivor);
+        }
+        if merged.merged_into.is_some() {
+            return Err(ApiError::FailedPrecondition {
+                rule: "already_merged".into(),
+                description: format!("lead {merged_id} was merged into another lead"),
+            });
+        }
+        if merged.lead_id == survivor.lead.lead_id {
+            return Err(ApiError::invalid(
+                "merged_lead_id",
+                "is (or resolves to) the survivor itself",
+            ));
+        }
+        refuse_erased(&survivor)?;
+        refuse_erased(&LeadView {
+            lead: merged.clone(),
+            company: None,
+            merged_ids: Vec::new(),
+        })?;
+        let now = time::now();
+        let moved: Vec<String> = activity::Entity::find()
+            .filter(activity::Column::TenantId.eq(tenant.as_str()))
+            .filter(activity::Column::LeadId.eq(merged_id))
+            .all(&txn)
+            .await?
+            .into_iter()
+            .map(|a| a.activity_id)
+            .collect();
+        activity::Entity::update_many()
+            .col_expr(
+                activity::Column::LeadId,
+                Expr::value(survivor.lead.lead_id.clone()),
+            )
+            .filter(activity::Column::TenantId.eq(tenant.as_str()))
+            .filter(activity::Column::LeadId.eq(merged_id))
+            .exec(&txn)
+            .await?;
+        capture_request::Entity::update_many()
+            .col_expr(
+                capture_request::Column::LeadId,
+                Expr::value(survivor.lead.lead_id.clone()),
+            )
+            .filter(capture_request::Column::TenantId.eq(tenant.as_str()))
+            .filter(capture_request::Column::LeadId.eq(merged_id))
+            .exec(&txn)
+            .await?;
+        // Leads merged into the duplicate earlier now point straight at the survivor.
+        lead::Entity::update_many()
+            .col_expr(
+                lead::Column::MergedInto,
+                Expr::value(Some(survivor.lead.lead_id.clone())),
+            )
+            .filter(lead::Column::TenantId.eq(tenant.as_str()))
+            .filter(lead::Column::MergedInto.eq(merged_id))
+            .exec(&txn)
+            .await?;
+        let mut gone: lead::ActiveModel = merged.clone().into();
+        gone.merged_into = Set(Some(survivor.lead.lead_id.clone()));
+        gone.merged_at = Set(Some(now));
+        gone.updated_at = Set(Some(now));
+        gone.update(&txn).await?;
+        // The survivor keeps its values and takes the duplicate's where it has none.
+        let merged_view = with_company(&txn, merged).await?;
+        let filled = crate::domain::profile::fill_blanks(
+            &profile_of(&survivor)?,
+            &profile_of(&merged_view)?,
+        );
+        let company = match (&survivor.company, &merged_view.company) {
+            (None, Some(c)) => Some(c.clone()),
+            (kept, _) => kept.clone(),
+        };
+        let mut row: lead::ActiveModel = survivor.lead.clone().into();
+        set_profile(&mut row, &filled, company.as_ref())?;
+        row.updated_at = Set(Some(now));
+        let lead = row.update(&txn).await?;
+        let view = with_company(&txn, lead).await?;
+        let event = LeadsMerged {
+            survivor_lead_id: view.lead.lead_id.clone(),
+            merged_lead_id: merged_id.to_owned(),
+            moved_activity_ids: moved,
+            merged_at: Some(time::to_proto(now)),
+        };
+        EventLog::append(&txn, tenant, &view.lead.lead_id, &event).await?;
+        txn.commit().await?;
+        self.log.notify_committed();
+        Ok(view)
     }
 
     /// Sets the anonymous visitor count of a source (channel, campaign) on a day, with `VisitsRecorded`.
@@ -392,7 +510,9 @@ impl Store {
         filter: &LeadFilter,
         page: Page,
     ) -> Result<(Vec<LeadView>, String), ApiError> {
-        let mut query = lead::Entity::find().filter(lead::Column::TenantId.eq(tenant.as_str()));
+        let mut query = lead::Entity::find()
+            .filter(lead::Column::TenantId.eq(tenant.as_str()))
+            .filter(lead::Column::MergedInto.is_null());
         if let Some(company_id) = &filter.company_id {
             query = query.filter(lead::Column::CompanyId.eq(company_id.as_str()));
         }
@@ -417,6 +537,12 @@ impl Store {
                 .all(&txn)
                 .await?
         };
+        let lead_ids: Vec<String> = leads.iter().map(|l| l.lead_id.clone()).collect();
+        let merged = lead::Entity::find()
+            .filter(lead::Column::TenantId.eq(tenant.as_str()))
+            .filter(lead::Column::MergedInto.is_in(lead_ids))
+            .all(&txn)
+            .await?;
         txn.commit().await?;
         let views = leads
             .into_iter()
@@ -425,7 +551,16 @@ impl Store {
                     .iter()
                     .find(|c| Some(&c.company_id) == lead.company_id.as_ref())
                     .cloned();
-                LeadView { lead, company }
+                let merged_ids = merged
+                    .iter()
+                    .filter(|m| m.merged_into.as_deref() == Some(lead.lead_id.as_str()))
+                    .map(|m| m.lead_id.clone())
+                    .collect();
+                LeadView {
+                    lead,
+                    company,
+                    merged_ids,
+                }
             })
             .collect();
         Ok((views, token))
@@ -538,6 +673,14 @@ async fn upsert_company<C: ConnectionTrait>(
 }
 
 async fn with_company<C: ConnectionTrait>(db: &C, lead: lead::Model) -> Result<LeadView, DbErr> {
+    let merged_ids = lead::Entity::find()
+        .filter(lead::Column::TenantId.eq(lead.tenant_id.as_str()))
+        .filter(lead::Column::MergedInto.eq(lead.lead_id.as_str()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|m| m.lead_id)
+        .collect();
     let company = match &lead.company_id {
         Some(id) => {
             company::Entity::find()
@@ -547,21 +690,57 @@ async fn with_company<C: ConnectionTrait>(db: &C, lead: lead::Model) -> Result<L
         }
         None => None,
     };
-    Ok(LeadView { lead, company })
+    Ok(LeadView {
+        lead,
+        company,
+        merged_ids,
+    })
 }
 
+/// The lead with this id, following merges to the surviving lead.
 async fn find_lead<C: ConnectionTrait>(
     db: &C,
     tenant: &TenantId,
     lead_id: &str,
 ) -> Result<LeadView, ApiError> {
-    let lead = lead::Entity::find()
+    let lead = resolve(db, tenant, find_exact(db, tenant, lead_id).await?).await?;
+    Ok(with_company(db, lead).await?)
+}
+
+/// The lead row with exactly this id (merged or not).
+async fn find_exact<C: ConnectionTrait>(
+    db: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+) -> Result<lead::Model, ApiError> {
+    lead::Entity::find()
         .filter(lead::Column::TenantId.eq(tenant.as_str()))
         .filter(lead::Column::LeadId.eq(lead_id))
         .one(db)
         .await?
-        .ok_or_else(|| ApiError::not_found("lead", lead_id))?;
-    Ok(with_company(db, lead).await?)
+        .ok_or_else(|| ApiError::not_found("lead", lead_id))
+}
+
+/// Follows `merged_into` to the surviving lead (merges re-point older merges, so this is short).
+async fn resolve<C: ConnectionTrait>(
+    db: &C,
+    tenant: &TenantId,
+    mut lead: lead::Model,
+) -> Result<lead::Model, ApiError> {
+    const MAX_HOPS: usize = 16;
+    for _ in 0..MAX_HOPS {
+        let Some(next) = lead.merged_into.clone() else {
+            return Ok(lead);
+        };
+        lead = find_exact(db, tenant, &next).await?;
+    }
+    Err(ApiError::FailedPrecondition {
+        rule: "merge_chain".into(),
+        description: format!(
+            "lead {} is merged through more than {MAX_HOPS} leads",
+            lead.lead_id
+        ),
+    })
 }
 
 fn refuse_erased(view: &LeadView) -> Result<(), ApiError> {

@@ -113,10 +113,23 @@ pub async fn score_activity<C: ConnectionTrait>(
         }
     }
     let score = current.score + added;
+    set_score(txn, tenant, current, score, &model).await
+}
+
+/// Stores a lead's new score under `model`, and moves its stage (with history and a
+/// `StageChanged` event) when the score crosses the model's threshold.
+async fn set_score<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    current: lead_score::Model,
+    score: i64,
+    model: &ScoringModel,
+) -> Result<(), DbErr> {
+    let lead_id = current.lead_id.clone();
     let stage = Stage::try_from(current.stage).unwrap_or(Stage::Lead);
     let next = stages::stage_after_scoring(stage, score, model.mql_threshold);
     let now = time::now();
-    let mut row: lead_score::ActiveModel = current.clone().into();
+    let mut row: lead_score::ActiveModel = current.into();
     row.score = Set(score);
     row.model_id = Set(model.model_id.clone());
     row.model_version = Set(model.version);
@@ -129,7 +142,7 @@ pub async fn score_activity<C: ConnectionTrait>(
         stage_history::ActiveModel {
             seq: NotSet,
             tenant_id: Set(tenant.to_string()),
-            lead_id: Set(activity.lead_id.clone()),
+            lead_id: Set(lead_id.clone()),
             from_stage: Set(stage as i32),
             to_stage: Set(to as i32),
             score: Set(score),
@@ -138,7 +151,7 @@ pub async fn score_activity<C: ConnectionTrait>(
         .insert(txn)
         .await?;
         let event = StageChanged {
-            lead_id: activity.lead_id.clone(),
+            lead_id: lead_id.clone(),
             from_stage: stage as i32,
             to_stage: to as i32,
             score,
@@ -146,9 +159,45 @@ pub async fn score_activity<C: ConnectionTrait>(
             model_version: model.version,
             changed_at: Some(time::to_proto(now)),
         };
-        EventLog::append(txn, tenant, &activity.lead_id, &event).await?;
+        EventLog::append(txn, tenant, &lead_id, &event).await?;
     }
     Ok(())
+}
+
+/// A duplicate lead was merged into a survivor in capture: its fired rules move to the survivor,
+/// whose score becomes the sum of all its entries (the stage may move), and the duplicate's own
+/// score is dropped.
+pub async fn merge_scores<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    survivor_id: &str,
+    merged_id: &str,
+) -> Result<(), DbErr> {
+    let survivor = start_lead(txn, tenant, survivor_id).await?;
+    score_entry::Entity::update_many()
+        .col_expr(
+            score_entry::Column::LeadId,
+            Expr::value(survivor_id.to_owned()),
+        )
+        .filter(score_entry::Column::TenantId.eq(tenant.as_str()))
+        .filter(score_entry::Column::LeadId.eq(merged_id))
+        .exec(txn)
+        .await?;
+    lead_score::Entity::delete_many()
+        .filter(lead_score::Column::TenantId.eq(tenant.as_str()))
+        .filter(lead_score::Column::LeadId.eq(merged_id))
+        .exec(txn)
+        .await?;
+    let total: i64 = score_entry::Entity::find()
+        .filter(score_entry::Column::TenantId.eq(tenant.as_str()))
+        .filter(score_entry::Column::LeadId.eq(survivor_id))
+        .all(txn)
+        .await?
+        .iter()
+        .map(|e| e.points)
+        .sum();
+    let model = active_model(txn, tenant).await?;
+    set_score(txn, tenant, survivor, total, &model).await
 }
 
 /// Inserts a score entry unless this rule already fired for this activity; true if inserted.
