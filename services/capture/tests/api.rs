@@ -889,7 +889,10 @@ async fn a_merged_lead_resolves_to_its_survivor_forever() {
         "blank filled from the duplicate"
     );
     assert_eq!(merged.first_name, "Aiko");
-    assert_eq!(merged.merged_lead_ids, std::slice::from_ref(&duplicate.lead_id));
+    assert_eq!(
+        merged.merged_lead_ids,
+        std::slice::from_ref(&duplicate.lead_id)
+    );
     assert_eq!(
         f.client
             .merge_leads(merge)

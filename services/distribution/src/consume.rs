@@ -1,4 +1,5 @@
-//! What distribution does with qualification's events: assign each new MQL.
+//! What distribution does with qualification's events: assign each lead that becomes an MQL, or an
+//! SQL without having been an MQL (BANT confirmed early), once.
 
 use baton_proto::qualification::v1::{Stage, StageChanged};
 use baton_shared::{
@@ -15,7 +16,7 @@ pub struct QualificationEvents;
 impl EventHandler for QualificationEvents {
     async fn handle(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), ConsumeError> {
         if let Some(changed) = decode::<StageChanged>(event)?
-            && changed.to_stage == Stage::Mql as i32
+            && (changed.to_stage == Stage::Mql as i32 || changed.to_stage == Stage::Sql as i32)
         {
             store::assign_mql(
                 txn,

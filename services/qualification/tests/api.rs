@@ -9,7 +9,8 @@ use baton_proto::{
     },
     events::v1::{SubscribeRequest, event_log_client::EventLogClient},
     qualification::v1::{
-        GetScoreRequest, LeadScore, Stage, StageChanged,
+        Bant, BantItem, ChangeStageRequest, GetScoreRequest, GetStageRequest, LeadScore,
+        RecordBantRequest, Stage, StageChanged,
         qualification_service_client::QualificationServiceClient,
     },
 };
@@ -247,6 +248,128 @@ async fn get_score_validates_and_reports_unknown_leads() {
         .qualification
         .get_score(GetScoreRequest {
             lead_id: "nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn complete_bant_makes_an_sql_and_every_move_is_logged_with_who_and_why() {
+    let mut f = start().await;
+    let lead = f.lead("bant@example.com").await;
+    f.act(
+        &lead,
+        "dl",
+        ActivityKind::DocumentDownloaded,
+        PageKind::Unspecified,
+    )
+    .await;
+    let iql = eventually("IQL", Duration::from_secs(20), || {
+        let mut q = f.qualification.clone();
+        let lead_id = lead.clone();
+        async move {
+            let s = q
+                .get_stage(GetStageRequest { lead_id })
+                .await
+                .ok()?
+                .into_inner();
+            (s.stage == Stage::Iql as i32).then_some(s)
+        }
+    })
+    .await;
+    assert_eq!(iql.history[0].reason, "document_downloaded");
+
+    let item = |note: &str| {
+        Some(BantItem {
+            confirmed: true,
+            note: note.into(),
+        })
+    };
+    let partial = Bant {
+        budget: item("¥5M approved"),
+        authority: item("CTO decides"),
+        ..Default::default()
+    };
+    let after_two = f
+        .qualification
+        .record_bant(RecordBantRequest {
+            lead_id: lead.clone(),
+            bant: Some(partial),
+            recorded_by: "is.rep@example.com".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (after_two.stage, after_two.bant_complete),
+        (Stage::Iql as i32, false)
+    );
+    let rest = Bant {
+        need: item("manual lead routing"),
+        timeframe: item("Q1"),
+        ..Default::default()
+    };
+    let sql = f
+        .qualification
+        .record_bant(RecordBantRequest {
+            lead_id: lead.clone(),
+            bant: Some(rest),
+            recorded_by: "is.rep@example.com".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(sql.bant_complete, "earlier items are kept");
+    assert_eq!(sql.stage, Stage::Sql as i32);
+    let last = sql.history.last().unwrap();
+    assert_eq!(
+        (last.reason.as_str(), last.changed_by.as_str()),
+        ("bant_complete", "is.rep@example.com")
+    );
+
+    let moved = f
+        .qualification
+        .change_stage(ChangeStageRequest {
+            lead_id: lead.clone(),
+            to_stage: Stage::Disqualified as i32,
+            reason: "student, no budget".into(),
+            changed_by: "fs.rep@example.com".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(moved.stage, Stage::Disqualified as i32);
+    assert_eq!(moved.history.len(), 3);
+    let same = f
+        .qualification
+        .change_stage(ChangeStageRequest {
+            lead_id: lead.clone(),
+            to_stage: Stage::Disqualified as i32,
+            reason: "again".into(),
+            changed_by: "fs.rep@example.com".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(same.code(), Code::FailedPrecondition);
+    let anonymous = f
+        .qualification
+        .change_stage(ChangeStageRequest {
+            lead_id: lead.clone(),
+            to_stage: Stage::Lead as i32,
+            reason: String::new(),
+            changed_by: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(anonymous.code(), Code::InvalidArgument);
+    let unknown = f
+        .qualification
+        .record_bant(RecordBantRequest {
+            lead_id: "nope".into(),
+            bant: None,
+            recorded_by: "x".into(),
         })
         .await
         .unwrap_err();

@@ -104,6 +104,37 @@ pub mod stage_history {
         pub to_stage: i32,
         pub score: i64,
         pub changed_at: DateTimeUtc,
+        pub reason: String,
+        pub changed_by: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod lead_bant {
+    use sea_orm::entity::prelude::*;
+
+    /// What inside sales learned of a lead's Budget, Authority, Need and Timeframe.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "lead_bant")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub lead_id: String,
+        pub budget: bool,
+        pub budget_note: String,
+        pub authority: bool,
+        pub authority_note: String,
+        pub need: bool,
+        pub need_note: String,
+        pub timeframe: bool,
+        pub timeframe_note: String,
+        pub recorded_by: String,
+        pub updated_at: DateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

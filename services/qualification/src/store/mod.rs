@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    TransactionTrait,
     prelude::*,
 };
 
@@ -18,7 +19,7 @@ use crate::domain::{
     scoring::{self, Rule, ScoringModel},
     stages,
 };
-use entities::{lead_score, score_entry, scoring_model, scoring_rule, stage_history};
+use entities::{lead_bant, lead_score, score_entry, scoring_model, scoring_rule, stage_history};
 
 #[derive(Clone)]
 pub struct Store {
@@ -32,9 +33,139 @@ pub struct ScoreView {
     pub entries: Vec<score_entry::Model>,
 }
 
+/// A lead's stage with its BANT and history.
+pub struct StageView {
+    pub score: lead_score::Model,
+    pub bant: Option<lead_bant::Model>,
+    pub history: Vec<stage_history::Model>,
+}
+
+/// BANT items given in a request: `None` leaves an item as it was.
+#[derive(Debug, Clone, Default)]
+pub struct BantUpdate {
+    pub budget: Option<(bool, String)>,
+    pub authority: Option<(bool, String)>,
+    pub need: Option<(bool, String)>,
+    pub timeframe: Option<(bool, String)>,
+}
+
 impl Store {
     pub fn new(db: DatabaseConnection) -> Self {
         Store { db }
+    }
+
+    /// Records BANT items; a complete BANT moves a marketing-stage lead to SQL.
+    pub async fn record_bant(
+        &self,
+        tenant: &TenantId,
+        lead_id: &str,
+        update: &BantUpdate,
+        recorded_by: &str,
+    ) -> Result<StageView, ApiError> {
+        let txn = self.db.begin().await?;
+        let score = find_score(&txn, tenant, lead_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("lead", lead_id))?;
+        let existing = lead_bant::Entity::find_by_id((tenant.to_string(), lead_id.to_owned()))
+            .one(&txn)
+            .await?;
+        let mut row = match existing.clone() {
+            Some(b) => b,
+            None => lead_bant::Model {
+                tenant_id: tenant.to_string(),
+                lead_id: lead_id.to_owned(),
+                budget: false,
+                budget_note: String::new(),
+                authority: false,
+                authority_note: String::new(),
+                need: false,
+                need_note: String::new(),
+                timeframe: false,
+                timeframe_note: String::new(),
+                recorded_by: String::new(),
+                updated_at: time::now(),
+            },
+        };
+        if let Some((c, n)) = &update.budget {
+            (row.budget, row.budget_note) = (*c, n.clone());
+        }
+        if let Some((c, n)) = &update.authority {
+            (row.authority, row.authority_note) = (*c, n.clone());
+        }
+        if let Some((c, n)) = &update.need {
+            (row.need, row.need_note) = (*c, n.clone());
+        }
+        if let Some((c, n)) = &update.timeframe {
+            (row.timeframe, row.timeframe_note) = (*c, n.clone());
+        }
+        row.recorded_by = recorded_by.to_owned();
+        row.updated_at = time::now();
+        let status = stages::BantStatus {
+            budget: row.budget,
+            authority: row.authority,
+            need: row.need,
+            timeframe: row.timeframe,
+        };
+        let mut active: lead_bant::ActiveModel = row.into();
+        if existing.is_some() {
+            for c in [
+                lead_bant::Column::Budget,
+                lead_bant::Column::BudgetNote,
+                lead_bant::Column::Authority,
+                lead_bant::Column::AuthorityNote,
+                lead_bant::Column::Need,
+                lead_bant::Column::NeedNote,
+                lead_bant::Column::Timeframe,
+                lead_bant::Column::TimeframeNote,
+                lead_bant::Column::RecordedBy,
+                lead_bant::Column::UpdatedAt,
+            ] {
+                active.reset(c);
+            }
+            active.update(&txn).await?;
+        } else {
+            lead_bant::Entity::insert(active).exec(&txn).await?;
+        }
+        let stage = Stage::try_from(score.stage).unwrap_or(Stage::Lead);
+        if let Some(to) = stages::stage_after_bant(stage, status) {
+            move_stage(&txn, tenant, score, to, REASON_BANT_COMPLETE, recorded_by).await?;
+        }
+        let view = stage_view(&txn, tenant, lead_id).await?;
+        txn.commit().await?;
+        Ok(view)
+    }
+
+    /// Moves a lead by hand, logged with who and why.
+    pub async fn change_stage(
+        &self,
+        tenant: &TenantId,
+        lead_id: &str,
+        to: Stage,
+        reason: &str,
+        changed_by: &str,
+    ) -> Result<StageView, ApiError> {
+        let txn = self.db.begin().await?;
+        let score = find_score(&txn, tenant, lead_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("lead", lead_id))?;
+        let from = Stage::try_from(score.stage).unwrap_or(Stage::Lead);
+        if let Err(rule) = stages::check_manual_move(from, to) {
+            return Err(ApiError::FailedPrecondition {
+                rule: rule.into(),
+                description: format!("lead {lead_id} is already {}", from.as_str_name()),
+            });
+        }
+        move_stage(&txn, tenant, score, to, reason, changed_by).await?;
+        let view = stage_view(&txn, tenant, lead_id).await?;
+        txn.commit().await?;
+        Ok(view)
+    }
+
+    pub async fn get_stage(&self, tenant: &TenantId, lead_id: &str) -> Result<StageView, ApiError> {
+        let txn = baton_shared::db::begin_snapshot(&self.db).await?;
+        let view = stage_view(&txn, tenant, lead_id).await?;
+        txn.commit().await?;
+        Ok(view)
     }
 
     pub async fn get_score(&self, tenant: &TenantId, lead_id: &str) -> Result<ScoreView, ApiError> {
@@ -60,6 +191,30 @@ impl Store {
             entries,
         })
     }
+}
+
+async fn stage_view<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+) -> Result<StageView, ApiError> {
+    let score = find_score(txn, tenant, lead_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("lead", lead_id))?;
+    let bant = lead_bant::Entity::find_by_id((tenant.to_string(), lead_id.to_owned()))
+        .one(txn)
+        .await?;
+    let history = stage_history::Entity::find()
+        .filter(stage_history::Column::TenantId.eq(tenant.as_str()))
+        .filter(stage_history::Column::LeadId.eq(lead_id))
+        .order_by_asc(stage_history::Column::Seq)
+        .all(txn)
+        .await?;
+    Ok(StageView {
+        score,
+        bant,
+        history,
+    })
 }
 
 /// Starts tracking a newly captured lead at score 0, stage LEAD (idempotent).
@@ -102,6 +257,26 @@ pub async fn score_activity<C: ConnectionTrait>(
         .as_ref()
         .and_then(time::from_proto)
         .unwrap_or_else(time::now);
+    let current = match stages::stage_after_activity(
+        Stage::try_from(current.stage).unwrap_or(Stage::Lead),
+        kind,
+    ) {
+        Some(to) => {
+            move_stage(
+                txn,
+                tenant,
+                current.clone(),
+                to,
+                REASON_DOCUMENT_DOWNLOADED,
+                ACTOR_SCORING,
+            )
+            .await?;
+            find_score(txn, tenant, &activity.lead_id)
+                .await?
+                .unwrap_or(current)
+        }
+        None => current,
+    };
     let fired = scoring::fired_rules(&model, kind, page_kind);
     if fired.is_empty() {
         return Ok(());
@@ -125,42 +300,82 @@ async fn set_score<C: ConnectionTrait>(
     score: i64,
     model: &ScoringModel,
 ) -> Result<(), DbErr> {
-    let lead_id = current.lead_id.clone();
     let stage = Stage::try_from(current.stage).unwrap_or(Stage::Lead);
     let next = stages::stage_after_scoring(stage, score, model.mql_threshold);
-    let now = time::now();
     let mut row: lead_score::ActiveModel = current.into();
     row.score = Set(score);
     row.model_id = Set(model.model_id.clone());
     row.model_version = Set(model.version);
-    row.updated_at = Set(now);
-    if let Some(to) = next {
-        row.stage = Set(to as i32);
-    }
-    row.update(txn).await?;
-    if let Some(to) = next {
-        stage_history::ActiveModel {
-            seq: NotSet,
-            tenant_id: Set(tenant.to_string()),
-            lead_id: Set(lead_id.clone()),
-            from_stage: Set(stage as i32),
-            to_stage: Set(to as i32),
-            score: Set(score),
-            changed_at: Set(now),
+    row.updated_at = Set(time::now());
+    let updated = row.update(txn).await?;
+    match next {
+        Some(to) => {
+            move_stage(
+                txn,
+                tenant,
+                updated,
+                to,
+                REASON_SCORE_THRESHOLD,
+                ACTOR_SCORING,
+            )
+            .await
         }
-        .insert(txn)
-        .await?;
-        let event = StageChanged {
-            lead_id: lead_id.clone(),
-            from_stage: stage as i32,
-            to_stage: to as i32,
-            score,
-            model_id: model.model_id.clone(),
-            model_version: model.version,
-            changed_at: Some(time::to_proto(now)),
-        };
-        EventLog::append(txn, tenant, &lead_id, &event).await?;
+        None => Ok(()),
     }
+}
+
+/// Why and by whom automatic stage changes happen (the reason/changed_by of their history).
+pub const REASON_SCORE_THRESHOLD: &str = "score_threshold";
+pub const REASON_DOCUMENT_DOWNLOADED: &str = "document_downloaded";
+pub const REASON_BANT_COMPLETE: &str = "bant_complete";
+pub const ACTOR_SCORING: &str = "scoring";
+
+/// Moves a lead to `to`, with a history row and a `StageChanged` event saying why and who.
+pub async fn move_stage<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    current: lead_score::Model,
+    to: Stage,
+    reason: &str,
+    changed_by: &str,
+) -> Result<(), DbErr> {
+    let from = Stage::try_from(current.stage).unwrap_or(Stage::Lead);
+    let now = time::now();
+    let (lead_id, score, model_id, model_version) = (
+        current.lead_id.clone(),
+        current.score,
+        current.model_id.clone(),
+        current.model_version,
+    );
+    let mut row: lead_score::ActiveModel = current.into();
+    row.stage = Set(to as i32);
+    row.updated_at = Set(now);
+    row.update(txn).await?;
+    stage_history::ActiveModel {
+        seq: NotSet,
+        tenant_id: Set(tenant.to_string()),
+        lead_id: Set(lead_id.clone()),
+        from_stage: Set(from as i32),
+        to_stage: Set(to as i32),
+        score: Set(score),
+        changed_at: Set(now),
+        reason: Set(reason.to_owned()),
+        changed_by: Set(changed_by.to_owned()),
+    }
+    .insert(txn)
+    .await?;
+    let event = StageChanged {
+        lead_id: lead_id.clone(),
+        from_stage: from as i32,
+        to_stage: to as i32,
+        score,
+        model_id,
+        model_version,
+        changed_at: Some(time::to_proto(now)),
+        reason: reason.to_owned(),
+        changed_by: changed_by.to_owned(),
+    };
+    EventLog::append(txn, tenant, &lead_id, &event).await?;
     Ok(())
 }
 
