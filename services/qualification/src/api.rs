@@ -1,8 +1,8 @@
 //! qualification's gRPC edge: validate, call the store, map errors. No SQL here.
 
 use baton_proto::qualification::v1::{
-    Bant, BantItem, ChangeStageRequest, FiredRule, GetScoreRequest, GetStageRequest, LeadScore,
-    LeadStage, RecordBantRequest, Stage, StageTransition,
+    Bant, BantItem, ChangeStageRequest, FiredRule, GetRankRequest, GetScoreRequest,
+    GetStageRequest, LeadRank, LeadScore, LeadStage, RecordBantRequest, Stage, StageTransition,
     qualification_service_server::QualificationService,
 };
 use baton_shared::{ApiError, TenantId, Violations, time};
@@ -161,6 +161,22 @@ impl QualificationService for Api {
             .change_stage(&tenant, &lead_id, to, &reason, &changed_by)
             .await?;
         Ok(Response::new(stage_to_proto(view)))
+    }
+
+    async fn get_rank(
+        &self,
+        request: Request<GetRankRequest>,
+    ) -> Result<Response<LeadRank>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let lead_id = lead_id_of(&request.get_ref().lead_id)?;
+        let (row, reasons) = self.store.get_rank(&tenant, &lead_id).await?;
+        Ok(Response::new(LeadRank {
+            lead_id: row.lead_id,
+            rank: row.rank,
+            rule_key: row.rule_key,
+            reasons,
+            ranked_at: Some(time::to_proto(row.ranked_at)),
+        }))
     }
 
     async fn get_stage(

@@ -1,14 +1,17 @@
-//! What qualification does with capture's events: start tracking new leads, score activities,
-//! combine the scores of merged leads.
+//! What qualification does with capture's events: start tracking new leads, keep a replica of
+//! their fit attributes, score activities, rank, combine merged leads, forget erased ones.
 
-use baton_proto::capture::v1::{ActivityRecorded, LeadCaptured, LeadsMerged};
+use baton_proto::capture::v1::{
+    ActivityRecorded, LeadCaptured, LeadErased, LeadUpdated, LeadsMerged,
+};
 use baton_shared::{
     TenantId,
     events::{ConsumeError, Event, EventHandler, consumer::decode},
+    time,
 };
 use sea_orm::DatabaseTransaction;
 
-use crate::store;
+use crate::store::{self, ranking};
 
 /// Handler for capture's event log.
 pub struct CaptureEvents;
@@ -18,11 +21,24 @@ impl EventHandler for CaptureEvents {
         let tenant = TenantId::new(event.tenant_id.clone());
         if let Some(captured) = decode::<LeadCaptured>(event)? {
             store::start_lead(txn, &tenant, &captured.lead_id).await?;
+            if let Some(lead) = &captured.lead {
+                let first_contact = captured.captured_at.as_ref().and_then(time::from_proto);
+                ranking::upsert_profile(txn, &tenant, lead, first_contact).await?;
+            }
+            ranking::rerank(txn, &tenant, &captured.lead_id).await?;
+        } else if let Some(updated) = decode::<LeadUpdated>(event)? {
+            if let Some(lead) = &updated.lead {
+                ranking::upsert_profile(txn, &tenant, lead, None).await?;
+                ranking::rerank(txn, &tenant, &lead.lead_id).await?;
+            }
         } else if let Some(recorded) = decode::<ActivityRecorded>(event)? {
             let activity = recorded.activity.ok_or_else(|| {
                 ConsumeError::Permanent("ActivityRecorded without an activity".into())
             })?;
             store::score_activity(txn, &tenant, &activity).await?;
+            if ranking::record_page_view(txn, &tenant, &activity).await? {
+                ranking::rerank(txn, &tenant, &activity.lead_id).await?;
+            }
         } else if let Some(merged) = decode::<LeadsMerged>(event)? {
             store::merge_scores(
                 txn,
@@ -31,6 +47,17 @@ impl EventHandler for CaptureEvents {
                 &merged.merged_lead_id,
             )
             .await?;
+            ranking::merge(
+                txn,
+                &tenant,
+                &merged.survivor_lead_id,
+                &merged.merged_lead_id,
+            )
+            .await?;
+            ranking::rerank(txn, &tenant, &merged.survivor_lead_id).await?;
+        } else if let Some(erased) = decode::<LeadErased>(event)? {
+            ranking::forget(txn, &tenant, &erased.lead_id).await?;
+            ranking::rerank(txn, &tenant, &erased.lead_id).await?;
         }
         Ok(())
     }

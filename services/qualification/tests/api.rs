@@ -2,10 +2,11 @@
 
 use std::{sync::Arc, time::Duration};
 
+use baton_proto::qualification::v1::{GetRankRequest, LeadRank, Rank, RankChanged};
 use baton_proto::{
     capture::v1::{
-        ActivityKind, CaptureLeadRequest, LeadSource, PageKind, RecordActivityRequest,
-        capture_service_client::CaptureServiceClient,
+        ActivityKind, CaptureLeadRequest, Company, Lead, LeadSource, Money, PageKind,
+        RecordActivityRequest, UpdateLeadRequest, capture_service_client::CaptureServiceClient,
     },
     events::v1::{SubscribeRequest, event_log_client::EventLogClient},
     qualification::v1::{
@@ -181,10 +182,17 @@ async fn a_lead_becomes_mql_at_the_threshold_and_every_point_is_explained() {
         .await
         .unwrap()
         .into_inner();
-    let event = events.message().await.unwrap().unwrap();
-    let changed: StageChanged = baton_proto::any::unpack(event.payload.as_ref().unwrap())
-        .unwrap()
-        .unwrap();
+    // The first StageChanged on the log (RankChanged events come and go beside it).
+    let next_stage_change = async |events: &mut tonic::Streaming<
+        baton_proto::events::v1::Event,
+    >| loop {
+        let event = events.message().await.ok()??;
+        if let Some(Ok(changed)) = baton_proto::any::unpack::<StageChanged>(event.payload.as_ref()?)
+        {
+            return Some(changed);
+        }
+    };
+    let changed = next_stage_change(&mut events).await.unwrap();
     assert_eq!(
         (
             changed.lead_id.as_str(),
@@ -195,7 +203,7 @@ async fn a_lead_becomes_mql_at_the_threshold_and_every_point_is_explained() {
     );
     assert_eq!(changed.score, 60);
     assert!(
-        tokio::time::timeout(Duration::from_millis(500), events.message())
+        tokio::time::timeout(Duration::from_millis(500), next_stage_change(&mut events))
             .await
             .is_err()
     );
@@ -374,5 +382,126 @@ async fn complete_bant_makes_an_sql_and_every_move_is_logged_with_who_and_why() 
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
+    f.stop().await;
+}
+
+async fn rank_of(f: &Fixture, lead_id: &str, want: Rank) -> LeadRank {
+    eventually("rank", Duration::from_secs(20), || {
+        let mut q = f.qualification.clone();
+        let lead_id = lead_id.to_owned();
+        async move {
+            let r = q
+                .get_rank(GetRankRequest { lead_id })
+                .await
+                .ok()?
+                .into_inner();
+            (r.rank == want as i32).then_some(r)
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn ranks_follow_the_rules_of_domain_section_2_and_say_why() {
+    let mut f = start().await;
+    let company = |employees: i64, revenue: Option<i64>| Company {
+        name: "Kaisha".into(),
+        employees: Some(employees),
+        annual_revenue: revenue.map(|r| Money {
+            currency_code: "JPY".into(),
+            amount_minor: r,
+        }),
+        ..Default::default()
+    };
+    let capture_with = |n: &str, c: Company| CaptureLeadRequest {
+        request_id: n.into(),
+        email: format!("{n}@{n}.example.com"),
+        company: Some(c),
+        source: Some(LeadSource {
+            channel: "web_form".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let big = f
+        .capture
+        .capture_lead(capture_with("big", company(1200, Some(6_000_000_000))))
+        .await
+        .unwrap();
+    let big = big.into_inner().lead.unwrap().lead_id;
+    let hot = rank_of(&f, &big, Rank::Hot).await;
+    assert_eq!(hot.rule_key, "large_enterprise_recent");
+    assert_eq!(hot.reasons.len(), 3, "{:?}", hot.reasons);
+
+    let small = f
+        .capture
+        .capture_lead(capture_with("small", company(20, None)))
+        .await
+        .unwrap();
+    let small = small.into_inner().lead.unwrap().lead_id;
+    assert_eq!(
+        rank_of(&f, &small, Rank::Cold).await.rule_key,
+        "small_company"
+    );
+    for k in 0..2 {
+        f.capture
+            .record_activity(RecordActivityRequest {
+                idempotency_key: format!("pricing-{k}"),
+                lead_id: small.clone(),
+                kind: ActivityKind::PageViewed as i32,
+                url: "https://baton.example/pricing".into(),
+                page_kind: PageKind::Pricing as i32,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        rank_of(&f, &small, Rank::Hot).await.rule_key,
+        "pricing_page_repeat"
+    );
+
+    // An update of the company re-ranks: the enterprise shrinks to mid-size and becomes warm.
+    f.capture
+        .update_lead(UpdateLeadRequest {
+            lead_id: big.clone(),
+            lead: Some(Lead {
+                company: Some(company(500, None)),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["company".into()],
+            }),
+        })
+        .await
+        .unwrap();
+    let warm = rank_of(&f, &big, Rank::Warm).await;
+    assert!(warm.rule_key.is_empty() && warm.reasons.is_empty());
+
+    let mut events = EventLogClient::new(channel(&f.qualification_endpoint).await)
+        .subscribe(SubscribeRequest {
+            after_position: 0,
+            max_batch: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut changes = Vec::new();
+    while changes.len() < 4 {
+        let e = events.message().await.unwrap().unwrap();
+        if let Some(Ok(r)) = baton_proto::any::unpack::<RankChanged>(e.payload.as_ref().unwrap()) {
+            changes.push((r.lead_id == big, r.to_rank));
+        }
+    }
+    assert_eq!(
+        changes,
+        [
+            (true, Rank::Hot as i32),
+            (false, Rank::Cold as i32),
+            (false, Rank::Hot as i32),
+            (true, Rank::Warm as i32)
+        ]
+    );
+    drop(events);
     f.stop().await;
 }

@@ -4,6 +4,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261123_000010_create_scoring;
 mod m20261123_000020_bant_and_stage_reasons;
+mod m20261123_000030_ranks;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(baton_shared::events::migration::CreateEventConsumerTables),
             Box::new(m20261123_000010_create_scoring::Migration),
             Box::new(m20261123_000020_bant_and_stage_reasons::Migration),
+            Box::new(m20261123_000030_ranks::Migration),
         ]
     }
 }

@@ -142,3 +142,92 @@ pub mod lead_bant {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod lead_profile {
+    use sea_orm::entity::prelude::*;
+
+    /// Qualification's replica of a lead's fit attributes (from capture's events).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "lead_profile")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub lead_id: String,
+        /// JSON object of flattened attributes ("company.employees" → "1200", "attr.x" → ...).
+        pub fields: String,
+        pub revenue_currency: Option<String>,
+        pub revenue_minor: Option<i64>,
+        pub first_contact_at: Option<DateTimeUtc>,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod lead_page_view {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "lead_page_view")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub seq: i64,
+        pub tenant_id: String,
+        pub lead_id: String,
+        pub activity_id: String,
+        pub url: String,
+        pub occurred_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod lead_rank {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "lead_rank")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub lead_id: String,
+        pub rank: i32,
+        pub rule_key: String,
+        /// JSON array of strings.
+        pub reasons: String,
+        pub ranked_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod rank_ruleset {
+    use sea_orm::entity::prelude::*;
+
+    /// A tenant's rank rules (the definition is data: TOML, validated before it is stored).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "rank_ruleset")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        pub version: i32,
+        pub definition: String,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -1,6 +1,7 @@
 //! qualification's persistence: scoring models as rows, scores, score entries, stage history.
 
 pub mod entities;
+pub mod ranking;
 
 use baton_proto::{
     capture::v1::{Activity, ActivityKind, PageKind},
@@ -159,6 +160,14 @@ impl Store {
         let view = stage_view(&txn, tenant, lead_id).await?;
         txn.commit().await?;
         Ok(view)
+    }
+
+    pub async fn get_rank(
+        &self,
+        tenant: &TenantId,
+        lead_id: &str,
+    ) -> Result<(entities::lead_rank::Model, Vec<String>), ApiError> {
+        ranking::get(&self.db, tenant, lead_id).await
     }
 
     pub async fn get_stage(&self, tenant: &TenantId, lead_id: &str) -> Result<StageView, ApiError> {

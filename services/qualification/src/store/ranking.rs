@@ -1,0 +1,297 @@
+//! Ranking's persistence: the profile replica, page views, the rank and its rules.
+
+use std::collections::BTreeMap;
+
+use baton_proto::{
+    capture::v1::{Activity, ActivityKind, Lead, attribute_value::Value},
+    qualification::v1::{Rank, RankChanged},
+};
+use baton_shared::{ApiError, TenantId, events::EventLog, time};
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    prelude::*,
+    sea_query::OnConflict,
+};
+
+use super::entities::{lead_page_view, lead_profile, lead_rank, rank_ruleset};
+use crate::domain::ranks::{self, RankFacts, RankRules};
+
+/// Flattens the attributes ranking conditions may name.
+fn fields_of(lead: &Lead) -> BTreeMap<String, String> {
+    let mut f = BTreeMap::new();
+    let mut put = |k: &str, v: String| {
+        if !v.is_empty() {
+            f.insert(k.to_owned(), v);
+        }
+    };
+    put("role", lead.role.clone());
+    put("title", lead.title.clone());
+    put("department", lead.department.clone());
+    if let Some(c) = &lead.company {
+        put("company.name", c.name.clone());
+        put("company.web_domain", c.web_domain.clone());
+        put("company.industry", c.industry.clone());
+        put("company.country", c.country.clone());
+        put("company.region", c.region.clone());
+        put(
+            "company.employees",
+            c.employees.map(|e| e.to_string()).unwrap_or_default(),
+        );
+    }
+    for (k, v) in &lead.custom_attributes {
+        let text = match &v.value {
+            Some(Value::StringValue(s)) => s.clone(),
+            Some(Value::IntValue(i)) => i.to_string(),
+            Some(Value::DoubleValue(d)) => d.to_string(),
+            Some(Value::BoolValue(b)) => b.to_string(),
+            Some(Value::TimeValue(t)) => time::from_proto(t)
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default(),
+            None => String::new(),
+        };
+        put(&format!("attr.{k}"), text);
+    }
+    f
+}
+
+/// Stores (or replaces) the replica of a lead's profile; `first_contact_at` is kept once known.
+pub async fn upsert_profile<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead: &Lead,
+    first_contact_at: Option<DateTime<Utc>>,
+) -> Result<(), DbErr> {
+    let fields =
+        serde_json::to_string(&fields_of(lead)).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let revenue = lead.company.as_ref().and_then(|c| c.annual_revenue.clone());
+    let row = lead_profile::ActiveModel {
+        tenant_id: Set(tenant.to_string()),
+        lead_id: Set(lead.lead_id.clone()),
+        fields: Set(fields),
+        revenue_currency: Set(revenue.as_ref().map(|m| m.currency_code.clone())),
+        revenue_minor: Set(revenue.as_ref().map(|m| m.amount_minor)),
+        first_contact_at: Set(first_contact_at),
+        updated_at: Set(time::now()),
+    };
+    let mut update = vec![
+        lead_profile::Column::Fields,
+        lead_profile::Column::RevenueCurrency,
+        lead_profile::Column::RevenueMinor,
+        lead_profile::Column::UpdatedAt,
+    ];
+    if first_contact_at.is_some() {
+        update.push(lead_profile::Column::FirstContactAt);
+    }
+    lead_profile::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([lead_profile::Column::TenantId, lead_profile::Column::LeadId])
+                .update_columns(update)
+                .to_owned(),
+        )
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Remembers a page view (once per activity) for page-visit conditions.
+pub async fn record_page_view<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    activity: &Activity,
+) -> Result<bool, DbErr> {
+    if activity.kind != ActivityKind::PageViewed as i32 || activity.url.is_empty() {
+        return Ok(false);
+    }
+    let inserted = lead_page_view::Entity::insert(lead_page_view::ActiveModel {
+        seq: NotSet,
+        tenant_id: Set(tenant.to_string()),
+        lead_id: Set(activity.lead_id.clone()),
+        activity_id: Set(activity.activity_id.clone()),
+        url: Set(activity.url.clone()),
+        occurred_at: Set(activity
+            .occurred_at
+            .as_ref()
+            .and_then(time::from_proto)
+            .unwrap_or_else(time::now)),
+    })
+    .on_conflict_do_nothing_on([lead_page_view::Column::ActivityId])
+    .exec(txn)
+    .await?;
+    Ok(!matches!(inserted, sea_orm::TryInsertResult::Conflicted))
+}
+
+/// Drops what ranking holds about an erased lead.
+pub async fn forget<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+) -> Result<(), DbErr> {
+    lead_profile::Entity::delete_many()
+        .filter(lead_profile::Column::TenantId.eq(tenant.as_str()))
+        .filter(lead_profile::Column::LeadId.eq(lead_id))
+        .exec(txn)
+        .await?;
+    lead_page_view::Entity::delete_many()
+        .filter(lead_page_view::Column::TenantId.eq(tenant.as_str()))
+        .filter(lead_page_view::Column::LeadId.eq(lead_id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Moves a merged duplicate's page views to the survivor and drops its rank and profile.
+pub async fn merge<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    survivor: &str,
+    merged: &str,
+) -> Result<(), DbErr> {
+    lead_page_view::Entity::update_many()
+        .col_expr(
+            lead_page_view::Column::LeadId,
+            Expr::value(survivor.to_owned()),
+        )
+        .filter(lead_page_view::Column::TenantId.eq(tenant.as_str()))
+        .filter(lead_page_view::Column::LeadId.eq(merged))
+        .exec(txn)
+        .await?;
+    lead_profile::Entity::delete_many()
+        .filter(lead_profile::Column::TenantId.eq(tenant.as_str()))
+        .filter(lead_profile::Column::LeadId.eq(merged))
+        .exec(txn)
+        .await?;
+    lead_rank::Entity::delete_many()
+        .filter(lead_rank::Column::TenantId.eq(tenant.as_str()))
+        .filter(lead_rank::Column::LeadId.eq(merged))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// The tenant's rank rules, seeding the defaults (DOMAIN.md §2) on first use.
+async fn rules<C: ConnectionTrait>(txn: &C, tenant: &TenantId) -> Result<RankRules, DbErr> {
+    let stored = rank_ruleset::Entity::find_by_id(tenant.to_string())
+        .one(txn)
+        .await?;
+    let definition = match stored {
+        Some(r) => r.definition,
+        None => {
+            rank_ruleset::Entity::insert(rank_ruleset::ActiveModel {
+                tenant_id: Set(tenant.to_string()),
+                version: Set(1),
+                definition: Set(ranks::DEFAULT_RANK_RULES_TOML.to_owned()),
+                updated_at: Set(time::now()),
+            })
+            .on_conflict_do_nothing_on([rank_ruleset::Column::TenantId])
+            .exec(txn)
+            .await?;
+            ranks::DEFAULT_RANK_RULES_TOML.to_owned()
+        }
+    };
+    ranks::parse_rules(&definition)
+        .map_err(|p| DbErr::Custom(format!("rank rules: {}", p.join("; "))))
+}
+
+async fn facts<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+) -> Result<RankFacts, DbErr> {
+    let profile = lead_profile::Entity::find_by_id((tenant.to_string(), lead_id.to_owned()))
+        .one(txn)
+        .await?;
+    let page_views = lead_page_view::Entity::find()
+        .filter(lead_page_view::Column::TenantId.eq(tenant.as_str()))
+        .filter(lead_page_view::Column::LeadId.eq(lead_id))
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|v| v.url)
+        .collect();
+    Ok(match profile {
+        Some(p) => RankFacts {
+            fields: serde_json::from_str(&p.fields).map_err(|e| DbErr::Custom(e.to_string()))?,
+            revenue: p.revenue_currency.zip(p.revenue_minor),
+            first_contact_at: p.first_contact_at,
+            page_views,
+        },
+        None => RankFacts {
+            page_views,
+            ..Default::default()
+        },
+    })
+}
+
+/// Re-ranks a lead; stores the decision and emits `RankChanged` when the rank changes.
+pub async fn rerank<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+) -> Result<(), DbErr> {
+    let decision = ranks::rank(
+        &rules(txn, tenant).await?,
+        &facts(txn, tenant, lead_id).await?,
+        time::now(),
+    );
+    let previous = lead_rank::Entity::find_by_id((tenant.to_string(), lead_id.to_owned()))
+        .one(txn)
+        .await?;
+    let rule_key = decision.rule_key.clone().unwrap_or_default();
+    let reasons =
+        serde_json::to_string(&decision.reasons).map_err(|e| DbErr::Custom(e.to_string()))?;
+    if previous.as_ref().is_some_and(|p| {
+        p.rank == decision.rank as i32 && p.rule_key == rule_key && p.reasons == reasons
+    }) {
+        return Ok(());
+    }
+    let now = time::now();
+    lead_rank::Entity::insert(lead_rank::ActiveModel {
+        tenant_id: Set(tenant.to_string()),
+        lead_id: Set(lead_id.to_owned()),
+        rank: Set(decision.rank as i32),
+        rule_key: Set(rule_key.clone()),
+        reasons: Set(reasons),
+        ranked_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::columns([lead_rank::Column::TenantId, lead_rank::Column::LeadId])
+            .update_columns([
+                lead_rank::Column::Rank,
+                lead_rank::Column::RuleKey,
+                lead_rank::Column::Reasons,
+                lead_rank::Column::RankedAt,
+            ])
+            .to_owned(),
+    )
+    .exec(txn)
+    .await?;
+    let from = previous.map_or(Rank::Unspecified as i32, |p| p.rank);
+    if from != decision.rank as i32 {
+        let event = RankChanged {
+            lead_id: lead_id.to_owned(),
+            from_rank: from,
+            to_rank: decision.rank as i32,
+            rule_key,
+            reasons: decision.reasons,
+            changed_at: Some(time::to_proto(now)),
+        };
+        EventLog::append(txn, tenant, lead_id, &event).await?;
+    }
+    Ok(())
+}
+
+/// A lead's current rank (reasons decoded).
+pub async fn get<C: ConnectionTrait>(
+    db: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+) -> Result<(lead_rank::Model, Vec<String>), ApiError> {
+    let row = lead_rank::Entity::find_by_id((tenant.to_string(), lead_id.to_owned()))
+        .one(db)
+        .await?
+        .ok_or_else(|| ApiError::not_found("lead", lead_id))?;
+    let reasons = serde_json::from_str(&row.reasons).unwrap_or_default();
+    Ok((row, reasons))
+}
