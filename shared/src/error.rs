@@ -55,6 +55,9 @@ pub enum ApiError {
     AlreadyExists(String),
     #[error("failed precondition {rule}: {description}")]
     FailedPrecondition { rule: String, description: String },
+    /// Several rules failed at once (e.g. a rule set with many problems): each (rule, description).
+    #[error("failed preconditions: {}", .0.iter().map(|(r, d)| format!("{r}: {d}")).collect::<Vec<_>>().join("; "))]
+    FailedPreconditions(Vec<(String, String)>),
     #[error("no tenant on the request")]
     Unauthenticated,
     #[error("database: {0}")]
@@ -108,6 +111,18 @@ impl From<ApiError> for Status {
                     format!("{rule}: {description}"),
                     details,
                 )
+            }
+            ApiError::FailedPreconditions(failures) => {
+                let message = failures
+                    .iter()
+                    .map(|(r, d)| format!("{r}: {d}"))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let mut details = ErrorDetails::new();
+                for (rule, description) in failures {
+                    details.add_precondition_failure_violation("RULE", rule, description);
+                }
+                Status::with_error_details(Code::FailedPrecondition, message, details)
             }
             ApiError::Unauthenticated => {
                 Status::unauthenticated("request carries no tenant identity")

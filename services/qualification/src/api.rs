@@ -1,14 +1,19 @@
 //! qualification's gRPC edge: validate, call the store, map errors. No SQL here.
 
 use baton_proto::qualification::v1::{
-    Bant, BantItem, ChangeStageRequest, FiredRule, GetRankRequest, GetScoreRequest,
-    GetStageRequest, LeadRank, LeadScore, LeadStage, RecordBantRequest, Stage, StageTransition,
-    qualification_service_server::QualificationService,
+    Bant, BantItem, ChangeStageRequest, FieldCondition, FiredRule, GetRankRequest,
+    GetRankRulesRequest, GetScoreRequest, GetStageRequest, LeadRank, LeadScore, LeadStage, OneOf,
+    PageVisitsCondition, Rank, RankCondition, RankRule, RankRules, RecordBantRequest,
+    SetRankRulesRequest, Stage, StageTransition, field_condition,
+    qualification_service_server::QualificationService, rank_condition,
 };
 use baton_shared::{ApiError, TenantId, Violations, time};
 use tonic::{Request, Response, Status};
 
-use crate::store::{BantUpdate, StageView, Store};
+use crate::{
+    domain::ranks,
+    store::{BantUpdate, StageView, Store},
+};
 
 const MAX_ACTOR_LEN: usize = 200;
 const MAX_NOTE_LEN: usize = 500;
@@ -46,6 +51,121 @@ fn bant_item(
         }
         (i.confirmed, i.note.trim().to_owned())
     })
+}
+
+fn rank_name(rank: i32) -> String {
+    Rank::try_from(rank)
+        .unwrap_or(Rank::Unspecified)
+        .as_str_name()
+        .to_owned()
+}
+
+/// Proto rank rules → domain (validation happens in the domain; unknown values become names the
+/// validator rejects).
+fn rank_rules_from_proto(rules: &RankRules) -> ranks::RankRules {
+    use field_condition::Comparison;
+    use rank_condition::Condition as Shape;
+    ranks::RankRules {
+        default_rank: rank_name(rules.default_rank),
+        rules: rules
+            .rules
+            .iter()
+            .map(|r| ranks::RankRule {
+                key: r.key.trim().to_owned(),
+                rank: rank_name(r.rank),
+                description: r.description.clone(),
+                conditions: r
+                    .conditions
+                    .iter()
+                    .map(|c| match &c.condition {
+                        Some(Shape::Field(f)) => {
+                            let mut out = ranks::Condition {
+                                field: Some(f.field.clone()),
+                                currency: Some(f.currency.clone()).filter(|c| !c.is_empty()),
+                                ..Default::default()
+                            };
+                            match &f.comparison {
+                                Some(Comparison::Gte(v)) => out.gte = Some(*v),
+                                Some(Comparison::Lt(v)) => out.lt = Some(*v),
+                                Some(Comparison::Equals(v)) => out.equals = Some(v.clone()),
+                                Some(Comparison::OneOf(v)) => out.one_of = Some(v.values.clone()),
+                                Some(Comparison::Exists(v)) => out.exists = Some(*v),
+                                None => {}
+                            }
+                            out
+                        }
+                        Some(Shape::MonthsSinceFirstContactAtMost(m)) => ranks::Condition {
+                            months_since_first_contact_at_most: Some(*m),
+                            ..Default::default()
+                        },
+                        Some(Shape::PageVisits(p)) => ranks::Condition {
+                            page_url_contains: Some(p.url_contains.clone()),
+                            visits_at_least: Some(p.at_least),
+                            ..Default::default()
+                        },
+                        None => ranks::Condition::default(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+fn rank_rules_to_proto(
+    version: i32,
+    updated_at: chrono::DateTime<chrono::Utc>,
+    rules: &ranks::RankRules,
+) -> RankRules {
+    use field_condition::Comparison;
+    use rank_condition::Condition as Shape;
+    let rank_of = |name: &str| Rank::from_str_name(name).unwrap_or(Rank::Unspecified) as i32;
+    RankRules {
+        version,
+        default_rank: rank_of(&rules.default_rank),
+        rules: rules
+            .rules
+            .iter()
+            .map(|r| RankRule {
+                key: r.key.clone(),
+                rank: rank_of(&r.rank),
+                description: r.description.clone(),
+                conditions: r
+                    .conditions
+                    .iter()
+                    .map(|c| {
+                        let shape = if let Some(m) = c.months_since_first_contact_at_most {
+                            Shape::MonthsSinceFirstContactAtMost(m)
+                        } else if let Some(url) = &c.page_url_contains {
+                            Shape::PageVisits(PageVisitsCondition {
+                                url_contains: url.clone(),
+                                at_least: c.visits_at_least.unwrap_or(1),
+                            })
+                        } else {
+                            let comparison = c
+                                .gte
+                                .map(Comparison::Gte)
+                                .or(c.lt.map(Comparison::Lt))
+                                .or(c.equals.clone().map(Comparison::Equals))
+                                .or(c
+                                    .one_of
+                                    .clone()
+                                    .map(|values| Comparison::OneOf(OneOf { values })))
+                                .or(c.exists.map(Comparison::Exists));
+                            Shape::Field(FieldCondition {
+                                field: c.field.clone().unwrap_or_default(),
+                                comparison,
+                                currency: c.currency.clone().unwrap_or_default(),
+                            })
+                        };
+                        RankCondition {
+                            condition: Some(shape),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect(),
+        updated_at: Some(time::to_proto(updated_at)),
+    }
 }
 
 fn stage_to_proto(view: StageView) -> LeadStage {
@@ -177,6 +297,40 @@ impl QualificationService for Api {
             reasons,
             ranked_at: Some(time::to_proto(row.ranked_at)),
         }))
+    }
+
+    async fn get_rank_rules(
+        &self,
+        request: Request<GetRankRulesRequest>,
+    ) -> Result<Response<RankRules>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let (row, rules) = self.store.rank_rules(&tenant).await?;
+        Ok(Response::new(rank_rules_to_proto(
+            row.version,
+            row.updated_at,
+            &rules,
+        )))
+    }
+
+    async fn set_rank_rules(
+        &self,
+        request: Request<SetRankRulesRequest>,
+    ) -> Result<Response<RankRules>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let req = request.into_inner();
+        let Some(rules) = req.rules else {
+            return Err(ApiError::invalid("rules", "is required").into());
+        };
+        let domain = rank_rules_from_proto(&rules);
+        let (row, saved) = self
+            .store
+            .set_rank_rules(&tenant, &domain, req.expected_version)
+            .await?;
+        Ok(Response::new(rank_rules_to_proto(
+            row.version,
+            row.updated_at,
+            &saved,
+        )))
     }
 
     async fn get_stage(

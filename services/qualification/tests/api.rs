@@ -22,6 +22,7 @@ use baton_shared::{
     },
 };
 use tonic::{Code, transport::Channel};
+use tonic_types::StatusExt;
 
 struct Fixture {
     capture: CaptureServiceClient<Channel>,
@@ -503,5 +504,136 @@ async fn ranks_follow_the_rules_of_domain_section_2_and_say_why() {
         ]
     );
     drop(events);
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn rank_rules_are_data_validated_whole_versioned_and_applied_to_every_lead() {
+    use baton_proto::qualification::v1::{
+        FieldCondition, GetRankRulesRequest, PageVisitsCondition, RankCondition, RankRule,
+        RankRules, SetRankRulesRequest, field_condition::Comparison, rank_condition::Condition,
+    };
+    let mut f = start().await;
+    let defaults = f
+        .qualification
+        .get_rank_rules(GetRankRulesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(defaults.version, 1);
+    let keys: Vec<_> = defaults.rules.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "large_enterprise_recent",
+            "listed_mid_size",
+            "pricing_page_repeat",
+            "small_company"
+        ]
+    );
+
+    let lead = f.lead("someone@tiny.example.com").await;
+    let req = UpdateLeadRequest {
+        lead_id: lead.clone(),
+        lead: Some(Lead {
+            company: Some(Company {
+                employees: Some(50),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["company".into()],
+        }),
+    };
+    f.capture.update_lead(req).await.unwrap();
+    rank_of(&f, &lead, Rank::Cold).await;
+
+    let field = |name: &str, c: Comparison| RankCondition {
+        condition: Some(Condition::Field(FieldCondition {
+            field: name.into(),
+            comparison: Some(c),
+            currency: String::new(),
+        })),
+    };
+    let broken = RankRules {
+        default_rank: Rank::Unspecified as i32,
+        rules: vec![
+            RankRule {
+                key: "a".into(),
+                rank: Rank::Hot as i32,
+                description: String::new(),
+                conditions: vec![],
+            },
+            RankRule {
+                key: "a".into(),
+                rank: Rank::Hot as i32,
+                description: String::new(),
+                conditions: vec![
+                    RankCondition {
+                        condition: Some(Condition::PageVisits(PageVisitsCondition {
+                            url_contains: "/demo".into(),
+                            at_least: 1,
+                        })),
+                    },
+                    field("", Comparison::Gte(1.0)),
+                ],
+            },
+        ],
+        ..Default::default()
+    };
+    let status = f
+        .qualification
+        .set_rank_rules(SetRankRulesRequest {
+            rules: Some(broken),
+            expected_version: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    let problems = status
+        .get_details_precondition_failure()
+        .unwrap()
+        .violations;
+    assert_eq!(problems.len(), 4, "{problems:?}");
+
+    let small_is_hot = RankRules {
+        default_rank: Rank::Warm as i32,
+        rules: vec![RankRule {
+            key: "small_is_beautiful".into(),
+            rank: Rank::Hot as i32,
+            description: "we sell to small companies now".into(),
+            conditions: vec![field("company.employees", Comparison::Lt(100.0))],
+        }],
+        ..Default::default()
+    };
+    let saved = f
+        .qualification
+        .set_rank_rules(SetRankRulesRequest {
+            rules: Some(small_is_hot.clone()),
+            expected_version: 1,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(saved.version, 2);
+    assert_eq!(
+        rank_of(&f, &lead, Rank::Hot).await.rule_key,
+        "small_is_beautiful"
+    );
+    let stale = f
+        .qualification
+        .set_rank_rules(SetRankRulesRequest {
+            rules: Some(small_is_hot),
+            expected_version: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), Code::FailedPrecondition);
+    assert!(
+        stale.message().contains("version_conflict"),
+        "{}",
+        stale.message()
+    );
     f.stop().await;
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use baton_proto::qualification::v1::Rank;
 use chrono::{DateTime, Months, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The default rank rules (DOMAIN.md §2), seeded for a tenant that has none.
 pub const DEFAULT_RANK_RULES_TOML: &str = include_str!("default_rank_rules.toml");
@@ -22,13 +22,13 @@ pub struct RankFacts {
     pub page_views: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RankRules {
     pub default_rank: String,
     pub rules: Vec<RankRule>,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RankRule {
     pub key: String,
     pub rank: String,
@@ -39,7 +39,7 @@ pub struct RankRule {
 
 /// One condition. Exactly one shape applies: a field comparison (`field` with one of `gte`, `lt`,
 /// `equals`, `one_of`, `exists`, and `currency` for money), recency of first contact, or page visits.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Condition {
     pub field: Option<String>,
@@ -62,14 +62,35 @@ pub struct RankDecision {
     pub reasons: Vec<String>,
 }
 
-/// Parses and validates rules: known ranks, and every condition complete and of one shape.
+/// Parses and validates rules written as TOML (the seeded defaults) or JSON (as stored).
 pub fn parse_rules(definition: &str) -> Result<RankRules, Vec<String>> {
-    let rules: RankRules = toml::from_str(definition).map_err(|e| vec![e.to_string()])?;
+    let rules: RankRules = if definition.trim_start().starts_with('{') {
+        serde_json::from_str(definition).map_err(|e| vec![e.to_string()])?
+    } else {
+        toml::from_str(definition).map_err(|e| vec![e.to_string()])?
+    };
+    let problems = validate(&rules);
+    if problems.is_empty() {
+        Ok(rules)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Every problem of a rule set: unknown ranks, duplicate keys, rules without conditions, and
+/// conditions that are incomplete or mix shapes.
+pub fn validate(rules: &RankRules) -> Vec<String> {
     let mut problems = Vec::new();
     if Rank::from_str_name(&rules.default_rank).is_none_or(|r| r == Rank::Unspecified) {
         problems.push(format!("default_rank: unknown rank {}", rules.default_rank));
     }
+    let mut keys = std::collections::HashSet::new();
     for rule in &rules.rules {
+        if rule.key.trim().is_empty() {
+            problems.push("a rule has no key".to_owned());
+        } else if !keys.insert(rule.key.as_str()) {
+            problems.push(format!("rule {}: key used twice", rule.key));
+        }
         if Rank::from_str_name(&rule.rank).is_none_or(|r| r == Rank::Unspecified) {
             problems.push(format!("rule {}: unknown rank {}", rule.key, rule.rank));
         }
@@ -82,11 +103,7 @@ pub fn parse_rules(definition: &str) -> Result<RankRules, Vec<String>> {
             }
         }
     }
-    if problems.is_empty() {
-        Ok(rules)
-    } else {
-        Err(problems)
-    }
+    problems
 }
 
 fn check_condition(c: &Condition) -> Result<(), &'static str> {

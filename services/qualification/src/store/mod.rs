@@ -17,6 +17,7 @@ use sea_orm::{
 };
 
 use crate::domain::{
+    ranks::RankRules,
     scoring::{self, Rule, ScoringModel},
     stages,
 };
@@ -168,6 +169,29 @@ impl Store {
         lead_id: &str,
     ) -> Result<(entities::lead_rank::Model, Vec<String>), ApiError> {
         ranking::get(&self.db, tenant, lead_id).await
+    }
+
+    pub async fn rank_rules(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<(entities::rank_ruleset::Model, RankRules), ApiError> {
+        let txn = self.db.begin().await?;
+        let found = ranking::ruleset(&txn, tenant).await?;
+        txn.commit().await?;
+        Ok(found)
+    }
+
+    /// Replaces the rank rules and re-ranks every lead, in one transaction.
+    pub async fn set_rank_rules(
+        &self,
+        tenant: &TenantId,
+        rules: &RankRules,
+        expected_version: i32,
+    ) -> Result<(entities::rank_ruleset::Model, RankRules), ApiError> {
+        let txn = self.db.begin().await?;
+        let saved = ranking::set_rules(&txn, tenant, rules, expected_version).await?;
+        txn.commit().await?;
+        Ok((saved, rules.clone()))
     }
 
     pub async fn get_stage(&self, tenant: &TenantId, lead_id: &str) -> Result<StageView, ApiError> {

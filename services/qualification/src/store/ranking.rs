@@ -172,11 +172,19 @@ pub async fn merge<C: ConnectionTrait>(
 
 /// The tenant's rank rules, seeding the defaults (DOMAIN.md §2) on first use.
 async fn rules<C: ConnectionTrait>(txn: &C, tenant: &TenantId) -> Result<RankRules, DbErr> {
+    Ok(ruleset(txn, tenant).await?.1)
+}
+
+/// The tenant's stored rule set and its parsed rules (seeding the defaults on first use).
+pub async fn ruleset<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+) -> Result<(rank_ruleset::Model, RankRules), DbErr> {
     let stored = rank_ruleset::Entity::find_by_id(tenant.to_string())
         .one(txn)
         .await?;
-    let definition = match stored {
-        Some(r) => r.definition,
+    let row = match stored {
+        Some(r) => r,
         None => {
             rank_ruleset::Entity::insert(rank_ruleset::ActiveModel {
                 tenant_id: Set(tenant.to_string()),
@@ -187,11 +195,61 @@ async fn rules<C: ConnectionTrait>(txn: &C, tenant: &TenantId) -> Result<RankRul
             .on_conflict_do_nothing_on([rank_ruleset::Column::TenantId])
             .exec(txn)
             .await?;
-            ranks::DEFAULT_RANK_RULES_TOML.to_owned()
+            rank_ruleset::Entity::find_by_id(tenant.to_string())
+                .one(txn)
+                .await?
+                .ok_or_else(|| DbErr::RecordNotFound("rank rules just seeded".into()))?
         }
     };
-    ranks::parse_rules(&definition)
-        .map_err(|p| DbErr::Custom(format!("rank rules: {}", p.join("; "))))
+    let rules = ranks::parse_rules(&row.definition)
+        .map_err(|p| DbErr::Custom(format!("rank rules: {}", p.join("; "))))?;
+    Ok((row, rules))
+}
+
+/// Replaces the tenant's rules with a new version (after validation), then re-ranks every lead.
+pub async fn set_rules<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    rules: &RankRules,
+    expected_version: i32,
+) -> Result<rank_ruleset::Model, ApiError> {
+    let problems = ranks::validate(rules);
+    if !problems.is_empty() {
+        return Err(ApiError::FailedPreconditions(
+            problems
+                .into_iter()
+                .map(|p| ("rank_rules_valid".to_owned(), p))
+                .collect(),
+        ));
+    }
+    let (current, _) = ruleset(txn, tenant).await?;
+    if expected_version != 0 && expected_version != current.version {
+        return Err(ApiError::FailedPrecondition {
+            rule: "version_conflict".into(),
+            description: format!(
+                "rank rules are at version {}, not {expected_version}",
+                current.version
+            ),
+        });
+    }
+    let definition = serde_json::to_string(rules).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let version = current.version + 1;
+    let mut row: rank_ruleset::ActiveModel = current.into();
+    row.version = Set(version);
+    row.definition = Set(definition);
+    row.updated_at = Set(time::now());
+    let saved = row.update(txn).await?;
+    let leads: Vec<String> = lead_rank::Entity::find()
+        .filter(lead_rank::Column::TenantId.eq(tenant.as_str()))
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|r| r.lead_id)
+        .collect();
+    for lead_id in leads {
+        rerank(txn, tenant, &lead_id).await?;
+    }
+    Ok(saved)
 }
 
 async fn facts<C: ConnectionTrait>(
