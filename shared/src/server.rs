@@ -36,6 +36,9 @@ pub struct ServeOptions<'a> {
     pub health_names: Vec<&'static str>,
     pub settings: &'a ServerSettings,
     pub default_tenant: TenantId,
+    /// Paths (`/package.Service/Method`) of calls that may legitimately outlast the request
+    /// timeout, such as client-streaming imports; the timeout layer lets them run.
+    pub long_running: Vec<String>,
 }
 
 impl<'a> ServeOptions<'a> {
@@ -47,7 +50,14 @@ impl<'a> ServeOptions<'a> {
             health_names: vec![api, crate::events::EVENT_LOG_SERVICE_NAME],
             settings: &settings.server,
             default_tenant: TenantId::new(settings.tenancy.default_tenant.clone()),
+            long_running: Vec::new(),
         }
+    }
+
+    /// Exempts `method` of gRPC service `service` from the request timeout.
+    pub fn long_running(mut self, service: &str, method: &str) -> Self {
+        self.long_running.push(format!("/{service}/{method}"));
+        self
     }
 }
 
@@ -116,7 +126,10 @@ pub async fn serve(
         .map_err(overload_to_status)
         .load_shed()
         .concurrency_limit(options.settings.concurrency_limit)
-        .timeout(timeout)
+        .layer(RequestTimeoutLayer {
+            timeout,
+            exempt: Arc::new(options.long_running.clone()),
+        })
         .into_inner();
 
     let local = listener.local_addr()?;
@@ -161,6 +174,66 @@ pub async fn serve(
     }
     tracing::info!(service = options.name, "stopped");
     Ok(())
+}
+
+/// The request timeout, except for the long-running paths (client-streaming imports would
+/// otherwise be cut off after `timeout` however healthy). Expiry is tower's `Elapsed`, mapped to
+/// DEADLINE_EXCEEDED like the rest of the stack's errors.
+#[derive(Clone)]
+struct RequestTimeoutLayer {
+    timeout: Duration,
+    exempt: Arc<Vec<String>>,
+}
+
+impl<S> tower::Layer<S> for RequestTimeoutLayer {
+    type Service = RequestTimeout<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestTimeout {
+            inner,
+            timeout: self.timeout,
+            exempt: self.exempt.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct RequestTimeout<S> {
+    inner: S,
+    timeout: Duration,
+    exempt: Arc<Vec<String>>,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for RequestTimeout<S>
+where
+    S: tower::Service<http::Request<B>>,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<S::Response, BoxError>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let exempt = self.exempt.iter().any(|p| p == req.uri().path());
+        let timeout = self.timeout;
+        let call = self.inner.call(req);
+        Box::pin(async move {
+            if exempt {
+                return call.await.map_err(Into::into);
+            }
+            match tokio::time::timeout(timeout, call).await {
+                Ok(result) => result.map_err(Into::into),
+                Err(_) => Err(Box::new(tower::timeout::error::Elapsed::new()) as BoxError),
+            }
+        })
+    }
 }
 
 /// Maps the errors of tower's timeout and load-shed layers to gRPC statuses callers can act on.

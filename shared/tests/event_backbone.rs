@@ -136,6 +136,7 @@ async fn concurrent_writers_are_delivered_exactly_once_in_position_order() {
             health_names: vec![baton_shared::events::EVENT_LOG_SERVICE_NAME],
             settings: &server_settings,
             default_tenant: TenantId::new("t1"),
+            long_running: vec![],
         };
         server::serve(listener, routes, options, server_shutdown).await
     });
@@ -315,6 +316,7 @@ async fn a_consumer_waits_for_a_producer_that_is_down_and_catches_up() {
             health_names: vec![],
             settings: &server_settings,
             default_tenant: TenantId::new("t1"),
+            long_running: vec![],
         };
         server::serve(listener, routes, options, server_shutdown).await
     });

@@ -186,3 +186,94 @@ pub fn report(label: &str, m: &Measurement) -> String {
         m.errors
     )
 }
+
+/// ImportLeads beside PostgreSQL's COPY of the same rows into a plain table of the same database
+/// (the baseline named by issue 3); on SQLite there is no COPY and only ImportLeads is measured.
+/// Returns (COPY rows/s if PostgreSQL, ImportLeads rows/s), medians over `rounds`.
+pub async fn import_leads(rows: usize, rounds: usize) -> anyhow::Result<(Option<f64>, f64)> {
+    use baton_proto::capture::v1::ImportLeadsRequest;
+    use sea_orm::{ConnectionTrait, sqlx::postgres::PgPoolCopyExt};
+
+    let db = TestDatabase::new("bench_import").await;
+    let mut settings = settings_with(&[(ServiceName::Capture, &db)]);
+    let listener = bind_ephemeral(&mut settings, ServiceName::Capture).await;
+    let settings = Arc::new(settings);
+    let service = spawn(
+        ServiceName::Capture,
+        &settings,
+        listener,
+        baton_capture::run,
+    );
+    let mut client = CaptureServiceClient::new(channel(&service.endpoint).await);
+    let direct = if db.is_postgres() {
+        let conn = baton_shared::db::connect(&db.url, &settings.database).await?;
+        conn.execute_unprepared(
+            "CREATE TABLE bench_copy (email text, first_name text, last_name text, company_name text, channel text, campaign text)",
+        )
+        .await?;
+        Some(conn)
+    } else {
+        None
+    };
+    let run_id = uuid::Uuid::now_v7().simple().to_string();
+    let mut copy_rates = Vec::new();
+    let mut import_rates = Vec::new();
+    for round in 0..rounds {
+        let prefix = format!("{run_id}-{round}");
+        if let Some(conn) = &direct {
+            let mut csv = String::with_capacity(rows * 80);
+            for n in 0..rows {
+                csv.push_str(&format!(
+                    "copy{n}.{prefix}@example.com,Bench,Lead,Bench KK,bench,\n"
+                ));
+            }
+            let started = Instant::now();
+            let mut copy = conn
+                .get_postgres_connection_pool()
+                .copy_in_raw("COPY bench_copy FROM STDIN WITH (FORMAT csv)")
+                .await?;
+            copy.send(csv.into_bytes()).await?;
+            copy.finish().await?;
+            copy_rates.push(rows as f64 / started.elapsed().as_secs_f64());
+        }
+        let batches: Vec<ImportLeadsRequest> = (0..rows)
+            .collect::<Vec<_>>()
+            .chunks(1000)
+            .enumerate()
+            .map(|(i, chunk)| ImportLeadsRequest {
+                import_id: if i == 0 {
+                    format!("bench-{prefix}")
+                } else {
+                    String::new()
+                },
+                rows: chunk
+                    .iter()
+                    .map(|n| {
+                        let mut r = capture_request(*n as u64);
+                        r.request_id.clear();
+                        r.email = format!("import{n}.{prefix}@example.com");
+                        r
+                    })
+                    .collect(),
+            })
+            .collect();
+        let started = Instant::now();
+        let answer = client
+            .import_leads(tokio_stream::iter(batches))
+            .await
+            .context("ImportLeads")?
+            .into_inner();
+        import_rates.push(rows as f64 / started.elapsed().as_secs_f64());
+        anyhow::ensure!(
+            answer.created == rows as i64,
+            "import created {} of {rows}",
+            answer.created
+        );
+    }
+    service.stop().await;
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied()
+    };
+    Ok((median(copy_rates), median(import_rates).unwrap_or_default()))
+}

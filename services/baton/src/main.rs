@@ -21,6 +21,12 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BenchTarget {
+    Capture,
+    Import,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run all five services in this process (SQLite under ./data by default).
@@ -36,6 +42,13 @@ enum Command {
     /// Uses a scratch SQLite database, or a scratch PostgreSQL database on the server named by
     /// BATON_TEST_DATABASE_URL.
     Bench {
+        /// What to measure: `capture` (CaptureLead vs the echo ceiling) or `import` (ImportLeads
+        /// vs PostgreSQL COPY of the same rows).
+        #[arg(default_value = "capture")]
+        what: BenchTarget,
+        /// Rows per import round.
+        #[arg(long, default_value_t = 5000)]
+        rows: usize,
         /// Concurrent calls on one connection.
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
@@ -97,9 +110,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Bench {
+            what: BenchTarget::Import,
+            rows,
+            rounds,
+            ..
+        } => {
+            let (copy, import) = bench::import_leads(rows, rounds).await?;
+            println!("baton bench import: {rows} rows per round, median of {rounds}");
+            if let Some(copy) = copy {
+                println!("PostgreSQL COPY (baseline)        {copy:>9.0} rows/s");
+            }
+            println!("ImportLeads                       {import:>9.0} rows/s");
+            if let Some(copy) = copy {
+                println!("ImportLeads / COPY: {:.1} %", 100.0 * import / copy);
+            }
+        }
+        Command::Bench {
             concurrency,
             seconds,
             rounds,
+            ..
         } => {
             let plan = bench::BenchPlan {
                 concurrency,

@@ -32,6 +32,7 @@ pub async fn run(
     let routes =
         Routes::new(CaptureServiceServer::new(api)).add_service(log.grpc_service(shutdown.clone()));
     let api_name = <CaptureServiceServer<api::Api> as NamedService>::NAME;
-    let options = ServeOptions::for_service(ServiceName::Capture, api_name, &settings);
+    let options = ServeOptions::for_service(ServiceName::Capture, api_name, &settings)
+        .long_running(api_name, "ImportLeads");
     server::serve(listener, routes, options, shutdown).await
 }

@@ -983,3 +983,39 @@ async fn a_merged_lead_resolves_to_its_survivor_forever() {
     assert_eq!(missing.code(), Code::NotFound);
     f.service.stop().await;
 }
+
+/// A client-streaming import may take longer than the request timeout; other calls may not.
+#[tokio::test]
+async fn a_slow_import_outlasts_the_request_timeout() {
+    let db = TestDatabase::new("capture").await;
+    let mut settings = settings_with(&[(ServiceName::Capture, &db)]);
+    settings.server.request_timeout_ms = 300;
+    let listener = bind_ephemeral(&mut settings, ServiceName::Capture).await;
+    let service = spawn(
+        ServiceName::Capture,
+        &Arc::new(settings),
+        listener,
+        baton_capture::run,
+    );
+    let mut client = CaptureServiceClient::new(channel(&service.endpoint).await);
+    let slow_file = async_stream_of(vec![
+        import_batch("slow.csv", vec![row("s1@example.com")]),
+        import_batch("", vec![row("s2@example.com")]),
+        import_batch("", vec![row("s3@example.com")]),
+    ]);
+    let answer = client
+        .import_leads(slow_file)
+        .await
+        .expect("import outlives the 300 ms timeout")
+        .into_inner();
+    assert_eq!(answer.created, 3);
+    service.stop().await;
+}
+
+/// Yields each batch 250 ms after the previous one (the whole stream takes longer than 300 ms).
+fn async_stream_of(
+    batches: Vec<ImportLeadsRequest>,
+) -> impl tokio_stream::Stream<Item = ImportLeadsRequest> {
+    use tokio_stream::StreamExt;
+    tokio_stream::iter(batches).throttle(std::time::Duration::from_millis(250))
+}
