@@ -102,14 +102,10 @@ pub async fn serve(
             .set_service_status(*name, ServingStatus::Serving)
             .await;
     }
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(baton_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    let reflection_v1 = reflection(&options.health_names)
         .build_v1()
         .map_err(|e| BootError::Settings(format!("reflection: {e}")))?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(baton_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    let reflection_v1alpha = reflection(&options.health_names)
         .build_v1alpha()
         .map_err(|e| BootError::Settings(format!("reflection: {e}")))?;
 
@@ -174,6 +170,23 @@ pub async fn serve(
     }
     tracing::info!(service = options.name, "stopped");
     Ok(())
+}
+
+/// Reflection that advertises exactly what this server serves: its own services, health and
+/// reflection (the descriptor set holds every Baton service, most of which live elsewhere).
+fn reflection(served: &[&'static str]) -> tonic_reflection::server::Builder<'static> {
+    let builder = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(baton_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    served
+        .iter()
+        .copied()
+        .chain([
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+        ])
+        .fold(builder, |b, name| b.with_service_name(name))
 }
 
 /// The request timeout, except for the long-running paths (client-streaming imports would

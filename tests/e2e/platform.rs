@@ -86,6 +86,13 @@ async fn every_service_reports_serving_and_lists_its_services_by_reflection() {
                 "{name} does not list {expected}: {names:?}"
             );
         }
+        // Only what this port serves: the other four Baton APIs live on their own ports.
+        for (_, other) in SERVICES.iter().filter(|(n, _)| *n != name) {
+            assert!(
+                !names.iter().any(|n| n == other),
+                "{name} advertises {other}, which it does not serve"
+            );
+        }
     }
     suite.stop().await;
 }
