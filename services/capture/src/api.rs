@@ -38,57 +38,60 @@ const MAX_IMPORT_BATCH: usize = 1000;
 
 impl Api {
     /// One import row: rejected with its violations (nothing stored), or captured.
-    async fn import_row(
+    /// One import message: rows that fail validation are rejected with their violations (nothing
+    /// stored); the rest are captured together in one transaction.
+    async fn import_batch(
         &self,
         tenant: &TenantId,
-        row_number: i64,
-        row: &CaptureLeadRequest,
-    ) -> Result<ImportRowResult, ApiError> {
-        let mut violations = Violations::new();
-        let new = validate_capture(row, time::now(), &mut violations);
-        if !violations.is_empty() {
-            return Ok(ImportRowResult {
-                row_number,
+        first_row_number: i64,
+        rows: &[CaptureLeadRequest],
+    ) -> Result<Vec<ImportRowResult>, ApiError> {
+        let mut results: Vec<ImportRowResult> = Vec::with_capacity(rows.len());
+        let mut valid = Vec::new();
+        let mut valid_at = Vec::new();
+        for (i, row) in rows.iter().enumerate() {
+            let mut violations = Violations::new();
+            let new = validate_capture(row, time::now(), &mut violations);
+            results.push(ImportRowResult {
+                row_number: first_row_number + i as i64,
                 status: ImportRowStatus::Rejected as i32,
                 lead_id: String::new(),
-                violations: violations
-                    .iter()
-                    .map(|(field, description)| FieldViolation {
-                        field: field.into(),
-                        description: description.into(),
-                    })
-                    .collect(),
+                violations: field_violations(&violations),
             });
-        }
-        let status = match self.store.capture_lead(tenant, &new).await {
-            Ok((view, outcome)) => {
-                let status = match outcome {
-                    CaptureOutcome::Created => ImportRowStatus::Created,
-                    CaptureOutcome::MatchedExisting => ImportRowStatus::MatchedExisting,
-                    CaptureOutcome::Replayed { .. } => ImportRowStatus::AlreadyImported,
-                };
-                (status, view.lead.lead_id, Vec::new())
+            if violations.is_empty() {
+                valid.push(new);
+                valid_at.push(i);
             }
-            // A row key reused for a different row is that row's problem, not the import's.
-            Err(ApiError::InvalidArgument(v)) => (
-                ImportRowStatus::Rejected,
-                String::new(),
-                v.iter()
-                    .map(|(field, description)| FieldViolation {
-                        field: field.into(),
-                        description: description.into(),
-                    })
-                    .collect(),
-            ),
-            Err(other) => return Err(other),
-        };
-        Ok(ImportRowResult {
-            row_number,
-            status: status.0 as i32,
-            lead_id: status.1,
-            violations: status.2,
-        })
+        }
+        let answers = self.store.capture_batch(tenant, &valid).await?;
+        for (i, answer) in valid_at.into_iter().zip(answers) {
+            let result = &mut results[i];
+            match answer {
+                Ok((view, outcome)) => {
+                    result.status = match outcome {
+                        CaptureOutcome::Created => ImportRowStatus::Created,
+                        CaptureOutcome::MatchedExisting => ImportRowStatus::MatchedExisting,
+                        CaptureOutcome::Replayed { .. } => ImportRowStatus::AlreadyImported,
+                    } as i32;
+                    result.lead_id = view.lead.lead_id;
+                }
+                // A row key reused for a different row is that row's problem, not the import's.
+                Err(ApiError::InvalidArgument(v)) => result.violations = field_violations(&v),
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(results)
     }
+}
+
+fn field_violations(violations: &Violations) -> Vec<FieldViolation> {
+    violations
+        .iter()
+        .map(|(field, description)| FieldViolation {
+            field: field.into(),
+            description: description.into(),
+        })
+        .collect()
 }
 
 fn required_id(field: &str, value: &str) -> Result<String, ApiError> {
@@ -205,12 +208,15 @@ impl CaptureService for Api {
                 )
                 .into());
             }
-            for mut row in batch.rows {
+            let first_row_number = import.rows + 1;
+            let mut rows = batch.rows;
+            for row in rows.iter_mut() {
                 import.rows += 1;
                 if row.request_id.trim().is_empty() {
                     row.request_id = format!("{}:{}", import.import_id, import.rows);
                 }
-                let result = self.import_row(&tenant, import.rows, &row).await?;
+            }
+            for result in self.import_batch(&tenant, first_row_number, &rows).await? {
                 match ImportRowStatus::try_from(result.status) {
                     Ok(ImportRowStatus::Created) => import.created += 1,
                     Ok(ImportRowStatus::MatchedExisting) => import.matched_existing += 1,

@@ -1019,3 +1019,53 @@ fn async_stream_of(
     use tokio_stream::StreamExt;
     tokio_stream::iter(batches).throttle(std::time::Duration::from_millis(250))
 }
+
+/// Two imports of the same people at once: every row is answered and each person is one lead
+/// (a batch that collides with the other import falls back to row-by-row capture).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_imports_of_the_same_people_make_one_lead_each() {
+    let f = start().await;
+    let file = |import_id: &str| {
+        (0..4)
+            .map(|b| {
+                let rows = (0..50)
+                    .map(|n| row(&format!("p{}@example.com", b * 50 + n)))
+                    .collect();
+                import_batch(if b == 0 { import_id } else { "" }, rows)
+            })
+            .collect::<Vec<_>>()
+    };
+    let (mut a, mut b) = (f.client.clone(), f.client.clone());
+    let (fa, fb) = (file("a.csv"), file("b.csv"));
+    let (ra, rb) = tokio::join!(
+        a.import_leads(tokio_stream::iter(fa)),
+        b.import_leads(tokio_stream::iter(fb))
+    );
+    let (ra, rb) = (ra.unwrap().into_inner(), rb.unwrap().into_inner());
+    assert_eq!((ra.rows, rb.rows), (200, 200));
+    assert_eq!(ra.created + rb.created, 200, "each person created once");
+    assert_eq!(ra.matched_existing + rb.matched_existing, 200);
+    assert_eq!(ra.rejected + rb.rejected, 0);
+    let mut all = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = f
+            .client
+            .clone()
+            .list_leads(ListLeadsRequest {
+                page_size: 1000,
+                page_token,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        all.extend(page.leads);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    assert_eq!(all.len(), 200);
+    f.service.stop().await;
+}

@@ -15,7 +15,8 @@ use baton_shared::{
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, SqlErr, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
+    SqlErr, TransactionTrait,
     prelude::*,
     sea_query::OnConflict,
 };
@@ -109,99 +110,49 @@ impl Store {
         new: &NewLead,
     ) -> Result<(LeadView, CaptureOutcome), ApiError> {
         let txn = self.db.begin().await?;
-        if let Some(seen) =
-            capture_request::Entity::find_by_id((tenant.to_string(), new.request_id.clone()))
-                .one(&txn)
-                .await?
-        {
-            if seen.fingerprint != new.fingerprint {
-                return Err(ApiError::invalid(
-                    "request_id",
-                    "was already used for a different capture",
-                ));
-            }
-            let view = find_lead(&txn, tenant, &seen.lead_id).await?;
-            return Ok((
-                view,
-                CaptureOutcome::Replayed {
-                    created: seen.created,
-                },
-            ));
-        }
-        let existing = lead::Entity::find()
-            .filter(lead::Column::TenantId.eq(tenant.as_str()))
-            .filter(lead::Column::EmailNormalized.eq(new.email_normalized.as_str()))
-            .one(&txn)
-            .await?;
-        let now = time::now();
-        let (view, created) = match existing {
-            Some(lead) => (
-                with_company(&txn, resolve(&txn, tenant, lead).await?).await?,
-                false,
-            ),
-            None => {
-                let company =
-                    upsert_company(&txn, tenant, new.profile.company.as_ref(), false).await?;
-                let mut row = lead::ActiveModel {
-                    seq: NotSet,
-                    lead_id: Set(uuid::Uuid::now_v7().to_string()),
-                    tenant_id: Set(tenant.to_string()),
-                    email: Set(new.email.clone()),
-                    email_normalized: Set(new.email_normalized.clone()),
-                    source_channel: Set(new.source.channel.clone()),
-                    source_campaign: Set(new.source.campaign.clone()),
-                    source_lead_magnet: Set(new.source.lead_magnet.clone()),
-                    source_funnel_position: Set(new.source.funnel_position),
-                    utm_source: Set(new.source.utm_source.clone()),
-                    utm_medium: Set(new.source.utm_medium.clone()),
-                    utm_campaign: Set(new.source.utm_campaign.clone()),
-                    utm_term: Set(new.source.utm_term.clone()),
-                    utm_content: Set(new.source.utm_content.clone()),
-                    captured_at: Set(new.captured_at),
-                    created_at: Set(now),
-                    updated_at: Set(Some(now)),
-                    ..Default::default()
-                };
-                set_profile(&mut row, &new.profile, company.as_ref())?;
-                let lead = row.insert(&txn).await?;
-                (
-                    LeadView {
-                        lead,
-                        company,
-                        merged_ids: Vec::new(),
-                    },
-                    true,
-                )
-            }
-        };
-        capture_request::ActiveModel {
-            tenant_id: Set(tenant.to_string()),
-            request_id: Set(new.request_id.clone()),
-            fingerprint: Set(new.fingerprint.clone()),
-            lead_id: Set(view.lead.lead_id.clone()),
-            created: Set(created),
-            created_at: Set(now),
-        }
-        .insert(&txn)
-        .await?;
-        if created {
-            let lead = lead_to_proto(&view);
-            let event = LeadCaptured {
-                lead_id: lead.lead_id.clone(),
-                email: lead.email.clone(),
-                source: lead.source.clone(),
-                captured_at: lead.captured_at,
-                lead: Some(lead),
-            };
-            EventLog::append(&txn, tenant, &view.lead.lead_id, &event).await?;
-        }
+        let captured = capture_in(&txn, tenant, new).await?;
         txn.commit().await?;
-        if created {
+        if captured.1 == CaptureOutcome::Created {
             self.log.notify_committed();
-            Ok((view, CaptureOutcome::Created))
-        } else {
-            Ok((view, CaptureOutcome::MatchedExisting))
         }
+        Ok(captured)
+    }
+
+    /// Captures many leads in one transaction (an import batch): each row's answer, as
+    /// [`Store::capture_lead`] would give it. If the batch hits a database error (a concurrent
+    /// capture of the same person elsewhere), it is rolled back and the rows are captured one by one.
+    pub async fn capture_batch(
+        &self,
+        tenant: &TenantId,
+        rows: &[NewLead],
+    ) -> Result<Vec<Result<(LeadView, CaptureOutcome), ApiError>>, ApiError> {
+        let txn = self.db.begin().await?;
+        let mut answers = Vec::with_capacity(rows.len());
+        let mut failed = false;
+        for new in rows {
+            match capture_in(&txn, tenant, new).await {
+                Err(ApiError::Database(e)) => {
+                    tracing::debug!(error = %e, "import batch falls back to row by row");
+                    failed = true;
+                    break;
+                }
+                answer => answers.push(answer),
+            }
+        }
+        if failed || txn.commit().await.is_err() {
+            let mut one_by_one = Vec::with_capacity(rows.len());
+            for new in rows {
+                one_by_one.push(self.capture_lead(tenant, new).await);
+            }
+            return Ok(one_by_one);
+        }
+        if answers
+            .iter()
+            .any(|a| matches!(a, Ok((_, CaptureOutcome::Created))))
+        {
+            self.log.notify_committed();
+        }
+        Ok(answers)
     }
 
     /// Changes a lead: `change` gets the current profile and the lead's e-mail domain and returns
@@ -565,6 +516,107 @@ impl Store {
             .collect();
         Ok((views, token))
     }
+}
+
+/// The capture itself, inside `txn` (which the caller commits): replay, match or create.
+async fn capture_in(
+    txn: &DatabaseTransaction,
+    tenant: &TenantId,
+    new: &NewLead,
+) -> Result<(LeadView, CaptureOutcome), ApiError> {
+    if let Some(seen) =
+        capture_request::Entity::find_by_id((tenant.to_string(), new.request_id.clone()))
+            .one(txn)
+            .await?
+    {
+        if seen.fingerprint != new.fingerprint {
+            return Err(ApiError::invalid(
+                "request_id",
+                "was already used for a different capture",
+            ));
+        }
+        let view = find_lead(txn, tenant, &seen.lead_id).await?;
+        return Ok((
+            view,
+            CaptureOutcome::Replayed {
+                created: seen.created,
+            },
+        ));
+    }
+    let existing = lead::Entity::find()
+        .filter(lead::Column::TenantId.eq(tenant.as_str()))
+        .filter(lead::Column::EmailNormalized.eq(new.email_normalized.as_str()))
+        .one(txn)
+        .await?;
+    let now = time::now();
+    let (view, created) = match existing {
+        Some(lead) => (
+            with_company(txn, resolve(txn, tenant, lead).await?).await?,
+            false,
+        ),
+        None => {
+            let company = upsert_company(txn, tenant, new.profile.company.as_ref(), false).await?;
+            let mut row = lead::ActiveModel {
+                seq: NotSet,
+                lead_id: Set(uuid::Uuid::now_v7().to_string()),
+                tenant_id: Set(tenant.to_string()),
+                email: Set(new.email.clone()),
+                email_normalized: Set(new.email_normalized.clone()),
+                source_channel: Set(new.source.channel.clone()),
+                source_campaign: Set(new.source.campaign.clone()),
+                source_lead_magnet: Set(new.source.lead_magnet.clone()),
+                source_funnel_position: Set(new.source.funnel_position),
+                utm_source: Set(new.source.utm_source.clone()),
+                utm_medium: Set(new.source.utm_medium.clone()),
+                utm_campaign: Set(new.source.utm_campaign.clone()),
+                utm_term: Set(new.source.utm_term.clone()),
+                utm_content: Set(new.source.utm_content.clone()),
+                captured_at: Set(new.captured_at),
+                created_at: Set(now),
+                updated_at: Set(Some(now)),
+                ..Default::default()
+            };
+            set_profile(&mut row, &new.profile, company.as_ref())?;
+            let lead = row.insert(txn).await?;
+            (
+                LeadView {
+                    lead,
+                    company,
+                    merged_ids: Vec::new(),
+                },
+                true,
+            )
+        }
+    };
+    capture_request::ActiveModel {
+        tenant_id: Set(tenant.to_string()),
+        request_id: Set(new.request_id.clone()),
+        fingerprint: Set(new.fingerprint.clone()),
+        lead_id: Set(view.lead.lead_id.clone()),
+        created: Set(created),
+        created_at: Set(now),
+    }
+    .insert(txn)
+    .await?;
+    if created {
+        let lead = lead_to_proto(&view);
+        let event = LeadCaptured {
+            lead_id: lead.lead_id.clone(),
+            email: lead.email.clone(),
+            source: lead.source.clone(),
+            captured_at: lead.captured_at,
+            lead: Some(lead),
+        };
+        EventLog::append(txn, tenant, &view.lead.lead_id, &event).await?;
+    }
+    Ok((
+        view,
+        if created {
+            CaptureOutcome::Created
+        } else {
+            CaptureOutcome::MatchedExisting
+        },
+    ))
 }
 
 /// Writes the profile's fields onto a lead row.
