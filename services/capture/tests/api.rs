@@ -45,6 +45,18 @@ async fn start() -> Fixture {
     }
 }
 
+/// capture's event log from the beginning, live.
+async fn capture_events(endpoint: &str) -> tonic::Streaming<baton_proto::events::v1::Event> {
+    EventLogClient::new(channel(endpoint).await)
+        .subscribe(SubscribeRequest {
+            after_position: 0,
+            max_batch: 0,
+        })
+        .await
+        .expect("subscribe")
+        .into_inner()
+}
+
 fn capture(request_id: &str, email: &str) -> CaptureLeadRequest {
     CaptureLeadRequest {
         request_id: request_id.into(),
@@ -99,16 +111,7 @@ async fn a_lead_is_captured_once_per_request_and_once_per_email() {
     assert_eq!(reused.code(), Code::InvalidArgument);
 
     // Exactly one LeadCaptured on the log.
-    let mut events = EventLogClient::connect(f.service.endpoint.clone())
-        .await
-        .unwrap()
-        .subscribe(SubscribeRequest {
-            after_position: 0,
-            max_batch: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut events = capture_events(&f.service.endpoint).await;
     let event = events.message().await.unwrap().unwrap();
     let captured: LeadCaptured = baton_proto::any::unpack(event.payload.as_ref().unwrap())
         .unwrap()
@@ -421,16 +424,7 @@ async fn update_lead_changes_only_masked_fields_and_emits_lead_updated() {
     };
     assert!(at(updated.updated_at) >= at(lead.updated_at));
 
-    let mut events = EventLogClient::connect(f.service.endpoint.clone())
-        .await
-        .unwrap()
-        .subscribe(SubscribeRequest {
-            after_position: 0,
-            max_batch: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut events = capture_events(&f.service.endpoint).await;
     let _captured = events.message().await.unwrap().unwrap();
     let event = events.message().await.unwrap().unwrap();
     let changed: LeadUpdated = baton_proto::any::unpack(event.payload.as_ref().unwrap())
@@ -730,16 +724,7 @@ async fn erasure_removes_personal_data_here_and_in_past_events() {
     assert_eq!(again.erased_at, erased.erased_at);
 
     // No event in the log still carries the e-mail or the names.
-    let mut events = EventLogClient::connect(f.service.endpoint.clone())
-        .await
-        .unwrap()
-        .subscribe(SubscribeRequest {
-            after_position: 0,
-            max_batch: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut events = capture_events(&f.service.endpoint).await;
     let mut types = Vec::new();
     while types.len() < 3 {
         let e = events.message().await.unwrap().unwrap();
@@ -802,16 +787,7 @@ async fn visits_are_counted_per_source_and_day_and_replaced_when_sent_again() {
         .unwrap()
         .into_inner();
     assert_eq!(answer.visitors, 1200);
-    let mut events = EventLogClient::connect(f.service.endpoint.clone())
-        .await
-        .unwrap()
-        .subscribe(SubscribeRequest {
-            after_position: 0,
-            max_batch: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut events = capture_events(&f.service.endpoint).await;
     let mut counts = Vec::new();
     for _ in 0..2 {
         let e = events.message().await.unwrap().unwrap();
@@ -944,16 +920,7 @@ async fn a_merged_lead_resolves_to_its_survivor_forever() {
         .into_inner();
     assert_eq!(listed.leads.len(), 1, "merged leads are not listed");
 
-    let mut events = EventLogClient::connect(f.service.endpoint.clone())
-        .await
-        .unwrap()
-        .subscribe(SubscribeRequest {
-            after_position: 0,
-            max_batch: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut events = capture_events(&f.service.endpoint).await;
     let mut found = None;
     while found.is_none() {
         let e = events.message().await.unwrap().unwrap();
