@@ -5,7 +5,7 @@ use std::{
     time::Duration,
 };
 
-use baton_e2e::{TestSuite, activity, eventually, lead, rep};
+use baton_e2e::{TestSuite, activity, captured_id, eventually, lead, rep};
 use baton_proto::{
     capture::v1::{ActivityKind, EraseLeadRequest, MergeLeadsRequest, PageKind},
     distribution::v1::{Assignment, AssignmentState, ListAssignmentsRequest},
@@ -79,14 +79,7 @@ async fn every_mql_is_assigned_exactly_once_and_the_funnel_is_exact() {
     let mut hot_leads = HashSet::new();
     let mut lead_ids = Vec::new();
     for n in 0..LEADS {
-        let lead_id = capture
-            .capture_lead(lead(n))
-            .await
-            .unwrap()
-            .into_inner()
-            .lead
-            .unwrap()
-            .lead_id;
+        let lead_id = captured_id(&mut capture, lead(n)).await;
         let hot = n % 3 == 0;
         let kinds: &[(ActivityKind, PageKind)] = if hot {
             &[
@@ -224,14 +217,7 @@ async fn leads_captured_while_qualification_is_down_are_scored_exactly_once_afte
     let mut capture = suite.capture().await;
     let mut lead_ids = Vec::new();
     for n in 0..LEADS {
-        let lead_id = capture
-            .capture_lead(lead(n))
-            .await
-            .unwrap()
-            .into_inner()
-            .lead
-            .unwrap()
-            .lead_id;
+        let lead_id = captured_id(&mut capture, lead(n)).await;
         let kind = if n % 2 == 0 {
             ActivityKind::MeetingBooked
         } else {
@@ -328,16 +314,7 @@ async fn an_erased_lead_leaves_nurture_and_the_funnel_counts_stay() {
     let mut capture = suite.capture().await;
     let mut ids = Vec::new();
     for n in 0..3 {
-        ids.push(
-            capture
-                .capture_lead(lead(n))
-                .await
-                .unwrap()
-                .into_inner()
-                .lead
-                .unwrap()
-                .lead_id,
-        );
+        ids.push(captured_id(&mut capture, lead(n)).await);
     }
     eventually("three enrolled", PATIENCE, || async {
         let f = funnel_today(&suite).await;
@@ -390,22 +367,8 @@ async fn merging_two_half_qualified_duplicates_makes_one_mql() {
     let suite = TestSuite::start().await;
     suite.distribution().await.create_rep(rep(0)).await.unwrap();
     let mut capture = suite.capture().await;
-    let a = capture
-        .capture_lead(lead(1))
-        .await
-        .unwrap()
-        .into_inner()
-        .lead
-        .unwrap()
-        .lead_id;
-    let b = capture
-        .capture_lead(lead(2))
-        .await
-        .unwrap()
-        .into_inner()
-        .lead
-        .unwrap()
-        .lead_id;
+    let a = captured_id(&mut capture, lead(1)).await;
+    let b = captured_id(&mut capture, lead(2)).await;
     capture
         .record_activity(activity(
             &a,

@@ -110,3 +110,19 @@ pub fn rep(n: usize) -> CreateRepRequest {
         active: true,
     }
 }
+
+/// Captures a lead that must be accepted and returns its id.
+pub async fn captured_id(
+    client: &mut CaptureServiceClient<Channel>,
+    request: CaptureLeadRequest,
+) -> String {
+    let response = client
+        .capture_lead(request)
+        .await
+        .expect("capture accepted");
+    response
+        .into_inner()
+        .lead
+        .expect("a lead in the answer")
+        .lead_id
+}

@@ -27,6 +27,18 @@ struct Fixture {
     _db: TestDatabase,
 }
 
+impl Fixture {
+    /// Captures a lead that must be accepted, and returns it.
+    async fn captured(&mut self, request: CaptureLeadRequest) -> Lead {
+        let response = self
+            .client
+            .capture_lead(request)
+            .await
+            .expect("capture accepted");
+        response.into_inner().lead.expect("a lead in the answer")
+    }
+}
+
 async fn start() -> Fixture {
     let db = TestDatabase::new("capture").await;
     let mut settings = settings_with(&[(ServiceName::Capture, &db)]);
@@ -191,14 +203,7 @@ async fn bad_input_names_every_offending_field() {
 #[tokio::test]
 async fn activities_are_recorded_once_per_idempotency_key() {
     let mut f = start().await;
-    let lead = f
-        .client
-        .capture_lead(capture("r1", "a@example.com"))
-        .await
-        .unwrap()
-        .into_inner()
-        .lead
-        .unwrap();
+    let lead = f.captured(capture("r1", "a@example.com")).await;
     let req = RecordActivityRequest {
         idempotency_key: "view-1".into(),
         lead_id: lead.lead_id.clone(),
@@ -285,14 +290,7 @@ fn full_request(request_id: &str, email: &str) -> CaptureLeadRequest {
 #[tokio::test]
 async fn the_whole_profile_is_kept_and_colleagues_share_their_company() {
     let mut f = start().await;
-    let aiko = f
-        .client
-        .capture_lead(full_request("r1", "aiko@kaisha.co.jp"))
-        .await
-        .unwrap()
-        .into_inner()
-        .lead
-        .unwrap();
+    let aiko = f.captured(full_request("r1", "aiko@kaisha.co.jp")).await;
     let got = f
         .client
         .get_lead(GetLeadRequest {
@@ -330,28 +328,14 @@ async fn the_whole_profile_is_kept_and_colleagues_share_their_company() {
     // what the company already knows is kept.
     let mut ken = capture("r2", "ken@kaisha.co.jp");
     ken.company_name = "Kaisha".into();
-    let ken = f
-        .client
-        .capture_lead(ken)
-        .await
-        .unwrap()
-        .into_inner()
-        .lead
-        .unwrap();
+    let ken = f.captured(ken).await;
     let ken_company = ken.company.unwrap();
     assert_eq!(ken_company.company_id, company.company_id);
     assert_eq!(ken_company.name, "Kaisha KK");
     // A free-mail address matches no company.
     let mut solo = capture("r3", "solo@gmail.com");
     solo.company_name = "Solo LLC".into();
-    let solo = f
-        .client
-        .capture_lead(solo)
-        .await
-        .unwrap()
-        .into_inner()
-        .lead
-        .unwrap();
+    let solo = f.captured(solo).await;
     assert_ne!(solo.company.unwrap().company_id, company.company_id);
 
     let colleagues = f
@@ -380,14 +364,7 @@ async fn the_whole_profile_is_kept_and_colleagues_share_their_company() {
 #[tokio::test]
 async fn update_lead_changes_only_masked_fields_and_emits_lead_updated() {
     let mut f = start().await;
-    let lead = f
-        .client
-        .capture_lead(full_request("r1", "aiko@kaisha.co.jp"))
-        .await
-        .unwrap()
-        .into_inner()
-        .lead
-        .unwrap();
+    let lead = f.captured(full_request("r1", "aiko@kaisha.co.jp")).await;
     let patch = Lead {
         title: "CEO".into(),
         first_name: "ignored".into(),
@@ -512,14 +489,7 @@ async fn bad_profile_values_are_refused_with_their_fields_and_nothing_is_stored(
 #[tokio::test]
 async fn calls_keep_their_outcome_talk_time_and_target_department() {
     let mut f = start().await;
-    let lead = f
-        .client
-        .capture_lead(capture("r1", "a@example.com"))
-        .await
-        .unwrap()
-        .into_inner()
-        .lead
-        .unwrap();
+    let lead = f.captured(capture("r1", "a@example.com")).await;
     let call = CallDetails {
         outcome: CallOutcome::Connected as i32,
         duration_seconds: 340,
@@ -666,14 +636,7 @@ async fn an_import_answers_every_row_and_running_it_again_changes_nothing() {
 #[tokio::test]
 async fn erasure_removes_personal_data_here_and_in_past_events() {
     let mut f = start().await;
-    let lead = f
-        .client
-        .capture_lead(full_request("r1", "aiko@kaisha.co.jp"))
-        .await
-        .unwrap()
-        .into_inner()
-        .lead
-        .unwrap();
+    let lead = f.captured(full_request("r1", "aiko@kaisha.co.jp")).await;
     let patch = Lead {
         title: "CEO".into(),
         ..Default::default()
@@ -822,24 +785,10 @@ async fn visits_are_counted_per_source_and_day_and_replaced_when_sent_again() {
 #[tokio::test]
 async fn a_merged_lead_resolves_to_its_survivor_forever() {
     let mut f = start().await;
-    let survivor = f
-        .client
-        .capture_lead(capture("r1", "aiko@kaisha.co.jp"))
-        .await
-        .unwrap()
-        .into_inner()
-        .lead
-        .unwrap();
+    let survivor = f.captured(capture("r1", "aiko@kaisha.co.jp")).await;
     let mut dup = capture("r2", "a.tanaka@kaisha.co.jp");
     dup.phone = "03-1111-2222".into();
-    let duplicate = f
-        .client
-        .capture_lead(dup)
-        .await
-        .unwrap()
-        .into_inner()
-        .lead
-        .unwrap();
+    let duplicate = f.captured(dup).await;
     f.client
         .record_activity(RecordActivityRequest {
             idempotency_key: "dup-open".into(),
