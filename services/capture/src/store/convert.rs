@@ -140,14 +140,20 @@ pub fn activity_to_proto(a: &activity::Model) -> pb::Activity {
 pub fn scrub_event_payload(type_url: &str, payload: &[u8]) -> Option<Vec<u8>> {
     use prost::{Message, Name};
     if type_url == pb::LeadCaptured::type_url() {
-        let mut e = pb::LeadCaptured::decode(payload).ok()?;
+        // A payload that does not decode cannot be scrubbed field by field: blank it whole rather
+        // than leave personal data behind.
+        let Ok(mut e) = pb::LeadCaptured::decode(payload) else {
+            return Some(Vec::new());
+        };
         e.email.clear();
         if let Some(lead) = e.lead.as_mut() {
             scrub_lead(lead);
         }
         Some(e.encode_to_vec())
     } else if type_url == pb::LeadUpdated::type_url() {
-        let mut e = pb::LeadUpdated::decode(payload).ok()?;
+        let Ok(mut e) = pb::LeadUpdated::decode(payload) else {
+            return Some(Vec::new());
+        };
         if let Some(lead) = e.lead.as_mut() {
             scrub_lead(lead);
         }
@@ -167,4 +173,37 @@ pub fn scrub_lead(lead: &mut pb::Lead) {
     lead.role.clear();
     lead.department.clear();
     lead.custom_attributes.clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::{Message, Name};
+
+    use super::*;
+
+    #[test]
+    fn scrubbing_removes_personal_fields_and_blanks_what_does_not_decode() {
+        let lead = pb::Lead {
+            email: "a@x.com".into(),
+            first_name: "Aiko".into(),
+            lead_id: "l1".into(),
+            ..Default::default()
+        };
+        let event = pb::LeadCaptured {
+            lead_id: "l1".into(),
+            email: "a@x.com".into(),
+            lead: Some(lead),
+            ..Default::default()
+        };
+        let scrubbed =
+            scrub_event_payload(&pb::LeadCaptured::type_url(), &event.encode_to_vec()).unwrap();
+        let back = pb::LeadCaptured::decode(scrubbed.as_slice()).unwrap();
+        assert_eq!((back.email.as_str(), back.lead_id.as_str()), ("", "l1"));
+        assert_eq!(back.lead.unwrap().first_name, "");
+        assert_eq!(
+            scrub_event_payload(&pb::LeadCaptured::type_url(), b"\xff\xff"),
+            Some(Vec::new())
+        );
+        assert_eq!(scrub_event_payload("type.googleapis.com/other", b"x"), None);
+    }
 }
