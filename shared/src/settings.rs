@@ -19,6 +19,7 @@ pub struct Settings {
     pub tenancy: TenancySettings,
     pub events: EventSettings,
     pub database: DatabaseSettings,
+    pub scoring: ScoringSettings,
     pub capture: ServiceSettings,
     pub nurture: ServiceSettings,
     pub qualification: ServiceSettings,
@@ -72,6 +73,17 @@ pub struct EventSettings {
     /// Consumer reconnect backoff: first delay and cap, in milliseconds.
     pub reconnect_min_ms: u64,
     pub reconnect_max_ms: u64,
+}
+
+/// qualification's background scoring work (recompute after activation, decay and inactivity).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ScoringSettings {
+    /// How often an idle worker looks for work, in milliseconds.
+    pub worker_interval_ms: u64,
+    /// Leads rescored per transaction.
+    pub batch_size: u64,
+    /// How long a replica holds a recompute job without progress before another may take it.
+    pub lease_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

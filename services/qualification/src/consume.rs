@@ -25,10 +25,12 @@ impl EventHandler for CaptureEvents {
                 let first_contact = captured.captured_at.as_ref().and_then(time::from_proto);
                 ranking::upsert_profile(txn, &tenant, lead, first_contact).await?;
             }
+            store::rescore_lead(txn, &tenant, &captured.lead_id).await?;
             ranking::rerank(txn, &tenant, &captured.lead_id).await?;
         } else if let Some(updated) = decode::<LeadUpdated>(event)? {
             if let Some(lead) = &updated.lead {
                 ranking::upsert_profile(txn, &tenant, lead, None).await?;
+                store::rescore_lead(txn, &tenant, &lead.lead_id).await?;
                 ranking::rerank(txn, &tenant, &lead.lead_id).await?;
             }
         } else if let Some(recorded) = decode::<ActivityRecorded>(event)? {
@@ -57,6 +59,7 @@ impl EventHandler for CaptureEvents {
             ranking::rerank(txn, &tenant, &merged.survivor_lead_id).await?;
         } else if let Some(erased) = decode::<LeadErased>(event)? {
             ranking::forget(txn, &tenant, &erased.lead_id).await?;
+            store::forget_lead(txn, &tenant, &erased.lead_id).await?;
             ranking::rerank(txn, &tenant, &erased.lead_id).await?;
         }
         Ok(())

@@ -38,11 +38,21 @@ pub async fn run(
             &log,
         )
         .spawn(shutdown.clone()),
+        tokio::spawn(store::models::run_worker(
+            store::models::Worker::new(
+                db.clone(),
+                settings.scoring.batch_size,
+                chrono::Duration::seconds(settings.scoring.lease_seconds as i64),
+            ),
+            std::time::Duration::from_millis(settings.scoring.worker_interval_ms),
+            shutdown.clone(),
+        )),
     ];
     let api = api::Api::new(store::Store::new(db));
     let routes = Routes::new(QualificationServiceServer::new(api))
         .add_service(log.grpc_service(shutdown.clone()));
     let api_name = <QualificationServiceServer<api::Api> as NamedService>::NAME;
-    let options = ServeOptions::for_service(ServiceName::Qualification, api_name, &settings);
+    let options = ServeOptions::for_service(ServiceName::Qualification, api_name, &settings)
+        .long_running(api_name, "SimulateModel");
     server::serve_with_background(listener, routes, options, shutdown, background).await
 }

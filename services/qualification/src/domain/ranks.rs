@@ -48,6 +48,8 @@ pub struct Condition {
     pub equals: Option<String>,
     pub one_of: Option<Vec<String>>,
     pub exists: Option<bool>,
+    /// `[gte, lt)`: a number range.
+    pub range: Option<[f64; 2]>,
     pub currency: Option<String>,
     pub months_since_first_contact_at_most: Option<u32>,
     pub page_url_contains: Option<String>,
@@ -113,6 +115,7 @@ fn check_condition(c: &Condition) -> Result<(), &'static str> {
         c.equals.is_some(),
         c.one_of.is_some(),
         c.exists.is_some(),
+        c.range.is_some(),
     ]
     .iter()
     .filter(|b| **b)
@@ -124,9 +127,13 @@ fn check_condition(c: &Condition) -> Result<(), &'static str> {
     ) {
         (Some(f), None, None) if f.trim().is_empty() => Err("names no field"),
         (Some(_), None, None) if comparisons == 0 => {
-            Err("a field condition needs gte, lt, equals, one_of or exists")
+            Err("a field condition needs gte, lt, range, equals, one_of or exists")
         }
-        (Some(_), None, None) => Ok(()),
+        (Some(_), None, None) if comparisons > 1 => Err("a field condition takes one comparison"),
+        (Some(_), None, None) => match c.range {
+            Some([lo, hi]) if !(lo < hi) => Err("a range needs gte < lt"),
+            _ => Ok(()),
+        },
         (None, Some(_), None) => Ok(()),
         (None, None, Some(_)) if c.visits_at_least.is_some() => Ok(()),
         (None, None, Some(_)) => Err("a page condition needs visits_at_least"),
@@ -180,15 +187,25 @@ fn holds(c: &Condition, facts: &RankFacts, now: DateTime<Utc>) -> Option<String>
         return (visits >= min)
             .then(|| format!("{visits} visits to pages containing {pattern:?} >= {min}"));
     }
+    field_holds(c, &facts.fields, facts.revenue.as_ref())
+}
+
+/// `Some(reason)` if a field condition holds for these attributes (and revenue, for
+/// `company.annual_revenue`).
+pub fn field_holds(
+    c: &Condition,
+    fields: &BTreeMap<String, String>,
+    revenue: Option<&(String, i64)>,
+) -> Option<String> {
     let field = c.field.as_deref()?;
     if field == "company.annual_revenue" {
-        let (currency, amount) = facts.revenue.as_ref()?;
+        let (currency, amount) = revenue?;
         if c.currency.as_ref().is_some_and(|want| want != currency) {
             return None;
         }
         return compare(field, &amount.to_string(), c).map(|r| format!("{r} {currency}"));
     }
-    match facts.fields.get(field) {
+    match fields.get(field) {
         None => (c.exists == Some(false)).then(|| format!("{field} absent")),
         Some(value) => compare(field, value, c),
     }
@@ -201,6 +218,10 @@ fn compare(field: &str, value: &str, c: &Condition) -> Option<String> {
     }
     if let Some(max) = c.lt {
         return (number? < max).then(|| format!("{field} {value} < {max}"));
+    }
+    if let Some([lo, hi]) = c.range {
+        let n = number?;
+        return (lo <= n && n < hi).then(|| format!("{field} {value} in [{lo}, {hi})"));
     }
     if let Some(want) = &c.equals {
         return value

@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 mod m20261123_000010_create_scoring;
 mod m20261123_000020_bant_and_stage_reasons;
 mod m20261123_000030_ranks;
+mod m20261124_000040_versioned_models;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000010_create_scoring::Migration),
             Box::new(m20261123_000020_bant_and_stage_reasons::Migration),
             Box::new(m20261123_000030_ranks::Migration),
+            Box::new(m20261124_000040_versioned_models::Migration),
         ]
     }
 }

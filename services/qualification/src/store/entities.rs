@@ -3,6 +3,7 @@
 pub mod scoring_model {
     use sea_orm::entity::prelude::*;
 
+    /// One version of a tenant's scoring model; `definition` is the model as JSON.
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "scoring_model")]
     pub struct Model {
@@ -12,8 +13,23 @@ pub mod scoring_model {
         pub tenant_id: String,
         pub version: i32,
         pub mql_threshold: i64,
-        pub active: bool,
+        /// `ModelStatus` value.
+        pub status: i32,
+        pub definition: String,
         pub created_at: DateTimeUtc,
+        pub created_by: String,
+        pub activated_at: Option<DateTimeUtc>,
+        pub activated_by: String,
+        /// `RecomputeState` value (0 until first activated).
+        pub recompute_state: i32,
+        pub recompute_total: i64,
+        pub recompute_done: i64,
+        /// `lead_score.seq` of the last lead recomputed.
+        pub recompute_cursor: i64,
+        pub recompute_started_at: Option<DateTimeUtc>,
+        pub recompute_finished_at: Option<DateTimeUtc>,
+        /// A worker holds the job until then.
+        pub recompute_lease_until: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -22,20 +38,23 @@ pub mod scoring_model {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-pub mod scoring_rule {
+pub mod lead_activity {
     use sea_orm::entity::prelude::*;
 
+    /// Qualification's copy of a lead's activities (from capture's events), so that any model can
+    /// be applied to the whole history.
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "scoring_rule")]
+    #[sea_orm(table_name = "lead_activity")]
     pub struct Model {
         #[sea_orm(primary_key)]
         pub seq: i64,
-        pub model_id: String,
-        pub rule_key: String,
-        pub description: String,
-        pub activity_kind: i32,
+        pub tenant_id: String,
+        pub lead_id: String,
+        pub activity_id: String,
+        pub kind: i32,
         pub page_kind: i32,
-        pub points: i64,
+        pub url: String,
+        pub occurred_at: DateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -59,6 +78,8 @@ pub mod lead_score {
         pub model_id: String,
         pub model_version: i32,
         pub updated_at: DateTimeUtc,
+        /// When the score changes by itself next (expiry, inactivity); the sweeper's schedule.
+        pub next_change_at: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -81,7 +102,12 @@ pub mod score_entry {
         pub rule_key: String,
         pub description: String,
         pub points: i64,
+        /// When the rule fired.
         pub occurred_at: DateTimeUtc,
+        pub expires_at: Option<DateTimeUtc>,
+        /// `TriggerKind` value.
+        pub trigger: i32,
+        pub detail: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,12 +1,15 @@
 //! qualification's persistence: scoring models as rows, scores, score entries, stage history.
 
 pub mod entities;
+pub mod models;
 pub mod ranking;
 
 use baton_proto::{
     capture::v1::{Activity, ActivityKind, PageKind},
     qualification::v1::{Stage, StageChanged},
 };
+use std::collections::HashMap;
+
 use baton_shared::{ApiError, TenantId, events::EventLog, time};
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -18,10 +21,12 @@ use sea_orm::{
 
 use crate::domain::{
     ranks::RankRules,
-    scoring::{self, Rule, ScoringModel},
+    scoring::{self, ActivityFact, Computation, LeadFacts, ScoringModel, TriggerKind},
     stages,
 };
-use entities::{lead_bant, lead_score, score_entry, scoring_model, scoring_rule, stage_history};
+use entities::{
+    lead_activity, lead_bant, lead_profile, lead_score, score_entry, scoring_model, stage_history,
+};
 
 #[derive(Clone)]
 pub struct Store {
@@ -269,27 +274,46 @@ pub async fn start_lead<C: ConnectionTrait>(
         model_id: Set(model.model_id),
         model_version: Set(model.version),
         updated_at: Set(time::now()),
+        next_change_at: Set(None),
     }
     .insert(txn)
     .await
 }
 
-/// Scores one activity: records each fired rule once, updates the score, and moves the stage
-/// (with a `StageChanged` event) when the threshold is crossed.
+/// Scores one activity: keeps it in the lead's history, moves a lead that downloaded a document
+/// to IQL, and recomputes the lead's score under the active model (moving the stage, with a
+/// `StageChanged` event, when the threshold is crossed). A redelivered activity changes nothing.
 pub async fn score_activity<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
     activity: &Activity,
 ) -> Result<(), DbErr> {
     let current = start_lead(txn, tenant, &activity.lead_id).await?;
-    let model = active_model(txn, tenant).await?;
     let kind = ActivityKind::try_from(activity.kind).unwrap_or(ActivityKind::Unspecified);
-    let page_kind = PageKind::try_from(activity.page_kind).unwrap_or(PageKind::Unspecified);
     let occurred_at = activity
         .occurred_at
         .as_ref()
         .and_then(time::from_proto)
         .unwrap_or_else(time::now);
+    let inserted = lead_activity::Entity::insert(lead_activity::ActiveModel {
+        seq: NotSet,
+        tenant_id: Set(tenant.to_string()),
+        lead_id: Set(activity.lead_id.clone()),
+        activity_id: Set(activity.activity_id.clone()),
+        kind: Set(activity.kind),
+        page_kind: Set(activity.page_kind),
+        url: Set(activity.url.clone()),
+        occurred_at: Set(occurred_at),
+    })
+    .on_conflict_do_nothing_on([
+        lead_activity::Column::TenantId,
+        lead_activity::Column::ActivityId,
+    ])
+    .exec(txn)
+    .await?;
+    if matches!(inserted, sea_orm::TryInsertResult::Conflicted) {
+        return Ok(());
+    }
     let current = match stages::stage_after_activity(
         Stage::try_from(current.stage).unwrap_or(Stage::Lead),
         kind,
@@ -310,18 +334,114 @@ pub async fn score_activity<C: ConnectionTrait>(
         }
         None => current,
     };
-    let fired = scoring::fired_rules(&model, kind, page_kind);
-    if fired.is_empty() {
-        return Ok(());
-    }
-    let mut added = 0;
-    for rule in fired {
-        if record_entry(txn, tenant, activity, rule, occurred_at).await? {
-            added += rule.points;
+    let model = active_model(txn, tenant).await?;
+    rescore(txn, tenant, current, &model, time::now()).await
+}
+
+/// Recomputes a known lead's score under the active model (after its profile changed).
+pub async fn rescore_lead<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+) -> Result<(), DbErr> {
+    let current = start_lead(txn, tenant, lead_id).await?;
+    let model = active_model(txn, tenant).await?;
+    rescore(txn, tenant, current, &model, time::now()).await
+}
+
+/// Everything the scoring of these leads depends on besides the model, loaded in three queries.
+pub async fn lead_facts<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_ids: &[String],
+) -> Result<HashMap<String, LeadFacts>, DbErr> {
+    let mut facts: HashMap<String, LeadFacts> = lead_ids
+        .iter()
+        .map(|id| (id.clone(), LeadFacts::default()))
+        .collect();
+    for chunk in lead_ids.chunks(500) {
+        let profiles = lead_profile::Entity::find()
+            .filter(lead_profile::Column::TenantId.eq(tenant.as_str()))
+            .filter(lead_profile::Column::LeadId.is_in(chunk.iter().cloned()))
+            .all(txn)
+            .await?;
+        for p in profiles {
+            if let Some(f) = facts.get_mut(&p.lead_id) {
+                f.fields = serde_json::from_str(&p.fields).unwrap_or_default();
+                f.revenue = p.revenue_currency.zip(p.revenue_minor);
+                f.first_seen_at = p.first_contact_at;
+            }
+        }
+        let activities = lead_activity::Entity::find()
+            .filter(lead_activity::Column::TenantId.eq(tenant.as_str()))
+            .filter(lead_activity::Column::LeadId.is_in(chunk.iter().cloned()))
+            .all(txn)
+            .await?;
+        for a in activities {
+            if let Some(f) = facts.get_mut(&a.lead_id) {
+                f.activities.push(ActivityFact {
+                    activity_id: a.activity_id,
+                    kind: ActivityKind::try_from(a.kind).unwrap_or(ActivityKind::Unspecified),
+                    page_kind: PageKind::try_from(a.page_kind).unwrap_or(PageKind::Unspecified),
+                    url: a.url,
+                    occurred_at: a.occurred_at,
+                });
+            }
         }
     }
-    let score = current.score + added;
-    set_score(txn, tenant, current, score, &model).await
+    Ok(facts)
+}
+
+/// Recomputes one lead's score under `model` at `now`: replaces its score entries with the
+/// computation's contributions, stores the score and when it next changes by itself, and moves the
+/// stage when the threshold is crossed.
+pub async fn rescore<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    current: lead_score::Model,
+    model: &ScoringModel,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let facts = lead_facts(txn, tenant, std::slice::from_ref(&current.lead_id))
+        .await?
+        .remove(&current.lead_id)
+        .unwrap_or_default();
+    let computed = scoring::compute(model, &facts, now);
+    score_entry::Entity::delete_many()
+        .filter(score_entry::Column::TenantId.eq(tenant.as_str()))
+        .filter(score_entry::Column::LeadId.eq(current.lead_id.as_str()))
+        .exec(txn)
+        .await?;
+    let entries: Vec<score_entry::ActiveModel> = computed
+        .contributions
+        .iter()
+        .map(|c| score_entry::ActiveModel {
+            seq: NotSet,
+            tenant_id: Set(tenant.to_string()),
+            lead_id: Set(current.lead_id.clone()),
+            activity_id: Set(c.activity_id.clone()),
+            rule_key: Set(c.rule_key.clone()),
+            description: Set(c.description.clone()),
+            points: Set(c.points),
+            occurred_at: Set(c.fired_at),
+            expires_at: Set(c.expires_at),
+            trigger: Set(trigger_value(c.trigger)),
+            detail: Set(c.detail.clone()),
+        })
+        .collect();
+    if !entries.is_empty() {
+        score_entry::Entity::insert_many(entries).exec(txn).await?;
+    }
+    set_score(txn, tenant, current, &computed, model).await
+}
+
+pub fn trigger_value(t: TriggerKind) -> i32 {
+    use baton_proto::qualification::v1::TriggerKind as Proto;
+    (match t {
+        TriggerKind::Attribute => Proto::Attribute,
+        TriggerKind::Behaviour => Proto::Behaviour,
+        TriggerKind::Inactivity => Proto::Inactivity,
+    }) as i32
 }
 
 /// Stores a lead's new score under `model`, and moves its stage (with history and a
@@ -330,15 +450,16 @@ async fn set_score<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
     current: lead_score::Model,
-    score: i64,
+    computed: &Computation,
     model: &ScoringModel,
 ) -> Result<(), DbErr> {
     let stage = Stage::try_from(current.stage).unwrap_or(Stage::Lead);
-    let next = stages::stage_after_scoring(stage, score, model.mql_threshold);
+    let next = stages::stage_after_scoring(stage, computed.score, model.mql_threshold);
     let mut row: lead_score::ActiveModel = current.into();
-    row.score = Set(score);
+    row.score = Set(computed.score);
     row.model_id = Set(model.model_id.clone());
     row.model_version = Set(model.version);
+    row.next_change_at = Set(computed.next_change_at);
     row.updated_at = Set(time::now());
     let updated = row.update(txn).await?;
     match next {
@@ -412,9 +533,9 @@ pub async fn move_stage<C: ConnectionTrait>(
     Ok(())
 }
 
-/// A duplicate lead was merged into a survivor in capture: its fired rules move to the survivor,
-/// whose score becomes the sum of all its entries (the stage may move), and the duplicate's own
-/// score is dropped.
+/// A duplicate lead was merged into a survivor in capture: its activities move to the survivor,
+/// whose score is recomputed over the combined history (the stage may move); the duplicate's own
+/// score and entries are dropped.
 pub async fn merge_scores<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
@@ -422,11 +543,16 @@ pub async fn merge_scores<C: ConnectionTrait>(
     merged_id: &str,
 ) -> Result<(), DbErr> {
     let survivor = start_lead(txn, tenant, survivor_id).await?;
-    score_entry::Entity::update_many()
+    lead_activity::Entity::update_many()
         .col_expr(
-            score_entry::Column::LeadId,
+            lead_activity::Column::LeadId,
             Expr::value(survivor_id.to_owned()),
         )
+        .filter(lead_activity::Column::TenantId.eq(tenant.as_str()))
+        .filter(lead_activity::Column::LeadId.eq(merged_id))
+        .exec(txn)
+        .await?;
+    score_entry::Entity::delete_many()
         .filter(score_entry::Column::TenantId.eq(tenant.as_str()))
         .filter(score_entry::Column::LeadId.eq(merged_id))
         .exec(txn)
@@ -436,48 +562,37 @@ pub async fn merge_scores<C: ConnectionTrait>(
         .filter(lead_score::Column::LeadId.eq(merged_id))
         .exec(txn)
         .await?;
-    let total: i64 = score_entry::Entity::find()
-        .filter(score_entry::Column::TenantId.eq(tenant.as_str()))
-        .filter(score_entry::Column::LeadId.eq(survivor_id))
-        .all(txn)
-        .await?
-        .iter()
-        .map(|e| e.points)
-        .sum();
     let model = active_model(txn, tenant).await?;
-    set_score(txn, tenant, survivor, total, &model).await
+    rescore(txn, tenant, survivor, &model, time::now()).await
 }
 
-/// Inserts a score entry unless this rule already fired for this activity; true if inserted.
-async fn record_entry<C: ConnectionTrait>(
+/// Drops an erased lead's activity history and score entries (they may name pages and
+/// campaigns it saw). Its score and stage stay, so counts do not change; it no longer decays.
+pub async fn forget_lead<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
-    activity: &Activity,
-    rule: &Rule,
-    occurred_at: DateTime<Utc>,
-) -> Result<bool, DbErr> {
-    let seen = score_entry::Entity::find()
-        .filter(score_entry::Column::TenantId.eq(tenant.as_str()))
-        .filter(score_entry::Column::ActivityId.eq(activity.activity_id.as_str()))
-        .filter(score_entry::Column::RuleKey.eq(rule.key.as_str()))
-        .one(txn)
+    lead_id: &str,
+) -> Result<(), DbErr> {
+    lead_activity::Entity::delete_many()
+        .filter(lead_activity::Column::TenantId.eq(tenant.as_str()))
+        .filter(lead_activity::Column::LeadId.eq(lead_id))
+        .exec(txn)
         .await?;
-    if seen.is_some() {
-        return Ok(false);
-    }
-    score_entry::ActiveModel {
-        seq: NotSet,
-        tenant_id: Set(tenant.to_string()),
-        lead_id: Set(activity.lead_id.clone()),
-        activity_id: Set(activity.activity_id.clone()),
-        rule_key: Set(rule.key.clone()),
-        description: Set(rule.description.clone()),
-        points: Set(rule.points),
-        occurred_at: Set(occurred_at),
-    }
-    .insert(txn)
-    .await?;
-    Ok(true)
+    score_entry::Entity::delete_many()
+        .filter(score_entry::Column::TenantId.eq(tenant.as_str()))
+        .filter(score_entry::Column::LeadId.eq(lead_id))
+        .exec(txn)
+        .await?;
+    lead_score::Entity::update_many()
+        .col_expr(
+            lead_score::Column::NextChangeAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .filter(lead_score::Column::TenantId.eq(tenant.as_str()))
+        .filter(lead_score::Column::LeadId.eq(lead_id))
+        .exec(txn)
+        .await?;
+    Ok(())
 }
 
 async fn find_score<C: ConnectionTrait>(
@@ -497,69 +612,15 @@ pub async fn active_model<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
 ) -> Result<ScoringModel, DbErr> {
-    let found = scoring_model::Entity::find()
-        .filter(scoring_model::Column::TenantId.eq(tenant.as_str()))
-        .filter(scoring_model::Column::Active.eq(true))
-        .order_by_desc(scoring_model::Column::Version)
-        .one(txn)
-        .await?;
-    let model = match found {
+    let row = match models::active_row(txn, tenant).await? {
         Some(m) => m,
-        None => return seed_default_model(txn, tenant).await,
+        None => models::seed_default(txn, tenant).await?,
     };
-    let rules = scoring_rule::Entity::find()
-        .filter(scoring_rule::Column::ModelId.eq(model.model_id.as_str()))
-        .order_by_asc(scoring_rule::Column::Seq)
-        .all(txn)
-        .await?;
-    Ok(ScoringModel {
-        model_id: model.model_id,
-        version: model.version,
-        mql_threshold: model.mql_threshold,
-        rules: rules
-            .into_iter()
-            .map(|r| Rule {
-                key: r.rule_key,
-                description: r.description,
-                activity_kind: ActivityKind::try_from(r.activity_kind)
-                    .unwrap_or(ActivityKind::Unspecified),
-                page_kind: PageKind::try_from(r.page_kind).unwrap_or(PageKind::Unspecified),
-                points: r.points,
-            })
-            .collect(),
+    models::compile_row(&row).map_err(|p| {
+        DbErr::Custom(format!(
+            "active scoring model {} is invalid: {}",
+            row.model_id,
+            p.join("; ")
+        ))
     })
-}
-
-async fn seed_default_model<C: ConnectionTrait>(
-    txn: &C,
-    tenant: &TenantId,
-) -> Result<ScoringModel, DbErr> {
-    let model = scoring::parse_model(
-        uuid::Uuid::now_v7().to_string(),
-        1,
-        scoring::DEFAULT_MODEL_TOML,
-    )
-    .map_err(|e| DbErr::Custom(format!("default scoring model: {e}")))?;
-    scoring_model::ActiveModel {
-        seq: NotSet,
-        model_id: Set(model.model_id.clone()),
-        tenant_id: Set(tenant.to_string()),
-        version: Set(model.version),
-        mql_threshold: Set(model.mql_threshold),
-        active: Set(true),
-        created_at: Set(time::now()),
-    }
-    .insert(txn)
-    .await?;
-    let rules = model.rules.iter().map(|r| scoring_rule::ActiveModel {
-        seq: NotSet,
-        model_id: Set(model.model_id.clone()),
-        rule_key: Set(r.key.clone()),
-        description: Set(r.description.clone()),
-        activity_kind: Set(r.activity_kind as i32),
-        page_kind: Set(r.page_kind as i32),
-        points: Set(r.points),
-    });
-    scoring_rule::Entity::insert_many(rules).exec(txn).await?;
-    Ok(model)
 }
