@@ -637,3 +637,536 @@ async fn rank_rules_are_data_validated_whole_versioned_and_applied_to_every_lead
     );
     f.stop().await;
 }
+
+// ---- Scoring models as versioned data ----
+
+mod models {
+    use super::*;
+    use baton_proto::qualification::v1::{
+        ActivateScoringModelRequest, AttributeTrigger, BehaviourTrigger, CreateScoringModelRequest,
+        ExplainScoreRequest, FieldCondition, GetScoringModelRequest, ListScoringModelsRequest,
+        ModelStatus, RecomputeState, ScoreCap, ScoreExplanation, ScoringModel,
+        ScoringModelDefinition, ScoringRule, SimulateModelRequest, SimulationPeriod,
+        UpdateScoringModelRequest, field_condition::Comparison, scoring_rule::Trigger,
+        simulate_model_request,
+    };
+    use baton_shared::time;
+    use chrono::{DateTime, Utc};
+
+    fn behaviour(key: &str, kind: ActivityKind, points: i64) -> ScoringRule {
+        ScoringRule {
+            key: key.into(),
+            description: format!("{key} rule"),
+            points,
+            trigger: Some(Trigger::Behaviour(BehaviourTrigger {
+                activity_kind: kind as i32,
+                ..Default::default()
+            })),
+            ..Default::default()
+        }
+    }
+
+    fn definition(threshold: i64, rules: Vec<ScoringRule>) -> ScoringModelDefinition {
+        ScoringModelDefinition {
+            mql_threshold: threshold,
+            rules,
+        }
+    }
+
+    impl Fixture {
+        async fn act_at(
+            &mut self,
+            lead_id: &str,
+            key: &str,
+            kind: ActivityKind,
+            url: &str,
+            at: DateTime<Utc>,
+        ) {
+            let req = RecordActivityRequest {
+                idempotency_key: key.into(),
+                lead_id: lead_id.into(),
+                kind: kind as i32,
+                occurred_at: Some(time::to_proto(at)),
+                url: url.into(),
+                page_kind: if url.is_empty() {
+                    PageKind::Unspecified as i32
+                } else {
+                    PageKind::Pricing as i32
+                },
+                ..Default::default()
+            };
+            self.capture.record_activity(req).await.unwrap();
+        }
+
+        async fn create(&mut self, def: ScoringModelDefinition) -> ScoringModel {
+            self.qualification
+                .create_scoring_model(CreateScoringModelRequest {
+                    definition: Some(def),
+                    created_by: "ops@example.com".into(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+
+        async fn activate(&mut self, model_id: &str) -> Result<ScoringModel, tonic::Status> {
+            self.qualification
+                .activate_scoring_model(ActivateScoringModelRequest {
+                    model_id: model_id.into(),
+                    activated_by: "head-of-marketing@example.com".into(),
+                })
+                .await
+                .map(|r| r.into_inner())
+        }
+
+        /// Waits until the explanation has `n` contributions.
+        async fn explained(&self, lead_id: &str, n: usize) -> ScoreExplanation {
+            eventually("explanation", Duration::from_secs(20), || {
+                let mut q = self.qualification.clone();
+                let lead_id = lead_id.to_owned();
+                async move {
+                    let e = q
+                        .explain_score(ExplainScoreRequest { lead_id })
+                        .await
+                        .ok()?
+                        .into_inner();
+                    (e.contributions.len() == n).then_some(e)
+                }
+            })
+            .await
+        }
+    }
+
+    fn summary(e: &ScoreExplanation) -> Vec<(String, i64)> {
+        e.contributions
+            .iter()
+            .map(|c| (c.rule_key.clone(), c.points))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn activating_a_model_recomputes_every_lead_deterministically_and_retires_the_old_one() {
+        let mut f = start().await;
+        let a = f.lead("mika@example.com").await;
+        let now = Utc::now();
+        let an_hour_ago = now - chrono::Duration::hours(1);
+        f.act_at(&a, "a1", ActivityKind::EmailOpened, "", an_hour_ago)
+            .await;
+        f.act_at(
+            &a,
+            "a2",
+            ActivityKind::PageViewed,
+            "https://x.example/pricing?plan=pro",
+            an_hour_ago,
+        )
+        .await;
+        assert_eq!(
+            f.score_after(&a, 2).await.score,
+            15,
+            "default model: 5 + 10"
+        );
+
+        let draft = f
+            .create(definition(
+                20,
+                vec![
+                    behaviour("opened", ActivityKind::EmailOpened, 7),
+                    ScoringRule {
+                        key: "pricing".into(),
+                        points: 11,
+                        trigger: Some(Trigger::Behaviour(BehaviourTrigger {
+                            activity_kind: ActivityKind::PageViewed as i32,
+                            url_pattern: "*/pricing*".into(),
+                            ..Default::default()
+                        })),
+                        ..Default::default()
+                    },
+                    ScoringRule {
+                        key: "web_form".into(),
+                        points: 3,
+                        trigger: Some(Trigger::Attribute(AttributeTrigger {
+                            conditions: vec![FieldCondition {
+                                field: "source.channel".into(),
+                                comparison: Some(Comparison::Equals("web_form".into())),
+                                ..Default::default()
+                            }],
+                        })),
+                        ..Default::default()
+                    },
+                ],
+            ))
+            .await;
+        assert_eq!(
+            (draft.version, draft.status),
+            (2, ModelStatus::Draft as i32)
+        );
+        let active = f.activate(&draft.model_id).await.unwrap();
+        assert_eq!(active.status, ModelStatus::Active as i32);
+        let recompute = active.recompute.unwrap();
+        assert_eq!(recompute.leads_total, 1);
+
+        let done = eventually("recompute done", Duration::from_secs(20), || {
+            let mut q = f.qualification.clone();
+            async move {
+                let m = q
+                    .get_scoring_model(GetScoringModelRequest::default())
+                    .await
+                    .ok()?
+                    .into_inner();
+                let r = m.recompute?;
+                (r.state == RecomputeState::Done as i32).then_some(r)
+            }
+        })
+        .await;
+        assert_eq!(done.leads_done, 1);
+        let explained_a = f.explained(&a, 3).await;
+        assert_eq!(explained_a.score, 21);
+        assert_eq!(explained_a.model_version, 2);
+        let stage = f
+            .qualification
+            .get_stage(GetStageRequest { lead_id: a.clone() })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(stage.stage, Stage::Mql as i32, "21 >= the new threshold 20");
+        assert_eq!(stage.history.last().unwrap().reason, "score_threshold");
+
+        // A lead scored incrementally under the new model gets exactly the recomputed result.
+        let b = f.lead("noa@example.com").await;
+        f.act_at(&b, "b1", ActivityKind::EmailOpened, "", an_hour_ago)
+            .await;
+        f.act_at(
+            &b,
+            "b2",
+            ActivityKind::PageViewed,
+            "https://x.example/pricing?plan=pro",
+            an_hour_ago,
+        )
+        .await;
+        let explained_b = f.explained(&b, 3).await;
+        assert_eq!(summary(&explained_b), summary(&explained_a));
+        assert_eq!(explained_b.score, 21);
+
+        let all = f
+            .qualification
+            .list_scoring_models(ListScoringModelsRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .models;
+        let statuses: Vec<(i32, i32)> = all.iter().map(|m| (m.version, m.status)).collect();
+        assert_eq!(
+            statuses,
+            vec![
+                (1, ModelStatus::Retired as i32),
+                (2, ModelStatus::Active as i32)
+            ]
+        );
+        // Rolling back to version 1 is an activation like any other.
+        let v1 = all[0].model_id.clone();
+        f.activate(&v1).await.unwrap();
+        eventually("rolled back", Duration::from_secs(20), || {
+            let mut q = f.qualification.clone();
+            let a = a.clone();
+            async move {
+                let s = q
+                    .get_score(GetScoreRequest { lead_id: a })
+                    .await
+                    .ok()?
+                    .into_inner();
+                (s.model_version == 1 && s.score == 15).then_some(())
+            }
+        })
+        .await;
+        f.stop().await;
+    }
+
+    #[tokio::test]
+    async fn invalid_models_are_refused_with_every_problem_and_only_drafts_change() {
+        let mut f = start().await;
+        let missing_field = f
+            .qualification
+            .create_scoring_model(CreateScoringModelRequest {
+                definition: Some(definition(
+                    10,
+                    vec![
+                        ScoringRule {
+                            key: "fit".into(),
+                            points: 5,
+                            trigger: Some(Trigger::Attribute(AttributeTrigger {
+                                conditions: vec![FieldCondition {
+                                    field: " ".into(),
+                                    comparison: Some(Comparison::Gte(1.0)),
+                                    ..Default::default()
+                                }],
+                            })),
+                            ..Default::default()
+                        },
+                        ScoringRule {
+                            key: "odd".into(),
+                            points: 5,
+                            trigger: Some(Trigger::Behaviour(BehaviourTrigger {
+                                activity_kind: 99,
+                                ..Default::default()
+                            })),
+                            ..Default::default()
+                        },
+                    ],
+                )),
+                created_by: "ops".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(missing_field.code(), Code::InvalidArgument);
+        let fields: Vec<String> = missing_field
+            .get_details_bad_request()
+            .unwrap()
+            .field_violations
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(
+            fields,
+            vec![
+                "definition.rules[0].attribute.conditions[0].field",
+                "definition.rules[1].behaviour.activity_kind"
+            ]
+        );
+
+        let broken = f
+            .create(definition(
+                0,
+                vec![
+                    behaviour("x", ActivityKind::EmailOpened, 0),
+                    ScoringRule {
+                        cap: Some(ScoreCap {
+                            max_points: 0,
+                            period_days: 7,
+                        }),
+                        ..behaviour("x", ActivityKind::EmailClicked, 5)
+                    },
+                ],
+            ))
+            .await;
+        let refused = f.activate(&broken.model_id).await.unwrap_err();
+        assert_eq!(refused.code(), Code::FailedPrecondition);
+        let problems: Vec<String> = refused
+            .get_details_precondition_failure()
+            .unwrap()
+            .violations
+            .into_iter()
+            .map(|v| v.description)
+            .collect();
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        assert!(problems.iter().any(|p| p.contains("mql_threshold")));
+        assert!(problems.iter().any(|p| p.contains("key used twice")));
+        let still = f
+            .qualification
+            .get_scoring_model(GetScoringModelRequest {
+                model_id: broken.model_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(still.status, ModelStatus::Draft as i32, "nothing half-done");
+
+        // The draft is fixed in place, then activated; an active version is no longer editable.
+        let fixed = f
+            .qualification
+            .update_scoring_model(UpdateScoringModelRequest {
+                model_id: broken.model_id.clone(),
+                definition: Some(definition(
+                    10,
+                    vec![behaviour("x", ActivityKind::EmailOpened, 5)],
+                )),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(fixed.definition.unwrap().mql_threshold, 10);
+        f.activate(&broken.model_id).await.unwrap();
+        let again = f.activate(&broken.model_id).await.unwrap_err();
+        assert!(again.message().contains("already_active"), "{again:?}");
+        let frozen = f
+            .qualification
+            .update_scoring_model(UpdateScoringModelRequest {
+                model_id: broken.model_id.clone(),
+                definition: Some(definition(
+                    99,
+                    vec![behaviour("x", ActivityKind::EmailOpened, 5)],
+                )),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(frozen.code(), Code::FailedPrecondition);
+        assert!(frozen.message().contains("draft_only"));
+        let unknown = f.activate("no-such-model").await.unwrap_err();
+        assert_eq!(unknown.code(), Code::NotFound);
+        f.stop().await;
+    }
+
+    #[tokio::test]
+    async fn explain_score_shows_caps_expiry_and_what_no_longer_counts() {
+        let mut f = start().await;
+        let week = chrono::Duration::days(7);
+        let epoch = DateTime::<Utc>::UNIX_EPOCH;
+        // The start of last week's 7-day cap window: three opens inside it, all in the past.
+        let window = epoch + week * ((Utc::now() - week - epoch).num_days() / 7) as i32;
+        let model = f
+            .create(definition(
+                100,
+                vec![
+                    ScoringRule {
+                        cap: Some(ScoreCap {
+                            max_points: 8,
+                            period_days: 7,
+                        }),
+                        expires_after_days: 90,
+                        ..behaviour("opened", ActivityKind::EmailOpened, 5)
+                    },
+                    ScoringRule {
+                        expires_after_days: 1,
+                        ..behaviour("clicked", ActivityKind::EmailClicked, 10)
+                    },
+                ],
+            ))
+            .await;
+        f.activate(&model.model_id).await.unwrap();
+        let lead = f.lead("sora@example.com").await;
+        for (i, h) in [1, 2, 3].iter().enumerate() {
+            f.act_at(
+                &lead,
+                &format!("o{i}"),
+                ActivityKind::EmailOpened,
+                "",
+                window + chrono::Duration::hours(*h),
+            )
+            .await;
+        }
+        f.act_at(
+            &lead,
+            "c",
+            ActivityKind::EmailClicked,
+            "",
+            Utc::now() - chrono::Duration::days(3),
+        )
+        .await;
+        let e = f.explained(&lead, 3).await;
+        assert_eq!(e.score, 8, "5 + 3 (capped); the click expired: {e:#?}");
+        let capped = &e.contributions[1];
+        assert_eq!((capped.rule_key.as_str(), capped.points), ("opened", 3));
+        assert!(
+            capped.detail.contains("capped: 3 of 5"),
+            "{}",
+            capped.detail
+        );
+        let click = e
+            .contributions
+            .iter()
+            .find(|c| c.rule_key == "clicked")
+            .unwrap();
+        assert!(click.expired);
+        let first_expiry = time::from_proto(e.contributions[0].expires_at.as_ref().unwrap());
+        assert_eq!(
+            first_expiry,
+            Some(window + chrono::Duration::hours(1) + chrono::Duration::days(90))
+        );
+        assert_eq!(e.next_change_at, e.contributions[0].expires_at);
+        let score = f.score_after(&lead, 2).await;
+        assert_eq!(
+            score.score, 8,
+            "the stored score agrees with the explanation"
+        );
+        f.stop().await;
+    }
+
+    #[tokio::test]
+    async fn simulate_model_counts_mqls_per_period_and_what_became_of_them() {
+        let mut f = start().await;
+        let now = Utc::now();
+        let days = chrono::Duration::days;
+        let a = f.lead("ren@example.com").await;
+        f.act_at(&a, "a1", ActivityKind::MeetingBooked, "", now - days(10))
+            .await;
+        f.act_at(&a, "a2", ActivityKind::FreeTrialStarted, "", now - days(9))
+            .await;
+        let b = f.lead("yui@example.com").await;
+        f.act_at(&b, "b1", ActivityKind::EmailOpened, "", now - days(8))
+            .await;
+        f.score_after(&a, 2).await;
+        f.score_after(&b, 1).await;
+        f.qualification
+            .change_stage(ChangeStageRequest {
+                lead_id: a.clone(),
+                to_stage: Stage::Sql as i32,
+                reason: "IS confirmed on the call".into(),
+                changed_by: "is-rep@example.com".into(),
+            })
+            .await
+            .unwrap();
+
+        let simulate = |threshold: i64| SimulateModelRequest {
+            model: Some(simulate_model_request::Model::Definition(definition(
+                threshold,
+                vec![
+                    behaviour("meeting", ActivityKind::MeetingBooked, 25),
+                    behaviour("trial", ActivityKind::FreeTrialStarted, 25),
+                    behaviour("opened", ActivityKind::EmailOpened, 5),
+                ],
+            ))),
+            from: Some(time::to_proto(now - days(14))),
+            to: Some(time::to_proto(now + days(1))),
+            period: SimulationPeriod::Day as i32,
+        };
+        let strict = f
+            .qualification
+            .simulate_model(simulate(30))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(strict.leads_evaluated, 2);
+        let total = strict.total.unwrap();
+        assert_eq!((total.mqls, total.reached_sql), (1, 1));
+        let day_of_mql = strict.periods.iter().find(|p| p.mqls == 1).unwrap();
+        let start = time::from_proto(day_of_mql.period_start.as_ref().unwrap()).unwrap();
+        assert_eq!(start.date_naive(), (now - days(9)).date_naive());
+        let loose = f
+            .qualification
+            .simulate_model(simulate(5))
+            .await
+            .unwrap()
+            .into_inner()
+            .total
+            .unwrap();
+        assert_eq!(
+            (loose.mqls, loose.reached_sql, loose.reached_customer),
+            (2, 1, 0)
+        );
+
+        let mut backwards = simulate(30);
+        backwards.to = Some(time::to_proto(now - days(20)));
+        let bad = f.qualification.simulate_model(backwards).await.unwrap_err();
+        assert_eq!(bad.code(), Code::InvalidArgument);
+        assert_eq!(
+            bad.get_details_bad_request().unwrap().field_violations[0].field,
+            "to"
+        );
+        let invalid = f
+            .qualification
+            .simulate_model(simulate(0))
+            .await
+            .unwrap_err();
+        assert_eq!(invalid.code(), Code::FailedPrecondition);
+        let mut unknown = simulate(30);
+        unknown.model = Some(simulate_model_request::Model::ModelId("nope".into()));
+        assert_eq!(
+            f.qualification
+                .simulate_model(unknown)
+                .await
+                .unwrap_err()
+                .code(),
+            Code::NotFound
+        );
+        f.stop().await;
+    }
+}

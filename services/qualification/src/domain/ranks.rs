@@ -131,7 +131,9 @@ fn check_condition(c: &Condition) -> Result<(), &'static str> {
         }
         (Some(_), None, None) if comparisons > 1 => Err("a field condition takes one comparison"),
         (Some(_), None, None) => match c.range {
-            Some([lo, hi]) if !(lo < hi) => Err("a range needs gte < lt"),
+            Some([lo, hi]) if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) => {
+                Err("a range needs gte < lt")
+            }
             _ => Ok(()),
         },
         (None, Some(_), None) => Ok(()),

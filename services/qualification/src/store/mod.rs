@@ -221,7 +221,10 @@ impl Store {
             .filter(score_entry::Column::LeadId.eq(lead_id))
             .order_by_asc(score_entry::Column::Seq)
             .all(&txn)
-            .await?;
+            .await?
+            .into_iter()
+            .filter(|e| e.expires_at.is_none_or(|x| x > score.updated_at))
+            .collect();
         txn.commit().await?;
         Ok(ScoreView {
             score,

@@ -458,11 +458,28 @@ pub struct Worker {
     db: DatabaseConnection,
     batch: u64,
     lease: Duration,
+    /// The recompute job this worker holds the lease of, if any.
+    held: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Worker {
     pub fn new(db: DatabaseConnection, batch: u64, lease: Duration) -> Self {
-        Worker { db, batch, lease }
+        Worker {
+            db,
+            batch,
+            lease,
+            held: Default::default(),
+        }
+    }
+
+    fn held(&self) -> Option<String> {
+        self.held.lock().ok().and_then(|h| h.clone())
+    }
+
+    fn hold(&self, job: Option<String>) {
+        if let Ok(mut h) = self.held.lock() {
+            *h = job;
+        }
     }
 
     /// One round: a batch of any running recompute, then a batch of due scores. Returns how many
@@ -501,7 +518,10 @@ impl Worker {
                     .filter(
                         Condition::any()
                             .add(scoring_model::Column::RecomputeLeaseUntil.is_null())
-                            .add(scoring_model::Column::RecomputeLeaseUntil.lt(now)),
+                            .add(scoring_model::Column::RecomputeLeaseUntil.lt(now))
+                            .add(
+                                scoring_model::Column::ModelId.eq(self.held().unwrap_or_default()),
+                            ),
                     )
                     .order_by_asc(scoring_model::Column::Seq),
                 true,
@@ -542,6 +562,7 @@ impl Worker {
             }
         }
         let (total, processed) = (job.recompute_total, job.recompute_done + done as i64);
+        let job_id = job.model_id.clone();
         let mut row: scoring_model::ActiveModel = job.into();
         row.recompute_cursor = Set(cursor);
         row.recompute_done = Set(processed);
@@ -555,6 +576,7 @@ impl Worker {
         }
         row.update(&txn).await?;
         txn.commit().await?;
+        self.hold((done > 0).then_some(job_id));
         Ok(done)
     }
 

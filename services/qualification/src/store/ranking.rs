@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use baton_proto::{
-    capture::v1::{Activity, ActivityKind, Lead, attribute_value::Value},
+    capture::v1::{Activity, ActivityKind, FunnelPosition, Lead, attribute_value::Value},
     qualification::v1::{Rank, RankChanged},
 };
 use baton_shared::{ApiError, TenantId, events::EventLog, time};
@@ -39,6 +39,28 @@ fn fields_of(lead: &Lead) -> BTreeMap<String, String> {
             "company.employees",
             c.employees.map(|e| e.to_string()).unwrap_or_default(),
         );
+    }
+    if let Some(src) = &lead.source {
+        put("source.channel", src.channel.clone());
+        put("source.campaign", src.campaign.clone());
+        put("source.lead_magnet", src.lead_magnet.clone());
+        if let Ok(p) = FunnelPosition::try_from(src.funnel_position)
+            && p != FunnelPosition::Unspecified
+        {
+            put(
+                "source.funnel_position",
+                p.as_str_name()
+                    .trim_start_matches("FUNNEL_POSITION_")
+                    .to_ascii_lowercase(),
+            );
+        }
+        put("source.utm_source", src.utm_source.clone());
+        put("source.utm_medium", src.utm_medium.clone());
+        put("source.utm_campaign", src.utm_campaign.clone());
+    }
+    if let Some(c) = &lead.consent {
+        put("consent.email_opt_in", c.email_opt_in.to_string());
+        put("consent.unsubscribed", c.unsubscribed.to_string());
     }
     for (k, v) in &lead.custom_attributes {
         let text = match &v.value {
