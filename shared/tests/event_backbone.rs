@@ -45,13 +45,17 @@ impl MigratorTrait for ConsumerMigrator {
     }
 }
 
-/// Records each applied event in a table whose primary key makes a second application fail.
+/// Records each applied event in a table whose primary key makes a second application fail; an
+/// event about lead "poison" cannot be applied (permanently).
 struct RecordApplied;
 
 impl EventHandler for RecordApplied {
     async fn handle(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), ConsumeError> {
         let captured = decode::<LeadCaptured>(event)?
             .ok_or_else(|| ConsumeError::Permanent("unexpected type".into()))?;
+        if captured.lead_id == "poison" {
+            return Err(ConsumeError::Permanent("poison".into()));
+        }
         txn.execute_raw(Statement::from_sql_and_values(
             txn.get_database_backend(),
             match txn.get_database_backend() {
@@ -263,14 +267,20 @@ async fn a_consumer_waits_for_a_producer_that_is_down_and_catches_up() {
     let shutdown = CancellationToken::new();
     let log = EventLog::start(db.clone(), settings.events.clone(), shutdown.clone());
     let tenant = TenantId::new("t1");
-    for n in 0..5 {
+    // Six events wait for the consumer, so they reach it together and are applied as one batch;
+    // the poisoned one among them is dead-lettered alone and the other five are applied.
+    for n in 0..6 {
         let txn = db.begin().await.unwrap();
         EventLog::append(
             &txn,
             &tenant,
             "a",
             &LeadCaptured {
-                lead_id: format!("early-{n}"),
+                lead_id: if n == 2 {
+                    "poison".into()
+                } else {
+                    format!("early-{n}")
+                },
                 ..Default::default()
             },
         )
@@ -328,6 +338,18 @@ async fn a_consumer_waits_for_a_producer_that_is_down_and_catches_up() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert_eq!(
+        count(&cdb, "SELECT COUNT(*) AS n FROM event_dead_letter").await,
+        1
+    );
+    assert_eq!(
+        count(
+            &cdb,
+            "SELECT position AS n FROM event_cursor WHERE source = 'producer'"
+        )
+        .await,
+        log.head().await.unwrap()
+    );
     shutdown.cancel();
     consumer.await.unwrap();
     server.await.unwrap().unwrap();

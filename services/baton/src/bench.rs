@@ -277,3 +277,181 @@ pub async fn import_leads(rows: usize, rounds: usize) -> anyhow::Result<(Option<
     };
     Ok((median(copy_rates), median(import_rates).unwrap_or_default()))
 }
+
+/// Capture → MQL, end to end: captures sent open-loop at `rate` per second for `duration`, each
+/// lead made an MQL by qualification's scoring (an activated model whose attribute rule matches
+/// every bench lead); latency is from sending CaptureLead to the `StageChanged` (→ MQL) event
+/// arriving on a subscription to qualification's event log.
+pub struct MqlLatency {
+    pub sent: u64,
+    pub captured: u64,
+    pub send_elapsed: Duration,
+    pub mqls: u64,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub max: Duration,
+    pub postgres: bool,
+}
+
+pub async fn capture_to_mql(rate: u64, duration: Duration) -> anyhow::Result<MqlLatency> {
+    use std::collections::HashMap;
+
+    use baton_proto::{
+        events::v1::{SubscribeRequest, event_log_client::EventLogClient},
+        qualification::v1::{
+            ActivateScoringModelRequest, AttributeTrigger, CreateScoringModelRequest,
+            FieldCondition, ScoringModelDefinition, ScoringRule, Stage, StageChanged,
+            field_condition::Comparison, qualification_service_client::QualificationServiceClient,
+            scoring_rule::Trigger,
+        },
+    };
+    use tokio::sync::Mutex;
+
+    let capture_db = TestDatabase::new("bench_mql_capture").await;
+    let qualification_db = TestDatabase::new("bench_mql_qualification").await;
+    let mut settings = settings_with(&[
+        (ServiceName::Capture, &capture_db),
+        (ServiceName::Qualification, &qualification_db),
+    ]);
+    settings.server.concurrency_limit = settings.server.concurrency_limit.max(4096);
+    let capture_listener = bind_ephemeral(&mut settings, ServiceName::Capture).await;
+    let qualification_listener = bind_ephemeral(&mut settings, ServiceName::Qualification).await;
+    let settings = Arc::new(settings);
+    let capture = spawn(
+        ServiceName::Capture,
+        &settings,
+        capture_listener,
+        baton_capture::run,
+    );
+    let qualification = spawn(
+        ServiceName::Qualification,
+        &settings,
+        qualification_listener,
+        baton_qualification::run,
+    );
+    let capture_channel = channel(&capture.endpoint).await;
+    let qualification_channel = channel(&qualification.endpoint).await;
+
+    let mut q = QualificationServiceClient::new(qualification_channel.clone());
+    let model = q
+        .create_scoring_model(CreateScoringModelRequest {
+            definition: Some(ScoringModelDefinition {
+                mql_threshold: 10,
+                rules: vec![ScoringRule {
+                    key: "bench_lead".into(),
+                    points: 10,
+                    trigger: Some(Trigger::Attribute(AttributeTrigger {
+                        conditions: vec![FieldCondition {
+                            field: "source.channel".into(),
+                            comparison: Some(Comparison::Equals("bench".into())),
+                            ..Default::default()
+                        }],
+                    })),
+                    ..Default::default()
+                }],
+            }),
+            created_by: "baton bench".into(),
+        })
+        .await
+        .context("CreateScoringModel")?
+        .into_inner();
+    q.activate_scoring_model(ActivateScoringModelRequest {
+        model_id: model.model_id,
+        activated_by: "baton bench".into(),
+    })
+    .await
+    .context("ActivateScoringModel")?;
+
+    let arrived: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let mut events = EventLogClient::new(qualification_channel)
+        .subscribe(SubscribeRequest {
+            after_position: 0,
+            max_batch: 0,
+        })
+        .await
+        .context("subscribe to qualification")?
+        .into_inner();
+    let watcher = {
+        let arrived = arrived.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(event)) = events.message().await {
+                let Some(payload) = event.payload.as_ref() else {
+                    continue;
+                };
+                if let Some(Ok(changed)) = baton_proto::any::unpack::<StageChanged>(payload)
+                    && changed.to_stage == Stage::Mql as i32
+                {
+                    arrived.lock().await.insert(changed.lead_id, Instant::now());
+                }
+            }
+        })
+    };
+
+    let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let run_id = uuid::Uuid::now_v7().simple().to_string();
+    let client = CaptureServiceClient::new(capture_channel);
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let total = rate * duration.as_secs();
+    let started = Instant::now();
+    let mut calls = Vec::with_capacity(total as usize);
+    for n in 0..total {
+        ticker.tick().await;
+        let mut c = client.clone();
+        let sent_at = sent_at.clone();
+        let mut req = capture_request(n);
+        req.request_id = format!("{run_id}-{n}");
+        req.email = format!("mql{n}.{run_id}@example.com");
+        calls.push(tokio::spawn(async move {
+            let t = Instant::now();
+            if let Ok(r) = c.capture_lead(req).await
+                && let Some(lead) = r.into_inner().lead
+            {
+                sent_at.lock().await.insert(lead.lead_id, t);
+            }
+        }));
+    }
+    let send_elapsed = started.elapsed();
+    for c in calls {
+        let _ = c.await;
+    }
+    let captured = sent_at.lock().await.len() as u64;
+    let wait_until = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < wait_until {
+        let sent = sent_at.lock().await;
+        let arrived = arrived.lock().await;
+        if sent.keys().all(|k| arrived.contains_key(k)) {
+            break;
+        }
+        drop((sent, arrived));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    watcher.abort();
+    let sent = sent_at.lock().await;
+    let arrived = arrived.lock().await;
+    let mut latencies: Vec<Duration> = sent
+        .iter()
+        .filter_map(|(lead, t)| arrived.get(lead).map(|a| a.saturating_duration_since(*t)))
+        .collect();
+    latencies.sort();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    let result = MqlLatency {
+        sent: total,
+        captured,
+        send_elapsed,
+        mqls: latencies.len() as u64,
+        p50: pct(0.50),
+        p99: pct(0.99),
+        max: latencies.last().copied().unwrap_or_default(),
+        postgres: capture_db.is_postgres(),
+    };
+    drop((sent, arrived));
+    capture.stop().await;
+    qualification.stop().await;
+    Ok(result)
+}

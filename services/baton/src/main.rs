@@ -25,6 +25,7 @@ struct Cli {
 enum BenchTarget {
     Capture,
     Import,
+    Mql,
 }
 
 #[derive(Subcommand)]
@@ -42,8 +43,8 @@ enum Command {
     /// Uses a scratch SQLite database, or a scratch PostgreSQL database on the server named by
     /// BATON_TEST_DATABASE_URL.
     Bench {
-        /// What to measure: `capture` (CaptureLead vs the echo ceiling) or `import` (ImportLeads
-        /// vs PostgreSQL COPY of the same rows).
+        /// What to measure: `capture` (CaptureLead vs the echo ceiling), `import` (ImportLeads
+        /// vs PostgreSQL COPY of the same rows) or `mql` (capture → MQL latency at `--rate`).
         #[arg(default_value = "capture")]
         what: BenchTarget,
         /// Rows per import round.
@@ -58,6 +59,9 @@ enum Command {
         /// Rounds; the median round is reported.
         #[arg(long, default_value_t = 3)]
         rounds: usize,
+        /// Captures per second, for `mql`.
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
     },
     /// Drive a small lead flow through a running suite and print the funnel.
     Demo {
@@ -124,6 +128,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(copy) = copy {
                 println!("ImportLeads / COPY: {:.1} %", 100.0 * import / copy);
             }
+        }
+        Command::Bench {
+            what: BenchTarget::Mql,
+            rate,
+            seconds,
+            ..
+        } => {
+            let m = bench::capture_to_mql(rate, Duration::from_secs(seconds)).await?;
+            let db = if m.postgres { "PostgreSQL" } else { "SQLite" };
+            println!("baton bench mql: {rate} captures/s open-loop for {seconds} s, {db}");
+            println!(
+                "sent {} in {:.2} s ({:.0}/s), captured {}, MQL events seen {}",
+                m.sent,
+                m.send_elapsed.as_secs_f64(),
+                m.sent as f64 / m.send_elapsed.as_secs_f64(),
+                m.captured,
+                m.mqls
+            );
+            println!(
+                "capture -> MQL visible: p50 {:.1} ms   p99 {:.1} ms   max {:.1} ms",
+                m.p50.as_secs_f64() * 1e3,
+                m.p99.as_secs_f64() * 1e3,
+                m.max.as_secs_f64() * 1e3
+            );
         }
         Command::Bench {
             concurrency,

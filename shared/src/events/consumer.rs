@@ -23,6 +23,9 @@ use crate::{
     time,
 };
 
+/// Most events applied in one transaction.
+const MAX_BATCH: usize = 256;
+
 /// Why an event could not be applied.
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumeError {
@@ -147,8 +150,26 @@ impl<H: EventHandler> Consumer<H> {
             };
             match next {
                 Ok(Some(event)) => {
-                    self.apply(&event).await.map_err(|e| e.to_string())?;
+                    // Whatever else has already arrived is applied with it, in one transaction.
+                    let mut batch = vec![event];
+                    let mut after = None;
+                    while batch.len() < MAX_BATCH {
+                        match tokio::time::timeout(Duration::ZERO, stream.message()).await {
+                            Ok(Ok(Some(more))) => batch.push(more),
+                            Ok(other) => {
+                                after = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.apply_batch(&batch).await.map_err(|e| e.to_string())?;
                     applied_any = true;
+                    match after {
+                        Some(Ok(None)) => return Ok(applied_any),
+                        Some(Err(status)) => return Err(status.to_string()),
+                        _ => {}
+                    }
                 }
                 Ok(None) => return Ok(applied_any),
                 Err(status) => return Err(status.to_string()),
@@ -177,11 +198,7 @@ impl<H: EventHandler> Consumer<H> {
     /// an earlier delivery) already moved it past this event, nothing is applied. On PostgreSQL the
     /// update also locks the cursor row, so concurrent replicas apply each event once.
     async fn apply(&self, event: &Event) -> Result<(), DbErr> {
-        let span = info_span!("consume", source = %self.source, position = event.position, event_type = %type_of(event));
-        let mut carrier = HashMap::new();
-        carrier.insert("traceparent".to_owned(), event.traceparent.clone());
-        carrier.insert("tracestate".to_owned(), event.tracestate.clone());
-        let _ = span.set_parent(TraceContextPropagator::new().extract(&carrier));
+        let span = self.span_of(event);
         async {
             let txn = self.db.begin().await?;
             if !self.advance_cursor(&txn, event.position).await? {
@@ -209,6 +226,72 @@ impl<H: EventHandler> Consumer<H> {
         }
         .instrument(span)
         .await
+    }
+
+    /// Applies events that arrived together in one transaction (one commit instead of one per
+    /// event). The cursor row is read (and on PostgreSQL locked) first; events at or before it were
+    /// applied already, by this replica or another, and are skipped. If any event fails, the whole
+    /// transaction is rolled back and the events are applied one by one, so one bad event is
+    /// dead-lettered alone.
+    async fn apply_batch(&self, batch: &[Event]) -> Result<(), DbErr> {
+        if batch.len() == 1 {
+            return self.apply(&batch[0]).await;
+        }
+        let span = info_span!("consume_batch", source = %self.source, events = batch.len());
+        let applied: Result<bool, DbErr> = async {
+            let txn = self.db.begin().await?;
+            let mut query = event_cursor::Entity::find_by_id(self.source.clone());
+            if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+                query = sea_orm::QuerySelect::lock(query, sea_orm::sea_query::LockType::Update);
+            }
+            let cursor = query.one(&txn).await?.map_or(0, |c| c.position);
+            let fresh: Vec<&Event> = batch.iter().filter(|e| e.position > cursor).collect();
+            let Some(last) = fresh.last().map(|e| e.position) else {
+                txn.rollback().await?;
+                return Ok(true);
+            };
+            for event in fresh {
+                let event_span = self.span_of(event);
+                if self
+                    .handler
+                    .handle(&txn, event)
+                    .instrument(event_span)
+                    .await
+                    .is_err()
+                {
+                    txn.rollback().await?;
+                    return Ok(false);
+                }
+            }
+            if !self.advance_cursor(&txn, last).await? {
+                txn.rollback().await?;
+                return Ok(false);
+            }
+            txn.commit().await?;
+            Ok(true)
+        }
+        .instrument(span)
+        .await;
+        if applied? {
+            if let Some(log) = &self.own_log {
+                log.notify_committed();
+            }
+            return Ok(());
+        }
+        for event in batch {
+            self.apply(event).await?;
+        }
+        Ok(())
+    }
+
+    /// A span for applying `event`, child of the trace that produced it.
+    fn span_of(&self, event: &Event) -> tracing::Span {
+        let span = info_span!("consume", source = %self.source, position = event.position, event_type = %type_of(event));
+        let mut carrier = HashMap::new();
+        carrier.insert("traceparent".to_owned(), event.traceparent.clone());
+        carrier.insert("tracestate".to_owned(), event.tracestate.clone());
+        let _ = span.set_parent(TraceContextPropagator::new().extract(&carrier));
+        span
     }
 
     async fn advance_cursor(

@@ -2,6 +2,7 @@
 
 pub mod entities;
 pub mod models;
+mod parsed;
 pub mod ranking;
 
 use baton_proto::{

@@ -41,8 +41,16 @@ pub fn definition_of(row: &scoring_model::Model) -> Result<ModelDefinition, Vec<
     ModelDefinition::from_json(&row.definition).map_err(|e| vec![format!("definition: {e}")])
 }
 
+static COMPILED: super::parsed::Parsed<(String, i32, String), ScoringModel> =
+    super::parsed::Parsed::new();
+
 pub fn compile_row(row: &scoring_model::Model) -> Result<ScoringModel, Vec<String>> {
-    scoring::compile(row.model_id.clone(), row.version, &definition_of(row)?)
+    let key = (row.model_id.clone(), row.version, row.definition.clone());
+    COMPILED
+        .get_or_parse(&key, || {
+            scoring::compile(row.model_id.clone(), row.version, &definition_of(row)?)
+        })
+        .map(|m| (*m).clone())
 }
 
 /// Stores the default model (DOMAIN.md §3) as the tenant's active version 1.

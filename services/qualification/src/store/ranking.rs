@@ -192,6 +192,8 @@ pub async fn merge<C: ConnectionTrait>(
     Ok(())
 }
 
+static PARSED: super::parsed::Parsed<String, RankRules> = super::parsed::Parsed::new();
+
 /// The tenant's rank rules, seeding the defaults (DOMAIN.md §2) on first use.
 async fn rules<C: ConnectionTrait>(txn: &C, tenant: &TenantId) -> Result<RankRules, DbErr> {
     Ok(ruleset(txn, tenant).await?.1)
@@ -223,8 +225,10 @@ pub async fn ruleset<C: ConnectionTrait>(
                 .ok_or_else(|| DbErr::RecordNotFound("rank rules just seeded".into()))?
         }
     };
-    let rules = ranks::parse_rules(&row.definition)
+    let rules = PARSED
+        .get_or_parse(&row.definition, || ranks::parse_rules(&row.definition))
         .map_err(|p| DbErr::Custom(format!("rank rules: {}", p.join("; "))))?;
+    let rules = (*rules).clone();
     Ok((row, rules))
 }
 
