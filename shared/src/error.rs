@@ -58,6 +58,15 @@ pub enum ApiError {
     /// Several rules failed at once (e.g. a rule set with many problems): each (rule, description).
     #[error("failed preconditions: {}", .0.iter().map(|(r, d)| format!("{r}: {d}")).collect::<Vec<_>>().join("; "))]
     FailedPreconditions(Vec<(String, String)>),
+    /// Items of one kind that failed a check (e.g. a handoff gate): each (subject, description),
+    /// reported as PreconditionFailure violations of type `kind`.
+    #[error("{kind}: {}", .items.iter().map(|(s, d)| format!("{s}: {d}")).collect::<Vec<_>>().join("; "))]
+    FailedItems {
+        kind: &'static str,
+        items: Vec<(String, String)>,
+    },
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
     #[error("no tenant on the request")]
     Unauthenticated,
     #[error("database: {0}")]
@@ -124,6 +133,22 @@ impl From<ApiError> for Status {
                 }
                 Status::with_error_details(Code::FailedPrecondition, message, details)
             }
+            ApiError::FailedItems { kind, items } => {
+                let message = format!(
+                    "{kind}: {}",
+                    items
+                        .iter()
+                        .map(|(s, d)| format!("{s}: {d}"))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                );
+                let mut details = ErrorDetails::new();
+                for (subject, description) in items {
+                    details.add_precondition_failure_violation(kind, subject, description);
+                }
+                Status::with_error_details(Code::FailedPrecondition, message, details)
+            }
+            ApiError::PermissionDenied(m) => Status::permission_denied(m),
             ApiError::Unauthenticated => {
                 Status::unauthenticated("request carries no tenant identity")
             }

@@ -54,6 +54,12 @@ impl<'a> ServeOptions<'a> {
         }
     }
 
+    /// A second gRPC service served beside the API (health and reflection report it too).
+    pub fn also_serves(mut self, api: &'static str) -> Self {
+        self.health_names.insert(1, api);
+        self
+    }
+
     /// Exempts `method` of gRPC service `service` from the request timeout.
     pub fn long_running(mut self, service: &str, method: &str) -> Self {
         self.long_running.push(format!("/{service}/{method}"));

@@ -1,29 +1,55 @@
 //! What distribution does with qualification's events: assign each lead that becomes an MQL, or an
 //! SQL without having been an MQL (BANT confirmed early), once.
 
-use baton_proto::qualification::v1::{Stage, StageChanged};
+use baton_proto::{
+    qualification::v1::{RankChanged, Stage, StageChanged},
+    reporting::v1::ContractActivated,
+};
 use baton_shared::{
     TenantId,
     events::{ConsumeError, Event, EventHandler, consumer::decode},
 };
 use sea_orm::DatabaseTransaction;
 
-use crate::store;
+use crate::store::{self, handoffs};
 
 /// Handler for qualification's event log.
 pub struct QualificationEvents;
 
 impl EventHandler for QualificationEvents {
     async fn handle(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), ConsumeError> {
-        if let Some(changed) = decode::<StageChanged>(event)?
-            && (changed.to_stage == Stage::Mql as i32 || changed.to_stage == Stage::Sql as i32)
-        {
-            store::assign_mql(
+        let tenant = TenantId::new(event.tenant_id.clone());
+        if let Some(changed) = decode::<StageChanged>(event)? {
+            handoffs::record_signal(
                 txn,
-                &TenantId::new(event.tenant_id.clone()),
+                &tenant,
                 &changed.lead_id,
+                Some((changed.score, changed.to_stage)),
+                None,
             )
             .await?;
+            if changed.to_stage == Stage::Mql as i32 || changed.to_stage == Stage::Sql as i32 {
+                store::assign_mql(txn, &tenant, &changed.lead_id).await?;
+            }
+        } else if let Some(ranked) = decode::<RankChanged>(event)? {
+            handoffs::record_signal(txn, &tenant, &ranked.lead_id, None, Some(ranked.to_rank))
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Handler for reporting's event log: keeps the replica of each team pair's active contract, so
+/// handoffs are judged even while reporting is down.
+pub struct ReportingEvents;
+
+impl EventHandler for ReportingEvents {
+    async fn handle(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), ConsumeError> {
+        if let Some(activated) = decode::<ContractActivated>(event)?
+            && let Some(contract) = &activated.contract
+        {
+            handoffs::apply_contract(txn, &TenantId::new(event.tenant_id.clone()), contract)
+                .await?;
         }
         Ok(())
     }

@@ -38,6 +38,14 @@ pub async fn run(
             &log,
         )
         .spawn(shutdown.clone()),
+        Consumer::of(
+            ServiceName::Reporting,
+            &settings,
+            db.clone(),
+            consume::ReportingEvents,
+            &log,
+        )
+        .spawn(shutdown.clone()),
     ];
     let api = api::Api::new(store::Store::new(db, log.clone()));
     let routes = Routes::new(DistributionServiceServer::new(api))

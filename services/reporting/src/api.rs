@@ -1,13 +1,40 @@
 //! reporting's gRPC edge: validate, call the store, map errors. No SQL here.
 
 use baton_proto::reporting::v1::{
-    Funnel, GetFunnelRequest, reporting_service_server::ReportingService,
+    ApproveContractRequest, Contract, ContractProblem, CreateContractRequest, Funnel,
+    GetContractRequest, GetFunnelRequest, ListContractsRequest, ListContractsResponse,
+    UpdateContractRequest, ValidateContractRequest, ValidateContractResponse,
+    contract_service_server::ContractService, reporting_service_server::ReportingService,
 };
 use baton_shared::{ApiError, TenantId, Violations, time};
 use tonic::{Request, Response, Status};
 
-use crate::{domain::funnel::conversion_rate, store::Store};
+use crate::{
+    domain::funnel::conversion_rate,
+    store::{Store, contracts},
+};
 
+const MAX_ID_LEN: usize = 128;
+const MAX_ACTOR_LEN: usize = 200;
+
+fn required(field: &str, raw: &str, max: usize, violations: &mut Violations) -> String {
+    let v = raw.trim();
+    if v.is_empty() {
+        violations.add(field, "is required");
+    } else if v.len() > max {
+        violations.add(field, format!("must be at most {max} bytes"));
+    }
+    v.to_owned()
+}
+
+fn contract_id_of(raw: &str) -> Result<String, ApiError> {
+    let mut violations = Violations::new();
+    let id = required("contract_id", raw, MAX_ID_LEN, &mut violations);
+    violations.into_result()?;
+    Ok(id)
+}
+
+#[derive(Clone)]
 pub struct Api {
     store: Store,
 }
@@ -69,5 +96,121 @@ fn required_time(
             violations.add(field, "not a valid timestamp");
             None
         }),
+    }
+}
+
+#[tonic::async_trait]
+impl ContractService for Api {
+    async fn create_contract(
+        &self,
+        request: Request<CreateContractRequest>,
+    ) -> Result<Response<Contract>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let req = request.into_inner();
+        let mut violations = Violations::new();
+        let request_id = required("request_id", &req.request_id, MAX_ID_LEN, &mut violations);
+        let created_by = required(
+            "created_by",
+            &req.created_by,
+            MAX_ACTOR_LEN,
+            &mut violations,
+        );
+        match &req.terms {
+            None => violations.add("terms", "is required"),
+            Some(t) => {
+                required("terms.is_team", &t.is_team, MAX_ID_LEN, &mut violations);
+                required("terms.fs_team", &t.fs_team, MAX_ID_LEN, &mut violations);
+            }
+        }
+        violations.into_result()?;
+        let terms = req.terms.unwrap_or_default();
+        let row = self
+            .store
+            .create_contract(&tenant, &request_id, &terms, &created_by)
+            .await?;
+        Ok(Response::new(contracts::to_proto(&row)))
+    }
+
+    async fn update_contract(
+        &self,
+        request: Request<UpdateContractRequest>,
+    ) -> Result<Response<Contract>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let req = request.into_inner();
+        let contract_id = contract_id_of(&req.contract_id)?;
+        let Some(terms) = req.terms else {
+            return Err(ApiError::invalid("terms", "is required").into());
+        };
+        let row = self
+            .store
+            .update_contract(&tenant, &contract_id, &terms)
+            .await?;
+        Ok(Response::new(contracts::to_proto(&row)))
+    }
+
+    async fn validate_contract(
+        &self,
+        request: Request<ValidateContractRequest>,
+    ) -> Result<Response<ValidateContractResponse>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let contract_id = contract_id_of(&request.get_ref().contract_id)?;
+        let problems = self.store.validate_contract(&tenant, &contract_id).await?;
+        Ok(Response::new(ValidateContractResponse {
+            valid: problems.is_empty(),
+            problems: problems
+                .into_iter()
+                .map(|p| ContractProblem {
+                    field: p.field,
+                    description: p.description,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn approve_contract(
+        &self,
+        request: Request<ApproveContractRequest>,
+    ) -> Result<Response<Contract>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let req = request.into_inner();
+        let contract_id = contract_id_of(&req.contract_id)?;
+        let mut violations = Violations::new();
+        let approver = required("approver", &req.approver, MAX_ACTOR_LEN, &mut violations);
+        violations.into_result()?;
+        let row = self
+            .store
+            .approve_contract(&tenant, &contract_id, &approver)
+            .await?;
+        Ok(Response::new(contracts::to_proto(&row)))
+    }
+
+    async fn get_contract(
+        &self,
+        request: Request<GetContractRequest>,
+    ) -> Result<Response<Contract>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let contract_id = contract_id_of(&request.get_ref().contract_id)?;
+        let row = self.store.get_contract(&tenant, &contract_id).await?;
+        Ok(Response::new(contracts::to_proto(&row)))
+    }
+
+    async fn list_contracts(
+        &self,
+        request: Request<ListContractsRequest>,
+    ) -> Result<Response<ListContractsResponse>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let req = request.into_inner();
+        let mut violations = Violations::new();
+        let is_team = required("is_team", &req.is_team, MAX_ID_LEN, &mut violations);
+        let fs_team = required("fs_team", &req.fs_team, MAX_ID_LEN, &mut violations);
+        violations.into_result()?;
+        let rows = self
+            .store
+            .list_contracts(&tenant, &is_team, &fs_team)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(ListContractsResponse {
+            contracts: rows.iter().map(contracts::to_proto).collect(),
+        }))
     }
 }

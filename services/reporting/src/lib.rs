@@ -9,7 +9,10 @@ pub mod store;
 
 use std::sync::Arc;
 
-use baton_proto::reporting::v1::reporting_service_server::ReportingServiceServer;
+use baton_proto::reporting::v1::{
+    contract_service_server::ContractServiceServer,
+    reporting_service_server::ReportingServiceServer,
+};
 use baton_shared::{
     BootError, ServiceName, Settings, db,
     events::{Consumer, EventLog},
@@ -44,10 +47,13 @@ pub async fn run(
                 .spawn(shutdown.clone())
         })
         .collect();
-    let api = api::Api::new(store::Store::new(db));
-    let routes = Routes::new(ReportingServiceServer::new(api))
+    let api = api::Api::new(store::Store::new(db, log.clone()));
+    let routes = Routes::new(ReportingServiceServer::new(api.clone()))
+        .add_service(ContractServiceServer::new(api))
         .add_service(log.grpc_service(shutdown.clone()));
     let api_name = <ReportingServiceServer<api::Api> as NamedService>::NAME;
-    let options = ServeOptions::for_service(ServiceName::Reporting, api_name, &settings);
+    let contracts_name = <ContractServiceServer<api::Api> as NamedService>::NAME;
+    let options = ServeOptions::for_service(ServiceName::Reporting, api_name, &settings)
+        .also_serves(contracts_name);
     server::serve_with_background(listener, routes, options, shutdown, background).await
 }

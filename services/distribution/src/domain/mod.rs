@@ -1,4 +1,5 @@
 //! Distribution's rules: who gets the next lead, and what a valid rep is. Pure; no I/O.
 
+pub mod handoffs;
 pub mod reps;
 pub mod round_robin;

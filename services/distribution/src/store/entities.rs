@@ -66,3 +66,142 @@ pub mod rotation {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod contract_replica {
+    use sea_orm::entity::prelude::*;
+
+    /// The active contract of a team pair, as reporting last announced it.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "contract_replica")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub is_team: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub fs_team: String,
+        pub contract_id: String,
+        pub version: i32,
+        /// Protobuf-encoded `baton.reporting.v1.ContractTerms`.
+        pub terms: Vec<u8>,
+        pub activated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod lead_signal {
+    use sea_orm::entity::prelude::*;
+
+    /// A lead's score, stage and rank as last heard from qualification.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "lead_signal")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub lead_id: String,
+        pub score: Option<i64>,
+        pub stage: Option<i32>,
+        pub rank: Option<i32>,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod handoff {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "handoff")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub seq: i64,
+        pub handoff_id: String,
+        pub tenant_id: String,
+        pub request_id: String,
+        pub lead_id: String,
+        pub is_team: String,
+        pub fs_team: String,
+        pub fs_rep_id: String,
+        pub meeting_at: Option<DateTimeUtc>,
+        pub bant_budget: bool,
+        pub bant_authority: bool,
+        pub bant_need: bool,
+        pub bant_timeframe: bool,
+        pub notes: String,
+        pub handed_off_by: String,
+        /// `HandoffState` value.
+        pub state: i32,
+        pub contract_id: String,
+        pub contract_version: i32,
+        pub decision_due_at: DateTimeUtc,
+        pub rejection_reason: String,
+        pub rejected_lead_route: String,
+        pub amount_currency: Option<String>,
+        pub amount_minor: Option<i64>,
+        pub closed_at: Option<DateTimeUtc>,
+        pub lost_reason: String,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod handoff_step {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "handoff_step")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub seq: i64,
+        pub tenant_id: String,
+        pub handoff_id: String,
+        pub action: String,
+        pub actor: String,
+        pub note: String,
+        pub at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod handoff_refusal {
+    use sea_orm::entity::prelude::*;
+
+    /// How many handoffs the gate refused, per team pair and contract version.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "handoff_refusal")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub is_team: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub fs_team: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub contract_version: i32,
+        pub refusals: i64,
+        pub last_refused_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

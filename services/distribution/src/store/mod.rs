@@ -1,6 +1,7 @@
 //! distribution's persistence: reps, assignments, the round-robin position, with their events.
 
 pub mod entities;
+pub mod handoffs;
 
 use baton_proto::distribution::v1::{self as pb, AssignmentState, LeadAssigned, RepCreated};
 use baton_shared::{

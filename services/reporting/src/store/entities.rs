@@ -20,3 +20,38 @@ pub mod funnel_fact {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod contract {
+    use sea_orm::entity::prelude::*;
+
+    /// One version of a team pair's shared-KPI contract.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "contract")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub seq: i64,
+        pub contract_id: String,
+        pub tenant_id: String,
+        pub request_id: String,
+        pub is_team: String,
+        pub fs_team: String,
+        pub version: i32,
+        /// `ContractStatus` value.
+        pub status: i32,
+        /// Protobuf-encoded `baton.reporting.v1.ContractTerms`.
+        pub terms: Vec<u8>,
+        pub is_approved_by: String,
+        pub is_approved_at: Option<DateTimeUtc>,
+        pub fs_approved_by: String,
+        pub fs_approved_at: Option<DateTimeUtc>,
+        pub created_by: String,
+        pub created_at: DateTimeUtc,
+        pub activated_at: Option<DateTimeUtc>,
+        pub superseded_at: Option<DateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -1,8 +1,9 @@
 //! reporting's persistence: funnel facts and the counts read from them.
 
+pub mod contracts;
 pub mod entities;
 
-use baton_shared::{ApiError, TenantId};
+use baton_shared::{ApiError, TenantId, events::EventLog};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
@@ -16,11 +17,12 @@ use entities::funnel_fact;
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    log: EventLog,
 }
 
 impl Store {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Store { db }
+    pub fn new(db: DatabaseConnection, log: EventLog) -> Self {
+        Store { db, log }
     }
 
     /// Counts each step's facts with `from <= occurred_at < to`.

@@ -1,0 +1,531 @@
+//! Handoffs and what judges them: the replica of each team pair's active contract and of each
+//! lead's score and rank, the gate's refusal counts, and every step with its event.
+
+use baton_proto::{
+    capture::v1::Money,
+    distribution::v1::{Handoff, HandoffBant, HandoffChanged, HandoffState, HandoffStep},
+    qualification::v1::Rank,
+    reporting::v1::{Contract, ContractTerms, RejectedLeadRoute},
+};
+use baton_shared::{
+    ApiError, TenantId,
+    contract::{self, HandoffFacts},
+    events::EventLog,
+    time,
+};
+use chrono::{DateTime, Duration, Utc};
+use prost::Message;
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+    prelude::*,
+    sea_query::OnConflict,
+};
+
+use super::{
+    Store,
+    entities::{contract_replica, handoff, handoff_refusal, handoff_step, lead_signal},
+};
+use crate::domain::handoffs::{self, Step};
+
+/// A handoff as IS submits it (validated at the edge).
+#[derive(Debug, Clone)]
+pub struct NewHandoff {
+    pub request_id: String,
+    pub lead_id: String,
+    pub is_team: String,
+    pub fs_team: String,
+    pub fs_rep_id: String,
+    pub meeting_at: Option<DateTime<Utc>>,
+    /// budget, authority, need, timeframe.
+    pub bant: [bool; 4],
+    pub notes: String,
+    pub handed_off_by: String,
+}
+
+/// What a step brings besides who and why.
+#[derive(Debug, Clone, Default)]
+pub struct StepDetails {
+    pub reason_code: String,
+    pub amount: Option<(String, i64)>,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+/// Kind of every gate violation in the FAILED_PRECONDITION answer.
+pub const GATE: &str = "handoff_gate";
+
+/// Keeps the newest activated version of a team pair's contract.
+pub async fn apply_contract<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    activated: &Contract,
+) -> Result<(), DbErr> {
+    let Some(terms) = &activated.terms else {
+        return Ok(());
+    };
+    let (is_team, fs_team) = (terms.is_team.trim(), terms.fs_team.trim());
+    let current =
+        contract_replica::Entity::find_by_id((tenant.to_string(), is_team.into(), fs_team.into()))
+            .one(txn)
+            .await?;
+    if current.is_some_and(|c| c.version >= activated.version) {
+        return Ok(());
+    }
+    contract_replica::Entity::insert(contract_replica::ActiveModel {
+        tenant_id: Set(tenant.to_string()),
+        is_team: Set(is_team.to_owned()),
+        fs_team: Set(fs_team.to_owned()),
+        contract_id: Set(activated.contract_id.clone()),
+        version: Set(activated.version),
+        terms: Set(terms.encode_to_vec()),
+        activated_at: Set(activated
+            .activated_at
+            .as_ref()
+            .and_then(time::from_proto)
+            .unwrap_or_else(time::now)),
+    })
+    .on_conflict(
+        OnConflict::columns([
+            contract_replica::Column::TenantId,
+            contract_replica::Column::IsTeam,
+            contract_replica::Column::FsTeam,
+        ])
+        .update_columns([
+            contract_replica::Column::ContractId,
+            contract_replica::Column::Version,
+            contract_replica::Column::Terms,
+            contract_replica::Column::ActivatedAt,
+        ])
+        .to_owned(),
+    )
+    .exec(txn)
+    .await?;
+    Ok(())
+}
+
+/// Remembers what qualification last said of a lead (None leaves a value as it was).
+pub async fn record_signal<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+    score_and_stage: Option<(i64, i32)>,
+    rank: Option<i32>,
+) -> Result<(), DbErr> {
+    let mut update = vec![lead_signal::Column::UpdatedAt];
+    if score_and_stage.is_some() {
+        update.extend([lead_signal::Column::Score, lead_signal::Column::Stage]);
+    }
+    if rank.is_some() {
+        update.push(lead_signal::Column::Rank);
+    }
+    lead_signal::Entity::insert(lead_signal::ActiveModel {
+        tenant_id: Set(tenant.to_string()),
+        lead_id: Set(lead_id.to_owned()),
+        score: Set(score_and_stage.map(|(s, _)| s)),
+        stage: Set(score_and_stage.map(|(_, s)| s)),
+        rank: Set(rank),
+        updated_at: Set(time::now()),
+    })
+    .on_conflict(
+        OnConflict::columns([lead_signal::Column::TenantId, lead_signal::Column::LeadId])
+            .update_columns(update)
+            .to_owned(),
+    )
+    .exec(txn)
+    .await?;
+    Ok(())
+}
+
+fn terms_of(replica: &contract_replica::Model) -> ContractTerms {
+    ContractTerms::decode(replica.terms.as_slice()).unwrap_or_default()
+}
+
+async fn replica_of<C: ConnectionTrait>(
+    db: &C,
+    tenant: &TenantId,
+    is_team: &str,
+    fs_team: &str,
+) -> Result<Option<contract_replica::Model>, DbErr> {
+    contract_replica::Entity::find_by_id((tenant.to_string(), is_team.into(), fs_team.into()))
+        .one(db)
+        .await
+}
+
+async fn steps_of<C: ConnectionTrait>(
+    db: &C,
+    handoff_id: &str,
+) -> Result<Vec<handoff_step::Model>, DbErr> {
+    handoff_step::Entity::find()
+        .filter(handoff_step::Column::HandoffId.eq(handoff_id))
+        .order_by_asc(handoff_step::Column::Seq)
+        .all(db)
+        .await
+}
+
+pub fn to_proto(h: &handoff::Model, steps: &[handoff_step::Model]) -> Handoff {
+    Handoff {
+        handoff_id: h.handoff_id.clone(),
+        lead_id: h.lead_id.clone(),
+        is_team: h.is_team.clone(),
+        fs_team: h.fs_team.clone(),
+        fs_rep_id: h.fs_rep_id.clone(),
+        meeting_at: h.meeting_at.map(time::to_proto),
+        bant: Some(HandoffBant {
+            budget: h.bant_budget,
+            authority: h.bant_authority,
+            need: h.bant_need,
+            timeframe: h.bant_timeframe,
+        }),
+        notes: h.notes.clone(),
+        handed_off_by: h.handed_off_by.clone(),
+        state: h.state,
+        contract_id: h.contract_id.clone(),
+        contract_version: h.contract_version,
+        decision_due_at: Some(time::to_proto(h.decision_due_at)),
+        rejection_reason: h.rejection_reason.clone(),
+        rejected_lead_route: h.rejected_lead_route.clone(),
+        amount: h.amount_currency.clone().zip(h.amount_minor).map(
+            |(currency_code, amount_minor)| Money {
+                currency_code,
+                amount_minor,
+            },
+        ),
+        closed_at: h.closed_at.map(time::to_proto),
+        lost_reason: h.lost_reason.clone(),
+        steps: steps.iter().map(step_to_proto).collect(),
+        created_at: Some(time::to_proto(h.created_at)),
+    }
+}
+
+fn step_to_proto(s: &handoff_step::Model) -> HandoffStep {
+    HandoffStep {
+        action: s.action.clone(),
+        actor: s.actor.clone(),
+        note: s.note.clone(),
+        at: Some(time::to_proto(s.at)),
+    }
+}
+
+/// Stores a step and announces it.
+async fn log_step<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    h: &handoff::Model,
+    action: &str,
+    actor: &str,
+    note: &str,
+) -> Result<(), DbErr> {
+    let step = handoff_step::ActiveModel {
+        seq: NotSet,
+        tenant_id: Set(tenant.to_string()),
+        handoff_id: Set(h.handoff_id.clone()),
+        action: Set(action.to_owned()),
+        actor: Set(actor.to_owned()),
+        note: Set(note.to_owned()),
+        at: Set(time::now()),
+    }
+    .insert(txn)
+    .await?;
+    let event = HandoffChanged {
+        handoff: Some(to_proto(h, &[])),
+        step: Some(step_to_proto(&step)),
+    };
+    EventLog::append(txn, tenant, &h.lead_id, &event).await
+}
+
+fn gate_facts(new: &NewHandoff, signal: Option<&lead_signal::Model>) -> HandoffFacts {
+    let [budget, authority, need, timeframe] = new.bant;
+    HandoffFacts {
+        has_meeting: new.meeting_at.is_some(),
+        has_notes: !new.notes.is_empty(),
+        has_fs_rep: !new.fs_rep_id.is_empty(),
+        bant_confirmed: [
+            (budget, "budget"),
+            (authority, "authority"),
+            (need, "need"),
+            (timeframe, "timeframe"),
+        ]
+        .into_iter()
+        .filter_map(|(yes, name)| yes.then_some(name))
+        .collect(),
+        score: signal.and_then(|s| s.score),
+        rank: signal
+            .and_then(|s| s.rank)
+            .and_then(|r| Rank::try_from(r).ok()),
+    }
+}
+
+fn route_name(route: i32) -> &'static str {
+    match RejectedLeadRoute::try_from(route) {
+        Ok(RejectedLeadRoute::Nurture) => "nurture",
+        _ => "inside_sales",
+    }
+}
+
+impl Store {
+    /// Judges a handoff against the pair's active contract; stores it if it passes the gate, or
+    /// only counts the refusal if it does not.
+    pub async fn create_handoff(
+        &self,
+        tenant: &TenantId,
+        new: &NewHandoff,
+    ) -> Result<Handoff, ApiError> {
+        let txn = self.db.begin().await?;
+        let seen = handoff::Entity::find()
+            .filter(handoff::Column::TenantId.eq(tenant.as_str()))
+            .filter(handoff::Column::RequestId.eq(new.request_id.as_str()))
+            .one(&txn)
+            .await?;
+        if let Some(seen) = seen {
+            if seen.lead_id != new.lead_id
+                || seen.is_team != new.is_team
+                || seen.fs_team != new.fs_team
+            {
+                return Err(ApiError::invalid(
+                    "request_id",
+                    "was already used for a different handoff",
+                ));
+            }
+            let steps = steps_of(&txn, &seen.handoff_id).await?;
+            return Ok(to_proto(&seen, &steps));
+        }
+        let Some(replica) = replica_of(&txn, tenant, &new.is_team, &new.fs_team).await? else {
+            return Err(ApiError::FailedPrecondition {
+                rule: "active_contract".into(),
+                description: format!(
+                    "teams {} and {} have no active contract; both owners must approve one first",
+                    new.is_team, new.fs_team
+                ),
+            });
+        };
+        let terms = terms_of(&replica);
+        let signal = lead_signal::Entity::find_by_id((tenant.to_string(), new.lead_id.clone()))
+            .one(&txn)
+            .await?;
+        let failures = contract::check_gate(
+            &terms.gate.clone().unwrap_or_default(),
+            &gate_facts(new, signal.as_ref()),
+        );
+        if !failures.is_empty() {
+            txn.rollback().await?;
+            self.count_refusal(tenant, &replica).await?;
+            return Err(ApiError::FailedItems {
+                kind: GATE,
+                items: failures
+                    .into_iter()
+                    .map(|f| (f.item, f.description))
+                    .collect(),
+            });
+        }
+        let open = handoff::Entity::find()
+            .filter(handoff::Column::TenantId.eq(tenant.as_str()))
+            .filter(handoff::Column::LeadId.eq(new.lead_id.as_str()))
+            .all(&txn)
+            .await?
+            .into_iter()
+            .find(|h| handoffs::is_open(HandoffState::try_from(h.state).unwrap_or_default()));
+        if let Some(open) = open {
+            return Err(ApiError::FailedPrecondition {
+                rule: "one_open_handoff".into(),
+                description: format!(
+                    "lead {} already has open handoff {}",
+                    new.lead_id, open.handoff_id
+                ),
+            });
+        }
+        let now = time::now();
+        let [budget, authority, need, timeframe] = new.bant;
+        let created = handoff::ActiveModel {
+            seq: NotSet,
+            handoff_id: Set(uuid::Uuid::now_v7().to_string()),
+            tenant_id: Set(tenant.to_string()),
+            request_id: Set(new.request_id.clone()),
+            lead_id: Set(new.lead_id.clone()),
+            is_team: Set(new.is_team.clone()),
+            fs_team: Set(new.fs_team.clone()),
+            fs_rep_id: Set(new.fs_rep_id.clone()),
+            meeting_at: Set(new.meeting_at),
+            bant_budget: Set(budget),
+            bant_authority: Set(authority),
+            bant_need: Set(need),
+            bant_timeframe: Set(timeframe),
+            notes: Set(new.notes.clone()),
+            handed_off_by: Set(new.handed_off_by.clone()),
+            state: Set(HandoffState::Pending as i32),
+            contract_id: Set(replica.contract_id.clone()),
+            contract_version: Set(replica.version),
+            decision_due_at: Set(now + Duration::hours(i64::from(terms.decision_sla_hours))),
+            rejection_reason: Set(String::new()),
+            rejected_lead_route: Set(String::new()),
+            amount_currency: Set(None),
+            amount_minor: Set(None),
+            closed_at: Set(None),
+            lost_reason: Set(String::new()),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&txn)
+        .await?;
+        log_step(
+            &txn,
+            tenant,
+            &created,
+            "created",
+            &new.handed_off_by,
+            &new.notes,
+        )
+        .await?;
+        let steps = steps_of(&txn, &created.handoff_id).await?;
+        txn.commit().await?;
+        self.log.notify_committed();
+        Ok(to_proto(&created, &steps))
+    }
+
+    async fn count_refusal(
+        &self,
+        tenant: &TenantId,
+        replica: &contract_replica::Model,
+    ) -> Result<(), DbErr> {
+        handoff_refusal::Entity::insert(handoff_refusal::ActiveModel {
+            tenant_id: Set(tenant.to_string()),
+            is_team: Set(replica.is_team.clone()),
+            fs_team: Set(replica.fs_team.clone()),
+            contract_version: Set(replica.version),
+            refusals: Set(1),
+            last_refused_at: Set(time::now()),
+        })
+        .on_conflict(
+            OnConflict::columns([
+                handoff_refusal::Column::TenantId,
+                handoff_refusal::Column::IsTeam,
+                handoff_refusal::Column::FsTeam,
+                handoff_refusal::Column::ContractVersion,
+            ])
+            .value(
+                handoff_refusal::Column::Refusals,
+                sea_orm::sea_query::ExprTrait::add(
+                    Expr::col((handoff_refusal::Entity, handoff_refusal::Column::Refusals)),
+                    1,
+                ),
+            )
+            .update_column(handoff_refusal::Column::LastRefusedAt)
+            .to_owned(),
+        )
+        .exec(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// Gate refusals of a team pair under its contract version.
+    pub async fn refusals(
+        &self,
+        tenant: &TenantId,
+        is_team: &str,
+        fs_team: &str,
+        version: i32,
+    ) -> Result<i64, DbErr> {
+        Ok(handoff_refusal::Entity::find_by_id((
+            tenant.to_string(),
+            is_team.to_owned(),
+            fs_team.to_owned(),
+            version,
+        ))
+        .one(&self.db)
+        .await?
+        .map_or(0, |r| r.refusals))
+    }
+
+    /// Takes one step on a handoff (accept, reject, dispute, rule, outcome), logged with who and why.
+    pub async fn handoff_step(
+        &self,
+        tenant: &TenantId,
+        handoff_id: &str,
+        step: Step,
+        actor: &str,
+        note: &str,
+        details: &StepDetails,
+    ) -> Result<Handoff, ApiError> {
+        let txn = self.db.begin().await?;
+        let current = handoff::Entity::find()
+            .filter(handoff::Column::TenantId.eq(tenant.as_str()))
+            .filter(handoff::Column::HandoffId.eq(handoff_id))
+            .one(&txn)
+            .await?
+            .ok_or_else(|| ApiError::not_found("handoff", handoff_id))?;
+        let state = HandoffState::try_from(current.state).unwrap_or_default();
+        let next = handoffs::after(state, step).map_err(|rule| ApiError::FailedPrecondition {
+            rule: rule.into(),
+            description: format!(
+                "handoff {handoff_id} is {}; cannot be {}",
+                state.as_str_name(),
+                step.action()
+            ),
+        })?;
+        let terms = replica_of(&txn, tenant, &current.is_team, &current.fs_team)
+            .await?
+            .map(|r| terms_of(&r))
+            .unwrap_or_default();
+        let mut row: handoff::ActiveModel = current.clone().into();
+        match step {
+            Step::Reject => {
+                let codes: Vec<&str> = terms
+                    .rejection_reasons
+                    .iter()
+                    .map(|r| r.code.as_str())
+                    .collect();
+                if !codes.contains(&details.reason_code.as_str()) {
+                    return Err(ApiError::invalid(
+                        "reason_code",
+                        format!("must be one of the contract's reasons {codes:?}"),
+                    ));
+                }
+                row.rejection_reason = Set(details.reason_code.clone());
+                row.rejected_lead_route = Set(route_name(terms.rejected_lead_route).to_owned());
+            }
+            Step::Uphold | Step::Overturn => {
+                let owner = |o: &str| !o.trim().is_empty() && o.trim().eq_ignore_ascii_case(actor);
+                if !owner(&terms.is_owner) && !owner(&terms.fs_owner) {
+                    return Err(ApiError::PermissionDenied(format!(
+                        "{actor} is not an owner of the contract between {} and {}",
+                        current.is_team, current.fs_team
+                    )));
+                }
+                if step == Step::Overturn {
+                    row.rejected_lead_route = Set(String::new());
+                }
+            }
+            Step::Win | Step::Lose => {
+                row.amount_currency = Set(details.amount.as_ref().map(|(c, _)| c.clone()));
+                row.amount_minor = Set(details.amount.as_ref().map(|(_, m)| *m));
+                row.closed_at = Set(details.closed_at.or(Some(time::now())));
+                if step == Step::Lose {
+                    row.lost_reason = Set(note.to_owned());
+                }
+            }
+            Step::Accept | Step::Dispute => {}
+        }
+        row.state = Set(next as i32);
+        row.updated_at = Set(time::now());
+        let saved = row.update(&txn).await?;
+        log_step(&txn, tenant, &saved, step.action(), actor, note).await?;
+        let steps = steps_of(&txn, handoff_id).await?;
+        txn.commit().await?;
+        self.log.notify_committed();
+        Ok(to_proto(&saved, &steps))
+    }
+
+    pub async fn get_handoff(
+        &self,
+        tenant: &TenantId,
+        handoff_id: &str,
+    ) -> Result<Handoff, ApiError> {
+        let h = handoff::Entity::find()
+            .filter(handoff::Column::TenantId.eq(tenant.as_str()))
+            .filter(handoff::Column::HandoffId.eq(handoff_id))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| ApiError::not_found("handoff", handoff_id))?;
+        let steps = steps_of(&self.db, handoff_id).await?;
+        Ok(to_proto(&h, &steps))
+    }
+}

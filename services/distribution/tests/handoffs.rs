@@ -1,0 +1,405 @@
+//! IS → FS handoffs judged by a shared-KPI contract that both owners approved in reporting, over
+//! real sockets: reporting and distribution as separate services, distribution following
+//! reporting's event log.
+
+use std::{sync::Arc, time::Duration};
+
+use baton_proto::{
+    capture::v1::Money,
+    distribution::v1::{
+        AcceptHandoffRequest, CreateHandoffRequest, DisputeRejectionRequest, GetHandoffRequest,
+        HandoffBant, HandoffState, RecordOutcomeRequest, RejectHandoffRequest, RuleDisputeRequest,
+        distribution_service_client::DistributionServiceClient,
+    },
+    reporting::v1::{
+        ApproveContractRequest, ContractStatus, ContractTerms, CreateContractRequest, FsTargets,
+        HandoffGate, IsTargets, ListContractsRequest, RejectedLeadRoute, RejectionReason,
+        UpdateContractRequest, ValidateContractRequest,
+        contract_service_client::ContractServiceClient,
+    },
+};
+use baton_shared::{
+    ServiceName,
+    testing::{TestDatabase, bind_ephemeral, channel, eventually, settings_with, spawn},
+    time,
+};
+use sea_orm::{ConnectionTrait, Statement};
+use tonic::Code;
+use tonic_types::StatusExt;
+
+const IS_OWNER: &str = "is-lead@example.com";
+const FS_OWNER: &str = "fs-lead@example.com";
+
+fn terms() -> ContractTerms {
+    let now = chrono::Utc::now();
+    ContractTerms {
+        is_team: "is-tokyo".into(),
+        fs_team: "fs-tokyo".into(),
+        is_owner: IS_OWNER.into(),
+        fs_owner: FS_OWNER.into(),
+        period_start: Some(time::to_proto(now - chrono::Duration::days(1))),
+        period_end: Some(time::to_proto(now + chrono::Duration::days(90))),
+        gate: Some(HandoffGate {
+            required_fields: vec!["meeting_at".into()],
+            bant_items: vec!["budget".into(), "need".into()],
+            min_score: None,
+            allowed_ranks: vec![],
+        }),
+        rejection_reasons: vec![
+            RejectionReason {
+                code: "no_budget".into(),
+                description: "No budget this fiscal year".into(),
+            },
+            RejectionReason {
+                code: "not_decision_maker".into(),
+                description: "Contact cannot decide".into(),
+            },
+        ],
+        rejected_lead_route: RejectedLeadRoute::Nurture as i32,
+        response_sla_minutes: 30,
+        response_sla_working_hours: true,
+        decision_sla_hours: 48,
+        is_targets: Some(IsTargets {
+            handoffs_per_period: 40,
+            accepted_rate_pct: 70.0,
+            win_rate_pct: 25.0,
+            won_amount_minor: 50_000_000,
+            currency_code: "JPY".into(),
+        }),
+        fs_targets: Some(FsTargets {
+            decision_sla_adherence_pct: 95.0,
+            reason_on_every_rejection: true,
+            win_rate_pct: 30.0,
+        }),
+    }
+}
+
+fn handoff(request_id: &str, lead_id: &str) -> CreateHandoffRequest {
+    CreateHandoffRequest {
+        request_id: request_id.into(),
+        lead_id: lead_id.into(),
+        is_team: "is-tokyo".into(),
+        fs_team: "fs-tokyo".into(),
+        meeting_at: Some(time::to_proto(
+            chrono::Utc::now() + chrono::Duration::days(3),
+        )),
+        bant: Some(HandoffBant {
+            budget: true,
+            need: true,
+            ..Default::default()
+        }),
+        notes: "Wants a demo for 40 seats".into(),
+        handed_off_by: "is-rep@example.com".into(),
+        ..Default::default()
+    }
+}
+
+async fn count(url: &str, sql: &str) -> i64 {
+    let settings = baton_shared::Settings::defaults().unwrap();
+    let db = baton_shared::db::connect(url, &settings.database)
+        .await
+        .unwrap();
+    let row = db
+        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap();
+    row.map_or(0, |r| r.try_get::<i64>("", "n").unwrap())
+}
+
+#[tokio::test]
+async fn a_contract_both_owners_approved_gates_every_handoff_even_while_reporting_is_down() {
+    let reporting_db = TestDatabase::new("reporting").await;
+    let distribution_db = TestDatabase::new("distribution").await;
+    let mut settings = settings_with(&[
+        (ServiceName::Reporting, &reporting_db),
+        (ServiceName::Distribution, &distribution_db),
+    ]);
+    let reporting_listener = bind_ephemeral(&mut settings, ServiceName::Reporting).await;
+    let distribution_listener = bind_ephemeral(&mut settings, ServiceName::Distribution).await;
+    let settings = Arc::new(settings);
+    let reporting = spawn(
+        ServiceName::Reporting,
+        &settings,
+        reporting_listener,
+        baton_reporting::run,
+    );
+    let distribution = spawn(
+        ServiceName::Distribution,
+        &settings,
+        distribution_listener,
+        baton_distribution::run,
+    );
+    let mut contracts = ContractServiceClient::new(channel(&reporting.endpoint).await);
+    let mut d = DistributionServiceClient::new(channel(&distribution.endpoint).await);
+
+    // No contract yet: no handoff.
+    let none = d.create_handoff(handoff("h0", "lead-0")).await.unwrap_err();
+    assert_eq!(none.code(), Code::FailedPrecondition);
+    assert!(none.message().contains("active_contract"), "{none:?}");
+
+    // A draft with problems cannot be approved; every problem is listed.
+    let mut broken = terms();
+    broken.fs_owner = IS_OWNER.into();
+    broken.rejection_reasons.clear();
+    let draft = contracts
+        .create_contract(CreateContractRequest {
+            request_id: "c1".into(),
+            terms: Some(broken),
+            created_by: "sales-ops@example.com".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (draft.version, draft.status),
+        (1, ContractStatus::Draft as i32)
+    );
+    let check = contracts
+        .validate_contract(ValidateContractRequest {
+            contract_id: draft.contract_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!check.valid);
+    let refused = contracts
+        .approve_contract(ApproveContractRequest {
+            contract_id: draft.contract_id.clone(),
+            approver: IS_OWNER.into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    let problems = refused
+        .get_details_precondition_failure()
+        .unwrap()
+        .violations;
+    assert_eq!(problems.len(), check.problems.len());
+    assert_eq!(problems.len(), 2, "{problems:?}");
+
+    // Fixed, then approved by both sides: only the second approval activates it.
+    contracts
+        .update_contract(UpdateContractRequest {
+            contract_id: draft.contract_id.clone(),
+            terms: Some(terms()),
+        })
+        .await
+        .unwrap();
+    let stranger = contracts
+        .approve_contract(ApproveContractRequest {
+            contract_id: draft.contract_id.clone(),
+            approver: "someone@example.com".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(stranger.code(), Code::PermissionDenied);
+    let half = contracts
+        .approve_contract(ApproveContractRequest {
+            contract_id: draft.contract_id.clone(),
+            approver: IS_OWNER.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(half.status, ContractStatus::Draft as i32);
+    assert!(half.is_approval.is_some() && half.fs_approval.is_none());
+    let active = contracts
+        .approve_contract(ApproveContractRequest {
+            contract_id: draft.contract_id.clone(),
+            approver: FS_OWNER.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(active.status, ContractStatus::Active as i32);
+    let history = contracts
+        .list_contracts(ListContractsRequest {
+            is_team: "is-tokyo".into(),
+            fs_team: "fs-tokyo".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .contracts;
+    assert_eq!(history.len(), 1);
+
+    // Distribution learns of it from reporting's events.
+    eventually("contract replicated", Duration::from_secs(20), || {
+        let mut d = d.clone();
+        async move {
+            // Probe with a handoff that fails the gate, so nothing is stored once it is judged.
+            let mut bad = handoff("probe", "lead-probe");
+            bad.meeting_at = None;
+            let status = d.create_handoff(bad).await.unwrap_err();
+            (!status.message().contains("active_contract")).then_some(())
+        }
+    })
+    .await;
+
+    // Reporting goes away; distribution still judges handoffs by its replica.
+    reporting.stop().await;
+
+    let mut failing = handoff("h1", "lead-1");
+    failing.meeting_at = None;
+    failing.bant = Some(HandoffBant {
+        need: true,
+        ..Default::default()
+    });
+    let gate = d.create_handoff(failing).await.unwrap_err();
+    assert_eq!(gate.code(), Code::FailedPrecondition);
+    let items: Vec<(String, String)> = gate
+        .get_details_precondition_failure()
+        .unwrap()
+        .violations
+        .into_iter()
+        .map(|v| (v.r#type, v.subject))
+        .collect();
+    assert_eq!(
+        items,
+        vec![
+            ("handoff_gate".to_owned(), "meeting_at".to_owned()),
+            ("handoff_gate".to_owned(), "bant.budget".to_owned())
+        ]
+    );
+    assert_eq!(
+        count(&distribution_db.url, "SELECT COUNT(*) AS n FROM handoff").await,
+        0,
+        "a refused handoff stores nothing"
+    );
+    assert_eq!(
+        count(
+            &distribution_db.url,
+            "SELECT refusals AS n FROM handoff_refusal WHERE contract_version = 1"
+        )
+        .await,
+        2,
+        "the probe's refusal and this one are counted"
+    );
+
+    let created = d
+        .create_handoff(handoff("h2", "lead-2"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(created.state, HandoffState::Pending as i32);
+    assert_eq!(
+        (created.contract_id.as_str(), created.contract_version),
+        (active.contract_id.as_str(), 1)
+    );
+    let due = time::from_proto(created.decision_due_at.as_ref().unwrap()).unwrap();
+    let at = time::from_proto(created.created_at.as_ref().unwrap()).unwrap();
+    assert_eq!(due - at, chrono::Duration::hours(48));
+    let again = d
+        .create_handoff(handoff("h2", "lead-2"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        again.handoff_id, created.handoff_id,
+        "idempotent on request_id"
+    );
+    let second = d.create_handoff(handoff("h3", "lead-2")).await.unwrap_err();
+    assert!(second.message().contains("one_open_handoff"), "{second:?}");
+
+    // FS rejects with a reason from the contract; IS disputes; an owner overturns.
+    let unknown = d
+        .reject_handoff(RejectHandoffRequest {
+            handoff_id: created.handoff_id.clone(),
+            reason_code: "too_small".into(),
+            decided_by: "fs-rep@example.com".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::InvalidArgument);
+    assert!(unknown.message().contains("no_budget"), "{unknown:?}");
+    let rejected = d
+        .reject_handoff(RejectHandoffRequest {
+            handoff_id: created.handoff_id.clone(),
+            reason_code: "no_budget".into(),
+            note: "Budget frozen until April".into(),
+            decided_by: "fs-rep@example.com".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (rejected.state, rejected.rejected_lead_route.as_str()),
+        (HandoffState::Rejected as i32, "nurture")
+    );
+    let late_accept = d
+        .accept_handoff(AcceptHandoffRequest {
+            handoff_id: created.handoff_id.clone(),
+            decided_by: "fs-rep@example.com".into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(late_accept.message().contains("pending_only"));
+    d.dispute_rejection(DisputeRejectionRequest {
+        handoff_id: created.handoff_id.clone(),
+        disputed_by: "is-rep@example.com".into(),
+        argument: "The CFO confirmed budget on the call".into(),
+    })
+    .await
+    .unwrap();
+    let not_owner = d
+        .rule_dispute(RuleDisputeRequest {
+            handoff_id: created.handoff_id.clone(),
+            ruled_by: "fs-rep@example.com".into(),
+            uphold_rejection: true,
+            note: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(not_owner.code(), Code::PermissionDenied);
+    let overturned = d
+        .rule_dispute(RuleDisputeRequest {
+            handoff_id: created.handoff_id.clone(),
+            ruled_by: FS_OWNER.into(),
+            uphold_rejection: false,
+            note: "Budget is real".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(overturned.state, HandoffState::Accepted as i32);
+    let won = d
+        .record_outcome(RecordOutcomeRequest {
+            handoff_id: created.handoff_id.clone(),
+            won: true,
+            amount: Some(Money {
+                currency_code: "JPY".into(),
+                amount_minor: 12_000_000,
+            }),
+            recorded_by: "fs-rep@example.com".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(won.state, HandoffState::Won as i32);
+    let full = d
+        .get_handoff(GetHandoffRequest {
+            handoff_id: created.handoff_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let steps: Vec<(String, String)> = full
+        .steps
+        .iter()
+        .map(|s| (s.action.clone(), s.actor.clone()))
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            ("created".into(), "is-rep@example.com".into()),
+            ("rejected".into(), "fs-rep@example.com".into()),
+            ("disputed".into(), "is-rep@example.com".into()),
+            ("dispute_overturned".into(), FS_OWNER.into()),
+            ("won".into(), "fs-rep@example.com".into()),
+        ]
+    );
+    assert_eq!(full.amount.unwrap().amount_minor, 12_000_000);
+    distribution.stop().await;
+}

@@ -1,0 +1,357 @@
+//! Shared-KPI contracts between inside sales and field sales: the rules for valid terms and the
+//! handoff gate. Owned by reporting (which stores and approves contracts) and applied by
+//! distribution (which judges every handoff against its replica of the active version), so both
+//! read the same rules from here. Pure functions: no I/O.
+
+use std::collections::HashSet;
+
+use baton_proto::{
+    qualification::v1::Rank,
+    reporting::v1::{ContractTerms, HandoffGate, RejectedLeadRoute},
+};
+
+use crate::time;
+
+/// Handoff fields a gate may require.
+pub const GATE_FIELDS: [&str; 3] = ["meeting_at", "notes", "fs_rep_id"];
+/// BANT items a gate may require.
+pub const BANT_ITEMS: [&str; 4] = ["budget", "authority", "need", "timeframe"];
+
+/// One problem of a contract's terms: the term at fault and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub field: String,
+    pub description: String,
+}
+
+fn problem(problems: &mut Vec<Problem>, field: impl Into<String>, description: impl Into<String>) {
+    problems.push(Problem {
+        field: field.into(),
+        description: description.into(),
+    });
+}
+
+/// Every problem that keeps `terms` from being approved.
+pub fn validate(terms: &ContractTerms) -> Vec<Problem> {
+    let mut p = Vec::new();
+    for (field, value) in [
+        ("is_team", &terms.is_team),
+        ("fs_team", &terms.fs_team),
+        ("is_owner", &terms.is_owner),
+        ("fs_owner", &terms.fs_owner),
+    ] {
+        if value.trim().is_empty() {
+            problem(&mut p, field, "is required");
+        }
+    }
+    if !terms.is_team.trim().is_empty() && terms.is_team.trim() == terms.fs_team.trim() {
+        problem(&mut p, "fs_team", "must differ from is_team");
+    }
+    if !terms.is_owner.trim().is_empty()
+        && terms
+            .is_owner
+            .trim()
+            .eq_ignore_ascii_case(terms.fs_owner.trim())
+    {
+        problem(
+            &mut p,
+            "fs_owner",
+            "must be another person than is_owner: both sides approve",
+        );
+    }
+    let start = terms.period_start.as_ref().and_then(time::from_proto);
+    let end = terms.period_end.as_ref().and_then(time::from_proto);
+    match (start, end) {
+        (None, _) => problem(&mut p, "period_start", "is required"),
+        (_, None) => problem(&mut p, "period_end", "is required"),
+        (Some(s), Some(e)) if s >= e => problem(&mut p, "period_end", "must be after period_start"),
+        _ => {}
+    }
+    match &terms.gate {
+        None => problem(&mut p, "gate", "is required"),
+        Some(gate) => {
+            for (i, f) in gate.required_fields.iter().enumerate() {
+                if !GATE_FIELDS.contains(&f.as_str()) {
+                    problem(
+                        &mut p,
+                        format!("gate.required_fields[{i}]"),
+                        format!("unknown field {f:?}; one of {GATE_FIELDS:?}"),
+                    );
+                }
+            }
+            for (i, b) in gate.bant_items.iter().enumerate() {
+                if !BANT_ITEMS.contains(&b.as_str()) {
+                    problem(
+                        &mut p,
+                        format!("gate.bant_items[{i}]"),
+                        format!("unknown BANT item {b:?}; one of {BANT_ITEMS:?}"),
+                    );
+                }
+            }
+            for (i, r) in gate.allowed_ranks.iter().enumerate() {
+                if Rank::from_str_name(r).is_none_or(|r| r == Rank::Unspecified) {
+                    problem(
+                        &mut p,
+                        format!("gate.allowed_ranks[{i}]"),
+                        format!("unknown rank {r:?}"),
+                    );
+                }
+            }
+        }
+    }
+    if terms.rejection_reasons.is_empty() {
+        problem(
+            &mut p,
+            "rejection_reasons",
+            "at least one: FS must name a reason on every rejection",
+        );
+    }
+    let mut codes = HashSet::new();
+    for (i, r) in terms.rejection_reasons.iter().enumerate() {
+        if r.code.trim().is_empty() {
+            problem(
+                &mut p,
+                format!("rejection_reasons[{i}].code"),
+                "is required",
+            );
+        } else if !codes.insert(r.code.trim()) {
+            problem(
+                &mut p,
+                format!("rejection_reasons[{i}].code"),
+                format!("{} is listed twice", r.code),
+            );
+        }
+    }
+    if RejectedLeadRoute::try_from(terms.rejected_lead_route)
+        .is_ok_and(|r| r == RejectedLeadRoute::Unspecified)
+        || RejectedLeadRoute::try_from(terms.rejected_lead_route).is_err()
+    {
+        problem(
+            &mut p,
+            "rejected_lead_route",
+            "must say where a rejected lead goes (inside sales or nurture)",
+        );
+    }
+    if terms.response_sla_minutes == 0 {
+        problem(&mut p, "response_sla_minutes", "must be at least 1");
+    }
+    if terms.decision_sla_hours == 0 {
+        problem(&mut p, "decision_sla_hours", "must be at least 1");
+    }
+    match &terms.is_targets {
+        None => problem(&mut p, "is_targets", "is required"),
+        Some(t) => {
+            if t.handoffs_per_period <= 0 {
+                problem(&mut p, "is_targets.handoffs_per_period", "must be > 0");
+            }
+            for (f, v) in [
+                ("is_targets.accepted_rate_pct", t.accepted_rate_pct),
+                ("is_targets.win_rate_pct", t.win_rate_pct),
+            ] {
+                if !(0.0..=100.0).contains(&v) {
+                    problem(&mut p, f, "must be a percentage (0-100)");
+                }
+            }
+            if t.won_amount_minor < 0 {
+                problem(
+                    &mut p,
+                    "is_targets.won_amount_minor",
+                    "must not be negative",
+                );
+            }
+            if t.won_amount_minor > 0 && t.currency_code.len() != 3 {
+                problem(
+                    &mut p,
+                    "is_targets.currency_code",
+                    "an ISO 4217 code is required with an amount",
+                );
+            }
+        }
+    }
+    match &terms.fs_targets {
+        None => problem(&mut p, "fs_targets", "is required"),
+        Some(t) => {
+            for (f, v) in [
+                (
+                    "fs_targets.decision_sla_adherence_pct",
+                    t.decision_sla_adherence_pct,
+                ),
+                ("fs_targets.win_rate_pct", t.win_rate_pct),
+            ] {
+                if !(0.0..=100.0).contains(&v) {
+                    problem(&mut p, f, "must be a percentage (0-100)");
+                }
+            }
+        }
+    }
+    p
+}
+
+/// What the gate looks at: the handoff as IS submitted it, and what distribution knows of the lead.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HandoffFacts {
+    pub has_meeting: bool,
+    pub has_notes: bool,
+    pub has_fs_rep: bool,
+    /// Confirmed BANT items by name ("budget", ...).
+    pub bant_confirmed: Vec<&'static str>,
+    /// The lead's score and rank as last heard from qualification (None = never heard).
+    pub score: Option<i64>,
+    pub rank: Option<Rank>,
+}
+
+/// One failing gate item: what (e.g. "bant.budget") and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateFailure {
+    pub item: String,
+    pub description: String,
+}
+
+/// Every gate item the handoff fails (empty = it passes).
+pub fn check_gate(gate: &HandoffGate, facts: &HandoffFacts) -> Vec<GateFailure> {
+    let mut failures = Vec::new();
+    let mut fail =
+        |item: String, description: String| failures.push(GateFailure { item, description });
+    for f in &gate.required_fields {
+        let present = match f.as_str() {
+            "meeting_at" => facts.has_meeting,
+            "notes" => facts.has_notes,
+            "fs_rep_id" => facts.has_fs_rep,
+            _ => true,
+        };
+        if !present {
+            fail(f.clone(), format!("the contract requires {f}"));
+        }
+    }
+    for b in &gate.bant_items {
+        if !facts.bant_confirmed.contains(&b.as_str()) {
+            fail(
+                format!("bant.{b}"),
+                format!("the contract requires {b} to be confirmed"),
+            );
+        }
+    }
+    if let Some(min) = gate.min_score {
+        match facts.score {
+            Some(s) if s >= min => {}
+            Some(s) => fail(
+                "min_score".into(),
+                format!("lead score {s} is below the contract's minimum {min}"),
+            ),
+            None => fail(
+                "min_score".into(),
+                format!("the lead has no score yet; the contract's minimum is {min}"),
+            ),
+        }
+    }
+    if !gate.allowed_ranks.is_empty() {
+        let rank = facts.rank.map(|r| r.as_str_name());
+        if !rank.is_some_and(|r| gate.allowed_ranks.iter().any(|a| a == r)) {
+            fail(
+                "rank".into(),
+                format!(
+                    "lead rank {} is not one of {:?}",
+                    rank.unwrap_or("unknown"),
+                    gate.allowed_ranks
+                ),
+            );
+        }
+    }
+    failures
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_proto::reporting::v1::{FsTargets, IsTargets, RejectionReason};
+
+    fn terms() -> ContractTerms {
+        ContractTerms {
+            is_team: "is-tokyo".into(),
+            fs_team: "fs-tokyo".into(),
+            is_owner: "is-lead@example.com".into(),
+            fs_owner: "fs-lead@example.com".into(),
+            period_start: Some(prost_types::Timestamp {
+                seconds: 1_767_225_600,
+                nanos: 0,
+            }),
+            period_end: Some(prost_types::Timestamp {
+                seconds: 1_775_001_600,
+                nanos: 0,
+            }),
+            gate: Some(HandoffGate {
+                required_fields: vec!["meeting_at".into()],
+                bant_items: vec!["budget".into(), "need".into()],
+                min_score: Some(40),
+                allowed_ranks: vec!["RANK_HOT".into(), "RANK_WARM".into()],
+            }),
+            rejection_reasons: vec![RejectionReason {
+                code: "no_budget".into(),
+                description: "No budget this year".into(),
+            }],
+            rejected_lead_route: RejectedLeadRoute::Nurture as i32,
+            response_sla_minutes: 30,
+            response_sla_working_hours: true,
+            decision_sla_hours: 48,
+            is_targets: Some(IsTargets {
+                handoffs_per_period: 40,
+                accepted_rate_pct: 70.0,
+                win_rate_pct: 25.0,
+                won_amount_minor: 10_000_000,
+                currency_code: "JPY".into(),
+            }),
+            fs_targets: Some(FsTargets {
+                decision_sla_adherence_pct: 95.0,
+                reason_on_every_rejection: true,
+                win_rate_pct: 30.0,
+            }),
+        }
+    }
+
+    #[test]
+    fn valid_terms_have_no_problems_and_broken_ones_list_each() {
+        assert_eq!(validate(&terms()), vec![]);
+        let mut t = terms();
+        t.fs_owner = t.is_owner.clone();
+        t.gate.as_mut().unwrap().bant_items.push("money".into());
+        t.rejection_reasons.clear();
+        t.decision_sla_hours = 0;
+        let fields: Vec<String> = validate(&t).into_iter().map(|p| p.field).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "fs_owner",
+                "gate.bant_items[2]",
+                "rejection_reasons",
+                "decision_sla_hours"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_gate_reports_every_failing_item() {
+        let gate = terms().gate.unwrap();
+        let passing = HandoffFacts {
+            has_meeting: true,
+            bant_confirmed: vec!["budget", "need", "authority"],
+            score: Some(55),
+            rank: Some(Rank::Hot),
+            ..Default::default()
+        };
+        assert_eq!(check_gate(&gate, &passing), vec![]);
+        let failing = HandoffFacts {
+            bant_confirmed: vec!["need"],
+            score: Some(12),
+            rank: Some(Rank::Cold),
+            ..Default::default()
+        };
+        let items: Vec<String> = check_gate(&gate, &failing)
+            .into_iter()
+            .map(|f| f.item)
+            .collect();
+        assert_eq!(
+            items,
+            vec!["meeting_at", "bant.budget", "min_score", "rank"]
+        );
+    }
+}
