@@ -108,6 +108,7 @@ pub fn rep(n: usize) -> CreateRepRequest {
         name: format!("Rep {n}"),
         email: format!("rep{n}@example.co.jp"),
         active: true,
+        routing: None,
     }
 }
 

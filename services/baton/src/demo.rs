@@ -64,6 +64,7 @@ pub async fn run(
                 name: format!("Demo Rep {r}"),
                 email: format!("rep{r}.{run_id}@demo.baton.example"),
                 active: true,
+                routing: None,
             })
             .await
             .context("create rep")?;

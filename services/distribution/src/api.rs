@@ -1,22 +1,134 @@
 //! distribution's gRPC edge: validate, call the store, map errors. No SQL here.
 
 use baton_proto::distribution::v1::{
-    AcceptHandoffRequest, CreateHandoffRequest, CreateRepRequest, DisputeRejectionRequest,
-    GetHandoffRequest, Handoff, ListAssignmentsRequest, ListAssignmentsResponse, ListRepsRequest,
-    ListRepsResponse, RecordOutcomeRequest, RejectHandoffRequest, Rep, RuleDisputeRequest,
+    self as pb, AcceptHandoffRequest, AssignmentExplanation, CreateHandoffRequest,
+    CreateRepRequest, CreateTeamRequest, DisputeRejectionRequest, ExplainAssignmentRequest,
+    GetHandoffRequest, GetRoutingRulesRequest, Handoff, ListAssignmentsRequest,
+    ListAssignmentsResponse, ListRepsRequest, ListRepsResponse, ListTeamsRequest,
+    ListTeamsResponse, ReassignLeadRequest, ReassignRepLeadsRequest, ReassignRepLeadsResponse,
+    RecordOutcomeRequest, RejectHandoffRequest, Rep, RoutingMethod, RuleDisputeRequest,
+    SetRoutingRulesRequest, Team, TeamFunction, UpdateRepRequest,
     distribution_service_server::DistributionService,
 };
 use baton_shared::{TenantId, Violations, paging::Page, time};
 use tonic::{Request, Response, Status};
 
 use crate::{
-    domain::{handoffs::Step, reps::validate_rep},
+    domain::{handoffs::Step, reps::validate_rep, routing as rules},
     store::{
-        Store, assignment_to_proto,
+        RepRouting, Store, assignment_to_proto,
         handoffs::{NewHandoff, StepDetails},
         rep_to_proto,
+        routing::{RepAttributes, considered_to_proto, team_to_proto},
     },
 };
+
+/// Proto routing attributes → the store's, with every field-level problem.
+fn routing_from_proto(raw: Option<&pb::RepRouting>, v: &mut Violations) -> RepRouting {
+    let Some(r) = raw else {
+        return RepRouting::default();
+    };
+    let weight = r.weight.unwrap_or(1.0);
+    if !weight.is_finite() || weight < 0.0 {
+        v.add("routing.weight", "must be a number >= 0");
+    }
+    if r.capacity < 0 {
+        v.add("routing.capacity", "must be >= 0 (0 = no limit)");
+    }
+    for (field, hour) in [
+        ("routing.work_start_hour", r.work_start_hour),
+        ("routing.work_end_hour", r.work_end_hour),
+    ] {
+        if !(0..=24).contains(&hour) {
+            v.add(field, "must be an hour between 0 and 24");
+        }
+    }
+    let mut out_of_office = Vec::new();
+    for (i, range) in r.out_of_office.iter().enumerate() {
+        let from = range.from.as_ref().and_then(time::from_proto);
+        let to = range.to.as_ref().and_then(time::from_proto);
+        match (from, to) {
+            (Some(f), Some(t)) if f < t => out_of_office.push((f, t)),
+            _ => v.add(
+                format!("routing.out_of_office[{i}]"),
+                "needs from and to, from before to",
+            ),
+        }
+    }
+    RepRouting {
+        team_id: optional("routing.team_id", &r.team_id, MAX_ID_LEN, v),
+        capacity: r.capacity.max(0),
+        weight: if weight.is_finite() {
+            weight.max(0.0)
+        } else {
+            1.0
+        },
+        attributes: RepAttributes {
+            territories: r.territories.clone(),
+            industries: r.industries.clone(),
+            seniority: r.seniority.trim().to_owned(),
+            time_zone: r.time_zone.trim().to_owned(),
+            work_start_hour: r.work_start_hour,
+            work_end_hour: r.work_end_hour,
+            out_of_office,
+        },
+    }
+}
+
+fn rules_from_proto(raw: &[pb::RoutingRule]) -> rules::Rules {
+    rules::Rules {
+        rules: raw
+            .iter()
+            .map(|r| rules::Rule {
+                key: r.key.trim().to_owned(),
+                description: r.description.clone(),
+                conditions: r
+                    .conditions
+                    .iter()
+                    .map(|c| rules::Condition {
+                        field: c.field.trim().to_owned(),
+                        any_of: c.any_of.clone(),
+                        gte: c.gte,
+                        lt: c.lt,
+                    })
+                    .collect(),
+                to_team: r.to_team.trim().to_owned(),
+                to_rep: r.to_rep.trim().to_owned(),
+            })
+            .collect(),
+    }
+}
+
+fn rules_to_proto(
+    version: i32,
+    rules: &rules::Rules,
+    updated_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> pb::RoutingRules {
+    pb::RoutingRules {
+        version,
+        rules: rules
+            .rules
+            .iter()
+            .map(|r| pb::RoutingRule {
+                key: r.key.clone(),
+                description: r.description.clone(),
+                conditions: r
+                    .conditions
+                    .iter()
+                    .map(|c| pb::RoutingCondition {
+                        field: c.field.clone(),
+                        any_of: c.any_of.clone(),
+                        gte: c.gte,
+                        lt: c.lt,
+                    })
+                    .collect(),
+                to_team: r.to_team.clone(),
+                to_rep: r.to_rep.clone(),
+            })
+            .collect(),
+        updated_at: updated_at.map(time::to_proto),
+    }
+}
 
 const MAX_ID_LEN: usize = 128;
 const MAX_ACTOR_LEN: usize = 200;
@@ -97,9 +209,10 @@ impl DistributionService for Api {
             req.active,
             &mut violations,
         );
+        let routing = routing_from_proto(req.routing.as_ref(), &mut violations);
         violations.into_result()?;
-        let rep = self.store.create_rep(&tenant, &new).await?;
-        Ok(Response::new(rep_to_proto(&rep)))
+        let rep = self.store.create_rep(&tenant, &new, &routing).await?;
+        Ok(Response::new(rep_to_proto(&rep, 0)))
     }
 
     async fn list_reps(
@@ -113,7 +226,7 @@ impl DistributionService for Api {
         violations.into_result()?;
         let (reps, next_page_token) = self.store.list_reps(&tenant, page).await?;
         Ok(Response::new(ListRepsResponse {
-            reps: reps.iter().map(rep_to_proto).collect(),
+            reps,
             next_page_token,
         }))
     }
@@ -333,5 +446,152 @@ impl DistributionService for Api {
         v.into_result()?;
         let h = self.store.get_handoff(&tenant, &id).await?;
         Ok(Response::new(h))
+    }
+
+    async fn create_team(
+        &self,
+        request: Request<CreateTeamRequest>,
+    ) -> Result<Response<Team>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let team_id = required("team_id", &req.team_id, MAX_ID_LEN, &mut v);
+        let name = required("name", &req.name, MAX_ACTOR_LEN, &mut v);
+        let function = match TeamFunction::try_from(req.function) {
+            Ok(TeamFunction::Unspecified) | Err(_) => {
+                v.add("function", "must be a team function");
+                TeamFunction::Unspecified
+            }
+            Ok(f) => f,
+        };
+        let method = match RoutingMethod::try_from(req.method) {
+            Ok(RoutingMethod::Unspecified) => RoutingMethod::RoundRobin,
+            Ok(m) => m,
+            Err(_) => {
+                v.add("method", "must be a routing method");
+                RoutingMethod::RoundRobin
+            }
+        };
+        v.into_result()?;
+        let team = self
+            .store
+            .create_team(&tenant, &team_id, &name, function, method)
+            .await?;
+        Ok(Response::new(team_to_proto(&team)))
+    }
+
+    async fn list_teams(
+        &self,
+        request: Request<ListTeamsRequest>,
+    ) -> Result<Response<ListTeamsResponse>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let teams = self
+            .store
+            .list_teams(&tenant)
+            .await
+            .map_err(baton_shared::ApiError::from)?;
+        Ok(Response::new(ListTeamsResponse {
+            teams: teams.iter().map(team_to_proto).collect(),
+        }))
+    }
+
+    async fn update_rep(
+        &self,
+        request: Request<UpdateRepRequest>,
+    ) -> Result<Response<Rep>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let rep_id = required("rep_id", &req.rep_id, MAX_ID_LEN, &mut v);
+        let routing = routing_from_proto(req.routing.as_ref(), &mut v);
+        v.into_result()?;
+        let rep = self
+            .store
+            .update_rep(&tenant, &rep_id, req.active, &routing)
+            .await?;
+        Ok(Response::new(rep_to_proto(&rep, 0)))
+    }
+
+    async fn get_routing_rules(
+        &self,
+        request: Request<GetRoutingRulesRequest>,
+    ) -> Result<Response<pb::RoutingRules>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let (version, rules, updated_at) = self
+            .store
+            .routing_rules(&tenant)
+            .await
+            .map_err(baton_shared::ApiError::from)?;
+        Ok(Response::new(rules_to_proto(version, &rules, updated_at)))
+    }
+
+    async fn set_routing_rules(
+        &self,
+        request: Request<SetRoutingRulesRequest>,
+    ) -> Result<Response<pb::RoutingRules>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let req = request.into_inner();
+        let rules = rules_from_proto(&req.rules);
+        let (version, updated_at) = self
+            .store
+            .set_routing_rules(&tenant, &rules, req.expected_version)
+            .await?;
+        Ok(Response::new(rules_to_proto(
+            version,
+            &rules,
+            Some(updated_at),
+        )))
+    }
+
+    async fn explain_assignment(
+        &self,
+        request: Request<ExplainAssignmentRequest>,
+    ) -> Result<Response<AssignmentExplanation>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let mut v = Violations::new();
+        let lead_id = required("lead_id", &request.get_ref().lead_id, MAX_ID_LEN, &mut v);
+        v.into_result()?;
+        let e = self.store.explain_assignment(&tenant, &lead_id).await?;
+        Ok(Response::new(AssignmentExplanation {
+            rule_key: e.current.rule_key.clone(),
+            rules_version: e.current.rules_version,
+            team_id: e.current.team_id.clone(),
+            candidates: e.considered.iter().map(considered_to_proto).collect(),
+            history: e.history.iter().map(assignment_to_proto).collect(),
+            assignment: Some(assignment_to_proto(&e.current)),
+        }))
+    }
+
+    async fn reassign_lead(
+        &self,
+        request: Request<ReassignLeadRequest>,
+    ) -> Result<Response<pb::Assignment>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let lead_id = required("lead_id", &req.lead_id, MAX_ID_LEN, &mut v);
+        required("requested_by", &req.requested_by, MAX_ACTOR_LEN, &mut v);
+        v.into_result()?;
+        let a = self.store.reassign_lead(&tenant, &lead_id).await?;
+        Ok(Response::new(assignment_to_proto(&a)))
+    }
+
+    async fn reassign_rep_leads(
+        &self,
+        request: Request<ReassignRepLeadsRequest>,
+    ) -> Result<Response<ReassignRepLeadsResponse>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let rep_id = required("rep_id", &req.rep_id, MAX_ID_LEN, &mut v);
+        required("requested_by", &req.requested_by, MAX_ACTOR_LEN, &mut v);
+        v.into_result()?;
+        let moved = self
+            .store
+            .reassign_rep_leads(&tenant, &rep_id, req.deactivate)
+            .await?;
+        Ok(Response::new(ReassignRepLeadsResponse {
+            assignments: moved.iter().map(assignment_to_proto).collect(),
+        }))
     }
 }

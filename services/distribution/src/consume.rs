@@ -2,6 +2,7 @@
 //! SQL without having been an MQL (BANT confirmed early), once.
 
 use baton_proto::{
+    capture::v1::{LeadCaptured, LeadUpdated},
     qualification::v1::{RankChanged, Stage, StageChanged},
     reporting::v1::ContractActivated,
 };
@@ -11,7 +12,7 @@ use baton_shared::{
 };
 use sea_orm::DatabaseTransaction;
 
-use crate::store::{self, handoffs};
+use crate::store::{self, handoffs, routing};
 
 /// Handler for qualification's event log.
 pub struct QualificationEvents;
@@ -50,6 +51,25 @@ impl EventHandler for ReportingEvents {
         {
             handoffs::apply_contract(txn, &TenantId::new(event.tenant_id.clone()), contract)
                 .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Handler for capture's event log: keeps the profile fields routing conditions read.
+pub struct CaptureEvents;
+
+impl EventHandler for CaptureEvents {
+    async fn handle(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), ConsumeError> {
+        let tenant = TenantId::new(event.tenant_id.clone());
+        if let Some(captured) = decode::<LeadCaptured>(event)? {
+            if let Some(lead) = &captured.lead {
+                routing::record_profile(txn, &tenant, lead).await?;
+            }
+        } else if let Some(updated) = decode::<LeadUpdated>(event)?
+            && let Some(lead) = &updated.lead
+        {
+            routing::record_profile(txn, &tenant, lead).await?;
         }
         Ok(())
     }

@@ -46,6 +46,14 @@ pub async fn run(
             &log,
         )
         .spawn(shutdown.clone()),
+        Consumer::of(
+            ServiceName::Capture,
+            &settings,
+            db.clone(),
+            consume::CaptureEvents,
+            &log,
+        )
+        .spawn(shutdown.clone()),
     ];
     let api = api::Api::new(store::Store::new(db, log.clone()));
     let routes = Routes::new(DistributionServiceServer::new(api))

@@ -76,6 +76,7 @@ fn rep(n: usize, active: bool) -> CreateRepRequest {
         name: format!("Rep {n}"),
         email: format!("rep{n}@example.com"),
         active,
+        routing: None,
     }
 }
 
@@ -255,6 +256,7 @@ async fn reps_are_validated_unique_idempotent_and_paged() {
         name: String::new(),
         email: "x".into(),
         active: true,
+        routing: None,
     };
     assert_eq!(
         f.distribution.create_rep(bad).await.unwrap_err().code(),

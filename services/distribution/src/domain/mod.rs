@@ -2,4 +2,4 @@
 
 pub mod handoffs;
 pub mod reps;
-pub mod round_robin;
+pub mod routing;

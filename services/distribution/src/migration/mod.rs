@@ -4,6 +4,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261123_000010_create_reps_and_assignments;
 mod m20261124_000020_handoffs_and_contracts;
+mod m20261124_000030_routing;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(baton_shared::events::migration::CreateEventConsumerTables),
             Box::new(m20261123_000010_create_reps_and_assignments::Migration),
             Box::new(m20261124_000020_handoffs_and_contracts::Migration),
+            Box::new(m20261124_000030_routing::Migration),
         ]
     }
 }

@@ -3,7 +3,7 @@
 pub mod rep {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
     #[sea_orm(table_name = "rep")]
     pub struct Model {
         /// Queue position for round robin.
@@ -17,6 +17,16 @@ pub mod rep {
         pub email_normalized: String,
         pub active: bool,
         pub created_at: DateTimeUtc,
+        pub team_id: String,
+        /// JSON of the rep's other routing attributes (territories, industries, seniority,
+        /// working hours, out-of-office periods).
+        pub routing: String,
+        pub capacity: i32,
+        #[sea_orm(column_type = "Double")]
+        pub weight: f64,
+        #[sea_orm(column_type = "Double")]
+        pub wrr_counter: f64,
+        pub was_available: bool,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -41,6 +51,12 @@ pub mod assignment {
         pub method: String,
         pub created_at: DateTimeUtc,
         pub assigned_at: Option<DateTimeUtc>,
+        pub team_id: String,
+        pub rule_key: String,
+        pub rules_version: i32,
+        /// JSON list of the candidates considered.
+        pub explanation: String,
+        pub closed_at: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -108,6 +124,8 @@ pub mod lead_signal {
         pub stage: Option<i32>,
         pub rank: Option<i32>,
         pub updated_at: DateTimeUtc,
+        /// JSON object of profile fields routing conditions read ("company.country" → "JP").
+        pub fields: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -198,6 +216,69 @@ pub mod handoff_refusal {
         pub contract_version: i32,
         pub refusals: i64,
         pub last_refused_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod team {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "team")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub team_id: String,
+        pub name: String,
+        /// `TeamFunction` value.
+        pub function: i32,
+        /// `RoutingMethod` value.
+        pub method: i32,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod team_rotation {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "team_rotation")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub team_id: String,
+        pub last_rep_seq: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod routing_ruleset {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "routing_ruleset")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        pub version: i32,
+        /// JSON of `domain::routing::Rules`.
+        pub definition: String,
+        pub updated_at: DateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

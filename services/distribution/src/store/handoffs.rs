@@ -125,6 +125,7 @@ pub async fn record_signal<C: ConnectionTrait>(
         stage: Set(score_and_stage.map(|(_, s)| s)),
         rank: Set(rank),
         updated_at: Set(time::now()),
+        fields: Set("{}".to_owned()),
     })
     .on_conflict(
         OnConflict::columns([lead_signal::Column::TenantId, lead_signal::Column::LeadId])

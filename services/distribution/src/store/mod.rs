@@ -2,8 +2,9 @@
 
 pub mod entities;
 pub mod handoffs;
+pub mod routing;
 
-use baton_proto::distribution::v1::{self as pb, AssignmentState, LeadAssigned, RepCreated};
+use baton_proto::distribution::v1::{self as pb, LeadAssigned, RepCreated};
 use baton_shared::{
     ApiError, TenantId,
     events::EventLog,
@@ -13,20 +14,13 @@ use baton_shared::{
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, TransactionTrait,
     prelude::*,
-    sea_query::OnConflict,
 };
 
-use crate::domain::{
-    reps::NewRep,
-    round_robin::{Candidate, next_in_rotation},
-};
-use entities::{assignment, rep, rotation};
-
-/// How an assignment's rep was chosen (recorded on the assignment and in `LeadAssigned`).
-pub const METHOD_ROUND_ROBIN: &str = "round_robin";
+use crate::domain::reps::NewRep;
+use entities::{assignment, rep};
+pub use routing::{RepRouting, assign_mql, assign_queued};
 
 #[derive(Clone)]
 pub struct Store {
@@ -44,8 +38,10 @@ impl Store {
         &self,
         tenant: &TenantId,
         new: &NewRep,
+        routing: &RepRouting,
     ) -> Result<rep::Model, ApiError> {
         let txn = self.db.begin().await?;
+        self.check_team(&txn, tenant, &routing.team_id).await?;
         let by_request = rep::Entity::find()
             .filter(rep::Column::TenantId.eq(tenant.as_str()))
             .filter(rep::Column::RequestId.eq(new.request_id.as_str()))
@@ -84,6 +80,13 @@ impl Store {
             email_normalized: Set(new.email_normalized.clone()),
             active: Set(new.active),
             created_at: Set(time::now()),
+            team_id: Set(routing.team_id.clone()),
+            routing: Set(serde_json::to_string(&routing.attributes)
+                .map_err(|e| DbErr::Custom(e.to_string()))?),
+            capacity: Set(routing.capacity),
+            weight: Set(routing.weight),
+            wrr_counter: Set(0.0),
+            was_available: Set(true),
         }
         .insert(&txn)
         .await?;
@@ -92,7 +95,7 @@ impl Store {
             tenant,
             &rep.rep_id,
             &RepCreated {
-                rep: Some(rep_to_proto(&rep)),
+                rep: Some(rep_to_proto(&rep, 0)),
             },
         )
         .await?;
@@ -104,13 +107,21 @@ impl Store {
         Ok(rep)
     }
 
+    /// Reps of a page with their open leads.
     pub async fn list_reps(
         &self,
         tenant: &TenantId,
         page: Page,
-    ) -> Result<(Vec<rep::Model>, String), ApiError> {
+    ) -> Result<(Vec<pb::Rep>, String), ApiError> {
         let query = rep::Entity::find().filter(rep::Column::TenantId.eq(tenant.as_str()));
-        Ok(fetch_page(query, rep::Column::Seq, |r| r.seq, page, &self.db).await?)
+        let (rows, token) = fetch_page(query, rep::Column::Seq, |r| r.seq, page, &self.db).await?;
+        let open = routing::open_leads(&self.db, tenant).await?;
+        Ok((
+            rows.iter()
+                .map(|r| rep_to_proto(r, open.get(&r.rep_id).copied().unwrap_or(0)))
+                .collect(),
+            token,
+        ))
     }
 
     pub async fn list_assignments(
@@ -128,107 +139,7 @@ impl Store {
     }
 }
 
-/// Assigns a lead that just became an MQL, exactly once: a lead that already has an assignment
-/// (a redelivered or repeated event) is left alone. No active rep → the lead waits in the queue.
-pub async fn assign_mql<C: ConnectionTrait>(
-    txn: &C,
-    tenant: &TenantId,
-    lead_id: &str,
-) -> Result<(), DbErr> {
-    let existing = assignment::Entity::find()
-        .filter(assignment::Column::TenantId.eq(tenant.as_str()))
-        .filter(assignment::Column::LeadId.eq(lead_id))
-        .one(txn)
-        .await?;
-    if existing.is_some() {
-        return Ok(());
-    }
-    let now = time::now();
-    let chosen = pick_rep(txn, tenant).await?;
-    let row = assignment::ActiveModel {
-        seq: NotSet,
-        assignment_id: Set(uuid::Uuid::now_v7().to_string()),
-        tenant_id: Set(tenant.to_string()),
-        lead_id: Set(lead_id.to_owned()),
-        rep_id: Set(chosen.as_ref().map(|r| r.rep_id.clone())),
-        state: Set(if chosen.is_some() {
-            AssignmentState::Assigned
-        } else {
-            AssignmentState::Queued
-        } as i32),
-        method: Set(METHOD_ROUND_ROBIN.to_owned()),
-        created_at: Set(now),
-        assigned_at: Set(chosen.as_ref().map(|_| now)),
-    }
-    .insert(txn)
-    .await?;
-    if chosen.is_some() {
-        append_assigned(txn, tenant, &row).await?;
-    }
-    Ok(())
-}
-
-/// Hands queued leads, oldest first, to the active reps in rotation.
-async fn assign_queued<C: ConnectionTrait>(txn: &C, tenant: &TenantId) -> Result<(), DbErr> {
-    let queued = assignment::Entity::find()
-        .filter(assignment::Column::TenantId.eq(tenant.as_str()))
-        .filter(assignment::Column::State.eq(AssignmentState::Queued as i32))
-        .order_by_asc(assignment::Column::Seq)
-        .all(txn)
-        .await?;
-    for waiting in queued {
-        let Some(rep) = pick_rep(txn, tenant).await? else {
-            break;
-        };
-        let mut row: assignment::ActiveModel = waiting.into();
-        row.rep_id = Set(Some(rep.rep_id.clone()));
-        row.state = Set(AssignmentState::Assigned as i32);
-        row.assigned_at = Set(Some(time::now()));
-        let row = row.update(txn).await?;
-        append_assigned(txn, tenant, &row).await?;
-    }
-    Ok(())
-}
-
-/// The next rep in the tenant's rotation, moving the rotation forward; `None` if nobody is active.
-async fn pick_rep<C: ConnectionTrait>(
-    txn: &C,
-    tenant: &TenantId,
-) -> Result<Option<rep::Model>, DbErr> {
-    let reps = rep::Entity::find()
-        .filter(rep::Column::TenantId.eq(tenant.as_str()))
-        .order_by_asc(rep::Column::Seq)
-        .all(txn)
-        .await?;
-    let candidates: Vec<Candidate> = reps
-        .iter()
-        .map(|r| Candidate {
-            queue_position: r.seq,
-            active: r.active,
-        })
-        .collect();
-    let last = rotation::Entity::find_by_id(tenant.to_string())
-        .one(txn)
-        .await?
-        .map(|r| r.last_rep_seq);
-    let Some(next) = next_in_rotation(&candidates, last) else {
-        return Ok(None);
-    };
-    rotation::Entity::insert(rotation::ActiveModel {
-        tenant_id: Set(tenant.to_string()),
-        last_rep_seq: Set(next),
-    })
-    .on_conflict(
-        OnConflict::column(rotation::Column::TenantId)
-            .update_column(rotation::Column::LastRepSeq)
-            .to_owned(),
-    )
-    .exec(txn)
-    .await?;
-    Ok(reps.into_iter().find(|r| r.seq == next))
-}
-
-async fn append_assigned<C: ConnectionTrait>(
+pub(crate) async fn append_assigned<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
     row: &assignment::Model,
@@ -245,13 +156,34 @@ async fn append_assigned<C: ConnectionTrait>(
         .map(|_| ())
 }
 
-pub fn rep_to_proto(rep: &rep::Model) -> pb::Rep {
+pub fn rep_to_proto(rep: &rep::Model, open_leads: i64) -> pb::Rep {
+    let a = routing::attributes_of(rep);
     pb::Rep {
         rep_id: rep.rep_id.clone(),
         name: rep.name.clone(),
         email: rep.email.clone(),
         active: rep.active,
         created_at: Some(time::to_proto(rep.created_at)),
+        routing: Some(pb::RepRouting {
+            team_id: rep.team_id.clone(),
+            territories: a.territories,
+            industries: a.industries,
+            seniority: a.seniority,
+            capacity: rep.capacity,
+            weight: Some(rep.weight),
+            time_zone: a.time_zone,
+            work_start_hour: a.work_start_hour,
+            work_end_hour: a.work_end_hour,
+            out_of_office: a
+                .out_of_office
+                .iter()
+                .map(|(from, to)| pb::TimeRange {
+                    from: Some(time::to_proto(*from)),
+                    to: Some(time::to_proto(*to)),
+                })
+                .collect(),
+        }),
+        open_leads,
     }
 }
 
@@ -264,5 +196,7 @@ pub fn assignment_to_proto(a: &assignment::Model) -> pb::Assignment {
         method: a.method.clone(),
         created_at: Some(time::to_proto(a.created_at)),
         assigned_at: time::to_proto_opt(a.assigned_at),
+        team_id: a.team_id.clone(),
+        rule_key: a.rule_key.clone(),
     }
 }

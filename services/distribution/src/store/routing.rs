@@ -1,0 +1,753 @@
+//! Routing's persistence: teams, reps' routing attributes, the rule list, and every decision with
+//! the rule, team and candidates behind it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use baton_proto::{
+    capture::v1::Lead,
+    distribution::v1::{self as pb, AssignmentState, RoutingMethod, TeamFunction},
+    qualification::v1::{Rank, Stage},
+};
+use baton_shared::{ApiError, TenantId, time};
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    prelude::*,
+    sea_query::OnConflict,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Store, append_assigned,
+    entities::{assignment, lead_signal, rep, rotation, routing_ruleset, team, team_rotation},
+};
+use crate::domain::routing::{self, Choice, Considered, LeadFields, Method, RepView, Rules};
+
+/// A rep's routing attributes besides team, capacity and weight (stored as JSON).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RepAttributes {
+    #[serde(default)]
+    pub territories: Vec<String>,
+    #[serde(default)]
+    pub industries: Vec<String>,
+    #[serde(default)]
+    pub seniority: String,
+    #[serde(default)]
+    pub time_zone: String,
+    #[serde(default)]
+    pub work_start_hour: i32,
+    #[serde(default)]
+    pub work_end_hour: i32,
+    #[serde(default)]
+    pub out_of_office: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+/// Everything routing reads of a rep, as set through the API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RepRouting {
+    pub team_id: String,
+    pub capacity: i32,
+    pub weight: f64,
+    pub attributes: RepAttributes,
+}
+
+impl Default for RepRouting {
+    fn default() -> Self {
+        RepRouting {
+            team_id: String::new(),
+            capacity: 0,
+            weight: 1.0,
+            attributes: RepAttributes::default(),
+        }
+    }
+}
+
+pub fn attributes_of(r: &rep::Model) -> RepAttributes {
+    serde_json::from_str(&r.routing).unwrap_or_default()
+}
+
+fn method_of(value: i32) -> Method {
+    match RoutingMethod::try_from(value) {
+        Ok(RoutingMethod::WeightedRoundRobin) => Method::Weighted,
+        Ok(RoutingMethod::LoadBalanced) => Method::LoadBalanced,
+        _ => Method::RoundRobin,
+    }
+}
+
+/// Open (assigned, not reassigned) leads per rep.
+pub async fn open_leads<C: ConnectionTrait>(
+    db: &C,
+    tenant: &TenantId,
+) -> Result<HashMap<String, i64>, DbErr> {
+    let rows: Vec<(Option<String>, i64)> = assignment::Entity::find()
+        .select_only()
+        .column(assignment::Column::RepId)
+        .column_as(assignment::Column::Seq.count(), "n")
+        .filter(assignment::Column::TenantId.eq(tenant.as_str()))
+        .filter(assignment::Column::State.eq(AssignmentState::Assigned as i32))
+        .group_by(assignment::Column::RepId)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(rep, n)| rep.map(|r| (r, n)))
+        .collect())
+}
+
+/// The tenant's rules and their version (none set: version 0, no rules).
+pub async fn rules_of<C: ConnectionTrait>(
+    db: &C,
+    tenant: &TenantId,
+) -> Result<Option<(routing_ruleset::Model, Rules)>, DbErr> {
+    let Some(row) = routing_ruleset::Entity::find_by_id(tenant.to_string())
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let rules = serde_json::from_str(&row.definition)
+        .map_err(|e| DbErr::Custom(format!("routing rules: {e}")))?;
+    Ok(Some((row, rules)))
+}
+
+/// What routing knows of a lead: qualification's score, stage and rank, capture's profile fields.
+async fn lead_fields<C: ConnectionTrait>(
+    db: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+) -> Result<LeadFields, DbErr> {
+    let mut fields = LeadFields::new();
+    if let Some(s) = lead_signal::Entity::find_by_id((tenant.to_string(), lead_id.to_owned()))
+        .one(db)
+        .await?
+    {
+        fields = serde_json::from_str(&s.fields).unwrap_or_default();
+        if let Some(score) = s.score {
+            fields.insert("score".into(), score.to_string());
+        }
+        if let Some(stage) = s.stage.and_then(|v| Stage::try_from(v).ok()) {
+            fields.insert("stage".into(), stage.as_str_name().into());
+        }
+        if let Some(rank) = s.rank.and_then(|v| Rank::try_from(v).ok()) {
+            fields.insert("rank".into(), rank.as_str_name().into());
+        }
+    }
+    Ok(fields)
+}
+
+/// Keeps the profile fields routing conditions read (from capture's events).
+pub async fn record_profile<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead: &Lead,
+) -> Result<(), DbErr> {
+    let mut f = BTreeMap::new();
+    let mut put = |k: &str, v: String| {
+        if !v.is_empty() {
+            f.insert(k.to_owned(), v);
+        }
+    };
+    if let Some(c) = &lead.company {
+        put("company.country", c.country.clone());
+        put("company.region", c.region.clone());
+        put("company.industry", c.industry.clone());
+        put(
+            "company.employees",
+            c.employees.map(|e| e.to_string()).unwrap_or_default(),
+        );
+    }
+    if let Some(s) = &lead.source {
+        put("source.channel", s.channel.clone());
+    }
+    let fields = serde_json::to_string(&f).map_err(|e| DbErr::Custom(e.to_string()))?;
+    lead_signal::Entity::insert(lead_signal::ActiveModel {
+        tenant_id: Set(tenant.to_string()),
+        lead_id: Set(lead.lead_id.clone()),
+        score: Set(None),
+        stage: Set(None),
+        rank: Set(None),
+        updated_at: Set(time::now()),
+        fields: Set(fields),
+    })
+    .on_conflict(
+        OnConflict::columns([lead_signal::Column::TenantId, lead_signal::Column::LeadId])
+            .update_columns([lead_signal::Column::Fields, lead_signal::Column::UpdatedAt])
+            .to_owned(),
+    )
+    .exec(txn)
+    .await?;
+    Ok(())
+}
+
+/// A routing decision, ready to store.
+struct Decision {
+    rep: Option<rep::Model>,
+    team_id: String,
+    rule_key: String,
+    rules_version: i32,
+    method: &'static str,
+    considered: Vec<Considered>,
+}
+
+/// Decides where a lead goes now (storing counters and rotation), excluding reps that had it.
+async fn decide<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+) -> Result<Decision, DbErr> {
+    let now = time::now();
+    let had: HashSet<String> = assignment::Entity::find()
+        .filter(assignment::Column::TenantId.eq(tenant.as_str()))
+        .filter(assignment::Column::LeadId.eq(lead_id))
+        .all(txn)
+        .await?
+        .into_iter()
+        .filter_map(|a| a.rep_id)
+        .collect();
+    let reps = rep::Entity::find()
+        .filter(rep::Column::TenantId.eq(tenant.as_str()))
+        .order_by_asc(rep::Column::Seq)
+        .all(txn)
+        .await?;
+    let open = open_leads(txn, tenant).await?;
+    let view = |r: &rep::Model| RepView {
+        rep_id: r.rep_id.clone(),
+        seq: r.seq,
+        active: r.active,
+        out_of_office: attributes_of(r)
+            .out_of_office
+            .iter()
+            .any(|(from, to)| *from <= now && now < *to),
+        open_leads: open.get(&r.rep_id).copied().unwrap_or(0),
+        capacity: i64::from(r.capacity),
+        weight: r.weight,
+        counter: r.wrr_counter,
+        was_available: r.was_available,
+        had_lead: had.contains(&r.rep_id),
+    };
+    let ruleset = rules_of(txn, tenant).await?;
+    let (team_id, rule_key, rules_version, method, pool): (String, String, i32, Method, Vec<_>) =
+        match &ruleset {
+            // No rules: every active rep of the tenant in one rotation.
+            None => (
+                String::new(),
+                String::new(),
+                0,
+                Method::RoundRobin,
+                reps.iter().collect(),
+            ),
+            Some((row, rules)) => {
+                let fields = lead_fields(txn, tenant, lead_id).await?;
+                match routing::matching_rule(rules, &fields) {
+                    None => {
+                        return Ok(Decision {
+                            rep: None,
+                            team_id: String::new(),
+                            rule_key: String::new(),
+                            rules_version: row.version,
+                            method: "fallback_queue",
+                            considered: vec![],
+                        });
+                    }
+                    Some(rule) if !rule.to_rep.is_empty() => (
+                        String::new(),
+                        rule.key.clone(),
+                        row.version,
+                        Method::RoundRobin,
+                        reps.iter().filter(|r| r.rep_id == rule.to_rep).collect(),
+                    ),
+                    Some(rule) => {
+                        let method =
+                            team::Entity::find_by_id((tenant.to_string(), rule.to_team.clone()))
+                                .one(txn)
+                                .await?
+                                .map_or(Method::RoundRobin, |t| method_of(t.method));
+                        (
+                            rule.to_team.clone(),
+                            rule.key.clone(),
+                            row.version,
+                            method,
+                            reps.iter().filter(|r| r.team_id == rule.to_team).collect(),
+                        )
+                    }
+                }
+            }
+        };
+    let views: Vec<RepView> = pool.iter().map(|r| view(r)).collect();
+    let last = last_pick(txn, tenant, &team_id).await?;
+    let Choice {
+        rep_id,
+        considered,
+        counters,
+    } = routing::choose(method, &views, last);
+    if method == Method::Weighted {
+        for (id, counter, available) in counters {
+            rep::Entity::update_many()
+                .col_expr(rep::Column::WrrCounter, Expr::value(counter))
+                .col_expr(rep::Column::WasAvailable, Expr::value(available))
+                .filter(rep::Column::TenantId.eq(tenant.as_str()))
+                .filter(rep::Column::RepId.eq(id))
+                .exec(txn)
+                .await?;
+        }
+    }
+    let chosen = rep_id.and_then(|id| reps.iter().find(|r| r.rep_id == id).cloned());
+    if let Some(r) = &chosen {
+        set_last_pick(txn, tenant, &team_id, r.seq).await?;
+    }
+    Ok(Decision {
+        rep: chosen,
+        team_id,
+        rule_key,
+        rules_version,
+        method: method.name(),
+        considered,
+    })
+}
+
+async fn last_pick<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    team_id: &str,
+) -> Result<Option<i64>, DbErr> {
+    if team_id.is_empty() {
+        return Ok(rotation::Entity::find_by_id(tenant.to_string())
+            .one(txn)
+            .await?
+            .map(|r| r.last_rep_seq));
+    }
+    Ok(
+        team_rotation::Entity::find_by_id((tenant.to_string(), team_id.to_owned()))
+            .one(txn)
+            .await?
+            .map(|r| r.last_rep_seq),
+    )
+}
+
+async fn set_last_pick<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    team_id: &str,
+    seq: i64,
+) -> Result<(), DbErr> {
+    if team_id.is_empty() {
+        rotation::Entity::insert(rotation::ActiveModel {
+            tenant_id: Set(tenant.to_string()),
+            last_rep_seq: Set(seq),
+        })
+        .on_conflict(
+            OnConflict::column(rotation::Column::TenantId)
+                .update_column(rotation::Column::LastRepSeq)
+                .to_owned(),
+        )
+        .exec(txn)
+        .await?;
+    } else {
+        team_rotation::Entity::insert(team_rotation::ActiveModel {
+            tenant_id: Set(tenant.to_string()),
+            team_id: Set(team_id.to_owned()),
+            last_rep_seq: Set(seq),
+        })
+        .on_conflict(
+            OnConflict::columns([
+                team_rotation::Column::TenantId,
+                team_rotation::Column::TeamId,
+            ])
+            .update_column(team_rotation::Column::LastRepSeq)
+            .to_owned(),
+        )
+        .exec(txn)
+        .await?;
+    }
+    Ok(())
+}
+
+fn explanation_json(considered: &[Considered]) -> String {
+    serde_json::to_string(considered).unwrap_or_else(|_| "[]".into())
+}
+
+/// Routes a lead and stores the decision as a new assignment (assigned, or queued when nobody is
+/// available or no rule matched), announcing an assignment with `LeadAssigned`.
+async fn route_new<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+) -> Result<assignment::Model, DbErr> {
+    let d = decide(txn, tenant, lead_id).await?;
+    let now = time::now();
+    let row = assignment::ActiveModel {
+        seq: NotSet,
+        assignment_id: Set(uuid::Uuid::now_v7().to_string()),
+        tenant_id: Set(tenant.to_string()),
+        lead_id: Set(lead_id.to_owned()),
+        rep_id: Set(d.rep.as_ref().map(|r| r.rep_id.clone())),
+        state: Set(if d.rep.is_some() {
+            AssignmentState::Assigned
+        } else {
+            AssignmentState::Queued
+        } as i32),
+        method: Set(d.method.to_owned()),
+        created_at: Set(now),
+        assigned_at: Set(d.rep.as_ref().map(|_| now)),
+        team_id: Set(d.team_id),
+        rule_key: Set(d.rule_key),
+        rules_version: Set(d.rules_version),
+        explanation: Set(explanation_json(&d.considered)),
+        closed_at: Set(None),
+    }
+    .insert(txn)
+    .await?;
+    if row.rep_id.is_some() {
+        append_assigned(txn, tenant, &row).await?;
+    }
+    Ok(row)
+}
+
+/// Assigns a lead that just became an MQL (or an early SQL), exactly once: a lead that already has
+/// an assignment (a redelivered or repeated event) is left alone.
+pub async fn assign_mql<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+) -> Result<(), DbErr> {
+    let existing = assignment::Entity::find()
+        .filter(assignment::Column::TenantId.eq(tenant.as_str()))
+        .filter(assignment::Column::LeadId.eq(lead_id))
+        .one(txn)
+        .await?;
+    if existing.is_none() {
+        route_new(txn, tenant, lead_id).await?;
+    }
+    Ok(())
+}
+
+/// Routes queued leads again, oldest first (after a rep became available or rules changed).
+pub async fn assign_queued<C: ConnectionTrait>(txn: &C, tenant: &TenantId) -> Result<(), DbErr> {
+    let queued = assignment::Entity::find()
+        .filter(assignment::Column::TenantId.eq(tenant.as_str()))
+        .filter(assignment::Column::State.eq(AssignmentState::Queued as i32))
+        .order_by_asc(assignment::Column::Seq)
+        .all(txn)
+        .await?;
+    for waiting in queued {
+        let d = decide(txn, tenant, &waiting.lead_id).await?;
+        let Some(rep) = d.rep else { continue };
+        let mut row: assignment::ActiveModel = waiting.into();
+        row.rep_id = Set(Some(rep.rep_id.clone()));
+        row.state = Set(AssignmentState::Assigned as i32);
+        row.assigned_at = Set(Some(time::now()));
+        row.method = Set(d.method.to_owned());
+        row.team_id = Set(d.team_id);
+        row.rule_key = Set(d.rule_key);
+        row.rules_version = Set(d.rules_version);
+        row.explanation = Set(explanation_json(&d.considered));
+        let row = row.update(txn).await?;
+        append_assigned(txn, tenant, &row).await?;
+    }
+    Ok(())
+}
+
+/// Closes a lead's open assignment and routes it again (never back to a rep who had it).
+async fn reassign<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    open: assignment::Model,
+) -> Result<assignment::Model, DbErr> {
+    let lead_id = open.lead_id.clone();
+    let mut closed: assignment::ActiveModel = open.into();
+    closed.state = Set(AssignmentState::Reassigned as i32);
+    closed.closed_at = Set(Some(time::now()));
+    closed.update(txn).await?;
+    route_new(txn, tenant, &lead_id).await
+}
+
+async fn open_assignment<C: ConnectionTrait>(
+    db: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+) -> Result<Option<assignment::Model>, DbErr> {
+    assignment::Entity::find()
+        .filter(assignment::Column::TenantId.eq(tenant.as_str()))
+        .filter(assignment::Column::LeadId.eq(lead_id))
+        .filter(assignment::Column::State.is_in([
+            AssignmentState::Assigned as i32,
+            AssignmentState::Queued as i32,
+        ]))
+        .one(db)
+        .await
+}
+
+/// An assignment with why it went where it did.
+pub struct Explanation {
+    pub current: assignment::Model,
+    pub considered: Vec<Considered>,
+    pub history: Vec<assignment::Model>,
+}
+
+impl Store {
+    pub async fn create_team(
+        &self,
+        tenant: &TenantId,
+        team_id: &str,
+        name: &str,
+        function: TeamFunction,
+        method: RoutingMethod,
+    ) -> Result<team::Model, ApiError> {
+        let txn = self.db.begin().await?;
+        if let Some(existing) = team::Entity::find_by_id((tenant.to_string(), team_id.to_owned()))
+            .one(&txn)
+            .await?
+        {
+            if existing.name == name
+                && existing.function == function as i32
+                && existing.method == method as i32
+            {
+                return Ok(existing);
+            }
+            return Err(ApiError::AlreadyExists(format!(
+                "team {team_id} exists with other attributes"
+            )));
+        }
+        let created = team::ActiveModel {
+            tenant_id: Set(tenant.to_string()),
+            team_id: Set(team_id.to_owned()),
+            name: Set(name.to_owned()),
+            function: Set(function as i32),
+            method: Set(method as i32),
+            created_at: Set(time::now()),
+        }
+        .insert(&txn)
+        .await?;
+        txn.commit().await?;
+        Ok(created)
+    }
+
+    pub async fn list_teams(&self, tenant: &TenantId) -> Result<Vec<team::Model>, DbErr> {
+        team::Entity::find()
+            .filter(team::Column::TenantId.eq(tenant.as_str()))
+            .order_by_asc(team::Column::CreatedAt)
+            .all(&self.db)
+            .await
+    }
+
+    /// Replaces a rep's routing attributes; queued leads are routed again.
+    pub async fn update_rep(
+        &self,
+        tenant: &TenantId,
+        rep_id: &str,
+        active: bool,
+        routing: &RepRouting,
+    ) -> Result<rep::Model, ApiError> {
+        let txn = self.db.begin().await?;
+        let current = rep::Entity::find()
+            .filter(rep::Column::TenantId.eq(tenant.as_str()))
+            .filter(rep::Column::RepId.eq(rep_id))
+            .one(&txn)
+            .await?
+            .ok_or_else(|| ApiError::not_found("rep", rep_id))?;
+        self.check_team(&txn, tenant, &routing.team_id).await?;
+        let mut row: rep::ActiveModel = current.into();
+        row.active = Set(active);
+        row.team_id = Set(routing.team_id.clone());
+        row.capacity = Set(routing.capacity);
+        row.weight = Set(routing.weight);
+        row.routing =
+            Set(serde_json::to_string(&routing.attributes)
+                .map_err(|e| DbErr::Custom(e.to_string()))?);
+        let saved = row.update(&txn).await?;
+        assign_queued(&txn, tenant).await?;
+        txn.commit().await?;
+        self.log.notify_committed();
+        Ok(saved)
+    }
+
+    /// INVALID_ARGUMENT unless `team_id` is empty or a team of the tenant.
+    pub async fn check_team<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        tenant: &TenantId,
+        team_id: &str,
+    ) -> Result<(), ApiError> {
+        if team_id.is_empty()
+            || team::Entity::find_by_id((tenant.to_string(), team_id.to_owned()))
+                .one(db)
+                .await?
+                .is_some()
+        {
+            Ok(())
+        } else {
+            Err(ApiError::invalid(
+                "routing.team_id",
+                format!("no team {team_id}"),
+            ))
+        }
+    }
+
+    pub async fn routing_rules(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<(i32, Rules, Option<DateTime<Utc>>), DbErr> {
+        Ok(match rules_of(&self.db, tenant).await? {
+            Some((row, rules)) => (row.version, rules, Some(row.updated_at)),
+            None => (0, Rules::default(), None),
+        })
+    }
+
+    /// Replaces the rules (validated whole) with a new version; queued leads are routed again.
+    pub async fn set_routing_rules(
+        &self,
+        tenant: &TenantId,
+        rules: &Rules,
+        expected_version: i32,
+    ) -> Result<(i32, DateTime<Utc>), ApiError> {
+        let txn = self.db.begin().await?;
+        let teams: Vec<String> = team::Entity::find()
+            .filter(team::Column::TenantId.eq(tenant.as_str()))
+            .all(&txn)
+            .await?
+            .into_iter()
+            .map(|t| t.team_id)
+            .collect();
+        let reps: Vec<String> = rep::Entity::find()
+            .filter(rep::Column::TenantId.eq(tenant.as_str()))
+            .all(&txn)
+            .await?
+            .into_iter()
+            .map(|r| r.rep_id)
+            .collect();
+        let problems = routing::validate(rules, &teams, &reps);
+        if !problems.is_empty() {
+            return Err(ApiError::FailedPreconditions(
+                problems
+                    .into_iter()
+                    .map(|p| ("routing_rules_valid".to_owned(), p))
+                    .collect(),
+            ));
+        }
+        let current = rules_of(&txn, tenant).await?.map_or(0, |(r, _)| r.version);
+        if expected_version != 0 && expected_version != current {
+            return Err(ApiError::FailedPrecondition {
+                rule: "version_conflict".into(),
+                description: format!(
+                    "routing rules are at version {current}, not {expected_version}"
+                ),
+            });
+        }
+        let now = time::now();
+        routing_ruleset::Entity::insert(routing_ruleset::ActiveModel {
+            tenant_id: Set(tenant.to_string()),
+            version: Set(current + 1),
+            definition: Set(
+                serde_json::to_string(rules).map_err(|e| DbErr::Custom(e.to_string()))?
+            ),
+            updated_at: Set(now),
+        })
+        .on_conflict(
+            OnConflict::column(routing_ruleset::Column::TenantId)
+                .update_columns([
+                    routing_ruleset::Column::Version,
+                    routing_ruleset::Column::Definition,
+                    routing_ruleset::Column::UpdatedAt,
+                ])
+                .to_owned(),
+        )
+        .exec(&txn)
+        .await?;
+        assign_queued(&txn, tenant).await?;
+        txn.commit().await?;
+        self.log.notify_committed();
+        Ok((current + 1, now))
+    }
+
+    pub async fn explain_assignment(
+        &self,
+        tenant: &TenantId,
+        lead_id: &str,
+    ) -> Result<Explanation, ApiError> {
+        let mut all = assignment::Entity::find()
+            .filter(assignment::Column::TenantId.eq(tenant.as_str()))
+            .filter(assignment::Column::LeadId.eq(lead_id))
+            .order_by_asc(assignment::Column::Seq)
+            .all(&self.db)
+            .await?;
+        let current = all
+            .pop()
+            .ok_or_else(|| ApiError::not_found("assignment of lead", lead_id))?;
+        Ok(Explanation {
+            considered: serde_json::from_str(&current.explanation).unwrap_or_default(),
+            current,
+            history: all,
+        })
+    }
+
+    pub async fn reassign_lead(
+        &self,
+        tenant: &TenantId,
+        lead_id: &str,
+    ) -> Result<assignment::Model, ApiError> {
+        let txn = self.db.begin().await?;
+        let open = open_assignment(&txn, tenant, lead_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("open assignment of lead", lead_id))?;
+        let next = reassign(&txn, tenant, open).await?;
+        txn.commit().await?;
+        self.log.notify_committed();
+        Ok(next)
+    }
+
+    pub async fn reassign_rep_leads(
+        &self,
+        tenant: &TenantId,
+        rep_id: &str,
+        deactivate: bool,
+    ) -> Result<Vec<assignment::Model>, ApiError> {
+        let txn = self.db.begin().await?;
+        let rep_row = rep::Entity::find()
+            .filter(rep::Column::TenantId.eq(tenant.as_str()))
+            .filter(rep::Column::RepId.eq(rep_id))
+            .one(&txn)
+            .await?
+            .ok_or_else(|| ApiError::not_found("rep", rep_id))?;
+        if deactivate {
+            let mut row: rep::ActiveModel = rep_row.into();
+            row.active = Set(false);
+            row.update(&txn).await?;
+        }
+        let open = assignment::Entity::find()
+            .filter(assignment::Column::TenantId.eq(tenant.as_str()))
+            .filter(assignment::Column::RepId.eq(rep_id))
+            .filter(assignment::Column::State.eq(AssignmentState::Assigned as i32))
+            .order_by_asc(assignment::Column::Seq)
+            .all(&txn)
+            .await?;
+        let mut moved = Vec::with_capacity(open.len());
+        for a in open {
+            moved.push(reassign(&txn, tenant, a).await?);
+        }
+        txn.commit().await?;
+        self.log.notify_committed();
+        Ok(moved)
+    }
+}
+
+pub fn team_to_proto(t: &team::Model) -> pb::Team {
+    pb::Team {
+        team_id: t.team_id.clone(),
+        name: t.name.clone(),
+        function: t.function,
+        method: t.method,
+        created_at: Some(time::to_proto(t.created_at)),
+    }
+}
+
+pub fn considered_to_proto(c: &Considered) -> pb::CandidateConsidered {
+    pb::CandidateConsidered {
+        rep_id: c.rep_id.clone(),
+        skipped_because: c.skipped.map(|s| s.reason().to_owned()).unwrap_or_default(),
+        counter: c.counter,
+        open_leads: c.open_leads,
+        capacity: c.capacity as i32,
+    }
+}
