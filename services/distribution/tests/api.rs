@@ -295,3 +295,307 @@ async fn reps_are_validated_unique_idempotent_and_paged() {
     assert_eq!(bad_page.unwrap_err().code(), Code::InvalidArgument);
     f.stop().await;
 }
+
+// ---- Routing as data ----
+
+mod routing {
+    use super::*;
+    use baton_proto::{
+        capture::v1::Company,
+        distribution::v1::{
+            CreateTeamRequest, ExplainAssignmentRequest, ReassignLeadRequest,
+            ReassignRepLeadsRequest, RepRouting, RoutingCondition, RoutingMethod, RoutingRule,
+            SetRoutingRulesRequest, TeamFunction, TimeRange, UpdateRepRequest,
+        },
+    };
+    use baton_shared::time;
+    use std::collections::BTreeMap;
+    use tonic_types::StatusExt;
+
+    impl Fixture {
+        /// An MQL from `country` through `channel`.
+        async fn mql_from(&mut self, n: usize, country: &str, channel: &str) -> String {
+            let lead_id = self
+                .capture
+                .capture_lead(CaptureLeadRequest {
+                    request_id: format!("lead-{n}"),
+                    email: format!("lead{n}@corp{n}.example.com"),
+                    company: Some(Company {
+                        name: format!("Corp {n}"),
+                        country: country.into(),
+                        ..Default::default()
+                    }),
+                    source: Some(LeadSource {
+                        channel: channel.into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .lead
+                .unwrap()
+                .lead_id;
+            for (k, kind) in [ActivityKind::MeetingBooked, ActivityKind::FreeTrialStarted]
+                .into_iter()
+                .enumerate()
+            {
+                self.capture
+                    .record_activity(RecordActivityRequest {
+                        idempotency_key: format!("{n}-{k}"),
+                        lead_id: lead_id.clone(),
+                        kind: kind as i32,
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
+            }
+            lead_id
+        }
+
+        async fn rep_in(&mut self, n: usize, team: &str, weight: f64, active: bool) -> String {
+            let mut req = rep(n, active);
+            req.routing = Some(RepRouting {
+                team_id: team.into(),
+                weight: Some(weight),
+                ..Default::default()
+            });
+            self.distribution
+                .create_rep(req)
+                .await
+                .unwrap()
+                .into_inner()
+                .rep_id
+        }
+
+        async fn team(&mut self, id: &str, function: TeamFunction, method: RoutingMethod) {
+            self.distribution
+                .create_team(CreateTeamRequest {
+                    team_id: id.into(),
+                    name: id.into(),
+                    function: function as i32,
+                    method: method as i32,
+                })
+                .await
+                .unwrap();
+        }
+    }
+
+    fn by_rep(assignments: &[Assignment]) -> BTreeMap<String, usize> {
+        let mut m = BTreeMap::new();
+        for a in assignments
+            .iter()
+            .filter(|a| a.state == AssignmentState::Assigned as i32)
+        {
+            *m.entry(a.rep_id.clone()).or_default() += 1;
+        }
+        m
+    }
+
+    fn when(field: &str, any_of: &[&str]) -> RoutingCondition {
+        RoutingCondition {
+            field: field.into(),
+            any_of: any_of.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn rules_pick_the_team_weights_share_the_leads_and_every_decision_is_explained() {
+        let mut f = start().await;
+        f.team(
+            "fs-enterprise",
+            TeamFunction::FieldSales,
+            RoutingMethod::WeightedRoundRobin,
+        )
+        .await;
+        f.team(
+            "is-smb",
+            TeamFunction::InsideSales,
+            RoutingMethod::RoundRobin,
+        )
+        .await;
+        let a = f.rep_in(1, "fs-enterprise", 1.0, true).await;
+        let b = f.rep_in(2, "fs-enterprise", 2.0, true).await;
+        let c = f.rep_in(3, "is-smb", 1.0, true).await;
+        let d = f.rep_in(4, "is-smb", 1.0, true).await;
+        let e = f.rep_in(5, "is-smb", 1.0, false).await;
+        let now = chrono::Utc::now();
+        let away = RepRouting {
+            team_id: "is-smb".into(),
+            out_of_office: vec![TimeRange {
+                from: Some(time::to_proto(now - chrono::Duration::hours(1))),
+                to: Some(time::to_proto(now + chrono::Duration::days(7))),
+            }],
+            ..Default::default()
+        };
+        f.distribution
+            .update_rep(UpdateRepRequest {
+                rep_id: d.clone(),
+                active: true,
+                routing: Some(away),
+            })
+            .await
+            .unwrap();
+
+        let rules = vec![
+            RoutingRule {
+                key: "japan_to_field".into(),
+                conditions: vec![when("company.country", &["JP"])],
+                to_team: "fs-enterprise".into(),
+                ..Default::default()
+            },
+            RoutingRule {
+                key: "web_to_inside".into(),
+                conditions: vec![when("source.channel", &["web_form"])],
+                to_team: "is-smb".into(),
+                ..Default::default()
+            },
+        ];
+        let mut broken = rules.clone();
+        broken[1].to_team = "nobody".into();
+        broken.push(RoutingRule {
+            key: "japan_to_field".into(),
+            ..Default::default()
+        });
+        let refused = f
+            .distribution
+            .set_routing_rules(SetRoutingRulesRequest {
+                rules: broken,
+                expected_version: 0,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::FailedPrecondition);
+        let problems = refused
+            .get_details_precondition_failure()
+            .unwrap()
+            .violations;
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        let saved = f
+            .distribution
+            .set_routing_rules(SetRoutingRulesRequest {
+                rules,
+                expected_version: 0,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(saved.version, 1);
+
+        for n in 0..6 {
+            f.mql_from(n, "JP", "event").await;
+        }
+        let web1 = f.mql_from(10, "US", "web_form").await;
+        f.mql_from(11, "US", "web_form").await;
+        let stray = f.mql_from(20, "US", "event").await;
+        let all = f.assignments_when("nine decisions", |a| a.len() == 9).await;
+        let shares = by_rep(&all);
+        assert_eq!(
+            (shares.get(&a), shares.get(&b), shares.get(&c)),
+            (Some(&2), Some(&4), Some(&2)),
+            "weights 1:2 in the field team; the inside team's only available rep: {shares:?}"
+        );
+        assert!(!shares.contains_key(&d) && !shares.contains_key(&e));
+
+        let why = f
+            .distribution
+            .explain_assignment(ExplainAssignmentRequest {
+                lead_id: web1.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            (
+                why.rule_key.as_str(),
+                why.team_id.as_str(),
+                why.rules_version
+            ),
+            ("web_to_inside", "is-smb", 1)
+        );
+        let skipped: Vec<(String, String)> = why
+            .candidates
+            .iter()
+            .map(|c| (c.rep_id.clone(), c.skipped_because.clone()))
+            .collect();
+        assert_eq!(
+            skipped,
+            vec![
+                (c.clone(), String::new()),
+                (d.clone(), "out_of_office".into()),
+                (e.clone(), "inactive".into())
+            ]
+        );
+        let fallback = f
+            .distribution
+            .explain_assignment(ExplainAssignmentRequest {
+                lead_id: stray.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            fallback.assignment.unwrap().state,
+            AssignmentState::Queued as i32,
+            "no rule matched: the fallback queue, never dropped"
+        );
+
+        // Reassigned, the lead cannot go back to c and nobody else is available: it waits.
+        let moved = f
+            .distribution
+            .reassign_lead(ReassignLeadRequest {
+                lead_id: web1.clone(),
+                reason: "customer asked for another rep".into(),
+                requested_by: "is-manager@example.com".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(moved.state, AssignmentState::Queued as i32);
+        // d comes back from absence: the waiting lead goes to d, not back to c.
+        f.distribution
+            .update_rep(UpdateRepRequest {
+                rep_id: d.clone(),
+                active: true,
+                routing: Some(RepRouting {
+                    team_id: "is-smb".into(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap();
+        let why = f
+            .distribution
+            .explain_assignment(ExplainAssignmentRequest { lead_id: web1 })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(why.assignment.unwrap().rep_id, d);
+        assert_eq!(why.history.len(), 1);
+        assert_eq!(why.history[0].state, AssignmentState::Reassigned as i32);
+        assert!(
+            why.candidates
+                .iter()
+                .any(|x| x.rep_id == c && x.skipped_because == "already_had_lead")
+        );
+
+        // a leaves: its leads go to b, and a is no longer routed to.
+        let handed = f
+            .distribution
+            .reassign_rep_leads(ReassignRepLeadsRequest {
+                rep_id: a.clone(),
+                reason: "left the company".into(),
+                requested_by: "fs-manager@example.com".into(),
+                deactivate: true,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .assignments;
+        assert_eq!(handed.len(), 2);
+        assert!(handed.iter().all(|x| x.rep_id == b), "{handed:?}");
+        f.stop().await;
+    }
+}

@@ -178,7 +178,9 @@ pub async fn record_profile<C: ConnectionTrait>(
     )
     .exec(txn)
     .await?;
-    Ok(())
+    // A lead that waits because no rule matched may match now that its profile is known (capture's
+    // and qualification's events reach distribution independently).
+    retry_queued(txn, tenant, Some(&lead.lead_id)).await
 }
 
 /// A routing decision, ready to store.
@@ -425,12 +427,22 @@ pub async fn assign_mql<C: ConnectionTrait>(
 
 /// Routes queued leads again, oldest first (after a rep became available or rules changed).
 pub async fn assign_queued<C: ConnectionTrait>(txn: &C, tenant: &TenantId) -> Result<(), DbErr> {
-    let queued = assignment::Entity::find()
+    retry_queued(txn, tenant, None).await
+}
+
+/// Routes the queued leads (all, or one lead's) again.
+async fn retry_queued<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: Option<&str>,
+) -> Result<(), DbErr> {
+    let mut query = assignment::Entity::find()
         .filter(assignment::Column::TenantId.eq(tenant.as_str()))
-        .filter(assignment::Column::State.eq(AssignmentState::Queued as i32))
-        .order_by_asc(assignment::Column::Seq)
-        .all(txn)
-        .await?;
+        .filter(assignment::Column::State.eq(AssignmentState::Queued as i32));
+    if let Some(lead_id) = lead_id {
+        query = query.filter(assignment::Column::LeadId.eq(lead_id));
+    }
+    let queued = query.order_by_asc(assignment::Column::Seq).all(txn).await?;
     for waiting in queued {
         let d = decide(txn, tenant, &waiting.lead_id).await?;
         let Some(rep) = d.rep else { continue };
