@@ -71,9 +71,24 @@ pub async fn connect_and_migrate<M: MigratorTrait>(
     settings: &DatabaseSettings,
 ) -> Result<DatabaseConnection, BootError> {
     let db = connect(url, settings).await?;
-    M::up(&db, None).await.map_err(BootError::Migration)?;
+    if db.get_database_backend() == DbBackend::Postgres {
+        // Replicas starting together would race to create the same tables: the first one to take
+        // the lock migrates, the others wait and then find nothing left to do. The lock is held
+        // by the migration's transaction and released with it.
+        let txn = db.begin().await.map_err(BootError::Migration)?;
+        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+            .await
+            .map_err(BootError::Migration)?;
+        M::up(&txn, None).await.map_err(BootError::Migration)?;
+        txn.commit().await.map_err(BootError::Migration)?;
+    } else {
+        M::up(&db, None).await.map_err(BootError::Migration)?;
+    }
     Ok(db)
 }
+
+/// Advisory lock key serialising migrations on one PostgreSQL server ("baton" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6261_746f_6e;
 
 /// A read-only transaction that sees one consistent snapshot, for reads that span several queries
 /// (on PostgreSQL, READ COMMITTED would let each query see a different state; SQLite's single

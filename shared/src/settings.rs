@@ -20,6 +20,7 @@ pub struct Settings {
     pub events: EventSettings,
     pub database: DatabaseSettings,
     pub scoring: ScoringSettings,
+    pub sla: SlaSettings,
     pub capture: ServiceSettings,
     pub nurture: ServiceSettings,
     pub qualification: ServiceSettings,
@@ -84,6 +85,15 @@ pub struct ScoringSettings {
     pub batch_size: u64,
     /// How long a replica holds a recompute job without progress before another may take it.
     pub lease_seconds: u64,
+}
+
+/// distribution's SLA timers.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SlaSettings {
+    /// How often a replica looks for due timers, in milliseconds.
+    pub interval_ms: u64,
+    /// Timers fired per transaction.
+    pub batch_size: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

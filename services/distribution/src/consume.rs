@@ -2,17 +2,18 @@
 //! SQL without having been an MQL (BANT confirmed early), once.
 
 use baton_proto::{
-    capture::v1::{LeadCaptured, LeadUpdated},
+    capture::v1::{ActivityKind, ActivityRecorded, LeadCaptured, LeadUpdated},
     qualification::v1::{RankChanged, Stage, StageChanged},
     reporting::v1::ContractActivated,
 };
 use baton_shared::{
     TenantId,
     events::{ConsumeError, Event, EventHandler, consumer::decode},
+    time,
 };
 use sea_orm::DatabaseTransaction;
 
-use crate::store::{self, handoffs, routing};
+use crate::store::{self, handoffs, routing, sla};
 
 /// Handler for qualification's event log.
 pub struct QualificationEvents;
@@ -56,7 +57,15 @@ impl EventHandler for ReportingEvents {
     }
 }
 
-/// Handler for capture's event log: keeps the profile fields routing conditions read.
+/// Activities that count as inside sales touching a lead (the response SLA): a call, or an
+/// e-mail delivered to the lead.
+const IS_TOUCHES: [i32; 2] = [
+    ActivityKind::Call as i32,
+    ActivityKind::EmailDelivered as i32,
+];
+
+/// Handler for capture's event log: keeps the profile fields routing conditions read, and meets
+/// response SLAs when inside sales touches a lead.
 pub struct CaptureEvents;
 
 impl EventHandler for CaptureEvents {
@@ -66,10 +75,20 @@ impl EventHandler for CaptureEvents {
             if let Some(lead) = &captured.lead {
                 routing::record_profile(txn, &tenant, lead).await?;
             }
-        } else if let Some(updated) = decode::<LeadUpdated>(event)?
-            && let Some(lead) = &updated.lead
+        } else if let Some(updated) = decode::<LeadUpdated>(event)? {
+            if let Some(lead) = &updated.lead {
+                routing::record_profile(txn, &tenant, lead).await?;
+            }
+        } else if let Some(recorded) = decode::<ActivityRecorded>(event)?
+            && let Some(a) = &recorded.activity
+            && IS_TOUCHES.contains(&a.kind)
         {
-            routing::record_profile(txn, &tenant, lead).await?;
+            let at = a
+                .occurred_at
+                .as_ref()
+                .and_then(time::from_proto)
+                .unwrap_or_else(time::now);
+            sla::touched(txn, &tenant, &a.lead_id, at).await?;
         }
         Ok(())
     }

@@ -54,6 +54,12 @@ pub async fn run(
             &log,
         )
         .spawn(shutdown.clone()),
+        tokio::spawn(
+            store::sla::Timers::new(db.clone(), log.clone(), settings.sla.batch_size).run(
+                std::time::Duration::from_millis(settings.sla.interval_ms),
+                shutdown.clone(),
+            ),
+        ),
     ];
     let api = api::Api::new(store::Store::new(db, log.clone()));
     let routes = Routes::new(DistributionServiceServer::new(api))

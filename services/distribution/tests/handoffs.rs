@@ -71,6 +71,7 @@ fn terms() -> ContractTerms {
             reason_on_every_rejection: true,
             win_rate_pct: 30.0,
         }),
+        ..Default::default()
     }
 }
 
@@ -402,4 +403,134 @@ async fn a_contract_both_owners_approved_gates_every_handoff_even_while_reportin
     );
     assert_eq!(full.amount.unwrap().amount_minor, 12_000_000);
     distribution.stop().await;
+}
+
+/// Two distribution replicas (on PostgreSQL; one on SQLite, whose embedded mode runs one) share a
+/// database; the decision SLAs of 20 handoffs run out; each fires exactly once, and a handoff FS
+/// decided in time fires none.
+#[tokio::test]
+async fn each_sla_timer_fires_once_across_replicas_and_a_met_sla_never_fires() {
+    use baton_distribution::store::entities::sla_timer;
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, sea_query::Expr};
+
+    let reporting_db = TestDatabase::new("reporting").await;
+    let distribution_db = TestDatabase::new("distribution").await;
+    let mut settings = settings_with(&[
+        (ServiceName::Reporting, &reporting_db),
+        (ServiceName::Distribution, &distribution_db),
+    ]);
+    settings.sla.interval_ms = 50;
+    let reporting_listener = bind_ephemeral(&mut settings, ServiceName::Reporting).await;
+    let distribution_listener = bind_ephemeral(&mut settings, ServiceName::Distribution).await;
+    let settings = Arc::new(settings);
+    let reporting = spawn(
+        ServiceName::Reporting,
+        &settings,
+        reporting_listener,
+        baton_reporting::run,
+    );
+    let mut replicas = vec![spawn(
+        ServiceName::Distribution,
+        &settings,
+        distribution_listener,
+        baton_distribution::run,
+    )];
+    if distribution_db.is_postgres() {
+        let listener = baton_shared::server::bind("127.0.0.1:0").await.unwrap();
+        replicas.push(spawn(
+            ServiceName::Distribution,
+            &settings,
+            listener,
+            baton_distribution::run,
+        ));
+    }
+    let mut contracts = ContractServiceClient::new(channel(&reporting.endpoint).await);
+    let mut d = DistributionServiceClient::new(channel(&replicas[0].endpoint).await);
+    let draft = contracts
+        .create_contract(CreateContractRequest {
+            request_id: "c1".into(),
+            terms: Some(terms()),
+            created_by: "sales-ops@example.com".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    for approver in [IS_OWNER, FS_OWNER] {
+        contracts
+            .approve_contract(ApproveContractRequest {
+                contract_id: draft.contract_id.clone(),
+                approver: approver.into(),
+            })
+            .await
+            .unwrap();
+    }
+    let first = eventually("contract replicated", Duration::from_secs(20), || {
+        let mut d = d.clone();
+        async move { d.create_handoff(handoff("h0", "lead-0")).await.ok() }
+    })
+    .await
+    .into_inner();
+    for n in 1..20 {
+        d.create_handoff(handoff(&format!("h{n}"), &format!("lead-{n}")))
+            .await
+            .unwrap();
+    }
+    // FS decides the first one in time.
+    d.accept_handoff(AcceptHandoffRequest {
+        handoff_id: first.handoff_id.clone(),
+        decided_by: "fs-rep@example.com".into(),
+    })
+    .await
+    .unwrap();
+
+    // Time passes: every decision SLA is now due.
+    let db = baton_shared::db::connect(
+        &distribution_db.url,
+        &baton_shared::Settings::defaults().unwrap().database,
+    )
+    .await
+    .unwrap();
+    sla_timer::Entity::update_many()
+        .col_expr(
+            sla_timer::Column::DueAt,
+            Expr::value(chrono::Utc::now() - chrono::Duration::minutes(1)),
+        )
+        .exec(&db)
+        .await
+        .unwrap();
+    eventually("19 breaches", Duration::from_secs(20), || {
+        let db = db.clone();
+        async move {
+            let fired = sla_timer::Entity::find()
+                .filter(sla_timer::Column::FiredAt.is_not_null())
+                .count(&db)
+                .await
+                .ok()?;
+            (fired == 19).then_some(())
+        }
+    })
+    .await;
+    // Give a second firing every chance to happen before counting the events.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let breaches = count(
+        &distribution_db.url,
+        "SELECT (SELECT COUNT(*) FROM event_log WHERE type_url LIKE '%SlaBreached') \
+         + (SELECT COUNT(*) FROM event_outbox WHERE type_url LIKE '%SlaBreached') AS n",
+    )
+    .await;
+    assert_eq!(
+        breaches, 19,
+        "one SlaBreached per due timer, none for the met SLA"
+    );
+    let met = sla_timer::Entity::find()
+        .filter(sla_timer::Column::SubjectId.eq(first.handoff_id.as_str()))
+        .one(&db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(met.fired_at.is_none() && met.resolved_at.is_some());
+    for r in replicas {
+        r.stop().await;
+    }
+    reporting.stop().await;
 }

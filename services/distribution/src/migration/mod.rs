@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 mod m20261123_000010_create_reps_and_assignments;
 mod m20261124_000020_handoffs_and_contracts;
 mod m20261124_000030_routing;
+mod m20261124_000040_sla_timers;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000010_create_reps_and_assignments::Migration),
             Box::new(m20261124_000020_handoffs_and_contracts::Migration),
             Box::new(m20261124_000030_routing::Migration),
+            Box::new(m20261124_000040_sla_timers::Migration),
         ]
     }
 }

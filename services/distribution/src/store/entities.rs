@@ -286,3 +286,33 @@ pub mod routing_ruleset {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod sla_timer {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "sla_timer")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub seq: i64,
+        pub timer_id: String,
+        pub tenant_id: String,
+        /// `SlaKind` value.
+        pub kind: i32,
+        /// Assignment id (response) or handoff id (decision).
+        pub subject_id: String,
+        pub lead_id: String,
+        pub rep_id: String,
+        pub due_at: DateTimeUtc,
+        pub escalation: String,
+        pub notify: String,
+        pub created_at: DateTimeUtc,
+        pub fired_at: Option<DateTimeUtc>,
+        pub resolved_at: Option<DateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -3,7 +3,7 @@
 
 use baton_proto::{
     capture::v1::Money,
-    distribution::v1::{Handoff, HandoffBant, HandoffChanged, HandoffState, HandoffStep},
+    distribution::v1::{Handoff, HandoffBant, HandoffChanged, HandoffState, HandoffStep, SlaKind},
     qualification::v1::Rank,
     reporting::v1::{Contract, ContractTerms, RejectedLeadRoute},
 };
@@ -25,6 +25,7 @@ use sea_orm::{
 use super::{
     Store,
     entities::{contract_replica, handoff, handoff_refusal, handoff_step, lead_signal},
+    sla,
 };
 use crate::domain::handoffs::{self, Step};
 
@@ -376,6 +377,16 @@ impl Store {
             &new.notes,
         )
         .await?;
+        sla::start_decision(
+            &txn,
+            tenant,
+            &created.handoff_id,
+            &created.lead_id,
+            &created.fs_rep_id,
+            created.decision_due_at,
+            &terms,
+        )
+        .await?;
         let steps = steps_of(&txn, &created.handoff_id).await?;
         txn.commit().await?;
         self.log.notify_committed();
@@ -504,6 +515,9 @@ impl Store {
                 }
             }
             Step::Accept | Step::Dispute => {}
+        }
+        if matches!(step, Step::Accept | Step::Reject) {
+            sla::resolve(&txn, tenant, SlaKind::Decision, handoff_id).await?;
         }
         row.state = Set(next as i32);
         row.updated_at = Set(time::now());

@@ -3,6 +3,7 @@
 pub mod entities;
 pub mod handoffs;
 pub mod routing;
+pub mod sla;
 
 use baton_proto::distribution::v1::{self as pb, LeadAssigned, RepCreated};
 use baton_shared::{

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use baton_proto::{
     capture::v1::Lead,
-    distribution::v1::{self as pb, AssignmentState, RoutingMethod, TeamFunction},
+    distribution::v1::{self as pb, AssignmentState, RoutingMethod, SlaKind, TeamFunction},
     qualification::v1::{Rank, Stage},
 };
 use baton_shared::{ApiError, TenantId, time};
@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     Store, append_assigned,
     entities::{assignment, lead_signal, rep, rotation, routing_ruleset, team, team_rotation},
+    sla,
 };
 use crate::domain::routing::{self, Choice, Considered, LeadFields, Method, RepView, Rules};
 
@@ -403,6 +404,7 @@ async fn route_new<C: ConnectionTrait>(
     .await?;
     if row.rep_id.is_some() {
         append_assigned(txn, tenant, &row).await?;
+        sla::start_response(txn, tenant, &row).await?;
     }
     Ok(row)
 }
@@ -457,17 +459,19 @@ async fn retry_queued<C: ConnectionTrait>(
         row.explanation = Set(explanation_json(&d.considered));
         let row = row.update(txn).await?;
         append_assigned(txn, tenant, &row).await?;
+        sla::start_response(txn, tenant, &row).await?;
     }
     Ok(())
 }
 
 /// Closes a lead's open assignment and routes it again (never back to a rep who had it).
-async fn reassign<C: ConnectionTrait>(
+pub(crate) async fn reassign<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
     open: assignment::Model,
 ) -> Result<assignment::Model, DbErr> {
     let lead_id = open.lead_id.clone();
+    sla::resolve(txn, tenant, SlaKind::Response, &open.assignment_id).await?;
     let mut closed: assignment::ActiveModel = open.into();
     closed.state = Set(AssignmentState::Reassigned as i32);
     closed.closed_at = Set(Some(time::now()));
