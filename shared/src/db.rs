@@ -88,7 +88,7 @@ pub async fn connect_and_migrate<M: MigratorTrait>(
 }
 
 /// Advisory lock key serialising migrations on one PostgreSQL server ("baton" in ASCII).
-const MIGRATION_LOCK: i64 = 0x6261_746f_6e;
+const MIGRATION_LOCK: i64 = 0x0062_6174_6f6e;
 
 /// A read-only transaction that sees one consistent snapshot, for reads that span several queries
 /// (on PostgreSQL, READ COMMITTED would let each query see a different state; SQLite's single
