@@ -305,6 +305,7 @@ mod tests {
                 reason_on_every_rejection: true,
                 win_rate_pct: 30.0,
             }),
+            ..Default::default()
         }
     }
 
