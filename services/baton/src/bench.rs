@@ -290,7 +290,89 @@ pub struct MqlLatency {
     pub p50: Duration,
     pub p99: Duration,
     pub max: Duration,
+    /// Capture → `LeadAssigned` on distribution's log (200 reps, 20 routing rules).
+    pub assigned: u64,
+    pub assigned_p50: Duration,
+    pub assigned_p99: Duration,
+    pub assigned_max: Duration,
     pub postgres: bool,
+}
+
+/// 10 weighted teams of 20 reps and 20 routing rules; bench leads (no country) are checked against
+/// all 20 and land on the last, catch-all rule.
+pub async fn routing_fixture(
+    d: &mut baton_proto::distribution::v1::distribution_service_client::DistributionServiceClient<
+        Channel,
+    >,
+) -> anyhow::Result<()> {
+    use baton_proto::distribution::v1::{
+        CreateRepRequest, CreateTeamRequest, RepRouting, RoutingCondition, RoutingMethod,
+        RoutingRule, SetRoutingRulesRequest, TeamFunction,
+    };
+    for t in 0..10 {
+        d.create_team(CreateTeamRequest {
+            team_id: format!("team-{t}"),
+            name: format!("Team {t}"),
+            function: TeamFunction::InsideSales as i32,
+            method: RoutingMethod::WeightedRoundRobin as i32,
+        })
+        .await
+        .context("CreateTeam")?;
+        for r in 0..20 {
+            d.create_rep(CreateRepRequest {
+                request_id: format!("bench-rep-{t}-{r}"),
+                name: format!("Rep {t}-{r}"),
+                email: format!("rep{t}.{r}@bench.example.com"),
+                active: true,
+                routing: Some(RepRouting {
+                    team_id: format!("team-{t}"),
+                    weight: Some(1.0 + (r % 3) as f64),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .context("CreateRep")?;
+        }
+    }
+    let mut rules: Vec<RoutingRule> = (0..19)
+        .map(|i| RoutingRule {
+            key: format!("country-{i}"),
+            conditions: vec![RoutingCondition {
+                field: "company.country".into(),
+                any_of: vec![format!("C{i}")],
+                ..Default::default()
+            }],
+            to_team: format!("team-{}", i % 10),
+            ..Default::default()
+        })
+        .collect();
+    rules.push(RoutingRule {
+        key: "everyone_else".into(),
+        to_team: "team-0".into(),
+        ..Default::default()
+    });
+    d.set_routing_rules(SetRoutingRulesRequest {
+        rules,
+        expected_version: 0,
+    })
+    .await
+    .context("SetRoutingRules")?;
+    Ok(())
+}
+
+fn percentiles(mut v: Vec<Duration>) -> (u64, Duration, Duration, Duration) {
+    v.sort();
+    let pct = |p: f64| {
+        v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    (
+        v.len() as u64,
+        pct(0.50),
+        pct(0.99),
+        v.last().copied().unwrap_or_default(),
+    )
 }
 
 pub async fn capture_to_mql(rate: u64, duration: Duration) -> anyhow::Result<MqlLatency> {
@@ -309,13 +391,16 @@ pub async fn capture_to_mql(rate: u64, duration: Duration) -> anyhow::Result<Mql
 
     let capture_db = TestDatabase::new("bench_mql_capture").await;
     let qualification_db = TestDatabase::new("bench_mql_qualification").await;
+    let distribution_db = TestDatabase::new("bench_mql_distribution").await;
     let mut settings = settings_with(&[
         (ServiceName::Capture, &capture_db),
         (ServiceName::Qualification, &qualification_db),
+        (ServiceName::Distribution, &distribution_db),
     ]);
     settings.server.concurrency_limit = settings.server.concurrency_limit.max(4096);
     let capture_listener = bind_ephemeral(&mut settings, ServiceName::Capture).await;
     let qualification_listener = bind_ephemeral(&mut settings, ServiceName::Qualification).await;
+    let distribution_listener = bind_ephemeral(&mut settings, ServiceName::Distribution).await;
     let settings = Arc::new(settings);
     let capture = spawn(
         ServiceName::Capture,
@@ -329,8 +414,21 @@ pub async fn capture_to_mql(rate: u64, duration: Duration) -> anyhow::Result<Mql
         qualification_listener,
         baton_qualification::run,
     );
+    let distribution = spawn(
+        ServiceName::Distribution,
+        &settings,
+        distribution_listener,
+        baton_distribution::run,
+    );
     let capture_channel = channel(&capture.endpoint).await;
     let qualification_channel = channel(&qualification.endpoint).await;
+    let distribution_channel = channel(&distribution.endpoint).await;
+    routing_fixture(
+        &mut baton_proto::distribution::v1::distribution_service_client::DistributionServiceClient::new(
+            distribution_channel.clone(),
+        ),
+    )
+    .await?;
 
     let mut q = QualificationServiceClient::new(qualification_channel.clone());
     let model = q
@@ -387,6 +485,31 @@ pub async fn capture_to_mql(rate: u64, duration: Duration) -> anyhow::Result<Mql
         })
     };
 
+    let assigned: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let mut assignments = EventLogClient::new(distribution_channel)
+        .subscribe(SubscribeRequest {
+            after_position: 0,
+            max_batch: 0,
+        })
+        .await
+        .context("subscribe to distribution")?
+        .into_inner();
+    let assignment_watcher = {
+        let assigned = assigned.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(event)) = assignments.message().await {
+                let Some(payload) = event.payload.as_ref() else {
+                    continue;
+                };
+                if let Some(Ok(a)) =
+                    baton_proto::any::unpack::<baton_proto::distribution::v1::LeadAssigned>(payload)
+                {
+                    assigned.lock().await.insert(a.lead_id, Instant::now());
+                }
+            }
+        })
+    };
+
     let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let run_id = uuid::Uuid::now_v7().simple().to_string();
     let client = CaptureServiceClient::new(capture_channel);
@@ -420,15 +543,30 @@ pub async fn capture_to_mql(rate: u64, duration: Duration) -> anyhow::Result<Mql
     while Instant::now() < wait_until {
         let sent = sent_at.lock().await;
         let arrived = arrived.lock().await;
-        if sent.keys().all(|k| arrived.contains_key(k)) {
+        let assigned = assigned.lock().await;
+        if sent
+            .keys()
+            .all(|k| arrived.contains_key(k) && assigned.contains_key(k))
+        {
             break;
         }
-        drop((sent, arrived));
+        drop((sent, arrived, assigned));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     watcher.abort();
+    assignment_watcher.abort();
     let sent = sent_at.lock().await;
     let arrived = arrived.lock().await;
+    let (assigned_n, assigned_p50, assigned_p99, assigned_max) = percentiles(
+        sent.iter()
+            .filter_map(|(lead, t)| {
+                assigned
+                    .try_lock()
+                    .ok()
+                    .and_then(|a| a.get(lead).map(|a| a.saturating_duration_since(*t)))
+            })
+            .collect(),
+    );
     let mut latencies: Vec<Duration> = sent
         .iter()
         .filter_map(|(lead, t)| arrived.get(lead).map(|a| a.saturating_duration_since(*t)))
@@ -448,10 +586,144 @@ pub async fn capture_to_mql(rate: u64, duration: Duration) -> anyhow::Result<Mql
         p50: pct(0.50),
         p99: pct(0.99),
         max: latencies.last().copied().unwrap_or_default(),
+        assigned: assigned_n,
+        assigned_p50,
+        assigned_p99,
+        assigned_max,
         postgres: capture_db.is_postgres(),
     };
     drop((sent, arrived));
     capture.stop().await;
     qualification.stop().await;
+    distribution.stop().await;
     Ok(result)
+}
+
+/// A routing decision's latency, measured as `ReassignLead` called one at a time from one client
+/// (so: gRPC round trip + closing the old assignment + the decision + storing it + its event +
+/// commit — an upper bound of the decision itself), with 200 reps in 10 weighted teams and 20
+/// rules every lead is checked against. `leads` MQLs are first assigned through the event path.
+pub async fn route(leads: usize) -> anyhow::Result<(Measurement, bool)> {
+    use baton_proto::{
+        distribution::v1::{
+            ListAssignmentsRequest, ReassignLeadRequest,
+            distribution_service_client::DistributionServiceClient,
+        },
+        qualification::v1::{Stage, StageChanged},
+    };
+    use baton_shared::{TenantId, events::EventLog, server::ServeOptions};
+    use sea_orm::TransactionTrait;
+    use sea_orm_migration::{MigrationTrait, MigratorTrait};
+
+    struct LogOnly;
+    impl MigratorTrait for LogOnly {
+        fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+            vec![Box::new(baton_shared::events::migration::CreateEventLog)]
+        }
+    }
+
+    // Baton's own EventLog service stands where qualification runs, holding the MQL events.
+    let producer_db = TestDatabase::new("bench_route_qualification").await;
+    let distribution_db = TestDatabase::new("bench_route_distribution").await;
+    let mut settings = settings_with(&[
+        (ServiceName::Qualification, &producer_db),
+        (ServiceName::Distribution, &distribution_db),
+    ]);
+    let producer_listener = bind_ephemeral(&mut settings, ServiceName::Qualification).await;
+    let distribution_listener = bind_ephemeral(&mut settings, ServiceName::Distribution).await;
+    let settings = Arc::new(settings);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let producer =
+        baton_shared::db::connect_and_migrate::<LogOnly>(&producer_db.url, &settings.database)
+            .await?;
+    let log = EventLog::start(producer.clone(), settings.events.clone(), shutdown.clone());
+    let routes = tonic::service::Routes::new(log.grpc_service(shutdown.clone()));
+    let server_settings = settings.server.clone();
+    let server_shutdown = shutdown.clone();
+    let server = tokio::spawn(async move {
+        let options = ServeOptions {
+            name: "qualification",
+            health_names: vec![baton_shared::events::EVENT_LOG_SERVICE_NAME],
+            settings: &server_settings,
+            default_tenant: TenantId::new("default"),
+            long_running: vec![],
+        };
+        baton_shared::server::serve(producer_listener, routes, options, server_shutdown).await
+    });
+    let distribution = spawn(
+        ServiceName::Distribution,
+        &settings,
+        distribution_listener,
+        baton_distribution::run,
+    );
+    let mut d = DistributionServiceClient::new(channel(&distribution.endpoint).await);
+    routing_fixture(&mut d).await?;
+    let tenant = TenantId::new("default");
+    let txn = producer.begin().await?;
+    for n in 0..leads {
+        let event = StageChanged {
+            lead_id: format!("lead-{n}"),
+            from_stage: Stage::Lead as i32,
+            to_stage: Stage::Mql as i32,
+            score: 60,
+            ..Default::default()
+        };
+        EventLog::append(&txn, &tenant, &event.lead_id, &event).await?;
+    }
+    txn.commit().await?;
+    log.notify_committed();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let page = d
+            .list_assignments(ListAssignmentsRequest {
+                page_size: 1,
+                page_token: format!("v1.{}", leads - 1),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        if !page.assignments.is_empty() {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "MQLs were not all assigned in time"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut latencies = Vec::with_capacity(leads);
+    let started = Instant::now();
+    let mut errors = 0;
+    for n in 0..leads {
+        let t = Instant::now();
+        let ok = d
+            .reassign_lead(ReassignLeadRequest {
+                lead_id: format!("lead-{n}"),
+                reason: "bench".into(),
+                requested_by: "baton bench".into(),
+            })
+            .await
+            .is_ok();
+        if ok {
+            latencies.push(t.elapsed());
+        } else {
+            errors += 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    let (calls, p50, p99, _) = percentiles(latencies);
+    let postgres = distribution_db.is_postgres();
+    distribution.stop().await;
+    shutdown.cancel();
+    let _ = server.await;
+    Ok((
+        Measurement {
+            calls,
+            errors,
+            elapsed,
+            p50,
+            p99,
+        },
+        postgres,
+    ))
 }

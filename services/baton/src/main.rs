@@ -26,6 +26,7 @@ enum BenchTarget {
     Capture,
     Import,
     Mql,
+    Route,
 }
 
 #[derive(Subcommand)]
@@ -44,7 +45,8 @@ enum Command {
     /// BATON_TEST_DATABASE_URL.
     Bench {
         /// What to measure: `capture` (CaptureLead vs the echo ceiling), `import` (ImportLeads
-        /// vs PostgreSQL COPY of the same rows) or `mql` (capture → MQL latency at `--rate`).
+        /// vs PostgreSQL COPY of the same rows), `mql` (capture → MQL and → assignment latency at
+        /// `--rate`) or `route` (a routing decision's latency, `--rows` leads).
         #[arg(default_value = "capture")]
         what: BenchTarget,
         /// Rows per import round.
@@ -152,6 +154,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 m.p99.as_secs_f64() * 1e3,
                 m.max.as_secs_f64() * 1e3
             );
+            println!(
+                "capture -> assigned ({} leads; 200 reps, 20 rules): p50 {:.1} ms   p99 {:.1} ms   max {:.1} ms",
+                m.assigned,
+                m.assigned_p50.as_secs_f64() * 1e3,
+                m.assigned_p99.as_secs_f64() * 1e3,
+                m.assigned_max.as_secs_f64() * 1e3
+            );
+        }
+        Command::Bench {
+            what: BenchTarget::Route,
+            rows,
+            ..
+        } => {
+            let (m, postgres) = bench::route(rows).await?;
+            let db = if postgres { "PostgreSQL" } else { "SQLite" };
+            println!(
+                "baton bench route: {rows} ReassignLead calls one at a time, 200 reps, 20 rules, {db}"
+            );
+            println!("{}", bench::report("routing decision (ReassignLead)", &m));
         }
         Command::Bench {
             concurrency,

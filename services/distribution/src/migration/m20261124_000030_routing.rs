@@ -81,6 +81,18 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        // Open leads per rep, read at every routing decision.
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_assignment_rep_state")
+                    .table("assignment")
+                    .col("tenant_id")
+                    .col("rep_id")
+                    .col("state")
+                    .to_owned(),
+            )
+            .await?;
         manager
             .create_index(
                 Index::create()

@@ -81,12 +81,25 @@ pub async fn open_leads<C: ConnectionTrait>(
     db: &C,
     tenant: &TenantId,
 ) -> Result<HashMap<String, i64>, DbErr> {
-    let rows: Vec<(Option<String>, i64)> = assignment::Entity::find()
+    open_leads_of(db, tenant, None).await
+}
+
+/// Open leads per rep, of some reps only (an index range each) or of all.
+async fn open_leads_of<C: ConnectionTrait>(
+    db: &C,
+    tenant: &TenantId,
+    reps: Option<Vec<String>>,
+) -> Result<HashMap<String, i64>, DbErr> {
+    let mut query = assignment::Entity::find()
         .select_only()
         .column(assignment::Column::RepId)
         .column_as(assignment::Column::Seq.count(), "n")
         .filter(assignment::Column::TenantId.eq(tenant.as_str()))
-        .filter(assignment::Column::State.eq(AssignmentState::Assigned as i32))
+        .filter(assignment::Column::State.eq(AssignmentState::Assigned as i32));
+    if let Some(reps) = reps {
+        query = query.filter(assignment::Column::RepId.is_in(reps));
+    }
+    let rows: Vec<(Option<String>, i64)> = query
         .group_by(assignment::Column::RepId)
         .into_tuple()
         .all(db)
@@ -214,8 +227,7 @@ async fn decide<C: ConnectionTrait>(
         .order_by_asc(rep::Column::Seq)
         .all(txn)
         .await?;
-    let open = open_leads(txn, tenant).await?;
-    let view = |r: &rep::Model| RepView {
+    let view = |r: &rep::Model, open: &HashMap<String, i64>| RepView {
         rep_id: r.rep_id.clone(),
         seq: r.seq,
         active: r.active,
@@ -278,7 +290,13 @@ async fn decide<C: ConnectionTrait>(
                 }
             }
         };
-    let views: Vec<RepView> = pool.iter().map(|r| view(r)).collect();
+    let open = open_leads_of(
+        txn,
+        tenant,
+        Some(pool.iter().map(|r| r.rep_id.clone()).collect()),
+    )
+    .await?;
+    let views: Vec<RepView> = pool.iter().map(|r| view(r, &open)).collect();
     let last = last_pick(txn, tenant, &team_id).await?;
     let Choice {
         rep_id,
@@ -286,7 +304,14 @@ async fn decide<C: ConnectionTrait>(
         counters,
     } = routing::choose(method, &views, last);
     if method == Method::Weighted {
-        for (id, counter, available) in counters {
+        // Only the reps whose counter or availability changed (usually just the chosen one).
+        let changed = counters.into_iter().filter(|(id, counter, available)| {
+            views
+                .iter()
+                .find(|v| &v.rep_id == id)
+                .is_none_or(|v| v.counter != *counter || v.was_available != *available)
+        });
+        for (id, counter, available) in changed {
             rep::Entity::update_many()
                 .col_expr(rep::Column::WrrCounter, Expr::value(counter))
                 .col_expr(rep::Column::WasAvailable, Expr::value(available))
