@@ -11,7 +11,10 @@ use baton_proto::{
     distribution::v1::{CreateRepRequest, distribution_service_client::DistributionServiceClient},
     nurture::v1::nurture_service_client::NurtureServiceClient,
     qualification::v1::qualification_service_client::QualificationServiceClient,
-    reporting::v1::reporting_service_client::ReportingServiceClient,
+    reporting::v1::{
+        contract_service_client::ContractServiceClient,
+        reporting_service_client::ReportingServiceClient,
+    },
 };
 pub use baton_shared::testing::eventually;
 use baton_shared::{
@@ -23,7 +26,7 @@ use tonic::transport::Channel;
 /// A running suite and the databases it owns (dropped after it).
 pub struct TestSuite {
     pub suite: Suite,
-    _databases: Vec<TestDatabase>,
+    databases: Vec<(ServiceName, TestDatabase)>,
 }
 
 impl TestSuite {
@@ -35,10 +38,20 @@ impl TestSuite {
         let refs: Vec<_> = databases.iter().map(|(n, d)| (*n, d)).collect();
         let settings = settings_with(&refs);
         let suite = Suite::start(settings).await.expect("suite starts");
-        TestSuite {
-            suite,
-            _databases: databases.into_iter().map(|(_, d)| d).collect(),
-        }
+        TestSuite { suite, databases }
+    }
+
+    /// The database URL of service `name` (for a test that must make time pass in it).
+    pub fn database_url(&self, name: ServiceName) -> String {
+        self.databases
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, d)| d.url.clone())
+            .unwrap_or_default()
+    }
+
+    pub async fn contracts(&self) -> ContractServiceClient<Channel> {
+        ContractServiceClient::new(self.channel(ServiceName::Reporting).await)
     }
 
     pub async fn channel(&self, name: ServiceName) -> Channel {

@@ -1,8 +1,10 @@
 //! What qualification does with capture's events: start tracking new leads, keep a replica of
 //! their fit attributes, score activities, rank, combine merged leads, forget erased ones.
 
-use baton_proto::capture::v1::{
-    ActivityRecorded, LeadCaptured, LeadErased, LeadUpdated, LeadsMerged,
+use baton_proto::{
+    capture::v1::{ActivityRecorded, LeadCaptured, LeadErased, LeadUpdated, LeadsMerged},
+    distribution::v1::HandoffChanged,
+    qualification::v1::Stage,
 };
 use baton_shared::{
     TenantId,
@@ -62,6 +64,40 @@ impl EventHandler for CaptureEvents {
             store::forget_lead(txn, &tenant, &erased.lead_id).await?;
             ranking::rerank(txn, &tenant, &erased.lead_id).await?;
         }
+        Ok(())
+    }
+}
+
+/// Handler for distribution's event log: what field sales does with a handed-off lead moves its
+/// stage — accepted (or a rejection overturned) → opportunity, won → customer, lost → lost,
+/// rejected back to nurture → recycled. Each move is logged with the step and who took it.
+pub struct DistributionEvents;
+
+impl EventHandler for DistributionEvents {
+    async fn handle(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), ConsumeError> {
+        let Some(changed) = decode::<HandoffChanged>(event)? else {
+            return Ok(());
+        };
+        let (Some(handoff), Some(step)) = (&changed.handoff, &changed.step) else {
+            return Ok(());
+        };
+        let to = match step.action.as_str() {
+            "accepted" | "dispute_overturned" => Stage::Opportunity,
+            "won" => Stage::Customer,
+            "lost" => Stage::Lost,
+            "rejected" if handoff.rejected_lead_route == "nurture" => Stage::Recycled,
+            _ => return Ok(()),
+        };
+        let tenant = TenantId::new(event.tenant_id.clone());
+        store::handoff_moved(
+            txn,
+            &tenant,
+            &handoff.lead_id,
+            to,
+            &format!("handoff_{}", step.action),
+            &step.actor,
+        )
+        .await?;
         Ok(())
     }
 }

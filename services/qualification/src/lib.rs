@@ -38,6 +38,14 @@ pub async fn run(
             &log,
         )
         .spawn(shutdown.clone()),
+        Consumer::of(
+            ServiceName::Distribution,
+            &settings,
+            db.clone(),
+            consume::DistributionEvents,
+            &log,
+        )
+        .spawn(shutdown.clone()),
         tokio::spawn(store::models::run_worker(
             store::models::Worker::new(
                 db.clone(),

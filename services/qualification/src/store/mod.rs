@@ -482,6 +482,26 @@ async fn set_score<C: ConnectionTrait>(
     }
 }
 
+/// Field sales moved a handed-off lead (accepted, won, lost, rejected to nurture): its stage
+/// follows, with the step as the reason. A lead qualification has not seen, or already there, is
+/// left alone.
+pub async fn handoff_moved<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+    to: Stage,
+    reason: &str,
+    changed_by: &str,
+) -> Result<(), DbErr> {
+    let Some(current) = find_score(txn, tenant, lead_id).await? else {
+        return Ok(());
+    };
+    if current.stage == to as i32 {
+        return Ok(());
+    }
+    move_stage(txn, tenant, current, to, reason, changed_by).await
+}
+
 /// Why and by whom automatic stage changes happen (the reason/changed_by of their history).
 pub const REASON_SCORE_THRESHOLD: &str = "score_threshold";
 pub const REASON_DOCUMENT_DOWNLOADED: &str = "document_downloaded";

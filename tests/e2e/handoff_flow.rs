@@ -1,0 +1,343 @@
+//! The IS → FS handoff through all five services, over real sockets: a contract both owners
+//! approved, routing to the IS team, the response SLA (met by a call, or breached and escalated by
+//! reassignment), a handoff judged by the gate on the lead's real score and rank, and FS's
+//! decisions moving the lead's stage in qualification.
+
+use std::time::Duration;
+
+use baton_e2e::{TestSuite, activity, captured_id, eventually, lead};
+use baton_proto::{
+    capture::v1::{ActivityKind, CallDetails, CallOutcome, PageKind},
+    distribution::v1::{
+        AcceptHandoffRequest, AssignmentState, CreateHandoffRequest, CreateRepRequest,
+        CreateTeamRequest, ExplainAssignmentRequest, HandoffBant, RecordOutcomeRequest, RepRouting,
+        RoutingMethod, RoutingRule, SetRoutingRulesRequest, TeamFunction,
+    },
+    qualification::v1::{GetStageRequest, Stage},
+    reporting::v1::{
+        ApproveContractRequest, ContractTerms, CreateContractRequest, FsTargets, HandoffGate,
+        IsTargets, RejectedLeadRoute, RejectionReason, SlaEscalation,
+    },
+};
+use baton_shared::{ServiceName, time};
+use sea_orm::{ConnectionTrait, Statement, Value};
+use tonic::Code;
+use tonic_types::StatusExt;
+
+const PATIENCE: Duration = Duration::from_secs(60);
+const IS_OWNER: &str = "is-lead@example.co.jp";
+const FS_OWNER: &str = "fs-lead@example.co.jp";
+
+fn terms() -> ContractTerms {
+    let now = chrono::Utc::now();
+    ContractTerms {
+        is_team: "is-tokyo".into(),
+        fs_team: "fs-tokyo".into(),
+        is_owner: IS_OWNER.into(),
+        fs_owner: FS_OWNER.into(),
+        period_start: Some(time::to_proto(now - chrono::Duration::days(1))),
+        period_end: Some(time::to_proto(now + chrono::Duration::days(180))),
+        gate: Some(HandoffGate {
+            required_fields: vec!["meeting_at".into()],
+            bant_items: vec!["budget".into(), "need".into()],
+            min_score: Some(40),
+            allowed_ranks: vec!["RANK_HOT".into(), "RANK_WARM".into()],
+        }),
+        rejection_reasons: vec![RejectionReason {
+            code: "no_budget".into(),
+            description: "No budget".into(),
+        }],
+        rejected_lead_route: RejectedLeadRoute::Nurture as i32,
+        response_sla_minutes: 30,
+        decision_sla_hours: 48,
+        response_sla_escalation: SlaEscalation::Reassign as i32,
+        is_targets: Some(IsTargets {
+            handoffs_per_period: 20,
+            accepted_rate_pct: 70.0,
+            win_rate_pct: 25.0,
+            ..Default::default()
+        }),
+        fs_targets: Some(FsTargets {
+            decision_sla_adherence_pct: 95.0,
+            reason_on_every_rejection: true,
+            win_rate_pct: 30.0,
+        }),
+        ..Default::default()
+    }
+}
+
+async fn count(url: &str, sql: &str) -> i64 {
+    let settings = baton_shared::Settings::defaults().unwrap();
+    let db = baton_shared::db::connect(url, &settings.database)
+        .await
+        .unwrap();
+    let row = db
+        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap();
+    row.map_or(0, |r| r.try_get::<i64>("", "n").unwrap())
+}
+
+/// Makes every open response SLA of the distribution database due (time passes).
+async fn make_response_slas_due(url: &str) {
+    let settings = baton_shared::Settings::defaults().unwrap();
+    let db = baton_shared::db::connect(url, &settings.database)
+        .await
+        .unwrap();
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Postgres => "UPDATE sla_timer SET due_at = $1 WHERE kind = 1",
+        _ => "UPDATE sla_timer SET due_at = ? WHERE kind = 1",
+    };
+    db.execute_raw(Statement::from_sql_and_values(
+        backend,
+        sql,
+        [Value::from(
+            chrono::Utc::now() - chrono::Duration::minutes(1),
+        )],
+    ))
+    .await
+    .unwrap();
+}
+
+async fn stage_of(suite: &TestSuite, lead_id: &str, want: Stage) {
+    let mut q = suite.qualification().await;
+    eventually("stage", PATIENCE, || {
+        let mut q = q.clone();
+        let lead_id = lead_id.to_owned();
+        async move {
+            let s = q
+                .get_stage(GetStageRequest { lead_id })
+                .await
+                .ok()?
+                .into_inner();
+            (s.stage == want as i32).then_some(())
+        }
+    })
+    .await;
+    // Keep the client alive until the end of the wait.
+    let _ = &mut q;
+}
+
+#[tokio::test]
+async fn a_lead_goes_from_is_to_fs_under_a_contract_and_every_sla_and_stage_follows() {
+    let suite = TestSuite::start().await;
+    let mut contracts = suite.contracts().await;
+    let mut d = suite.distribution().await;
+    let mut capture = suite.capture().await;
+
+    let draft = contracts
+        .create_contract(CreateContractRequest {
+            request_id: "tokyo".into(),
+            terms: Some(terms()),
+            created_by: "sales-ops@example.co.jp".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    for approver in [IS_OWNER, FS_OWNER] {
+        contracts
+            .approve_contract(ApproveContractRequest {
+                contract_id: draft.contract_id.clone(),
+                approver: approver.into(),
+            })
+            .await
+            .unwrap();
+    }
+    for (team, function) in [
+        ("is-tokyo", TeamFunction::InsideSales),
+        ("fs-tokyo", TeamFunction::FieldSales),
+    ] {
+        d.create_team(CreateTeamRequest {
+            team_id: team.into(),
+            name: team.into(),
+            function: function as i32,
+            method: RoutingMethod::RoundRobin as i32,
+        })
+        .await
+        .unwrap();
+    }
+    let mut is_reps = Vec::new();
+    for n in 0..2 {
+        is_reps.push(
+            d.create_rep(CreateRepRequest {
+                request_id: format!("is-{n}"),
+                name: format!("IS rep {n}"),
+                email: format!("is{n}@example.co.jp"),
+                active: true,
+                routing: Some(RepRouting {
+                    team_id: "is-tokyo".into(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .rep_id,
+        );
+    }
+    d.set_routing_rules(SetRoutingRulesRequest {
+        rules: vec![RoutingRule {
+            key: "all_to_inside_sales".into(),
+            to_team: "is-tokyo".into(),
+            ..Default::default()
+        }],
+        expected_version: 0,
+    })
+    .await
+    .unwrap();
+
+    // Two MQLs, one per IS rep.
+    let mut leads = Vec::new();
+    for n in 0..2 {
+        let id = captured_id(&mut capture, lead(n)).await;
+        for (k, kind) in [ActivityKind::MeetingBooked, ActivityKind::FreeTrialStarted]
+            .into_iter()
+            .enumerate()
+        {
+            capture
+                .record_activity(activity(
+                    &id,
+                    &format!("{n}-{k}"),
+                    kind,
+                    PageKind::Unspecified,
+                ))
+                .await
+                .unwrap();
+        }
+        leads.push(id);
+    }
+    let owner_of = |lead_id: String| {
+        let d = d.clone();
+        async move {
+            let e = d
+                .clone()
+                .explain_assignment(ExplainAssignmentRequest { lead_id })
+                .await
+                .ok()?
+                .into_inner();
+            let a = e.assignment?;
+            (a.state == AssignmentState::Assigned as i32).then_some((a.rep_id, e.history.len()))
+        }
+    };
+    let first = eventually("first lead assigned", PATIENCE, || {
+        owner_of(leads[0].clone())
+    })
+    .await;
+    let second = eventually("second lead assigned", PATIENCE, || {
+        owner_of(leads[1].clone())
+    })
+    .await;
+    assert_ne!(first.0, second.0, "round robin over the IS team");
+
+    // The first lead's rep calls it; the second lead is never touched.
+    let mut call = activity(
+        &leads[0],
+        "call-0",
+        ActivityKind::Call,
+        PageKind::Unspecified,
+    );
+    call.call = Some(CallDetails {
+        outcome: CallOutcome::Connected as i32,
+        duration_seconds: 240,
+        reached_target_department: true,
+    });
+    capture.record_activity(call).await.unwrap();
+    let url = suite.database_url(ServiceName::Distribution);
+    eventually(
+        "the call meets the first response SLA",
+        PATIENCE,
+        || async {
+            (count(
+                &url,
+                "SELECT COUNT(*) AS n FROM sla_timer WHERE kind = 1 AND resolved_at IS NOT NULL",
+            )
+            .await
+                == 1)
+                .then_some(())
+        },
+    )
+    .await;
+    make_response_slas_due(&suite.database_url(ServiceName::Distribution)).await;
+    let moved = eventually("breached lead reassigned", PATIENCE, || async {
+        let (rep, earlier) = owner_of(leads[1].clone()).await?;
+        (earlier == 1).then_some(rep)
+    })
+    .await;
+    assert_eq!(moved, first.0, "escalated to the other IS rep, never back");
+    assert_eq!(
+        owner_of(leads[0].clone()).await,
+        Some((first.0.clone(), 0)),
+        "the called lead met its SLA and stays"
+    );
+
+    // Handoff of the called lead: the gate reads its real score (50) and rank.
+    let mut request = CreateHandoffRequest {
+        request_id: "h-1".into(),
+        lead_id: leads[0].clone(),
+        is_team: "is-tokyo".into(),
+        fs_team: "fs-tokyo".into(),
+        meeting_at: Some(time::to_proto(
+            chrono::Utc::now() + chrono::Duration::days(2),
+        )),
+        bant: Some(HandoffBant {
+            need: true,
+            ..Default::default()
+        }),
+        notes: "Demo for 40 seats".into(),
+        handed_off_by: "is0@example.co.jp".into(),
+        ..Default::default()
+    };
+    let refused = d.create_handoff(request.clone()).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    let items: Vec<String> = refused
+        .get_details_precondition_failure()
+        .unwrap()
+        .violations
+        .into_iter()
+        .map(|v| v.subject)
+        .collect();
+    assert_eq!(
+        items,
+        vec!["bant.budget"],
+        "score 50 >= 40 and the rank pass"
+    );
+    request.bant = Some(HandoffBant {
+        budget: true,
+        need: true,
+        ..Default::default()
+    });
+    let handoff = d.create_handoff(request).await.unwrap().into_inner();
+    d.accept_handoff(AcceptHandoffRequest {
+        handoff_id: handoff.handoff_id.clone(),
+        decided_by: "fs0@example.co.jp".into(),
+    })
+    .await
+    .unwrap();
+    stage_of(&suite, &leads[0], Stage::Opportunity).await;
+    d.record_outcome(RecordOutcomeRequest {
+        handoff_id: handoff.handoff_id.clone(),
+        won: true,
+        recorded_by: "fs0@example.co.jp".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    stage_of(&suite, &leads[0], Stage::Customer).await;
+    let history = suite
+        .qualification()
+        .await
+        .get_stage(GetStageRequest {
+            lead_id: leads[0].clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .history;
+    let last = history.last().unwrap();
+    assert_eq!(
+        (last.reason.as_str(), last.changed_by.as_str()),
+        ("handoff_won", "fs0@example.co.jp")
+    );
+    suite.stop().await;
+}
