@@ -49,6 +49,7 @@ fn terms() -> ContractTerms {
         }],
         rejected_lead_route: RejectedLeadRoute::Nurture as i32,
         response_sla_minutes: 30,
+        response_sla_working_hours: true,
         decision_sla_hours: 48,
         response_sla_escalation: SlaEscalation::Reassign as i32,
         is_targets: Some(IsTargets {
@@ -76,6 +77,31 @@ async fn count(url: &str, sql: &str) -> i64 {
         .await
         .unwrap();
     row.map_or(0, |r| r.try_get::<i64>("", "n").unwrap())
+}
+
+/// When the response SLA of `lead_id` falls due, once it exists.
+async fn response_due(url: &str, lead_id: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let settings = baton_shared::Settings::defaults().unwrap();
+    let db = baton_shared::db::connect(url, &settings.database)
+        .await
+        .unwrap();
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Postgres => {
+            "SELECT due_at FROM sla_timer WHERE kind = 1 AND lead_id = $1"
+        }
+        _ => "SELECT due_at FROM sla_timer WHERE kind = 1 AND lead_id = ?",
+    };
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [Value::from(lead_id)],
+        ))
+        .await
+        .unwrap()?;
+    row.try_get::<chrono::DateTime<chrono::Utc>>("", "due_at")
+        .ok()
 }
 
 /// Makes every open response SLA of the distribution database due (time passes).
@@ -167,6 +193,9 @@ async fn a_lead_goes_from_is_to_fs_under_a_contract_and_every_sla_and_stage_foll
                 active: true,
                 routing: Some(RepRouting {
                     team_id: "is-tokyo".into(),
+                    time_zone: "Asia/Tokyo".into(),
+                    work_start_hour: 9,
+                    work_end_hour: 18,
                     ..Default::default()
                 }),
             })
@@ -229,6 +258,36 @@ async fn a_lead_goes_from_is_to_fs_under_a_contract_and_every_sla_and_stage_foll
     })
     .await;
     assert_ne!(first.0, second.0, "round robin over the IS team");
+
+    // The response SLA counts 30 minutes of the rep's working hours (Tokyo, 9:00-18:00, Mon-Fri).
+    let url = suite.database_url(ServiceName::Distribution);
+    let assigned_at = d
+        .clone()
+        .explain_assignment(ExplainAssignmentRequest {
+            lead_id: leads[0].clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .assignment
+        .and_then(|a| a.assigned_at)
+        .and_then(|t| time::from_proto(&t))
+        .unwrap();
+    let due = eventually("a response SLA", PATIENCE, || {
+        let url = url.clone();
+        let lead = leads[0].clone();
+        async move { response_due(&url, &lead).await }
+    })
+    .await;
+    let expected = baton_distribution::domain::sla::due_at(
+        assigned_at,
+        30,
+        baton_distribution::domain::sla::WorkingHours::of("Asia/Tokyo", 9, 18),
+    );
+    assert!(
+        (due - expected).num_milliseconds().abs() < 5,
+        "due {due}, expected {expected}"
+    );
 
     // The first lead's rep calls it; the second lead is never touched.
     let mut call = activity(

@@ -43,6 +43,12 @@ fn routing_from_proto(raw: Option<&pb::RepRouting>, v: &mut Violations) -> RepRo
             v.add(field, "must be an hour between 0 and 24");
         }
     }
+    if !r.time_zone.trim().is_empty() && r.time_zone.trim().parse::<chrono_tz::Tz>().is_err() {
+        v.add(
+            "routing.time_zone",
+            "must be an IANA time zone, e.g. Asia/Tokyo",
+        );
+    }
     let mut out_of_office = Vec::new();
     for (i, range) in r.out_of_office.iter().enumerate() {
         let from = range.from.as_ref().and_then(time::from_proto);

@@ -1,13 +1,14 @@
 //! SLA timers: started when a lead is assigned (response SLA, from the contract that names the
-//! rep's team as its IS team) or handed off (decision SLA), resolved by the first IS touch or FS's
-//! decision, fired by whichever replica claims them first once due.
+//! rep's team as its IS team, counted in the rep's working hours if the contract says so) or
+//! handed off (decision SLA), resolved by the first IS touch or FS's decision, fired by whichever
+//! replica claims them first once due.
 
 use baton_proto::{
     distribution::v1::{AssignmentState, SlaBreached, SlaKind},
     reporting::v1::{ContractTerms, SlaEscalation},
 };
 use baton_shared::{TenantId, events::EventLog, time};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use prost::Message;
 use sea_orm::{
     ActiveValue::{NotSet, Set},
@@ -17,7 +18,8 @@ use sea_orm::{
     sea_query::{LockBehavior, LockType},
 };
 
-use super::entities::{assignment, contract_replica, sla_timer};
+use super::entities::{assignment, contract_replica, rep, sla_timer};
+use crate::domain::sla::{WorkingHours, due_at};
 
 pub const ESCALATE_NOTIFY: &str = "notify_owner";
 pub const ESCALATE_REASSIGN: &str = "reassign";
@@ -114,6 +116,19 @@ pub async fn start_response<C: ConnectionTrait>(
     if terms.response_sla_minutes == 0 {
         return Ok(());
     }
+    let hours = if terms.response_sla_working_hours {
+        rep::Entity::find()
+            .filter(rep::Column::TenantId.eq(tenant.as_str()))
+            .filter(rep::Column::RepId.eq(rep_id.as_str()))
+            .one(txn)
+            .await?
+            .and_then(|r| {
+                let a = super::routing::attributes_of(&r);
+                WorkingHours::of(&a.time_zone, a.work_start_hour, a.work_end_hour)
+            })
+    } else {
+        None
+    };
     start(
         txn,
         tenant,
@@ -122,8 +137,11 @@ pub async fn start_response<C: ConnectionTrait>(
             subject_id: &a.assignment_id,
             lead_id: &a.lead_id,
             rep_id,
-            due_at: a.assigned_at.unwrap_or_else(time::now)
-                + Duration::minutes(i64::from(terms.response_sla_minutes)),
+            due_at: due_at(
+                a.assigned_at.unwrap_or_else(time::now),
+                terms.response_sla_minutes,
+                hours,
+            ),
             escalation: escalation_name(terms.response_sla_escalation),
             notify: &terms.is_owner,
         },
