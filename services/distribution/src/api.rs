@@ -100,6 +100,8 @@ fn rules_from_proto(raw: &[pb::RoutingRule]) -> rules::Rules {
                     .collect(),
                 to_team: r.to_team.trim().to_owned(),
                 to_rep: r.to_rep.trim().to_owned(),
+                match_territory: r.match_territory,
+                match_industry: r.match_industry,
             })
             .collect(),
     }
@@ -130,6 +132,8 @@ fn rules_to_proto(
                     .collect(),
                 to_team: r.to_team.clone(),
                 to_rep: r.to_rep.clone(),
+                match_territory: r.match_territory,
+                match_industry: r.match_industry,
             })
             .collect(),
         updated_at: updated_at.map(time::to_proto),

@@ -598,4 +598,74 @@ mod routing {
         assert!(handed.iter().all(|x| x.rep_id == b), "{handed:?}");
         f.stop().await;
     }
+
+    #[tokio::test]
+    async fn territory_rules_send_each_lead_to_the_rep_who_covers_its_country() {
+        let mut f = start().await;
+        f.team(
+            "fs-geo",
+            TeamFunction::FieldSales,
+            RoutingMethod::RoundRobin,
+        )
+        .await;
+        let mut ids = Vec::new();
+        for (n, territory) in [(1, "JP"), (2, "US")] {
+            let mut req = rep(n, true);
+            req.routing = Some(RepRouting {
+                team_id: "fs-geo".into(),
+                territories: vec![territory.into()],
+                ..Default::default()
+            });
+            ids.push(
+                f.distribution
+                    .create_rep(req)
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .rep_id,
+            );
+        }
+        f.distribution
+            .set_routing_rules(SetRoutingRulesRequest {
+                rules: vec![RoutingRule {
+                    key: "by_territory".into(),
+                    to_team: "fs-geo".into(),
+                    match_territory: true,
+                    ..Default::default()
+                }],
+                expected_version: 0,
+            })
+            .await
+            .unwrap();
+        let us = f.mql_from(1, "US", "web_form").await;
+        let jp = f.mql_from(2, "JP", "web_form").await;
+        let de = f.mql_from(3, "DE", "web_form").await;
+        f.assignments_when("three decisions", |a| a.len() == 3)
+            .await;
+        let explain = |lead_id: String| {
+            let mut d = f.distribution.clone();
+            async move {
+                d.explain_assignment(ExplainAssignmentRequest { lead_id })
+                    .await
+                    .unwrap()
+                    .into_inner()
+            }
+        };
+        assert_eq!(explain(us).await.assignment.unwrap().rep_id, ids[1]);
+        assert_eq!(explain(jp).await.assignment.unwrap().rep_id, ids[0]);
+        let nobody = explain(de).await;
+        assert_eq!(
+            nobody.assignment.unwrap().state,
+            AssignmentState::Queued as i32
+        );
+        assert!(
+            nobody
+                .candidates
+                .iter()
+                .all(|c| c.skipped_because == "outside_territory"),
+            "{:?}",
+            nobody.candidates
+        );
+        f.stop().await;
+    }
 }

@@ -51,6 +51,34 @@ pub struct Rule {
     pub to_team: String,
     #[serde(default)]
     pub to_rep: String,
+    /// Only reps whose territories include the lead's company country or region.
+    #[serde(default)]
+    pub match_territory: bool,
+    /// Only reps whose industries include the lead's company industry.
+    #[serde(default)]
+    pub match_industry: bool,
+}
+
+/// Whether a rep fits a rule's territory and industry requirements for a lead.
+pub fn fit(
+    rule: &Rule,
+    territories: &[String],
+    industries: &[String],
+    lead: &LeadFields,
+) -> Option<Skip> {
+    let has = |list: &[String], value: Option<&String>| {
+        value.is_some_and(|v| list.iter().any(|x| x.eq_ignore_ascii_case(v)))
+    };
+    if rule.match_territory
+        && !has(territories, lead.get("company.country"))
+        && !has(territories, lead.get("company.region"))
+    {
+        return Some(Skip::OutsideTerritory);
+    }
+    if rule.match_industry && !has(industries, lead.get("company.industry")) {
+        return Some(Skip::OtherIndustry);
+    }
+    None
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -144,6 +172,8 @@ pub struct RepView {
     pub was_available: bool,
     /// The rep already had this lead once.
     pub had_lead: bool,
+    /// The rule's territory or industry requirement the rep does not meet.
+    pub mismatch: Option<Skip>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,6 +183,8 @@ pub enum Skip {
     Full,
     HadLead,
     ZeroWeight,
+    OutsideTerritory,
+    OtherIndustry,
 }
 
 impl Skip {
@@ -163,6 +195,8 @@ impl Skip {
             Skip::Full => "at_capacity",
             Skip::HadLead => "already_had_lead",
             Skip::ZeroWeight => "zero_weight",
+            Skip::OutsideTerritory => "outside_territory",
+            Skip::OtherIndustry => "other_industry",
         }
     }
 }
@@ -177,6 +211,8 @@ impl RepView {
             Some(Skip::Full)
         } else if self.had_lead {
             Some(Skip::HadLead)
+        } else if self.mismatch.is_some() {
+            self.mismatch
         } else if method == Method::Weighted && self.weight <= 0.0 {
             Some(Skip::ZeroWeight)
         } else {
@@ -296,6 +332,7 @@ mod tests {
             counter: 0.0,
             was_available: true,
             had_lead: false,
+            mismatch: None,
         }
     }
 
@@ -428,5 +465,27 @@ mod tests {
         assert_eq!(matching_rule(&rules, &lead).unwrap().key, "everyone");
         lead.insert("company.employees".into(), "5000".into());
         assert_eq!(matching_rule(&rules, &lead).unwrap().key, "hot_enterprise");
+    }
+}
+
+#[cfg(test)]
+mod fit_tests {
+    use super::*;
+
+    #[test]
+    fn territory_and_industry_requirements_name_what_does_not_fit() {
+        let rule = Rule {
+            match_territory: true,
+            match_industry: true,
+            ..Default::default()
+        };
+        let mut lead = LeadFields::new();
+        lead.insert("company.country".into(), "JP".into());
+        lead.insert("company.industry".into(), "Manufacturing".into());
+        let jp = vec!["jp".to_owned()];
+        let mfg = vec!["manufacturing".to_owned()];
+        assert_eq!(fit(&rule, &jp, &mfg, &lead), None);
+        assert_eq!(fit(&rule, &[], &mfg, &lead), Some(Skip::OutsideTerritory));
+        assert_eq!(fit(&rule, &jp, &[], &lead), Some(Skip::OtherIndustry));
     }
 }

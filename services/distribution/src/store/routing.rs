@@ -241,8 +241,14 @@ async fn decide<C: ConnectionTrait>(
         counter: r.wrr_counter,
         was_available: r.was_available,
         had_lead: had.contains(&r.rep_id),
+        mismatch: None,
     };
     let ruleset = rules_of(txn, tenant).await?;
+    let fields = match &ruleset {
+        Some(_) => lead_fields(txn, tenant, lead_id).await?,
+        None => LeadFields::new(),
+    };
+    let mut matched: Option<routing::Rule> = None;
     let (team_id, rule_key, rules_version, method, pool): (String, String, i32, Method, Vec<_>) =
         match &ruleset {
             // No rules: every active rep of the tenant in one rotation.
@@ -254,8 +260,8 @@ async fn decide<C: ConnectionTrait>(
                 reps.iter().collect(),
             ),
             Some((row, rules)) => {
-                let fields = lead_fields(txn, tenant, lead_id).await?;
-                match routing::matching_rule(rules, &fields) {
+                matched = routing::matching_rule(rules, &fields).cloned();
+                match matched.as_ref() {
                     None => {
                         return Ok(Decision {
                             rep: None,
@@ -296,7 +302,16 @@ async fn decide<C: ConnectionTrait>(
         Some(pool.iter().map(|r| r.rep_id.clone()).collect()),
     )
     .await?;
-    let views: Vec<RepView> = pool.iter().map(|r| view(r, &open)).collect();
+    let views: Vec<RepView> = pool
+        .iter()
+        .map(|r| RepView {
+            mismatch: matched.as_ref().and_then(|rule| {
+                let a = attributes_of(r);
+                routing::fit(rule, &a.territories, &a.industries, &fields)
+            }),
+            ..view(r, &open)
+        })
+        .collect();
     let last = last_pick(txn, tenant, &team_id).await?;
     let Choice {
         rep_id,
