@@ -10,9 +10,11 @@ use baton_proto::{
     capture::v1::{ActivityKind, CallDetails, CallOutcome, PageKind},
     distribution::v1::{
         AcceptHandoffRequest, AssignmentState, CreateHandoffRequest, CreateRepRequest,
-        CreateTeamRequest, ExplainAssignmentRequest, HandoffBant, RecordOutcomeRequest, RepRouting,
-        RoutingMethod, RoutingRule, SetRoutingRulesRequest, TeamFunction,
+        CreateTeamRequest, ExplainAssignmentRequest, HandoffBant, RecordOutcomeRequest,
+        RejectHandoffRequest, RepRouting, RoutingMethod, RoutingRule, SetRoutingRulesRequest,
+        TeamFunction,
     },
+    nurture::v1::ListEnrollmentsRequest,
     qualification::v1::{GetStageRequest, Stage},
     reporting::v1::{
         ApproveContractRequest, ContractTerms, CreateContractRequest, FsTargets, HandoffGate,
@@ -398,5 +400,57 @@ async fn a_lead_goes_from_is_to_fs_under_a_contract_and_every_sla_and_stage_foll
         (last.reason.as_str(), last.changed_by.as_str()),
         ("handoff_won", "fs0@example.co.jp")
     );
+
+    // The other lead is handed off and rejected for budget: the contract recycles it to nurture.
+    let second_handoff = d
+        .create_handoff(CreateHandoffRequest {
+            request_id: "h-2".into(),
+            lead_id: leads[1].clone(),
+            is_team: "is-tokyo".into(),
+            fs_team: "fs-tokyo".into(),
+            meeting_at: Some(time::to_proto(
+                chrono::Utc::now() + chrono::Duration::days(3),
+            )),
+            bant: Some(HandoffBant {
+                budget: true,
+                need: true,
+                ..Default::default()
+            }),
+            handed_off_by: "is0@example.co.jp".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    d.reject_handoff(RejectHandoffRequest {
+        handoff_id: second_handoff.handoff_id,
+        reason_code: "no_budget".into(),
+        note: "Frozen until next fiscal year".into(),
+        decided_by: "fs1@example.co.jp".into(),
+    })
+    .await
+    .unwrap();
+    stage_of(&suite, &leads[1], Stage::Recycled).await;
+    let mut nurture = suite.nurture().await;
+    eventually("re-engagement enrolment", PATIENCE, || {
+        let mut n = nurture.clone();
+        let lead_id = leads[1].clone();
+        async move {
+            let e = n
+                .list_enrollments(ListEnrollmentsRequest {
+                    lead_id,
+                    ..Default::default()
+                })
+                .await
+                .ok()?
+                .into_inner()
+                .enrollments;
+            e.iter()
+                .any(|e| e.sequence_key == "re_engagement")
+                .then_some(())
+        }
+    })
+    .await;
+    let _ = &mut nurture;
     suite.stop().await;
 }

@@ -1,7 +1,11 @@
-//! What nurture does with capture's events: enrol each new lead in the welcome sequence; stop
-//! nurturing a lead whose personal data was erased.
+//! What nurture does with capture's events (enrol each new lead in the welcome sequence; stop
+//! nurturing a lead whose personal data was erased) and with qualification's (enrol a recycled
+//! lead in the re-engagement sequence).
 
-use baton_proto::capture::v1::{LeadCaptured, LeadErased};
+use baton_proto::{
+    capture::v1::{LeadCaptured, LeadErased},
+    qualification::v1::{Stage, StageChanged},
+};
 use baton_shared::{
     TenantId,
     events::{ConsumeError, Event, EventHandler, consumer::decode},
@@ -34,6 +38,31 @@ impl EventHandler for CaptureEvents {
                 txn,
                 &TenantId::new(event.tenant_id.clone()),
                 &erased.lead_id,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Handler for qualification's event log.
+pub struct QualificationEvents;
+
+impl EventHandler for QualificationEvents {
+    async fn handle(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), ConsumeError> {
+        if let Some(changed) = decode::<StageChanged>(event)?
+            && changed.to_stage == Stage::Recycled as i32
+        {
+            let at = changed
+                .changed_at
+                .as_ref()
+                .and_then(time::from_proto)
+                .unwrap_or_else(time::now);
+            store::enroll_recycled(
+                txn,
+                &TenantId::new(event.tenant_id.clone()),
+                &changed.lead_id,
+                at,
             )
             .await?;
         }

@@ -38,6 +38,14 @@ pub async fn run(
             &log,
         )
         .spawn(shutdown.clone()),
+        Consumer::of(
+            ServiceName::Qualification,
+            &settings,
+            db.clone(),
+            consume::QualificationEvents,
+            &log,
+        )
+        .spawn(shutdown.clone()),
     ];
     let api = api::Api::new(store::Store::new(db));
     let routes =

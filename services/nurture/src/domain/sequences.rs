@@ -6,6 +6,9 @@ use serde::Deserialize;
 /// The default welcome sequence's definition, seeded for a tenant that has none.
 pub const WELCOME_SEQUENCE_TOML: &str = include_str!("welcome_sequence.toml");
 
+/// The default re-engagement sequence for recycled leads.
+pub const RE_ENGAGEMENT_SEQUENCE_TOML: &str = include_str!("re_engagement_sequence.toml");
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct SequenceDefinition {
     pub key: String,
@@ -49,6 +52,15 @@ mod tests {
         let delays: Vec<u32> = def.steps.iter().map(|s| s.delay_hours).collect();
         let now = Utc::now();
         assert_eq!(first_step_due(&delays, now), Some(now));
+    }
+
+    #[test]
+    fn the_re_engagement_sequence_waits_a_week() {
+        let def = parse_sequence(RE_ENGAGEMENT_SEQUENCE_TOML).unwrap();
+        assert_eq!(
+            (def.key.as_str(), def.steps[0].delay_hours),
+            ("re_engagement", 168)
+        );
     }
 
     #[test]

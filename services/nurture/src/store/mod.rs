@@ -16,7 +16,7 @@ use sea_orm::{
     prelude::*,
 };
 
-use crate::domain::sequences::{self, WELCOME_SEQUENCE_TOML};
+use crate::domain::sequences::{self, RE_ENGAGEMENT_SEQUENCE_TOML, WELCOME_SEQUENCE_TOML};
 use entities::{enrollment, sequence, sequence_step};
 
 #[derive(Clone)]
@@ -51,14 +51,55 @@ pub async fn enroll_in_welcome<C: ConnectionTrait>(
     lead_id: &str,
     captured_at: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    let (sequence, delays) = welcome_sequence(txn, tenant).await?;
-    let existing = enrollment::Entity::find()
+    enroll(
+        txn,
+        tenant,
+        lead_id,
+        WELCOME_SEQUENCE_TOML,
+        captured_at,
+        false,
+    )
+    .await
+}
+
+/// Enrols a recycled lead in the re-engagement sequence, unless it is in it already (a lead may
+/// be recycled again after finishing it).
+pub async fn enroll_recycled<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+    recycled_at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    enroll(
+        txn,
+        tenant,
+        lead_id,
+        RE_ENGAGEMENT_SEQUENCE_TOML,
+        recycled_at,
+        true,
+    )
+    .await
+}
+
+/// Enrols a lead in the sequence `definition` seeds; with `again`, a lead whose earlier enrolment
+/// in it ended is enrolled anew, otherwise once ever.
+async fn enroll<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+    definition: &str,
+    at: DateTime<Utc>,
+    again: bool,
+) -> Result<(), DbErr> {
+    let (sequence, delays) = sequence_of(txn, tenant, definition).await?;
+    let mut existing = enrollment::Entity::find()
         .filter(enrollment::Column::TenantId.eq(tenant.as_str()))
         .filter(enrollment::Column::LeadId.eq(lead_id))
-        .filter(enrollment::Column::SequenceId.eq(sequence.sequence_id.as_str()))
-        .one(txn)
-        .await?;
-    if existing.is_some() {
+        .filter(enrollment::Column::SequenceId.eq(sequence.sequence_id.as_str()));
+    if again {
+        existing = existing.filter(enrollment::Column::State.eq(EnrollmentState::Active as i32));
+    }
+    if existing.one(txn).await?.is_some() {
         return Ok(());
     }
     let row = enrollment::ActiveModel {
@@ -70,7 +111,7 @@ pub async fn enroll_in_welcome<C: ConnectionTrait>(
         sequence_key: Set(sequence.key.clone()),
         state: Set(EnrollmentState::Active as i32),
         next_step: Set(0),
-        next_step_due_at: Set(sequences::first_step_due(&delays, captured_at)),
+        next_step_due_at: Set(sequences::first_step_due(&delays, at)),
         enrolled_at: Set(time::now()),
     }
     .insert(txn)
@@ -110,13 +151,14 @@ pub async fn exit_all<C: ConnectionTrait>(
     Ok(())
 }
 
-/// The tenant's welcome sequence and its step delays, seeding it from the default definition.
-async fn welcome_sequence<C: ConnectionTrait>(
+/// The tenant's sequence of a default definition and its step delays, seeding it on first use.
+async fn sequence_of<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
+    definition: &str,
 ) -> Result<(sequence::Model, Vec<u32>), DbErr> {
-    let def = sequences::parse_sequence(WELCOME_SEQUENCE_TOML)
-        .map_err(|e| DbErr::Custom(format!("welcome sequence definition: {e}")))?;
+    let def = sequences::parse_sequence(definition)
+        .map_err(|e| DbErr::Custom(format!("sequence definition: {e}")))?;
     let found = sequence::Entity::find()
         .filter(sequence::Column::TenantId.eq(tenant.as_str()))
         .filter(sequence::Column::Key.eq(def.key.as_str()))
