@@ -403,6 +403,53 @@ async fn rank_of(f: &Fixture, lead_id: &str, want: Rank) -> LeadRank {
 }
 
 #[tokio::test]
+async fn a_rank_that_depends_on_time_changes_when_the_time_comes_without_any_event() {
+    let mut f = start().await;
+    // First contact three months ago, less four seconds: hot now, warm four seconds from now.
+    let first_contact = chrono::Utc::now()
+        .checked_sub_months(chrono::Months::new(3))
+        .unwrap()
+        + chrono::Duration::seconds(4);
+    let lead = f
+        .capture
+        .capture_lead(CaptureLeadRequest {
+            request_id: "aging".into(),
+            email: "cto@aging.example.com".into(),
+            captured_at: Some(baton_shared::time::to_proto(first_contact)),
+            company: Some(Company {
+                name: "Aging KK".into(),
+                employees: Some(5000),
+                annual_revenue: Some(Money {
+                    currency_code: "JPY".into(),
+                    amount_minor: 9_000_000_000,
+                }),
+                ..Default::default()
+            }),
+            source: Some(LeadSource {
+                channel: "trade_show".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap()
+        .lead_id;
+    assert_eq!(
+        rank_of(&f, &lead, Rank::Hot).await.rule_key,
+        "large_enterprise_recent"
+    );
+    let warm = rank_of(&f, &lead, Rank::Warm).await;
+    assert_eq!(
+        warm.rule_key, "",
+        "no rule holds any more: the default rank"
+    );
+    f.stop().await;
+}
+
+#[tokio::test]
 async fn ranks_follow_the_rules_of_domain_section_2_and_say_why() {
     let mut f = start().await;
     let company = |employees: i64, revenue: Option<i64>| Company {

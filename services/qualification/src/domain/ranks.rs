@@ -167,6 +167,25 @@ pub fn rank(rules: &RankRules, facts: &RankFacts, now: DateTime<Utc>) -> RankDec
     }
 }
 
+/// The next moment after `now` at which a time condition ("within N months of first contact")
+/// flips for these facts, so the rank may change with no new event; `None` if never.
+pub fn next_change(
+    rules: &RankRules,
+    facts: &RankFacts,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let first = facts.first_contact_at?;
+    rules
+        .rules
+        .iter()
+        .flat_map(|r| &r.conditions)
+        .filter_map(|c| c.months_since_first_contact_at_most)
+        .filter_map(|m| first.checked_add_months(Months::new(m)))
+        .map(|limit| limit + chrono::Duration::microseconds(1))
+        .filter(|t| *t > now)
+        .min()
+}
+
 /// `Some(reason)` if the condition holds.
 fn holds(c: &Condition, facts: &RankFacts, now: DateTime<Utc>) -> Option<String> {
     if let Some(months) = c.months_since_first_contact_at_most {
@@ -267,6 +286,22 @@ mod tests {
         );
         assert_eq!(d.reasons.len(), 3);
         assert!(d.reasons[0].contains("1200 >= 1000"), "{:?}", d.reasons);
+    }
+
+    #[test]
+    fn a_rank_that_depends_on_time_knows_when_it_changes() {
+        let f = facts(1200, Some(6_000_000_000), 1);
+        let next = next_change(&rules(), &f, Utc::now()).expect("a time condition");
+        let first = f.first_contact_at.unwrap();
+        assert_eq!(
+            next,
+            first.checked_add_months(Months::new(3)).unwrap() + chrono::Duration::microseconds(1)
+        );
+        assert_eq!(rank(&rules(), &f, next).rank, Rank::Warm);
+        assert_eq!(
+            next_change(&rules(), &facts(1200, None, 12), Utc::now()),
+            None
+        );
     }
 
     #[test]

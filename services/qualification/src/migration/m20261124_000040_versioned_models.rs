@@ -1,6 +1,7 @@
 //! Scoring models as versioned data: a model's definition is one JSON document with a status
 //! (draft / active / retired) and recompute progress; qualification keeps each lead's activities
-//! so any model can be (re)applied to the whole history; score entries carry their expiry.
+//! so any model can be (re)applied to the whole history; score entries carry their expiry; scores
+//! and ranks record when they next change by themselves.
 //!
 //! Models stored as rule rows by the first migration are converted to definitions and the rule
 //! table is dropped.
@@ -117,11 +118,22 @@ impl MigrationTrait for Migration {
                 )
                 .await?;
         }
+        for table in ["lead_score", "lead_rank"] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(table)
+                        .add_column(timestamp_with_time_zone_null("next_change_at"))
+                        .to_owned(),
+                )
+                .await?;
+        }
         manager
-            .alter_table(
-                Table::alter()
-                    .table("lead_score")
-                    .add_column(timestamp_with_time_zone_null("next_change_at"))
+            .create_index(
+                Index::create()
+                    .name("ix_lead_rank_next_change")
+                    .table("lead_rank")
+                    .col("next_change_at")
                     .to_owned(),
             )
             .await?;

@@ -230,6 +230,8 @@ pub mod lead_rank {
         /// JSON array of strings.
         pub reasons: String,
         pub ranked_at: DateTimeUtc,
+        /// When a time condition may change the rank with no new event (the sweeper re-ranks).
+        pub next_change_at: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -493,7 +493,31 @@ impl Worker {
     /// One round: a batch of any running recompute, then a batch of due scores. Returns how many
     /// leads were rescored (0 = idle).
     pub async fn step(&self) -> Result<u64, DbErr> {
-        Ok(self.recompute_batch().await? + self.sweep_batch().await?)
+        Ok(self.recompute_batch().await?
+            + self.sweep_batch().await?
+            + self.rank_sweep_batch().await?)
+    }
+
+    /// Re-ranks leads whose rank depends on time and may have changed by now (e.g. "within 3
+    /// months of first contact" ran out), emitting RankChanged as any re-rank does.
+    async fn rank_sweep_batch(&self) -> Result<u64, DbErr> {
+        use super::entities::lead_rank;
+        let txn = self.db.begin().await?;
+        let due = self
+            .lock(
+                lead_rank::Entity::find()
+                    .filter(lead_rank::Column::NextChangeAt.lte(time::now()))
+                    .order_by_asc(lead_rank::Column::NextChangeAt)
+                    .limit(self.batch),
+                true,
+            )
+            .all(&txn)
+            .await?;
+        for r in &due {
+            super::ranking::rerank(&txn, &TenantId::new(r.tenant_id.clone()), &r.lead_id).await?;
+        }
+        txn.commit().await?;
+        Ok(due.len() as u64)
     }
 
     fn lock<E: EntityTrait>(

@@ -314,11 +314,13 @@ pub async fn rerank<C: ConnectionTrait>(
     tenant: &TenantId,
     lead_id: &str,
 ) -> Result<(), DbErr> {
-    let decision = ranks::rank(
-        &rules(txn, tenant).await?,
-        &facts(txn, tenant, lead_id).await?,
-        time::now(),
+    let (rules, facts) = (
+        rules(txn, tenant).await?,
+        facts(txn, tenant, lead_id).await?,
     );
+    let now = time::now();
+    let decision = ranks::rank(&rules, &facts, now);
+    let next_change_at = ranks::next_change(&rules, &facts, now);
     let previous = lead_rank::Entity::find_by_id((tenant.to_string(), lead_id.to_owned()))
         .one(txn)
         .await?;
@@ -326,11 +328,13 @@ pub async fn rerank<C: ConnectionTrait>(
     let reasons =
         serde_json::to_string(&decision.reasons).map_err(|e| DbErr::Custom(e.to_string()))?;
     if previous.as_ref().is_some_and(|p| {
-        p.rank == decision.rank as i32 && p.rule_key == rule_key && p.reasons == reasons
+        p.rank == decision.rank as i32
+            && p.rule_key == rule_key
+            && p.reasons == reasons
+            && p.next_change_at == next_change_at
     }) {
         return Ok(());
     }
-    let now = time::now();
     lead_rank::Entity::insert(lead_rank::ActiveModel {
         tenant_id: Set(tenant.to_string()),
         lead_id: Set(lead_id.to_owned()),
@@ -338,6 +342,7 @@ pub async fn rerank<C: ConnectionTrait>(
         rule_key: Set(rule_key.clone()),
         reasons: Set(reasons),
         ranked_at: Set(now),
+        next_change_at: Set(next_change_at),
     })
     .on_conflict(
         OnConflict::columns([lead_rank::Column::TenantId, lead_rank::Column::LeadId])
@@ -346,6 +351,7 @@ pub async fn rerank<C: ConnectionTrait>(
                 lead_rank::Column::RuleKey,
                 lead_rank::Column::Reasons,
                 lead_rank::Column::RankedAt,
+                lead_rank::Column::NextChangeAt,
             ])
             .to_owned(),
     )
