@@ -2,7 +2,7 @@
 //! SQL without having been an MQL (BANT confirmed early), once.
 
 use baton_proto::{
-    capture::v1::{ActivityKind, ActivityRecorded, LeadCaptured, LeadUpdated},
+    capture::v1::{ActivityKind, ActivityRecorded, LeadCaptured, LeadUpdated, LeadsMerged},
     qualification::v1::{RankChanged, Stage, StageChanged},
     reporting::v1::ContractActivated,
 };
@@ -79,6 +79,14 @@ impl EventHandler for CaptureEvents {
             if let Some(lead) = &updated.lead {
                 routing::record_profile(txn, &tenant, lead).await?;
             }
+        } else if let Some(merged) = decode::<LeadsMerged>(event)? {
+            routing::merge(
+                txn,
+                &tenant,
+                &merged.survivor_lead_id,
+                &merged.merged_lead_id,
+            )
+            .await?;
         } else if let Some(recorded) = decode::<ActivityRecorded>(event)?
             && let Some(a) = &recorded.activity
             && IS_TOUCHES.contains(&a.kind)

@@ -668,4 +668,35 @@ mod routing {
         );
         f.stop().await;
     }
+
+    #[tokio::test]
+    async fn merging_two_assigned_duplicates_leaves_the_survivor_one_owner() {
+        let mut f = start().await;
+        f.distribution.create_rep(rep(1, true)).await.unwrap();
+        f.distribution.create_rep(rep(2, true)).await.unwrap();
+        let survivor = f.mql_from(1, "JP", "web_form").await;
+        let duplicate = f.mql_from(2, "JP", "web_form").await;
+        f.assignments_when("both assigned", |a| a.len() == 2).await;
+        f.capture
+            .merge_leads(baton_proto::capture::v1::MergeLeadsRequest {
+                survivor_lead_id: survivor.clone(),
+                merged_lead_id: duplicate.clone(),
+            })
+            .await
+            .unwrap();
+        let all = f
+            .assignments_when("the duplicate's closed", |a| {
+                a.iter().any(|x| x.state == AssignmentState::Merged as i32)
+            })
+            .await;
+        let open: Vec<&Assignment> = all
+            .iter()
+            .filter(|a| a.state == AssignmentState::Assigned as i32)
+            .collect();
+        assert_eq!(open.len(), 1, "{all:?}");
+        assert_eq!(open[0].lead_id, survivor);
+        let closed = all.iter().find(|a| a.lead_id == duplicate).unwrap();
+        assert_eq!(closed.state, AssignmentState::Merged as i32);
+        f.stop().await;
+    }
 }

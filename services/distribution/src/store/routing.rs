@@ -807,3 +807,30 @@ pub fn considered_to_proto(c: &Considered) -> pb::CandidateConsidered {
         capacity: c.capacity as i32,
     }
 }
+
+/// A duplicate lead was merged into a survivor: the survivor keeps one owner. If only the
+/// duplicate had an open assignment, it moves to the survivor (with its SLA timers); if both had
+/// one, the duplicate's is closed as merged (and its response SLA no longer runs).
+pub async fn merge<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    survivor: &str,
+    merged: &str,
+) -> Result<(), DbErr> {
+    let Some(duplicate) = open_assignment(txn, tenant, merged).await? else {
+        return Ok(());
+    };
+    if open_assignment(txn, tenant, survivor).await?.is_some() {
+        sla::resolve(txn, tenant, SlaKind::Response, &duplicate.assignment_id).await?;
+        let mut closed: assignment::ActiveModel = duplicate.into();
+        closed.state = Set(AssignmentState::Merged as i32);
+        closed.closed_at = Set(Some(time::now()));
+        closed.update(txn).await?;
+    } else {
+        sla::move_lead(txn, tenant, &duplicate.assignment_id, survivor).await?;
+        let mut moved: assignment::ActiveModel = duplicate.into();
+        moved.lead_id = Set(survivor.to_owned());
+        moved.update(txn).await?;
+    }
+    Ok(())
+}

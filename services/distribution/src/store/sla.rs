@@ -171,6 +171,22 @@ pub async fn resolve<C: ConnectionTrait>(
     Ok(())
 }
 
+/// An assignment moved to another lead (a merge): its timers follow it.
+pub async fn move_lead<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    subject_id: &str,
+    lead_id: &str,
+) -> Result<(), DbErr> {
+    sla_timer::Entity::update_many()
+        .col_expr(sla_timer::Column::LeadId, Expr::value(lead_id.to_owned()))
+        .filter(sla_timer::Column::TenantId.eq(tenant.as_str()))
+        .filter(sla_timer::Column::SubjectId.eq(subject_id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
 /// The first IS touch of a lead: its open response timers are met.
 pub async fn touched<C: ConnectionTrait>(
     txn: &C,
