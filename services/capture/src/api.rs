@@ -17,6 +17,7 @@ use crate::{
         update::apply_update,
         visits::validate_visits,
     },
+    store::group_commit::GroupCommit,
     store::{
         CaptureOutcome, LeadFilter, Store,
         convert::{activity_to_proto, lead_to_proto},
@@ -25,11 +26,13 @@ use crate::{
 
 pub struct Api {
     store: Store,
+    /// CaptureLead's group commit in front of the store.
+    writer: GroupCommit,
 }
 
 impl Api {
-    pub fn new(store: Store) -> Self {
-        Api { store }
+    pub fn new(store: Store, writer: GroupCommit) -> Self {
+        Api { store, writer }
     }
 }
 
@@ -113,7 +116,7 @@ impl CaptureService for Api {
         let mut violations = Violations::new();
         let new = validate_capture(request.get_ref(), time::now(), &mut violations);
         violations.into_result()?;
-        let (view, outcome) = self.store.capture_lead(&tenant, &new).await?;
+        let (view, outcome) = self.writer.capture(&tenant, new).await?;
         Ok(Response::new(CaptureLeadResponse {
             lead: Some(lead_to_proto(&view)),
             created: outcome.created(),

@@ -18,6 +18,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::{server::NamedService, service::Routes};
 
+/// Most captures one shared SQLite transaction takes.
+const GROUP_COMMIT_BATCH: usize = 256;
+
 /// Runs capture on `listener` until `shutdown` fires.
 pub async fn run(
     settings: Arc<Settings>,
@@ -28,7 +31,15 @@ pub async fn run(
     let db = db::connect_and_migrate::<migration::Migrator>(&own.database_url, &settings.database)
         .await?;
     let log = EventLog::start(db.clone(), settings.events.clone(), shutdown.clone());
-    let api = api::Api::new(store::Store::new(db, log.clone()));
+    let store = store::Store::new(db.clone(), log.clone());
+    let writer = match db.get_database_backend() {
+        // SQLite has one writer: captures share its transactions.
+        sea_orm::DbBackend::Sqlite => {
+            store::group_commit::GroupCommit::start(store.clone(), 1, GROUP_COMMIT_BATCH)
+        }
+        _ => store::group_commit::GroupCommit::direct(store.clone()),
+    };
+    let api = api::Api::new(store, writer);
     let routes =
         Routes::new(CaptureServiceServer::new(api)).add_service(log.grpc_service(shutdown.clone()));
     let api_name = <CaptureServiceServer<api::Api> as NamedService>::NAME;

@@ -161,6 +161,49 @@ async fn concurrent_captures_of_one_person_yield_one_lead() {
     f.service.stop().await;
 }
 
+/// Many captures at once (which the embedded SQLite mode writes in shared transactions): each is
+/// answered as if alone — new people created, repeats of one person matched, a reused request_id
+/// refused — and one refusal spoils nothing for the others.
+#[tokio::test]
+async fn a_crowd_of_captures_is_answered_one_by_one() {
+    let mut f = start().await;
+    f.captured(capture("reused", "first@example.com")).await;
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let mut client = f.client.clone();
+        let request = match i {
+            0 => capture("reused", "someone-else@example.com"),
+            i if i % 6 == 0 => capture(&format!("same-{i}"), "same@example.com"),
+            i => capture(&format!("crowd-{i}"), &format!("crowd{i}@example.com")),
+        };
+        tasks.push(tokio::spawn(async move {
+            (i, client.capture_lead(request).await)
+        }));
+    }
+    let (mut created, mut same) = (0, std::collections::HashSet::new());
+    for t in tasks {
+        match t.await.unwrap() {
+            (0, answer) => {
+                let status = answer.unwrap_err();
+                assert_eq!(status.code(), Code::InvalidArgument);
+                assert!(status.message().contains("request_id"), "{status:?}");
+            }
+            (i, answer) => {
+                let answer = answer.unwrap().into_inner();
+                if i % 6 == 0 {
+                    same.insert(answer.lead.unwrap().lead_id);
+                    created += usize::from(answer.created);
+                } else {
+                    assert!(answer.created, "crowd {i}");
+                }
+            }
+        }
+    }
+    assert_eq!(same.len(), 1, "one lead for the person captured 9 times");
+    assert_eq!(created, 1);
+    f.service.stop().await;
+}
+
 #[tokio::test]
 async fn bad_input_names_every_offending_field() {
     let mut f = start().await;

@@ -2,6 +2,7 @@
 
 pub mod convert;
 pub mod entities;
+pub mod group_commit;
 
 use baton_proto::capture::v1::{
     ActivityRecorded, LeadCaptured, LeadErased, LeadUpdated, LeadsMerged, VisitsRecorded,
@@ -20,6 +21,7 @@ use sea_orm::{
     prelude::*,
     sea_query::OnConflict,
 };
+use tracing::{Instrument, Span};
 
 use crate::domain::{
     activity::NewActivity,
@@ -126,13 +128,24 @@ impl Store {
         tenant: &TenantId,
         rows: &[NewLead],
     ) -> Result<Vec<Result<(LeadView, CaptureOutcome), ApiError>>, ApiError> {
+        let rows: Vec<(&NewLead, Span)> = rows.iter().map(|r| (r, Span::current())).collect();
+        self.capture_traced(tenant, &rows).await
+    }
+
+    /// [`Store::capture_batch`] with each row in its own span (the request that asked for it), so
+    /// its `LeadCaptured` event carries that request's trace context.
+    async fn capture_traced(
+        &self,
+        tenant: &TenantId,
+        rows: &[(&NewLead, Span)],
+    ) -> Result<Vec<Result<(LeadView, CaptureOutcome), ApiError>>, ApiError> {
         let txn = self.db.begin().await?;
         let mut answers = Vec::with_capacity(rows.len());
         let mut failed = false;
-        for new in rows {
-            match capture_in(&txn, tenant, new).await {
+        for (new, span) in rows {
+            match capture_in(&txn, tenant, new).instrument(span.clone()).await {
                 Err(ApiError::Database(e)) => {
-                    tracing::debug!(error = %e, "import batch falls back to row by row");
+                    tracing::debug!(error = %e, "batch falls back to row by row");
                     failed = true;
                     break;
                 }
@@ -141,8 +154,12 @@ impl Store {
         }
         if failed || txn.commit().await.is_err() {
             let mut one_by_one = Vec::with_capacity(rows.len());
-            for new in rows {
-                one_by_one.push(self.capture_lead(tenant, new).await);
+            for (new, span) in rows {
+                one_by_one.push(
+                    self.capture_lead(tenant, new)
+                        .instrument(span.clone())
+                        .await,
+                );
             }
             return Ok(one_by_one);
         }
