@@ -260,52 +260,79 @@ pub fn check_gate(gate: &HandoffGate, facts: &HandoffFacts) -> Vec<GateFailure> 
     failures
 }
 
+/// A complete, valid contract between two teams: a gate asking for a meeting and confirmed budget
+/// and need, two rejection reasons, rejected leads recycled to nurture, a 30-minute response SLA,
+/// a 48-hour decision SLA, and joint targets, for the half year around now. For tests and examples;
+/// adjust with struct update syntax.
+#[cfg(any(test, feature = "testing"))]
+pub fn example_terms(
+    is_team: &str,
+    fs_team: &str,
+    is_owner: &str,
+    fs_owner: &str,
+) -> ContractTerms {
+    use baton_proto::reporting::v1::{FsTargets, IsTargets, RejectionReason};
+    let now = time::now();
+    ContractTerms {
+        is_team: is_team.into(),
+        fs_team: fs_team.into(),
+        is_owner: is_owner.into(),
+        fs_owner: fs_owner.into(),
+        period_start: Some(time::to_proto(now - chrono::Duration::days(1))),
+        period_end: Some(time::to_proto(now + chrono::Duration::days(180))),
+        gate: Some(HandoffGate {
+            required_fields: vec!["meeting_at".into()],
+            bant_items: vec!["budget".into(), "need".into()],
+            min_score: None,
+            allowed_ranks: vec![],
+        }),
+        rejection_reasons: vec![
+            RejectionReason {
+                code: "no_budget".into(),
+                description: "No budget this fiscal year".into(),
+            },
+            RejectionReason {
+                code: "not_decision_maker".into(),
+                description: "Contact cannot decide".into(),
+            },
+        ],
+        rejected_lead_route: RejectedLeadRoute::Nurture as i32,
+        response_sla_minutes: 30,
+        decision_sla_hours: 48,
+        is_targets: Some(IsTargets {
+            handoffs_per_period: 40,
+            accepted_rate_pct: 70.0,
+            win_rate_pct: 25.0,
+            won_amount_minor: 50_000_000,
+            currency_code: "JPY".into(),
+        }),
+        fs_targets: Some(FsTargets {
+            decision_sla_adherence_pct: 95.0,
+            reason_on_every_rejection: true,
+            win_rate_pct: 30.0,
+        }),
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use baton_proto::reporting::v1::{FsTargets, IsTargets, RejectionReason};
 
     fn terms() -> ContractTerms {
         ContractTerms {
-            is_team: "is-tokyo".into(),
-            fs_team: "fs-tokyo".into(),
-            is_owner: "is-lead@example.com".into(),
-            fs_owner: "fs-lead@example.com".into(),
-            period_start: Some(prost_types::Timestamp {
-                seconds: 1_767_225_600,
-                nanos: 0,
-            }),
-            period_end: Some(prost_types::Timestamp {
-                seconds: 1_775_001_600,
-                nanos: 0,
-            }),
             gate: Some(HandoffGate {
                 required_fields: vec!["meeting_at".into()],
                 bant_items: vec!["budget".into(), "need".into()],
                 min_score: Some(40),
                 allowed_ranks: vec!["RANK_HOT".into(), "RANK_WARM".into()],
             }),
-            rejection_reasons: vec![RejectionReason {
-                code: "no_budget".into(),
-                description: "No budget this year".into(),
-            }],
-            rejected_lead_route: RejectedLeadRoute::Nurture as i32,
-            response_sla_minutes: 30,
-            response_sla_working_hours: true,
-            decision_sla_hours: 48,
-            is_targets: Some(IsTargets {
-                handoffs_per_period: 40,
-                accepted_rate_pct: 70.0,
-                win_rate_pct: 25.0,
-                won_amount_minor: 10_000_000,
-                currency_code: "JPY".into(),
-            }),
-            fs_targets: Some(FsTargets {
-                decision_sla_adherence_pct: 95.0,
-                reason_on_every_rejection: true,
-                win_rate_pct: 30.0,
-            }),
-            ..Default::default()
+            ..example_terms(
+                "is-tokyo",
+                "fs-tokyo",
+                "is-lead@example.com",
+                "fs-lead@example.com",
+            )
         }
     }
 

@@ -24,6 +24,26 @@ impl Violations {
         self.0.is_empty()
     }
 
+    /// A required text field, trimmed: recorded as invalid when empty or longer than `max` bytes.
+    pub fn required(&mut self, field: &str, raw: &str, max: usize) -> String {
+        let v = raw.trim();
+        if v.is_empty() {
+            self.add(field, "is required");
+        } else if v.len() > max {
+            self.add(field, format!("must be at most {max} bytes"));
+        }
+        v.to_owned()
+    }
+
+    /// An optional text field, trimmed: recorded as invalid when longer than `max` bytes.
+    pub fn optional(&mut self, field: &str, raw: &str, max: usize) -> String {
+        let v = raw.trim();
+        if v.len() > max {
+            self.add(field, format!("must be at most {max} bytes"));
+        }
+        v.to_owned()
+    }
+
     /// Each violation as (field, description).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(f, d)| (f.as_str(), d.as_str()))

@@ -3,6 +3,7 @@
 //! layers, graceful shutdown), database connection, the event backbone (outbox, `EventLog`
 //! service, consumers), tenancy, paging and the error → `tonic::Status` mapping.
 
+pub mod background;
 pub mod contract;
 pub mod db;
 pub mod error;

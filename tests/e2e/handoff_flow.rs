@@ -17,8 +17,7 @@ use baton_proto::{
     nurture::v1::ListEnrollmentsRequest,
     qualification::v1::{GetStageRequest, Stage},
     reporting::v1::{
-        ApproveContractRequest, ContractTerms, CreateContractRequest, FsTargets, HandoffGate,
-        IsTargets, RejectedLeadRoute, RejectionReason, SlaEscalation,
+        ApproveContractRequest, ContractTerms, CreateContractRequest, HandoffGate, SlaEscalation,
     },
 };
 use baton_shared::{ServiceName, time};
@@ -31,41 +30,16 @@ const IS_OWNER: &str = "is-lead@example.co.jp";
 const FS_OWNER: &str = "fs-lead@example.co.jp";
 
 fn terms() -> ContractTerms {
-    let now = chrono::Utc::now();
     ContractTerms {
-        is_team: "is-tokyo".into(),
-        fs_team: "fs-tokyo".into(),
-        is_owner: IS_OWNER.into(),
-        fs_owner: FS_OWNER.into(),
-        period_start: Some(time::to_proto(now - chrono::Duration::days(1))),
-        period_end: Some(time::to_proto(now + chrono::Duration::days(180))),
         gate: Some(HandoffGate {
             required_fields: vec!["meeting_at".into()],
             bant_items: vec!["budget".into(), "need".into()],
             min_score: Some(40),
             allowed_ranks: vec!["RANK_HOT".into(), "RANK_WARM".into()],
         }),
-        rejection_reasons: vec![RejectionReason {
-            code: "no_budget".into(),
-            description: "No budget".into(),
-        }],
-        rejected_lead_route: RejectedLeadRoute::Nurture as i32,
-        response_sla_minutes: 30,
         response_sla_working_hours: true,
-        decision_sla_hours: 48,
         response_sla_escalation: SlaEscalation::Reassign as i32,
-        is_targets: Some(IsTargets {
-            handoffs_per_period: 20,
-            accepted_rate_pct: 70.0,
-            win_rate_pct: 25.0,
-            ..Default::default()
-        }),
-        fs_targets: Some(FsTargets {
-            decision_sla_adherence_pct: 95.0,
-            reason_on_every_rejection: true,
-            win_rate_pct: 30.0,
-        }),
-        ..Default::default()
+        ..baton_shared::contract::example_terms("is-tokyo", "fs-tokyo", IS_OWNER, FS_OWNER)
     }
 }
 

@@ -62,7 +62,7 @@ fn routing_from_proto(raw: Option<&pb::RepRouting>, v: &mut Violations) -> RepRo
         }
     }
     RepRouting {
-        team_id: optional("routing.team_id", &r.team_id, MAX_ID_LEN, v),
+        team_id: v.optional("routing.team_id", &r.team_id, MAX_ID_LEN),
         capacity: r.capacity.max(0),
         weight: if weight.is_finite() {
             weight.max(0.0)
@@ -144,24 +144,6 @@ const MAX_ID_LEN: usize = 128;
 const MAX_ACTOR_LEN: usize = 200;
 const MAX_NOTES_LEN: usize = 2000;
 
-fn required(field: &str, raw: &str, max: usize, violations: &mut Violations) -> String {
-    let v = raw.trim();
-    if v.is_empty() {
-        violations.add(field, "is required");
-    } else if v.len() > max {
-        violations.add(field, format!("must be at most {max} bytes"));
-    }
-    v.to_owned()
-}
-
-fn optional(field: &str, raw: &str, max: usize, violations: &mut Violations) -> String {
-    let v = raw.trim();
-    if v.len() > max {
-        violations.add(field, format!("must be at most {max} bytes"));
-    }
-    v.to_owned()
-}
-
 /// One step on a handoff as requested: which, by whom (and the request field naming them), why.
 struct StepCall<'a> {
     handoff_id: &'a str,
@@ -181,9 +163,9 @@ impl Api {
         call: StepCall<'_>,
         mut violations: Violations,
     ) -> Result<Response<Handoff>, Status> {
-        let handoff_id = required("handoff_id", call.handoff_id, MAX_ID_LEN, &mut violations);
-        let actor = required(call.actor_field, call.actor, MAX_ACTOR_LEN, &mut violations);
-        let note = optional("note", call.note, MAX_NOTES_LEN, &mut violations);
+        let handoff_id = violations.required("handoff_id", call.handoff_id, MAX_ID_LEN);
+        let actor = violations.required(call.actor_field, call.actor, MAX_ACTOR_LEN);
+        let note = violations.optional("note", call.note, MAX_NOTES_LEN);
         violations.into_result()?;
         let h = self
             .store
@@ -275,15 +257,15 @@ impl DistributionService for Api {
         };
         let bant = req.bant.unwrap_or_default();
         let new = NewHandoff {
-            request_id: required("request_id", &req.request_id, MAX_ID_LEN, &mut v),
-            lead_id: required("lead_id", &req.lead_id, MAX_ID_LEN, &mut v),
-            is_team: required("is_team", &req.is_team, MAX_ID_LEN, &mut v),
-            fs_team: required("fs_team", &req.fs_team, MAX_ID_LEN, &mut v),
-            fs_rep_id: optional("fs_rep_id", &req.fs_rep_id, MAX_ID_LEN, &mut v),
+            request_id: v.required("request_id", &req.request_id, MAX_ID_LEN),
+            lead_id: v.required("lead_id", &req.lead_id, MAX_ID_LEN),
+            is_team: v.required("is_team", &req.is_team, MAX_ID_LEN),
+            fs_team: v.required("fs_team", &req.fs_team, MAX_ID_LEN),
+            fs_rep_id: v.optional("fs_rep_id", &req.fs_rep_id, MAX_ID_LEN),
             meeting_at,
             bant: [bant.budget, bant.authority, bant.need, bant.timeframe],
-            notes: optional("notes", &req.notes, MAX_NOTES_LEN, &mut v),
-            handed_off_by: required("handed_off_by", &req.handed_off_by, MAX_ACTOR_LEN, &mut v),
+            notes: v.optional("notes", &req.notes, MAX_NOTES_LEN),
+            handed_off_by: v.required("handed_off_by", &req.handed_off_by, MAX_ACTOR_LEN),
         };
         v.into_result()?;
         Ok(Response::new(
@@ -319,7 +301,7 @@ impl DistributionService for Api {
         let tenant = TenantId::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
-        let reason_code = required("reason_code", &req.reason_code, MAX_ID_LEN, &mut v);
+        let reason_code = v.required("reason_code", &req.reason_code, MAX_ID_LEN);
         self.step(
             &tenant,
             StepCall {
@@ -345,7 +327,7 @@ impl DistributionService for Api {
         let tenant = TenantId::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
-        required("argument", &req.argument, MAX_NOTES_LEN, &mut v);
+        v.required("argument", &req.argument, MAX_NOTES_LEN);
         self.step(
             &tenant,
             StepCall {
@@ -395,7 +377,7 @@ impl DistributionService for Api {
         let req = request.into_inner();
         let mut v = Violations::new();
         if !req.won {
-            required("lost_reason", &req.lost_reason, MAX_NOTES_LEN, &mut v);
+            v.required("lost_reason", &req.lost_reason, MAX_NOTES_LEN);
         }
         let amount = match &req.amount {
             None => None,
@@ -447,12 +429,7 @@ impl DistributionService for Api {
     ) -> Result<Response<Handoff>, Status> {
         let tenant = TenantId::of(&request)?;
         let mut v = Violations::new();
-        let id = required(
-            "handoff_id",
-            &request.get_ref().handoff_id,
-            MAX_ID_LEN,
-            &mut v,
-        );
+        let id = v.required("handoff_id", &request.get_ref().handoff_id, MAX_ID_LEN);
         v.into_result()?;
         let h = self.store.get_handoff(&tenant, &id).await?;
         Ok(Response::new(h))
@@ -465,8 +442,8 @@ impl DistributionService for Api {
         let tenant = TenantId::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
-        let team_id = required("team_id", &req.team_id, MAX_ID_LEN, &mut v);
-        let name = required("name", &req.name, MAX_ACTOR_LEN, &mut v);
+        let team_id = v.required("team_id", &req.team_id, MAX_ID_LEN);
+        let name = v.required("name", &req.name, MAX_ACTOR_LEN);
         let function = match TeamFunction::try_from(req.function) {
             Ok(TeamFunction::Unspecified) | Err(_) => {
                 v.add("function", "must be a team function");
@@ -512,7 +489,7 @@ impl DistributionService for Api {
         let tenant = TenantId::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
-        let rep_id = required("rep_id", &req.rep_id, MAX_ID_LEN, &mut v);
+        let rep_id = v.required("rep_id", &req.rep_id, MAX_ID_LEN);
         let routing = routing_from_proto(req.routing.as_ref(), &mut v);
         v.into_result()?;
         let rep = self
@@ -559,7 +536,7 @@ impl DistributionService for Api {
     ) -> Result<Response<AssignmentExplanation>, Status> {
         let tenant = TenantId::of(&request)?;
         let mut v = Violations::new();
-        let lead_id = required("lead_id", &request.get_ref().lead_id, MAX_ID_LEN, &mut v);
+        let lead_id = v.required("lead_id", &request.get_ref().lead_id, MAX_ID_LEN);
         v.into_result()?;
         let e = self.store.explain_assignment(&tenant, &lead_id).await?;
         Ok(Response::new(AssignmentExplanation {
@@ -579,8 +556,8 @@ impl DistributionService for Api {
         let tenant = TenantId::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
-        let lead_id = required("lead_id", &req.lead_id, MAX_ID_LEN, &mut v);
-        required("requested_by", &req.requested_by, MAX_ACTOR_LEN, &mut v);
+        let lead_id = v.required("lead_id", &req.lead_id, MAX_ID_LEN);
+        v.required("requested_by", &req.requested_by, MAX_ACTOR_LEN);
         v.into_result()?;
         let a = self.store.reassign_lead(&tenant, &lead_id).await?;
         Ok(Response::new(assignment_to_proto(&a)))
@@ -593,8 +570,8 @@ impl DistributionService for Api {
         let tenant = TenantId::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
-        let rep_id = required("rep_id", &req.rep_id, MAX_ID_LEN, &mut v);
-        required("requested_by", &req.requested_by, MAX_ACTOR_LEN, &mut v);
+        let rep_id = v.required("rep_id", &req.rep_id, MAX_ID_LEN);
+        v.required("requested_by", &req.requested_by, MAX_ACTOR_LEN);
         v.into_result()?;
         let moved = self
             .store

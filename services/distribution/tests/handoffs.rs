@@ -12,9 +12,8 @@ use baton_proto::{
         distribution_service_client::DistributionServiceClient,
     },
     reporting::v1::{
-        ApproveContractRequest, ContractStatus, ContractTerms, CreateContractRequest, FsTargets,
-        HandoffGate, IsTargets, ListContractsRequest, RejectedLeadRoute, RejectionReason,
-        UpdateContractRequest, ValidateContractRequest,
+        ApproveContractRequest, ContractStatus, ContractTerms, CreateContractRequest,
+        ListContractsRequest, UpdateContractRequest, ValidateContractRequest,
         contract_service_client::ContractServiceClient,
     },
 };
@@ -31,48 +30,7 @@ const IS_OWNER: &str = "is-lead@example.com";
 const FS_OWNER: &str = "fs-lead@example.com";
 
 fn terms() -> ContractTerms {
-    let now = chrono::Utc::now();
-    ContractTerms {
-        is_team: "is-tokyo".into(),
-        fs_team: "fs-tokyo".into(),
-        is_owner: IS_OWNER.into(),
-        fs_owner: FS_OWNER.into(),
-        period_start: Some(time::to_proto(now - chrono::Duration::days(1))),
-        period_end: Some(time::to_proto(now + chrono::Duration::days(90))),
-        gate: Some(HandoffGate {
-            required_fields: vec!["meeting_at".into()],
-            bant_items: vec!["budget".into(), "need".into()],
-            min_score: None,
-            allowed_ranks: vec![],
-        }),
-        rejection_reasons: vec![
-            RejectionReason {
-                code: "no_budget".into(),
-                description: "No budget this fiscal year".into(),
-            },
-            RejectionReason {
-                code: "not_decision_maker".into(),
-                description: "Contact cannot decide".into(),
-            },
-        ],
-        rejected_lead_route: RejectedLeadRoute::Nurture as i32,
-        response_sla_minutes: 30,
-        response_sla_working_hours: true,
-        decision_sla_hours: 48,
-        is_targets: Some(IsTargets {
-            handoffs_per_period: 40,
-            accepted_rate_pct: 70.0,
-            win_rate_pct: 25.0,
-            won_amount_minor: 50_000_000,
-            currency_code: "JPY".into(),
-        }),
-        fs_targets: Some(FsTargets {
-            decision_sla_adherence_pct: 95.0,
-            reason_on_every_rejection: true,
-            win_rate_pct: 30.0,
-        }),
-        ..Default::default()
-    }
+    baton_shared::contract::example_terms("is-tokyo", "fs-tokyo", IS_OWNER, FS_OWNER)
 }
 
 fn handoff(request_id: &str, lead_id: &str) -> CreateHandoffRequest {

@@ -63,16 +63,6 @@ fn lead_id_of(raw: &str) -> Result<String, ApiError> {
     }
 }
 
-fn required_text(field: &str, raw: &str, max: usize, violations: &mut Violations) -> String {
-    let v = raw.trim();
-    if v.is_empty() {
-        violations.add(field, "is required");
-    } else if v.len() > max {
-        violations.add(field, format!("must be at most {max} bytes"));
-    }
-    v.to_owned()
-}
-
 fn bant_item(
     field: &str,
     item: Option<&BantItem>,
@@ -478,12 +468,7 @@ impl QualificationService for Api {
         let req = request.into_inner();
         let lead_id = lead_id_of(&req.lead_id)?;
         let mut violations = Violations::new();
-        let recorded_by = required_text(
-            "recorded_by",
-            &req.recorded_by,
-            MAX_ACTOR_LEN,
-            &mut violations,
-        );
+        let recorded_by = violations.required("recorded_by", &req.recorded_by, MAX_ACTOR_LEN);
         let bant = req.bant.unwrap_or_default();
         let update = BantUpdate {
             budget: bant_item("budget", bant.budget.as_ref(), &mut violations),
@@ -514,13 +499,8 @@ impl QualificationService for Api {
             }
             Ok(stage) => stage,
         };
-        let reason = required_text("reason", &req.reason, MAX_NOTE_LEN, &mut violations);
-        let changed_by = required_text(
-            "changed_by",
-            &req.changed_by,
-            MAX_ACTOR_LEN,
-            &mut violations,
-        );
+        let reason = violations.required("reason", &req.reason, MAX_NOTE_LEN);
+        let changed_by = violations.required("changed_by", &req.changed_by, MAX_ACTOR_LEN);
         violations.into_result()?;
         let view = self
             .store
@@ -666,12 +646,7 @@ impl QualificationService for Api {
         let req = request.into_inner();
         let mut violations = Violations::new();
         let def = definition_from_proto("definition", req.definition.as_ref(), &mut violations);
-        let created_by = required_text(
-            "created_by",
-            &req.created_by,
-            MAX_ACTOR_LEN,
-            &mut violations,
-        );
+        let created_by = violations.required("created_by", &req.created_by, MAX_ACTOR_LEN);
         violations.into_result()?;
         let row = self.store.create_model(&tenant, &def, &created_by).await?;
         Ok(Response::new(model_to_proto(row)))
@@ -727,12 +702,7 @@ impl QualificationService for Api {
         let req = request.into_inner();
         let model_id = model_id_of(&req.model_id)?;
         let mut violations = Violations::new();
-        let by = required_text(
-            "activated_by",
-            &req.activated_by,
-            MAX_ACTOR_LEN,
-            &mut violations,
-        );
+        let by = violations.required("activated_by", &req.activated_by, MAX_ACTOR_LEN);
         violations.into_result()?;
         let row = self.store.activate_model(&tenant, &model_id, &by).await?;
         Ok(Response::new(model_to_proto(row)))

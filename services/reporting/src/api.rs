@@ -17,19 +17,9 @@ use crate::{
 const MAX_ID_LEN: usize = 128;
 const MAX_ACTOR_LEN: usize = 200;
 
-fn required(field: &str, raw: &str, max: usize, violations: &mut Violations) -> String {
-    let v = raw.trim();
-    if v.is_empty() {
-        violations.add(field, "is required");
-    } else if v.len() > max {
-        violations.add(field, format!("must be at most {max} bytes"));
-    }
-    v.to_owned()
-}
-
 fn contract_id_of(raw: &str) -> Result<String, ApiError> {
     let mut violations = Violations::new();
-    let id = required("contract_id", raw, MAX_ID_LEN, &mut violations);
+    let id = violations.required("contract_id", raw, MAX_ID_LEN);
     violations.into_result()?;
     Ok(id)
 }
@@ -108,18 +98,13 @@ impl ContractService for Api {
         let tenant = TenantId::of(&request)?;
         let req = request.into_inner();
         let mut violations = Violations::new();
-        let request_id = required("request_id", &req.request_id, MAX_ID_LEN, &mut violations);
-        let created_by = required(
-            "created_by",
-            &req.created_by,
-            MAX_ACTOR_LEN,
-            &mut violations,
-        );
+        let request_id = violations.required("request_id", &req.request_id, MAX_ID_LEN);
+        let created_by = violations.required("created_by", &req.created_by, MAX_ACTOR_LEN);
         match &req.terms {
             None => violations.add("terms", "is required"),
             Some(t) => {
-                required("terms.is_team", &t.is_team, MAX_ID_LEN, &mut violations);
-                required("terms.fs_team", &t.fs_team, MAX_ID_LEN, &mut violations);
+                violations.required("terms.is_team", &t.is_team, MAX_ID_LEN);
+                violations.required("terms.fs_team", &t.fs_team, MAX_ID_LEN);
             }
         }
         violations.into_result()?;
@@ -175,7 +160,7 @@ impl ContractService for Api {
         let req = request.into_inner();
         let contract_id = contract_id_of(&req.contract_id)?;
         let mut violations = Violations::new();
-        let approver = required("approver", &req.approver, MAX_ACTOR_LEN, &mut violations);
+        let approver = violations.required("approver", &req.approver, MAX_ACTOR_LEN);
         violations.into_result()?;
         let row = self
             .store
@@ -201,8 +186,8 @@ impl ContractService for Api {
         let tenant = TenantId::of(&request)?;
         let req = request.into_inner();
         let mut violations = Violations::new();
-        let is_team = required("is_team", &req.is_team, MAX_ID_LEN, &mut violations);
-        let fs_team = required("fs_team", &req.fs_team, MAX_ID_LEN, &mut violations);
+        let is_team = violations.required("is_team", &req.is_team, MAX_ID_LEN);
+        let fs_team = violations.required("fs_team", &req.fs_team, MAX_ID_LEN);
         violations.into_result()?;
         let rows = self
             .store

@@ -279,27 +279,16 @@ impl Timers {
         Ok(fired)
     }
 
-    /// Runs until `shutdown`, a round every `interval` (at once again while there is work).
+    /// Runs until `shutdown` (see [`baton_shared::background::repeat`]).
     pub async fn run(
         self,
         interval: std::time::Duration,
         shutdown: tokio_util::sync::CancellationToken,
     ) {
-        loop {
-            let busy = match self.fire_due().await {
-                Ok(n) => n > 0,
-                Err(e) => {
-                    tracing::warn!(error = %e, "SLA timer round failed");
-                    false
-                }
-            };
-            if busy {
-                continue;
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(interval) => {}
-            }
-        }
+        baton_shared::background::repeat("SLA timers", interval, shutdown, move || {
+            let timers = self.clone();
+            async move { timers.fire_due().await.map(|n| n as u64) }
+        })
+        .await
     }
 }

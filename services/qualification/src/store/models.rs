@@ -643,27 +643,15 @@ impl Worker {
     }
 }
 
-/// Runs the worker until `shutdown`: whenever it finds work it keeps going, otherwise it waits
-/// `interval`. Failures are logged and retried on the next round.
+/// Runs the worker until `shutdown` (see [`baton_shared::background::repeat`]).
 pub async fn run_worker(
     worker: Worker,
     interval: std::time::Duration,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
-    loop {
-        let busy = match worker.step().await {
-            Ok(n) => n > 0,
-            Err(e) => {
-                tracing::warn!(error = %e, "scoring worker round failed");
-                false
-            }
-        };
-        if busy {
-            continue;
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
-    }
+    baton_shared::background::repeat("scoring worker", interval, shutdown, move || {
+        let worker = worker.clone();
+        async move { worker.step().await }
+    })
+    .await
 }
