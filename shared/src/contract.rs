@@ -17,6 +17,10 @@ pub const GATE_FIELDS: [&str; 3] = ["meeting_at", "notes", "fs_rep_id"];
 /// BANT items a gate may require.
 pub const BANT_ITEMS: [&str; 4] = ["budget", "authority", "need", "timeframe"];
 
+/// The longest SLAs a contract may set: a 30-day response, a 90-day decision.
+pub const MAX_RESPONSE_SLA_MINUTES: u32 = 30 * 24 * 60;
+pub const MAX_DECISION_SLA_HOURS: u32 = 90 * 24;
+
 /// One problem of a contract's terms: the term at fault and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -132,11 +136,19 @@ pub fn validate(terms: &ContractTerms) -> Vec<Problem> {
             "must say where a rejected lead goes (inside sales or nurture)",
         );
     }
-    if terms.response_sla_minutes == 0 {
-        problem(&mut p, "response_sla_minutes", "must be at least 1");
+    if !(1..=MAX_RESPONSE_SLA_MINUTES).contains(&terms.response_sla_minutes) {
+        problem(
+            &mut p,
+            "response_sla_minutes",
+            format!("must be between 1 and {MAX_RESPONSE_SLA_MINUTES}"),
+        );
     }
-    if terms.decision_sla_hours == 0 {
-        problem(&mut p, "decision_sla_hours", "must be at least 1");
+    if !(1..=MAX_DECISION_SLA_HOURS).contains(&terms.decision_sla_hours) {
+        problem(
+            &mut p,
+            "decision_sla_hours",
+            format!("must be between 1 and {MAX_DECISION_SLA_HOURS}"),
+        );
     }
     match &terms.is_targets {
         None => problem(&mut p, "is_targets", "is required"),
@@ -343,7 +355,7 @@ mod tests {
         t.fs_owner = t.is_owner.clone();
         t.gate.as_mut().unwrap().bant_items.push("money".into());
         t.rejection_reasons.clear();
-        t.decision_sla_hours = 0;
+        t.decision_sla_hours = u32::MAX;
         let fields: Vec<String> = validate(&t).into_iter().map(|p| p.field).collect();
         assert_eq!(
             fields,

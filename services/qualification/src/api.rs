@@ -745,6 +745,8 @@ impl QualificationService for Api {
         if let (Some(f), Some(t)) = (from, to) {
             if f >= t {
                 violations.add("to", "must be after from");
+            } else if t > time::now() + chrono::Duration::days(366) {
+                violations.add("to", "must be at most a year ahead (history is simulated)");
             } else {
                 let mut n = 0;
                 let mut start = period.start_of(f);

@@ -111,6 +111,9 @@ fn activity_kind(name: &str) -> Option<ActivityKind> {
     ActivityKind::from_str_name(name).filter(|k| *k != ActivityKind::Unspecified)
 }
 
+/// The longest span a rule may name, in days (100 years): a period, an expiry, an inactivity.
+pub const MAX_DAYS: u32 = 36_500;
+
 /// Every problem that keeps a definition from being activated, one message each.
 pub fn validate(def: &ModelDefinition) -> Vec<String> {
     let mut problems = Vec::new();
@@ -220,6 +223,15 @@ pub fn validate(def: &ModelDefinition) -> Vec<String> {
             problems.push(format!(
                 "{name}: expires_after_days must be at least 1 (or unset)"
             ));
+        }
+        for (what, days) in [
+            ("expires_after_days", r.expires_after_days),
+            ("inactive_days", r.inactive_days),
+            ("cap.period_days", r.cap.map(|c| c.period_days)),
+        ] {
+            if days.is_some_and(|d| d > MAX_DAYS) {
+                problems.push(format!("{name}: {what} must be at most {MAX_DAYS}"));
+            }
         }
     }
     problems
@@ -841,6 +853,23 @@ points = 3
                 .any(|p| p.contains("unknown activity_kind NOPE"))
         );
         assert!(problems.iter().any(|p| p.contains("key used twice")));
+    }
+
+    #[test]
+    fn spans_beyond_a_century_are_refused_rather_than_overflowing_the_calendar() {
+        let def = ModelDefinition {
+            mql_threshold: 10,
+            rules: vec![RuleDefinition {
+                key: "forever".into(),
+                points: 1,
+                activity_kind: Some("ACTIVITY_KIND_EMAIL_OPENED".into()),
+                expires_after_days: Some(u32::MAX),
+                ..Default::default()
+            }],
+        };
+        let problems = validate(&def);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("expires_after_days must be at most 36500"));
     }
 
     #[test]
