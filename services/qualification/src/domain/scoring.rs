@@ -455,9 +455,12 @@ pub fn compute(model: &ScoringModel, facts: &LeadFacts, as_of: DateTime<Utc>) ->
                 activity_kind,
                 days,
             } => {
-                let Some(mut anchor) = first_seen else {
+                let Some(first) = first_seen else {
                     continue;
                 };
+                // Counted over at most the last MAX_DAYS (a lead "first seen" in year 1 must not
+                // make a computation fire millions of times).
+                let mut anchor = first.max(as_of - Duration::days(i64::from(MAX_DAYS)));
                 let step = Duration::days(i64::from(*days));
                 let detail = format!("no {} for {days} days", activity_kind.as_str_name());
                 let seen = activities
