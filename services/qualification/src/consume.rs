@@ -22,13 +22,15 @@ impl EventHandler for CaptureEvents {
     async fn handle(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), ConsumeError> {
         let tenant = TenantId::new(event.tenant_id.clone());
         if let Some(captured) = decode::<LeadCaptured>(event)? {
-            store::start_lead(txn, &tenant, &captured.lead_id).await?;
-            if let Some(lead) = &captured.lead {
-                let first_contact = captured.captured_at.as_ref().and_then(time::from_proto);
-                ranking::upsert_profile(txn, &tenant, lead, first_contact).await?;
-            }
-            store::rescore_lead(txn, &tenant, &captured.lead_id).await?;
-            ranking::rerank(txn, &tenant, &captured.lead_id).await?;
+            let first_contact = captured.captured_at.as_ref().and_then(time::from_proto);
+            store::lead_captured(
+                txn,
+                &tenant,
+                &captured.lead_id,
+                captured.lead.as_ref(),
+                first_contact,
+            )
+            .await?;
         } else if let Some(updated) = decode::<LeadUpdated>(event)? {
             if let Some(lead) = &updated.lead {
                 ranking::upsert_profile(txn, &tenant, lead, None).await?;

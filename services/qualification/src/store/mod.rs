@@ -259,6 +259,65 @@ async fn stage_view<C: ConnectionTrait>(
     })
 }
 
+/// A lead was captured: starts tracking it, keeps its profile, scores its attributes under the
+/// active model and ranks it. A lead seen for the first time is scored and ranked on the event's
+/// profile (it has no activities or page views yet) instead of reading back what was just written.
+pub async fn lead_captured<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+    lead: Option<&baton_proto::capture::v1::Lead>,
+    first_contact_at: Option<DateTime<Utc>>,
+) -> Result<(), DbErr> {
+    let model = active_model(txn, tenant).await?;
+    let (current, fresh) = match find_score(txn, tenant, lead_id).await? {
+        Some(existing) => (existing, false),
+        None => (insert_score(txn, tenant, lead_id, &model).await?, true),
+    };
+    if let Some(lead) = lead {
+        ranking::upsert_profile(txn, tenant, lead, first_contact_at).await?;
+    }
+    let now = time::now();
+    match (fresh, lead) {
+        (true, Some(lead)) => {
+            let rank_facts = ranking::captured_facts(lead, first_contact_at);
+            let facts = LeadFacts {
+                fields: rank_facts.fields.clone(),
+                revenue: rank_facts.revenue.clone(),
+                first_seen_at: first_contact_at,
+                activities: Vec::new(),
+            };
+            rescore_facts(txn, tenant, current, &model, &facts, now, true).await?;
+            ranking::rerank_with(txn, tenant, lead_id, rank_facts).await
+        }
+        _ => {
+            rescore(txn, tenant, current, &model, now).await?;
+            ranking::rerank(txn, tenant, lead_id).await
+        }
+    }
+}
+
+async fn insert_score<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+    model: &ScoringModel,
+) -> Result<lead_score::Model, DbErr> {
+    lead_score::ActiveModel {
+        seq: NotSet,
+        tenant_id: Set(tenant.to_string()),
+        lead_id: Set(lead_id.to_owned()),
+        score: Set(0),
+        stage: Set(Stage::Lead as i32),
+        model_id: Set(model.model_id.clone()),
+        model_version: Set(model.version),
+        updated_at: Set(time::now()),
+        next_change_at: Set(None),
+    }
+    .insert(txn)
+    .await
+}
+
 /// Starts tracking a newly captured lead at score 0, stage LEAD (idempotent).
 pub async fn start_lead<C: ConnectionTrait>(
     txn: &C,
@@ -269,19 +328,7 @@ pub async fn start_lead<C: ConnectionTrait>(
         return Ok(existing);
     }
     let model = active_model(txn, tenant).await?;
-    lead_score::ActiveModel {
-        seq: NotSet,
-        tenant_id: Set(tenant.to_string()),
-        lead_id: Set(lead_id.to_owned()),
-        score: Set(0),
-        stage: Set(Stage::Lead as i32),
-        model_id: Set(model.model_id),
-        model_version: Set(model.version),
-        updated_at: Set(time::now()),
-        next_change_at: Set(None),
-    }
-    .insert(txn)
-    .await
+    insert_score(txn, tenant, lead_id, &model).await
 }
 
 /// Scores one activity: keeps it in the lead's history, moves a lead that downloaded a document
@@ -410,12 +457,27 @@ pub async fn rescore<C: ConnectionTrait>(
         .await?
         .remove(&current.lead_id)
         .unwrap_or_default();
-    let computed = scoring::compute(model, &facts, now);
-    score_entry::Entity::delete_many()
-        .filter(score_entry::Column::TenantId.eq(tenant.as_str()))
-        .filter(score_entry::Column::LeadId.eq(current.lead_id.as_str()))
-        .exec(txn)
-        .await?;
+    rescore_facts(txn, tenant, current, model, &facts, now, false).await
+}
+
+/// [`rescore`] on facts the caller has; `fresh` says the lead has no score entries yet.
+async fn rescore_facts<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    current: lead_score::Model,
+    model: &ScoringModel,
+    facts: &LeadFacts,
+    now: DateTime<Utc>,
+    fresh: bool,
+) -> Result<(), DbErr> {
+    let computed = scoring::compute(model, facts, now);
+    if !fresh {
+        score_entry::Entity::delete_many()
+            .filter(score_entry::Column::TenantId.eq(tenant.as_str()))
+            .filter(score_entry::Column::LeadId.eq(current.lead_id.as_str()))
+            .exec(txn)
+            .await?;
+    }
     let entries: Vec<score_entry::ActiveModel> = computed
         .contributions
         .iter()
@@ -448,8 +510,8 @@ pub fn trigger_value(t: TriggerKind) -> i32 {
     }) as i32
 }
 
-/// Stores a lead's new score under `model`, and moves its stage (with history and a
-/// `StageChanged` event) when the score crosses the model's threshold.
+/// Stores a lead's new score under `model` and, when the score crosses the model's threshold,
+/// its new stage in the same update (with history and a `StageChanged` event).
 async fn set_score<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
@@ -457,24 +519,30 @@ async fn set_score<C: ConnectionTrait>(
     computed: &Computation,
     model: &ScoringModel,
 ) -> Result<(), DbErr> {
-    let stage = Stage::try_from(current.stage).unwrap_or(Stage::Lead);
-    let next = stages::stage_after_scoring(stage, computed.score, model.mql_threshold);
+    let from = Stage::try_from(current.stage).unwrap_or(Stage::Lead);
+    let next = stages::stage_after_scoring(from, computed.score, model.mql_threshold);
+    let now = time::now();
     let mut row: lead_score::ActiveModel = current.into();
     row.score = Set(computed.score);
     row.model_id = Set(model.model_id.clone());
     row.model_version = Set(model.version);
     row.next_change_at = Set(computed.next_change_at);
-    row.updated_at = Set(time::now());
+    row.updated_at = Set(now);
+    if let Some(to) = next {
+        row.stage = Set(to as i32);
+    }
     let updated = row.update(txn).await?;
     match next {
         Some(to) => {
-            move_stage(
+            record_move(
                 txn,
                 tenant,
-                updated,
+                &updated,
+                from,
                 to,
                 REASON_SCORE_THRESHOLD,
                 ACTOR_SCORING,
+                now,
             )
             .await
         }
@@ -519,23 +587,32 @@ pub async fn move_stage<C: ConnectionTrait>(
 ) -> Result<(), DbErr> {
     let from = Stage::try_from(current.stage).unwrap_or(Stage::Lead);
     let now = time::now();
-    let (lead_id, score, model_id, model_version) = (
-        current.lead_id.clone(),
-        current.score,
-        current.model_id.clone(),
-        current.model_version,
-    );
     let mut row: lead_score::ActiveModel = current.into();
     row.stage = Set(to as i32);
     row.updated_at = Set(now);
-    row.update(txn).await?;
+    let updated = row.update(txn).await?;
+    record_move(txn, tenant, &updated, from, to, reason, changed_by, now).await
+}
+
+/// The history row and `StageChanged` event of a stage move already stored on `moved`.
+#[allow(clippy::too_many_arguments)]
+async fn record_move<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    moved: &lead_score::Model,
+    from: Stage,
+    to: Stage,
+    reason: &str,
+    changed_by: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
     stage_history::ActiveModel {
         seq: NotSet,
         tenant_id: Set(tenant.to_string()),
-        lead_id: Set(lead_id.clone()),
+        lead_id: Set(moved.lead_id.clone()),
         from_stage: Set(from as i32),
         to_stage: Set(to as i32),
-        score: Set(score),
+        score: Set(moved.score),
         changed_at: Set(now),
         reason: Set(reason.to_owned()),
         changed_by: Set(changed_by.to_owned()),
@@ -543,18 +620,17 @@ pub async fn move_stage<C: ConnectionTrait>(
     .insert(txn)
     .await?;
     let event = StageChanged {
-        lead_id: lead_id.clone(),
+        lead_id: moved.lead_id.clone(),
         from_stage: from as i32,
         to_stage: to as i32,
-        score,
-        model_id,
-        model_version,
+        score: moved.score,
+        model_id: moved.model_id.clone(),
+        model_version: moved.model_version,
         changed_at: Some(time::to_proto(now)),
         reason: reason.to_owned(),
         changed_by: changed_by.to_owned(),
     };
-    EventLog::append(txn, tenant, &lead_id, &event).await?;
-    Ok(())
+    EventLog::append(txn, tenant, &moved.lead_id, &event).await
 }
 
 /// A duplicate lead was merged into a survivor in capture: its activities move to the survivor,

@@ -19,7 +19,7 @@ use super::entities::{lead_page_view, lead_profile, lead_rank, rank_ruleset};
 use crate::domain::ranks::{self, RankFacts, RankRules};
 
 /// Flattens the attributes ranking conditions may name.
-fn fields_of(lead: &Lead) -> BTreeMap<String, String> {
+pub(crate) fn fields_of(lead: &Lead) -> BTreeMap<String, String> {
     let mut f = BTreeMap::new();
     let mut put = |k: &str, v: String| {
         if !v.is_empty() {
@@ -308,16 +308,35 @@ async fn facts<C: ConnectionTrait>(
     })
 }
 
+/// What ranking knows of a lead just captured: its profile from the event, no page views yet.
+pub fn captured_facts(lead: &Lead, first_contact_at: Option<DateTime<Utc>>) -> RankFacts {
+    let revenue = lead.company.as_ref().and_then(|c| c.annual_revenue.clone());
+    RankFacts {
+        fields: fields_of(lead),
+        revenue: revenue.map(|m| (m.currency_code, m.amount_minor)),
+        first_contact_at,
+        page_views: Vec::new(),
+    }
+}
+
 /// Re-ranks a lead; stores the decision and emits `RankChanged` when the rank changes.
 pub async fn rerank<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
     lead_id: &str,
 ) -> Result<(), DbErr> {
-    let (rules, facts) = (
-        rules(txn, tenant).await?,
-        facts(txn, tenant, lead_id).await?,
-    );
+    let facts = facts(txn, tenant, lead_id).await?;
+    rerank_with(txn, tenant, lead_id, facts).await
+}
+
+/// Re-ranks a lead on facts the caller already has.
+pub async fn rerank_with<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+    facts: RankFacts,
+) -> Result<(), DbErr> {
+    let rules = rules(txn, tenant).await?;
     let now = time::now();
     let decision = ranks::rank(&rules, &facts, now);
     let next_change_at = ranks::next_change(&rules, &facts, now);
