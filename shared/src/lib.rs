@@ -9,6 +9,7 @@ pub mod db;
 pub mod error;
 pub mod events;
 pub mod paging;
+pub mod parsed;
 pub mod server;
 pub mod settings;
 pub mod telemetry;

@@ -115,15 +115,18 @@ pub async fn rules_of<C: ConnectionTrait>(
     db: &C,
     tenant: &TenantId,
 ) -> Result<Option<(routing_ruleset::Model, Rules)>, DbErr> {
+    static PARSED: baton_shared::parsed::Parsed<String, Rules> =
+        baton_shared::parsed::Parsed::new();
     let Some(row) = routing_ruleset::Entity::find_by_id(tenant.to_string())
         .one(db)
         .await?
     else {
         return Ok(None);
     };
-    let rules = serde_json::from_str(&row.definition)
+    let rules = PARSED
+        .get_or_parse(&row.definition, || serde_json::from_str(&row.definition))
         .map_err(|e| DbErr::Custom(format!("routing rules: {e}")))?;
-    Ok(Some((row, rules)))
+    Ok(Some((row, (*rules).clone())))
 }
 
 /// What routing knows of a lead: qualification's score, stage and rank, capture's profile fields.
@@ -212,21 +215,21 @@ async fn decide<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
     lead_id: &str,
+    first_assignment: bool,
 ) -> Result<Decision, DbErr> {
     let now = time::now();
-    let had: HashSet<String> = assignment::Entity::find()
-        .filter(assignment::Column::TenantId.eq(tenant.as_str()))
-        .filter(assignment::Column::LeadId.eq(lead_id))
-        .all(txn)
-        .await?
-        .into_iter()
-        .filter_map(|a| a.rep_id)
-        .collect();
-    let reps = rep::Entity::find()
-        .filter(rep::Column::TenantId.eq(tenant.as_str()))
-        .order_by_asc(rep::Column::Seq)
-        .all(txn)
-        .await?;
+    let had: HashSet<String> = if first_assignment {
+        HashSet::new()
+    } else {
+        assignment::Entity::find()
+            .filter(assignment::Column::TenantId.eq(tenant.as_str()))
+            .filter(assignment::Column::LeadId.eq(lead_id))
+            .all(txn)
+            .await?
+            .into_iter()
+            .filter_map(|a| a.rep_id)
+            .collect()
+    };
     let view = |r: &rep::Model, open: &HashMap<String, i64>| RepView {
         rep_id: r.rep_id.clone(),
         seq: r.seq,
@@ -249,7 +252,13 @@ async fn decide<C: ConnectionTrait>(
         None => LeadFields::new(),
     };
     let mut matched: Option<routing::Rule> = None;
-    let (team_id, rule_key, rules_version, method, pool): (String, String, i32, Method, Vec<_>) =
+    // Which reps the decision is among: all of the tenant's, a team's, or one named rep.
+    enum Scope {
+        All,
+        Team(String),
+        Rep(String),
+    }
+    let (team_id, rule_key, rules_version, method, scope): (String, String, i32, Method, Scope) =
         match &ruleset {
             // No rules: every active rep of the tenant in one rotation.
             None => (
@@ -257,7 +266,7 @@ async fn decide<C: ConnectionTrait>(
                 String::new(),
                 0,
                 Method::RoundRobin,
-                reps.iter().collect(),
+                Scope::All,
             ),
             Some((row, rules)) => {
                 matched = routing::matching_rule(rules, &fields).cloned();
@@ -277,7 +286,7 @@ async fn decide<C: ConnectionTrait>(
                         rule.key.clone(),
                         row.version,
                         Method::RoundRobin,
-                        reps.iter().filter(|r| r.rep_id == rule.to_rep).collect(),
+                        Scope::Rep(rule.to_rep.clone()),
                     ),
                     Some(rule) => {
                         let method =
@@ -290,12 +299,20 @@ async fn decide<C: ConnectionTrait>(
                             rule.key.clone(),
                             row.version,
                             method,
-                            reps.iter().filter(|r| r.team_id == rule.to_team).collect(),
+                            Scope::Team(rule.to_team.clone()),
                         )
                     }
                 }
             }
         };
+    let mut query = rep::Entity::find().filter(rep::Column::TenantId.eq(tenant.as_str()));
+    query = match &scope {
+        Scope::All => query,
+        Scope::Team(team) => query.filter(rep::Column::TeamId.eq(team.as_str())),
+        Scope::Rep(id) => query.filter(rep::Column::RepId.eq(id.as_str())),
+    };
+    let reps = query.order_by_asc(rep::Column::Seq).all(txn).await?;
+    let pool: Vec<&rep::Model> = reps.iter().collect();
     let open = open_leads_of(
         txn,
         tenant,
@@ -417,8 +434,9 @@ async fn route_new<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
     lead_id: &str,
+    first_assignment: bool,
 ) -> Result<assignment::Model, DbErr> {
-    let d = decide(txn, tenant, lead_id).await?;
+    let d = decide(txn, tenant, lead_id, first_assignment).await?;
     let now = time::now();
     let row = assignment::ActiveModel {
         seq: NotSet,
@@ -462,7 +480,7 @@ pub async fn assign_mql<C: ConnectionTrait>(
         .one(txn)
         .await?;
     if existing.is_none() {
-        route_new(txn, tenant, lead_id).await?;
+        route_new(txn, tenant, lead_id, true).await?;
     }
     Ok(())
 }
@@ -486,7 +504,7 @@ async fn retry_queued<C: ConnectionTrait>(
     }
     let queued = query.order_by_asc(assignment::Column::Seq).all(txn).await?;
     for waiting in queued {
-        let d = decide(txn, tenant, &waiting.lead_id).await?;
+        let d = decide(txn, tenant, &waiting.lead_id, false).await?;
         let Some(rep) = d.rep else { continue };
         let mut row: assignment::ActiveModel = waiting.into();
         row.rep_id = Set(Some(rep.rep_id.clone()));
@@ -516,7 +534,7 @@ pub(crate) async fn reassign<C: ConnectionTrait>(
     closed.state = Set(AssignmentState::Reassigned as i32);
     closed.closed_at = Set(Some(time::now()));
     closed.update(txn).await?;
-    route_new(txn, tenant, &lead_id).await
+    route_new(txn, tenant, &lead_id, false).await
 }
 
 async fn open_assignment<C: ConnectionTrait>(

@@ -2,7 +2,6 @@
 
 pub mod entities;
 pub mod models;
-mod parsed;
 pub mod ranking;
 
 use baton_proto::{

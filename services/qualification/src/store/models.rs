@@ -41,8 +41,8 @@ pub fn definition_of(row: &scoring_model::Model) -> Result<ModelDefinition, Vec<
     ModelDefinition::from_json(&row.definition).map_err(|e| vec![format!("definition: {e}")])
 }
 
-static COMPILED: super::parsed::Parsed<(String, i32, String), ScoringModel> =
-    super::parsed::Parsed::new();
+static COMPILED: baton_shared::parsed::Parsed<(String, i32, String), ScoringModel> =
+    baton_shared::parsed::Parsed::new();
 
 pub fn compile_row(row: &scoring_model::Model) -> Result<ScoringModel, Vec<String>> {
     let key = (row.model_id.clone(), row.version, row.definition.clone());

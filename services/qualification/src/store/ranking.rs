@@ -192,7 +192,8 @@ pub async fn merge<C: ConnectionTrait>(
     Ok(())
 }
 
-static PARSED: super::parsed::Parsed<String, RankRules> = super::parsed::Parsed::new();
+static PARSED: baton_shared::parsed::Parsed<String, RankRules> =
+    baton_shared::parsed::Parsed::new();
 
 /// The tenant's rank rules, seeding the defaults (DOMAIN.md §2) on first use.
 async fn rules<C: ConnectionTrait>(txn: &C, tenant: &TenantId) -> Result<RankRules, DbErr> {

@@ -1,5 +1,6 @@
 //! Parsed rule sets, kept per process: a stored definition is parsed once, not on every event.
-//! Keyed by the definition text itself (with the model id), so an edit can never be served stale.
+//! Keyed by the definition text itself (with whatever else identifies it), so an edit can never
+//! be served stale.
 
 use std::{
     collections::HashMap,
@@ -12,6 +13,12 @@ const CAPACITY: usize = 1024;
 
 pub struct Parsed<K, T> {
     map: OnceLock<Mutex<HashMap<K, Arc<T>>>>,
+}
+
+impl<K: Eq + Hash + Clone, T> Default for Parsed<K, T> {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl<K: Eq + Hash + Clone, T> Parsed<K, T> {
