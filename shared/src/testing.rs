@@ -193,6 +193,81 @@ where
     }
 }
 
+/// The number a query returns in a column named `n` (`SELECT COUNT(*) AS n …`), on the database
+/// at `url`; 0 when it returns no row.
+pub async fn count(url: &str, sql: &str) -> i64 {
+    let settings = Settings::defaults().expect("built-in settings");
+    let db = crate::db::connect(url, &settings.database)
+        .await
+        .expect("test database reachable");
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            sql,
+        ))
+        .await
+        .expect("count query runs");
+    row.map_or(0, |r| r.try_get::<i64>("", "n").expect("a column n"))
+}
+
+/// Baton's own EventLog service on its own database, serving where a producer service would
+/// (e.g. qualification), so a consumer can be fed events a test or bench appends directly.
+pub struct EventLogStandIn {
+    pub db: sea_orm::DatabaseConnection,
+    pub log: crate::events::EventLog,
+    shutdown: CancellationToken,
+    server: tokio::task::JoinHandle<Result<(), crate::BootError>>,
+}
+
+struct EventLogOnly;
+
+impl sea_orm_migration::MigratorTrait for EventLogOnly {
+    fn migrations() -> Vec<Box<dyn sea_orm_migration::MigrationTrait>> {
+        vec![Box::new(crate::events::migration::CreateEventLog)]
+    }
+}
+
+impl EventLogStandIn {
+    /// Serves the log of `database_url` on `listener` as service `name`.
+    pub async fn start(
+        name: ServiceName,
+        database_url: &str,
+        settings: &Settings,
+        listener: TcpListener,
+    ) -> Result<Self, crate::BootError> {
+        let db = crate::db::connect_and_migrate::<EventLogOnly>(database_url, &settings.database)
+            .await?;
+        let shutdown = CancellationToken::new();
+        let log =
+            crate::events::EventLog::start(db.clone(), settings.events.clone(), shutdown.clone());
+        let routes = tonic::service::Routes::new(log.grpc_service(shutdown.clone()));
+        let server_settings = settings.server.clone();
+        let tenant = crate::TenantId::new(settings.tenancy.default_tenant.clone());
+        let stop = shutdown.clone();
+        let server = tokio::spawn(async move {
+            let options = crate::server::ServeOptions {
+                name: name.as_str(),
+                health_names: vec![crate::events::EVENT_LOG_SERVICE_NAME],
+                settings: &server_settings,
+                default_tenant: tenant,
+                long_running: vec![],
+            };
+            crate::server::serve(listener, routes, options, stop).await
+        });
+        Ok(EventLogStandIn {
+            db,
+            log,
+            shutdown,
+            server,
+        })
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.server.await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -20,7 +20,7 @@ use baton_proto::{
         ApproveContractRequest, ContractTerms, CreateContractRequest, HandoffGate, SlaEscalation,
     },
 };
-use baton_shared::{ServiceName, time};
+use baton_shared::{ServiceName, testing::count, time};
 use sea_orm::{ConnectionTrait, Statement, Value};
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -41,18 +41,6 @@ fn terms() -> ContractTerms {
         response_sla_escalation: SlaEscalation::Reassign as i32,
         ..baton_shared::contract::example_terms("is-tokyo", "fs-tokyo", IS_OWNER, FS_OWNER)
     }
-}
-
-async fn count(url: &str, sql: &str) -> i64 {
-    let settings = baton_shared::Settings::defaults().unwrap();
-    let db = baton_shared::db::connect(url, &settings.database)
-        .await
-        .unwrap();
-    let row = db
-        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
-        .await
-        .unwrap();
-    row.map_or(0, |r| r.try_get::<i64>("", "n").unwrap())
 }
 
 /// When the response SLA of `lead_id` falls due, once it exists.

@@ -611,16 +611,8 @@ pub async fn route(leads: usize) -> anyhow::Result<(Measurement, bool)> {
         },
         qualification::v1::{Stage, StageChanged},
     };
-    use baton_shared::{TenantId, events::EventLog, server::ServeOptions};
+    use baton_shared::{TenantId, events::EventLog, testing::EventLogStandIn};
     use sea_orm::TransactionTrait;
-    use sea_orm_migration::{MigrationTrait, MigratorTrait};
-
-    struct LogOnly;
-    impl MigratorTrait for LogOnly {
-        fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-            vec![Box::new(baton_shared::events::migration::CreateEventLog)]
-        }
-    }
 
     // Baton's own EventLog service stands where qualification runs, holding the MQL events.
     let producer_db = TestDatabase::new("bench_route_qualification").await;
@@ -632,24 +624,13 @@ pub async fn route(leads: usize) -> anyhow::Result<(Measurement, bool)> {
     let producer_listener = bind_ephemeral(&mut settings, ServiceName::Qualification).await;
     let distribution_listener = bind_ephemeral(&mut settings, ServiceName::Distribution).await;
     let settings = Arc::new(settings);
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let producer =
-        baton_shared::db::connect_and_migrate::<LogOnly>(&producer_db.url, &settings.database)
-            .await?;
-    let log = EventLog::start(producer.clone(), settings.events.clone(), shutdown.clone());
-    let routes = tonic::service::Routes::new(log.grpc_service(shutdown.clone()));
-    let server_settings = settings.server.clone();
-    let server_shutdown = shutdown.clone();
-    let server = tokio::spawn(async move {
-        let options = ServeOptions {
-            name: "qualification",
-            health_names: vec![baton_shared::events::EVENT_LOG_SERVICE_NAME],
-            settings: &server_settings,
-            default_tenant: TenantId::new("default"),
-            long_running: vec![],
-        };
-        baton_shared::server::serve(producer_listener, routes, options, server_shutdown).await
-    });
+    let producer = EventLogStandIn::start(
+        ServiceName::Qualification,
+        &producer_db.url,
+        &settings,
+        producer_listener,
+    )
+    .await?;
     let distribution = spawn(
         ServiceName::Distribution,
         &settings,
@@ -659,7 +640,7 @@ pub async fn route(leads: usize) -> anyhow::Result<(Measurement, bool)> {
     let mut d = DistributionServiceClient::new(channel(&distribution.endpoint).await);
     routing_fixture(&mut d).await?;
     let tenant = TenantId::new("default");
-    let txn = producer.begin().await?;
+    let txn = producer.db.begin().await?;
     for n in 0..leads {
         let event = StageChanged {
             lead_id: format!("lead-{n}"),
@@ -671,7 +652,7 @@ pub async fn route(leads: usize) -> anyhow::Result<(Measurement, bool)> {
         EventLog::append(&txn, &tenant, &event.lead_id, &event).await?;
     }
     txn.commit().await?;
-    log.notify_committed();
+    producer.log.notify_committed();
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let page = d
@@ -714,8 +695,7 @@ pub async fn route(leads: usize) -> anyhow::Result<(Measurement, bool)> {
     let (calls, p50, p99, _) = percentiles(latencies);
     let postgres = distribution_db.is_postgres();
     distribution.stop().await;
-    shutdown.cancel();
-    let _ = server.await;
+    producer.stop().await;
     Ok((
         Measurement {
             calls,

@@ -17,23 +17,15 @@ use baton_proto::{
 };
 use baton_shared::{
     ServiceName, TenantId,
-    events::{EventLog, migration::CreateEventLog},
-    server::{self, ServeOptions},
-    testing::{TestDatabase, bind_ephemeral, channel, eventually, settings_with, spawn},
+    events::EventLog,
+    testing::{
+        EventLogStandIn, TestDatabase, bind_ephemeral, channel, eventually, settings_with, spawn,
+    },
 };
 use sea_orm::TransactionTrait;
-use sea_orm_migration::{MigrationTrait, MigratorTrait};
-use tokio_util::sync::CancellationToken;
-use tonic::{service::Routes, transport::Channel};
+use tonic::transport::Channel;
 
 const LEADS: usize = 10_000;
-
-struct LogOnly;
-impl MigratorTrait for LogOnly {
-    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateEventLog)]
-    }
-}
 
 async fn rep(
     d: &mut DistributionServiceClient<Channel>,
@@ -71,25 +63,14 @@ async fn ten_thousand_mqls_land_within_one_percent_of_the_weights_and_capacity_h
     let distribution_listener = bind_ephemeral(&mut settings, ServiceName::Distribution).await;
     let settings = Arc::new(settings);
 
-    let shutdown = CancellationToken::new();
-    let producer =
-        baton_shared::db::connect_and_migrate::<LogOnly>(&producer_db.url, &settings.database)
-            .await
-            .unwrap();
-    let log = EventLog::start(producer.clone(), settings.events.clone(), shutdown.clone());
-    let routes = Routes::new(log.grpc_service(shutdown.clone()));
-    let server_settings = settings.server.clone();
-    let server_shutdown = shutdown.clone();
-    let producer_server = tokio::spawn(async move {
-        let options = ServeOptions {
-            name: "qualification",
-            health_names: vec![baton_shared::events::EVENT_LOG_SERVICE_NAME],
-            settings: &server_settings,
-            default_tenant: TenantId::new("default"),
-            long_running: vec![],
-        };
-        server::serve(producer_listener, routes, options, server_shutdown).await
-    });
+    let producer = EventLogStandIn::start(
+        ServiceName::Qualification,
+        &producer_db.url,
+        &settings,
+        producer_listener,
+    )
+    .await
+    .unwrap();
     let distribution = spawn(
         ServiceName::Distribution,
         &settings,
@@ -125,7 +106,7 @@ async fn ten_thousand_mqls_land_within_one_percent_of_the_weights_and_capacity_h
 
     let tenant = TenantId::new("default");
     for chunk in (0..LEADS).collect::<Vec<_>>().chunks(500) {
-        let txn = producer.begin().await.unwrap();
+        let txn = producer.db.begin().await.unwrap();
         for n in chunk {
             let event = StageChanged {
                 lead_id: format!("lead-{n}"),
@@ -139,7 +120,7 @@ async fn ten_thousand_mqls_land_within_one_percent_of_the_weights_and_capacity_h
                 .unwrap();
         }
         txn.commit().await.unwrap();
-        log.notify_committed();
+        producer.log.notify_committed();
     }
 
     let open = eventually("every MQL assigned", Duration::from_secs(180), || {
@@ -169,6 +150,5 @@ async fn ten_thousand_mqls_land_within_one_percent_of_the_weights_and_capacity_h
         );
     }
     distribution.stop().await;
-    shutdown.cancel();
-    producer_server.await.unwrap().unwrap();
+    producer.stop().await;
 }

@@ -19,10 +19,9 @@ use baton_proto::{
 };
 use baton_shared::{
     ServiceName,
-    testing::{TestDatabase, bind_ephemeral, channel, eventually, settings_with, spawn},
+    testing::{TestDatabase, bind_ephemeral, channel, count, eventually, settings_with, spawn},
     time,
 };
-use sea_orm::{ConnectionTrait, Statement};
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -51,18 +50,6 @@ fn handoff(request_id: &str, lead_id: &str) -> CreateHandoffRequest {
         handed_off_by: "is-rep@example.com".into(),
         ..Default::default()
     }
-}
-
-async fn count(url: &str, sql: &str) -> i64 {
-    let settings = baton_shared::Settings::defaults().unwrap();
-    let db = baton_shared::db::connect(url, &settings.database)
-        .await
-        .unwrap();
-    let row = db
-        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
-        .await
-        .unwrap();
-    row.map_or(0, |r| r.try_get::<i64>("", "n").unwrap())
 }
 
 #[tokio::test]
