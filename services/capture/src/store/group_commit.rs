@@ -85,9 +85,10 @@ impl GroupCommit {
         match queue.send(job).await {
             Ok(()) => match answer.await {
                 Ok(answer) => answer,
-                // The writer went away (shutting down): nothing is known to be written.
-                Err(_) => Err(ApiError::Database(sea_orm::DbErr::Custom(
-                    "capture writer stopped".into(),
+                // The writer went away (shutting down) before answering: UNAVAILABLE, so the
+                // client retries (request_id makes a retry safe whether or not it was written).
+                Err(_) => Err(ApiError::Database(sea_orm::DbErr::ConnectionAcquire(
+                    sea_orm::ConnAcquireErr::ConnectionClosed,
                 ))),
             },
             Err(mpsc::error::SendError(job)) => self.store.capture_lead(tenant, &job.lead).await,
