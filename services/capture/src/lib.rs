@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::{server::NamedService, service::Routes};
 
-/// Most captures one shared SQLite transaction takes.
+/// Most captures one shared transaction takes.
 const GROUP_COMMIT_BATCH: usize = 256;
 
 /// Runs capture on `listener` until `shutdown` fires.
@@ -32,13 +32,14 @@ pub async fn run(
         .await?;
     let log = EventLog::start(db.clone(), settings.events.clone(), shutdown.clone());
     let store = store::Store::new(db.clone(), log.clone());
-    let writer = match db.get_database_backend() {
-        // SQLite has one writer: captures share its transactions.
-        sea_orm::DbBackend::Sqlite => {
-            store::group_commit::GroupCommit::start(store.clone(), 1, GROUP_COMMIT_BATCH)
-        }
-        _ => store::group_commit::GroupCommit::direct(store.clone()),
+    // Concurrent captures share transactions: SQLite's one writer, or on PostgreSQL half the
+    // pool (the rest serves reads, the other RPCs and the relay).
+    let writers = match db.get_database_backend() {
+        sea_orm::DbBackend::Sqlite => 1,
+        _ => (settings.database.max_connections as usize / 2).max(1),
     };
+    let writer =
+        store::group_commit::GroupCommit::start(store.clone(), writers, GROUP_COMMIT_BATCH);
     let api = api::Api::new(store, writer);
     let routes =
         Routes::new(CaptureServiceServer::new(api)).add_service(log.grpc_service(shutdown.clone()));

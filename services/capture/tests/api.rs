@@ -676,6 +676,119 @@ async fn an_import_answers_every_row_and_running_it_again_changes_nothing() {
     f.service.stop().await;
 }
 
+/// One import message is written set-based: rows within it must still see each other as if
+/// captured one after the other.
+#[tokio::test]
+async fn rows_of_one_message_see_each_other() {
+    let mut f = start().await;
+    let mut events = capture_events(&f.service.endpoint).await;
+    let mut first = row("mei@acme-corp.example");
+    first.company = Some(Company {
+        name: "Acme".into(),
+        country: "JP".into(),
+        ..Default::default()
+    });
+    let mut colleague = row("jun@acme-corp.example");
+    colleague.company = Some(Company {
+        name: "Acme Corporation".into(),
+        industry: "manufacturing".into(),
+        employees: Some(300),
+        ..Default::default()
+    });
+    let answer = f
+        .client
+        .import_leads(tokio_stream::iter(vec![import_batch(
+            "one-message",
+            vec![first, row("MEI@acme-corp.example"), colleague],
+        )]))
+        .await
+        .unwrap()
+        .into_inner();
+    let statuses: Vec<_> = answer.results.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            ImportRowStatus::Created as i32,
+            ImportRowStatus::MatchedExisting as i32,
+            ImportRowStatus::Created as i32,
+        ]
+    );
+    assert_eq!(
+        answer.results[1].lead_id, answer.results[0].lead_id,
+        "the same person twice in one message is one lead"
+    );
+    let jun = f
+        .client
+        .get_lead(GetLeadRequest {
+            lead_id: answer.results[2].lead_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let company = jun.company.unwrap();
+    // Colleagues share the company; the first row's values are kept, the later one fills blanks.
+    assert_eq!(
+        (
+            company.web_domain.as_str(),
+            company.name.as_str(),
+            company.country.as_str(),
+            company.industry.as_str(),
+            company.employees
+        ),
+        (
+            "acme-corp.example",
+            "Acme",
+            "JP",
+            "manufacturing",
+            Some(300)
+        )
+    );
+    let mei = f
+        .client
+        .get_lead(GetLeadRequest {
+            lead_id: answer.results[0].lead_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(mei.company.unwrap().company_id, company.company_id);
+    // One LeadCaptured per created lead, in row order.
+    let mut captured = Vec::new();
+    while captured.len() < 2 {
+        let event = events.message().await.unwrap().unwrap();
+        if let Some(c) = baton_shared::events::consumer::decode::<LeadCaptured>(&event).unwrap() {
+            captured.push(c.lead_id);
+        }
+    }
+    assert_eq!(
+        captured,
+        [
+            answer.results[0].lead_id.clone(),
+            answer.results[2].lead_id.clone()
+        ]
+    );
+    // A request_id sent twice in one crowd of captures is one capture, replayed.
+    let mut tasks = Vec::new();
+    for _ in 0..2 {
+        let mut client = f.client.clone();
+        tasks.push(tokio::spawn(async move {
+            client
+                .capture_lead(capture("twice", "twice@example.com"))
+                .await
+                .unwrap()
+                .into_inner()
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        let answer = t.await.unwrap();
+        assert!(answer.created, "both answers say the lead was created");
+        ids.push(answer.lead.unwrap().lead_id);
+    }
+    assert_eq!(ids[0], ids[1]);
+    f.service.stop().await;
+}
+
 #[tokio::test]
 async fn erasure_removes_personal_data_here_and_in_past_events() {
     let mut f = start().await;

@@ -52,6 +52,10 @@ SELECT event_id, tenant_id, aggregate_id, type_url, payload, traceparent, traces
 FROM moved ORDER BY id";
 const MAX_BATCH: u32 = 10_000;
 
+/// Most events one INSERT of [`EventLog::append_many`] carries (8 parameters each, well under
+/// SQLite's and PostgreSQL's limits on bound parameters).
+pub const APPEND_CHUNK: usize = 1000;
+
 /// A producer's event log: append inside a transaction, notify after commit, serve subscriptions.
 #[derive(Clone)]
 pub struct EventLog {
@@ -105,30 +109,49 @@ impl EventLog {
         C: ConnectionTrait,
         M: Message + Name,
     {
-        let mut carrier = HashMap::new();
-        TraceContextPropagator::new()
-            .inject_context(&tracing::Span::current().context(), &mut carrier);
+        let current = tracing::Span::current();
+        Self::append_many(txn, tenant, &[(aggregate_id, payload, &current)]).await
+    }
+
+    /// [`EventLog::append`] of several events in one statement per [`APPEND_CHUNK`] events, each
+    /// with the trace context of its own span (the request it came from), in the given order.
+    pub async fn append_many<C, M>(
+        txn: &C,
+        tenant: &TenantId,
+        events: &[(&str, &M, &tracing::Span)],
+    ) -> Result<(), DbErr>
+    where
+        C: ConnectionTrait,
+        M: Message + Name,
+    {
         // Same columns in both tables; only where the row goes differs (see the doc comment).
         let table = match txn.get_database_backend() {
             DbBackend::Postgres => "event_outbox",
             _ => "event_log",
         };
-        let insert = Query::insert()
-            .into_table(table)
-            .columns(EVENT_COLUMNS)
-            .values([
-                uuid::Uuid::now_v7().to_string().into(),
-                tenant.as_str().into(),
-                aggregate_id.into(),
-                M::type_url().into(),
-                payload.encode_to_vec().into(),
-                carrier.remove("traceparent").unwrap_or_default().into(),
-                carrier.remove("tracestate").unwrap_or_default().into(),
-                time::now().into(),
-            ])
-            .map_err(|e| DbErr::Custom(format!("event insert: {e}")))?
-            .to_owned();
-        txn.execute(&insert).await?;
+        let propagator = TraceContextPropagator::new();
+        let now = time::now();
+        for chunk in events.chunks(APPEND_CHUNK) {
+            let mut insert = Query::insert();
+            insert.into_table(table).columns(EVENT_COLUMNS);
+            for (aggregate_id, payload, span) in chunk {
+                let mut carrier = HashMap::new();
+                propagator.inject_context(&span.context(), &mut carrier);
+                insert
+                    .values([
+                        uuid::Uuid::now_v7().to_string().into(),
+                        tenant.as_str().into(),
+                        (*aggregate_id).into(),
+                        M::type_url().into(),
+                        payload.encode_to_vec().into(),
+                        carrier.remove("traceparent").unwrap_or_default().into(),
+                        carrier.remove("tracestate").unwrap_or_default().into(),
+                        now.into(),
+                    ])
+                    .map_err(|e| DbErr::Custom(format!("event insert: {e}")))?;
+            }
+            txn.execute(&insert).await?;
+        }
         Ok(())
     }
 

@@ -1,5 +1,6 @@
 //! capture's persistence: one function per use case, each change and its event in one transaction.
 
+mod batch;
 pub mod convert;
 pub mod entities;
 pub mod group_commit;
@@ -140,29 +141,27 @@ impl Store {
         rows: &[(&NewLead, Span)],
     ) -> Result<Vec<Result<(LeadView, CaptureOutcome), ApiError>>, ApiError> {
         let txn = self.db.begin().await?;
-        let mut answers = Vec::with_capacity(rows.len());
-        let mut failed = false;
-        for (new, span) in rows {
-            match capture_in(&txn, tenant, new).instrument(span.clone()).await {
-                Err(ApiError::Database(e)) => {
-                    tracing::debug!(error = %e, "batch falls back to row by row");
-                    failed = true;
-                    break;
+        let answers = match batch::capture_many(&txn, tenant, rows).await {
+            Ok(answers) => txn.commit().await.map(|()| answers),
+            Err(e) => Err(e),
+        };
+        let answers = match answers {
+            Ok(answers) => answers,
+            Err(e) => {
+                // A concurrent capture of the same person or company elsewhere, most likely: each
+                // row alone retries until it sees the other's rows.
+                tracing::debug!(error = %e, "batch falls back to row by row");
+                let mut one_by_one = Vec::with_capacity(rows.len());
+                for (new, span) in rows {
+                    one_by_one.push(
+                        self.capture_lead(tenant, new)
+                            .instrument(span.clone())
+                            .await,
+                    );
                 }
-                answer => answers.push(answer),
+                return Ok(one_by_one);
             }
-        }
-        if failed || txn.commit().await.is_err() {
-            let mut one_by_one = Vec::with_capacity(rows.len());
-            for (new, span) in rows {
-                one_by_one.push(
-                    self.capture_lead(tenant, new)
-                        .instrument(span.clone())
-                        .await,
-                );
-            }
-            return Ok(one_by_one);
-        }
+        };
         if answers
             .iter()
             .any(|a| matches!(a, Ok((_, CaptureOutcome::Created))))
@@ -573,27 +572,8 @@ async fn capture_in(
         ),
         None => {
             let company = upsert_company(txn, tenant, new.profile.company.as_ref(), false).await?;
-            let mut row = lead::ActiveModel {
-                seq: NotSet,
-                lead_id: Set(uuid::Uuid::now_v7().to_string()),
-                tenant_id: Set(tenant.to_string()),
-                email: Set(new.email.clone()),
-                email_normalized: Set(new.email_normalized.clone()),
-                source_channel: Set(new.source.channel.clone()),
-                source_campaign: Set(new.source.campaign.clone()),
-                source_lead_magnet: Set(new.source.lead_magnet.clone()),
-                source_funnel_position: Set(new.source.funnel_position),
-                utm_source: Set(new.source.utm_source.clone()),
-                utm_medium: Set(new.source.utm_medium.clone()),
-                utm_campaign: Set(new.source.utm_campaign.clone()),
-                utm_term: Set(new.source.utm_term.clone()),
-                utm_content: Set(new.source.utm_content.clone()),
-                captured_at: Set(new.captured_at),
-                created_at: Set(now),
-                updated_at: Set(Some(now)),
-                ..Default::default()
-            };
-            set_profile(&mut row, &new.profile, company.as_ref())?;
+            let lead_id = uuid::Uuid::now_v7().to_string();
+            let row = new_lead_row(tenant, &lead_id, new, company.as_ref(), now)?;
             let lead = row.insert(txn).await?;
             (
                 LeadView {
@@ -636,6 +616,41 @@ async fn capture_in(
     ))
 }
 
+/// The row of a new lead.
+fn new_lead_row(
+    tenant: &TenantId,
+    lead_id: &str,
+    new: &NewLead,
+    company: Option<&company::Model>,
+    now: DateTime<Utc>,
+) -> Result<lead::ActiveModel, DbErr> {
+    let mut row = lead::ActiveModel {
+        seq: NotSet,
+        lead_id: Set(lead_id.to_owned()),
+        tenant_id: Set(tenant.to_string()),
+        email: Set(new.email.clone()),
+        email_normalized: Set(new.email_normalized.clone()),
+        source_channel: Set(new.source.channel.clone()),
+        source_campaign: Set(new.source.campaign.clone()),
+        source_lead_magnet: Set(new.source.lead_magnet.clone()),
+        source_funnel_position: Set(new.source.funnel_position),
+        utm_source: Set(new.source.utm_source.clone()),
+        utm_medium: Set(new.source.utm_medium.clone()),
+        utm_campaign: Set(new.source.utm_campaign.clone()),
+        utm_term: Set(new.source.utm_term.clone()),
+        utm_content: Set(new.source.utm_content.clone()),
+        captured_at: Set(new.captured_at),
+        created_at: Set(now),
+        updated_at: Set(Some(now)),
+        erased_at: Set(None),
+        merged_into: Set(None),
+        merged_at: Set(None),
+        ..Default::default()
+    };
+    set_profile(&mut row, &new.profile, company)?;
+    Ok(row)
+}
+
 /// Writes the profile's fields onto a lead row.
 fn set_profile(
     row: &mut lead::ActiveModel,
@@ -672,7 +687,6 @@ async fn upsert_company<C: ConnectionTrait>(
     overwrite: bool,
 ) -> Result<Option<company::Model>, DbErr> {
     let Some(p) = profile else { return Ok(None) };
-    let now = time::now();
     let existing = if p.web_domain.is_empty() {
         None
     } else {
@@ -682,23 +696,62 @@ async fn upsert_company<C: ConnectionTrait>(
             .one(txn)
             .await?
     };
-    let Some(existing) = existing else {
-        let row = company::ActiveModel {
-            seq: NotSet,
-            company_id: Set(uuid::Uuid::now_v7().to_string()),
-            tenant_id: Set(tenant.to_string()),
-            web_domain: Set(Some(p.web_domain.clone()).filter(|d| !d.is_empty())),
-            name: Set(p.name.clone()),
-            industry: Set(p.industry.clone()),
-            employees: Set(p.employees),
-            revenue_currency: Set(p.annual_revenue.as_ref().map(|m| m.currency_code.clone())),
-            revenue_minor: Set(p.annual_revenue.as_ref().map(|m| m.amount_minor)),
-            country: Set(p.country.clone()),
-            region: Set(p.region.clone()),
-            created_at: Set(now),
-            updated_at: Set(now),
+    let merged = merge_company(existing.as_ref(), tenant, p, overwrite, time::now());
+    match existing {
+        None => {
+            let mut row: company::ActiveModel = merged.into();
+            row.seq = NotSet;
+            Ok(Some(row.insert(txn).await?))
+        }
+        Some(existing) if existing == merged => Ok(Some(existing)),
+        Some(_) => {
+            let mut row: company::ActiveModel = merged.into();
+            for column in COMPANY_PROFILE_COLUMNS {
+                row.reset(column);
+            }
+            Ok(Some(row.update(txn).await?))
+        }
+    }
+}
+
+/// The columns a company's profile sets (what an update of a known company writes).
+const COMPANY_PROFILE_COLUMNS: [company::Column; 8] = [
+    company::Column::Name,
+    company::Column::Industry,
+    company::Column::Country,
+    company::Column::Region,
+    company::Column::Employees,
+    company::Column::RevenueCurrency,
+    company::Column::RevenueMinor,
+    company::Column::UpdatedAt,
+];
+
+/// `known` with `p`'s values (on capture, known values are kept and only blanks are filled; on an
+/// explicit update, `overwrite`, the given values win), or a new company of `p` when none is
+/// known (not yet stored: its `seq` is 0). Returned unchanged when nothing changes.
+fn merge_company(
+    known: Option<&company::Model>,
+    tenant: &TenantId,
+    p: &CompanyProfile,
+    overwrite: bool,
+    now: DateTime<Utc>,
+) -> company::Model {
+    let Some(existing) = known else {
+        return company::Model {
+            seq: 0,
+            company_id: uuid::Uuid::now_v7().to_string(),
+            tenant_id: tenant.to_string(),
+            web_domain: Some(p.web_domain.clone()).filter(|d| !d.is_empty()),
+            name: p.name.clone(),
+            industry: p.industry.clone(),
+            employees: p.employees,
+            revenue_currency: p.annual_revenue.as_ref().map(|m| m.currency_code.clone()),
+            revenue_minor: p.annual_revenue.as_ref().map(|m| m.amount_minor),
+            country: p.country.clone(),
+            region: p.region.clone(),
+            created_at: now,
+            updated_at: now,
         };
-        return Ok(Some(row.insert(txn).await?));
     };
     let pick = |given: &str, known: &str| -> String {
         if given.is_empty() || (!overwrite && !known.is_empty()) {
@@ -721,24 +774,10 @@ async fn upsert_company<C: ConnectionTrait>(
         merged.revenue_currency = Some(m.currency_code.clone());
         merged.revenue_minor = Some(m.amount_minor);
     }
-    if merged == existing {
-        return Ok(Some(existing));
+    if merged != *existing {
+        merged.updated_at = now;
     }
-    merged.updated_at = now;
-    let mut row: company::ActiveModel = merged.into();
-    for column in [
-        company::Column::Name,
-        company::Column::Industry,
-        company::Column::Country,
-        company::Column::Region,
-        company::Column::Employees,
-        company::Column::RevenueCurrency,
-        company::Column::RevenueMinor,
-        company::Column::UpdatedAt,
-    ] {
-        row.reset(column);
-    }
-    Ok(Some(row.update(txn).await?))
+    merged
 }
 
 async fn with_company<C: ConnectionTrait>(db: &C, lead: lead::Model) -> Result<LeadView, DbErr> {

@@ -1,0 +1,357 @@
+//! Set-based capture of many leads inside one transaction (a group-commit batch or an import
+//! message): a handful of statements per batch instead of several per lead, with every row
+//! answered exactly as [`super::Store::capture_lead`] would have answered it, had the rows been
+//! captured one after the other in the given order.
+
+use std::collections::HashMap;
+
+use baton_proto::capture::v1::LeadCaptured;
+use baton_shared::{ApiError, TenantId, events::EventLog, time};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
+    prelude::*,
+};
+use tracing::Span;
+
+use super::{
+    CaptureOutcome, LeadView,
+    convert::lead_to_proto,
+    entities::{capture_request, company, lead},
+    find_lead, merge_company, new_lead_row, resolve, with_company,
+};
+use crate::domain::lead::NewLead;
+
+/// Keys per `IN (…)` lookup and rows per multi-row INSERT: the widest row (a lead, 33 columns)
+/// times this stays under SQLite's 32,766 bound parameters.
+const CHUNK: usize = 500;
+
+type Answer = Result<(LeadView, CaptureOutcome), ApiError>;
+
+/// What a row turned out to be, before anything is written.
+enum Plan {
+    /// Refused (nothing written for it).
+    Refused(ApiError),
+    /// Its request_id was stored by an earlier call.
+    Replay { view: LeadView, created: bool },
+    /// Its request_id was used by an earlier row of this batch (that row's answer, replayed).
+    ReplayOfRow { row: usize },
+    /// Its e-mail belongs to a stored lead.
+    Match { view: LeadView },
+    /// Its e-mail belongs to a lead an earlier row of this batch creates.
+    MatchOfRow { row: usize },
+    /// A new lead (its row, not yet inserted).
+    Create { lead_id: String },
+}
+
+/// Captures `rows` inside `txn` (which the caller commits). A database error fails the whole
+/// batch (the caller rolls back and may retry row by row); a row's own problem (a request_id
+/// reused for another payload, a merge chain too long) is that row's answer only.
+pub(super) async fn capture_many(
+    txn: &DatabaseTransaction,
+    tenant: &TenantId,
+    rows: &[(&NewLead, Span)],
+) -> Result<Vec<Answer>, DbErr> {
+    let now = time::now();
+    let stored_requests = known_requests(txn, tenant, rows).await?;
+    let stored_leads = leads_by_email(txn, tenant, rows, &stored_requests).await?;
+    let stored_companies = companies_by_domain(txn, tenant, rows, &stored_leads).await?;
+    let mut companies = stored_companies.clone();
+
+    // Decide every row in order, as sequential captures would.
+    let mut plans: Vec<Plan> = Vec::with_capacity(rows.len());
+    let mut request_row: HashMap<&str, usize> = HashMap::new();
+    let mut email_row: HashMap<&str, usize> = HashMap::new();
+    let mut new_leads: Vec<lead::ActiveModel> = Vec::new();
+    // Companies of no web domain: one of their own per lead.
+    let mut own_companies: Vec<company::Model> = Vec::new();
+    for (i, (new, _)) in rows.iter().enumerate() {
+        let plan = if let Some(seen) = stored_requests.get(new.request_id.as_str()) {
+            if seen.fingerprint == new.fingerprint {
+                match find_lead(txn, tenant, &seen.lead_id).await {
+                    Ok(view) => Plan::Replay {
+                        view,
+                        created: seen.created,
+                    },
+                    Err(ApiError::Database(e)) => return Err(e),
+                    Err(e) => Plan::Refused(e),
+                }
+            } else {
+                Plan::Refused(reused_request_id())
+            }
+        } else if let Some(&row) = request_row.get(new.request_id.as_str()) {
+            if rows[row].0.fingerprint == new.fingerprint {
+                Plan::ReplayOfRow { row }
+            } else {
+                Plan::Refused(reused_request_id())
+            }
+        } else if let Some(lead) = stored_leads.get(new.email_normalized.as_str()) {
+            match resolve(txn, tenant, lead.clone()).await {
+                Ok(lead) => Plan::Match {
+                    view: with_company(txn, lead).await?,
+                },
+                Err(ApiError::Database(e)) => return Err(e),
+                Err(e) => Plan::Refused(e),
+            }
+        } else if let Some(&row) = email_row.get(new.email_normalized.as_str()) {
+            Plan::MatchOfRow { row }
+        } else {
+            let company = match &new.profile.company {
+                None => None,
+                Some(p) if p.web_domain.is_empty() => {
+                    let own = merge_company(None, tenant, p, false, now);
+                    own_companies.push(own.clone());
+                    Some(own)
+                }
+                Some(p) => {
+                    let known = companies.get(p.web_domain.as_str());
+                    let next = merge_company(known, tenant, p, false, now);
+                    companies.insert(p.web_domain.clone(), next.clone());
+                    Some(next)
+                }
+            };
+            let lead_id = uuid::Uuid::now_v7().to_string();
+            match new_lead_row(tenant, &lead_id, new, company.as_ref(), now) {
+                Ok(row) => {
+                    new_leads.push(row);
+                    email_row.insert(new.email_normalized.as_str(), i);
+                    Plan::Create { lead_id }
+                }
+                Err(e) => Plan::Refused(e.into()),
+            }
+        };
+        if matches!(
+            plan,
+            Plan::Match { .. } | Plan::MatchOfRow { .. } | Plan::Create { .. }
+        ) {
+            request_row.insert(new.request_id.as_str(), i);
+        }
+        plans.push(plan);
+    }
+
+    // Write: companies (new ones inserted, known ones whose blanks were filled updated), leads,
+    // request fingerprints, events.
+    let mut company_rows: HashMap<String, company::Model> = HashMap::new();
+    let mut inserts = own_companies;
+    for (domain, c) in companies {
+        let stored = stored_companies.get(&domain);
+        if stored.is_none() {
+            inserts.push(c);
+        } else if stored != Some(&c) {
+            let mut row: company::ActiveModel = c.into();
+            for column in super::COMPANY_PROFILE_COLUMNS {
+                row.reset(column);
+            }
+            let c = row.update(txn).await?;
+            company_rows.insert(c.company_id.clone(), c);
+        } else {
+            company_rows.insert(c.company_id.clone(), c);
+        }
+    }
+    for chunk in inserts.chunks(CHUNK) {
+        let rows = chunk.iter().map(|c| {
+            let mut row: company::ActiveModel = c.clone().into();
+            row.seq = NotSet;
+            row
+        });
+        for c in company::Entity::insert_many(rows)
+            .exec_with_returning(txn)
+            .await?
+        {
+            company_rows.insert(c.company_id.clone(), c);
+        }
+    }
+    let mut lead_rows: HashMap<String, lead::Model> = HashMap::new();
+    for chunk in new_leads.chunks(CHUNK) {
+        for l in lead::Entity::insert_many(chunk.iter().cloned())
+            .exec_with_returning(txn)
+            .await?
+        {
+            lead_rows.insert(l.lead_id.clone(), l);
+        }
+    }
+
+    // Every answer, in row order (an earlier row's answer is ready when a later row names it).
+    let mut answers: Vec<Answer> = Vec::with_capacity(rows.len());
+    let mut requests: Vec<capture_request::ActiveModel> = Vec::new();
+    for (i, plan) in plans.into_iter().enumerate() {
+        let new = rows[i].0;
+        let answer = match plan {
+            Plan::Refused(e) => Err(e),
+            Plan::Replay { view, created } => Ok((view, CaptureOutcome::Replayed { created })),
+            Plan::Match { view } => Ok((view, CaptureOutcome::MatchedExisting)),
+            // The rows named here were planned to succeed, and their answers precede this one.
+            Plan::ReplayOfRow { row } => match answers.get(row) {
+                Some(Ok((view, outcome))) => Ok((
+                    view.clone(),
+                    CaptureOutcome::Replayed {
+                        created: outcome.created(),
+                    },
+                )),
+                _ => {
+                    return Err(DbErr::Custom(format!(
+                        "row {row} of the batch has no answer"
+                    )));
+                }
+            },
+            Plan::MatchOfRow { row } => match answers.get(row) {
+                Some(Ok((view, _))) => Ok((view.clone(), CaptureOutcome::MatchedExisting)),
+                _ => {
+                    return Err(DbErr::Custom(format!(
+                        "row {row} of the batch has no answer"
+                    )));
+                }
+            },
+            Plan::Create { lead_id } => {
+                let lead = lead_rows
+                    .remove(&lead_id)
+                    .ok_or_else(|| DbErr::RecordNotInserted)?;
+                let company = lead
+                    .company_id
+                    .as_ref()
+                    .and_then(|id| company_rows.get(id))
+                    .cloned();
+                Ok((
+                    LeadView {
+                        lead,
+                        company,
+                        merged_ids: Vec::new(),
+                    },
+                    CaptureOutcome::Created,
+                ))
+            }
+        };
+        if let Ok((view, outcome @ (CaptureOutcome::Created | CaptureOutcome::MatchedExisting))) =
+            &answer
+        {
+            requests.push(capture_request::ActiveModel {
+                tenant_id: Set(tenant.to_string()),
+                request_id: Set(new.request_id.clone()),
+                fingerprint: Set(new.fingerprint.clone()),
+                lead_id: Set(view.lead.lead_id.clone()),
+                created: Set(outcome.created()),
+                created_at: Set(now),
+            });
+        }
+        answers.push(answer);
+    }
+    for chunk in requests.chunks(CHUNK) {
+        capture_request::Entity::insert_many(chunk.iter().cloned())
+            .exec_without_returning(txn)
+            .await?;
+    }
+    let events: Vec<(String, LeadCaptured, &Span)> = answers
+        .iter()
+        .zip(rows)
+        .filter_map(|(answer, (_, span))| match answer {
+            Ok((view, CaptureOutcome::Created)) => {
+                let lead = lead_to_proto(view);
+                Some((
+                    view.lead.lead_id.clone(),
+                    LeadCaptured {
+                        lead_id: lead.lead_id.clone(),
+                        email: lead.email.clone(),
+                        source: lead.source.clone(),
+                        captured_at: lead.captured_at,
+                        lead: Some(lead),
+                    },
+                    span,
+                ))
+            }
+            _ => None,
+        })
+        .collect();
+    let events: Vec<(&str, &LeadCaptured, &Span)> = events
+        .iter()
+        .map(|(id, event, span)| (id.as_str(), event, *span))
+        .collect();
+    EventLog::append_many(txn, tenant, &events).await?;
+    Ok(answers)
+}
+
+fn reused_request_id() -> ApiError {
+    ApiError::invalid("request_id", "was already used for a different capture")
+}
+
+/// The stored fingerprints of the rows' request_ids.
+async fn known_requests(
+    txn: &DatabaseTransaction,
+    tenant: &TenantId,
+    rows: &[(&NewLead, Span)],
+) -> Result<HashMap<String, capture_request::Model>, DbErr> {
+    let mut ids: Vec<&str> = rows.iter().map(|(r, _)| r.request_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut known = HashMap::new();
+    for chunk in ids.chunks(CHUNK) {
+        for r in capture_request::Entity::find()
+            .filter(capture_request::Column::TenantId.eq(tenant.as_str()))
+            .filter(capture_request::Column::RequestId.is_in(chunk.iter().copied()))
+            .all(txn)
+            .await?
+        {
+            known.insert(r.request_id.clone(), r);
+        }
+    }
+    Ok(known)
+}
+
+/// The stored leads of the e-mails of rows that are not replays.
+async fn leads_by_email(
+    txn: &DatabaseTransaction,
+    tenant: &TenantId,
+    rows: &[(&NewLead, Span)],
+    replays: &HashMap<String, capture_request::Model>,
+) -> Result<HashMap<String, lead::Model>, DbErr> {
+    let mut emails: Vec<&str> = rows
+        .iter()
+        .filter(|(r, _)| !replays.contains_key(&r.request_id))
+        .map(|(r, _)| r.email_normalized.as_str())
+        .collect();
+    emails.sort_unstable();
+    emails.dedup();
+    let mut known = HashMap::new();
+    for chunk in emails.chunks(CHUNK) {
+        for l in lead::Entity::find()
+            .filter(lead::Column::TenantId.eq(tenant.as_str()))
+            .filter(lead::Column::EmailNormalized.is_in(chunk.iter().copied()))
+            .all(txn)
+            .await?
+        {
+            known.insert(l.email_normalized.clone(), l);
+        }
+    }
+    Ok(known)
+}
+
+/// The stored companies of the web domains of rows that may create a lead.
+async fn companies_by_domain(
+    txn: &DatabaseTransaction,
+    tenant: &TenantId,
+    rows: &[(&NewLead, Span)],
+    stored_leads: &HashMap<String, lead::Model>,
+) -> Result<HashMap<String, company::Model>, DbErr> {
+    let mut domains: Vec<&str> = rows
+        .iter()
+        .filter(|(r, _)| !stored_leads.contains_key(&r.email_normalized))
+        .filter_map(|(r, _)| r.profile.company.as_ref())
+        .map(|c| c.web_domain.as_str())
+        .filter(|d| !d.is_empty())
+        .collect();
+    domains.sort_unstable();
+    domains.dedup();
+    let mut known = HashMap::new();
+    for chunk in domains.chunks(CHUNK) {
+        for c in company::Entity::find()
+            .filter(company::Column::TenantId.eq(tenant.as_str()))
+            .filter(company::Column::WebDomain.is_in(chunk.iter().copied()))
+            .all(txn)
+            .await?
+        {
+            if let Some(domain) = c.web_domain.clone() {
+                known.insert(domain, c);
+            }
+        }
+    }
+    Ok(known)
+}
