@@ -74,6 +74,13 @@ pub struct EventSettings {
     /// Consumer reconnect backoff: first delay and cap, in milliseconds.
     pub reconnect_min_ms: u64,
     pub reconnect_max_ms: u64,
+    /// Whether a consumer's transaction (an applied event, its effects and the moved cursor) waits
+    /// for its WAL flush on PostgreSQL. Off by default: a crash can then lose only the last few
+    /// applied events together with their cursor, so they are applied again from the producer's
+    /// log; what they emitted is never published before it is durable, because the relay's own
+    /// (synchronous) commit flushes the WAL before it. Requests answered to callers always commit
+    /// synchronously.
+    pub consumer_synchronous_commit: bool,
 }
 
 /// qualification's background scoring work (recompute after activation, decay and inactivity).

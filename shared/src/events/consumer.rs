@@ -200,7 +200,7 @@ impl<H: EventHandler> Consumer<H> {
     async fn apply(&self, event: &Event) -> Result<(), DbErr> {
         let span = self.span_of(event);
         async {
-            let txn = self.db.begin().await?;
+            let txn = self.begin().await?;
             if !self.advance_cursor(&txn, event.position).await? {
                 txn.rollback().await?;
                 return Ok(());
@@ -239,7 +239,7 @@ impl<H: EventHandler> Consumer<H> {
         }
         let span = info_span!("consume_batch", source = %self.source, events = batch.len());
         let applied: Result<bool, DbErr> = async {
-            let txn = self.db.begin().await?;
+            let txn = self.begin().await?;
             let mut query = event_cursor::Entity::find_by_id(self.source.clone());
             if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
                 query = sea_orm::QuerySelect::lock(query, sea_orm::sea_query::LockType::Update);
@@ -282,6 +282,19 @@ impl<H: EventHandler> Consumer<H> {
             self.apply(event).await?;
         }
         Ok(())
+    }
+
+    /// A transaction to apply events in: on PostgreSQL without waiting for the WAL flush unless
+    /// `consumer_synchronous_commit` is set (see [`EventSettings`] for why that is safe).
+    async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
+        let txn = self.db.begin().await?;
+        if txn.get_database_backend() == sea_orm::DbBackend::Postgres
+            && !self.settings.consumer_synchronous_commit
+        {
+            txn.execute_unprepared("SET LOCAL synchronous_commit TO OFF")
+                .await?;
+        }
+        Ok(txn)
     }
 
     /// A span for applying `event`, child of the trace that produced it.
