@@ -204,7 +204,7 @@ impl DistributionService for Api {
         let routing = routing_from_proto(req.routing.as_ref(), &mut violations);
         violations.into_result()?;
         let rep = self.store.create_rep(&tenant, &new, &routing).await?;
-        Ok(Response::new(rep_to_proto(&rep, 0)))
+        Ok(Response::new(rep_to_proto(&rep)))
     }
 
     async fn list_reps(
@@ -496,7 +496,7 @@ impl DistributionService for Api {
             .store
             .update_rep(&tenant, &rep_id, req.active, &routing)
             .await?;
-        Ok(Response::new(rep_to_proto(&rep, 0)))
+        Ok(Response::new(rep_to_proto(&rep)))
     }
 
     async fn get_routing_rules(

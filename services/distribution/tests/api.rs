@@ -1,6 +1,6 @@
 //! distribution over a real socket, fed by real capture and qualification services.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use baton_proto::{
     capture::v1::{
@@ -81,6 +81,22 @@ fn rep(n: usize, active: bool) -> CreateRepRequest {
 }
 
 impl Fixture {
+    /// Each rep's open-lead count, as ListReps shows it.
+    async fn open_leads(&mut self) -> HashMap<String, i64> {
+        self.distribution
+            .list_reps(ListRepsRequest {
+                page_size: 500,
+                page_token: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .reps
+            .into_iter()
+            .map(|r| (r.rep_id, r.open_leads))
+            .collect()
+    }
+
     /// Captures a lead and books it a meeting and a trial: 50 points, an MQL under the default model.
     async fn mql(&mut self, n: usize) -> String {
         let lead_id = self
@@ -582,6 +598,7 @@ mod routing {
         );
 
         // a leaves: its leads go to b, and a is no longer routed to.
+        let before = f.open_leads().await;
         let handed = f
             .distribution
             .reassign_rep_leads(ReassignRepLeadsRequest {
@@ -596,6 +613,14 @@ mod routing {
             .assignments;
         assert_eq!(handed.len(), 2);
         assert!(handed.iter().all(|x| x.rep_id == b), "{handed:?}");
+        // Each rep's open-lead count follows its assignments.
+        let open = f.open_leads().await;
+        assert_eq!(
+            (open[&a], open[&b]),
+            (0, before[&b] + before[&a]),
+            "{before:?} {open:?}"
+        );
+        assert_eq!(before[&a], 2);
         f.stop().await;
     }
 
@@ -697,6 +722,9 @@ mod routing {
         assert_eq!(open[0].lead_id, survivor);
         let closed = all.iter().find(|a| a.lead_id == duplicate).unwrap();
         assert_eq!(closed.state, AssignmentState::Merged as i32);
+        let counts = f.open_leads().await;
+        assert_eq!(counts[&open[0].rep_id], 1, "{counts:?}");
+        assert_eq!(counts.values().sum::<i64>(), 1, "{counts:?}");
         f.stop().await;
     }
 }

@@ -6,6 +6,7 @@ mod m20261123_000010_create_reps_and_assignments;
 mod m20261124_000020_handoffs_and_contracts;
 mod m20261124_000030_routing;
 mod m20261124_000040_sla_timers;
+mod m20261124_000050_rep_open_leads;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000020_handoffs_and_contracts::Migration),
             Box::new(m20261124_000030_routing::Migration),
             Box::new(m20261124_000040_sla_timers::Migration),
+            Box::new(m20261124_000050_rep_open_leads::Migration),
         ]
     }
 }

@@ -27,6 +27,8 @@ pub mod rep {
         #[sea_orm(column_type = "Double")]
         pub wrr_counter: f64,
         pub was_available: bool,
+        /// Open (assigned) leads, moved with every assignment that opens or closes.
+        pub open_leads: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -88,6 +88,7 @@ impl Store {
             weight: Set(routing.weight),
             wrr_counter: Set(0.0),
             was_available: Set(true),
+            open_leads: Set(0),
         }
         .insert(&txn)
         .await?;
@@ -96,7 +97,7 @@ impl Store {
             tenant,
             &rep.rep_id,
             &RepCreated {
-                rep: Some(rep_to_proto(&rep, 0)),
+                rep: Some(rep_to_proto(&rep)),
             },
         )
         .await?;
@@ -116,13 +117,7 @@ impl Store {
     ) -> Result<(Vec<pb::Rep>, String), ApiError> {
         let query = rep::Entity::find().filter(rep::Column::TenantId.eq(tenant.as_str()));
         let (rows, token) = fetch_page(query, rep::Column::Seq, |r| r.seq, page, &self.db).await?;
-        let open = routing::open_leads(&self.db, tenant).await?;
-        Ok((
-            rows.iter()
-                .map(|r| rep_to_proto(r, open.get(&r.rep_id).copied().unwrap_or(0)))
-                .collect(),
-            token,
-        ))
+        Ok((rows.iter().map(rep_to_proto).collect(), token))
     }
 
     pub async fn list_assignments(
@@ -157,7 +152,7 @@ pub(crate) async fn append_assigned<C: ConnectionTrait>(
         .map(|_| ())
 }
 
-pub fn rep_to_proto(rep: &rep::Model, open_leads: i64) -> pb::Rep {
+pub fn rep_to_proto(rep: &rep::Model) -> pb::Rep {
     let a = routing::attributes_of(rep);
     pb::Rep {
         rep_id: rep.rep_id.clone(),
@@ -184,7 +179,7 @@ pub fn rep_to_proto(rep: &rep::Model, open_leads: i64) -> pb::Rep {
                 })
                 .collect(),
         }),
-        open_leads,
+        open_leads: rep.open_leads,
     }
 }
 

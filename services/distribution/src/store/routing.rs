@@ -1,7 +1,7 @@
 //! Routing's persistence: teams, reps' routing attributes, the rule list, and every decision with
 //! the rule, team and candidates behind it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use baton_proto::{
     capture::v1::Lead,
@@ -12,7 +12,7 @@ use baton_shared::{ApiError, TenantId, time};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
     prelude::*,
     sea_query::OnConflict,
 };
@@ -76,38 +76,23 @@ fn method_of(value: i32) -> Method {
     }
 }
 
-/// Open (assigned, not reassigned) leads per rep.
-pub async fn open_leads<C: ConnectionTrait>(
-    db: &C,
+/// Moves a rep's count of open leads by `delta` (an assignment opened: +1, closed: -1).
+async fn count_open<C: ConnectionTrait>(
+    txn: &C,
     tenant: &TenantId,
-) -> Result<HashMap<String, i64>, DbErr> {
-    open_leads_of(db, tenant, None).await
-}
-
-/// Open leads per rep, of some reps only (an index range each) or of all.
-async fn open_leads_of<C: ConnectionTrait>(
-    db: &C,
-    tenant: &TenantId,
-    reps: Option<Vec<String>>,
-) -> Result<HashMap<String, i64>, DbErr> {
-    let mut query = assignment::Entity::find()
-        .select_only()
-        .column(assignment::Column::RepId)
-        .column_as(assignment::Column::Seq.count(), "n")
-        .filter(assignment::Column::TenantId.eq(tenant.as_str()))
-        .filter(assignment::Column::State.eq(AssignmentState::Assigned as i32));
-    if let Some(reps) = reps {
-        query = query.filter(assignment::Column::RepId.is_in(reps));
-    }
-    let rows: Vec<(Option<String>, i64)> = query
-        .group_by(assignment::Column::RepId)
-        .into_tuple()
-        .all(db)
+    rep_id: &str,
+    delta: i64,
+) -> Result<(), DbErr> {
+    rep::Entity::update_many()
+        .col_expr(
+            rep::Column::OpenLeads,
+            sea_orm::sea_query::ExprTrait::add(Expr::col(rep::Column::OpenLeads), delta),
+        )
+        .filter(rep::Column::TenantId.eq(tenant.as_str()))
+        .filter(rep::Column::RepId.eq(rep_id))
+        .exec(txn)
         .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(rep, n)| rep.map(|r| (r, n)))
-        .collect())
+    Ok(())
 }
 
 /// The tenant's rules and their version (none set: version 0, no rules).
@@ -230,7 +215,7 @@ async fn decide<C: ConnectionTrait>(
             .filter_map(|a| a.rep_id)
             .collect()
     };
-    let view = |r: &rep::Model, open: &HashMap<String, i64>| RepView {
+    let view = |r: &rep::Model| RepView {
         rep_id: r.rep_id.clone(),
         seq: r.seq,
         active: r.active,
@@ -238,7 +223,7 @@ async fn decide<C: ConnectionTrait>(
             .out_of_office
             .iter()
             .any(|(from, to)| *from <= now && now < *to),
-        open_leads: open.get(&r.rep_id).copied().unwrap_or(0),
+        open_leads: r.open_leads,
         capacity: i64::from(r.capacity),
         weight: r.weight,
         counter: r.wrr_counter,
@@ -313,12 +298,6 @@ async fn decide<C: ConnectionTrait>(
     };
     let reps = query.order_by_asc(rep::Column::Seq).all(txn).await?;
     let pool: Vec<&rep::Model> = reps.iter().collect();
-    let open = open_leads_of(
-        txn,
-        tenant,
-        Some(pool.iter().map(|r| r.rep_id.clone()).collect()),
-    )
-    .await?;
     let views: Vec<RepView> = pool
         .iter()
         .map(|r| RepView {
@@ -326,7 +305,7 @@ async fn decide<C: ConnectionTrait>(
                 let a = attributes_of(r);
                 routing::fit(rule, &a.territories, &a.industries, &fields)
             }),
-            ..view(r, &open)
+            ..view(r)
         })
         .collect();
     let last = last_pick(txn, tenant, &team_id).await?;
@@ -460,7 +439,8 @@ async fn route_new<C: ConnectionTrait>(
     }
     .insert(txn)
     .await?;
-    if row.rep_id.is_some() {
+    if let Some(rep_id) = &row.rep_id {
+        count_open(txn, tenant, rep_id, 1).await?;
         append_assigned(txn, tenant, &row).await?;
         sla::start_response(txn, tenant, &row).await?;
     }
@@ -516,6 +496,7 @@ async fn retry_queued<C: ConnectionTrait>(
         row.rules_version = Set(d.rules_version);
         row.explanation = Set(explanation_json(&d.considered));
         let row = row.update(txn).await?;
+        count_open(txn, tenant, &rep.rep_id, 1).await?;
         append_assigned(txn, tenant, &row).await?;
         sla::start_response(txn, tenant, &row).await?;
     }
@@ -530,11 +511,26 @@ pub(crate) async fn reassign<C: ConnectionTrait>(
 ) -> Result<assignment::Model, DbErr> {
     let lead_id = open.lead_id.clone();
     sla::resolve(txn, tenant, SlaKind::Response, &open.assignment_id).await?;
+    close_open(txn, tenant, &open).await?;
     let mut closed: assignment::ActiveModel = open.into();
     closed.state = Set(AssignmentState::Reassigned as i32);
     closed.closed_at = Set(Some(time::now()));
     closed.update(txn).await?;
     route_new(txn, tenant, &lead_id, false).await
+}
+
+/// An assignment closes: its rep (if it was assigned to one) has one open lead less.
+async fn close_open<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    closing: &assignment::Model,
+) -> Result<(), DbErr> {
+    match &closing.rep_id {
+        Some(rep_id) if closing.state == AssignmentState::Assigned as i32 => {
+            count_open(txn, tenant, rep_id, -1).await
+        }
+        _ => Ok(()),
+    }
 }
 
 async fn open_assignment<C: ConnectionTrait>(
@@ -840,6 +836,7 @@ pub async fn merge<C: ConnectionTrait>(
     };
     if open_assignment(txn, tenant, survivor).await?.is_some() {
         sla::resolve(txn, tenant, SlaKind::Response, &duplicate.assignment_id).await?;
+        close_open(txn, tenant, &duplicate).await?;
         let mut closed: assignment::ActiveModel = duplicate.into();
         closed.state = Set(AssignmentState::Merged as i32);
         closed.closed_at = Set(Some(time::now()));
