@@ -12,17 +12,23 @@ use baton_shared::{
     time,
 };
 use sea_orm::DatabaseTransaction;
+use tracing::Instrument;
 
 use crate::store::{self, handoffs, routing, sla};
 
 /// Handler for qualification's event log.
 pub struct QualificationEvents;
 
-impl EventHandler for QualificationEvents {
-    async fn handle(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), ConsumeError> {
+impl QualificationEvents {
+    /// One event; `memo` carries what the events of its batch share (see [`store::Memo`]).
+    async fn apply(
+        txn: &DatabaseTransaction,
+        event: &Event,
+        memo: &mut store::Memo,
+    ) -> Result<(), ConsumeError> {
         let tenant = TenantId::new(event.tenant_id.clone());
         if let Some(changed) = decode::<StageChanged>(event)? {
-            handoffs::record_signal(
+            let signal = handoffs::record_signal(
                 txn,
                 &tenant,
                 &changed.lead_id,
@@ -30,11 +36,36 @@ impl EventHandler for QualificationEvents {
                 None,
             )
             .await?;
+            memo.signal_stored(signal);
             if changed.to_stage == Stage::Mql as i32 || changed.to_stage == Stage::Sql as i32 {
-                store::assign_mql(txn, &tenant, &changed.lead_id).await?;
+                store::assign_mql(txn, &tenant, &changed.lead_id, memo).await?;
             }
         } else if let Some(ranked) = decode::<RankChanged>(event)? {
-            handoffs::record_signal(txn, &tenant, &ranked.lead_id, None, Some(ranked.to_rank))
+            let signal =
+                handoffs::record_signal(txn, &tenant, &ranked.lead_id, None, Some(ranked.to_rank))
+                    .await?;
+            memo.signal_stored(signal);
+        }
+        Ok(())
+    }
+}
+
+impl EventHandler for QualificationEvents {
+    async fn handle(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), ConsumeError> {
+        Self::apply(txn, event, &mut store::Memo::default()).await
+    }
+
+    /// The batch's routing decisions share one [`store::Memo`]: rules, teams, reps, rotations and
+    /// contracts are read once per batch, not once per lead.
+    async fn handle_batch(
+        &self,
+        txn: &DatabaseTransaction,
+        events: &[(&Event, tracing::Span)],
+    ) -> Result<(), ConsumeError> {
+        let mut memo = store::Memo::default();
+        for (event, span) in events {
+            Self::apply(txn, event, &mut memo)
+                .instrument(span.clone())
                 .await?;
         }
         Ok(())

@@ -47,6 +47,24 @@ pub trait EventHandler: Send + Sync + 'static {
         txn: &DatabaseTransaction,
         event: &Event,
     ) -> impl Future<Output = Result<(), ConsumeError>> + Send;
+
+    /// Applies events that arrived together, in order, inside one transaction; each comes with
+    /// the span to apply it in (a child of the trace that produced it). The default applies each
+    /// with [`EventHandler::handle`]. A handler may override it to share work across the batch,
+    /// e.g. read settings that the batch cannot change once instead of once per event. If it
+    /// fails, the transaction is rolled back and the events are applied one by one with `handle`.
+    fn handle_batch(
+        &self,
+        txn: &DatabaseTransaction,
+        events: &[(&Event, tracing::Span)],
+    ) -> impl Future<Output = Result<(), ConsumeError>> + Send {
+        async move {
+            for (event, span) in events {
+                self.handle(txn, event).instrument(span.clone()).await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Follows one source's `EventLog` and applies its events with an [`EventHandler`].
@@ -250,18 +268,11 @@ impl<H: EventHandler> Consumer<H> {
                 txn.rollback().await?;
                 return Ok(true);
             };
-            for event in fresh {
-                let event_span = self.span_of(event);
-                if self
-                    .handler
-                    .handle(&txn, event)
-                    .instrument(event_span)
-                    .await
-                    .is_err()
-                {
-                    txn.rollback().await?;
-                    return Ok(false);
-                }
+            let events: Vec<(&Event, tracing::Span)> =
+                fresh.into_iter().map(|e| (e, self.span_of(e))).collect();
+            if self.handler.handle_batch(&txn, &events).await.is_err() {
+                txn.rollback().await?;
+                return Ok(false);
             }
             if !self.advance_cursor(&txn, last).await? {
                 txn.rollback().await?;

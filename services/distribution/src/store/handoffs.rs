@@ -111,7 +111,7 @@ pub async fn record_signal<C: ConnectionTrait>(
     lead_id: &str,
     score_and_stage: Option<(i64, i32)>,
     rank: Option<i32>,
-) -> Result<(), DbErr> {
+) -> Result<lead_signal::Model, DbErr> {
     let mut update = vec![lead_signal::Column::UpdatedAt];
     if score_and_stage.is_some() {
         update.extend([lead_signal::Column::Score, lead_signal::Column::Stage]);
@@ -133,9 +133,8 @@ pub async fn record_signal<C: ConnectionTrait>(
             .update_columns(update)
             .to_owned(),
     )
-    .exec(txn)
-    .await?;
-    Ok(())
+    .exec_with_returning(txn)
+    .await
 }
 
 fn terms_of(replica: &contract_replica::Model) -> ContractTerms {

@@ -21,7 +21,7 @@ use sea_orm::{
 
 use crate::domain::reps::NewRep;
 use entities::{assignment, rep};
-pub use routing::{RepRouting, assign_mql, assign_queued};
+pub use routing::{Memo, RepRouting, assign_mql, assign_queued};
 
 #[derive(Clone)]
 pub struct Store {

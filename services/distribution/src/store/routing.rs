@@ -1,7 +1,7 @@
 //! Routing's persistence: teams, reps' routing attributes, the rule list, and every decision with
 //! the rule, team and candidates behind it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use baton_proto::{
     capture::v1::Lead,
@@ -20,7 +20,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Store, append_assigned,
-    entities::{assignment, lead_signal, rep, rotation, routing_ruleset, team, team_rotation},
+    entities::{
+        assignment, contract_replica, lead_signal, rep, rotation, routing_ruleset, team,
+        team_rotation,
+    },
     sla,
 };
 use crate::domain::routing::{self, Choice, Considered, LeadFields, Method, RepView, Rules};
@@ -119,12 +122,15 @@ async fn lead_fields<C: ConnectionTrait>(
     db: &C,
     tenant: &TenantId,
     lead_id: &str,
+    memo: &Memo,
 ) -> Result<LeadFields, DbErr> {
     let mut fields = LeadFields::new();
-    if let Some(s) = lead_signal::Entity::find_by_id((tenant.to_string(), lead_id.to_owned()))
-        .one(db)
-        .await?
-    {
+    let key = (tenant.to_string(), lead_id.to_owned());
+    let signal = match memo.signals.get(&key) {
+        Some(s) => Some(s.clone()),
+        None => lead_signal::Entity::find_by_id(key).one(db).await?,
+    };
+    if let Some(s) = signal {
         fields = serde_json::from_str(&s.fields).unwrap_or_default();
         if let Some(score) = s.score {
             fields.insert("score".into(), score.to_string());
@@ -195,12 +201,56 @@ struct Decision {
     considered: Vec<Considered>,
 }
 
-/// Decides where a lead goes now (storing counters and rotation), excluding reps that had it.
+/// Which reps a decision is among: all of the tenant's, a team's, or one named rep.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Scope {
+    All,
+    Team(String),
+    Rep(String),
+}
+
+/// What a run of routing decisions in one transaction (a consumer's batch) reads once and shares:
+/// the tenant's rules, team methods, the reps of each scope (kept current as the run's decisions
+/// change their counters and open leads), the rotation of each team, the IS team's contract, and
+/// the lead signals the run just stored. A run sees these as of its first read; changes other
+/// transactions commit meanwhile apply from the next run on.
+#[derive(Default)]
+pub struct Memo {
+    rules: HashMap<String, Option<(routing_ruleset::Model, Rules)>>,
+    methods: HashMap<(String, String), Method>,
+    reps: HashMap<(String, Scope), Vec<rep::Model>>,
+    rotations: HashMap<(String, String), Option<i64>>,
+    pub(crate) contracts: HashMap<(String, String), Option<contract_replica::Model>>,
+    signals: HashMap<(String, String), lead_signal::Model>,
+}
+
+impl Memo {
+    /// Keeps a lead's signal as just stored (the next decision about it reads it from here).
+    pub fn signal_stored(&mut self, signal: lead_signal::Model) {
+        self.signals
+            .insert((signal.tenant_id.clone(), signal.lead_id.clone()), signal);
+    }
+
+    /// Applies `change` to every remembered copy of a rep.
+    fn rep_changed(&mut self, tenant: &TenantId, rep_id: &str, change: impl Fn(&mut rep::Model)) {
+        for ((t, _), reps) in self.reps.iter_mut() {
+            if t.as_str() == tenant.as_str() {
+                reps.iter_mut()
+                    .filter(|r| r.rep_id == rep_id)
+                    .for_each(&change);
+            }
+        }
+    }
+}
+
+/// Decides where a lead goes now (storing counters, the chosen rep's open leads and the rotation),
+/// excluding reps that had it. Every caller stores an assignment to the chosen rep.
 async fn decide<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
     lead_id: &str,
     first_assignment: bool,
+    memo: &mut Memo,
 ) -> Result<Decision, DbErr> {
     let now = time::now();
     let had: HashSet<String> = if first_assignment {
@@ -231,18 +281,19 @@ async fn decide<C: ConnectionTrait>(
         had_lead: had.contains(&r.rep_id),
         mismatch: None,
     };
-    let ruleset = rules_of(txn, tenant).await?;
+    let ruleset = match memo.rules.get(tenant.as_str()) {
+        Some(known) => known.clone(),
+        None => {
+            let read = rules_of(txn, tenant).await?;
+            memo.rules.insert(tenant.to_string(), read.clone());
+            read
+        }
+    };
     let fields = match &ruleset {
-        Some(_) => lead_fields(txn, tenant, lead_id).await?,
+        Some(_) => lead_fields(txn, tenant, lead_id, memo).await?,
         None => LeadFields::new(),
     };
     let mut matched: Option<routing::Rule> = None;
-    // Which reps the decision is among: all of the tenant's, a team's, or one named rep.
-    enum Scope {
-        All,
-        Team(String),
-        Rep(String),
-    }
     let (team_id, rule_key, rules_version, method, scope): (String, String, i32, Method, Scope) =
         match &ruleset {
             // No rules: every active rep of the tenant in one rotation.
@@ -274,11 +325,18 @@ async fn decide<C: ConnectionTrait>(
                         Scope::Rep(rule.to_rep.clone()),
                     ),
                     Some(rule) => {
-                        let method =
-                            team::Entity::find_by_id((tenant.to_string(), rule.to_team.clone()))
-                                .one(txn)
-                                .await?
-                                .map_or(Method::RoundRobin, |t| method_of(t.method));
+                        let key = (tenant.to_string(), rule.to_team.clone());
+                        let method = match memo.methods.get(&key) {
+                            Some(m) => *m,
+                            None => {
+                                let m = team::Entity::find_by_id(key.clone())
+                                    .one(txn)
+                                    .await?
+                                    .map_or(Method::RoundRobin, |t| method_of(t.method));
+                                memo.methods.insert(key, m);
+                                m
+                            }
+                        };
                         (
                             rule.to_team.clone(),
                             rule.key.clone(),
@@ -290,15 +348,19 @@ async fn decide<C: ConnectionTrait>(
                 }
             }
         };
-    let mut query = rep::Entity::find().filter(rep::Column::TenantId.eq(tenant.as_str()));
-    query = match &scope {
-        Scope::All => query,
-        Scope::Team(team) => query.filter(rep::Column::TeamId.eq(team.as_str())),
-        Scope::Rep(id) => query.filter(rep::Column::RepId.eq(id.as_str())),
-    };
-    let reps = query.order_by_asc(rep::Column::Seq).all(txn).await?;
-    let pool: Vec<&rep::Model> = reps.iter().collect();
-    let views: Vec<RepView> = pool
+    let scope_key = (tenant.to_string(), scope.clone());
+    if !memo.reps.contains_key(&scope_key) {
+        let mut query = rep::Entity::find().filter(rep::Column::TenantId.eq(tenant.as_str()));
+        query = match &scope {
+            Scope::All => query,
+            Scope::Team(team) => query.filter(rep::Column::TeamId.eq(team.as_str())),
+            Scope::Rep(id) => query.filter(rep::Column::RepId.eq(id.as_str())),
+        };
+        let reps = query.order_by_asc(rep::Column::Seq).all(txn).await?;
+        memo.reps.insert(scope_key.clone(), reps);
+    }
+    let reps = memo.reps.get(&scope_key).cloned().unwrap_or_default();
+    let views: Vec<RepView> = reps
         .iter()
         .map(|r| RepView {
             mismatch: matched.as_ref().and_then(|rule| {
@@ -308,33 +370,77 @@ async fn decide<C: ConnectionTrait>(
             ..view(r)
         })
         .collect();
-    let last = last_pick(txn, tenant, &team_id).await?;
+    // Only round robin reads the rotation.
+    let last = if method == Method::RoundRobin {
+        let key = (tenant.to_string(), team_id.clone());
+        match memo.rotations.get(&key) {
+            Some(last) => *last,
+            None => {
+                let last = last_pick(txn, tenant, &team_id).await?;
+                memo.rotations.insert(key, last);
+                last
+            }
+        }
+    } else {
+        None
+    };
     let Choice {
         rep_id,
         considered,
         counters,
     } = routing::choose(method, &views, last);
+    let chosen = rep_id.and_then(|id| reps.iter().find(|r| r.rep_id == id).cloned());
+    let chosen_id = chosen.as_ref().map(|r| r.rep_id.clone());
+    let mut opened = false;
     if method == Method::Weighted {
-        // Only the reps whose counter or availability changed (usually just the chosen one).
-        let changed = counters.into_iter().filter(|(id, counter, available)| {
-            views
-                .iter()
-                .find(|v| &v.rep_id == id)
-                .is_none_or(|v| v.counter != *counter || v.was_available != *available)
-        });
+        // Only the reps whose counter or availability changed (usually just the chosen one); the
+        // chosen one's open leads grow in the same update.
+        let changed: Vec<(String, f64, bool)> = counters
+            .into_iter()
+            .filter(|(id, counter, available)| {
+                Some(id) == chosen_id.as_ref()
+                    || views
+                        .iter()
+                        .find(|v| &v.rep_id == id)
+                        .is_none_or(|v| v.counter != *counter || v.was_available != *available)
+            })
+            .collect();
         for (id, counter, available) in changed {
-            rep::Entity::update_many()
+            let is_chosen = Some(&id) == chosen_id.as_ref();
+            let mut update = rep::Entity::update_many()
                 .col_expr(rep::Column::WrrCounter, Expr::value(counter))
-                .col_expr(rep::Column::WasAvailable, Expr::value(available))
+                .col_expr(rep::Column::WasAvailable, Expr::value(available));
+            if is_chosen {
+                update = update.col_expr(
+                    rep::Column::OpenLeads,
+                    sea_orm::sea_query::ExprTrait::add(Expr::col(rep::Column::OpenLeads), 1),
+                );
+                opened = true;
+            }
+            update
                 .filter(rep::Column::TenantId.eq(tenant.as_str()))
-                .filter(rep::Column::RepId.eq(id))
+                .filter(rep::Column::RepId.eq(id.as_str()))
                 .exec(txn)
                 .await?;
+            memo.rep_changed(tenant, &id, |r| {
+                r.wrr_counter = counter;
+                r.was_available = available;
+                if is_chosen {
+                    r.open_leads += 1;
+                }
+            });
         }
     }
-    let chosen = rep_id.and_then(|id| reps.iter().find(|r| r.rep_id == id).cloned());
     if let Some(r) = &chosen {
-        set_last_pick(txn, tenant, &team_id, r.seq).await?;
+        if !opened {
+            count_open(txn, tenant, &r.rep_id, 1).await?;
+            memo.rep_changed(tenant, &r.rep_id, |r| r.open_leads += 1);
+        }
+        if method == Method::RoundRobin {
+            set_last_pick(txn, tenant, &team_id, r.seq).await?;
+            memo.rotations
+                .insert((tenant.to_string(), team_id.clone()), Some(r.seq));
+        }
     }
     Ok(Decision {
         rep: chosen,
@@ -414,8 +520,9 @@ async fn route_new<C: ConnectionTrait>(
     tenant: &TenantId,
     lead_id: &str,
     first_assignment: bool,
+    memo: &mut Memo,
 ) -> Result<assignment::Model, DbErr> {
-    let d = decide(txn, tenant, lead_id, first_assignment).await?;
+    let d = decide(txn, tenant, lead_id, first_assignment, memo).await?;
     let now = time::now();
     let row = assignment::ActiveModel {
         seq: NotSet,
@@ -439,10 +546,9 @@ async fn route_new<C: ConnectionTrait>(
     }
     .insert(txn)
     .await?;
-    if let Some(rep_id) = &row.rep_id {
-        count_open(txn, tenant, rep_id, 1).await?;
+    if row.rep_id.is_some() {
         append_assigned(txn, tenant, &row).await?;
-        sla::start_response(txn, tenant, &row).await?;
+        sla::start_response(txn, tenant, &row, memo).await?;
     }
     Ok(row)
 }
@@ -453,6 +559,7 @@ pub async fn assign_mql<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
     lead_id: &str,
+    memo: &mut Memo,
 ) -> Result<(), DbErr> {
     let existing = assignment::Entity::find()
         .filter(assignment::Column::TenantId.eq(tenant.as_str()))
@@ -460,7 +567,7 @@ pub async fn assign_mql<C: ConnectionTrait>(
         .one(txn)
         .await?;
     if existing.is_none() {
-        route_new(txn, tenant, lead_id, true).await?;
+        route_new(txn, tenant, lead_id, true, memo).await?;
     }
     Ok(())
 }
@@ -483,8 +590,9 @@ async fn retry_queued<C: ConnectionTrait>(
         query = query.filter(assignment::Column::LeadId.eq(lead_id));
     }
     let queued = query.order_by_asc(assignment::Column::Seq).all(txn).await?;
+    let mut memo = Memo::default();
     for waiting in queued {
-        let d = decide(txn, tenant, &waiting.lead_id, false).await?;
+        let d = decide(txn, tenant, &waiting.lead_id, false, &mut memo).await?;
         let Some(rep) = d.rep else { continue };
         let mut row: assignment::ActiveModel = waiting.into();
         row.rep_id = Set(Some(rep.rep_id.clone()));
@@ -496,9 +604,8 @@ async fn retry_queued<C: ConnectionTrait>(
         row.rules_version = Set(d.rules_version);
         row.explanation = Set(explanation_json(&d.considered));
         let row = row.update(txn).await?;
-        count_open(txn, tenant, &rep.rep_id, 1).await?;
         append_assigned(txn, tenant, &row).await?;
-        sla::start_response(txn, tenant, &row).await?;
+        sla::start_response(txn, tenant, &row, &mut memo).await?;
     }
     Ok(())
 }
@@ -516,7 +623,7 @@ pub(crate) async fn reassign<C: ConnectionTrait>(
     closed.state = Set(AssignmentState::Reassigned as i32);
     closed.closed_at = Set(Some(time::now()));
     closed.update(txn).await?;
-    route_new(txn, tenant, &lead_id, false).await
+    route_new(txn, tenant, &lead_id, false, &mut Memo::default()).await
 }
 
 /// An assignment closes: its rep (if it was assigned to one) has one open lead less.

@@ -18,7 +18,10 @@ use sea_orm::{
     sea_query::{LockBehavior, LockType},
 };
 
-use super::entities::{assignment, contract_replica, rep, sla_timer};
+use super::{
+    entities::{assignment, contract_replica, rep, sla_timer},
+    routing::Memo,
+};
 use crate::domain::sla::{WorkingHours, due_at};
 
 pub const ESCALATE_NOTIFY: &str = "notify_owner";
@@ -99,16 +102,25 @@ pub async fn start_response<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
     a: &assignment::Model,
+    memo: &mut Memo,
 ) -> Result<(), DbErr> {
     let (Some(rep_id), false) = (&a.rep_id, a.team_id.is_empty()) else {
         return Ok(());
     };
-    let contract = contract_replica::Entity::find()
-        .filter(contract_replica::Column::TenantId.eq(tenant.as_str()))
-        .filter(contract_replica::Column::IsTeam.eq(a.team_id.as_str()))
-        .order_by_desc(contract_replica::Column::ActivatedAt)
-        .one(txn)
-        .await?;
+    let key = (tenant.to_string(), a.team_id.clone());
+    let contract = match memo.contracts.get(&key) {
+        Some(known) => known.clone(),
+        None => {
+            let read = contract_replica::Entity::find()
+                .filter(contract_replica::Column::TenantId.eq(tenant.as_str()))
+                .filter(contract_replica::Column::IsTeam.eq(a.team_id.as_str()))
+                .order_by_desc(contract_replica::Column::ActivatedAt)
+                .one(txn)
+                .await?;
+            memo.contracts.insert(key, read.clone());
+            read
+        }
+    };
     let Some(contract) = contract else {
         return Ok(());
     };
