@@ -12,6 +12,7 @@ use baton_shared::{
     time,
 };
 use sea_orm::DatabaseTransaction;
+use tracing::Instrument;
 
 use crate::store::{self, ranking};
 
@@ -20,6 +21,33 @@ pub struct CaptureEvents;
 
 impl EventHandler for CaptureEvents {
     async fn handle(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), ConsumeError> {
+        Self::apply(txn, event, &mut store::Memo::default()).await
+    }
+
+    /// The batch's events share one [`store::Memo`]: the active scoring model and the rank rules
+    /// are read once per batch, not once per event.
+    async fn handle_batch(
+        &self,
+        txn: &DatabaseTransaction,
+        events: &[(&Event, tracing::Span)],
+    ) -> Result<(), ConsumeError> {
+        let mut memo = store::Memo::default();
+        for (event, span) in events {
+            Self::apply(txn, event, &mut memo)
+                .instrument(span.clone())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+impl CaptureEvents {
+    /// One event; `memo` carries what the events of its batch share.
+    async fn apply(
+        txn: &DatabaseTransaction,
+        event: &Event,
+        memo: &mut store::Memo,
+    ) -> Result<(), ConsumeError> {
         let tenant = TenantId::new(event.tenant_id.clone());
         if let Some(captured) = decode::<LeadCaptured>(event)? {
             let first_contact = captured.captured_at.as_ref().and_then(time::from_proto);
@@ -29,6 +57,7 @@ impl EventHandler for CaptureEvents {
                 &captured.lead_id,
                 captured.lead.as_ref(),
                 first_contact,
+                memo,
             )
             .await?;
         } else if let Some(updated) = decode::<LeadUpdated>(event)? {

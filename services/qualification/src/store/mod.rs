@@ -267,18 +267,17 @@ pub async fn lead_captured<C: ConnectionTrait>(
     lead_id: &str,
     lead: Option<&baton_proto::capture::v1::Lead>,
     first_contact_at: Option<DateTime<Utc>>,
+    memo: &mut Memo,
 ) -> Result<(), DbErr> {
-    let model = active_model(txn, tenant).await?;
-    let (current, fresh) = match find_score(txn, tenant, lead_id).await? {
-        Some(existing) => (existing, false),
-        None => (insert_score(txn, tenant, lead_id, &model).await?, true),
-    };
+    let model = memo.model(txn, tenant).await?;
+    let existing = find_score(txn, tenant, lead_id).await?;
     if let Some(lead) = lead {
         ranking::upsert_profile(txn, tenant, lead, first_contact_at).await?;
     }
     let now = time::now();
-    match (fresh, lead) {
-        (true, Some(lead)) => {
+    match (existing, lead) {
+        // A new lead: scored and ranked on the event's profile, its score row written once.
+        (None, Some(lead)) => {
             let rank_facts = ranking::captured_facts(lead, first_contact_at);
             let facts = LeadFacts {
                 fields: rank_facts.fields.clone(),
@@ -286,13 +285,84 @@ pub async fn lead_captured<C: ConnectionTrait>(
                 first_seen_at: first_contact_at,
                 activities: Vec::new(),
             };
-            rescore_facts(txn, tenant, current, &model, &facts, now, true).await?;
-            ranking::rerank_with(txn, tenant, lead_id, rank_facts).await
+            let computed = scoring::compute(&model, &facts, now);
+            let next =
+                stages::stage_after_scoring(Stage::Lead, computed.score, model.mql_threshold);
+            let score = lead_score::ActiveModel {
+                seq: NotSet,
+                tenant_id: Set(tenant.to_string()),
+                lead_id: Set(lead_id.to_owned()),
+                score: Set(computed.score),
+                stage: Set(next.unwrap_or(Stage::Lead) as i32),
+                model_id: Set(model.model_id.clone()),
+                model_version: Set(model.version),
+                updated_at: Set(now),
+                next_change_at: Set(computed.next_change_at),
+            }
+            .insert(txn)
+            .await?;
+            insert_entries(txn, tenant, lead_id, &computed).await?;
+            if let Some(to) = next {
+                record_move(
+                    txn,
+                    tenant,
+                    &score,
+                    Stage::Lead,
+                    to,
+                    REASON_SCORE_THRESHOLD,
+                    ACTOR_SCORING,
+                    now,
+                )
+                .await?;
+            }
+            let rules = memo.rank_rules(txn, tenant).await?;
+            ranking::rerank_on(txn, tenant, lead_id, rank_facts, &rules).await
         }
-        _ => {
+        (existing, _) => {
+            let current = match existing {
+                Some(current) => current,
+                None => insert_score(txn, tenant, lead_id, &model).await?,
+            };
             rescore(txn, tenant, current, &model, now).await?;
             ranking::rerank(txn, tenant, lead_id).await
         }
+    }
+}
+
+/// What the events of one consumer batch share: each tenant's active scoring model and rank
+/// rules, read once per batch. A batch sees them as of its first read; an activation committed
+/// meanwhile applies from the next batch on (and its recompute rescores every lead anyway).
+#[derive(Default)]
+pub struct Memo {
+    models: HashMap<String, ScoringModel>,
+    rank_rules: HashMap<String, RankRules>,
+}
+
+impl Memo {
+    pub async fn model<C: ConnectionTrait>(
+        &mut self,
+        txn: &C,
+        tenant: &TenantId,
+    ) -> Result<ScoringModel, DbErr> {
+        if let Some(m) = self.models.get(tenant.as_str()) {
+            return Ok(m.clone());
+        }
+        let m = active_model(txn, tenant).await?;
+        self.models.insert(tenant.to_string(), m.clone());
+        Ok(m)
+    }
+
+    pub async fn rank_rules<C: ConnectionTrait>(
+        &mut self,
+        txn: &C,
+        tenant: &TenantId,
+    ) -> Result<RankRules, DbErr> {
+        if let Some(r) = self.rank_rules.get(tenant.as_str()) {
+            return Ok(r.clone());
+        }
+        let r = ranking::ruleset(txn, tenant).await?.1;
+        self.rank_rules.insert(tenant.to_string(), r.clone());
+        Ok(r)
     }
 }
 
@@ -477,13 +547,24 @@ async fn rescore_facts<C: ConnectionTrait>(
             .exec(txn)
             .await?;
     }
+    insert_entries(txn, tenant, &current.lead_id, &computed).await?;
+    set_score(txn, tenant, current, &computed, model).await
+}
+
+/// Stores the contributions of a computation as the lead's score entries.
+async fn insert_entries<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+    computed: &Computation,
+) -> Result<(), DbErr> {
     let entries: Vec<score_entry::ActiveModel> = computed
         .contributions
         .iter()
         .map(|c| score_entry::ActiveModel {
             seq: NotSet,
             tenant_id: Set(tenant.to_string()),
-            lead_id: Set(current.lead_id.clone()),
+            lead_id: Set(lead_id.to_owned()),
             activity_id: Set(c.activity_id.clone()),
             rule_key: Set(c.rule_key.clone()),
             description: Set(c.description.clone()),
@@ -497,7 +578,7 @@ async fn rescore_facts<C: ConnectionTrait>(
     if !entries.is_empty() {
         score_entry::Entity::insert_many(entries).exec(txn).await?;
     }
-    set_score(txn, tenant, current, &computed, model).await
+    Ok(())
 }
 
 pub fn trigger_value(t: TriggerKind) -> i32 {

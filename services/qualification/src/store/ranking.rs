@@ -338,9 +338,20 @@ pub async fn rerank_with<C: ConnectionTrait>(
     facts: RankFacts,
 ) -> Result<(), DbErr> {
     let rules = rules(txn, tenant).await?;
+    rerank_on(txn, tenant, lead_id, facts, &rules).await
+}
+
+/// Re-ranks a lead on facts and rules the caller already has.
+pub async fn rerank_on<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+    facts: RankFacts,
+    rules: &RankRules,
+) -> Result<(), DbErr> {
     let now = time::now();
-    let decision = ranks::rank(&rules, &facts, now);
-    let next_change_at = ranks::next_change(&rules, &facts, now);
+    let decision = ranks::rank(rules, &facts, now);
+    let next_change_at = ranks::next_change(rules, &facts, now);
     let previous = lead_rank::Entity::find_by_id((tenant.to_string(), lead_id.to_owned()))
         .one(txn)
         .await?;
