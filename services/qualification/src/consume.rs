@@ -24,24 +24,65 @@ impl EventHandler for CaptureEvents {
         Self::apply(txn, event, &mut store::Memo::default()).await
     }
 
-    /// The batch's events share one [`store::Memo`]: the active scoring model and the rank rules
-    /// are read once per batch, not once per event.
+    /// The batch's events share one [`store::Memo`] (the active scoring model and the rank rules
+    /// are read once per batch), and consecutive `LeadCaptured` events of a tenant are applied
+    /// together, set-based. Other events are applied one by one, in order.
     async fn handle_batch(
         &self,
         txn: &DatabaseTransaction,
         events: &[(&Event, tracing::Span)],
     ) -> Result<(), ConsumeError> {
         let mut memo = store::Memo::default();
+        // A run of captures: (tenant, the decoded events with their spans).
+        let mut run: Option<(String, Vec<(LeadCaptured, &tracing::Span)>)> = None;
         for (event, span) in events {
-            Self::apply(txn, event, &mut memo)
-                .instrument(span.clone())
-                .await?;
+            let captured = decode::<LeadCaptured>(event)?;
+            let continues =
+                matches!((&run, &captured), (Some((t, _)), Some(_)) if *t == event.tenant_id);
+            if !continues && let Some((tenant, captures)) = run.take() {
+                Self::captured(txn, &TenantId::new(tenant), &captures, &mut memo).await?;
+            }
+            match captured {
+                Some(c) => {
+                    run.get_or_insert_with(|| (event.tenant_id.clone(), Vec::new()))
+                        .1
+                        .push((c, span));
+                }
+                None => {
+                    Self::apply(txn, event, &mut memo)
+                        .instrument(span.clone())
+                        .await?
+                }
+            }
+        }
+        if let Some((tenant, captures)) = run {
+            Self::captured(txn, &TenantId::new(tenant), &captures, &mut memo).await?;
         }
         Ok(())
     }
 }
 
 impl CaptureEvents {
+    /// `LeadCaptured` events of one tenant, applied together.
+    async fn captured(
+        txn: &DatabaseTransaction,
+        tenant: &TenantId,
+        captures: &[(LeadCaptured, &tracing::Span)],
+        memo: &mut store::Memo,
+    ) -> Result<(), ConsumeError> {
+        let leads: Vec<store::CapturedLead> = captures
+            .iter()
+            .map(|(c, span)| store::CapturedLead {
+                lead_id: &c.lead_id,
+                lead: c.lead.as_ref(),
+                first_contact_at: c.captured_at.as_ref().and_then(time::from_proto),
+                span,
+            })
+            .collect();
+        store::leads_captured(txn, tenant, &leads, memo).await?;
+        Ok(())
+    }
+
     /// One event; `memo` carries what the events of its batch share.
     async fn apply(
         txn: &DatabaseTransaction,
@@ -50,16 +91,8 @@ impl CaptureEvents {
     ) -> Result<(), ConsumeError> {
         let tenant = TenantId::new(event.tenant_id.clone());
         if let Some(captured) = decode::<LeadCaptured>(event)? {
-            let first_contact = captured.captured_at.as_ref().and_then(time::from_proto);
-            store::lead_captured(
-                txn,
-                &tenant,
-                &captured.lead_id,
-                captured.lead.as_ref(),
-                first_contact,
-                memo,
-            )
-            .await?;
+            let current = tracing::Span::current();
+            Self::captured(txn, &tenant, &[(captured, &current)], memo).await?;
         } else if let Some(updated) = decode::<LeadUpdated>(event)? {
             if let Some(lead) = &updated.lead {
                 ranking::upsert_profile(txn, &tenant, lead, None).await?;

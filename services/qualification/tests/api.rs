@@ -554,6 +554,86 @@ async fn ranks_follow_the_rules_of_domain_section_2_and_say_why() {
     f.stop().await;
 }
 
+/// Captures arriving together reach qualification in one consumer batch and are scored and
+/// ranked set-based: each lead must still get its own score, rank and events.
+#[tokio::test]
+async fn a_burst_of_captures_is_scored_and_ranked_lead_by_lead() {
+    let f = start().await;
+    let mut tasks = Vec::new();
+    for n in 0..40 {
+        let mut capture = f.capture.clone();
+        tasks.push(tokio::spawn(async move {
+            let big = n % 2 == 0;
+            let request = CaptureLeadRequest {
+                request_id: format!("burst-{n}"),
+                email: format!("burst{n}@burst{n}.example.com"),
+                company: Some(Company {
+                    name: "Kaisha".into(),
+                    employees: Some(if big { 1200 } else { 20 }),
+                    annual_revenue: big.then(|| Money {
+                        currency_code: "JPY".into(),
+                        amount_minor: 6_000_000_000,
+                    }),
+                    ..Default::default()
+                }),
+                source: Some(LeadSource {
+                    channel: "web_form".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            let lead = capture.capture_lead(request).await.unwrap().into_inner();
+            (lead.lead.unwrap().lead_id, big)
+        }));
+    }
+    let mut expected = std::collections::HashMap::new();
+    for t in tasks {
+        let (lead_id, big) = t.await.unwrap();
+        expected.insert(lead_id, if big { Rank::Hot } else { Rank::Cold } as i32);
+    }
+    let mut events = EventLogClient::new(channel(&f.qualification_endpoint).await)
+        .subscribe(SubscribeRequest {
+            after_position: 0,
+            max_batch: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut ranked = std::collections::HashMap::new();
+    while ranked.len() < expected.len() {
+        let e = events.message().await.unwrap().unwrap();
+        if let Some(Ok(r)) = baton_proto::any::unpack::<RankChanged>(e.payload.as_ref().unwrap()) {
+            assert_eq!(r.from_rank, Rank::Unspecified as i32, "{r:?}");
+            assert!(
+                ranked.insert(r.lead_id.clone(), r.to_rank).is_none(),
+                "one RankChanged per lead: {r:?}"
+            );
+        }
+    }
+    assert_eq!(ranked, expected);
+    let mut q = f.qualification.clone();
+    for lead_id in expected.keys() {
+        let score = q
+            .get_score(GetScoreRequest {
+                lead_id: lead_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(&score.lead_id, lead_id);
+        let stage = q
+            .get_stage(GetStageRequest {
+                lead_id: lead_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(stage.stage, Stage::Lead as i32, "{stage:?}");
+    }
+    drop(events);
+    f.stop().await;
+}
+
 #[tokio::test]
 async fn rank_rules_are_data_validated_whole_versioned_and_applied_to_every_lead() {
     use baton_proto::qualification::v1::{

@@ -258,76 +258,168 @@ async fn stage_view<C: ConnectionTrait>(
     })
 }
 
-/// A lead was captured: starts tracking it, keeps its profile, scores its attributes under the
-/// active model and ranks it. A lead seen for the first time is scored and ranked on the event's
-/// profile (it has no activities or page views yet) instead of reading back what was just written.
-pub async fn lead_captured<C: ConnectionTrait>(
+/// What one `LeadCaptured` event says: the lead, its profile (if the event carries it), when it
+/// was first contacted, and the span of the event (its trace).
+pub struct CapturedLead<'a> {
+    pub lead_id: &'a str,
+    pub lead: Option<&'a baton_proto::capture::v1::Lead>,
+    pub first_contact_at: Option<DateTime<Utc>>,
+    pub span: &'a tracing::Span,
+}
+
+/// Starts tracking newly captured leads: keeps their profiles, scores and ranks them. A new lead
+/// with a profile is scored and ranked on that profile (no read-back), set-based across `captured`
+/// (a few statements for all of them); a lead already tracked (or without a profile) is rescored
+/// and re-ranked over what is stored, one at a time.
+pub async fn leads_captured<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
-    lead_id: &str,
-    lead: Option<&baton_proto::capture::v1::Lead>,
-    first_contact_at: Option<DateTime<Utc>>,
+    captured: &[CapturedLead<'_>],
     memo: &mut Memo,
 ) -> Result<(), DbErr> {
     let model = memo.model(txn, tenant).await?;
-    let existing = find_score(txn, tenant, lead_id).await?;
-    if let Some(lead) = lead {
-        ranking::upsert_profile(txn, tenant, lead, first_contact_at).await?;
+    let mut tracked: HashMap<String, lead_score::Model> = HashMap::new();
+    let ids: Vec<&str> = captured.iter().map(|c| c.lead_id).collect();
+    for chunk in ids.chunks(CHUNK) {
+        for row in lead_score::Entity::find()
+            .filter(lead_score::Column::TenantId.eq(tenant.as_str()))
+            .filter(lead_score::Column::LeadId.is_in(chunk.iter().copied()))
+            .all(txn)
+            .await?
+        {
+            tracked.insert(row.lead_id.clone(), row);
+        }
     }
+    // Profiles, the last one of a lead named twice winning (as applying them in order would).
+    let mut profiles: Vec<(&baton_proto::capture::v1::Lead, Option<DateTime<Utc>>)> = Vec::new();
+    for c in captured.iter().rev() {
+        if let Some(lead) = c.lead
+            && !profiles.iter().any(|(l, _)| l.lead_id == lead.lead_id)
+        {
+            profiles.push((lead, c.first_contact_at));
+        }
+    }
+    profiles.reverse();
+    ranking::upsert_profiles(txn, tenant, &profiles).await?;
+
     let now = time::now();
-    match (existing, lead) {
-        // A new lead: scored and ranked on the event's profile, its score row written once.
-        (None, Some(lead)) => {
-            let rank_facts = ranking::captured_facts(lead, first_contact_at);
+    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let mut fresh = Vec::new();
+    let mut one_by_one = Vec::new();
+    for c in captured {
+        match c.lead {
+            Some(lead) if !tracked.contains_key(c.lead_id) && seen.insert(c.lead_id) => {
+                fresh.push((c, ranking::captured_facts(lead, c.first_contact_at)))
+            }
+            _ => one_by_one.push(c),
+        }
+    }
+    if !fresh.is_empty() {
+        let mut scores = Vec::with_capacity(fresh.len());
+        let mut entries = Vec::new();
+        let mut moves = Vec::new();
+        for (c, rank_facts) in &fresh {
             let facts = LeadFacts {
                 fields: rank_facts.fields.clone(),
                 revenue: rank_facts.revenue.clone(),
-                first_seen_at: first_contact_at,
+                first_seen_at: c.first_contact_at,
                 activities: Vec::new(),
             };
             let computed = scoring::compute(&model, &facts, now);
             let next =
                 stages::stage_after_scoring(Stage::Lead, computed.score, model.mql_threshold);
-            let score = lead_score::ActiveModel {
-                seq: NotSet,
-                tenant_id: Set(tenant.to_string()),
-                lead_id: Set(lead_id.to_owned()),
-                score: Set(computed.score),
-                stage: Set(next.unwrap_or(Stage::Lead) as i32),
-                model_id: Set(model.model_id.clone()),
-                model_version: Set(model.version),
-                updated_at: Set(now),
-                next_change_at: Set(computed.next_change_at),
-            }
-            .insert(txn)
-            .await?;
-            insert_entries(txn, tenant, lead_id, &computed).await?;
+            let score = lead_score::Model {
+                seq: 0,
+                tenant_id: tenant.to_string(),
+                lead_id: c.lead_id.to_owned(),
+                score: computed.score,
+                stage: next.unwrap_or(Stage::Lead) as i32,
+                model_id: model.model_id.clone(),
+                model_version: model.version,
+                updated_at: now,
+                next_change_at: computed.next_change_at,
+            };
+            entries.extend(entry_rows(tenant, c.lead_id, &computed));
             if let Some(to) = next {
-                record_move(
-                    txn,
-                    tenant,
+                let (history, event) = move_of(
                     &score,
                     Stage::Lead,
                     to,
                     REASON_SCORE_THRESHOLD,
                     ACTOR_SCORING,
                     now,
-                )
-                .await?;
+                );
+                moves.push((history, event, c.span));
             }
-            let rules = memo.rank_rules(txn, tenant).await?;
-            ranking::rerank_on(txn, tenant, lead_id, rank_facts, &rules).await
+            let mut row: lead_score::ActiveModel = score.into();
+            row.seq = NotSet;
+            scores.push(row);
         }
-        (existing, _) => {
-            let current = match existing {
+        for chunk in scores.chunks(CHUNK) {
+            lead_score::Entity::insert_many(chunk.iter().cloned())
+                .exec_without_returning(txn)
+                .await?;
+        }
+        for chunk in entries.chunks(CHUNK) {
+            score_entry::Entity::insert_many(chunk.iter().cloned())
+                .exec_without_returning(txn)
+                .await?;
+        }
+        for chunk in moves.chunks(CHUNK) {
+            stage_history::Entity::insert_many(chunk.iter().map(|(h, _, _)| h.clone()))
+                .exec_without_returning(txn)
+                .await?;
+        }
+        let events: Vec<(&str, &StageChanged, &tracing::Span)> = moves
+            .iter()
+            .map(|(_, e, span)| (e.lead_id.as_str(), e, *span))
+            .collect();
+        EventLog::append_many(txn, tenant, &events).await?;
+
+        let rules = memo.rank_rules(txn, tenant).await?;
+        let fresh_ids: Vec<&str> = fresh.iter().map(|(c, _)| c.lead_id).collect();
+        let mut ranked: HashMap<String, entities::lead_rank::Model> = HashMap::new();
+        for chunk in fresh_ids.chunks(CHUNK) {
+            for row in entities::lead_rank::Entity::find()
+                .filter(entities::lead_rank::Column::TenantId.eq(tenant.as_str()))
+                .filter(entities::lead_rank::Column::LeadId.is_in(chunk.iter().copied()))
+                .all(txn)
+                .await?
+            {
+                ranked.insert(row.lead_id.clone(), row);
+            }
+        }
+        let mut changes = Vec::new();
+        let mut spans = Vec::new();
+        for (c, rank_facts) in &fresh {
+            let previous = ranked.get(c.lead_id);
+            if let Some(change) =
+                ranking::rank_change(tenant, c.lead_id, rank_facts, &rules, previous, now)?
+            {
+                changes.push(change);
+                spans.push(c.span);
+            }
+        }
+        ranking::store_ranks(txn, tenant, changes, &spans).await?;
+    }
+    for c in one_by_one {
+        use tracing::Instrument;
+        async {
+            let current = match find_score(txn, tenant, c.lead_id).await? {
                 Some(current) => current,
-                None => insert_score(txn, tenant, lead_id, &model).await?,
+                None => insert_score(txn, tenant, c.lead_id, &model).await?,
             };
             rescore(txn, tenant, current, &model, now).await?;
-            ranking::rerank(txn, tenant, lead_id).await
+            ranking::rerank(txn, tenant, c.lead_id).await
         }
+        .instrument(c.span.clone())
+        .await?;
     }
+    Ok(())
 }
+
+/// Rows per IN list and multi-row INSERT (well under SQLite's limit on bound parameters).
+const CHUNK: usize = 500;
 
 /// What the events of one consumer batch share: each tenant's active scoring model and rank
 /// rules, read once per batch. A batch sees them as of its first read; an activation committed
@@ -558,7 +650,20 @@ async fn insert_entries<C: ConnectionTrait>(
     lead_id: &str,
     computed: &Computation,
 ) -> Result<(), DbErr> {
-    let entries: Vec<score_entry::ActiveModel> = computed
+    let entries = entry_rows(tenant, lead_id, computed);
+    if !entries.is_empty() {
+        score_entry::Entity::insert_many(entries).exec(txn).await?;
+    }
+    Ok(())
+}
+
+/// The score entries of a computation's contributions.
+fn entry_rows(
+    tenant: &TenantId,
+    lead_id: &str,
+    computed: &Computation,
+) -> Vec<score_entry::ActiveModel> {
+    computed
         .contributions
         .iter()
         .map(|c| score_entry::ActiveModel {
@@ -574,11 +679,7 @@ async fn insert_entries<C: ConnectionTrait>(
             trigger: Set(trigger_value(c.trigger)),
             detail: Set(c.detail.clone()),
         })
-        .collect();
-    if !entries.is_empty() {
-        score_entry::Entity::insert_many(entries).exec(txn).await?;
-    }
-    Ok(())
+        .collect()
 }
 
 pub fn trigger_value(t: TriggerKind) -> i32 {
@@ -686,9 +787,23 @@ async fn record_move<C: ConnectionTrait>(
     changed_by: &str,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    stage_history::ActiveModel {
+    let (history, event) = move_of(moved, from, to, reason, changed_by, now);
+    history.insert(txn).await?;
+    EventLog::append(txn, tenant, &moved.lead_id, &event).await
+}
+
+/// The history row and the `StageChanged` event of a stage move.
+fn move_of(
+    moved: &lead_score::Model,
+    from: Stage,
+    to: Stage,
+    reason: &str,
+    changed_by: &str,
+    now: DateTime<Utc>,
+) -> (stage_history::ActiveModel, StageChanged) {
+    let history = stage_history::ActiveModel {
         seq: NotSet,
-        tenant_id: Set(tenant.to_string()),
+        tenant_id: Set(moved.tenant_id.clone()),
         lead_id: Set(moved.lead_id.clone()),
         from_stage: Set(from as i32),
         to_stage: Set(to as i32),
@@ -696,9 +811,7 @@ async fn record_move<C: ConnectionTrait>(
         changed_at: Set(now),
         reason: Set(reason.to_owned()),
         changed_by: Set(changed_by.to_owned()),
-    }
-    .insert(txn)
-    .await?;
+    };
     let event = StageChanged {
         lead_id: moved.lead_id.clone(),
         from_stage: from as i32,
@@ -710,7 +823,7 @@ async fn record_move<C: ConnectionTrait>(
         reason: reason.to_owned(),
         changed_by: changed_by.to_owned(),
     };
-    EventLog::append(txn, tenant, &moved.lead_id, &event).await
+    (history, event)
 }
 
 /// A duplicate lead was merged into a survivor in capture: its activities move to the survivor,

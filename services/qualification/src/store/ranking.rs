@@ -85,35 +85,56 @@ pub async fn upsert_profile<C: ConnectionTrait>(
     lead: &Lead,
     first_contact_at: Option<DateTime<Utc>>,
 ) -> Result<(), DbErr> {
-    let fields =
-        serde_json::to_string(&fields_of(lead)).map_err(|e| DbErr::Custom(e.to_string()))?;
-    let revenue = lead.company.as_ref().and_then(|c| c.annual_revenue.clone());
-    let row = lead_profile::ActiveModel {
-        tenant_id: Set(tenant.to_string()),
-        lead_id: Set(lead.lead_id.clone()),
-        fields: Set(fields),
-        revenue_currency: Set(revenue.as_ref().map(|m| m.currency_code.clone())),
-        revenue_minor: Set(revenue.as_ref().map(|m| m.amount_minor)),
-        first_contact_at: Set(first_contact_at),
-        updated_at: Set(time::now()),
-    };
-    let mut update = vec![
-        lead_profile::Column::Fields,
-        lead_profile::Column::RevenueCurrency,
-        lead_profile::Column::RevenueMinor,
-        lead_profile::Column::UpdatedAt,
-    ];
-    if first_contact_at.is_some() {
-        update.push(lead_profile::Column::FirstContactAt);
+    upsert_profiles(txn, tenant, &[(lead, first_contact_at)]).await
+}
+
+/// [`upsert_profile`] of many leads, one statement per group (first contact known or not).
+pub async fn upsert_profiles<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    leads: &[(&Lead, Option<DateTime<Utc>>)],
+) -> Result<(), DbErr> {
+    let now = time::now();
+    for first_contact_known in [true, false] {
+        let mut rows = Vec::new();
+        for (lead, first_contact_at) in leads {
+            if first_contact_at.is_some() != first_contact_known {
+                continue;
+            }
+            let fields = serde_json::to_string(&fields_of(lead))
+                .map_err(|e| DbErr::Custom(e.to_string()))?;
+            let revenue = lead.company.as_ref().and_then(|c| c.annual_revenue.clone());
+            rows.push(lead_profile::ActiveModel {
+                tenant_id: Set(tenant.to_string()),
+                lead_id: Set(lead.lead_id.clone()),
+                fields: Set(fields),
+                revenue_currency: Set(revenue.as_ref().map(|m| m.currency_code.clone())),
+                revenue_minor: Set(revenue.as_ref().map(|m| m.amount_minor)),
+                first_contact_at: Set(*first_contact_at),
+                updated_at: Set(now),
+            });
+        }
+        if rows.is_empty() {
+            continue;
+        }
+        let mut update = vec![
+            lead_profile::Column::Fields,
+            lead_profile::Column::RevenueCurrency,
+            lead_profile::Column::RevenueMinor,
+            lead_profile::Column::UpdatedAt,
+        ];
+        if first_contact_known {
+            update.push(lead_profile::Column::FirstContactAt);
+        }
+        lead_profile::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::columns([lead_profile::Column::TenantId, lead_profile::Column::LeadId])
+                    .update_columns(update)
+                    .to_owned(),
+            )
+            .exec_without_returning(txn)
+            .await?;
     }
-    lead_profile::Entity::insert(row)
-        .on_conflict(
-            OnConflict::columns([lead_profile::Column::TenantId, lead_profile::Column::LeadId])
-                .update_columns(update)
-                .to_owned(),
-        )
-        .exec(txn)
-        .await?;
     Ok(())
 }
 
@@ -349,24 +370,51 @@ pub async fn rerank_on<C: ConnectionTrait>(
     facts: RankFacts,
     rules: &RankRules,
 ) -> Result<(), DbErr> {
-    let now = time::now();
-    let decision = ranks::rank(rules, &facts, now);
-    let next_change_at = ranks::next_change(rules, &facts, now);
     let previous = lead_rank::Entity::find_by_id((tenant.to_string(), lead_id.to_owned()))
         .one(txn)
         .await?;
+    let change = rank_change(
+        tenant,
+        lead_id,
+        &facts,
+        rules,
+        previous.as_ref(),
+        time::now(),
+    )?;
+    let current = tracing::Span::current();
+    store_ranks(txn, tenant, change.into_iter().collect(), &[&current]).await
+}
+
+/// A lead's rank decision, when it differs from what is stored: the row to store, and the
+/// `RankChanged` event when the rank itself changes.
+pub struct RankChange {
+    row: lead_rank::ActiveModel,
+    event: Option<RankChanged>,
+}
+
+/// Ranks a lead on `facts`; `None` when the stored decision (`previous`) already says the same.
+pub fn rank_change(
+    tenant: &TenantId,
+    lead_id: &str,
+    facts: &RankFacts,
+    rules: &RankRules,
+    previous: Option<&lead_rank::Model>,
+    now: DateTime<Utc>,
+) -> Result<Option<RankChange>, DbErr> {
+    let decision = ranks::rank(rules, facts, now);
+    let next_change_at = ranks::next_change(rules, facts, now);
     let rule_key = decision.rule_key.clone().unwrap_or_default();
     let reasons =
         serde_json::to_string(&decision.reasons).map_err(|e| DbErr::Custom(e.to_string()))?;
-    if previous.as_ref().is_some_and(|p| {
+    if previous.is_some_and(|p| {
         p.rank == decision.rank as i32
             && p.rule_key == rule_key
             && p.reasons == reasons
             && p.next_change_at == next_change_at
     }) {
-        return Ok(());
+        return Ok(None);
     }
-    lead_rank::Entity::insert(lead_rank::ActiveModel {
+    let row = lead_rank::ActiveModel {
         tenant_id: Set(tenant.to_string()),
         lead_id: Set(lead_id.to_owned()),
         rank: Set(decision.rank as i32),
@@ -374,33 +422,65 @@ pub async fn rerank_on<C: ConnectionTrait>(
         reasons: Set(reasons),
         ranked_at: Set(now),
         next_change_at: Set(next_change_at),
-    })
-    .on_conflict(
-        OnConflict::columns([lead_rank::Column::TenantId, lead_rank::Column::LeadId])
-            .update_columns([
-                lead_rank::Column::Rank,
-                lead_rank::Column::RuleKey,
-                lead_rank::Column::Reasons,
-                lead_rank::Column::RankedAt,
-                lead_rank::Column::NextChangeAt,
-            ])
-            .to_owned(),
-    )
-    .exec(txn)
-    .await?;
+    };
     let from = previous.map_or(Rank::Unspecified as i32, |p| p.rank);
-    if from != decision.rank as i32 {
-        let event = RankChanged {
-            lead_id: lead_id.to_owned(),
-            from_rank: from,
-            to_rank: decision.rank as i32,
-            rule_key,
-            reasons: decision.reasons,
-            changed_at: Some(time::to_proto(now)),
-        };
-        EventLog::append(txn, tenant, lead_id, &event).await?;
+    let event = (from != decision.rank as i32).then(|| RankChanged {
+        lead_id: lead_id.to_owned(),
+        from_rank: from,
+        to_rank: decision.rank as i32,
+        rule_key,
+        reasons: decision.reasons,
+        changed_at: Some(time::to_proto(now)),
+    });
+    Ok(Some(RankChange { row, event }))
+}
+
+/// Stores rank changes in one statement and emits their `RankChanged` events, each in the span at
+/// the same index of `spans` (the last one for any beyond).
+pub async fn store_ranks<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    changes: Vec<RankChange>,
+    spans: &[&tracing::Span],
+) -> Result<(), DbErr> {
+    if changes.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let mut rows = Vec::with_capacity(changes.len());
+    let mut events = Vec::new();
+    for (i, change) in changes.into_iter().enumerate() {
+        rows.push(change.row);
+        if let Some(event) = change.event {
+            events.push((i, event));
+        }
+    }
+    lead_rank::Entity::insert_many(rows)
+        .on_conflict(
+            OnConflict::columns([lead_rank::Column::TenantId, lead_rank::Column::LeadId])
+                .update_columns([
+                    lead_rank::Column::Rank,
+                    lead_rank::Column::RuleKey,
+                    lead_rank::Column::Reasons,
+                    lead_rank::Column::RankedAt,
+                    lead_rank::Column::NextChangeAt,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await?;
+    let current = tracing::Span::current();
+    let last = spans.last().copied().unwrap_or(&current);
+    let events: Vec<(&str, &RankChanged, &tracing::Span)> = events
+        .iter()
+        .map(|(i, e)| {
+            (
+                e.lead_id.as_str(),
+                e,
+                spans.get(*i).copied().unwrap_or(last),
+            )
+        })
+        .collect();
+    EventLog::append_many(txn, tenant, &events).await
 }
 
 /// A lead's current rank (reasons decoded).
