@@ -55,20 +55,76 @@ impl EventHandler for QualificationEvents {
         Self::apply(txn, event, &mut store::Memo::default()).await
     }
 
-    /// The batch's routing decisions share one [`store::Memo`]: rules, teams, reps, rotations and
-    /// contracts are read once per batch, not once per lead.
+    /// The batch is applied set-based: the signals of all its events are stored in one
+    /// statement (each lead's latest score, stage and rank; a decision in the batch sees them as
+    /// of the batch's end), which leads already have an assignment is read once, and the routing
+    /// decisions share one [`store::Memo`] whose writes (assignments, rep counters, rotations,
+    /// SLA timers, `LeadAssigned` events) are made together at the end.
     async fn handle_batch(
         &self,
         txn: &DatabaseTransaction,
         events: &[(&Event, tracing::Span)],
     ) -> Result<(), ConsumeError> {
-        let mut memo = store::Memo::default();
+        // Per tenant: each lead's latest signals, and the leads to assign (in event order).
+        let mut tenants: Vec<Batch> = Vec::new();
         for (event, span) in events {
-            Self::apply(txn, event, &mut memo)
-                .instrument(span.clone())
-                .await?;
+            let batch = match tenants.iter_mut().position(|b| b.tenant == event.tenant_id) {
+                Some(i) => &mut tenants[i],
+                None => {
+                    tenants.push(Batch {
+                        tenant: event.tenant_id.clone(),
+                        ..Batch::default()
+                    });
+                    tenants.last_mut().expect("just pushed")
+                }
+            };
+            if let Some(changed) = decode::<StageChanged>(event)? {
+                batch.signal(&changed.lead_id).1 = Some((changed.score, changed.to_stage));
+                if changed.to_stage == Stage::Mql as i32 || changed.to_stage == Stage::Sql as i32 {
+                    batch.to_assign.push((changed.lead_id, span.clone()));
+                }
+            } else if let Some(ranked) = decode::<RankChanged>(event)? {
+                batch.signal(&ranked.lead_id).2 = Some(ranked.to_rank);
+            }
         }
+        let mut memo = store::Memo::deferred();
+        for batch in tenants {
+            let tenant = TenantId::new(batch.tenant);
+            for signal in handoffs::record_signals(txn, &tenant, &batch.signals).await? {
+                memo.signal_stored(signal);
+            }
+            let leads: Vec<&str> = batch.to_assign.iter().map(|(l, _)| l.as_str()).collect();
+            memo.know_assigned(txn, &tenant, &leads).await?;
+            for (lead_id, span) in &batch.to_assign {
+                store::assign_mql(txn, &tenant, lead_id, &mut memo)
+                    .instrument(span.clone())
+                    .await?;
+            }
+        }
+        memo.flush(txn).await?;
         Ok(())
+    }
+}
+
+/// One tenant's part of a batch of qualification's events.
+#[derive(Default)]
+struct Batch {
+    tenant: String,
+    /// Per lead: its latest (score, stage) and rank, in order of first mention.
+    signals: Vec<handoffs::SignalUpdate>,
+    to_assign: Vec<(String, tracing::Span)>,
+}
+
+impl Batch {
+    fn signal(&mut self, lead_id: &str) -> &mut handoffs::SignalUpdate {
+        let i = match self.signals.iter().position(|s| s.0 == lead_id) {
+            Some(i) => i,
+            None => {
+                self.signals.push((lead_id.to_owned(), None, None));
+                self.signals.len() - 1
+            }
+        };
+        &mut self.signals[i]
     }
 }
 

@@ -137,6 +137,46 @@ pub async fn record_signal<C: ConnectionTrait>(
     .await
 }
 
+/// A lead's new signals: (lead id, score and stage, rank); an absent one keeps what is stored.
+pub type SignalUpdate = (String, Option<(i64, i32)>, Option<i32>);
+
+/// [`record_signal`] of many leads in one statement: per lead, its latest score and stage and its
+/// latest rank (either may be absent: the stored one is kept). Returns the stored signals.
+pub async fn record_signals<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    signals: &[SignalUpdate],
+) -> Result<Vec<lead_signal::Model>, DbErr> {
+    if signals.is_empty() {
+        return Ok(Vec::new());
+    }
+    let now = time::now();
+    let rows = signals.iter().map(
+        |(lead_id, score_and_stage, rank)| lead_signal::ActiveModel {
+            tenant_id: Set(tenant.to_string()),
+            lead_id: Set(lead_id.clone()),
+            score: Set(score_and_stage.map(|(s, _)| s)),
+            stage: Set(score_and_stage.map(|(_, s)| s)),
+            rank: Set(*rank),
+            updated_at: Set(now),
+            fields: Set("{}".to_owned()),
+        },
+    );
+    let keep =
+        |column: &str| Expr::cust(format!("COALESCE(excluded.{column}, lead_signal.{column})"));
+    lead_signal::Entity::insert_many(rows)
+        .on_conflict(
+            OnConflict::columns([lead_signal::Column::TenantId, lead_signal::Column::LeadId])
+                .value(lead_signal::Column::Score, keep("score"))
+                .value(lead_signal::Column::Stage, keep("stage"))
+                .value(lead_signal::Column::Rank, keep("rank"))
+                .update_column(lead_signal::Column::UpdatedAt)
+                .to_owned(),
+        )
+        .exec_with_returning(txn)
+        .await
+}
+
 fn terms_of(replica: &contract_replica::Model) -> ContractTerms {
     ContractTerms::decode(replica.terms.as_slice()).unwrap_or_default()
 }

@@ -140,16 +140,20 @@ pub(crate) async fn append_assigned<C: ConnectionTrait>(
     tenant: &TenantId,
     row: &assignment::Model,
 ) -> Result<(), DbErr> {
-    let event = LeadAssigned {
+    EventLog::append(txn, tenant, &row.lead_id, &assigned_event(row))
+        .await
+        .map(|_| ())
+}
+
+/// The `LeadAssigned` event of an assignment to a rep.
+pub(crate) fn assigned_event(row: &assignment::Model) -> LeadAssigned {
+    LeadAssigned {
         lead_id: row.lead_id.clone(),
         rep_id: row.rep_id.clone().unwrap_or_default(),
         assignment_id: row.assignment_id.clone(),
         method: row.method.clone(),
         assigned_at: time::to_proto_opt(row.assigned_at),
-    };
-    EventLog::append(txn, tenant, &row.lead_id, &event)
-        .await
-        .map(|_| ())
+    }
 }
 
 pub fn rep_to_proto(rep: &rep::Model) -> pb::Rep {

@@ -1,27 +1,29 @@
 //! Routing's persistence: teams, reps' routing attributes, the rule list, and every decision with
 //! the rule, team and candidates behind it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use baton_proto::{
     capture::v1::Lead,
-    distribution::v1::{self as pb, AssignmentState, RoutingMethod, SlaKind, TeamFunction},
+    distribution::v1::{
+        self as pb, AssignmentState, LeadAssigned, RoutingMethod, SlaKind, TeamFunction,
+    },
     qualification::v1::{Rank, Stage},
 };
-use baton_shared::{ApiError, TenantId, time};
+use baton_shared::{ApiError, TenantId, events::EventLog, time};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+    ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
     prelude::*,
     sea_query::OnConflict,
 };
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Store, append_assigned,
+    Store, append_assigned, assigned_event,
     entities::{
-        assignment, contract_replica, lead_signal, rep, rotation, routing_ruleset, team,
+        assignment, contract_replica, lead_signal, rep, rotation, routing_ruleset, sla_timer, team,
         team_rotation,
     },
     sla,
@@ -222,9 +224,238 @@ pub struct Memo {
     rotations: HashMap<(String, String), Option<i64>>,
     pub(crate) contracts: HashMap<(String, String), Option<contract_replica::Model>>,
     signals: HashMap<(String, String), lead_signal::Model>,
+    /// Leads known to have an assignment (or none yet), per (tenant, lead).
+    assigned: HashMap<(String, String), bool>,
+    /// Writes held until [`Memo::flush`] (a batch); `None`: written at once.
+    deferred: Option<Deferred>,
+}
+
+/// A rep's held change: its new counter and availability (if they changed), open leads added.
+type RepChange = (Option<(f64, bool)>, i64);
+
+/// The writes of a run of decisions, held to be made together.
+#[derive(Default)]
+struct Deferred {
+    /// Per (tenant, rep): the new counter and availability (if they changed) and open leads added.
+    reps: BTreeMap<(String, String), RepChange>,
+    rotations: BTreeMap<(String, String), i64>,
+    assignments: Vec<assignment::Model>,
+    /// `LeadAssigned` of each held assignment, with the span it was decided in.
+    announced: Vec<(String, LeadAssigned, tracing::Span)>,
+    timers: Vec<sla_timer::ActiveModel>,
 }
 
 impl Memo {
+    /// A memo whose writes are held until [`Memo::flush`].
+    pub fn deferred() -> Self {
+        Memo {
+            deferred: Some(Deferred::default()),
+            ..Memo::default()
+        }
+    }
+
+    /// Remembers which of `lead_ids` already have an assignment (one read for a batch).
+    pub async fn know_assigned<C: ConnectionTrait>(
+        &mut self,
+        txn: &C,
+        tenant: &TenantId,
+        lead_ids: &[&str],
+    ) -> Result<(), DbErr> {
+        for chunk in lead_ids.chunks(500) {
+            let found: Vec<String> = assignment::Entity::find()
+                .select_only()
+                .column(assignment::Column::LeadId)
+                .filter(assignment::Column::TenantId.eq(tenant.as_str()))
+                .filter(assignment::Column::LeadId.is_in(chunk.iter().copied()))
+                .into_tuple()
+                .all(txn)
+                .await?;
+            for id in chunk {
+                self.assigned.insert(
+                    (tenant.to_string(), (*id).to_owned()),
+                    found.iter().any(|f| f == id),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the held writes: assignments, rep counters and open leads, rotations, SLA timers,
+    /// and the `LeadAssigned` events (each with its decision's trace context).
+    pub async fn flush<C: ConnectionTrait>(&mut self, txn: &C) -> Result<(), DbErr> {
+        let Some(d) = self.deferred.replace(Deferred::default()) else {
+            return Ok(());
+        };
+        for chunk in d.assignments.chunks(500) {
+            assignment::Entity::insert_many(chunk.iter().cloned().map(|a| {
+                let mut row: assignment::ActiveModel = a.into();
+                row.seq = NotSet;
+                row
+            }))
+            .exec_without_returning(txn)
+            .await?;
+        }
+        let tenants: BTreeSet<&String> = d.reps.keys().map(|(t, _)| t).collect();
+        for tenant in tenants {
+            let changes: Vec<(&String, &RepChange)> = d
+                .reps
+                .iter()
+                .filter(|((t, _), _)| t == tenant)
+                .map(|((_, id), c)| (id, c))
+                .collect();
+            for chunk in changes.chunks(200) {
+                let when = |value: &dyn Fn(&RepChange) -> Option<Expr>, column: rep::Column| {
+                    let mut case = sea_orm::sea_query::CaseStatement::new();
+                    for (id, change) in chunk {
+                        if let Some(v) = value(change) {
+                            case = case.case(rep::Column::RepId.eq(id.as_str()), v);
+                        }
+                    }
+                    case.finally(Expr::col(column))
+                };
+                rep::Entity::update_many()
+                    .col_expr(
+                        rep::Column::WrrCounter,
+                        when(
+                            &|c| c.0.map(|(v, _)| Expr::value(v)),
+                            rep::Column::WrrCounter,
+                        )
+                        .into(),
+                    )
+                    .col_expr(
+                        rep::Column::WasAvailable,
+                        when(
+                            &|c| c.0.map(|(_, v)| Expr::value(v)),
+                            rep::Column::WasAvailable,
+                        )
+                        .into(),
+                    )
+                    .col_expr(
+                        rep::Column::OpenLeads,
+                        sea_orm::sea_query::ExprTrait::add(
+                            Expr::col(rep::Column::OpenLeads),
+                            Into::<Expr>::into(
+                                when(&|c| Some(Expr::value(c.1)), rep::Column::OpenLeads)
+                                    .finally(Expr::value(0i64)),
+                            ),
+                        ),
+                    )
+                    .filter(rep::Column::TenantId.eq(tenant.as_str()))
+                    .filter(rep::Column::RepId.is_in(chunk.iter().map(|(id, _)| id.as_str())))
+                    .exec(txn)
+                    .await?;
+            }
+        }
+        for ((tenant, team_id), seq) in &d.rotations {
+            set_last_pick(txn, &TenantId::new(tenant.clone()), team_id, *seq).await?;
+        }
+        sla::insert_timers(txn, d.timers).await?;
+        let by_tenant: BTreeSet<&String> = d.announced.iter().map(|(t, _, _)| t).collect();
+        for tenant in by_tenant {
+            let events: Vec<(&str, &LeadAssigned, &tracing::Span)> = d
+                .announced
+                .iter()
+                .filter(|(t, _, _)| t == tenant)
+                .map(|(_, e, span)| (e.lead_id.as_str(), e, span))
+                .collect();
+            EventLog::append_many(txn, &TenantId::new(tenant.clone()), &events).await?;
+        }
+        Ok(())
+    }
+
+    /// A rep's new counter and availability (if they changed) and open leads added: written now,
+    /// or held.
+    async fn rep_write<C: ConnectionTrait>(
+        &mut self,
+        txn: &C,
+        tenant: &TenantId,
+        rep_id: &str,
+        counter: Option<(f64, bool)>,
+        opened: i64,
+    ) -> Result<(), DbErr> {
+        self.rep_changed(tenant, rep_id, |r| {
+            if let Some((c, a)) = counter {
+                r.wrr_counter = c;
+                r.was_available = a;
+            }
+            r.open_leads += opened;
+        });
+        if let Some(d) = &mut self.deferred {
+            let held = d
+                .reps
+                .entry((tenant.to_string(), rep_id.to_owned()))
+                .or_insert((None, 0));
+            if counter.is_some() {
+                held.0 = counter;
+            }
+            held.1 += opened;
+            return Ok(());
+        }
+        let mut update = rep::Entity::update_many();
+        if let Some((c, a)) = counter {
+            update = update
+                .col_expr(rep::Column::WrrCounter, Expr::value(c))
+                .col_expr(rep::Column::WasAvailable, Expr::value(a));
+        }
+        if opened != 0 {
+            update = update.col_expr(
+                rep::Column::OpenLeads,
+                sea_orm::sea_query::ExprTrait::add(Expr::col(rep::Column::OpenLeads), opened),
+            );
+        }
+        update
+            .filter(rep::Column::TenantId.eq(tenant.as_str()))
+            .filter(rep::Column::RepId.eq(rep_id))
+            .exec(txn)
+            .await?;
+        Ok(())
+    }
+
+    /// A new assignment with its `LeadAssigned` event (if it went to a rep): stored now, or held.
+    async fn assignment_write<C: ConnectionTrait>(
+        &mut self,
+        txn: &C,
+        tenant: &TenantId,
+        row: assignment::Model,
+    ) -> Result<assignment::Model, DbErr> {
+        self.assigned
+            .insert((tenant.to_string(), row.lead_id.clone()), true);
+        if let Some(d) = &mut self.deferred {
+            if row.rep_id.is_some() {
+                d.announced.push((
+                    tenant.to_string(),
+                    assigned_event(&row),
+                    tracing::Span::current(),
+                ));
+            }
+            d.assignments.push(row.clone());
+            return Ok(row);
+        }
+        let mut active: assignment::ActiveModel = row.into();
+        active.seq = NotSet;
+        let row = active.insert(txn).await?;
+        if row.rep_id.is_some() {
+            append_assigned(txn, tenant, &row).await?;
+        }
+        Ok(row)
+    }
+
+    /// A new SLA timer: started now, or held.
+    pub(crate) async fn timer_write<C: ConnectionTrait>(
+        &mut self,
+        txn: &C,
+        tenant: &TenantId,
+        timer: sla::NewTimer<'_>,
+    ) -> Result<(), DbErr> {
+        match &mut self.deferred {
+            Some(d) => {
+                d.timers.push(sla::timer_row(tenant, &timer));
+                Ok(())
+            }
+            None => sla::start(txn, tenant, timer).await,
+        }
+    }
+
     /// Keeps a lead's signal as just stored (the next decision about it reads it from here).
     pub fn signal_stored(&mut self, signal: lead_signal::Model) {
         self.signals
@@ -407,39 +638,31 @@ async fn decide<C: ConnectionTrait>(
             .collect();
         for (id, counter, available) in changed {
             let is_chosen = Some(&id) == chosen_id.as_ref();
-            let mut update = rep::Entity::update_many()
-                .col_expr(rep::Column::WrrCounter, Expr::value(counter))
-                .col_expr(rep::Column::WasAvailable, Expr::value(available));
-            if is_chosen {
-                update = update.col_expr(
-                    rep::Column::OpenLeads,
-                    sea_orm::sea_query::ExprTrait::add(Expr::col(rep::Column::OpenLeads), 1),
-                );
-                opened = true;
-            }
-            update
-                .filter(rep::Column::TenantId.eq(tenant.as_str()))
-                .filter(rep::Column::RepId.eq(id.as_str()))
-                .exec(txn)
-                .await?;
-            memo.rep_changed(tenant, &id, |r| {
-                r.wrr_counter = counter;
-                r.was_available = available;
-                if is_chosen {
-                    r.open_leads += 1;
-                }
-            });
+            opened |= is_chosen;
+            memo.rep_write(
+                txn,
+                tenant,
+                &id,
+                Some((counter, available)),
+                i64::from(is_chosen),
+            )
+            .await?;
         }
     }
     if let Some(r) = &chosen {
         if !opened {
-            count_open(txn, tenant, &r.rep_id, 1).await?;
-            memo.rep_changed(tenant, &r.rep_id, |r| r.open_leads += 1);
+            memo.rep_write(txn, tenant, &r.rep_id, None, 1).await?;
         }
         if method == Method::RoundRobin {
-            set_last_pick(txn, tenant, &team_id, r.seq).await?;
             memo.rotations
                 .insert((tenant.to_string(), team_id.clone()), Some(r.seq));
+            match &mut memo.deferred {
+                Some(d) => {
+                    d.rotations
+                        .insert((tenant.to_string(), team_id.clone()), r.seq);
+                }
+                None => set_last_pick(txn, tenant, &team_id, r.seq).await?,
+            }
         }
     }
     Ok(Decision {
@@ -524,30 +747,28 @@ async fn route_new<C: ConnectionTrait>(
 ) -> Result<assignment::Model, DbErr> {
     let d = decide(txn, tenant, lead_id, first_assignment, memo).await?;
     let now = time::now();
-    let row = assignment::ActiveModel {
-        seq: NotSet,
-        assignment_id: Set(uuid::Uuid::now_v7().to_string()),
-        tenant_id: Set(tenant.to_string()),
-        lead_id: Set(lead_id.to_owned()),
-        rep_id: Set(d.rep.as_ref().map(|r| r.rep_id.clone())),
-        state: Set(if d.rep.is_some() {
+    let row = assignment::Model {
+        seq: 0,
+        assignment_id: uuid::Uuid::now_v7().to_string(),
+        tenant_id: tenant.to_string(),
+        lead_id: lead_id.to_owned(),
+        rep_id: d.rep.as_ref().map(|r| r.rep_id.clone()),
+        state: if d.rep.is_some() {
             AssignmentState::Assigned
         } else {
             AssignmentState::Queued
-        } as i32),
-        method: Set(d.method.to_owned()),
-        created_at: Set(now),
-        assigned_at: Set(d.rep.as_ref().map(|_| now)),
-        team_id: Set(d.team_id),
-        rule_key: Set(d.rule_key),
-        rules_version: Set(d.rules_version),
-        explanation: Set(explanation_json(&d.considered)),
-        closed_at: Set(None),
-    }
-    .insert(txn)
-    .await?;
+        } as i32,
+        method: d.method.to_owned(),
+        created_at: now,
+        assigned_at: d.rep.as_ref().map(|_| now),
+        team_id: d.team_id,
+        rule_key: d.rule_key,
+        rules_version: d.rules_version,
+        explanation: explanation_json(&d.considered),
+        closed_at: None,
+    };
+    let row = memo.assignment_write(txn, tenant, row).await?;
     if row.rep_id.is_some() {
-        append_assigned(txn, tenant, &row).await?;
         sla::start_response(txn, tenant, &row, memo).await?;
     }
     Ok(row)
@@ -561,12 +782,17 @@ pub async fn assign_mql<C: ConnectionTrait>(
     lead_id: &str,
     memo: &mut Memo,
 ) -> Result<(), DbErr> {
-    let existing = assignment::Entity::find()
-        .filter(assignment::Column::TenantId.eq(tenant.as_str()))
-        .filter(assignment::Column::LeadId.eq(lead_id))
-        .one(txn)
-        .await?;
-    if existing.is_none() {
+    let key = (tenant.to_string(), lead_id.to_owned());
+    let existing = match memo.assigned.get(&key) {
+        Some(known) => *known,
+        None => assignment::Entity::find()
+            .filter(assignment::Column::TenantId.eq(tenant.as_str()))
+            .filter(assignment::Column::LeadId.eq(lead_id))
+            .one(txn)
+            .await?
+            .is_some(),
+    };
+    if !existing {
         route_new(txn, tenant, lead_id, true, memo).await?;
     }
     Ok(())

@@ -50,6 +50,25 @@ pub async fn start<C: ConnectionTrait>(
     tenant: &TenantId,
     t: NewTimer<'_>,
 ) -> Result<(), DbErr> {
+    timer_row(tenant, &t).insert(txn).await?;
+    Ok(())
+}
+
+/// Starts held timers in one statement per 500.
+pub(crate) async fn insert_timers<C: ConnectionTrait>(
+    txn: &C,
+    timers: Vec<sla_timer::ActiveModel>,
+) -> Result<(), DbErr> {
+    for chunk in timers.chunks(500) {
+        sla_timer::Entity::insert_many(chunk.iter().cloned())
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The row of a new timer.
+pub(crate) fn timer_row(tenant: &TenantId, t: &NewTimer<'_>) -> sla_timer::ActiveModel {
     sla_timer::ActiveModel {
         seq: NotSet,
         timer_id: Set(uuid::Uuid::now_v7().to_string()),
@@ -65,9 +84,6 @@ pub async fn start<C: ConnectionTrait>(
         fired_at: Set(None),
         resolved_at: Set(None),
     }
-    .insert(txn)
-    .await?;
-    Ok(())
 }
 
 /// Starts the decision timer of a new handoff.
@@ -141,7 +157,7 @@ pub async fn start_response<C: ConnectionTrait>(
     } else {
         None
     };
-    start(
+    memo.timer_write(
         txn,
         tenant,
         NewTimer {
