@@ -1,7 +1,7 @@
-//! Group commit for CaptureLead on SQLite: concurrent captures are queued and written in shared
-//! transactions by the single writer (one commit, one fsync, for every capture that arrived
-//! meanwhile), each answered as if it had been alone. A capture's answer is sent only after its
-//! transaction committed.
+//! Group commit for CaptureLead: concurrent captures are queued and written in shared
+//! transactions (one commit, one fsync, and a few set-based statements for every capture that
+//! arrived meanwhile), each answered as if it had been alone. A capture's answer is sent only
+//! after its transaction committed. SQLite has one writer task; PostgreSQL several.
 
 use std::sync::Arc;
 
@@ -21,10 +21,10 @@ struct Job {
     reply: oneshot::Sender<Answer>,
 }
 
-/// The queue in front of the writers (none: each capture writes its own transaction).
+/// The queue in front of the writers.
 #[derive(Clone)]
 pub struct GroupCommit {
-    queue: Option<mpsc::Sender<Job>>,
+    queue: mpsc::Sender<Job>,
     store: Store,
 }
 
@@ -57,24 +57,11 @@ impl GroupCommit {
                 }
             });
         }
-        GroupCommit {
-            queue: Some(queue),
-            store,
-        }
-    }
-
-    /// No queue: every capture commits on its own. Used on PostgreSQL, where captures already
-    /// write in parallel over the pool and a shared transaction would hold the locks of shared
-    /// rows (a company many leads match) for the whole batch: measured slower there.
-    pub fn direct(store: Store) -> Self {
-        GroupCommit { queue: None, store }
+        GroupCommit { queue, store }
     }
 
     /// Captures one lead in the next shared transaction.
     pub async fn capture(&self, tenant: &TenantId, lead: NewLead) -> Answer {
-        let Some(queue) = &self.queue else {
-            return self.store.capture_lead(tenant, &lead).await;
-        };
         let (reply, answer) = oneshot::channel();
         let job = Job {
             tenant: tenant.clone(),
@@ -82,7 +69,7 @@ impl GroupCommit {
             span: Span::current(),
             reply,
         };
-        match queue.send(job).await {
+        match self.queue.send(job).await {
             Ok(()) => match answer.await {
                 Ok(answer) => answer,
                 // The writer went away (shutting down) before answering: UNAVAILABLE, so the
