@@ -149,6 +149,35 @@ pub fn plain_on_loopback(url: &str) -> String {
     format!("{url}{separator}sslmode=disable")
 }
 
+/// Keys per `IN (…)` list of [`find_in`].
+pub const IN_CHUNK: usize = 500;
+
+/// The rows of `query` whose `column` is one of `keys`, read with one statement per
+/// [`IN_CHUNK`] keys (SQLite bounds the parameters of a statement).
+pub async fn find_in<E, C>(
+    db: &C,
+    query: sea_orm::Select<E>,
+    column: E::Column,
+    keys: &[&str],
+) -> Result<Vec<E::Model>, DbErr>
+where
+    E: sea_orm::EntityTrait,
+    C: ConnectionTrait,
+{
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let mut rows = Vec::new();
+    for chunk in keys.chunks(IN_CHUNK) {
+        rows.extend(
+            query
+                .clone()
+                .filter(column.is_in(chunk.iter().copied()))
+                .all(db)
+                .await?,
+        );
+    }
+    Ok(rows)
+}
+
 /// The URL without its password, for logs and errors.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use baton_proto::capture::v1::LeadCaptured;
-use baton_shared::{ApiError, TenantId, events::EventLog, time};
+use baton_shared::{ApiError, TenantId, db::find_in, events::EventLog, time};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
@@ -282,18 +282,13 @@ async fn known_requests(
     let mut ids: Vec<&str> = rows.iter().map(|(r, _)| r.request_id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
-    let mut known = HashMap::new();
-    for chunk in ids.chunks(CHUNK) {
-        for r in capture_request::Entity::find()
-            .filter(capture_request::Column::TenantId.eq(tenant.as_str()))
-            .filter(capture_request::Column::RequestId.is_in(chunk.iter().copied()))
-            .all(txn)
-            .await?
-        {
-            known.insert(r.request_id.clone(), r);
-        }
-    }
-    Ok(known)
+    let query = capture_request::Entity::find()
+        .filter(capture_request::Column::TenantId.eq(tenant.as_str()));
+    let rows = find_in(txn, query, capture_request::Column::RequestId, &ids).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.request_id.clone(), r))
+        .collect())
 }
 
 /// The stored leads of the e-mails of rows that are not replays.
@@ -310,18 +305,12 @@ async fn leads_by_email(
         .collect();
     emails.sort_unstable();
     emails.dedup();
-    let mut known = HashMap::new();
-    for chunk in emails.chunks(CHUNK) {
-        for l in lead::Entity::find()
-            .filter(lead::Column::TenantId.eq(tenant.as_str()))
-            .filter(lead::Column::EmailNormalized.is_in(chunk.iter().copied()))
-            .all(txn)
-            .await?
-        {
-            known.insert(l.email_normalized.clone(), l);
-        }
-    }
-    Ok(known)
+    let query = lead::Entity::find().filter(lead::Column::TenantId.eq(tenant.as_str()));
+    let rows = find_in(txn, query, lead::Column::EmailNormalized, &emails).await?;
+    Ok(rows
+        .into_iter()
+        .map(|l| (l.email_normalized.clone(), l))
+        .collect())
 }
 
 /// The stored companies of the web domains of rows that may create a lead.
@@ -340,18 +329,10 @@ async fn companies_by_domain(
         .collect();
     domains.sort_unstable();
     domains.dedup();
-    let mut known = HashMap::new();
-    for chunk in domains.chunks(CHUNK) {
-        for c in company::Entity::find()
-            .filter(company::Column::TenantId.eq(tenant.as_str()))
-            .filter(company::Column::WebDomain.is_in(chunk.iter().copied()))
-            .all(txn)
-            .await?
-        {
-            if let Some(domain) = c.web_domain.clone() {
-                known.insert(domain, c);
-            }
-        }
-    }
-    Ok(known)
+    let query = company::Entity::find().filter(company::Column::TenantId.eq(tenant.as_str()));
+    let rows = find_in(txn, query, company::Column::WebDomain, &domains).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|c| c.web_domain.clone().map(|d| (d, c)))
+        .collect())
 }

@@ -10,7 +10,7 @@ use baton_proto::{
 };
 use std::collections::HashMap;
 
-use baton_shared::{ApiError, TenantId, events::EventLog, time};
+use baton_shared::{ApiError, TenantId, db::find_in, events::EventLog, time};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
@@ -278,18 +278,14 @@ pub async fn leads_captured<C: ConnectionTrait>(
     memo: &mut Memo,
 ) -> Result<(), DbErr> {
     let model = memo.model(txn, tenant).await?;
-    let mut tracked: HashMap<String, lead_score::Model> = HashMap::new();
     let ids: Vec<&str> = captured.iter().map(|c| c.lead_id).collect();
-    for chunk in ids.chunks(CHUNK) {
-        for row in lead_score::Entity::find()
-            .filter(lead_score::Column::TenantId.eq(tenant.as_str()))
-            .filter(lead_score::Column::LeadId.is_in(chunk.iter().copied()))
-            .all(txn)
+    let query = lead_score::Entity::find().filter(lead_score::Column::TenantId.eq(tenant.as_str()));
+    let tracked: HashMap<String, lead_score::Model> =
+        find_in(txn, query, lead_score::Column::LeadId, &ids)
             .await?
-        {
-            tracked.insert(row.lead_id.clone(), row);
-        }
-    }
+            .into_iter()
+            .map(|row| (row.lead_id.clone(), row))
+            .collect();
     // Profiles, the last one of a lead named twice winning (as applying them in order would).
     let mut profiles: Vec<(&baton_proto::capture::v1::Lead, Option<DateTime<Utc>>)> = Vec::new();
     for c in captured.iter().rev() {
@@ -378,17 +374,14 @@ pub async fn leads_captured<C: ConnectionTrait>(
 
         let rules = memo.rank_rules(txn, tenant).await?;
         let fresh_ids: Vec<&str> = fresh.iter().map(|(c, _)| c.lead_id).collect();
-        let mut ranked: HashMap<String, entities::lead_rank::Model> = HashMap::new();
-        for chunk in fresh_ids.chunks(CHUNK) {
-            for row in entities::lead_rank::Entity::find()
-                .filter(entities::lead_rank::Column::TenantId.eq(tenant.as_str()))
-                .filter(entities::lead_rank::Column::LeadId.is_in(chunk.iter().copied()))
-                .all(txn)
+        let query = entities::lead_rank::Entity::find()
+            .filter(entities::lead_rank::Column::TenantId.eq(tenant.as_str()));
+        let ranked: HashMap<String, entities::lead_rank::Model> =
+            find_in(txn, query, entities::lead_rank::Column::LeadId, &fresh_ids)
                 .await?
-            {
-                ranked.insert(row.lead_id.clone(), row);
-            }
-        }
+                .into_iter()
+                .map(|row| (row.lead_id.clone(), row))
+                .collect();
         let mut changes = Vec::new();
         let mut spans = Vec::new();
         for (c, rank_facts) in &fresh {
