@@ -3,7 +3,8 @@
 //!
 //! The producer is Baton's own EventLog service on its own database, standing where qualification
 //! runs in production (distribution follows it exactly as it follows qualification), so the test
-//! feeds 10,000 `StageChanged` events without capturing and scoring 10,000 leads first.
+//! feeds 10,000 `StageChanged` events without capturing and scoring 10,000 leads first. The same
+//! stand-ins feed a burst that distribution applies in one batch, with a contract's response SLA.
 
 use std::{sync::Arc, time::Duration};
 
@@ -150,5 +151,193 @@ async fn ten_thousand_mqls_land_within_one_percent_of_the_weights_and_capacity_h
         );
     }
     distribution.stop().await;
+    producer.stop().await;
+}
+
+/// MQLs that arrive in one batch are decided together and their writes made together at the end
+/// of the batch: each lead must still get its own assignment, its rep's open-lead count, its
+/// `LeadAssigned` decision and, under an IS contract, its own response SLA timer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqls_decided_in_one_batch_each_get_their_assignment_and_response_sla() {
+    use baton_proto::reporting::v1::{Contract, ContractActivated, ContractTerms};
+    const BURST: usize = 300;
+    let producer_db = TestDatabase::new("qualification").await;
+    let reporting_db = TestDatabase::new("reporting").await;
+    let distribution_db = TestDatabase::new("distribution").await;
+    let mut settings = settings_with(&[
+        (ServiceName::Qualification, &producer_db),
+        (ServiceName::Reporting, &reporting_db),
+        (ServiceName::Distribution, &distribution_db),
+    ]);
+    let producer_listener = bind_ephemeral(&mut settings, ServiceName::Qualification).await;
+    let reporting_listener = bind_ephemeral(&mut settings, ServiceName::Reporting).await;
+    let distribution_listener = bind_ephemeral(&mut settings, ServiceName::Distribution).await;
+    let settings = Arc::new(settings);
+    let producer = EventLogStandIn::start(
+        ServiceName::Qualification,
+        &producer_db.url,
+        &settings,
+        producer_listener,
+    )
+    .await
+    .unwrap();
+    let reporting = EventLogStandIn::start(
+        ServiceName::Reporting,
+        &reporting_db.url,
+        &settings,
+        reporting_listener,
+    )
+    .await
+    .unwrap();
+    let distribution = spawn(
+        ServiceName::Distribution,
+        &settings,
+        distribution_listener,
+        baton_distribution::run,
+    );
+    let mut d = DistributionServiceClient::new(channel(&distribution.endpoint).await);
+    d.create_team(CreateTeamRequest {
+        team_id: "fs".into(),
+        name: "Inside sales".into(),
+        function: TeamFunction::InsideSales as i32,
+        method: RoutingMethod::WeightedRoundRobin as i32,
+    })
+    .await
+    .unwrap();
+    let mut reps = Vec::new();
+    for n in 0..3 {
+        reps.push(rep(&mut d, n, 1.0, 0).await);
+    }
+    d.set_routing_rules(SetRoutingRulesRequest {
+        rules: vec![RoutingRule {
+            key: "everyone".into(),
+            to_team: "fs".into(),
+            ..Default::default()
+        }],
+        expected_version: 0,
+    })
+    .await
+    .unwrap();
+
+    // The team's contract: first response within 30 minutes.
+    let tenant = TenantId::new("default");
+    let txn = reporting.db.begin().await.unwrap();
+    let activated = ContractActivated {
+        contract: Some(Contract {
+            contract_id: "c-1".into(),
+            version: 1,
+            terms: Some(ContractTerms {
+                is_team: "fs".into(),
+                fs_team: "field".into(),
+                is_owner: "is-lead@example.com".into(),
+                fs_owner: "fs-lead@example.com".into(),
+                response_sla_minutes: 30,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    };
+    EventLog::append(&txn, &tenant, "c-1", &activated)
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+    reporting.log.notify_committed();
+    let url = distribution_db.url.clone();
+    eventually(
+        "the contract replicated",
+        Duration::from_secs(30),
+        || async {
+            (baton_shared::testing::count(&url, "SELECT COUNT(*) AS n FROM contract_replica").await
+                == 1)
+                .then_some(())
+        },
+    )
+    .await;
+
+    // The burst, committed at once so it reaches distribution together.
+    let txn = producer.db.begin().await.unwrap();
+    for n in 0..BURST {
+        let event = StageChanged {
+            lead_id: format!("burst-{n}"),
+            from_stage: Stage::Lead as i32,
+            to_stage: Stage::Mql as i32,
+            score: 60,
+            ..Default::default()
+        };
+        EventLog::append(&txn, &tenant, &event.lead_id, &event)
+            .await
+            .unwrap();
+        // The same lead again (a later stage): still one assignment.
+        if n % 10 == 0 {
+            let again = StageChanged {
+                from_stage: Stage::Mql as i32,
+                to_stage: Stage::Sql as i32,
+                ..event.clone()
+            };
+            EventLog::append(&txn, &tenant, &again.lead_id, &again)
+                .await
+                .unwrap();
+        }
+    }
+    txn.commit().await.unwrap();
+    producer.log.notify_committed();
+
+    let open = eventually("every MQL assigned", Duration::from_secs(60), || {
+        let mut d = d.clone();
+        async move {
+            let reps = d
+                .list_reps(ListRepsRequest::default())
+                .await
+                .ok()?
+                .into_inner()
+                .reps;
+            let total: i64 = reps.iter().map(|r| r.open_leads).sum();
+            (total == BURST as i64).then_some(reps)
+        }
+    })
+    .await;
+    // Equal weights: the burst is shared evenly.
+    for r in &open {
+        assert_eq!(r.open_leads, (BURST / 3) as i64, "{r:?}");
+    }
+    let count = |sql: &'static str| {
+        let url = url.clone();
+        async move { baton_shared::testing::count(&url, sql).await }
+    };
+    assert_eq!(
+        count("SELECT COUNT(*) AS n FROM assignment").await,
+        BURST as i64
+    );
+    assert_eq!(
+        count("SELECT COUNT(DISTINCT lead_id) AS n FROM assignment").await,
+        BURST as i64
+    );
+    // One response SLA per assignment, for its lead and rep.
+    assert_eq!(
+        count(
+            "SELECT COUNT(*) AS n FROM sla_timer t JOIN assignment a \
+             ON a.assignment_id = t.subject_id AND a.lead_id = t.lead_id AND a.rep_id = t.rep_id \
+             WHERE t.kind = 1"
+        )
+        .await,
+        BURST as i64
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) AS n FROM sla_timer").await,
+        BURST as i64
+    );
+    // Every decision announced (on PostgreSQL the relay publishes from the outbox a moment later).
+    eventually(
+        "every decision announced",
+        Duration::from_secs(30),
+        || async {
+            (count("SELECT COUNT(*) AS n FROM event_log WHERE type_url LIKE '%LeadAssigned'").await
+                == BURST as i64)
+                .then_some(())
+        },
+    )
+    .await;
+    distribution.stop().await;
+    reporting.stop().await;
     producer.stop().await;
 }
