@@ -161,14 +161,19 @@ pub(super) async fn capture_many(
             company_rows.insert(c.company_id.clone(), c);
         }
     }
+    // The stored rows are what was built (every column set; times to the microsecond), so they
+    // are not read back; `seq` is the one column the database draws and no answer shows it.
     let mut lead_rows: HashMap<String, lead::Model> = HashMap::new();
+    for row in &new_leads {
+        let mut built = row.clone();
+        built.seq = Set(0);
+        let model = sea_orm::TryIntoModel::try_into_model(built)?;
+        lead_rows.insert(model.lead_id.clone(), model);
+    }
     for chunk in new_leads.chunks(CHUNK) {
-        for l in lead::Entity::insert_many(chunk.iter().cloned())
-            .exec_with_returning(txn)
-            .await?
-        {
-            lead_rows.insert(l.lead_id.clone(), l);
-        }
+        lead::Entity::insert_many(chunk.iter().cloned())
+            .exec_without_returning(txn)
+            .await?;
     }
 
     // Every answer, in row order (an earlier row's answer is ready when a later row names it).
