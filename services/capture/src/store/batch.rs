@@ -9,7 +9,7 @@ use baton_proto::capture::v1::LeadCaptured;
 use baton_shared::{ApiError, TenantId, db::find_in, events::EventLog, time};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
+    ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
     prelude::*,
 };
 use tracing::Span;
@@ -52,6 +52,13 @@ pub(super) async fn capture_many(
     tenant: &TenantId,
     rows: &[(&NewLead, Span)],
 ) -> Result<Vec<Answer>, DbErr> {
+    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        // The lookups below name up to CHUNK keys each. A plan cached while a table was small (a
+        // sequential scan) would otherwise stay while it grows, and every lookup would compare
+        // each row with every key: plan each statement for the table as it is now.
+        txn.execute_unprepared("SET LOCAL plan_cache_mode TO force_custom_plan")
+            .await?;
+    }
     let now = time::now();
     let stored_requests = known_requests(txn, tenant, rows).await?;
     let stored_leads = leads_by_email(txn, tenant, rows, &stored_requests).await?;
