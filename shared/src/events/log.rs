@@ -169,6 +169,16 @@ impl EventLog {
             DbBackend::Postgres => &[("event_log", "position"), ("event_outbox", "id")],
             _ => &[("event_log", "position")],
         };
+        if backend == DbBackend::Postgres {
+            // The relay must not move an event from the outbox into the log between the two
+            // passes below (it would escape both): hold its lock until this transaction ends.
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock($1)",
+                [RELAY_LOCK_KEY.into()],
+            ))
+            .await?;
+        }
         let mut rewritten = 0;
         for (table, key) in tables {
             let select = Query::select()
