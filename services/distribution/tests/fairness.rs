@@ -20,7 +20,8 @@ use baton_shared::{
     ServiceName, TenantId,
     events::EventLog,
     testing::{
-        EventLogStandIn, TestDatabase, bind_ephemeral, channel, eventually, settings_with, spawn,
+        EventLogStandIn, RunningService, TestDatabase, bind_ephemeral, channel, eventually,
+        settings_with, spawn,
     },
 };
 use sea_orm::TransactionTrait;
@@ -52,62 +53,124 @@ async fn rep(
     .rep_id
 }
 
+/// An event log standing where qualification runs, one standing where reporting runs, and
+/// distribution following both, with a weighted team "fs" that one rule sends every lead to.
+struct Fixture {
+    producer: EventLogStandIn,
+    reporting: EventLogStandIn,
+    distribution: RunningService,
+    d: DistributionServiceClient<Channel>,
+    distribution_url: String,
+    _dbs: [TestDatabase; 3],
+}
+
+impl Fixture {
+    async fn start() -> Self {
+        let producer_db = TestDatabase::new("qualification").await;
+        let reporting_db = TestDatabase::new("reporting").await;
+        let distribution_db = TestDatabase::new("distribution").await;
+        let mut settings = settings_with(&[
+            (ServiceName::Qualification, &producer_db),
+            (ServiceName::Reporting, &reporting_db),
+            (ServiceName::Distribution, &distribution_db),
+        ]);
+        let producer_listener = bind_ephemeral(&mut settings, ServiceName::Qualification).await;
+        let reporting_listener = bind_ephemeral(&mut settings, ServiceName::Reporting).await;
+        let distribution_listener = bind_ephemeral(&mut settings, ServiceName::Distribution).await;
+        let settings = Arc::new(settings);
+        let producer = EventLogStandIn::start(
+            ServiceName::Qualification,
+            &producer_db.url,
+            &settings,
+            producer_listener,
+        )
+        .await
+        .unwrap();
+        let reporting = EventLogStandIn::start(
+            ServiceName::Reporting,
+            &reporting_db.url,
+            &settings,
+            reporting_listener,
+        )
+        .await
+        .unwrap();
+        let distribution = spawn(
+            ServiceName::Distribution,
+            &settings,
+            distribution_listener,
+            baton_distribution::run,
+        );
+        let mut d = DistributionServiceClient::new(channel(&distribution.endpoint).await);
+        d.create_team(CreateTeamRequest {
+            team_id: "fs".into(),
+            name: "Sales".into(),
+            function: TeamFunction::FieldSales as i32,
+            method: RoutingMethod::WeightedRoundRobin as i32,
+        })
+        .await
+        .unwrap();
+        d.set_routing_rules(SetRoutingRulesRequest {
+            rules: vec![RoutingRule {
+                key: "everyone_to_fs".into(),
+                to_team: "fs".into(),
+                ..Default::default()
+            }],
+            expected_version: 0,
+        })
+        .await
+        .unwrap();
+        Fixture {
+            producer,
+            reporting,
+            distribution,
+            d,
+            distribution_url: distribution_db.url.clone(),
+            _dbs: [producer_db, reporting_db, distribution_db],
+        }
+    }
+
+    /// Every rep, once their open leads add up to `total`.
+    async fn reps_when_open(
+        &self,
+        total: usize,
+        within: Duration,
+    ) -> Vec<baton_proto::distribution::v1::Rep> {
+        eventually("every MQL assigned", within, || {
+            let mut d = self.d.clone();
+            async move {
+                let reps = d
+                    .list_reps(ListRepsRequest::default())
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .reps;
+                let open: i64 = reps.iter().map(|r| r.open_leads).sum();
+                (open == total as i64).then_some(reps)
+            }
+        })
+        .await
+    }
+
+    async fn stop(self) {
+        self.distribution.stop().await;
+        self.reporting.stop().await;
+        self.producer.stop().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_mqls_land_within_one_percent_of_the_weights_and_capacity_holds() {
-    let producer_db = TestDatabase::new("qualification").await;
-    let distribution_db = TestDatabase::new("distribution").await;
-    let mut settings = settings_with(&[
-        (ServiceName::Qualification, &producer_db),
-        (ServiceName::Distribution, &distribution_db),
-    ]);
-    let producer_listener = bind_ephemeral(&mut settings, ServiceName::Qualification).await;
-    let distribution_listener = bind_ephemeral(&mut settings, ServiceName::Distribution).await;
-    let settings = Arc::new(settings);
-
-    let producer = EventLogStandIn::start(
-        ServiceName::Qualification,
-        &producer_db.url,
-        &settings,
-        producer_listener,
-    )
-    .await
-    .unwrap();
-    let distribution = spawn(
-        ServiceName::Distribution,
-        &settings,
-        distribution_listener,
-        baton_distribution::run,
-    );
-    let mut d = DistributionServiceClient::new(channel(&distribution.endpoint).await);
-    d.create_team(CreateTeamRequest {
-        team_id: "fs".into(),
-        name: "Field sales".into(),
-        function: TeamFunction::FieldSales as i32,
-        method: RoutingMethod::WeightedRoundRobin as i32,
-    })
-    .await
-    .unwrap();
+    let mut f = Fixture::start().await;
     let weights = [1.0, 2.0, 3.0, 4.0];
     let mut reps = Vec::new();
     for (n, w) in weights.iter().enumerate() {
-        reps.push(rep(&mut d, n, *w, 0).await);
+        reps.push(rep(&mut f.d, n, *w, 0).await);
     }
     // A heavy rep that may hold only 10 open leads.
-    let capped = rep(&mut d, 9, 5.0, 10).await;
-    d.set_routing_rules(SetRoutingRulesRequest {
-        rules: vec![RoutingRule {
-            key: "everyone_to_fs".into(),
-            to_team: "fs".into(),
-            ..Default::default()
-        }],
-        expected_version: 0,
-    })
-    .await
-    .unwrap();
-
+    let capped = rep(&mut f.d, 9, 5.0, 10).await;
     let tenant = TenantId::new("default");
     for chunk in (0..LEADS).collect::<Vec<_>>().chunks(500) {
-        let txn = producer.db.begin().await.unwrap();
+        let txn = f.producer.db.begin().await.unwrap();
         for n in chunk {
             let event = StageChanged {
                 lead_id: format!("lead-{n}"),
@@ -121,23 +184,10 @@ async fn ten_thousand_mqls_land_within_one_percent_of_the_weights_and_capacity_h
                 .unwrap();
         }
         txn.commit().await.unwrap();
-        producer.log.notify_committed();
+        f.producer.log.notify_committed();
     }
 
-    let open = eventually("every MQL assigned", Duration::from_secs(180), || {
-        let mut d = d.clone();
-        async move {
-            let reps = d
-                .list_reps(ListRepsRequest::default())
-                .await
-                .ok()?
-                .into_inner()
-                .reps;
-            let total: i64 = reps.iter().map(|r| r.open_leads).sum();
-            (total == LEADS as i64).then_some(reps)
-        }
-    })
-    .await;
+    let open = f.reps_when_open(LEADS, Duration::from_secs(180)).await;
     let of = |id: &str| open.iter().find(|r| r.rep_id == id).unwrap().open_leads;
     assert_eq!(of(&capped), 10, "capacity holds");
     let shared = (LEADS - 10) as f64;
@@ -150,8 +200,7 @@ async fn ten_thousand_mqls_land_within_one_percent_of_the_weights_and_capacity_h
             "weight {w}: {got} leads, expected {expected:.0} ± 1 %"
         );
     }
-    distribution.stop().await;
-    producer.stop().await;
+    f.stop().await;
 }
 
 /// MQLs that arrive in one batch are decided together and their writes made together at the end
@@ -161,67 +210,13 @@ async fn ten_thousand_mqls_land_within_one_percent_of_the_weights_and_capacity_h
 async fn mqls_decided_in_one_batch_each_get_their_assignment_and_response_sla() {
     use baton_proto::reporting::v1::{Contract, ContractActivated, ContractTerms};
     const BURST: usize = 300;
-    let producer_db = TestDatabase::new("qualification").await;
-    let reporting_db = TestDatabase::new("reporting").await;
-    let distribution_db = TestDatabase::new("distribution").await;
-    let mut settings = settings_with(&[
-        (ServiceName::Qualification, &producer_db),
-        (ServiceName::Reporting, &reporting_db),
-        (ServiceName::Distribution, &distribution_db),
-    ]);
-    let producer_listener = bind_ephemeral(&mut settings, ServiceName::Qualification).await;
-    let reporting_listener = bind_ephemeral(&mut settings, ServiceName::Reporting).await;
-    let distribution_listener = bind_ephemeral(&mut settings, ServiceName::Distribution).await;
-    let settings = Arc::new(settings);
-    let producer = EventLogStandIn::start(
-        ServiceName::Qualification,
-        &producer_db.url,
-        &settings,
-        producer_listener,
-    )
-    .await
-    .unwrap();
-    let reporting = EventLogStandIn::start(
-        ServiceName::Reporting,
-        &reporting_db.url,
-        &settings,
-        reporting_listener,
-    )
-    .await
-    .unwrap();
-    let distribution = spawn(
-        ServiceName::Distribution,
-        &settings,
-        distribution_listener,
-        baton_distribution::run,
-    );
-    let mut d = DistributionServiceClient::new(channel(&distribution.endpoint).await);
-    d.create_team(CreateTeamRequest {
-        team_id: "fs".into(),
-        name: "Inside sales".into(),
-        function: TeamFunction::InsideSales as i32,
-        method: RoutingMethod::WeightedRoundRobin as i32,
-    })
-    .await
-    .unwrap();
-    let mut reps = Vec::new();
+    let mut f = Fixture::start().await;
     for n in 0..3 {
-        reps.push(rep(&mut d, n, 1.0, 0).await);
+        rep(&mut f.d, n, 1.0, 0).await;
     }
-    d.set_routing_rules(SetRoutingRulesRequest {
-        rules: vec![RoutingRule {
-            key: "everyone".into(),
-            to_team: "fs".into(),
-            ..Default::default()
-        }],
-        expected_version: 0,
-    })
-    .await
-    .unwrap();
-
     // The team's contract: first response within 30 minutes.
     let tenant = TenantId::new("default");
-    let txn = reporting.db.begin().await.unwrap();
+    let txn = f.reporting.db.begin().await.unwrap();
     let activated = ContractActivated {
         contract: Some(Contract {
             contract_id: "c-1".into(),
@@ -241,8 +236,8 @@ async fn mqls_decided_in_one_batch_each_get_their_assignment_and_response_sla() 
         .await
         .unwrap();
     txn.commit().await.unwrap();
-    reporting.log.notify_committed();
-    let url = distribution_db.url.clone();
+    f.reporting.log.notify_committed();
+    let url = f.distribution_url.clone();
     eventually(
         "the contract replicated",
         Duration::from_secs(30),
@@ -255,7 +250,7 @@ async fn mqls_decided_in_one_batch_each_get_their_assignment_and_response_sla() 
     .await;
 
     // The burst, committed at once so it reaches distribution together.
-    let txn = producer.db.begin().await.unwrap();
+    let txn = f.producer.db.begin().await.unwrap();
     for n in 0..BURST {
         let event = StageChanged {
             lead_id: format!("burst-{n}"),
@@ -280,22 +275,9 @@ async fn mqls_decided_in_one_batch_each_get_their_assignment_and_response_sla() 
         }
     }
     txn.commit().await.unwrap();
-    producer.log.notify_committed();
+    f.producer.log.notify_committed();
 
-    let open = eventually("every MQL assigned", Duration::from_secs(60), || {
-        let mut d = d.clone();
-        async move {
-            let reps = d
-                .list_reps(ListRepsRequest::default())
-                .await
-                .ok()?
-                .into_inner()
-                .reps;
-            let total: i64 = reps.iter().map(|r| r.open_leads).sum();
-            (total == BURST as i64).then_some(reps)
-        }
-    })
-    .await;
+    let open = f.reps_when_open(BURST, Duration::from_secs(60)).await;
     // Equal weights: the burst is shared evenly.
     for r in &open {
         assert_eq!(r.open_leads, (BURST / 3) as i64, "{r:?}");
@@ -337,7 +319,5 @@ async fn mqls_decided_in_one_batch_each_get_their_assignment_and_response_sla() 
         },
     )
     .await;
-    distribution.stop().await;
-    reporting.stop().await;
-    producer.stop().await;
+    f.stop().await;
 }
