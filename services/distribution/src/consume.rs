@@ -68,16 +68,17 @@ impl EventHandler for QualificationEvents {
         // Per tenant: each lead's latest signals, and the leads to assign (in event order).
         let mut tenants: Vec<Batch> = Vec::new();
         for (event, span) in events {
-            let batch = match tenants.iter_mut().position(|b| b.tenant == event.tenant_id) {
-                Some(i) => &mut tenants[i],
+            let i = match tenants.iter().position(|b| b.tenant == event.tenant_id) {
+                Some(i) => i,
                 None => {
                     tenants.push(Batch {
                         tenant: event.tenant_id.clone(),
                         ..Batch::default()
                     });
-                    tenants.last_mut().expect("just pushed")
+                    tenants.len() - 1
                 }
             };
+            let batch = &mut tenants[i];
             if let Some(changed) = decode::<StageChanged>(event)? {
                 batch.signal(&changed.lead_id).1 = Some((changed.score, changed.to_stage));
                 if changed.to_stage == Stage::Mql as i32 || changed.to_stage == Stage::Sql as i32 {
