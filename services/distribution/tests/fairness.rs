@@ -53,6 +53,17 @@ async fn rep(
     .rep_id
 }
 
+/// A lead's move to MQL, as qualification announces it.
+fn mql(lead_id: &str) -> StageChanged {
+    StageChanged {
+        lead_id: lead_id.into(),
+        from_stage: Stage::Lead as i32,
+        to_stage: Stage::Mql as i32,
+        score: 60,
+        ..Default::default()
+    }
+}
+
 /// An event log standing where qualification runs, one standing where reporting runs, and
 /// distribution following both, with a weighted team "fs" that one rule sends every lead to.
 struct Fixture {
@@ -151,6 +162,19 @@ impl Fixture {
         .await
     }
 
+    /// Publishes `events` on the stand-in qualification log, committed together.
+    async fn publish(&self, events: &[StageChanged]) {
+        let tenant = TenantId::new("default");
+        let txn = self.producer.db.begin().await.unwrap();
+        for event in events {
+            EventLog::append(&txn, &tenant, &event.lead_id, event)
+                .await
+                .unwrap();
+        }
+        txn.commit().await.unwrap();
+        self.producer.log.notify_committed();
+    }
+
     async fn stop(self) {
         self.distribution.stop().await;
         self.reporting.stop().await;
@@ -168,23 +192,9 @@ async fn ten_thousand_mqls_land_within_one_percent_of_the_weights_and_capacity_h
     }
     // A heavy rep that may hold only 10 open leads.
     let capped = rep(&mut f.d, 9, 5.0, 10).await;
-    let tenant = TenantId::new("default");
     for chunk in (0..LEADS).collect::<Vec<_>>().chunks(500) {
-        let txn = f.producer.db.begin().await.unwrap();
-        for n in chunk {
-            let event = StageChanged {
-                lead_id: format!("lead-{n}"),
-                from_stage: Stage::Lead as i32,
-                to_stage: Stage::Mql as i32,
-                score: 60,
-                ..Default::default()
-            };
-            EventLog::append(&txn, &tenant, &event.lead_id, &event)
-                .await
-                .unwrap();
-        }
-        txn.commit().await.unwrap();
-        f.producer.log.notify_committed();
+        let events: Vec<StageChanged> = chunk.iter().map(|n| mql(&format!("lead-{n}"))).collect();
+        f.publish(&events).await;
     }
 
     let open = f.reps_when_open(LEADS, Duration::from_secs(180)).await;
@@ -250,32 +260,20 @@ async fn mqls_decided_in_one_batch_each_get_their_assignment_and_response_sla() 
     .await;
 
     // The burst, committed at once so it reaches distribution together.
-    let txn = f.producer.db.begin().await.unwrap();
+    let mut events = Vec::new();
     for n in 0..BURST {
-        let event = StageChanged {
-            lead_id: format!("burst-{n}"),
-            from_stage: Stage::Lead as i32,
-            to_stage: Stage::Mql as i32,
-            score: 60,
-            ..Default::default()
-        };
-        EventLog::append(&txn, &tenant, &event.lead_id, &event)
-            .await
-            .unwrap();
+        let event = mql(&format!("burst-{n}"));
+        events.push(event.clone());
         // The same lead again (a later stage): still one assignment.
         if n % 10 == 0 {
-            let again = StageChanged {
+            events.push(StageChanged {
                 from_stage: Stage::Mql as i32,
                 to_stage: Stage::Sql as i32,
-                ..event.clone()
-            };
-            EventLog::append(&txn, &tenant, &again.lead_id, &again)
-                .await
-                .unwrap();
+                ..event
+            });
         }
     }
-    txn.commit().await.unwrap();
-    f.producer.log.notify_committed();
+    f.publish(&events).await;
 
     let open = f.reps_when_open(BURST, Duration::from_secs(60)).await;
     // Equal weights: the burst is shared evenly.
