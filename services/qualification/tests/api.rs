@@ -115,6 +115,18 @@ impl Fixture {
         .await
     }
 
+    /// qualification's event log from the beginning, live.
+    async fn events(&self) -> tonic::Streaming<baton_proto::events::v1::Event> {
+        EventLogClient::new(channel(&self.qualification_endpoint).await)
+            .subscribe(SubscribeRequest {
+                after_position: 0,
+                max_batch: 0,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
     async fn stop(self) {
         for s in self.services {
             s.stop().await;
@@ -175,14 +187,7 @@ async fn a_lead_becomes_mql_at_the_threshold_and_every_point_is_explained() {
     assert_eq!(after.model_version, 1);
 
     // Exactly one StageChanged, LEAD → MQL.
-    let mut events = EventLogClient::new(channel(&f.qualification_endpoint).await)
-        .subscribe(SubscribeRequest {
-            after_position: 0,
-            max_batch: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut events = f.events().await;
     // The first StageChanged on the log (RankChanged events come and go beside it).
     let next_stage_change = async |events: &mut tonic::Streaming<
         baton_proto::events::v1::Event,
@@ -449,10 +454,9 @@ async fn a_rank_that_depends_on_time_changes_when_the_time_comes_without_any_eve
     f.stop().await;
 }
 
-#[tokio::test]
-async fn ranks_follow_the_rules_of_domain_section_2_and_say_why() {
-    let mut f = start().await;
-    let company = |employees: i64, revenue: Option<i64>| Company {
+/// A company of `employees` people and, if given, that annual revenue in yen.
+fn company(employees: i64, revenue: Option<i64>) -> Company {
+    Company {
         name: "Kaisha".into(),
         employees: Some(employees),
         annual_revenue: revenue.map(|r| Money {
@@ -460,8 +464,12 @@ async fn ranks_follow_the_rules_of_domain_section_2_and_say_why() {
             amount_minor: r,
         }),
         ..Default::default()
-    };
-    let capture_with = |n: &str, c: Company| CaptureLeadRequest {
+    }
+}
+
+/// A capture of lead `n` (request id and e-mail from `n`) working at `c`.
+fn capture_with(n: &str, c: Company) -> CaptureLeadRequest {
+    CaptureLeadRequest {
         request_id: n.into(),
         email: format!("{n}@{n}.example.com"),
         company: Some(c),
@@ -470,7 +478,12 @@ async fn ranks_follow_the_rules_of_domain_section_2_and_say_why() {
             ..Default::default()
         }),
         ..Default::default()
-    };
+    }
+}
+
+#[tokio::test]
+async fn ranks_follow_the_rules_of_domain_section_2_and_say_why() {
+    let mut f = start().await;
     let big = f
         .capture
         .capture_lead(capture_with("big", company(1200, Some(6_000_000_000))))
@@ -526,14 +539,7 @@ async fn ranks_follow_the_rules_of_domain_section_2_and_say_why() {
     let warm = rank_of(&f, &big, Rank::Warm).await;
     assert!(warm.rule_key.is_empty() && warm.reasons.is_empty());
 
-    let mut events = EventLogClient::new(channel(&f.qualification_endpoint).await)
-        .subscribe(SubscribeRequest {
-            after_position: 0,
-            max_batch: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut events = f.events().await;
     let mut changes = Vec::new();
     while changes.len() < 4 {
         let e = events.message().await.unwrap().unwrap();
@@ -564,24 +570,10 @@ async fn a_burst_of_captures_is_scored_and_ranked_lead_by_lead() {
         let mut capture = f.capture.clone();
         tasks.push(tokio::spawn(async move {
             let big = n % 2 == 0;
-            let request = CaptureLeadRequest {
-                request_id: format!("burst-{n}"),
-                email: format!("burst{n}@burst{n}.example.com"),
-                company: Some(Company {
-                    name: "Kaisha".into(),
-                    employees: Some(if big { 1200 } else { 20 }),
-                    annual_revenue: big.then(|| Money {
-                        currency_code: "JPY".into(),
-                        amount_minor: 6_000_000_000,
-                    }),
-                    ..Default::default()
-                }),
-                source: Some(LeadSource {
-                    channel: "web_form".into(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            };
+            let request = capture_with(
+                &format!("burst{n}"),
+                company(if big { 1200 } else { 20 }, big.then_some(6_000_000_000)),
+            );
             let lead = capture.capture_lead(request).await.unwrap().into_inner();
             (lead.lead.unwrap().lead_id, big)
         }));
@@ -591,14 +583,7 @@ async fn a_burst_of_captures_is_scored_and_ranked_lead_by_lead() {
         let (lead_id, big) = t.await.unwrap();
         expected.insert(lead_id, if big { Rank::Hot } else { Rank::Cold } as i32);
     }
-    let mut events = EventLogClient::new(channel(&f.qualification_endpoint).await)
-        .subscribe(SubscribeRequest {
-            after_position: 0,
-            max_batch: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut events = f.events().await;
     let mut ranked = std::collections::HashMap::new();
     while ranked.len() < expected.len() {
         let e = events.message().await.unwrap().unwrap();
