@@ -7,9 +7,6 @@ use sea_orm_migration::{prelude::*, schema::*};
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-/// `AssignmentState::Assigned`.
-const ASSIGNED: i32 = 1;
-
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -25,7 +22,8 @@ impl MigrationTrait for Migration {
             .get_connection()
             .execute_unprepared(&format!(
                 "UPDATE rep SET open_leads = (SELECT COUNT(*) FROM assignment a \
-                 WHERE a.tenant_id = rep.tenant_id AND a.rep_id = rep.rep_id AND a.state = {ASSIGNED})"
+                 WHERE a.tenant_id = rep.tenant_id AND a.rep_id = rep.rep_id AND a.state = {})",
+                baton_proto::distribution::v1::AssignmentState::Assigned as i32
             ))
             .await?;
         Ok(())
