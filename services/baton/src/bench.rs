@@ -286,15 +286,14 @@ pub struct MqlLatency {
     pub sent: u64,
     pub captured: u64,
     pub send_elapsed: Duration,
-    pub mqls: u64,
-    pub p50: Duration,
-    pub p99: Duration,
-    pub max: Duration,
-    /// Capture → `LeadAssigned` on distribution's log (200 reps, 20 routing rules).
-    pub assigned: u64,
-    pub assigned_p50: Duration,
-    pub assigned_p99: Duration,
-    pub assigned_max: Duration,
+    /// CaptureLead's own round trip (the lead is stored when it returns).
+    pub answered: Latency,
+    /// Sent → `LeadCaptured` on capture's log (published by its relay on PostgreSQL).
+    pub published: Latency,
+    /// Sent → `StageChanged` to MQL on qualification's log.
+    pub mql: Latency,
+    /// Sent → `LeadAssigned` on distribution's log (200 reps, 20 routing rules).
+    pub assigned: Latency,
     pub postgres: bool,
 }
 
@@ -360,32 +359,69 @@ pub async fn routing_fixture(
     Ok(())
 }
 
-fn percentiles(mut v: Vec<Duration>) -> (u64, Duration, Duration, Duration) {
+/// How many leads reached a point, and how long it took them: median, 99th percentile, slowest.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Latency {
+    pub count: u64,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub max: Duration,
+}
+
+fn percentiles(mut v: Vec<Duration>) -> Latency {
     v.sort();
     let pct = |p: f64| {
         v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1)))
             .copied()
             .unwrap_or_default()
     };
-    (
-        v.len() as u64,
-        pct(0.50),
-        pct(0.99),
-        v.last().copied().unwrap_or_default(),
-    )
+    Latency {
+        count: v.len() as u64,
+        p50: pct(0.50),
+        p99: pct(0.99),
+        max: v.last().copied().unwrap_or_default(),
+    }
+}
+
+/// When each lead's event arrived, by lead id.
+type Arrivals = Arc<tokio::sync::Mutex<std::collections::HashMap<String, Instant>>>;
+
+/// Follows a service's event log from the start; `lead_of` picks the events to time (returning
+/// their lead id). Returns the follower's task and when each lead's event arrived.
+async fn watch_log(
+    channel: Channel,
+    lead_of: impl Fn(&prost_types::Any) -> Option<String> + Send + 'static,
+) -> Result<(tokio::task::JoinHandle<()>, Arrivals), tonic::Status> {
+    use baton_proto::events::v1::{SubscribeRequest, event_log_client::EventLogClient};
+
+    let seen: Arrivals = Arc::default();
+    let mut events = EventLogClient::new(channel)
+        .subscribe(SubscribeRequest {
+            after_position: 0,
+            max_batch: 0,
+        })
+        .await?
+        .into_inner();
+    let task = {
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(event)) = events.message().await {
+                if let Some(lead) = event.payload.as_ref().and_then(&lead_of) {
+                    seen.lock().await.entry(lead).or_insert_with(Instant::now);
+                }
+            }
+        })
+    };
+    Ok((task, seen))
 }
 
 pub async fn capture_to_mql(rate: u64, duration: Duration) -> anyhow::Result<MqlLatency> {
     use std::collections::HashMap;
 
-    use baton_proto::{
-        events::v1::{SubscribeRequest, event_log_client::EventLogClient},
-        qualification::v1::{
-            ActivateScoringModelRequest, AttributeTrigger, CreateScoringModelRequest,
-            FieldCondition, ScoringModelDefinition, ScoringRule, Stage, StageChanged,
-            field_condition::Comparison, qualification_service_client::QualificationServiceClient,
-            scoring_rule::Trigger,
-        },
+    use baton_proto::qualification::v1::{
+        ActivateScoringModelRequest, AttributeTrigger, CreateScoringModelRequest, FieldCondition,
+        ScoringModelDefinition, ScoringRule, Stage, StageChanged, field_condition::Comparison,
+        qualification_service_client::QualificationServiceClient, scoring_rule::Trigger,
     };
     use tokio::sync::Mutex;
 
@@ -460,57 +496,31 @@ pub async fn capture_to_mql(rate: u64, duration: Duration) -> anyhow::Result<Mql
     .await
     .context("ActivateScoringModel")?;
 
-    let arrived: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let mut events = EventLogClient::new(qualification_channel)
-        .subscribe(SubscribeRequest {
-            after_position: 0,
-            max_batch: 0,
-        })
-        .await
-        .context("subscribe to qualification")?
-        .into_inner();
-    let watcher = {
-        let arrived = arrived.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(event)) = events.message().await {
-                let Some(payload) = event.payload.as_ref() else {
-                    continue;
-                };
-                if let Some(Ok(changed)) = baton_proto::any::unpack::<StageChanged>(payload)
-                    && changed.to_stage == Stage::Mql as i32
-                {
-                    arrived.lock().await.insert(changed.lead_id, Instant::now());
-                }
-            }
-        })
-    };
+    let (watcher, arrived) = watch_log(qualification_channel, |payload| {
+        baton_proto::any::unpack::<StageChanged>(payload)
+            .and_then(Result::ok)
+            .filter(|changed| changed.to_stage == Stage::Mql as i32)
+            .map(|changed| changed.lead_id)
+    })
+    .await
+    .context("subscribe to qualification")?;
+    let (assignment_watcher, assigned) = watch_log(distribution_channel, |payload| {
+        baton_proto::any::unpack::<baton_proto::distribution::v1::LeadAssigned>(payload)
+            .and_then(Result::ok)
+            .map(|a| a.lead_id)
+    })
+    .await
+    .context("subscribe to distribution")?;
+    let (capture_watcher, published) = watch_log(capture_channel.clone(), |payload| {
+        baton_proto::any::unpack::<baton_proto::capture::v1::LeadCaptured>(payload)
+            .and_then(Result::ok)
+            .map(|c| c.lead_id)
+    })
+    .await
+    .context("subscribe to capture")?;
 
-    let assigned: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let mut assignments = EventLogClient::new(distribution_channel)
-        .subscribe(SubscribeRequest {
-            after_position: 0,
-            max_batch: 0,
-        })
-        .await
-        .context("subscribe to distribution")?
-        .into_inner();
-    let assignment_watcher = {
-        let assigned = assigned.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(event)) = assignments.message().await {
-                let Some(payload) = event.payload.as_ref() else {
-                    continue;
-                };
-                if let Some(Ok(a)) =
-                    baton_proto::any::unpack::<baton_proto::distribution::v1::LeadAssigned>(payload)
-                {
-                    assigned.lock().await.insert(a.lead_id, Instant::now());
-                }
-            }
-        })
-    };
-
-    let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    // Per lead: when CaptureLead was sent, and how long it took to answer.
+    let sent_at: Arc<Mutex<HashMap<String, (Instant, Duration)>>> = Arc::default();
     let run_id = uuid::Uuid::now_v7().simple().to_string();
     let client = CaptureServiceClient::new(capture_channel);
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
@@ -530,7 +540,7 @@ pub async fn capture_to_mql(rate: u64, duration: Duration) -> anyhow::Result<Mql
             if let Ok(r) = c.capture_lead(req).await
                 && let Some(lead) = r.into_inner().lead
             {
-                sent_at.lock().await.insert(lead.lead_id, t);
+                sent_at.lock().await.insert(lead.lead_id, (t, t.elapsed()));
             }
         }));
     }
@@ -555,44 +565,28 @@ pub async fn capture_to_mql(rate: u64, duration: Duration) -> anyhow::Result<Mql
     }
     watcher.abort();
     assignment_watcher.abort();
+    capture_watcher.abort();
     let sent = sent_at.lock().await;
-    let arrived = arrived.lock().await;
-    let (assigned_n, assigned_p50, assigned_p99, assigned_max) = percentiles(
-        sent.iter()
-            .filter_map(|(lead, t)| {
-                assigned
-                    .try_lock()
-                    .ok()
-                    .and_then(|a| a.get(lead).map(|a| a.saturating_duration_since(*t)))
-            })
-            .collect(),
-    );
-    let mut latencies: Vec<Duration> = sent
-        .iter()
-        .filter_map(|(lead, t)| arrived.get(lead).map(|a| a.saturating_duration_since(*t)))
-        .collect();
-    latencies.sort();
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
+    let since_sent = |seen: &HashMap<String, Instant>| -> Latency {
+        percentiles(
+            sent.iter()
+                .filter_map(|(lead, (t, _))| {
+                    seen.get(lead).map(|a| a.saturating_duration_since(*t))
+                })
+                .collect(),
+        )
     };
     let result = MqlLatency {
         sent: total,
         captured,
         send_elapsed,
-        mqls: latencies.len() as u64,
-        p50: pct(0.50),
-        p99: pct(0.99),
-        max: latencies.last().copied().unwrap_or_default(),
-        assigned: assigned_n,
-        assigned_p50,
-        assigned_p99,
-        assigned_max,
+        answered: percentiles(sent.values().map(|(_, answered)| *answered).collect()),
+        published: since_sent(&*published.lock().await),
+        mql: since_sent(&*arrived.lock().await),
+        assigned: since_sent(&*assigned.lock().await),
         postgres: capture_db.is_postgres(),
     };
-    drop((sent, arrived));
+    drop(sent);
     capture.stop().await;
     qualification.stop().await;
     distribution.stop().await;
@@ -692,7 +686,12 @@ pub async fn route(leads: usize) -> anyhow::Result<(Measurement, bool)> {
         }
     }
     let elapsed = started.elapsed();
-    let (calls, p50, p99, _) = percentiles(latencies);
+    let Latency {
+        count: calls,
+        p50,
+        p99,
+        ..
+    } = percentiles(latencies);
     let postgres = distribution_db.is_postgres();
     distribution.stop().await;
     producer.stop().await;

@@ -149,20 +149,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 m.send_elapsed.as_secs_f64(),
                 m.sent as f64 / m.send_elapsed.as_secs_f64(),
                 m.captured,
-                m.mqls
+                m.mql.count
             );
-            println!(
-                "capture -> MQL visible: p50 {:.1} ms   p99 {:.1} ms   max {:.1} ms",
-                m.p50.as_secs_f64() * 1e3,
-                m.p99.as_secs_f64() * 1e3,
-                m.max.as_secs_f64() * 1e3
-            );
-            println!(
-                "capture -> assigned ({} leads; 200 reps, 20 rules): p50 {:.1} ms   p99 {:.1} ms   max {:.1} ms",
-                m.assigned,
-                m.assigned_p50.as_secs_f64() * 1e3,
-                m.assigned_p99.as_secs_f64() * 1e3,
-                m.assigned_max.as_secs_f64() * 1e3
+            let line = |label: &str, l: &bench::Latency| {
+                println!(
+                    "{label:<58} p50 {:>6.1} ms   p99 {:>6.1} ms   max {:>6.1} ms",
+                    l.p50.as_secs_f64() * 1e3,
+                    l.p99.as_secs_f64() * 1e3,
+                    l.max.as_secs_f64() * 1e3
+                )
+            };
+            line("  CaptureLead answered", &m.answered);
+            line("  LeadCaptured published on capture's log", &m.published);
+            line("capture -> MQL visible", &m.mql);
+            line(
+                &format!(
+                    "capture -> assigned ({} leads; 200 reps, 20 rules)",
+                    m.assigned.count
+                ),
+                &m.assigned,
             );
         }
         Command::Bench {
