@@ -994,6 +994,64 @@ mod models {
     }
 
     #[tokio::test]
+    async fn a_recompute_covers_the_leads_there_were_and_leaves_later_captures_to_scoring() {
+        let mut f = start().await;
+        let first = f.lead("ilse@example.com").await;
+        let q = f.qualification.clone();
+        let scored = |lead_id: String, version: i32| {
+            let q = q.clone();
+            eventually("scored", Duration::from_secs(20), move || {
+                let mut q = q.clone();
+                let lead_id = lead_id.clone();
+                async move {
+                    let s = q
+                        .get_score(GetScoreRequest { lead_id })
+                        .await
+                        .ok()?
+                        .into_inner();
+                    (s.model_version == version).then_some(s)
+                }
+            })
+        };
+        scored(first.clone(), 1).await;
+        let draft = f
+            .create(definition(
+                20,
+                vec![behaviour("opened", ActivityKind::EmailOpened, 7)],
+            ))
+            .await;
+        let active = f.activate(&draft.model_id).await.unwrap();
+        assert_eq!(active.recompute.unwrap().leads_total, 1);
+        // Captured while the job runs: scored by the new model when they arrive.
+        let mut later = Vec::new();
+        for n in 0..5 {
+            later.push(f.lead(&format!("later{n}@example.com")).await);
+        }
+        let done = eventually("recompute done", Duration::from_secs(20), || {
+            let mut q = f.qualification.clone();
+            async move {
+                let m = q
+                    .get_scoring_model(GetScoringModelRequest::default())
+                    .await
+                    .ok()?
+                    .into_inner();
+                let r = m.recompute?;
+                (r.state == RecomputeState::Done as i32).then_some(r)
+            }
+        })
+        .await;
+        assert_eq!(
+            (done.leads_total, done.leads_done),
+            (1, 1),
+            "the job rescored the one lead there was, not the later captures"
+        );
+        for lead_id in std::iter::once(first).chain(later) {
+            assert_eq!(scored(lead_id, 2).await.model_version, 2);
+        }
+        f.stop().await;
+    }
+
+    #[tokio::test]
     async fn invalid_models_are_refused_with_every_problem_and_only_drafts_change() {
         let mut f = start().await;
         let missing_field = f

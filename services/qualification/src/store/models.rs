@@ -576,6 +576,9 @@ impl Worker {
                     lead_score::Entity::find()
                         .filter(lead_score::Column::TenantId.eq(tenant.as_str()))
                         .filter(lead_score::Column::Seq.gt(job.recompute_cursor))
+                        // Leads scored by this model already (captured or rescored since it was
+                        // activated) have its score: the job does not chase them.
+                        .filter(lead_score::Column::ModelId.ne(job.model_id.as_str()))
                         .order_by_asc(lead_score::Column::Seq)
                         .limit(self.batch),
                     false,
@@ -599,8 +602,11 @@ impl Worker {
         row.recompute_cursor = Set(cursor);
         row.recompute_done = Set(processed);
         if done == 0 {
+            // Every lead of the tenant is on this model now, including those that events rescored
+            // before the job reached them.
             row.recompute_state = Set(RecomputeState::Done as i32);
             row.recompute_total = Set(total.max(processed));
+            row.recompute_done = Set(total.max(processed));
             row.recompute_finished_at = Set(Some(time::now()));
             row.recompute_lease_until = Set(None);
         } else {
