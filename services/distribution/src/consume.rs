@@ -2,7 +2,7 @@
 //! SQL without having been an MQL (BANT confirmed early), once.
 
 use baton_proto::{
-    capture::v1::{ActivityKind, ActivityRecorded, LeadCaptured, LeadUpdated, LeadsMerged},
+    capture::v1::{ActivityKind, ActivityRecorded, Lead, LeadCaptured, LeadUpdated, LeadsMerged},
     qualification::v1::{RankChanged, Stage, StageChanged},
     reporting::v1::ContractActivated,
 };
@@ -186,6 +186,50 @@ impl EventHandler for CaptureEvents {
                 .unwrap_or_else(time::now);
             sla::touched(txn, &tenant, &a.lead_id, at).await?;
         }
+        Ok(())
+    }
+
+    /// Runs of profiles (`LeadCaptured`, `LeadUpdated`) of one tenant are stored together (see
+    /// [`routing::record_profiles`]); every other event is applied on its own, in order.
+    async fn handle_batch(
+        &self,
+        txn: &DatabaseTransaction,
+        events: &[(&Event, tracing::Span)],
+    ) -> Result<(), ConsumeError> {
+        let mut run: Option<(&str, Vec<Lead>)> = None;
+        for (event, span) in events {
+            let profile = match decode::<LeadCaptured>(event)? {
+                Some(captured) => captured.lead,
+                None => decode::<LeadUpdated>(event)?.and_then(|updated| updated.lead),
+            };
+            let continues =
+                matches!((&run, &profile), (Some((t, _)), Some(_)) if *t == event.tenant_id);
+            if !continues && let Some((tenant, leads)) = run.take() {
+                Self::profiles(txn, tenant, &leads).await?;
+            }
+            match profile {
+                Some(lead) => run
+                    .get_or_insert_with(|| (event.tenant_id.as_str(), Vec::new()))
+                    .1
+                    .push(lead),
+                None => self.handle(txn, event).instrument(span.clone()).await?,
+            }
+        }
+        if let Some((tenant, leads)) = run {
+            Self::profiles(txn, tenant, &leads).await?;
+        }
+        Ok(())
+    }
+}
+
+impl CaptureEvents {
+    async fn profiles(
+        txn: &DatabaseTransaction,
+        tenant: &str,
+        leads: &[Lead],
+    ) -> Result<(), ConsumeError> {
+        let leads: Vec<&Lead> = leads.iter().collect();
+        routing::record_profiles(txn, &TenantId::new(tenant.to_owned()), &leads).await?;
         Ok(())
     }
 }

@@ -4,7 +4,8 @@
 //! The producer is Baton's own EventLog service on its own database, standing where qualification
 //! runs in production (distribution follows it exactly as it follows qualification), so the test
 //! feeds 10,000 `StageChanged` events without capturing and scoring 10,000 leads first. The same
-//! stand-ins feed a burst that distribution applies in one batch, with a contract's response SLA.
+//! stand-ins feed a burst that distribution applies in one batch, with a contract's response SLA,
+//! and (standing where capture runs) a burst of lead profiles that routes the leads waiting for them.
 
 use std::{sync::Arc, time::Duration};
 
@@ -69,10 +70,11 @@ fn mql(lead_id: &str) -> StageChanged {
 struct Fixture {
     producer: EventLogStandIn,
     reporting: EventLogStandIn,
+    capture: EventLogStandIn,
     distribution: RunningService,
     d: DistributionServiceClient<Channel>,
     distribution_url: String,
-    _dbs: [TestDatabase; 3],
+    _dbs: [TestDatabase; 4],
 }
 
 impl Fixture {
@@ -80,13 +82,16 @@ impl Fixture {
         let producer_db = TestDatabase::new("qualification").await;
         let reporting_db = TestDatabase::new("reporting").await;
         let distribution_db = TestDatabase::new("distribution").await;
+        let capture_db = TestDatabase::new("capture").await;
         let mut settings = settings_with(&[
             (ServiceName::Qualification, &producer_db),
             (ServiceName::Reporting, &reporting_db),
             (ServiceName::Distribution, &distribution_db),
+            (ServiceName::Capture, &capture_db),
         ]);
         let producer_listener = bind_ephemeral(&mut settings, ServiceName::Qualification).await;
         let reporting_listener = bind_ephemeral(&mut settings, ServiceName::Reporting).await;
+        let capture_listener = bind_ephemeral(&mut settings, ServiceName::Capture).await;
         let distribution_listener = bind_ephemeral(&mut settings, ServiceName::Distribution).await;
         let settings = Arc::new(settings);
         let producer = EventLogStandIn::start(
@@ -102,6 +107,14 @@ impl Fixture {
             &reporting_db.url,
             &settings,
             reporting_listener,
+        )
+        .await
+        .unwrap();
+        let capture = EventLogStandIn::start(
+            ServiceName::Capture,
+            &capture_db.url,
+            &settings,
+            capture_listener,
         )
         .await
         .unwrap();
@@ -133,10 +146,11 @@ impl Fixture {
         Fixture {
             producer,
             reporting,
+            capture,
             distribution,
             d,
             distribution_url: distribution_db.url.clone(),
-            _dbs: [producer_db, reporting_db, distribution_db],
+            _dbs: [producer_db, reporting_db, distribution_db, capture_db],
         }
     }
 
@@ -178,6 +192,7 @@ impl Fixture {
     async fn stop(self) {
         self.distribution.stop().await;
         self.reporting.stop().await;
+        self.capture.stop().await;
         self.producer.stop().await;
     }
 }
@@ -317,5 +332,110 @@ async fn mqls_decided_in_one_batch_each_get_their_assignment_and_response_sla() 
         },
     )
     .await;
+    f.stop().await;
+}
+
+/// Profiles that arrive in one batch are stored together: each lead keeps its last profile, and
+/// the leads that waited in the queue for one are routed by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profiles_stored_in_one_batch_route_the_queued_leads_by_their_last_profile() {
+    use baton_proto::{
+        capture::v1::{Company, Lead, LeadCaptured, LeadUpdated},
+        distribution::v1::{AssignmentState, RoutingCondition},
+    };
+    const LEADS: usize = 100;
+    let f = Fixture::start().await;
+    let mut d = f.d.clone();
+    rep(&mut d, 0, 1.0, 0).await;
+    // Only leads from Japan go to the team.
+    d.set_routing_rules(SetRoutingRulesRequest {
+        rules: vec![RoutingRule {
+            key: "japan_to_fs".into(),
+            to_team: "fs".into(),
+            conditions: vec![RoutingCondition {
+                field: "company.country".into(),
+                any_of: vec!["JP".into()],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        expected_version: 1,
+    })
+    .await
+    .unwrap();
+    // MQLs before their profiles: no country yet, so every one waits in the queue.
+    let ids: Vec<String> = (0..LEADS).map(|n| format!("lead-{n}")).collect();
+    f.publish(&ids.iter().map(|id| mql(id)).collect::<Vec<_>>())
+        .await;
+    let url = f.distribution_url.clone();
+    let count = |sql: String| {
+        let url = url.clone();
+        async move { baton_shared::testing::count(&url, &sql).await }
+    };
+    let queued = AssignmentState::Queued as i32;
+    let assigned = AssignmentState::Assigned as i32;
+    eventually("every MQL queued", Duration::from_secs(60), || {
+        let sql = format!("SELECT COUNT(*) AS n FROM assignment WHERE state = {queued}");
+        async move { (count(sql).await == LEADS as i64).then_some(()) }
+    })
+    .await;
+
+    // Every lead captured from the US, and every even one then updated to Japan, committed
+    // together so that they reach distribution in one batch.
+    let lead = |id: &str, country: &str| Lead {
+        lead_id: id.into(),
+        company: Some(Company {
+            country: country.into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let tenant = TenantId::new("default");
+    let txn = f.capture.db.begin().await.unwrap();
+    for id in &ids {
+        let captured = LeadCaptured {
+            lead_id: id.clone(),
+            lead: Some(lead(id, "US")),
+            ..Default::default()
+        };
+        EventLog::append(&txn, &tenant, id, &captured)
+            .await
+            .unwrap();
+    }
+    for id in ids.iter().step_by(2) {
+        let updated = LeadUpdated {
+            lead: Some(lead(id, "JP")),
+            changed_paths: vec!["company.country".into()],
+        };
+        EventLog::append(&txn, &tenant, id, &updated).await.unwrap();
+    }
+    txn.commit().await.unwrap();
+    f.capture.log.notify_committed();
+
+    let open = f.reps_when_open(LEADS / 2, Duration::from_secs(60)).await;
+    assert_eq!(open[0].open_leads, (LEADS / 2) as i64);
+    let even: Vec<String> = ids.iter().step_by(2).map(|id| format!("'{id}'")).collect();
+    assert_eq!(
+        count(format!(
+            "SELECT COUNT(*) AS n FROM assignment WHERE state = {assigned} AND lead_id IN ({})",
+            even.join(",")
+        ))
+        .await,
+        (LEADS / 2) as i64,
+        "the leads whose last profile is from Japan are assigned"
+    );
+    assert_eq!(
+        count(format!(
+            "SELECT COUNT(*) AS n FROM assignment WHERE state = {queued}"
+        ))
+        .await,
+        (LEADS / 2) as i64,
+        "the others still wait"
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) AS n FROM lead_signal WHERE fields LIKE '%\"JP\"%'".to_owned())
+            .await,
+        (LEADS / 2) as i64
+    );
     f.stop().await;
 }

@@ -10,7 +10,7 @@ use baton_proto::{
     },
     qualification::v1::{Rank, Stage},
 };
-use baton_shared::{ApiError, TenantId, events::EventLog, time};
+use baton_shared::{ApiError, TenantId, db::find_in, events::EventLog, time};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
@@ -153,6 +153,59 @@ pub async fn record_profile<C: ConnectionTrait>(
     tenant: &TenantId,
     lead: &Lead,
 ) -> Result<(), DbErr> {
+    record_profiles(txn, tenant, &[lead]).await
+}
+
+/// [`record_profile`] of many leads: one upsert per [`PROFILE_CHUNK`] leads (a lead named twice
+/// keeps its last profile, as applying them in order would), then the queued leads among them
+/// are routed again.
+pub async fn record_profiles<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    leads: &[&Lead],
+) -> Result<(), DbErr> {
+    let now = time::now();
+    let mut latest: HashMap<&str, usize> = HashMap::new();
+    for (i, lead) in leads.iter().enumerate() {
+        latest.insert(lead.lead_id.as_str(), i);
+    }
+    let mut rows = Vec::with_capacity(latest.len());
+    let mut ids = Vec::with_capacity(latest.len());
+    for (i, lead) in leads.iter().enumerate() {
+        if latest.get(lead.lead_id.as_str()) != Some(&i) {
+            continue;
+        }
+        ids.push(lead.lead_id.as_str());
+        rows.push(lead_signal::ActiveModel {
+            tenant_id: Set(tenant.to_string()),
+            lead_id: Set(lead.lead_id.clone()),
+            score: Set(None),
+            stage: Set(None),
+            rank: Set(None),
+            updated_at: Set(now),
+            fields: Set(profile_fields(lead)?),
+        });
+    }
+    for chunk in rows.chunks(PROFILE_CHUNK) {
+        lead_signal::Entity::insert_many(chunk.iter().cloned())
+            .on_conflict(
+                OnConflict::columns([lead_signal::Column::TenantId, lead_signal::Column::LeadId])
+                    .update_columns([lead_signal::Column::Fields, lead_signal::Column::UpdatedAt])
+                    .to_owned(),
+            )
+            .exec_without_returning(txn)
+            .await?;
+    }
+    // A lead that waits because no rule matched may match now that its profile is known (capture's
+    // and qualification's events reach distribution independently).
+    retry_queued(txn, tenant, Some(&ids)).await
+}
+
+/// Leads per profile upsert (7 parameters each: well under SQLite's bound).
+const PROFILE_CHUNK: usize = 500;
+
+/// The profile fields of `lead` that routing conditions read, as stored (a JSON object).
+fn profile_fields(lead: &Lead) -> Result<String, DbErr> {
     let mut f = BTreeMap::new();
     let mut put = |k: &str, v: String| {
         if !v.is_empty() {
@@ -171,26 +224,7 @@ pub async fn record_profile<C: ConnectionTrait>(
     if let Some(s) = &lead.source {
         put("source.channel", s.channel.clone());
     }
-    let fields = serde_json::to_string(&f).map_err(|e| DbErr::Custom(e.to_string()))?;
-    lead_signal::Entity::insert(lead_signal::ActiveModel {
-        tenant_id: Set(tenant.to_string()),
-        lead_id: Set(lead.lead_id.clone()),
-        score: Set(None),
-        stage: Set(None),
-        rank: Set(None),
-        updated_at: Set(time::now()),
-        fields: Set(fields),
-    })
-    .on_conflict(
-        OnConflict::columns([lead_signal::Column::TenantId, lead_signal::Column::LeadId])
-            .update_columns([lead_signal::Column::Fields, lead_signal::Column::UpdatedAt])
-            .to_owned(),
-    )
-    .exec(txn)
-    .await?;
-    // A lead that waits because no rule matched may match now that its profile is known (capture's
-    // and qualification's events reach distribution independently).
-    retry_queued(txn, tenant, Some(&lead.lead_id)).await
+    serde_json::to_string(&f).map_err(|e| DbErr::Custom(e.to_string()))
 }
 
 /// A routing decision, ready to store.
@@ -807,15 +841,17 @@ pub async fn assign_queued<C: ConnectionTrait>(txn: &C, tenant: &TenantId) -> Re
 async fn retry_queued<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
-    lead_id: Option<&str>,
+    lead_ids: Option<&[&str]>,
 ) -> Result<(), DbErr> {
-    let mut query = assignment::Entity::find()
+    let query = assignment::Entity::find()
         .filter(assignment::Column::TenantId.eq(tenant.as_str()))
-        .filter(assignment::Column::State.eq(AssignmentState::Queued as i32));
-    if let Some(lead_id) = lead_id {
-        query = query.filter(assignment::Column::LeadId.eq(lead_id));
-    }
-    let queued = query.order_by_asc(assignment::Column::Seq).all(txn).await?;
+        .filter(assignment::Column::State.eq(AssignmentState::Queued as i32))
+        .order_by_asc(assignment::Column::Seq);
+    let mut queued = match lead_ids {
+        Some(ids) => find_in(txn, query, assignment::Column::LeadId, ids).await?,
+        None => query.all(txn).await?,
+    };
+    queued.sort_by_key(|a| a.seq);
     let mut memo = Memo::default();
     for waiting in queued {
         let d = decide(txn, tenant, &waiting.lead_id, false, &mut memo).await?;
