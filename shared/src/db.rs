@@ -178,6 +178,61 @@ where
     Ok(rows)
 }
 
+/// The rows of `query` whose `column` is one of `keys`, where `query` pins the other columns of a
+/// unique index that ends with `column` (e.g. `tenant_id = …` for a unique `(tenant_id, column)`),
+/// so each key names at most one row.
+///
+/// On PostgreSQL this is one statement that probes that index once per key, the keys passed as one
+/// JSON array (the same SQL text every call, so its prepared statement is reused). An `IN (…)`
+/// list would leave the plan to the table's statistics, which lag behind a table an import is
+/// filling: a tenant that looks small gets its rows scanned and compared with every key, a cost
+/// that grows with the table. On SQLite, whose planner probes the unique index for an `IN` list,
+/// this is [`find_in`].
+pub async fn find_by_unique_key<E, C>(
+    db: &C,
+    query: sea_orm::Select<E>,
+    column: E::Column,
+    keys: &[&str],
+) -> Result<Vec<E::Model>, DbErr>
+where
+    E: sea_orm::EntityTrait,
+    C: ConnectionTrait,
+{
+    use sea_orm::{
+        ColumnTrait, QueryFilter, QuerySelect, QueryTrait, Statement,
+        sea_query::{Expr, ExprTrait},
+    };
+    if db.get_database_backend() != DbBackend::Postgres {
+        return find_in(db, query, column, keys).await;
+    }
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Per key: the query's own statement with `column = key`, kept a subquery (LIMIT) so the
+    // planner runs it as an index probe per key rather than joining the tables wholesale.
+    let probe = query
+        .filter(Expr::col(column.as_column_ref()).eq(Expr::cust("k.key")))
+        .limit(1)
+        .build(DbBackend::Postgres);
+    let mut values = probe.values.map(|v| v.0).unwrap_or_default();
+    let keys_json =
+        serde_json::to_string(keys).map_err(|e| DbErr::Custom(format!("keys as JSON: {e}")))?;
+    values.push(keys_json.into());
+    let sql = format!(
+        "SELECT c.* FROM jsonb_array_elements_text(${}::jsonb) AS k(key) CROSS JOIN LATERAL ({}) AS c",
+        values.len(),
+        probe.sql
+    );
+    E::find()
+        .from_raw_sql(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values,
+        ))
+        .all(db)
+        .await
+}
+
 /// The URL without its password, for logs and errors.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

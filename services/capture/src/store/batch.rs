@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use baton_proto::capture::v1::LeadCaptured;
-use baton_shared::{ApiError, TenantId, db::find_in, events::EventLog, time};
+use baton_shared::{ApiError, TenantId, db::find_by_unique_key, events::EventLog, time};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
@@ -296,7 +296,7 @@ async fn known_requests(
     ids.dedup();
     let query = capture_request::Entity::find()
         .filter(capture_request::Column::TenantId.eq(tenant.as_str()));
-    let rows = find_in(txn, query, capture_request::Column::RequestId, &ids).await?;
+    let rows = find_by_unique_key(txn, query, capture_request::Column::RequestId, &ids).await?;
     Ok(rows
         .into_iter()
         .map(|r| (r.request_id.clone(), r))
@@ -318,7 +318,7 @@ async fn leads_by_email(
     emails.sort_unstable();
     emails.dedup();
     let query = lead::Entity::find().filter(lead::Column::TenantId.eq(tenant.as_str()));
-    let rows = find_in(txn, query, lead::Column::EmailNormalized, &emails).await?;
+    let rows = find_by_unique_key(txn, query, lead::Column::EmailNormalized, &emails).await?;
     Ok(rows
         .into_iter()
         .map(|l| (l.email_normalized.clone(), l))
@@ -342,7 +342,7 @@ async fn companies_by_domain(
     domains.sort_unstable();
     domains.dedup();
     let query = company::Entity::find().filter(company::Column::TenantId.eq(tenant.as_str()));
-    let rows = find_in(txn, query, company::Column::WebDomain, &domains).await?;
+    let rows = find_by_unique_key(txn, query, company::Column::WebDomain, &domains).await?;
     Ok(rows
         .into_iter()
         .filter_map(|c| c.web_domain.clone().map(|d| (d, c)))
