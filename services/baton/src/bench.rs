@@ -187,11 +187,23 @@ pub fn report(label: &str, m: &Measurement) -> String {
     )
 }
 
-/// ImportLeads beside PostgreSQL's COPY of the same rows into a plain table of the same database
-/// (the baseline named by issue 3); on SQLite there is no COPY and only ImportLeads is measured.
-/// Returns (COPY rows/s if PostgreSQL, ImportLeads rows/s), medians over `rounds`.
-pub async fn import_leads(rows: usize, rounds: usize) -> anyhow::Result<(Option<f64>, f64)> {
+/// ImportLeads beside PostgreSQL's COPY: medians over the rounds, in rows per second.
+pub struct ImportRates {
+    /// COPY of the same number of rows into a plain table of six text columns and no index (the
+    /// baseline named by issue 3). PostgreSQL only.
+    pub copy_plain: Option<f64>,
+    /// COPY of the very lead rows the import stored into a table shaped like capture's `lead`
+    /// (same columns, constraints and indexes). PostgreSQL only.
+    pub copy_lead: Option<f64>,
+    /// ImportLeads of the same number of fresh leads.
+    pub import: f64,
+}
+
+/// ImportLeads of `rows` fresh leads per round (1,000 rows per message) beside PostgreSQL's COPY
+/// (see [`ImportRates`]); on SQLite there is no COPY and only ImportLeads is measured.
+pub async fn import_leads(rows: usize, rounds: usize) -> anyhow::Result<ImportRates> {
     use baton_proto::capture::v1::ImportLeadsRequest;
+    use futures::TryStreamExt;
     use sea_orm::{ConnectionTrait, sqlx::postgres::PgPoolCopyExt};
 
     let db = TestDatabase::new("bench_import").await;
@@ -216,7 +228,8 @@ pub async fn import_leads(rows: usize, rounds: usize) -> anyhow::Result<(Option<
         None
     };
     let run_id = uuid::Uuid::now_v7().simple().to_string();
-    let mut copy_rates = Vec::new();
+    let mut copy_plain = Vec::new();
+    let mut copy_lead = Vec::new();
     let mut import_rates = Vec::new();
     for round in 0..rounds {
         let prefix = format!("{run_id}-{round}");
@@ -234,7 +247,7 @@ pub async fn import_leads(rows: usize, rounds: usize) -> anyhow::Result<(Option<
                 .await?;
             copy.send(csv.into_bytes()).await?;
             copy.finish().await?;
-            copy_rates.push(rows as f64 / started.elapsed().as_secs_f64());
+            copy_plain.push(rows as f64 / started.elapsed().as_secs_f64());
         }
         let batches: Vec<ImportLeadsRequest> = (0..rows)
             .collect::<Vec<_>>()
@@ -269,13 +282,44 @@ pub async fn import_leads(rows: usize, rounds: usize) -> anyhow::Result<(Option<
             "import created {} of {rows}",
             answer.created
         );
+        // The lead rows this import stored, copied into a table shaped like `lead`.
+        if let Some(conn) = &direct {
+            let pool = conn.get_postgres_connection_pool();
+            let stored: Vec<u8> = pool
+                .copy_out_raw(&format!(
+                    "COPY (SELECT * FROM lead WHERE email LIKE 'import%.{prefix}@example.com') TO STDOUT"
+                ))
+                .await?
+                .try_fold(Vec::new(), |mut all, chunk| async move {
+                    all.extend_from_slice(&chunk);
+                    Ok(all)
+                })
+                .await?;
+            conn.execute_unprepared(
+                "DROP TABLE IF EXISTS bench_lead_copy; CREATE TABLE bench_lead_copy (LIKE lead INCLUDING ALL)",
+            )
+            .await?;
+            let started = Instant::now();
+            let mut copy = pool.copy_in_raw("COPY bench_lead_copy FROM STDIN").await?;
+            copy.send(stored).await?;
+            let copied = copy.finish().await?;
+            copy_lead.push(copied as f64 / started.elapsed().as_secs_f64());
+            anyhow::ensure!(
+                copied == rows as u64,
+                "copied {copied} of the {rows} stored lead rows"
+            );
+        }
     }
     service.stop().await;
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v.get(v.len() / 2).copied()
     };
-    Ok((median(copy_rates), median(import_rates).unwrap_or_default()))
+    Ok(ImportRates {
+        copy_plain: median(copy_plain),
+        copy_lead: median(copy_lead),
+        import: median(import_rates).unwrap_or_default(),
+    })
 }
 
 /// Capture → MQL, end to end: captures sent open-loop at `rate` per second for `duration`, each

@@ -124,14 +124,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             rounds,
             ..
         } => {
-            let (copy, import) = bench::import_leads(rows, rounds).await?;
+            let r = bench::import_leads(rows, rounds).await?;
             println!("baton bench import: {rows} rows per round, median of {rounds}");
-            if let Some(copy) = copy {
-                println!("PostgreSQL COPY (baseline)        {copy:>9.0} rows/s");
+            if let Some(copy) = r.copy_plain {
+                println!("COPY, plain table (baseline)      {copy:>9.0} rows/s");
             }
-            println!("ImportLeads                       {import:>9.0} rows/s");
-            if let Some(copy) = copy {
-                println!("ImportLeads / COPY: {:.1} %", 100.0 * import / copy);
+            if let Some(copy) = r.copy_lead {
+                println!("COPY, stored rows, `lead`-shaped   {copy:>9.0} rows/s");
+            }
+            println!("ImportLeads                       {:>9.0} rows/s", r.import);
+            if let Some(copy) = r.copy_plain {
+                println!("ImportLeads / COPY plain: {:.1} %", 100.0 * r.import / copy);
+            }
+            if let Some(copy) = r.copy_lead {
+                println!(
+                    "ImportLeads / COPY lead-shaped: {:.1} %",
+                    100.0 * r.import / copy
+                );
             }
         }
         Command::Bench {
