@@ -757,7 +757,7 @@ mod models {
     use baton_proto::qualification::v1::{
         ActivateScoringModelRequest, AttributeTrigger, BehaviourTrigger, CreateScoringModelRequest,
         ExplainScoreRequest, FieldCondition, GetScoringModelRequest, ListScoringModelsRequest,
-        ModelStatus, RecomputeState, ScoreCap, ScoreExplanation, ScoringModel,
+        ModelStatus, Recompute, RecomputeState, ScoreCap, ScoreExplanation, ScoringModel,
         ScoringModelDefinition, ScoringRule, SimulateModelRequest, SimulationPeriod,
         UpdateScoringModelRequest, field_condition::Comparison, scoring_rule::Trigger,
         simulate_model_request,
@@ -829,6 +829,23 @@ mod models {
                 })
                 .await
                 .map(|r| r.into_inner())
+        }
+
+        /// Waits until the active model's recompute job is done, and returns its progress.
+        async fn recompute_done(&self) -> Recompute {
+            eventually("recompute done", Duration::from_secs(20), || {
+                let mut q = self.qualification.clone();
+                async move {
+                    let m = q
+                        .get_scoring_model(GetScoringModelRequest::default())
+                        .await
+                        .ok()?
+                        .into_inner();
+                    let r = m.recompute?;
+                    (r.state == RecomputeState::Done as i32).then_some(r)
+                }
+            })
+            .await
         }
 
         /// Waits until the explanation has `n` contributions.
@@ -917,19 +934,7 @@ mod models {
         let recompute = active.recompute.unwrap();
         assert_eq!(recompute.leads_total, 1);
 
-        let done = eventually("recompute done", Duration::from_secs(20), || {
-            let mut q = f.qualification.clone();
-            async move {
-                let m = q
-                    .get_scoring_model(GetScoringModelRequest::default())
-                    .await
-                    .ok()?
-                    .into_inner();
-                let r = m.recompute?;
-                (r.state == RecomputeState::Done as i32).then_some(r)
-            }
-        })
-        .await;
+        let done = f.recompute_done().await;
         assert_eq!(done.leads_done, 1);
         let explained_a = f.explained(&a, 3).await;
         assert_eq!(explained_a.score, 21);
@@ -1027,19 +1032,7 @@ mod models {
         for n in 0..5 {
             later.push(f.lead(&format!("later{n}@example.com")).await);
         }
-        let done = eventually("recompute done", Duration::from_secs(20), || {
-            let mut q = f.qualification.clone();
-            async move {
-                let m = q
-                    .get_scoring_model(GetScoringModelRequest::default())
-                    .await
-                    .ok()?
-                    .into_inner();
-                let r = m.recompute?;
-                (r.state == RecomputeState::Done as i32).then_some(r)
-            }
-        })
-        .await;
+        let done = f.recompute_done().await;
         assert_eq!(
             (done.leads_total, done.leads_done),
             (1, 1),
