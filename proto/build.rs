@@ -1,4 +1,4 @@
-//! Compiles `proto/**/*.proto` with protox (pure Rust, no protoc install) into Rust (prost + tonic)
+//! Compiles `baton/**/*.proto` (beside this file) with protox (pure Rust, no protoc install) into Rust (prost + tonic)
 //! and writes the encoded descriptor set that server reflection serves.
 
 use std::{env, fs, path::PathBuf};
@@ -15,8 +15,8 @@ const PROTOS: &[&str] = &[
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    println!("cargo:rerun-if-changed=proto");
-    let fds = protox::compile(PROTOS, ["proto"])?;
+    println!("cargo:rerun-if-changed=baton");
+    let fds = protox::compile(PROTOS, ["."])?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(out_dir.join("baton_descriptor.bin"), fds.encode_to_vec())?;
     tonic_prost_build::configure()

@@ -1,7 +1,6 @@
-//! The Baton binary's library: the whole suite in one process ([`suite`]), the demo ([`demo`]) and
-//! the benchmarks ([`bench`]),
-//! shared by the CLI and the end-to-end tests.
+//! The Baton binary's library: the whole suite in one process ([`suite`]) and the demo ([`demo`]),
+//! shared by the CLI and the end-to-end tests. The benchmarks live in their own crate
+//! (`services/bench`, binary `baton-bench`), so this binary carries no test helpers.
 
-pub mod bench;
 pub mod demo;
 pub mod suite;

@@ -14,12 +14,15 @@ use baton_shared::{TenantId, Violations, paging::Page, time};
 use tonic::{Request, Response, Status};
 
 use crate::{
-    domain::{handoffs::Step, reps::validate_rep, routing as rules},
+    convert::{assignment_to_proto, considered_to_proto, rep_to_proto, team_to_proto},
+    domain::{
+        handoffs::Step,
+        reps::{RepAttributes, RepRouting, validate_rep},
+        routing as rules,
+    },
     store::{
-        RepRouting, Store, assignment_to_proto,
+        Store,
         handoffs::{NewHandoff, StepDetails},
-        rep_to_proto,
-        routing::{RepAttributes, considered_to_proto, team_to_proto},
     },
 };
 
@@ -218,7 +221,7 @@ impl DistributionService for Api {
         violations.into_result()?;
         let (reps, next_page_token) = self.store.list_reps(&tenant, page).await?;
         Ok(Response::new(ListRepsResponse {
-            reps,
+            reps: reps.iter().map(rep_to_proto).collect(),
             next_page_token,
         }))
     }

@@ -14,17 +14,17 @@ use baton_shared::{
 use sea_orm::DatabaseTransaction;
 use tracing::Instrument;
 
-use crate::store::{self, handoffs, routing, sla};
+use crate::store::{batch::BatchCache, handoffs, routing, timers};
 
 /// Handler for qualification's event log.
 pub struct QualificationEvents;
 
 impl QualificationEvents {
-    /// One event; `memo` carries what the events of its batch share (see [`store::Memo`]).
+    /// One event; `cache` carries what the events of its batch share (see [`BatchCache`]).
     async fn apply(
         txn: &DatabaseTransaction,
         event: &Event,
-        memo: &mut store::Memo,
+        cache: &mut BatchCache,
     ) -> Result<(), ConsumeError> {
         let tenant = TenantId::new(event.tenant_id.clone());
         if let Some(changed) = decode::<StageChanged>(event)? {
@@ -36,15 +36,15 @@ impl QualificationEvents {
                 None,
             )
             .await?;
-            memo.signal_stored(signal);
+            cache.signal_stored(signal);
             if changed.to_stage == Stage::Mql as i32 || changed.to_stage == Stage::Sql as i32 {
-                store::assign_mql(txn, &tenant, &changed.lead_id, memo).await?;
+                routing::assign_mql(txn, &tenant, &changed.lead_id, cache).await?;
             }
         } else if let Some(ranked) = decode::<RankChanged>(event)? {
             let signal =
                 handoffs::record_signal(txn, &tenant, &ranked.lead_id, None, Some(ranked.to_rank))
                     .await?;
-            memo.signal_stored(signal);
+            cache.signal_stored(signal);
         }
         Ok(())
     }
@@ -52,13 +52,13 @@ impl QualificationEvents {
 
 impl EventHandler for QualificationEvents {
     async fn handle(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), ConsumeError> {
-        Self::apply(txn, event, &mut store::Memo::default()).await
+        Self::apply(txn, event, &mut BatchCache::default()).await
     }
 
     /// The batch is applied set-based: the signals of all its events are stored in one
     /// statement (each lead's latest score, stage and rank; a decision in the batch sees them as
     /// of the batch's end), which leads already have an assignment is read once, and the routing
-    /// decisions share one [`store::Memo`] whose writes (assignments, rep counters, rotations,
+    /// decisions share one [`BatchCache`] whose writes (assignments, rep counters, rotations,
     /// SLA timers, `LeadAssigned` events) are made together at the end.
     async fn handle_batch(
         &self,
@@ -88,21 +88,21 @@ impl EventHandler for QualificationEvents {
                 batch.signal(&ranked.lead_id).2 = Some(ranked.to_rank);
             }
         }
-        let mut memo = store::Memo::deferred();
+        let mut cache = BatchCache::holding_writes();
         for batch in tenants {
             let tenant = TenantId::new(batch.tenant);
             for signal in handoffs::record_signals(txn, &tenant, &batch.signals).await? {
-                memo.signal_stored(signal);
+                cache.signal_stored(signal);
             }
             let leads: Vec<&str> = batch.to_assign.iter().map(|(l, _)| l.as_str()).collect();
-            memo.know_assigned(txn, &tenant, &leads).await?;
+            cache.know_assigned(txn, &tenant, &leads).await?;
             for (lead_id, span) in &batch.to_assign {
-                store::assign_mql(txn, &tenant, lead_id, &mut memo)
+                routing::assign_mql(txn, &tenant, lead_id, &mut cache)
                     .instrument(span.clone())
                     .await?;
             }
         }
-        memo.flush(txn).await?;
+        cache.flush(txn).await?;
         Ok(())
     }
 }
@@ -184,7 +184,7 @@ impl EventHandler for CaptureEvents {
                 .as_ref()
                 .and_then(time::from_proto)
                 .unwrap_or_else(time::now);
-            sla::touched(txn, &tenant, &a.lead_id, at).await?;
+            timers::touched(txn, &tenant, &a.lead_id, at).await?;
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod consume;
+pub mod convert;
 pub mod domain;
 pub mod migration;
 pub mod store;
@@ -55,7 +56,7 @@ pub async fn run(
         )
         .spawn(shutdown.clone()),
         tokio::spawn(
-            store::sla::Timers::new(db.clone(), log.clone(), settings.sla.batch_size).run(
+            store::sla_worker::Timers::new(db.clone(), log.clone(), settings.sla.batch_size).run(
                 std::time::Duration::from_millis(settings.sla.interval_ms),
                 shutdown.clone(),
             ),

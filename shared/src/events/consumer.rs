@@ -15,7 +15,7 @@ use tracing::{Instrument, info_span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::{
-    EventLog,
+    log::EventLog,
     store::{event_cursor, event_dead_letter},
 };
 use crate::{

@@ -6,7 +6,7 @@ use baton_proto::capture::v1 as pb;
 use baton_shared::time;
 use sea_orm::DbErr;
 
-use super::{LeadView, entities::activity};
+use super::{entities::activity, view::LeadView};
 use crate::domain::profile::{AttributeValue, CompanyProfile, Consent, LeadProfile, Money};
 
 fn attributes_of(json: &str) -> Result<BTreeMap<String, AttributeValue>, DbErr> {

@@ -4,6 +4,7 @@ mod batch;
 pub mod convert;
 pub mod entities;
 pub mod group_commit;
+mod view;
 
 use baton_proto::capture::v1::{
     ActivityRecorded, LeadCaptured, LeadErased, LeadUpdated, LeadsMerged, VisitsRecorded,
@@ -31,18 +32,10 @@ use crate::domain::{
 };
 use convert::{activity_to_proto, lead_to_proto, profile_of};
 use entities::{activity, capture_request, company, lead, visit_count};
+pub use view::LeadView;
 
 /// How often a write that lost a race on a unique key is retried (it then sees the winner's row).
 const UNIQUE_RACE_RETRIES: usize = 3;
-
-/// A lead with its company.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LeadView {
-    pub lead: lead::Model,
-    pub company: Option<company::Model>,
-    /// Leads merged into this one.
-    pub merged_ids: Vec<String>,
-}
 
 /// What a capture did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

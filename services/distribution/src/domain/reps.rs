@@ -1,6 +1,8 @@
 //! Reps: what a valid rep is.
 
 use baton_shared::Violations;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 const MAX_NAME_LEN: usize = 200;
 const MAX_KEY_LEN: usize = 128;
@@ -56,5 +58,44 @@ mod tests {
         let mut v = Violations::new();
         validate_rep("r", " ", "nope", true, &mut v);
         assert_eq!(v.fields().collect::<Vec<_>>(), ["name", "email"]);
+    }
+}
+
+/// A rep's routing attributes besides team, capacity and weight (stored as JSON).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RepAttributes {
+    #[serde(default)]
+    pub territories: Vec<String>,
+    #[serde(default)]
+    pub industries: Vec<String>,
+    #[serde(default)]
+    pub seniority: String,
+    #[serde(default)]
+    pub time_zone: String,
+    #[serde(default)]
+    pub work_start_hour: i32,
+    #[serde(default)]
+    pub work_end_hour: i32,
+    #[serde(default)]
+    pub out_of_office: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+/// Everything routing reads of a rep, as set through the API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RepRouting {
+    pub team_id: String,
+    pub capacity: i32,
+    pub weight: f64,
+    pub attributes: RepAttributes,
+}
+
+impl Default for RepRouting {
+    fn default() -> Self {
+        RepRouting {
+            team_id: String::new(),
+            capacity: 0,
+            weight: 1.0,
+            attributes: RepAttributes::default(),
+        }
     }
 }

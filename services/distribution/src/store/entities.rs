@@ -35,6 +35,14 @@ pub mod rep {
     pub enum Relation {}
 
     impl ActiveModelBehavior for ActiveModel {}
+
+    impl Model {
+        /// The rep's routing attributes besides team, capacity and weight (stored as JSON; a row
+        /// that fails to parse reads as none).
+        pub fn attributes(&self) -> crate::domain::reps::RepAttributes {
+            serde_json::from_str(&self.routing).unwrap_or_default()
+        }
+    }
 }
 
 pub mod assignment {

@@ -25,7 +25,7 @@ use sea_orm::{
 use super::{
     Store,
     entities::{contract_replica, handoff, handoff_refusal, handoff_step, lead_signal},
-    sla,
+    sla, timers,
 };
 use crate::domain::handoffs::{self, Step};
 
@@ -556,7 +556,7 @@ impl Store {
             Step::Accept | Step::Dispute => {}
         }
         if matches!(step, Step::Accept | Step::Reject) {
-            sla::resolve(&txn, tenant, SlaKind::Decision, handoff_id).await?;
+            timers::resolve(&txn, tenant, SlaKind::Decision, handoff_id).await?;
         }
         row.state = Set(next as i32);
         row.updated_at = Set(time::now());

@@ -1,77 +1,28 @@
-//! Routing's persistence: teams, reps' routing attributes, the rule list, and every decision with
-//! the rule, team and candidates behind it.
+//! The routing decision path: where a lead goes (rules → team or rep → method → rep), stored as
+//! an assignment with the rule, team and candidates behind it; queued leads retried; reassignment.
+//! Each decision is split into named steps: reads (once per batch, through [`BatchCache`]), a
+//! pure plan ([`target_of`], [`views_of`], `routing::choose`), the writes, the answer.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::HashSet;
 
 use baton_proto::{
     capture::v1::Lead,
-    distribution::v1::{
-        self as pb, AssignmentState, LeadAssigned, RoutingMethod, SlaKind, TeamFunction,
-    },
-    qualification::v1::{Rank, Stage},
+    distribution::v1::{AssignmentState, RoutingMethod, SlaKind},
 };
-use baton_shared::{ApiError, TenantId, db::find_in, events::EventLog, time};
+use baton_shared::{TenantId, db::find_in, time};
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::{NotSet, Set},
-    ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
-    prelude::*,
-    sea_query::OnConflict,
+    ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, prelude::*,
 };
-use serde::{Deserialize, Serialize};
 
 use super::{
-    Store, append_assigned, assigned_event,
-    entities::{
-        assignment, contract_replica, lead_signal, rep, rotation, routing_ruleset, sla_timer, team,
-        team_rotation,
-    },
-    sla,
+    batch::{BatchCache, Scope},
+    entities::{assignment, rep, routing_ruleset, team},
+    outbox, rotations,
+    rules::rules_of,
+    signals, sla, timers,
 };
 use crate::domain::routing::{self, Choice, Considered, LeadFields, Method, RepView, Rules};
-
-/// A rep's routing attributes besides team, capacity and weight (stored as JSON).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct RepAttributes {
-    #[serde(default)]
-    pub territories: Vec<String>,
-    #[serde(default)]
-    pub industries: Vec<String>,
-    #[serde(default)]
-    pub seniority: String,
-    #[serde(default)]
-    pub time_zone: String,
-    #[serde(default)]
-    pub work_start_hour: i32,
-    #[serde(default)]
-    pub work_end_hour: i32,
-    #[serde(default)]
-    pub out_of_office: Vec<(DateTime<Utc>, DateTime<Utc>)>,
-}
-
-/// Everything routing reads of a rep, as set through the API.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RepRouting {
-    pub team_id: String,
-    pub capacity: i32,
-    pub weight: f64,
-    pub attributes: RepAttributes,
-}
-
-impl Default for RepRouting {
-    fn default() -> Self {
-        RepRouting {
-            team_id: String::new(),
-            capacity: 0,
-            weight: 1.0,
-            attributes: RepAttributes::default(),
-        }
-    }
-}
-
-pub fn attributes_of(r: &rep::Model) -> RepAttributes {
-    serde_json::from_str(&r.routing).unwrap_or_default()
-}
 
 fn method_of(value: i32) -> Method {
     match RoutingMethod::try_from(value) {
@@ -100,53 +51,6 @@ async fn count_open<C: ConnectionTrait>(
     Ok(())
 }
 
-/// The tenant's rules and their version (none set: version 0, no rules).
-pub async fn rules_of<C: ConnectionTrait>(
-    db: &C,
-    tenant: &TenantId,
-) -> Result<Option<(routing_ruleset::Model, Rules)>, DbErr> {
-    static PARSED: baton_shared::parsed::Parsed<String, Rules> =
-        baton_shared::parsed::Parsed::new();
-    let Some(row) = routing_ruleset::Entity::find_by_id(tenant.to_string())
-        .one(db)
-        .await?
-    else {
-        return Ok(None);
-    };
-    let rules = PARSED
-        .get_or_parse(&row.definition, || serde_json::from_str(&row.definition))
-        .map_err(|e| DbErr::Custom(format!("routing rules: {e}")))?;
-    Ok(Some((row, (*rules).clone())))
-}
-
-/// What routing knows of a lead: qualification's score, stage and rank, capture's profile fields.
-async fn lead_fields<C: ConnectionTrait>(
-    db: &C,
-    tenant: &TenantId,
-    lead_id: &str,
-    memo: &Memo,
-) -> Result<LeadFields, DbErr> {
-    let mut fields = LeadFields::new();
-    let key = (tenant.to_string(), lead_id.to_owned());
-    let signal = match memo.signals.get(&key) {
-        Some(s) => Some(s.clone()),
-        None => lead_signal::Entity::find_by_id(key).one(db).await?,
-    };
-    if let Some(s) = signal {
-        fields = serde_json::from_str(&s.fields).unwrap_or_default();
-        if let Some(score) = s.score {
-            fields.insert("score".into(), score.to_string());
-        }
-        if let Some(stage) = s.stage.and_then(|v| Stage::try_from(v).ok()) {
-            fields.insert("stage".into(), stage.as_str_name().into());
-        }
-        if let Some(rank) = s.rank.and_then(|v| Rank::try_from(v).ok()) {
-            fields.insert("rank".into(), rank.as_str_name().into());
-        }
-    }
-    Ok(fields)
-}
-
 /// Keeps the profile fields routing conditions read (from capture's events).
 pub async fn record_profile<C: ConnectionTrait>(
     txn: &C,
@@ -156,75 +60,17 @@ pub async fn record_profile<C: ConnectionTrait>(
     record_profiles(txn, tenant, &[lead]).await
 }
 
-/// [`record_profile`] of many leads: one upsert per [`PROFILE_CHUNK`] leads (a lead named twice
-/// keeps its last profile, as applying them in order would), then the queued leads among them
-/// are routed again.
+/// [`record_profile`] of many leads (see [`signals::store_profiles`]); then the queued leads among
+/// them are routed again.
 pub async fn record_profiles<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
     leads: &[&Lead],
 ) -> Result<(), DbErr> {
-    let now = time::now();
-    let mut latest: HashMap<&str, usize> = HashMap::new();
-    for (i, lead) in leads.iter().enumerate() {
-        latest.insert(lead.lead_id.as_str(), i);
-    }
-    let mut rows = Vec::with_capacity(latest.len());
-    let mut ids = Vec::with_capacity(latest.len());
-    for (i, lead) in leads.iter().enumerate() {
-        if latest.get(lead.lead_id.as_str()) != Some(&i) {
-            continue;
-        }
-        ids.push(lead.lead_id.as_str());
-        rows.push(lead_signal::ActiveModel {
-            tenant_id: Set(tenant.to_string()),
-            lead_id: Set(lead.lead_id.clone()),
-            score: Set(None),
-            stage: Set(None),
-            rank: Set(None),
-            updated_at: Set(now),
-            fields: Set(profile_fields(lead)?),
-        });
-    }
-    for chunk in rows.chunks(PROFILE_CHUNK) {
-        lead_signal::Entity::insert_many(chunk.iter().cloned())
-            .on_conflict(
-                OnConflict::columns([lead_signal::Column::TenantId, lead_signal::Column::LeadId])
-                    .update_columns([lead_signal::Column::Fields, lead_signal::Column::UpdatedAt])
-                    .to_owned(),
-            )
-            .exec_without_returning(txn)
-            .await?;
-    }
+    let ids = signals::store_profiles(txn, tenant, leads).await?;
     // A lead that waits because no rule matched may match now that its profile is known (capture's
     // and qualification's events reach distribution independently).
     retry_queued(txn, tenant, Some(&ids)).await
-}
-
-/// Leads per profile upsert (7 parameters each: well under SQLite's bound).
-const PROFILE_CHUNK: usize = 500;
-
-/// The profile fields of `lead` that routing conditions read, as stored (a JSON object).
-fn profile_fields(lead: &Lead) -> Result<String, DbErr> {
-    let mut f = BTreeMap::new();
-    let mut put = |k: &str, v: String| {
-        if !v.is_empty() {
-            f.insert(k.to_owned(), v);
-        }
-    };
-    if let Some(c) = &lead.company {
-        put("company.country", c.country.clone());
-        put("company.region", c.region.clone());
-        put("company.industry", c.industry.clone());
-        put(
-            "company.employees",
-            c.employees.map(|e| e.to_string()).unwrap_or_default(),
-        );
-    }
-    if let Some(s) = &lead.source {
-        put("source.channel", s.channel.clone());
-    }
-    serde_json::to_string(&f).map_err(|e| DbErr::Custom(e.to_string()))
 }
 
 /// A routing decision, ready to store.
@@ -237,275 +83,236 @@ struct Decision {
     considered: Vec<Considered>,
 }
 
-/// Which reps a decision is among: all of the tenant's, a team's, or one named rep.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Scope {
-    All,
-    Team(String),
-    Rep(String),
+/// Where a decision looks, from the rules: the rule that matched (if any), its team, key, the rules'
+/// version, the method and the reps in scope.
+#[derive(Debug, Clone, PartialEq)]
+struct Target {
+    rule: Option<routing::Rule>,
+    team_id: String,
+    rule_key: String,
+    rules_version: i32,
+    method: Method,
+    scope: Scope,
 }
 
-/// What a run of routing decisions in one transaction (a consumer's batch) reads once and shares:
-/// the tenant's rules, team methods, the reps of each scope (kept current as the run's decisions
-/// change their counters and open leads), the rotation of each team, the IS team's contract, and
-/// the lead signals the run just stored. A run sees these as of its first read; changes other
-/// transactions commit meanwhile apply from the next run on.
-#[derive(Default)]
-pub struct Memo {
-    rules: HashMap<String, Option<(routing_ruleset::Model, Rules)>>,
-    methods: HashMap<(String, String), Method>,
-    reps: HashMap<(String, Scope), Vec<rep::Model>>,
-    rotations: HashMap<(String, String), Option<i64>>,
-    pub(crate) contracts: HashMap<(String, String), Option<contract_replica::Model>>,
-    signals: HashMap<(String, String), lead_signal::Model>,
-    /// Leads known to have an assignment (or none yet), per (tenant, lead).
-    assigned: HashMap<(String, String), bool>,
-    /// Writes held until [`Memo::flush`] (a batch); `None`: written at once.
-    deferred: Option<Deferred>,
-}
-
-/// A rep's held change: its new counter and availability (if they changed), open leads added.
-type RepChange = (Option<(f64, bool)>, i64);
-
-/// The writes of a run of decisions, held to be made together.
-#[derive(Default)]
-struct Deferred {
-    /// Per (tenant, rep): the new counter and availability (if they changed) and open leads added.
-    reps: BTreeMap<(String, String), RepChange>,
-    rotations: BTreeMap<(String, String), i64>,
-    assignments: Vec<assignment::Model>,
-    /// `LeadAssigned` of each held assignment, with the span it was decided in.
-    announced: Vec<(String, LeadAssigned, tracing::Span)>,
-    timers: Vec<sla_timer::ActiveModel>,
-}
-
-impl Memo {
-    /// A memo whose writes are held until [`Memo::flush`].
-    pub fn deferred() -> Self {
-        Memo {
-            deferred: Some(Deferred::default()),
-            ..Memo::default()
-        }
-    }
-
-    /// Remembers which of `lead_ids` already have an assignment (one read for a batch).
-    pub async fn know_assigned<C: ConnectionTrait>(
-        &mut self,
-        txn: &C,
-        tenant: &TenantId,
-        lead_ids: &[&str],
-    ) -> Result<(), DbErr> {
-        for chunk in lead_ids.chunks(500) {
-            let found: Vec<String> = assignment::Entity::find()
-                .select_only()
-                .column(assignment::Column::LeadId)
-                .filter(assignment::Column::TenantId.eq(tenant.as_str()))
-                .filter(assignment::Column::LeadId.is_in(chunk.iter().copied()))
-                .into_tuple()
-                .all(txn)
-                .await?;
-            for id in chunk {
-                self.assigned.insert(
-                    (tenant.to_string(), (*id).to_owned()),
-                    found.iter().any(|f| f == id),
-                );
-            }
-        }
-        Ok(())
-    }
-
-    /// Makes the held writes: assignments, rep counters and open leads, rotations, SLA timers,
-    /// and the `LeadAssigned` events (each with its decision's trace context).
-    pub async fn flush<C: ConnectionTrait>(&mut self, txn: &C) -> Result<(), DbErr> {
-        let Some(d) = self.deferred.replace(Deferred::default()) else {
-            return Ok(());
-        };
-        for chunk in d.assignments.chunks(500) {
-            assignment::Entity::insert_many(chunk.iter().cloned().map(|a| {
-                let mut row: assignment::ActiveModel = a.into();
-                row.seq = NotSet;
-                row
-            }))
-            .exec_without_returning(txn)
-            .await?;
-        }
-        let tenants: BTreeSet<&String> = d.reps.keys().map(|(t, _)| t).collect();
-        for tenant in tenants {
-            let changes: Vec<(&String, &RepChange)> = d
-                .reps
-                .iter()
-                .filter(|((t, _), _)| t == tenant)
-                .map(|((_, id), c)| (id, c))
-                .collect();
-            for chunk in changes.chunks(200) {
-                let when = |value: &dyn Fn(&RepChange) -> Option<Expr>, column: rep::Column| {
-                    let mut case = sea_orm::sea_query::CaseStatement::new();
-                    for (id, change) in chunk {
-                        if let Some(v) = value(change) {
-                            case = case.case(rep::Column::RepId.eq(id.as_str()), v);
-                        }
-                    }
-                    case.finally(Expr::col(column))
-                };
-                rep::Entity::update_many()
-                    .col_expr(
-                        rep::Column::WrrCounter,
-                        when(
-                            &|c| c.0.map(|(v, _)| Expr::value(v)),
-                            rep::Column::WrrCounter,
-                        )
-                        .into(),
-                    )
-                    .col_expr(
-                        rep::Column::WasAvailable,
-                        when(
-                            &|c| c.0.map(|(_, v)| Expr::value(v)),
-                            rep::Column::WasAvailable,
-                        )
-                        .into(),
-                    )
-                    .col_expr(
-                        rep::Column::OpenLeads,
-                        sea_orm::sea_query::ExprTrait::add(
-                            Expr::col(rep::Column::OpenLeads),
-                            Into::<Expr>::into(
-                                when(&|c| Some(Expr::value(c.1)), rep::Column::OpenLeads)
-                                    .finally(Expr::value(0i64)),
-                            ),
-                        ),
-                    )
-                    .filter(rep::Column::TenantId.eq(tenant.as_str()))
-                    .filter(rep::Column::RepId.is_in(chunk.iter().map(|(id, _)| id.as_str())))
-                    .exec(txn)
-                    .await?;
-            }
-        }
-        for ((tenant, team_id), seq) in &d.rotations {
-            set_last_pick(txn, &TenantId::new(tenant.clone()), team_id, *seq).await?;
-        }
-        sla::insert_timers(txn, d.timers).await?;
-        let by_tenant: BTreeSet<&String> = d.announced.iter().map(|(t, _, _)| t).collect();
-        for tenant in by_tenant {
-            let events: Vec<(&str, &LeadAssigned, &tracing::Span)> = d
-                .announced
-                .iter()
-                .filter(|(t, _, _)| t == tenant)
-                .map(|(_, e, span)| (e.lead_id.as_str(), e, span))
-                .collect();
-            EventLog::append_many(txn, &TenantId::new(tenant.clone()), &events).await?;
-        }
-        Ok(())
-    }
-
-    /// A rep's new counter and availability (if they changed) and open leads added: written now,
-    /// or held.
-    async fn rep_write<C: ConnectionTrait>(
-        &mut self,
-        txn: &C,
-        tenant: &TenantId,
-        rep_id: &str,
-        counter: Option<(f64, bool)>,
-        opened: i64,
-    ) -> Result<(), DbErr> {
-        self.rep_changed(tenant, rep_id, |r| {
-            if let Some((c, a)) = counter {
-                r.wrr_counter = c;
-                r.was_available = a;
-            }
-            r.open_leads += opened;
+/// Where the rules send a lead with `fields` (pure; a team's method is looked up after).
+/// `Err(version)`: rules exist and none matched, so the lead waits in the fallback queue.
+fn target_of(
+    ruleset: Option<&(routing_ruleset::Model, Rules)>,
+    fields: &LeadFields,
+) -> Result<Target, i32> {
+    let Some((row, rules)) = ruleset else {
+        // No rules: every active rep of the tenant in one rotation.
+        return Ok(Target {
+            rule: None,
+            team_id: String::new(),
+            rule_key: String::new(),
+            rules_version: 0,
+            method: Method::RoundRobin,
+            scope: Scope::All,
         });
-        if let Some(d) = &mut self.deferred {
-            let held = d
-                .reps
-                .entry((tenant.to_string(), rep_id.to_owned()))
-                .or_insert((None, 0));
-            if counter.is_some() {
-                held.0 = counter;
+    };
+    let rule = routing::matching_rule(rules, fields).ok_or(row.version)?;
+    let (team_id, scope) = if rule.to_rep.is_empty() {
+        (rule.to_team.clone(), Scope::Team(rule.to_team.clone()))
+    } else {
+        (String::new(), Scope::Rep(rule.to_rep.clone()))
+    };
+    Ok(Target {
+        rule: Some(rule.clone()),
+        team_id,
+        rule_key: rule.key.clone(),
+        rules_version: row.version,
+        method: Method::RoundRobin,
+        scope,
+    })
+}
+
+/// The reps that had the lead before (none for a first assignment).
+async fn reps_that_had<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+    first_assignment: bool,
+) -> Result<HashSet<String>, DbErr> {
+    if first_assignment {
+        return Ok(HashSet::new());
+    }
+    Ok(assignment::Entity::find()
+        .filter(assignment::Column::TenantId.eq(tenant.as_str()))
+        .filter(assignment::Column::LeadId.eq(lead_id))
+        .all(txn)
+        .await?
+        .into_iter()
+        .filter_map(|a| a.rep_id)
+        .collect())
+}
+
+/// The tenant's rules, read once per batch.
+async fn cached_rules<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    cache: &mut BatchCache,
+) -> Result<Option<(routing_ruleset::Model, Rules)>, DbErr> {
+    if let Some(known) = cache.rules.get(tenant.as_str()) {
+        return Ok(known.clone());
+    }
+    let read = rules_of(txn, tenant).await?;
+    cache.rules.insert(tenant.to_string(), read.clone());
+    Ok(read)
+}
+
+/// A team's routing method, read once per batch.
+async fn team_method<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    team_id: &str,
+    cache: &mut BatchCache,
+) -> Result<Method, DbErr> {
+    let key = (tenant.to_string(), team_id.to_owned());
+    if let Some(m) = cache.methods.get(&key) {
+        return Ok(*m);
+    }
+    let m = team::Entity::find_by_id(key.clone())
+        .one(txn)
+        .await?
+        .map_or(Method::RoundRobin, |t| method_of(t.method));
+    cache.methods.insert(key, m);
+    Ok(m)
+}
+
+/// The reps in a scope, in queue order, read once per batch (and kept current by its decisions).
+async fn scope_reps<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    scope: &Scope,
+    cache: &mut BatchCache,
+) -> Result<Vec<rep::Model>, DbErr> {
+    let key = (tenant.to_string(), scope.clone());
+    if !cache.reps.contains_key(&key) {
+        let query = rep::Entity::find().filter(rep::Column::TenantId.eq(tenant.as_str()));
+        let query = match scope {
+            Scope::All => query,
+            Scope::Team(team) => query.filter(rep::Column::TeamId.eq(team.as_str())),
+            Scope::Rep(id) => query.filter(rep::Column::RepId.eq(id.as_str())),
+        };
+        let reps = query.order_by_asc(rep::Column::Seq).all(txn).await?;
+        cache.reps.insert(key.clone(), reps);
+    }
+    Ok(cache.reps.get(&key).cloned().unwrap_or_default())
+}
+
+/// What the choice sees of each rep at `now` (pure).
+fn views_of(
+    reps: &[rep::Model],
+    had: &HashSet<String>,
+    rule: Option<&routing::Rule>,
+    fields: &LeadFields,
+    now: DateTime<Utc>,
+) -> Vec<RepView> {
+    reps.iter()
+        .map(|r| {
+            let a = r.attributes();
+            RepView {
+                rep_id: r.rep_id.clone(),
+                seq: r.seq,
+                active: r.active,
+                out_of_office: a
+                    .out_of_office
+                    .iter()
+                    .any(|(from, to)| *from <= now && now < *to),
+                open_leads: r.open_leads,
+                capacity: i64::from(r.capacity),
+                weight: r.weight,
+                counter: r.wrr_counter,
+                was_available: r.was_available,
+                had_lead: had.contains(&r.rep_id),
+                mismatch: rule
+                    .and_then(|rule| routing::fit(rule, &a.territories, &a.industries, fields)),
             }
-            held.1 += opened;
-            return Ok(());
-        }
-        let mut update = rep::Entity::update_many();
-        if let Some((c, a)) = counter {
-            update = update
-                .col_expr(rep::Column::WrrCounter, Expr::value(c))
-                .col_expr(rep::Column::WasAvailable, Expr::value(a));
-        }
-        if opened != 0 {
-            update = update.col_expr(
-                rep::Column::OpenLeads,
-                sea_orm::sea_query::ExprTrait::add(Expr::col(rep::Column::OpenLeads), opened),
-            );
-        }
-        update
-            .filter(rep::Column::TenantId.eq(tenant.as_str()))
-            .filter(rep::Column::RepId.eq(rep_id))
-            .exec(txn)
+        })
+        .collect()
+}
+
+/// The rep a rotation picked last (only round robin reads it), once per batch.
+async fn cached_last_pick<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    team_id: &str,
+    cache: &mut BatchCache,
+) -> Result<Option<i64>, DbErr> {
+    let key = (tenant.to_string(), team_id.to_owned());
+    if let Some(last) = cache.rotations.get(&key) {
+        return Ok(*last);
+    }
+    let last = rotations::last_pick(txn, tenant, team_id).await?;
+    cache.rotations.insert(key, last);
+    Ok(last)
+}
+
+/// The reps whose weighted-round-robin counter or availability changed (usually just the chosen
+/// one), with whether each is the chosen one (pure).
+fn changed_counters(
+    counters: Vec<(String, f64, bool)>,
+    views: &[RepView],
+    chosen: Option<&str>,
+) -> Vec<(String, f64, bool, bool)> {
+    counters
+        .into_iter()
+        .filter(|(id, counter, available)| {
+            Some(id.as_str()) == chosen
+                || views
+                    .iter()
+                    .find(|v| &v.rep_id == id)
+                    .is_none_or(|v| v.counter != *counter || v.was_available != *available)
+        })
+        .map(|(id, counter, available)| {
+            let is_chosen = Some(id.as_str()) == chosen;
+            (id, counter, available, is_chosen)
+        })
+        .collect()
+}
+
+/// Stores what a choice moved: counters (weighted), the chosen rep's open leads (in the same
+/// update when its counter moved too) and the rotation (round robin).
+async fn store_choice<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    target: &Target,
+    changed: Vec<(String, f64, bool, bool)>,
+    chosen: Option<&rep::Model>,
+    cache: &mut BatchCache,
+) -> Result<(), DbErr> {
+    let mut opened = false;
+    for (id, counter, available, is_chosen) in changed {
+        opened |= is_chosen;
+        cache
+            .rep_write(
+                txn,
+                tenant,
+                &id,
+                Some((counter, available)),
+                i64::from(is_chosen),
+            )
             .await?;
-        Ok(())
     }
-
-    /// A new assignment with its `LeadAssigned` event (if it went to a rep): stored now, or held.
-    async fn assignment_write<C: ConnectionTrait>(
-        &mut self,
-        txn: &C,
-        tenant: &TenantId,
-        row: assignment::Model,
-    ) -> Result<assignment::Model, DbErr> {
-        self.assigned
-            .insert((tenant.to_string(), row.lead_id.clone()), true);
-        if let Some(d) = &mut self.deferred {
-            if row.rep_id.is_some() {
-                d.announced.push((
-                    tenant.to_string(),
-                    assigned_event(&row),
-                    tracing::Span::current(),
-                ));
+    let Some(r) = chosen else {
+        return Ok(());
+    };
+    if !opened {
+        cache.rep_write(txn, tenant, &r.rep_id, None, 1).await?;
+    }
+    if target.method == Method::RoundRobin {
+        let key = (tenant.to_string(), target.team_id.clone());
+        cache.rotations.insert(key.clone(), Some(r.seq));
+        match &mut cache.held {
+            Some(held) => {
+                held.rotations.insert(key, r.seq);
             }
-            d.assignments.push(row.clone());
-            return Ok(row);
-        }
-        let mut active: assignment::ActiveModel = row.into();
-        active.seq = NotSet;
-        let row = active.insert(txn).await?;
-        if row.rep_id.is_some() {
-            append_assigned(txn, tenant, &row).await?;
-        }
-        Ok(row)
-    }
-
-    /// A new SLA timer: started now, or held.
-    pub(crate) async fn timer_write<C: ConnectionTrait>(
-        &mut self,
-        txn: &C,
-        tenant: &TenantId,
-        timer: sla::NewTimer<'_>,
-    ) -> Result<(), DbErr> {
-        match &mut self.deferred {
-            Some(d) => {
-                d.timers.push(sla::timer_row(tenant, &timer));
-                Ok(())
-            }
-            None => sla::start(txn, tenant, timer).await,
+            None => rotations::set_last_pick(txn, tenant, &target.team_id, r.seq).await?,
         }
     }
-
-    /// Keeps a lead's signal as just stored (the next decision about it reads it from here).
-    pub fn signal_stored(&mut self, signal: lead_signal::Model) {
-        self.signals
-            .insert((signal.tenant_id.clone(), signal.lead_id.clone()), signal);
-    }
-
-    /// Applies `change` to every remembered copy of a rep.
-    fn rep_changed(&mut self, tenant: &TenantId, rep_id: &str, change: impl Fn(&mut rep::Model)) {
-        for ((t, _), reps) in self.reps.iter_mut() {
-            if t.as_str() == tenant.as_str() {
-                reps.iter_mut()
-                    .filter(|r| r.rep_id == rep_id)
-                    .for_each(&change);
-            }
-        }
-    }
+    Ok(())
 }
 
 /// Decides where a lead goes now (storing counters, the chosen rep's open leads and the rotation),
@@ -515,255 +322,58 @@ async fn decide<C: ConnectionTrait>(
     tenant: &TenantId,
     lead_id: &str,
     first_assignment: bool,
-    memo: &mut Memo,
+    cache: &mut BatchCache,
 ) -> Result<Decision, DbErr> {
     let now = time::now();
-    let had: HashSet<String> = if first_assignment {
-        HashSet::new()
-    } else {
-        assignment::Entity::find()
-            .filter(assignment::Column::TenantId.eq(tenant.as_str()))
-            .filter(assignment::Column::LeadId.eq(lead_id))
-            .all(txn)
-            .await?
-            .into_iter()
-            .filter_map(|a| a.rep_id)
-            .collect()
-    };
-    let view = |r: &rep::Model| RepView {
-        rep_id: r.rep_id.clone(),
-        seq: r.seq,
-        active: r.active,
-        out_of_office: attributes_of(r)
-            .out_of_office
-            .iter()
-            .any(|(from, to)| *from <= now && now < *to),
-        open_leads: r.open_leads,
-        capacity: i64::from(r.capacity),
-        weight: r.weight,
-        counter: r.wrr_counter,
-        was_available: r.was_available,
-        had_lead: had.contains(&r.rep_id),
-        mismatch: None,
-    };
-    let ruleset = match memo.rules.get(tenant.as_str()) {
-        Some(known) => known.clone(),
-        None => {
-            let read = rules_of(txn, tenant).await?;
-            memo.rules.insert(tenant.to_string(), read.clone());
-            read
-        }
-    };
+    let had = reps_that_had(txn, tenant, lead_id, first_assignment).await?;
+    let ruleset = cached_rules(txn, tenant, cache).await?;
     let fields = match &ruleset {
-        Some(_) => lead_fields(txn, tenant, lead_id, memo).await?,
+        Some(_) => signals::lead_fields(txn, tenant, lead_id, cache).await?,
         None => LeadFields::new(),
     };
-    let mut matched: Option<routing::Rule> = None;
-    let (team_id, rule_key, rules_version, method, scope): (String, String, i32, Method, Scope) =
-        match &ruleset {
-            // No rules: every active rep of the tenant in one rotation.
-            None => (
-                String::new(),
-                String::new(),
-                0,
-                Method::RoundRobin,
-                Scope::All,
-            ),
-            Some((row, rules)) => {
-                matched = routing::matching_rule(rules, &fields).cloned();
-                match matched.as_ref() {
-                    None => {
-                        return Ok(Decision {
-                            rep: None,
-                            team_id: String::new(),
-                            rule_key: String::new(),
-                            rules_version: row.version,
-                            method: "fallback_queue",
-                            considered: vec![],
-                        });
-                    }
-                    Some(rule) if !rule.to_rep.is_empty() => (
-                        String::new(),
-                        rule.key.clone(),
-                        row.version,
-                        Method::RoundRobin,
-                        Scope::Rep(rule.to_rep.clone()),
-                    ),
-                    Some(rule) => {
-                        let key = (tenant.to_string(), rule.to_team.clone());
-                        let method = match memo.methods.get(&key) {
-                            Some(m) => *m,
-                            None => {
-                                let m = team::Entity::find_by_id(key.clone())
-                                    .one(txn)
-                                    .await?
-                                    .map_or(Method::RoundRobin, |t| method_of(t.method));
-                                memo.methods.insert(key, m);
-                                m
-                            }
-                        };
-                        (
-                            rule.to_team.clone(),
-                            rule.key.clone(),
-                            row.version,
-                            method,
-                            Scope::Team(rule.to_team.clone()),
-                        )
-                    }
-                }
-            }
-        };
-    let scope_key = (tenant.to_string(), scope.clone());
-    if !memo.reps.contains_key(&scope_key) {
-        let mut query = rep::Entity::find().filter(rep::Column::TenantId.eq(tenant.as_str()));
-        query = match &scope {
-            Scope::All => query,
-            Scope::Team(team) => query.filter(rep::Column::TeamId.eq(team.as_str())),
-            Scope::Rep(id) => query.filter(rep::Column::RepId.eq(id.as_str())),
-        };
-        let reps = query.order_by_asc(rep::Column::Seq).all(txn).await?;
-        memo.reps.insert(scope_key.clone(), reps);
-    }
-    let reps = memo.reps.get(&scope_key).cloned().unwrap_or_default();
-    let views: Vec<RepView> = reps
-        .iter()
-        .map(|r| RepView {
-            mismatch: matched.as_ref().and_then(|rule| {
-                let a = attributes_of(r);
-                routing::fit(rule, &a.territories, &a.industries, &fields)
-            }),
-            ..view(r)
-        })
-        .collect();
-    // Only round robin reads the rotation.
-    let last = if method == Method::RoundRobin {
-        let key = (tenant.to_string(), team_id.clone());
-        match memo.rotations.get(&key) {
-            Some(last) => *last,
-            None => {
-                let last = last_pick(txn, tenant, &team_id).await?;
-                memo.rotations.insert(key, last);
-                last
-            }
+    let mut target = match target_of(ruleset.as_ref(), &fields) {
+        Ok(target) => target,
+        Err(rules_version) => {
+            return Ok(Decision {
+                rep: None,
+                team_id: String::new(),
+                rule_key: String::new(),
+                rules_version,
+                method: "fallback_queue",
+                considered: vec![],
+            });
         }
-    } else {
-        None
+    };
+    if let Scope::Team(team_id) = &target.scope {
+        target.method = team_method(txn, tenant, team_id, cache).await?;
+    }
+    let reps = scope_reps(txn, tenant, &target.scope, cache).await?;
+    let views = views_of(&reps, &had, target.rule.as_ref(), &fields, now);
+    let last = match target.method {
+        Method::RoundRobin => cached_last_pick(txn, tenant, &target.team_id, cache).await?,
+        _ => None,
     };
     let Choice {
         rep_id,
         considered,
         counters,
-    } = routing::choose(method, &views, last);
+    } = routing::choose(target.method, &views, last);
     let chosen = rep_id.and_then(|id| reps.iter().find(|r| r.rep_id == id).cloned());
-    let chosen_id = chosen.as_ref().map(|r| r.rep_id.clone());
-    let mut opened = false;
-    if method == Method::Weighted {
-        // Only the reps whose counter or availability changed (usually just the chosen one); the
-        // chosen one's open leads grow in the same update.
-        let changed: Vec<(String, f64, bool)> = counters
-            .into_iter()
-            .filter(|(id, counter, available)| {
-                Some(id) == chosen_id.as_ref()
-                    || views
-                        .iter()
-                        .find(|v| &v.rep_id == id)
-                        .is_none_or(|v| v.counter != *counter || v.was_available != *available)
-            })
-            .collect();
-        for (id, counter, available) in changed {
-            let is_chosen = Some(&id) == chosen_id.as_ref();
-            opened |= is_chosen;
-            memo.rep_write(
-                txn,
-                tenant,
-                &id,
-                Some((counter, available)),
-                i64::from(is_chosen),
-            )
-            .await?;
+    let changed = match target.method {
+        Method::Weighted => {
+            changed_counters(counters, &views, chosen.as_ref().map(|r| r.rep_id.as_str()))
         }
-    }
-    if let Some(r) = &chosen {
-        if !opened {
-            memo.rep_write(txn, tenant, &r.rep_id, None, 1).await?;
-        }
-        if method == Method::RoundRobin {
-            memo.rotations
-                .insert((tenant.to_string(), team_id.clone()), Some(r.seq));
-            match &mut memo.deferred {
-                Some(d) => {
-                    d.rotations
-                        .insert((tenant.to_string(), team_id.clone()), r.seq);
-                }
-                None => set_last_pick(txn, tenant, &team_id, r.seq).await?,
-            }
-        }
-    }
+        _ => Vec::new(),
+    };
+    store_choice(txn, tenant, &target, changed, chosen.as_ref(), cache).await?;
     Ok(Decision {
         rep: chosen,
-        team_id,
-        rule_key,
-        rules_version,
-        method: method.name(),
+        team_id: target.team_id,
+        rule_key: target.rule_key,
+        rules_version: target.rules_version,
+        method: target.method.name(),
         considered,
     })
-}
-
-async fn last_pick<C: ConnectionTrait>(
-    txn: &C,
-    tenant: &TenantId,
-    team_id: &str,
-) -> Result<Option<i64>, DbErr> {
-    if team_id.is_empty() {
-        return Ok(rotation::Entity::find_by_id(tenant.to_string())
-            .one(txn)
-            .await?
-            .map(|r| r.last_rep_seq));
-    }
-    Ok(
-        team_rotation::Entity::find_by_id((tenant.to_string(), team_id.to_owned()))
-            .one(txn)
-            .await?
-            .map(|r| r.last_rep_seq),
-    )
-}
-
-async fn set_last_pick<C: ConnectionTrait>(
-    txn: &C,
-    tenant: &TenantId,
-    team_id: &str,
-    seq: i64,
-) -> Result<(), DbErr> {
-    if team_id.is_empty() {
-        rotation::Entity::insert(rotation::ActiveModel {
-            tenant_id: Set(tenant.to_string()),
-            last_rep_seq: Set(seq),
-        })
-        .on_conflict(
-            OnConflict::column(rotation::Column::TenantId)
-                .update_column(rotation::Column::LastRepSeq)
-                .to_owned(),
-        )
-        .exec(txn)
-        .await?;
-    } else {
-        team_rotation::Entity::insert(team_rotation::ActiveModel {
-            tenant_id: Set(tenant.to_string()),
-            team_id: Set(team_id.to_owned()),
-            last_rep_seq: Set(seq),
-        })
-        .on_conflict(
-            OnConflict::columns([
-                team_rotation::Column::TenantId,
-                team_rotation::Column::TeamId,
-            ])
-            .update_column(team_rotation::Column::LastRepSeq)
-            .to_owned(),
-        )
-        .exec(txn)
-        .await?;
-    }
-    Ok(())
 }
 
 fn explanation_json(considered: &[Considered]) -> String {
@@ -777,9 +387,9 @@ async fn route_new<C: ConnectionTrait>(
     tenant: &TenantId,
     lead_id: &str,
     first_assignment: bool,
-    memo: &mut Memo,
+    cache: &mut BatchCache,
 ) -> Result<assignment::Model, DbErr> {
-    let d = decide(txn, tenant, lead_id, first_assignment, memo).await?;
+    let d = decide(txn, tenant, lead_id, first_assignment, cache).await?;
     let now = time::now();
     let row = assignment::Model {
         seq: 0,
@@ -801,9 +411,9 @@ async fn route_new<C: ConnectionTrait>(
         explanation: explanation_json(&d.considered),
         closed_at: None,
     };
-    let row = memo.assignment_write(txn, tenant, row).await?;
+    let row = cache.assignment_write(txn, tenant, row).await?;
     if row.rep_id.is_some() {
-        sla::start_response(txn, tenant, &row, memo).await?;
+        sla::start_response(txn, tenant, &row, cache).await?;
     }
     Ok(row)
 }
@@ -814,10 +424,10 @@ pub async fn assign_mql<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
     lead_id: &str,
-    memo: &mut Memo,
+    cache: &mut BatchCache,
 ) -> Result<(), DbErr> {
     let key = (tenant.to_string(), lead_id.to_owned());
-    let existing = match memo.assigned.get(&key) {
+    let existing = match cache.assigned.get(&key) {
         Some(known) => *known,
         None => assignment::Entity::find()
             .filter(assignment::Column::TenantId.eq(tenant.as_str()))
@@ -827,7 +437,7 @@ pub async fn assign_mql<C: ConnectionTrait>(
             .is_some(),
     };
     if !existing {
-        route_new(txn, tenant, lead_id, true, memo).await?;
+        route_new(txn, tenant, lead_id, true, cache).await?;
     }
     Ok(())
 }
@@ -852,9 +462,9 @@ async fn retry_queued<C: ConnectionTrait>(
         None => query.all(txn).await?,
     };
     queued.sort_by_key(|a| a.seq);
-    let mut memo = Memo::default();
+    let mut cache = BatchCache::default();
     for waiting in queued {
-        let d = decide(txn, tenant, &waiting.lead_id, false, &mut memo).await?;
+        let d = decide(txn, tenant, &waiting.lead_id, false, &mut cache).await?;
         let Some(rep) = d.rep else { continue };
         let mut row: assignment::ActiveModel = waiting.into();
         row.rep_id = Set(Some(rep.rep_id.clone()));
@@ -866,26 +476,26 @@ async fn retry_queued<C: ConnectionTrait>(
         row.rules_version = Set(d.rules_version);
         row.explanation = Set(explanation_json(&d.considered));
         let row = row.update(txn).await?;
-        append_assigned(txn, tenant, &row).await?;
-        sla::start_response(txn, tenant, &row, &mut memo).await?;
+        outbox::append_assigned(txn, tenant, &row).await?;
+        sla::start_response(txn, tenant, &row, &mut cache).await?;
     }
     Ok(())
 }
 
 /// Closes a lead's open assignment and routes it again (never back to a rep who had it).
-pub(crate) async fn reassign<C: ConnectionTrait>(
+pub async fn reassign<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
     open: assignment::Model,
 ) -> Result<assignment::Model, DbErr> {
     let lead_id = open.lead_id.clone();
-    sla::resolve(txn, tenant, SlaKind::Response, &open.assignment_id).await?;
+    timers::resolve(txn, tenant, SlaKind::Response, &open.assignment_id).await?;
     close_open(txn, tenant, &open).await?;
     let mut closed: assignment::ActiveModel = open.into();
     closed.state = Set(AssignmentState::Reassigned as i32);
     closed.closed_at = Set(Some(time::now()));
     closed.update(txn).await?;
-    route_new(txn, tenant, &lead_id, false, &mut Memo::default()).await
+    route_new(txn, tenant, &lead_id, false, &mut BatchCache::default()).await
 }
 
 /// An assignment closes: its rep (if it was assigned to one) has one open lead less.
@@ -902,7 +512,7 @@ async fn close_open<C: ConnectionTrait>(
     }
 }
 
-async fn open_assignment<C: ConnectionTrait>(
+pub(crate) async fn open_assignment<C: ConnectionTrait>(
     db: &C,
     tenant: &TenantId,
     lead_id: &str,
@@ -918,279 +528,6 @@ async fn open_assignment<C: ConnectionTrait>(
         .await
 }
 
-/// An assignment with why it went where it did.
-pub struct Explanation {
-    pub current: assignment::Model,
-    pub considered: Vec<Considered>,
-    pub history: Vec<assignment::Model>,
-}
-
-impl Store {
-    pub async fn create_team(
-        &self,
-        tenant: &TenantId,
-        team_id: &str,
-        name: &str,
-        function: TeamFunction,
-        method: RoutingMethod,
-    ) -> Result<team::Model, ApiError> {
-        let txn = self.db.begin().await?;
-        if let Some(existing) = team::Entity::find_by_id((tenant.to_string(), team_id.to_owned()))
-            .one(&txn)
-            .await?
-        {
-            if existing.name == name
-                && existing.function == function as i32
-                && existing.method == method as i32
-            {
-                return Ok(existing);
-            }
-            return Err(ApiError::AlreadyExists(format!(
-                "team {team_id} exists with other attributes"
-            )));
-        }
-        let created = team::ActiveModel {
-            tenant_id: Set(tenant.to_string()),
-            team_id: Set(team_id.to_owned()),
-            name: Set(name.to_owned()),
-            function: Set(function as i32),
-            method: Set(method as i32),
-            created_at: Set(time::now()),
-        }
-        .insert(&txn)
-        .await?;
-        txn.commit().await?;
-        Ok(created)
-    }
-
-    pub async fn list_teams(&self, tenant: &TenantId) -> Result<Vec<team::Model>, DbErr> {
-        team::Entity::find()
-            .filter(team::Column::TenantId.eq(tenant.as_str()))
-            .order_by_asc(team::Column::CreatedAt)
-            .all(&self.db)
-            .await
-    }
-
-    /// Replaces a rep's routing attributes; queued leads are routed again.
-    pub async fn update_rep(
-        &self,
-        tenant: &TenantId,
-        rep_id: &str,
-        active: bool,
-        routing: &RepRouting,
-    ) -> Result<rep::Model, ApiError> {
-        let txn = self.db.begin().await?;
-        let current = rep::Entity::find()
-            .filter(rep::Column::TenantId.eq(tenant.as_str()))
-            .filter(rep::Column::RepId.eq(rep_id))
-            .one(&txn)
-            .await?
-            .ok_or_else(|| ApiError::not_found("rep", rep_id))?;
-        self.check_team(&txn, tenant, &routing.team_id).await?;
-        let mut row: rep::ActiveModel = current.into();
-        row.active = Set(active);
-        row.team_id = Set(routing.team_id.clone());
-        row.capacity = Set(routing.capacity);
-        row.weight = Set(routing.weight);
-        row.routing =
-            Set(serde_json::to_string(&routing.attributes)
-                .map_err(|e| DbErr::Custom(e.to_string()))?);
-        let saved = row.update(&txn).await?;
-        assign_queued(&txn, tenant).await?;
-        txn.commit().await?;
-        self.log.notify_committed();
-        Ok(saved)
-    }
-
-    /// INVALID_ARGUMENT unless `team_id` is empty or a team of the tenant.
-    pub async fn check_team<C: ConnectionTrait>(
-        &self,
-        db: &C,
-        tenant: &TenantId,
-        team_id: &str,
-    ) -> Result<(), ApiError> {
-        if team_id.is_empty()
-            || team::Entity::find_by_id((tenant.to_string(), team_id.to_owned()))
-                .one(db)
-                .await?
-                .is_some()
-        {
-            Ok(())
-        } else {
-            Err(ApiError::invalid(
-                "routing.team_id",
-                format!("no team {team_id}"),
-            ))
-        }
-    }
-
-    pub async fn routing_rules(
-        &self,
-        tenant: &TenantId,
-    ) -> Result<(i32, Rules, Option<DateTime<Utc>>), DbErr> {
-        Ok(match rules_of(&self.db, tenant).await? {
-            Some((row, rules)) => (row.version, rules, Some(row.updated_at)),
-            None => (0, Rules::default(), None),
-        })
-    }
-
-    /// Replaces the rules (validated whole) with a new version; queued leads are routed again.
-    pub async fn set_routing_rules(
-        &self,
-        tenant: &TenantId,
-        rules: &Rules,
-        expected_version: i32,
-    ) -> Result<(i32, DateTime<Utc>), ApiError> {
-        let txn = self.db.begin().await?;
-        let teams: Vec<String> = team::Entity::find()
-            .filter(team::Column::TenantId.eq(tenant.as_str()))
-            .all(&txn)
-            .await?
-            .into_iter()
-            .map(|t| t.team_id)
-            .collect();
-        let reps: Vec<String> = rep::Entity::find()
-            .filter(rep::Column::TenantId.eq(tenant.as_str()))
-            .all(&txn)
-            .await?
-            .into_iter()
-            .map(|r| r.rep_id)
-            .collect();
-        let problems = routing::validate(rules, &teams, &reps);
-        if !problems.is_empty() {
-            return Err(ApiError::FailedPreconditions(
-                problems
-                    .into_iter()
-                    .map(|p| ("routing_rules_valid".to_owned(), p))
-                    .collect(),
-            ));
-        }
-        let current = rules_of(&txn, tenant).await?.map_or(0, |(r, _)| r.version);
-        if expected_version != 0 && expected_version != current {
-            return Err(ApiError::FailedPrecondition {
-                rule: "version_conflict".into(),
-                description: format!(
-                    "routing rules are at version {current}, not {expected_version}"
-                ),
-            });
-        }
-        let now = time::now();
-        routing_ruleset::Entity::insert(routing_ruleset::ActiveModel {
-            tenant_id: Set(tenant.to_string()),
-            version: Set(current + 1),
-            definition: Set(
-                serde_json::to_string(rules).map_err(|e| DbErr::Custom(e.to_string()))?
-            ),
-            updated_at: Set(now),
-        })
-        .on_conflict(
-            OnConflict::column(routing_ruleset::Column::TenantId)
-                .update_columns([
-                    routing_ruleset::Column::Version,
-                    routing_ruleset::Column::Definition,
-                    routing_ruleset::Column::UpdatedAt,
-                ])
-                .to_owned(),
-        )
-        .exec(&txn)
-        .await?;
-        assign_queued(&txn, tenant).await?;
-        txn.commit().await?;
-        self.log.notify_committed();
-        Ok((current + 1, now))
-    }
-
-    pub async fn explain_assignment(
-        &self,
-        tenant: &TenantId,
-        lead_id: &str,
-    ) -> Result<Explanation, ApiError> {
-        let mut all = assignment::Entity::find()
-            .filter(assignment::Column::TenantId.eq(tenant.as_str()))
-            .filter(assignment::Column::LeadId.eq(lead_id))
-            .order_by_asc(assignment::Column::Seq)
-            .all(&self.db)
-            .await?;
-        let current = all
-            .pop()
-            .ok_or_else(|| ApiError::not_found("assignment of lead", lead_id))?;
-        Ok(Explanation {
-            considered: serde_json::from_str(&current.explanation).unwrap_or_default(),
-            current,
-            history: all,
-        })
-    }
-
-    pub async fn reassign_lead(
-        &self,
-        tenant: &TenantId,
-        lead_id: &str,
-    ) -> Result<assignment::Model, ApiError> {
-        let txn = self.db.begin().await?;
-        let open = open_assignment(&txn, tenant, lead_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("open assignment of lead", lead_id))?;
-        let next = reassign(&txn, tenant, open).await?;
-        txn.commit().await?;
-        self.log.notify_committed();
-        Ok(next)
-    }
-
-    pub async fn reassign_rep_leads(
-        &self,
-        tenant: &TenantId,
-        rep_id: &str,
-        deactivate: bool,
-    ) -> Result<Vec<assignment::Model>, ApiError> {
-        let txn = self.db.begin().await?;
-        let rep_row = rep::Entity::find()
-            .filter(rep::Column::TenantId.eq(tenant.as_str()))
-            .filter(rep::Column::RepId.eq(rep_id))
-            .one(&txn)
-            .await?
-            .ok_or_else(|| ApiError::not_found("rep", rep_id))?;
-        if deactivate {
-            let mut row: rep::ActiveModel = rep_row.into();
-            row.active = Set(false);
-            row.update(&txn).await?;
-        }
-        let open = assignment::Entity::find()
-            .filter(assignment::Column::TenantId.eq(tenant.as_str()))
-            .filter(assignment::Column::RepId.eq(rep_id))
-            .filter(assignment::Column::State.eq(AssignmentState::Assigned as i32))
-            .order_by_asc(assignment::Column::Seq)
-            .all(&txn)
-            .await?;
-        let mut moved = Vec::with_capacity(open.len());
-        for a in open {
-            moved.push(reassign(&txn, tenant, a).await?);
-        }
-        txn.commit().await?;
-        self.log.notify_committed();
-        Ok(moved)
-    }
-}
-
-pub fn team_to_proto(t: &team::Model) -> pb::Team {
-    pb::Team {
-        team_id: t.team_id.clone(),
-        name: t.name.clone(),
-        function: t.function,
-        method: t.method,
-        created_at: Some(time::to_proto(t.created_at)),
-    }
-}
-
-pub fn considered_to_proto(c: &Considered) -> pb::CandidateConsidered {
-    pb::CandidateConsidered {
-        rep_id: c.rep_id.clone(),
-        skipped_because: c.skipped.map(|s| s.reason().to_owned()).unwrap_or_default(),
-        counter: c.counter,
-        open_leads: c.open_leads,
-        capacity: c.capacity as i32,
-    }
-}
-
 /// A duplicate lead was merged into a survivor: the survivor keeps one owner. If only the
 /// duplicate had an open assignment, it moves to the survivor (with its SLA timers); if both had
 /// one, the duplicate's is closed as merged (and its response SLA no longer runs).
@@ -1204,17 +541,120 @@ pub async fn merge<C: ConnectionTrait>(
         return Ok(());
     };
     if open_assignment(txn, tenant, survivor).await?.is_some() {
-        sla::resolve(txn, tenant, SlaKind::Response, &duplicate.assignment_id).await?;
+        timers::resolve(txn, tenant, SlaKind::Response, &duplicate.assignment_id).await?;
         close_open(txn, tenant, &duplicate).await?;
         let mut closed: assignment::ActiveModel = duplicate.into();
         closed.state = Set(AssignmentState::Merged as i32);
         closed.closed_at = Set(Some(time::now()));
         closed.update(txn).await?;
     } else {
-        sla::move_lead(txn, tenant, &duplicate.assignment_id, survivor).await?;
+        timers::move_lead(txn, tenant, &duplicate.assignment_id, survivor).await?;
         let mut moved: assignment::ActiveModel = duplicate.into();
         moved.lead_id = Set(survivor.to_owned());
         moved.update(txn).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::routing::Condition;
+
+    fn ruleset(rules: Vec<routing::Rule>) -> (routing_ruleset::Model, Rules) {
+        (
+            routing_ruleset::Model {
+                tenant_id: "t".into(),
+                version: 7,
+                definition: String::new(),
+                updated_at: time::now(),
+            },
+            Rules { rules },
+        )
+    }
+
+    fn rule(key: &str, country: Option<&str>, to_team: &str, to_rep: &str) -> routing::Rule {
+        routing::Rule {
+            key: key.into(),
+            conditions: country
+                .map(|c| {
+                    vec![Condition {
+                        field: "company.country".into(),
+                        any_of: vec![c.into()],
+                        ..Default::default()
+                    }]
+                })
+                .unwrap_or_default(),
+            to_team: to_team.into(),
+            to_rep: to_rep.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn without_rules_every_rep_of_the_tenant_shares_one_rotation() {
+        let target = target_of(None, &LeadFields::new()).expect("a target");
+        assert_eq!(target.scope, Scope::All);
+        assert_eq!(target.method, Method::RoundRobin);
+        assert_eq!(target.rules_version, 0);
+    }
+
+    #[test]
+    fn a_lead_no_rule_matches_waits_in_the_fallback_queue_under_the_rules_version() {
+        let rules = ruleset(vec![rule("jp", Some("JP"), "team-jp", "")]);
+        let mut fields = LeadFields::new();
+        fields.insert("company.country".into(), "DE".into());
+        assert_eq!(target_of(Some(&rules), &fields), Err(7));
+    }
+
+    #[test]
+    fn the_first_matching_rule_names_the_team_or_the_rep() {
+        let rules = ruleset(vec![
+            rule("vip", Some("JP"), "", "rep-1"),
+            rule("rest", None, "team-all", ""),
+        ]);
+        let mut fields = LeadFields::new();
+        fields.insert("company.country".into(), "JP".into());
+        let to_rep = target_of(Some(&rules), &fields).expect("a target");
+        assert_eq!(
+            (to_rep.rule_key.as_str(), to_rep.scope),
+            ("vip", Scope::Rep("rep-1".into()))
+        );
+        fields.insert("company.country".into(), "US".into());
+        let to_team = target_of(Some(&rules), &fields).expect("a target");
+        assert_eq!(to_team.scope, Scope::Team("team-all".into()));
+        assert_eq!(to_team.team_id, "team-all");
+        assert_eq!(to_team.rules_version, 7);
+    }
+
+    #[test]
+    fn only_reps_whose_counter_or_availability_moved_are_written_and_the_chosen_one_always() {
+        let view = |id: &str, counter: f64| RepView {
+            rep_id: id.into(),
+            seq: 1,
+            active: true,
+            out_of_office: false,
+            open_leads: 0,
+            capacity: 0,
+            weight: 1.0,
+            counter,
+            was_available: true,
+            had_lead: false,
+            mismatch: None,
+        };
+        let views = [view("a", 1.0), view("b", 2.0), view("c", 3.0)];
+        let counters = vec![
+            ("a".to_owned(), 1.0, true),
+            ("b".to_owned(), 2.5, true),
+            ("c".to_owned(), 3.0, true),
+        ];
+        let changed = changed_counters(counters, &views, Some("c"));
+        assert_eq!(
+            changed,
+            vec![
+                ("b".to_owned(), 2.5, true, false),
+                ("c".to_owned(), 3.0, true, true)
+            ]
+        );
+    }
 }

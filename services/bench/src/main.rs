@@ -1,0 +1,87 @@
+//! `baton-bench`: Baton's benchmarks. Each runs the services it needs in this process, on a
+//! scratch SQLite database, or on a scratch PostgreSQL database (created and dropped on the
+//! server) when `BATON_TEST_DATABASE_URL` is set, and reports the subject beside a baseline
+//! measured in the same run. Kept out of the shipped `baton` binary: it creates and drops databases.
+
+mod capture;
+mod measure;
+mod mql;
+mod route;
+
+use std::{process::ExitCode, time::Duration};
+
+use clap::{Parser, Subcommand};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(
+    name = "baton-bench",
+    about = "Baton's benchmarks, each beside its baseline"
+)]
+struct Cli {
+    #[command(subcommand)]
+    what: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// CaptureLead beside the echo ceiling (health Check on the same server and layers).
+    Capture {
+        /// Concurrent calls on one connection.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Rounds; the median round is reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
+    /// ImportLeads beside two PostgreSQL COPY baselines.
+    Import {
+        /// Rows per import round.
+        #[arg(long, default_value_t = 5000)]
+        rows: usize,
+        /// Rounds; the median round is reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
+    /// Capture → MQL and capture → assignment latency, captures sent open-loop at `--rate`.
+    Mql {
+        /// Captures per second.
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+        /// Seconds of sending.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
+    /// A routing decision's latency (ReassignLead one call at a time), `--rows` leads.
+    Route {
+        #[arg(long, default_value_t = 5000)]
+        rows: usize,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.what {
+        Bench::Capture {
+            concurrency,
+            seconds,
+            rounds,
+        } => capture::print_capture(concurrency, Duration::from_secs(seconds), rounds).await,
+        Bench::Import { rows, rounds } => capture::print_import(rows, rounds).await,
+        Bench::Mql { rate, seconds } => mql::print(rate, Duration::from_secs(seconds)).await,
+        Bench::Route { rows } => route::print(rows).await,
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("baton-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

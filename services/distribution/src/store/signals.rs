@@ -1,0 +1,110 @@
+//! What routing knows of a lead: the profile fields routing conditions read (from capture's
+//! events) beside qualification's score, stage and rank (stored by [`super::handoffs`]).
+
+use std::collections::{BTreeMap, HashMap};
+
+use baton_proto::{
+    capture::v1::Lead,
+    qualification::v1::{Rank, Stage},
+};
+use baton_shared::{TenantId, time};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, sea_query::OnConflict};
+
+use super::{batch::BatchCache, entities::lead_signal};
+use crate::domain::routing::LeadFields;
+
+/// What routing knows of a lead: qualification's score, stage and rank, capture's profile fields.
+pub async fn lead_fields<C: ConnectionTrait>(
+    db: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+    cache: &BatchCache,
+) -> Result<LeadFields, DbErr> {
+    let mut fields = LeadFields::new();
+    let key = (tenant.to_string(), lead_id.to_owned());
+    let signal = match cache.signals.get(&key) {
+        Some(s) => Some(s.clone()),
+        None => lead_signal::Entity::find_by_id(key).one(db).await?,
+    };
+    if let Some(s) = signal {
+        fields = serde_json::from_str(&s.fields).unwrap_or_default();
+        if let Some(score) = s.score {
+            fields.insert("score".into(), score.to_string());
+        }
+        if let Some(stage) = s.stage.and_then(|v| Stage::try_from(v).ok()) {
+            fields.insert("stage".into(), stage.as_str_name().into());
+        }
+        if let Some(rank) = s.rank.and_then(|v| Rank::try_from(v).ok()) {
+            fields.insert("rank".into(), rank.as_str_name().into());
+        }
+    }
+    Ok(fields)
+}
+
+/// Stores the profile fields of `leads`: one upsert per [`PROFILE_CHUNK`] leads (a lead named
+/// twice keeps its last profile, as applying them in order would). Returns the leads stored.
+pub async fn store_profiles<'a, C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    leads: &[&'a Lead],
+) -> Result<Vec<&'a str>, DbErr> {
+    let now = time::now();
+    let mut latest: HashMap<&str, usize> = HashMap::new();
+    for (i, lead) in leads.iter().enumerate() {
+        latest.insert(lead.lead_id.as_str(), i);
+    }
+    let mut rows = Vec::with_capacity(latest.len());
+    let mut ids = Vec::with_capacity(latest.len());
+    for (i, lead) in leads.iter().enumerate() {
+        if latest.get(lead.lead_id.as_str()) != Some(&i) {
+            continue;
+        }
+        ids.push(lead.lead_id.as_str());
+        rows.push(lead_signal::ActiveModel {
+            tenant_id: Set(tenant.to_string()),
+            lead_id: Set(lead.lead_id.clone()),
+            score: Set(None),
+            stage: Set(None),
+            rank: Set(None),
+            updated_at: Set(now),
+            fields: Set(profile_fields(lead)?),
+        });
+    }
+    for chunk in rows.chunks(PROFILE_CHUNK) {
+        lead_signal::Entity::insert_many(chunk.iter().cloned())
+            .on_conflict(
+                OnConflict::columns([lead_signal::Column::TenantId, lead_signal::Column::LeadId])
+                    .update_columns([lead_signal::Column::Fields, lead_signal::Column::UpdatedAt])
+                    .to_owned(),
+            )
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(ids)
+}
+
+/// Leads per profile upsert (7 parameters each: well under SQLite's bound).
+const PROFILE_CHUNK: usize = 500;
+
+/// The profile fields of `lead` that routing conditions read, as stored (a JSON object).
+fn profile_fields(lead: &Lead) -> Result<String, DbErr> {
+    let mut f = BTreeMap::new();
+    let mut put = |k: &str, v: String| {
+        if !v.is_empty() {
+            f.insert(k.to_owned(), v);
+        }
+    };
+    if let Some(c) = &lead.company {
+        put("company.country", c.country.clone());
+        put("company.region", c.region.clone());
+        put("company.industry", c.industry.clone());
+        put(
+            "company.employees",
+            c.employees.map(|e| e.to_string()).unwrap_or_default(),
+        );
+    }
+    if let Some(s) = &lead.source {
+        put("source.channel", s.channel.clone());
+    }
+    serde_json::to_string(&f).map_err(|e| DbErr::Custom(e.to_string()))
+}

@@ -1,0 +1,49 @@
+//! The background worker that fires due SLA timers and reassigns what they ask to.
+
+use baton_shared::events::EventLog;
+use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
+
+use super::{routing, timers};
+
+/// Fires due timers. Each round claims a batch inside one transaction (on PostgreSQL with
+/// `FOR UPDATE SKIP LOCKED`, so replicas take different timers) and marks them fired in it, so a
+/// timer fires exactly once.
+#[derive(Clone)]
+pub struct Timers {
+    db: DatabaseConnection,
+    log: EventLog,
+    batch: u64,
+}
+
+impl Timers {
+    pub fn new(db: DatabaseConnection, log: EventLog, batch: u64) -> Self {
+        Timers { db, log, batch }
+    }
+
+    /// One round in one transaction: due timers fire exactly once, and the leads whose response
+    /// timer asks for it are routed again. Returns how many timers fired.
+    pub async fn fire_due(&self) -> Result<usize, DbErr> {
+        let txn = self.db.begin().await?;
+        let (fired, to_reassign) = timers::fire_due(&txn, self.batch).await?;
+        for (tenant, open) in to_reassign {
+            routing::reassign(&txn, &tenant, open).await?;
+        }
+        txn.commit().await?;
+        if fired > 0 {
+            self.log.notify_committed();
+        }
+        Ok(fired)
+    }
+    /// Runs until `shutdown` (see [`baton_shared::background::repeat`]).
+    pub async fn run(
+        self,
+        interval: std::time::Duration,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
+        baton_shared::background::repeat("SLA timers", interval, shutdown, move || {
+            let timers = self.clone();
+            async move { timers.fire_due().await.map(|n| n as u64) }
+        })
+        .await
+    }
+}
