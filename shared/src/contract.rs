@@ -38,6 +38,16 @@ fn problem(problems: &mut Vec<Problem>, field: impl Into<String>, description: i
 /// Every problem that keeps `terms` from being approved.
 pub fn validate(terms: &ContractTerms) -> Vec<Problem> {
     let mut p = Vec::new();
+    validate_parties(terms, &mut p);
+    validate_gate(terms.gate.as_ref(), &mut p);
+    validate_rejections(terms, &mut p);
+    validate_slas(terms, &mut p);
+    validate_targets(terms, &mut p);
+    p
+}
+
+/// The two teams, the two owners (distinct people: both sides approve) and the period.
+fn validate_parties(terms: &ContractTerms, p: &mut Vec<Problem>) {
     for (field, value) in [
         ("is_team", &terms.is_team),
         ("fs_team", &terms.fs_team),
@@ -45,11 +55,11 @@ pub fn validate(terms: &ContractTerms) -> Vec<Problem> {
         ("fs_owner", &terms.fs_owner),
     ] {
         if value.trim().is_empty() {
-            problem(&mut p, field, "is required");
+            problem(p, field, "is required");
         }
     }
     if !terms.is_team.trim().is_empty() && terms.is_team.trim() == terms.fs_team.trim() {
-        problem(&mut p, "fs_team", "must differ from is_team");
+        problem(p, "fs_team", "must differ from is_team");
     }
     if !terms.is_owner.trim().is_empty()
         && terms
@@ -58,7 +68,7 @@ pub fn validate(terms: &ContractTerms) -> Vec<Problem> {
             .eq_ignore_ascii_case(terms.fs_owner.trim())
     {
         problem(
-            &mut p,
+            p,
             "fs_owner",
             "must be another person than is_owner: both sides approve",
         );
@@ -66,18 +76,22 @@ pub fn validate(terms: &ContractTerms) -> Vec<Problem> {
     let start = terms.period_start.as_ref().and_then(time::from_proto);
     let end = terms.period_end.as_ref().and_then(time::from_proto);
     match (start, end) {
-        (None, _) => problem(&mut p, "period_start", "is required"),
-        (_, None) => problem(&mut p, "period_end", "is required"),
-        (Some(s), Some(e)) if s >= e => problem(&mut p, "period_end", "must be after period_start"),
+        (None, _) => problem(p, "period_start", "is required"),
+        (_, None) => problem(p, "period_end", "is required"),
+        (Some(s), Some(e)) if s >= e => problem(p, "period_end", "must be after period_start"),
         _ => {}
     }
-    match &terms.gate {
-        None => problem(&mut p, "gate", "is required"),
+}
+
+/// The gate names only known fields, BANT items and ranks.
+fn validate_gate(gate: Option<&HandoffGate>, p: &mut Vec<Problem>) {
+    match gate {
+        None => problem(p, "gate", "is required"),
         Some(gate) => {
             for (i, f) in gate.required_fields.iter().enumerate() {
                 if !GATE_FIELDS.contains(&f.as_str()) {
                     problem(
-                        &mut p,
+                        p,
                         format!("gate.required_fields[{i}]"),
                         format!("unknown field {f:?}; one of {GATE_FIELDS:?}"),
                     );
@@ -86,7 +100,7 @@ pub fn validate(terms: &ContractTerms) -> Vec<Problem> {
             for (i, b) in gate.bant_items.iter().enumerate() {
                 if !BANT_ITEMS.contains(&b.as_str()) {
                     problem(
-                        &mut p,
+                        p,
                         format!("gate.bant_items[{i}]"),
                         format!("unknown BANT item {b:?}; one of {BANT_ITEMS:?}"),
                     );
@@ -95,7 +109,7 @@ pub fn validate(terms: &ContractTerms) -> Vec<Problem> {
             for (i, r) in gate.allowed_ranks.iter().enumerate() {
                 if Rank::from_str_name(r).is_none_or(|r| r == Rank::Unspecified) {
                     problem(
-                        &mut p,
+                        p,
                         format!("gate.allowed_ranks[{i}]"),
                         format!("unknown rank {r:?}"),
                     );
@@ -103,9 +117,13 @@ pub fn validate(terms: &ContractTerms) -> Vec<Problem> {
             }
         }
     }
+}
+
+/// At least one rejection reason, codes unique, and where a rejected lead goes.
+fn validate_rejections(terms: &ContractTerms, p: &mut Vec<Problem>) {
     if terms.rejection_reasons.is_empty() {
         problem(
-            &mut p,
+            p,
             "rejection_reasons",
             "at least one: FS must name a reason on every rejection",
         );
@@ -113,14 +131,10 @@ pub fn validate(terms: &ContractTerms) -> Vec<Problem> {
     let mut codes = HashSet::new();
     for (i, r) in terms.rejection_reasons.iter().enumerate() {
         if r.code.trim().is_empty() {
-            problem(
-                &mut p,
-                format!("rejection_reasons[{i}].code"),
-                "is required",
-            );
+            problem(p, format!("rejection_reasons[{i}].code"), "is required");
         } else if !codes.insert(r.code.trim()) {
             problem(
-                &mut p,
+                p,
                 format!("rejection_reasons[{i}].code"),
                 format!("{} is listed twice", r.code),
             );
@@ -131,49 +145,53 @@ pub fn validate(terms: &ContractTerms) -> Vec<Problem> {
         || RejectedLeadRoute::try_from(terms.rejected_lead_route).is_err()
     {
         problem(
-            &mut p,
+            p,
             "rejected_lead_route",
             "must say where a rejected lead goes (inside sales or nurture)",
         );
     }
+}
+
+/// Both SLAs within their bounds.
+fn validate_slas(terms: &ContractTerms, p: &mut Vec<Problem>) {
     if !(1..=MAX_RESPONSE_SLA_MINUTES).contains(&terms.response_sla_minutes) {
         problem(
-            &mut p,
+            p,
             "response_sla_minutes",
             format!("must be between 1 and {MAX_RESPONSE_SLA_MINUTES}"),
         );
     }
     if !(1..=MAX_DECISION_SLA_HOURS).contains(&terms.decision_sla_hours) {
         problem(
-            &mut p,
+            p,
             "decision_sla_hours",
             format!("must be between 1 and {MAX_DECISION_SLA_HOURS}"),
         );
     }
+}
+
+/// Both sides' targets: counts positive, rates percentages, money with its currency.
+fn validate_targets(terms: &ContractTerms, p: &mut Vec<Problem>) {
     match &terms.is_targets {
-        None => problem(&mut p, "is_targets", "is required"),
+        None => problem(p, "is_targets", "is required"),
         Some(t) => {
             if t.handoffs_per_period <= 0 {
-                problem(&mut p, "is_targets.handoffs_per_period", "must be > 0");
+                problem(p, "is_targets.handoffs_per_period", "must be > 0");
             }
             for (f, v) in [
                 ("is_targets.accepted_rate_pct", t.accepted_rate_pct),
                 ("is_targets.win_rate_pct", t.win_rate_pct),
             ] {
                 if !(0.0..=100.0).contains(&v) {
-                    problem(&mut p, f, "must be a percentage (0-100)");
+                    problem(p, f, "must be a percentage (0-100)");
                 }
             }
             if t.won_amount_minor < 0 {
-                problem(
-                    &mut p,
-                    "is_targets.won_amount_minor",
-                    "must not be negative",
-                );
+                problem(p, "is_targets.won_amount_minor", "must not be negative");
             }
             if t.won_amount_minor > 0 && t.currency_code.len() != 3 {
                 problem(
-                    &mut p,
+                    p,
                     "is_targets.currency_code",
                     "an ISO 4217 code is required with an amount",
                 );
@@ -181,7 +199,7 @@ pub fn validate(terms: &ContractTerms) -> Vec<Problem> {
         }
     }
     match &terms.fs_targets {
-        None => problem(&mut p, "fs_targets", "is required"),
+        None => problem(p, "fs_targets", "is required"),
         Some(t) => {
             for (f, v) in [
                 (
@@ -191,12 +209,11 @@ pub fn validate(terms: &ContractTerms) -> Vec<Problem> {
                 ("fs_targets.win_rate_pct", t.win_rate_pct),
             ] {
                 if !(0.0..=100.0).contains(&v) {
-                    problem(&mut p, f, "must be a percentage (0-100)");
+                    problem(p, f, "must be a percentage (0-100)");
                 }
             }
         }
     }
-    p
 }
 
 /// What the gate looks at: the handoff as IS submitted it, and what distribution knows of the lead.

@@ -21,10 +21,10 @@ pub struct CaptureEvents;
 
 impl EventHandler for CaptureEvents {
     async fn handle(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), ConsumeError> {
-        Self::apply(txn, event, &mut store::Memo::default()).await
+        Self::apply(txn, event, &mut store::ActiveRules::default()).await
     }
 
-    /// The batch's events share one [`store::Memo`] (the active scoring model and the rank rules
+    /// The batch's events share one [`store::ActiveRules`] (the active scoring model and the rank rules
     /// are read once per batch), and consecutive `LeadCaptured` events of a tenant are applied
     /// together, set-based. Other events are applied one by one, in order.
     async fn handle_batch(
@@ -32,7 +32,7 @@ impl EventHandler for CaptureEvents {
         txn: &DatabaseTransaction,
         events: &[(&Event, tracing::Span)],
     ) -> Result<(), ConsumeError> {
-        let mut memo = store::Memo::default();
+        let mut active = store::ActiveRules::default();
         // A run of captures: (tenant, the decoded events with their spans).
         let mut run: Option<(String, Vec<(LeadCaptured, &tracing::Span)>)> = None;
         for (event, span) in events {
@@ -40,7 +40,7 @@ impl EventHandler for CaptureEvents {
             let continues =
                 matches!((&run, &captured), (Some((t, _)), Some(_)) if *t == event.tenant_id);
             if !continues && let Some((tenant, captures)) = run.take() {
-                Self::captured(txn, &TenantId::new(tenant), &captures, &mut memo).await?;
+                Self::captured(txn, &TenantId::new(tenant), &captures, &mut active).await?;
             }
             match captured {
                 Some(c) => {
@@ -49,14 +49,14 @@ impl EventHandler for CaptureEvents {
                         .push((c, span));
                 }
                 None => {
-                    Self::apply(txn, event, &mut memo)
+                    Self::apply(txn, event, &mut active)
                         .instrument(span.clone())
                         .await?
                 }
             }
         }
         if let Some((tenant, captures)) = run {
-            Self::captured(txn, &TenantId::new(tenant), &captures, &mut memo).await?;
+            Self::captured(txn, &TenantId::new(tenant), &captures, &mut active).await?;
         }
         Ok(())
     }
@@ -68,7 +68,7 @@ impl CaptureEvents {
         txn: &DatabaseTransaction,
         tenant: &TenantId,
         captures: &[(LeadCaptured, &tracing::Span)],
-        memo: &mut store::Memo,
+        active: &mut store::ActiveRules,
     ) -> Result<(), ConsumeError> {
         let leads: Vec<store::CapturedLead> = captures
             .iter()
@@ -79,20 +79,20 @@ impl CaptureEvents {
                 span,
             })
             .collect();
-        store::leads_captured(txn, tenant, &leads, memo).await?;
+        store::leads_captured(txn, tenant, &leads, active).await?;
         Ok(())
     }
 
-    /// One event; `memo` carries what the events of its batch share.
+    /// One event; `active` carries what the events of its batch share.
     async fn apply(
         txn: &DatabaseTransaction,
         event: &Event,
-        memo: &mut store::Memo,
+        active: &mut store::ActiveRules,
     ) -> Result<(), ConsumeError> {
         let tenant = TenantId::new(event.tenant_id.clone());
         if let Some(captured) = decode::<LeadCaptured>(event)? {
             let current = tracing::Span::current();
-            Self::captured(txn, &tenant, &[(captured, &current)], memo).await?;
+            Self::captured(txn, &tenant, &[(captured, &current)], active).await?;
         } else if let Some(updated) = decode::<LeadUpdated>(event)? {
             if let Some(lead) = &updated.lead {
                 ranking::upsert_profile(txn, &tenant, lead, None).await?;

@@ -53,11 +53,9 @@ pub(super) async fn capture_many(
     rows: &[(&NewLead, Span)],
 ) -> Result<Vec<Answer>, DbErr> {
     if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
-        // Plan each statement of the batch for the tables as they are now. The key lookups probe
-        // their unique index either way (see `find_by_unique_key`), but with generic plans allowed
-        // CaptureLead fell from ~2,400 to ~1,200 req/s (`baton bench capture` on PostgreSQL,
-        // 2026-11-30): some other statement of the batch keeps a plan that stops fitting as the
-        // tables grow.
+        // Plan each statement of the batch for the tables as they are now: with generic plans
+        // allowed, some statement of the batch keeps a plan that stops fitting as the tables grow
+        // (docs/performance.md has the measurement).
         txn.execute_unprepared("SET LOCAL plan_cache_mode TO force_custom_plan")
             .await?;
     }
@@ -65,14 +63,60 @@ pub(super) async fn capture_many(
     let stored_requests = known_requests(txn, tenant, rows).await?;
     let stored_leads = leads_by_email(txn, tenant, rows, &stored_requests).await?;
     let stored_companies = companies_by_domain(txn, tenant, rows, &stored_leads).await?;
-    let mut companies = stored_companies.clone();
+    let planned = plan_rows(
+        txn,
+        tenant,
+        rows,
+        &stored_requests,
+        &stored_leads,
+        stored_companies.clone(),
+        now,
+    )
+    .await?;
+    let company_rows = write_companies(
+        txn,
+        planned.companies,
+        planned.own_companies,
+        &stored_companies,
+    )
+    .await?;
+    let lead_rows = write_leads(txn, &planned.new_leads).await?;
+    let (answers, requests) =
+        answers_of(tenant, rows, planned.plans, lead_rows, &company_rows, now)?;
+    for chunk in requests.chunks(CHUNK) {
+        capture_request::Entity::insert_many(chunk.iter().cloned())
+            .exec_without_returning(txn)
+            .await?;
+    }
+    append_captured(txn, tenant, rows, &answers).await?;
+    Ok(answers)
+}
 
-    // Decide every row in order, as sequential captures would.
+/// Every row's plan, and the rows a batch will write.
+struct PlannedBatch {
+    plans: Vec<Plan>,
+    new_leads: Vec<lead::ActiveModel>,
+    /// Companies by web domain, as they will be after the batch (stored ones with blanks filled).
+    companies: HashMap<String, company::Model>,
+    /// Companies of no web domain: one of their own per lead.
+    own_companies: Vec<company::Model>,
+}
+
+/// Decides every row in order, as sequential captures would (reads only: a replayed or matched
+/// lead and its merges).
+async fn plan_rows(
+    txn: &DatabaseTransaction,
+    tenant: &TenantId,
+    rows: &[(&NewLead, Span)],
+    stored_requests: &HashMap<String, capture_request::Model>,
+    stored_leads: &HashMap<String, lead::Model>,
+    mut companies: HashMap<String, company::Model>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<PlannedBatch, DbErr> {
     let mut plans: Vec<Plan> = Vec::with_capacity(rows.len());
     let mut request_row: HashMap<&str, usize> = HashMap::new();
     let mut email_row: HashMap<&str, usize> = HashMap::new();
     let mut new_leads: Vec<lead::ActiveModel> = Vec::new();
-    // Companies of no web domain: one of their own per lead.
     let mut own_companies: Vec<company::Model> = Vec::new();
     for (i, (new, _)) in rows.iter().enumerate() {
         let plan = if let Some(seen) = stored_requests.get(new.request_id.as_str()) {
@@ -137,9 +181,22 @@ pub(super) async fn capture_many(
         }
         plans.push(plan);
     }
+    Ok(PlannedBatch {
+        plans,
+        new_leads,
+        companies,
+        own_companies,
+    })
+}
 
-    // Write: companies (new ones inserted, known ones whose blanks were filled updated), leads,
-    // request fingerprints, events.
+/// Writes the batch's companies (new ones inserted, known ones whose blanks were filled updated);
+/// returns every company a lead of the batch names, by id.
+async fn write_companies(
+    txn: &DatabaseTransaction,
+    companies: HashMap<String, company::Model>,
+    own_companies: Vec<company::Model>,
+    stored_companies: &HashMap<String, company::Model>,
+) -> Result<HashMap<String, company::Model>, DbErr> {
     let mut company_rows: HashMap<String, company::Model> = HashMap::new();
     let mut inserts = own_companies;
     for (domain, c) in companies {
@@ -170,10 +227,18 @@ pub(super) async fn capture_many(
             company_rows.insert(c.company_id.clone(), c);
         }
     }
-    // The stored rows are what was built (every column set; times to the microsecond), so they
-    // are not read back; `seq` is the one column the database draws and no answer shows it.
+    Ok(company_rows)
+}
+
+/// Inserts the new leads; returns them by id. The stored rows are what was built (every column
+/// set; times to the microsecond), so they are not read back; `seq` is the one column the
+/// database draws and no answer shows it.
+async fn write_leads(
+    txn: &DatabaseTransaction,
+    new_leads: &[lead::ActiveModel],
+) -> Result<HashMap<String, lead::Model>, DbErr> {
     let mut lead_rows: HashMap<String, lead::Model> = HashMap::new();
-    for row in &new_leads {
+    for row in new_leads {
         let mut built = row.clone();
         built.seq = Set(0);
         let model = sea_orm::TryIntoModel::try_into_model(built)?;
@@ -184,10 +249,22 @@ pub(super) async fn capture_many(
             .exec_without_returning(txn)
             .await?;
     }
+    Ok(lead_rows)
+}
 
-    // Every answer, in row order (an earlier row's answer is ready when a later row names it).
+/// Every answer, in row order (an earlier row's answer is ready when a later row names it), and
+/// the request fingerprints to store for the rows that created or matched a lead (pure).
+fn answers_of(
+    tenant: &TenantId,
+    rows: &[(&NewLead, Span)],
+    plans: Vec<Plan>,
+    mut lead_rows: HashMap<String, lead::Model>,
+    company_rows: &HashMap<String, company::Model>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(Vec<Answer>, Vec<capture_request::ActiveModel>), DbErr> {
     let mut answers: Vec<Answer> = Vec::with_capacity(rows.len());
     let mut requests: Vec<capture_request::ActiveModel> = Vec::new();
+    let no_answer = |row: usize| DbErr::Custom(format!("row {row} of the batch has no answer"));
     for (i, plan) in plans.into_iter().enumerate() {
         let new = rows[i].0;
         let answer = match plan {
@@ -202,19 +279,11 @@ pub(super) async fn capture_many(
                         created: outcome.created(),
                     },
                 )),
-                _ => {
-                    return Err(DbErr::Custom(format!(
-                        "row {row} of the batch has no answer"
-                    )));
-                }
+                _ => return Err(no_answer(row)),
             },
             Plan::MatchOfRow { row } => match answers.get(row) {
                 Some(Ok((view, _))) => Ok((view.clone(), CaptureOutcome::MatchedExisting)),
-                _ => {
-                    return Err(DbErr::Custom(format!(
-                        "row {row} of the batch has no answer"
-                    )));
-                }
+                _ => return Err(no_answer(row)),
             },
             Plan::Create { lead_id } => {
                 let lead = lead_rows
@@ -249,11 +318,16 @@ pub(super) async fn capture_many(
         }
         answers.push(answer);
     }
-    for chunk in requests.chunks(CHUNK) {
-        capture_request::Entity::insert_many(chunk.iter().cloned())
-            .exec_without_returning(txn)
-            .await?;
-    }
+    Ok((answers, requests))
+}
+
+/// Appends `LeadCaptured` for each created lead, with the span of the capture that made it.
+async fn append_captured(
+    txn: &DatabaseTransaction,
+    tenant: &TenantId,
+    rows: &[(&NewLead, Span)],
+    answers: &[Answer],
+) -> Result<(), DbErr> {
     let events: Vec<(String, LeadCaptured, &Span)> = answers
         .iter()
         .zip(rows)
@@ -280,7 +354,7 @@ pub(super) async fn capture_many(
         .map(|(id, event, span)| (id.as_str(), event, *span))
         .collect();
     EventLog::append_many(txn, tenant, &events).await?;
-    Ok(answers)
+    Ok(())
 }
 
 fn reused_request_id() -> ApiError {

@@ -303,6 +303,71 @@ fn route_name(route: i32) -> &'static str {
     }
 }
 
+/// FAILED_PRECONDITION when the lead already has an open handoff.
+async fn ensure_no_open_handoff<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+) -> Result<(), ApiError> {
+    let open = handoff::Entity::find()
+        .filter(handoff::Column::TenantId.eq(tenant.as_str()))
+        .filter(handoff::Column::LeadId.eq(lead_id))
+        .all(txn)
+        .await?
+        .into_iter()
+        .find(|h| handoffs::is_open(HandoffState::try_from(h.state).unwrap_or_default()));
+    if let Some(open) = open {
+        return Err(ApiError::FailedPrecondition {
+            rule: "one_open_handoff".into(),
+            description: format!(
+                "lead {} already has open handoff {}",
+                lead_id, open.handoff_id
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The row of a new pending handoff, judged under `replica`'s contract (pure).
+fn new_handoff_row(
+    tenant: &TenantId,
+    new: &NewHandoff,
+    replica: &contract_replica::Model,
+    terms: &ContractTerms,
+    now: DateTime<Utc>,
+) -> handoff::ActiveModel {
+    let [budget, authority, need, timeframe] = new.bant;
+    handoff::ActiveModel {
+        seq: NotSet,
+        handoff_id: Set(uuid::Uuid::now_v7().to_string()),
+        tenant_id: Set(tenant.to_string()),
+        request_id: Set(new.request_id.clone()),
+        lead_id: Set(new.lead_id.clone()),
+        is_team: Set(new.is_team.clone()),
+        fs_team: Set(new.fs_team.clone()),
+        fs_rep_id: Set(new.fs_rep_id.clone()),
+        meeting_at: Set(new.meeting_at),
+        bant_budget: Set(budget),
+        bant_authority: Set(authority),
+        bant_need: Set(need),
+        bant_timeframe: Set(timeframe),
+        notes: Set(new.notes.clone()),
+        handed_off_by: Set(new.handed_off_by.clone()),
+        state: Set(HandoffState::Pending as i32),
+        contract_id: Set(replica.contract_id.clone()),
+        contract_version: Set(replica.version),
+        decision_due_at: Set(now + Duration::hours(i64::from(terms.decision_sla_hours))),
+        rejection_reason: Set(String::new()),
+        rejected_lead_route: Set(String::new()),
+        amount_currency: Set(None),
+        amount_minor: Set(None),
+        closed_at: Set(None),
+        lost_reason: Set(String::new()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+}
+
 impl Store {
     /// Judges a handoff against the pair's active contract; stores it if it passes the gate, or
     /// only counts the refusal if it does not.
@@ -358,55 +423,10 @@ impl Store {
                     .collect(),
             });
         }
-        let open = handoff::Entity::find()
-            .filter(handoff::Column::TenantId.eq(tenant.as_str()))
-            .filter(handoff::Column::LeadId.eq(new.lead_id.as_str()))
-            .all(&txn)
-            .await?
-            .into_iter()
-            .find(|h| handoffs::is_open(HandoffState::try_from(h.state).unwrap_or_default()));
-        if let Some(open) = open {
-            return Err(ApiError::FailedPrecondition {
-                rule: "one_open_handoff".into(),
-                description: format!(
-                    "lead {} already has open handoff {}",
-                    new.lead_id, open.handoff_id
-                ),
-            });
-        }
-        let now = time::now();
-        let [budget, authority, need, timeframe] = new.bant;
-        let created = handoff::ActiveModel {
-            seq: NotSet,
-            handoff_id: Set(uuid::Uuid::now_v7().to_string()),
-            tenant_id: Set(tenant.to_string()),
-            request_id: Set(new.request_id.clone()),
-            lead_id: Set(new.lead_id.clone()),
-            is_team: Set(new.is_team.clone()),
-            fs_team: Set(new.fs_team.clone()),
-            fs_rep_id: Set(new.fs_rep_id.clone()),
-            meeting_at: Set(new.meeting_at),
-            bant_budget: Set(budget),
-            bant_authority: Set(authority),
-            bant_need: Set(need),
-            bant_timeframe: Set(timeframe),
-            notes: Set(new.notes.clone()),
-            handed_off_by: Set(new.handed_off_by.clone()),
-            state: Set(HandoffState::Pending as i32),
-            contract_id: Set(replica.contract_id.clone()),
-            contract_version: Set(replica.version),
-            decision_due_at: Set(now + Duration::hours(i64::from(terms.decision_sla_hours))),
-            rejection_reason: Set(String::new()),
-            rejected_lead_route: Set(String::new()),
-            amount_currency: Set(None),
-            amount_minor: Set(None),
-            closed_at: Set(None),
-            lost_reason: Set(String::new()),
-            created_at: Set(now),
-            updated_at: Set(now),
-        }
-        .insert(&txn)
-        .await?;
+        ensure_no_open_handoff(&txn, tenant, &new.lead_id).await?;
+        let created = new_handoff_row(tenant, new, &replica, &terms, time::now())
+            .insert(&txn)
+            .await?;
         log_step(
             &txn,
             tenant,

@@ -140,77 +140,7 @@ pub fn validate(def: &ModelDefinition) -> Vec<String> {
         if r.points == 0 {
             problems.push(format!("{name}: points must not be 0"));
         }
-        match (&r.conditions, &r.activity_kind, r.inactive_days) {
-            (Some(conditions), None, None) => {
-                if conditions.is_empty() {
-                    problems.push(format!("{name}: an attribute rule needs a condition"));
-                }
-                for (j, c) in conditions.iter().enumerate() {
-                    if c.field.is_none()
-                        || c.months_since_first_contact_at_most.is_some()
-                        || c.page_url_contains.is_some()
-                    {
-                        problems.push(format!(
-                            "{name} condition {}: only field conditions apply to scoring",
-                            j + 1
-                        ));
-                    } else {
-                        let one = ranks::RankRules {
-                            default_rank: "RANK_WARM".into(),
-                            rules: vec![ranks::RankRule {
-                                key: "x".into(),
-                                rank: "RANK_HOT".into(),
-                                description: String::new(),
-                                conditions: vec![c.clone()],
-                            }],
-                        };
-                        for p in ranks::validate(&one) {
-                            problems.push(format!(
-                                "{name} condition {}: {}",
-                                j + 1,
-                                p.trim_start_matches("rule x condition 1: ")
-                            ));
-                        }
-                    }
-                }
-                if r.page_kind.is_some() || r.url_pattern.is_some() {
-                    problems.push(format!(
-                        "{name}: page_kind and url_pattern apply to behaviour rules only"
-                    ));
-                }
-            }
-            (None, Some(kind), days) => {
-                if activity_kind(kind).is_none() {
-                    problems.push(format!("{name}: unknown activity_kind {kind}"));
-                }
-                if let Some(page) = &r.page_kind
-                    && PageKind::from_str_name(page).is_none()
-                {
-                    problems.push(format!("{name}: unknown page_kind {page}"));
-                }
-                if let Some(pattern) = &r.url_pattern
-                    && pattern.trim().is_empty()
-                {
-                    problems.push(format!("{name}: url_pattern is empty"));
-                }
-                match days {
-                    Some(0) => problems.push(format!("{name}: inactive_days must be at least 1")),
-                    Some(_) if r.page_kind.is_some() || r.url_pattern.is_some() => problems.push(
-                        format!("{name}: page_kind and url_pattern apply to behaviour rules only"),
-                    ),
-                    _ => {}
-                }
-            }
-            (Some(_), Some(_), _) => {
-                problems.push(format!("{name}: has both conditions and an activity_kind"))
-            }
-            (None, None, _) => problems.push(format!(
-                "{name}: needs a trigger (conditions, or an activity_kind)"
-            )),
-            (Some(_), None, Some(_)) => problems.push(format!(
-                "{name}: inactive_days needs an activity_kind, not conditions"
-            )),
-        }
+        validate_trigger(r, &name, &mut problems);
         if let Some(cap) = r.cap {
             if cap.max_points <= 0 {
                 problems.push(format!("{name}: cap.max_points must be > 0"));
@@ -235,6 +165,82 @@ pub fn validate(def: &ModelDefinition) -> Vec<String> {
         }
     }
     problems
+}
+
+/// A rule's trigger: attribute conditions, or an activity kind (with an optional page filter,
+/// or a number of inactive days); never both.
+fn validate_trigger(r: &RuleDefinition, name: &str, problems: &mut Vec<String>) {
+    match (&r.conditions, &r.activity_kind, r.inactive_days) {
+        (Some(conditions), None, None) => {
+            if conditions.is_empty() {
+                problems.push(format!("{name}: an attribute rule needs a condition"));
+            }
+            for (j, c) in conditions.iter().enumerate() {
+                if c.field.is_none()
+                    || c.months_since_first_contact_at_most.is_some()
+                    || c.page_url_contains.is_some()
+                {
+                    problems.push(format!(
+                        "{name} condition {}: only field conditions apply to scoring",
+                        j + 1
+                    ));
+                } else {
+                    let one = ranks::RankRules {
+                        default_rank: "RANK_WARM".into(),
+                        rules: vec![ranks::RankRule {
+                            key: "x".into(),
+                            rank: "RANK_HOT".into(),
+                            description: String::new(),
+                            conditions: vec![c.clone()],
+                        }],
+                    };
+                    for p in ranks::validate(&one) {
+                        problems.push(format!(
+                            "{name} condition {}: {}",
+                            j + 1,
+                            p.trim_start_matches("rule x condition 1: ")
+                        ));
+                    }
+                }
+            }
+            if r.page_kind.is_some() || r.url_pattern.is_some() {
+                problems.push(format!(
+                    "{name}: page_kind and url_pattern apply to behaviour rules only"
+                ));
+            }
+        }
+        (None, Some(kind), days) => {
+            if activity_kind(kind).is_none() {
+                problems.push(format!("{name}: unknown activity_kind {kind}"));
+            }
+            if let Some(page) = &r.page_kind
+                && PageKind::from_str_name(page).is_none()
+            {
+                problems.push(format!("{name}: unknown page_kind {page}"));
+            }
+            if let Some(pattern) = &r.url_pattern
+                && pattern.trim().is_empty()
+            {
+                problems.push(format!("{name}: url_pattern is empty"));
+            }
+            match days {
+                Some(0) => problems.push(format!("{name}: inactive_days must be at least 1")),
+                Some(_) if r.page_kind.is_some() || r.url_pattern.is_some() => problems.push(
+                    format!("{name}: page_kind and url_pattern apply to behaviour rules only"),
+                ),
+                _ => {}
+            }
+        }
+        (Some(_), Some(_), _) => {
+            problems.push(format!("{name}: has both conditions and an activity_kind"))
+        }
+        (None, None, _) => problems.push(format!(
+            "{name}: needs a trigger (conditions, or an activity_kind)"
+        )),
+        (Some(_), None, Some(_)) => problems.push(format!(
+            "{name}: inactive_days needs an activity_kind, not conditions"
+        )),
+    }
 }
 
 /// Validates and compiles a definition.
@@ -367,6 +373,101 @@ pub struct Computation {
     pub next_change_at: Option<DateTime<Utc>>,
 }
 
+/// One moment a rule's trigger fired: when, on which activity (if any), and why.
+struct Firing {
+    at: DateTime<Utc>,
+    activity_id: String,
+    detail: String,
+}
+
+impl Firing {
+    fn new(at: DateTime<Utc>, activity_id: &str, detail: String) -> Self {
+        Firing {
+            at,
+            activity_id: activity_id.to_owned(),
+            detail,
+        }
+    }
+}
+
+/// When a trigger fired up to `as_of`, in order, and (for inactivity) the next moment it would
+/// fire again (pure; caps and expiry are applied by the caller).
+fn firings_of(
+    trigger: &Trigger,
+    facts: &LeadFacts,
+    activities: &[&ActivityFact],
+    first_seen: Option<DateTime<Utc>>,
+    as_of: DateTime<Utc>,
+) -> (Vec<Firing>, Option<DateTime<Utc>>) {
+    let mut firings = Vec::new();
+    let mut next_check = None;
+    match trigger {
+        Trigger::Attribute(conditions) => {
+            let Some(at) = first_seen else {
+                return (firings, None);
+            };
+            let reasons: Option<Vec<String>> = conditions
+                .iter()
+                .map(|c| ranks::field_holds(c, &facts.fields, facts.revenue.as_ref()))
+                .collect();
+            if let Some(reasons) = reasons {
+                firings.push(Firing::new(at, "", reasons.join("; ")));
+            }
+        }
+        Trigger::Behaviour {
+            activity_kind,
+            page_kind,
+            url_pattern,
+        } => {
+            for a in activities {
+                let matches = a.kind == *activity_kind
+                    && (*page_kind == PageKind::Unspecified || a.page_kind == *page_kind)
+                    && url_pattern
+                        .as_deref()
+                        .is_none_or(|p| url_matches(p, &a.url));
+                if matches {
+                    let detail = if a.url.is_empty() {
+                        a.kind.as_str_name().to_owned()
+                    } else {
+                        format!("{} {}", a.kind.as_str_name(), a.url)
+                    };
+                    firings.push(Firing::new(a.occurred_at, &a.activity_id, detail));
+                }
+            }
+        }
+        Trigger::Inactivity {
+            activity_kind,
+            days,
+        } => {
+            let Some(first) = first_seen else {
+                return (firings, None);
+            };
+            // Counted over at most the last MAX_DAYS (a lead "first seen" in year 1 must not
+            // make a computation fire millions of times).
+            let mut anchor = first.max(as_of - Duration::days(i64::from(MAX_DAYS)));
+            let step = Duration::days(i64::from(*days));
+            let detail = format!("no {} for {days} days", activity_kind.as_str_name());
+            let seen = activities
+                .iter()
+                .filter(|a| a.kind == *activity_kind)
+                .map(|a| a.occurred_at);
+            for t in seen {
+                while anchor + step <= t {
+                    anchor += step;
+                    firings.push(Firing::new(anchor, "", detail.clone()));
+                }
+                anchor = anchor.max(t);
+            }
+            while anchor + step <= as_of {
+                anchor += step;
+                firings.push(Firing::new(anchor, "", detail.clone()));
+            }
+            next_check = Some(anchor + step);
+        }
+    }
+    (firings, next_check)
+}
+
 /// Scores a lead at `as_of`. Deterministic: activities are taken in (occurred_at, activity_id)
 /// order and only those at or before `as_of` count.
 pub fn compute(model: &ScoringModel, facts: &LeadFacts, as_of: DateTime<Utc>) -> Computation {
@@ -391,10 +492,20 @@ pub fn compute(model: &ScoringModel, facts: &LeadFacts, as_of: DateTime<Utc>) ->
         }
     };
     for rule in &model.rules {
+        let (firings, next_check) =
+            firings_of(&rule.trigger, facts, &activities, first_seen, as_of);
+        if let Some(t) = next_check {
+            soonest(t);
+        }
         let mut capper = Capper::new(rule.cap);
-        let mut fire = |at: DateTime<Utc>, activity_id: &str, detail: String| {
+        for Firing {
+            at,
+            activity_id,
+            detail,
+        } in firings
+        {
             let (points, detail) = match capper.allow(at, rule.points) {
-                0 => return,
+                0 => continue,
                 p if p != rule.points => (
                     p,
                     format!("{detail} (capped: {p} of {} points)", rule.points),
@@ -415,71 +526,9 @@ pub fn compute(model: &ScoringModel, facts: &LeadFacts, as_of: DateTime<Utc>) ->
                 points,
                 fired_at: at,
                 expires_at,
-                activity_id: activity_id.to_owned(),
+                activity_id,
                 detail,
             });
-        };
-        match &rule.trigger {
-            Trigger::Attribute(conditions) => {
-                let Some(at) = first_seen else { continue };
-                let reasons: Option<Vec<String>> = conditions
-                    .iter()
-                    .map(|c| ranks::field_holds(c, &facts.fields, facts.revenue.as_ref()))
-                    .collect();
-                if let Some(reasons) = reasons {
-                    fire(at, "", reasons.join("; "));
-                }
-            }
-            Trigger::Behaviour {
-                activity_kind,
-                page_kind,
-                url_pattern,
-            } => {
-                for a in &activities {
-                    let matches = a.kind == *activity_kind
-                        && (*page_kind == PageKind::Unspecified || a.page_kind == *page_kind)
-                        && url_pattern
-                            .as_deref()
-                            .is_none_or(|p| url_matches(p, &a.url));
-                    if matches {
-                        let detail = if a.url.is_empty() {
-                            a.kind.as_str_name().to_owned()
-                        } else {
-                            format!("{} {}", a.kind.as_str_name(), a.url)
-                        };
-                        fire(a.occurred_at, &a.activity_id, detail);
-                    }
-                }
-            }
-            Trigger::Inactivity {
-                activity_kind,
-                days,
-            } => {
-                let Some(first) = first_seen else {
-                    continue;
-                };
-                // Counted over at most the last MAX_DAYS (a lead "first seen" in year 1 must not
-                // make a computation fire millions of times).
-                let mut anchor = first.max(as_of - Duration::days(i64::from(MAX_DAYS)));
-                let step = Duration::days(i64::from(*days));
-                let detail = format!("no {} for {days} days", activity_kind.as_str_name());
-                let seen = activities
-                    .iter()
-                    .filter(|a| a.kind == *activity_kind)
-                    .map(|a| a.occurred_at);
-                for t in seen {
-                    while anchor + step <= t {
-                        anchor += step;
-                        fire(anchor, "", detail.clone());
-                    }
-                    anchor = anchor.max(t);
-                }
-                while anchor + step <= as_of {
-                    anchor += step;
-                    fire(anchor, "", detail.clone());
-                }
-                soonest(anchor + step);
-            }
         }
     }
     contributions.sort_by(|a, b| {
