@@ -14,7 +14,10 @@ use baton_shared::{TenantId, Violations, paging::Page, time};
 use tonic::{Request, Response, Status};
 
 use crate::{
-    convert::{assignment_to_proto, considered_to_proto, rep_to_proto, team_to_proto},
+    convert::{
+        assignment_to_proto, considered_to_proto, rep_to_proto, team_to_proto,
+        touch_rules_from_proto, touch_rules_to_proto,
+    },
     domain::{
         handoffs::Step,
         reps::{RepAttributes, RepRouting, validate_rep},
@@ -513,6 +516,29 @@ impl DistributionService for Api {
             .await
             .map_err(baton_shared::ApiError::from)?;
         Ok(Response::new(rules_to_proto(version, &rules, updated_at)))
+    }
+
+    async fn get_touch_rules(
+        &self,
+        request: Request<pb::GetTouchRulesRequest>,
+    ) -> Result<Response<pb::TouchRules>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let (row, rules) = self.store.touch_rules(&tenant).await?;
+        Ok(Response::new(touch_rules_to_proto(&row, &rules)))
+    }
+
+    async fn set_touch_rules(
+        &self,
+        request: Request<pb::SetTouchRulesRequest>,
+    ) -> Result<Response<pb::TouchRules>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let req = request.into_inner();
+        let rules = touch_rules_from_proto(req.rules.as_ref())?;
+        let (row, rules) = self
+            .store
+            .set_touch_rules(&tenant, &rules, req.expected_version)
+            .await?;
+        Ok(Response::new(touch_rules_to_proto(&row, &rules)))
     }
 
     async fn set_routing_rules(

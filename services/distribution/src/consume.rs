@@ -14,7 +14,7 @@ use baton_shared::{
 use sea_orm::DatabaseTransaction;
 use tracing::Instrument;
 
-use crate::store::{batch::BatchCache, handoffs, routing, timers};
+use crate::store::{batch::BatchCache, handoffs, routing, timers, touches};
 
 /// Handler for qualification's event log.
 pub struct QualificationEvents;
@@ -145,15 +145,9 @@ impl EventHandler for ReportingEvents {
     }
 }
 
-/// Activities that count as inside sales touching a lead (the response SLA): a call, or an
-/// e-mail delivered to the lead.
-const IS_TOUCHES: [i32; 2] = [
-    ActivityKind::Call as i32,
-    ActivityKind::EmailDelivered as i32,
-];
-
 /// Handler for capture's event log: keeps the profile fields routing conditions read, and meets
-/// response SLAs when inside sales touches a lead.
+/// response SLAs when inside sales touches a lead (an activity of a kind the tenant's touch rules
+/// name).
 pub struct CaptureEvents;
 
 impl EventHandler for CaptureEvents {
@@ -177,7 +171,8 @@ impl EventHandler for CaptureEvents {
             .await?;
         } else if let Some(recorded) = decode::<ActivityRecorded>(event)?
             && let Some(a) = &recorded.activity
-            && IS_TOUCHES.contains(&a.kind)
+            && let Ok(kind) = ActivityKind::try_from(a.kind)
+            && touches::touch_rules(txn, &tenant).await?.1.is_touch(kind)
         {
             let at = a
                 .occurred_at

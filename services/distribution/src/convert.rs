@@ -3,9 +3,12 @@
 use baton_proto::distribution::v1 as pb;
 use baton_shared::time;
 
+use baton_proto::capture::v1::ActivityKind;
+use baton_shared::{ApiError, Violations};
+
 use crate::{
-    domain::routing::Considered,
-    store::entities::{assignment, rep, team},
+    domain::{routing::Considered, touches::TouchRules},
+    store::entities::{assignment, rep, team, touch_ruleset},
 };
 
 pub fn rep_to_proto(rep: &rep::Model) -> pb::Rep {
@@ -71,4 +74,33 @@ pub fn considered_to_proto(c: &Considered) -> pb::CandidateConsidered {
         open_leads: c.open_leads,
         capacity: c.capacity as i32,
     }
+}
+
+pub fn touch_rules_to_proto(row: &touch_ruleset::Model, rules: &TouchRules) -> pb::TouchRules {
+    pb::TouchRules {
+        version: row.version,
+        touch_kinds: rules.touch_kinds.iter().map(|k| *k as i32).collect(),
+        updated_at: Some(time::to_proto(row.updated_at)),
+    }
+}
+
+/// INVALID_ARGUMENT for a missing rule set or a number that is no activity kind; the rules
+/// themselves are validated by the domain.
+pub fn touch_rules_from_proto(raw: Option<&pb::TouchRules>) -> Result<TouchRules, ApiError> {
+    let Some(raw) = raw else {
+        return Err(ApiError::invalid("rules", "is required"));
+    };
+    let mut violations = Violations::new();
+    let mut touch_kinds = Vec::with_capacity(raw.touch_kinds.len());
+    for (i, value) in raw.touch_kinds.iter().enumerate() {
+        match ActivityKind::try_from(*value) {
+            Ok(kind) => touch_kinds.push(kind),
+            Err(_) => violations.add(
+                format!("rules.touch_kinds[{i}]"),
+                format!("{value} is no activity kind"),
+            ),
+        }
+    }
+    violations.into_result()?;
+    Ok(TouchRules { touch_kinds })
 }

@@ -728,3 +728,108 @@ mod routing {
         f.stop().await;
     }
 }
+
+#[tokio::test]
+async fn touch_rules_are_data_changed_over_grpc_validated_and_versioned() {
+    use baton_proto::distribution::v1::{GetTouchRulesRequest, SetTouchRulesRequest, TouchRules};
+    use tonic_types::StatusExt;
+
+    let mut f = start().await;
+    let defaults = f
+        .distribution
+        .get_touch_rules(GetTouchRulesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(defaults.version, 1);
+    assert_eq!(
+        defaults.touch_kinds,
+        [
+            ActivityKind::Call as i32,
+            ActivityKind::EmailDelivered as i32
+        ]
+    );
+
+    let bad = f
+        .distribution
+        .set_touch_rules(SetTouchRulesRequest {
+            rules: Some(TouchRules {
+                touch_kinds: vec![ActivityKind::Call as i32, ActivityKind::Call as i32, 9_999],
+                ..Default::default()
+            }),
+            expected_version: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    let fields: Vec<String> = bad
+        .get_details_bad_request()
+        .expect("field violations")
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    assert_eq!(fields, ["rules.touch_kinds[2]"]);
+    let twice = f
+        .distribution
+        .set_touch_rules(SetTouchRulesRequest {
+            rules: Some(TouchRules {
+                touch_kinds: vec![ActivityKind::Call as i32, ActivityKind::Call as i32],
+                ..Default::default()
+            }),
+            expected_version: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(twice.code(), Code::InvalidArgument);
+    assert!(
+        twice.message().contains("rules.touch_kinds[1]"),
+        "{}",
+        twice.message()
+    );
+
+    let meetings = f
+        .distribution
+        .set_touch_rules(SetTouchRulesRequest {
+            rules: Some(TouchRules {
+                touch_kinds: vec![
+                    ActivityKind::Call as i32,
+                    ActivityKind::MeetingBooked as i32,
+                ],
+                ..Default::default()
+            }),
+            expected_version: 1,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(meetings.version, 2);
+    let stale = f
+        .distribution
+        .set_touch_rules(SetTouchRulesRequest {
+            rules: Some(defaults),
+            expected_version: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), Code::FailedPrecondition);
+    let now = f
+        .distribution
+        .get_touch_rules(GetTouchRulesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (now.version, now.touch_kinds),
+        (
+            2,
+            vec![
+                ActivityKind::Call as i32,
+                ActivityKind::MeetingBooked as i32
+            ]
+        )
+    );
+    for s in f.services {
+        s.stop().await;
+    }
+}

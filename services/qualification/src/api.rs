@@ -22,6 +22,7 @@ use baton_shared::{ApiError, TenantId, Violations, paging::Page, time};
 use tonic::{Request, Response, Status};
 
 use crate::{
+    convert,
     domain::{
         ranks,
         scoring::{self, ModelDefinition},
@@ -501,10 +502,19 @@ impl QualificationService for Api {
         };
         let reason = violations.required("reason", &req.reason, MAX_NOTE_LEN);
         let changed_by = violations.required("changed_by", &req.changed_by, MAX_ACTOR_LEN);
+        let override_reason =
+            violations.optional("override_reason", &req.override_reason, MAX_NOTE_LEN);
         violations.into_result()?;
         let view = self
             .store
-            .change_stage(&tenant, &lead_id, to, &reason, &changed_by)
+            .change_stage(
+                &tenant,
+                &lead_id,
+                to,
+                &reason,
+                &changed_by,
+                &override_reason,
+            )
             .await?;
         Ok(Response::new(stage_to_proto(view)))
     }
@@ -523,6 +533,29 @@ impl QualificationService for Api {
             reasons,
             ranked_at: Some(time::to_proto(row.ranked_at)),
         }))
+    }
+
+    async fn get_stage_rules(
+        &self,
+        request: Request<baton_proto::qualification::v1::GetStageRulesRequest>,
+    ) -> Result<Response<baton_proto::qualification::v1::StageRules>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let (row, rules) = self.store.stage_rules(&tenant).await?;
+        Ok(Response::new(convert::stage_rules_to_proto(&row, &rules)))
+    }
+
+    async fn set_stage_rules(
+        &self,
+        request: Request<baton_proto::qualification::v1::SetStageRulesRequest>,
+    ) -> Result<Response<baton_proto::qualification::v1::StageRules>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let req = request.into_inner();
+        let rules = convert::stage_rules_from_proto(req.rules.as_ref())?;
+        let row = self
+            .store
+            .set_stage_rules(&tenant, &rules, req.expected_version)
+            .await?;
+        Ok(Response::new(convert::stage_rules_to_proto(&row, &rules)))
     }
 
     async fn get_rank_rules(

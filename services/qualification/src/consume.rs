@@ -3,8 +3,7 @@
 
 use baton_proto::{
     capture::v1::{ActivityRecorded, LeadCaptured, LeadErased, LeadUpdated, LeadsMerged},
-    distribution::v1::HandoffChanged,
-    qualification::v1::Stage,
+    distribution::v1::{HandoffAction, HandoffChanged},
 };
 use baton_shared::{
     TenantId,
@@ -14,7 +13,10 @@ use baton_shared::{
 use sea_orm::DatabaseTransaction;
 use tracing::Instrument;
 
-use crate::store::{self, ranking};
+use crate::{
+    domain::stages,
+    store::{self, ranking, stage_rules},
+};
 
 /// Handler for capture's event log.
 pub struct CaptureEvents;
@@ -133,8 +135,9 @@ impl CaptureEvents {
 }
 
 /// Handler for distribution's event log: what field sales does with a handed-off lead moves its
-/// stage — accepted (or a rejection overturned) → opportunity, won → customer, lost → lost,
-/// rejected back to nurture → recycled. Each move is logged with the step and who took it.
+/// stage as the tenant's stage rules say (by default accepted or a rejection overturned →
+/// opportunity, won → customer, lost → lost, rejected back to nurture → recycled). Each move is
+/// logged with the step and who took it.
 pub struct DistributionEvents;
 
 impl EventHandler for DistributionEvents {
@@ -145,14 +148,21 @@ impl EventHandler for DistributionEvents {
         let (Some(handoff), Some(step)) = (&changed.handoff, &changed.step) else {
             return Ok(());
         };
-        let to = match step.action.as_str() {
-            "accepted" | "dispute_overturned" => Stage::Opportunity,
-            "won" => Stage::Customer,
-            "lost" => Stage::Lost,
-            "rejected" if handoff.rejected_lead_route == "nurture" => Stage::Recycled,
-            _ => return Ok(()),
-        };
         let tenant = TenantId::new(event.tenant_id.clone());
+        // Events written before steps carried their kind name it only in words.
+        let kind = match HandoffAction::try_from(step.kind) {
+            Ok(HandoffAction::Unspecified) | Err(_) => HandoffAction::from_str_name(&format!(
+                "HANDOFF_ACTION_{}",
+                step.action.to_ascii_uppercase()
+            ))
+            .unwrap_or(HandoffAction::Unspecified),
+            Ok(kind) => kind,
+        };
+        let (_, rules) = stage_rules::stage_rules(txn, &tenant).await?;
+        let Some(to) = stages::stage_after_handoff(&rules, kind, &handoff.rejected_lead_route)
+        else {
+            return Ok(());
+        };
         store::handoff_moved(
             txn,
             &tenant,

@@ -350,6 +350,7 @@ async fn complete_bant_makes_an_sql_and_every_move_is_logged_with_who_and_why() 
             to_stage: Stage::Disqualified as i32,
             reason: "student, no budget".into(),
             changed_by: "fs.rep@example.com".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -363,6 +364,7 @@ async fn complete_bant_makes_an_sql_and_every_move_is_logged_with_who_and_why() 
             to_stage: Stage::Disqualified as i32,
             reason: "again".into(),
             changed_by: "fs.rep@example.com".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -374,6 +376,7 @@ async fn complete_bant_makes_an_sql_and_every_move_is_logged_with_who_and_why() 
             to_stage: Stage::Lead as i32,
             reason: String::new(),
             changed_by: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -1264,6 +1267,7 @@ mod models {
                 to_stage: Stage::Sql as i32,
                 reason: "IS confirmed on the call".into(),
                 changed_by: "is-rep@example.com".into(),
+                override_reason: "BANT recorded in the CRM, not here".into(),
             })
             .await
             .unwrap();
@@ -1332,4 +1336,189 @@ mod models {
         );
         f.stop().await;
     }
+}
+
+#[tokio::test]
+async fn stage_rules_are_data_changed_over_grpc_versioned_and_gate_manual_moves_to_sql() {
+    use baton_proto::{
+        distribution::v1::HandoffAction,
+        qualification::v1::{
+            BantKey, GetStageRulesRequest, HandoffStageMove, SetStageRulesRequest, StageRules,
+        },
+    };
+    let mut f = start().await;
+    // The seeded defaults, version 1.
+    let defaults = f
+        .qualification
+        .get_stage_rules(GetStageRulesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(defaults.version, 1);
+    assert_eq!(
+        defaults.iql_activity_kinds,
+        [ActivityKind::DocumentDownloaded as i32]
+    );
+    assert_eq!(defaults.sql_bant_items.len(), 4);
+    assert_eq!(defaults.handoff_moves.len(), 5);
+
+    // Bad rules name their fields and change nothing.
+    let bad = f
+        .qualification
+        .set_stage_rules(SetStageRulesRequest {
+            rules: Some(StageRules {
+                sql_bant_items: vec![],
+                handoff_moves: vec![HandoffStageMove {
+                    step: HandoffAction::Won as i32,
+                    to_stage: Stage::Unspecified as i32,
+                    only_if_rejected_to: String::new(),
+                }],
+                ..Default::default()
+            }),
+            expected_version: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    let fields: Vec<String> = bad
+        .get_details_bad_request()
+        .expect("field violations")
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    assert_eq!(
+        fields,
+        ["rules.sql_bant_items", "rules.handoff_moves[0].to_stage"]
+    );
+
+    // Webinar attendance makes an IQL; budget and need make an SQL.
+    let changed = f
+        .qualification
+        .set_stage_rules(SetStageRulesRequest {
+            rules: Some(StageRules {
+                iql_activity_kinds: vec![ActivityKind::WebinarAttended as i32],
+                sql_bant_items: vec![BantKey::Budget as i32, BantKey::Need as i32],
+                handoff_moves: defaults.handoff_moves.clone(),
+                ..Default::default()
+            }),
+            expected_version: 1,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(changed.version, 2);
+    let stale = f
+        .qualification
+        .set_stage_rules(SetStageRulesRequest {
+            rules: Some(defaults.clone()),
+            expected_version: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), Code::FailedPrecondition);
+
+    let lead = f.lead("rules@example.com").await;
+    f.act(
+        &lead,
+        "dl",
+        ActivityKind::DocumentDownloaded,
+        PageKind::Unspecified,
+    )
+    .await;
+    f.act(
+        &lead,
+        "web",
+        ActivityKind::WebinarAttended,
+        PageKind::Unspecified,
+    )
+    .await;
+    let iql = eventually("IQL", Duration::from_secs(20), || {
+        let mut q = f.qualification.clone();
+        let lead_id = lead.clone();
+        async move {
+            let s = q
+                .get_stage(GetStageRequest { lead_id })
+                .await
+                .ok()?
+                .into_inner();
+            (s.stage == Stage::Iql as i32).then_some(s)
+        }
+    })
+    .await;
+    assert_eq!(iql.history.len(), 1, "the download no longer makes an IQL");
+    assert_eq!(iql.history[0].reason, "webinar_attended");
+
+    // A manual move to SQL without the gated BANT items is refused, unless overridden.
+    let refused = f
+        .qualification
+        .change_stage(ChangeStageRequest {
+            lead_id: lead.clone(),
+            to_stage: Stage::Sql as i32,
+            reason: "sounds keen".into(),
+            changed_by: "is.rep@example.com".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(
+        refused.message().contains("sql_gate")
+            && refused.message().contains("BANT_KEY_BUDGET")
+            && refused.message().contains("BANT_KEY_NEED")
+            && !refused.message().contains("BANT_KEY_AUTHORITY"),
+        "{}",
+        refused.message()
+    );
+    let item = |note: &str| {
+        Some(BantItem {
+            confirmed: true,
+            note: note.into(),
+        })
+    };
+    let sql = f
+        .qualification
+        .record_bant(RecordBantRequest {
+            lead_id: lead.clone(),
+            bant: Some(Bant {
+                budget: item("approved"),
+                need: item("clear"),
+                ..Default::default()
+            }),
+            recorded_by: "is.rep@example.com".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        sql.stage,
+        Stage::Sql as i32,
+        "budget and need are enough now"
+    );
+
+    let other = f.lead("override@example.com").await;
+    eventually("tracked", Duration::from_secs(20), || {
+        let mut q = f.qualification.clone();
+        let lead_id = other.clone();
+        async move { q.get_stage(GetStageRequest { lead_id }).await.ok() }
+    })
+    .await;
+    let overridden = f
+        .qualification
+        .change_stage(ChangeStageRequest {
+            lead_id: other.clone(),
+            to_stage: Stage::Sql as i32,
+            reason: "referral from the CEO".into(),
+            changed_by: "is.rep@example.com".into(),
+            override_reason: "BANT confirmed offline".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(overridden.stage, Stage::Sql as i32);
+    assert_eq!(
+        overridden.history.last().unwrap().reason,
+        "referral from the CEO (override: BANT confirmed offline)"
+    );
+    f.stop().await;
 }

@@ -1,7 +1,7 @@
 //! The life of an IS → FS handoff: pending → accepted | rejected; rejected → disputed → rejected
 //! (upheld) | accepted (overturned); accepted → won | lost.
 
-use baton_proto::distribution::v1::HandoffState;
+use baton_proto::distribution::v1::{HandoffAction, HandoffState};
 
 /// What someone does to a handoff.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,6 +13,13 @@ pub enum Step {
     Overturn,
     Win,
     Lose,
+}
+
+/// The enum of a step recorded by its name ("created", "accepted", …); unknown names are
+/// unspecified.
+pub fn action_kind(action: &str) -> HandoffAction {
+    HandoffAction::from_str_name(&format!("HANDOFF_ACTION_{}", action.to_ascii_uppercase()))
+        .unwrap_or(HandoffAction::Unspecified)
 }
 
 impl Step {

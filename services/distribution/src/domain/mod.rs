@@ -4,3 +4,4 @@ pub mod handoffs;
 pub mod reps;
 pub mod routing;
 pub mod sla;
+pub mod touches;

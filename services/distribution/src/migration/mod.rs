@@ -7,6 +7,7 @@ mod m20261124_000020_handoffs_and_contracts;
 mod m20261124_000030_routing;
 mod m20261124_000040_sla_timers;
 mod m20261124_000050_rep_open_leads;
+mod m20261201_000060_touch_rules;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000030_routing::Migration),
             Box::new(m20261124_000040_sla_timers::Migration),
             Box::new(m20261124_000050_rep_open_leads::Migration),
+            Box::new(m20261201_000060_touch_rules::Migration),
         ]
     }
 }

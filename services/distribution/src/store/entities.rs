@@ -326,3 +326,23 @@ pub mod sla_timer {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod touch_ruleset {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "touch_ruleset")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        pub version: i32,
+        /// JSON of `domain::touches::TouchRules`.
+        pub definition: String,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -240,6 +240,7 @@ pub fn to_proto(h: &handoff::Model, steps: &[handoff_step::Model]) -> Handoff {
 
 fn step_to_proto(s: &handoff_step::Model) -> HandoffStep {
     HandoffStep {
+        kind: handoffs::action_kind(&s.action) as i32,
         action: s.action.clone(),
         actor: s.actor.clone(),
         note: s.note.clone(),

@@ -3,7 +3,8 @@
 //! [`rotations`], [`rules`], [`batch`] (what a run of decisions shares and the writes it holds),
 //! [`signals`] (what routing knows of a lead), [`sla`] (which timers an assignment or handoff
 //! starts), [`routing`] (the decision path). Then the use cases, each an `impl Store`:
-//! [`setup`] (teams, reps, rules), [`assignments`], [`handoffs`], and the [`sla_worker`] that fires
+//! [`setup`] (teams, reps, rules), [`touches`] (what counts as an IS touch), [`assignments`],
+//! [`handoffs`], and the [`sla_worker`] that fires
 //! due timers and hands what must be reassigned to routing.
 
 pub mod assignments;
@@ -19,6 +20,7 @@ pub mod signals;
 pub mod sla;
 pub mod sla_worker;
 pub mod timers;
+pub mod touches;
 
 use baton_shared::events::EventLog;
 use sea_orm::DatabaseConnection;

@@ -259,3 +259,23 @@ pub mod rank_ruleset {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod stage_ruleset {
+    use sea_orm::entity::prelude::*;
+
+    /// A tenant's stage rules (JSON of `domain::stages::StoredStageRules`).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "stage_ruleset")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        pub version: i32,
+        pub definition: String,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

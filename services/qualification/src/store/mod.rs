@@ -3,6 +3,7 @@
 pub mod entities;
 pub mod models;
 pub mod ranking;
+pub mod stage_rules;
 
 use baton_proto::{
     capture::v1::{Activity, ActivityKind, PageKind},
@@ -134,7 +135,8 @@ impl Store {
             lead_bant::Entity::insert(active).exec(&txn).await?;
         }
         let stage = Stage::try_from(score.stage).unwrap_or(Stage::Lead);
-        if let Some(to) = stages::stage_after_bant(stage, status) {
+        let (_, rules) = stage_rules::stage_rules(&txn, tenant).await?;
+        if let Some(to) = stages::stage_after_bant(stage, status, &rules) {
             move_stage(&txn, tenant, score, to, REASON_BANT_COMPLETE, recorded_by).await?;
         }
         let view = stage_view(&txn, tenant, lead_id).await?;
@@ -150,6 +152,7 @@ impl Store {
         to: Stage,
         reason: &str,
         changed_by: &str,
+        override_reason: &str,
     ) -> Result<StageView, ApiError> {
         let txn = self.db.begin().await?;
         let score = find_score(&txn, tenant, lead_id)
@@ -162,10 +165,71 @@ impl Store {
                 description: format!("lead {lead_id} is already {}", from.as_str_name()),
             });
         }
-        move_stage(&txn, tenant, score, to, reason, changed_by).await?;
+        let mut reason = reason.to_owned();
+        if to == Stage::Sql {
+            let missing = self.sql_gate_missing(&txn, tenant, lead_id).await?;
+            if !missing.is_empty() && override_reason.is_empty() {
+                return Err(ApiError::FailedPrecondition {
+                    rule: "sql_gate".into(),
+                    description: format!(
+                        "BANT items not confirmed: {}; state override_reason to move anyway",
+                        missing.join(", ")
+                    ),
+                });
+            }
+            if !missing.is_empty() {
+                reason = format!("{reason} (override: {override_reason})");
+            }
+        }
+        move_stage(&txn, tenant, score, to, &reason, changed_by).await?;
         let view = stage_view(&txn, tenant, lead_id).await?;
         txn.commit().await?;
         Ok(view)
+    }
+
+    /// The BANT items the tenant's SQL gate needs that the lead has not confirmed.
+    async fn sql_gate_missing<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        tenant: &TenantId,
+        lead_id: &str,
+    ) -> Result<Vec<&'static str>, DbErr> {
+        let (_, rules) = stage_rules::stage_rules(txn, tenant).await?;
+        let status = lead_bant::Entity::find_by_id((tenant.to_string(), lead_id.to_owned()))
+            .one(txn)
+            .await?
+            .map(|b| stages::BantStatus {
+                budget: b.budget,
+                authority: b.authority,
+                need: b.need,
+                timeframe: b.timeframe,
+            })
+            .unwrap_or_default();
+        Ok(status
+            .missing(&rules)
+            .into_iter()
+            .map(|item| item.as_str_name())
+            .collect())
+    }
+
+    pub async fn stage_rules(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<(entities::stage_ruleset::Model, stages::StageRules), ApiError> {
+        Ok(stage_rules::stage_rules(&self.db, tenant).await?)
+    }
+
+    /// Replaces the stage rules with a new version (see [`stage_rules::set_stage_rules`]).
+    pub async fn set_stage_rules(
+        &self,
+        tenant: &TenantId,
+        rules: &stages::StageRules,
+        expected_version: i32,
+    ) -> Result<entities::stage_ruleset::Model, ApiError> {
+        let txn = self.db.begin().await?;
+        let saved = stage_rules::set_stage_rules(&txn, tenant, rules, expected_version).await?;
+        txn.commit().await?;
+        Ok(saved)
     }
 
     pub async fn get_rank(
@@ -575,9 +639,11 @@ pub async fn score_activity<C: ConnectionTrait>(
     if matches!(inserted, sea_orm::TryInsertResult::Conflicted) {
         return Ok(());
     }
+    let (_, rules) = stage_rules::stage_rules(txn, tenant).await?;
     let current = match stages::stage_after_activity(
         Stage::try_from(current.stage).unwrap_or(Stage::Lead),
         kind,
+        &rules,
     ) {
         Some(to) => {
             move_stage(
@@ -585,7 +651,7 @@ pub async fn score_activity<C: ConnectionTrait>(
                 tenant,
                 current.clone(),
                 to,
-                REASON_DOCUMENT_DOWNLOADED,
+                &stages::iql_reason(kind),
                 ACTOR_SCORING,
             )
             .await?;
@@ -802,7 +868,6 @@ pub async fn handoff_moved<C: ConnectionTrait>(
 
 /// Why and by whom automatic stage changes happen (the reason/changed_by of their history).
 pub const REASON_SCORE_THRESHOLD: &str = "score_threshold";
-pub const REASON_DOCUMENT_DOWNLOADED: &str = "document_downloaded";
 pub const REASON_BANT_COMPLETE: &str = "bant_complete";
 pub const ACTOR_SCORING: &str = "scoring";
 
