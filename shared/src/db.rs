@@ -125,7 +125,7 @@ fn create_sqlite_parent_dir(url: &str) -> Result<(), BootError> {
 /// `url` with `sslmode=disable` added when it is a PostgreSQL URL on a loopback host (127.0.0.1,
 /// ::1, localhost) that names no `sslmode`: traffic that never leaves the host gains nothing from
 /// TLS, and sqlx 0.9 does not set TCP_NODELAY on TLS connections (sqlx#4335), so every query there
-/// may stall on delayed ACKs (measured: CaptureLead p99 200 ms with TLS, 37 ms without). Any
+/// may stall on delayed ACKs (docs/performance.md has the measurement). Any
 /// other URL, or one that says `sslmode`, is returned unchanged.
 pub fn plain_on_loopback(url: &str) -> String {
     let Some(rest) = url

@@ -1,4 +1,4 @@
-//! The tenant of a request. Every row and every query carries it (DESIGN rule 4).
+//! The tenant of a request. Every row and every query carries it (docs/architecture.md).
 //!
 //! A tower layer puts the tenant into each request's extensions; handlers read it with
 //! [`TenantId::of`]. In the embedded mode every request belongs to the configured default tenant;

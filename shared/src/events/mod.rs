@@ -1,4 +1,4 @@
-//! The event backbone (DESIGN rule 2): events are never lost and never applied twice.
+//! The event backbone (docs/architecture.md): events are never lost and never applied twice.
 //!
 //! - A producer writes each event in the same transaction as the change it describes
 //!   ([`EventLog::append`]), then says so ([`EventLog::notify_committed`]).

@@ -1,4 +1,4 @@
-//! Anonymous visit counts per source and day, the denominator of the opt-in rate (DOMAIN.md §5:
+//! Anonymous visit counts per source and day, the denominator of the opt-in rate (docs/domain.md:
 //! opt-in rate = leads / visitors × 100).
 
 use baton_proto::capture::v1::VisitsRecorded;

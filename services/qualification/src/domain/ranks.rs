@@ -7,7 +7,7 @@ use baton_proto::qualification::v1::Rank;
 use chrono::{DateTime, Months, Utc};
 use serde::{Deserialize, Serialize};
 
-/// The default rank rules (DOMAIN.md §2), seeded for a tenant that has none.
+/// The default rank rules (docs/domain.md), seeded for a tenant that has none.
 pub const DEFAULT_RANK_RULES_TOML: &str = include_str!("default_rank_rules.toml");
 
 /// What ranking looks at: the lead's fit attributes (a replica of capture's profile) and behaviour.

@@ -1,4 +1,4 @@
-//! Scoring models as data (DOMAIN.md §3): a threshold and rules. A rule fires on the lead's fit
+//! Scoring models as data (docs/domain.md): a threshold and rules. A rule fires on the lead's fit
 //! (attribute conditions), on its behaviour (activities, filtered by page kind and URL pattern), or
 //! on its inactivity (N days without some activity); points may be negative, capped per period, and
 //! expire after N days.
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ranks::{self, Condition};
 
-/// The default model's definition (DOMAIN.md §3), seeded for a tenant that has none.
+/// The default model's definition (docs/domain.md), seeded for a tenant that has none.
 pub const DEFAULT_MODEL_TOML: &str = include_str!("default_scoring_model.toml");
 
 /// A model as stored (JSON) and written by hand (TOML): enum values by their proto names.

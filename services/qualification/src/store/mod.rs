@@ -1014,7 +1014,7 @@ async fn find_score<C: ConnectionTrait>(
         .await
 }
 
-/// The tenant's active scoring model, seeding the default one (DOMAIN.md §3) on first use.
+/// The tenant's active scoring model, seeding the default one (docs/domain.md) on first use.
 pub async fn active_model<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,

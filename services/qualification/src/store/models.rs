@@ -53,7 +53,7 @@ pub fn compile_row(row: &scoring_model::Model) -> Result<ScoringModel, Vec<Strin
         .map(|m| (*m).clone())
 }
 
-/// Stores the default model (DOMAIN.md §3) as the tenant's active version 1.
+/// Stores the default model (docs/domain.md) as the tenant's active version 1.
 pub async fn seed_default<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,

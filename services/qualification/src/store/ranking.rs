@@ -216,7 +216,7 @@ pub async fn merge<C: ConnectionTrait>(
 static PARSED: baton_shared::parsed::Parsed<String, RankRules> =
     baton_shared::parsed::Parsed::new();
 
-/// The tenant's rank rules, seeding the defaults (DOMAIN.md §2) on first use.
+/// The tenant's rank rules, seeding the defaults (docs/domain.md) on first use.
 async fn rules<C: ConnectionTrait>(txn: &C, tenant: &TenantId) -> Result<RankRules, DbErr> {
     Ok(ruleset(txn, tenant).await?.1)
 }
