@@ -116,62 +116,91 @@ fn describe(v: &Violations) -> String {
         .join("; ")
 }
 
+impl std::fmt::Display for Violations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&describe(self))
+    }
+}
+
+/// The statuses Baton answers with, one builder per kind of failure, so that every service's
+/// exhaustive `From<Error> for Status` is one line per variant and all five answer alike.
+pub mod status {
+    use super::*;
+
+    /// INVALID_ARGUMENT with a `BadRequest` field violation per offending field.
+    pub fn invalid_argument(violations: &Violations) -> Status {
+        let mut details = ErrorDetails::new();
+        for (field, description) in &violations.0 {
+            details.add_bad_request_violation(field.clone(), description.clone());
+        }
+        Status::with_error_details(Code::InvalidArgument, describe(violations), details)
+    }
+
+    pub fn not_found(kind: &str, id: &str) -> Status {
+        Status::not_found(format!("{kind} {id:?} not found"))
+    }
+
+    pub fn already_exists(message: String) -> Status {
+        Status::already_exists(message)
+    }
+
+    /// FAILED_PRECONDITION naming the rule, as a `PreconditionFailure` violation of type RULE.
+    pub fn failed_precondition(rule: &str, description: &str) -> Status {
+        failed_items("RULE", &[(rule.to_owned(), description.to_owned())])
+    }
+
+    /// FAILED_PRECONDITION for several rules at once, each a RULE violation.
+    pub fn failed_preconditions(failures: &[(String, String)]) -> Status {
+        failed_items("RULE", failures)
+    }
+
+    /// FAILED_PRECONDITION for items of one kind that failed a check (e.g. a handoff gate), each
+    /// a `PreconditionFailure` violation of type `kind`.
+    pub fn failed_items(kind: &str, items: &[(String, String)]) -> Status {
+        let listed = items
+            .iter()
+            .map(|(s, d)| format!("{s}: {d}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let message = if kind == "RULE" {
+            listed
+        } else {
+            format!("{kind}: {listed}")
+        };
+        let mut details = ErrorDetails::new();
+        for (subject, description) in items {
+            details.add_precondition_failure_violation(kind, subject.clone(), description.clone());
+        }
+        Status::with_error_details(Code::FailedPrecondition, message, details)
+    }
+
+    pub fn permission_denied(message: String) -> Status {
+        Status::permission_denied(message)
+    }
+
+    pub fn unauthenticated() -> Status {
+        Status::unauthenticated("request carries no tenant identity")
+    }
+
+    /// UNAVAILABLE: the caller should retry with backoff.
+    pub fn unavailable(message: &str) -> Status {
+        Status::unavailable(message.to_owned())
+    }
+}
+
 impl From<ApiError> for Status {
     fn from(err: ApiError) -> Self {
         match err {
-            ApiError::InvalidArgument(violations) => {
-                let mut details = ErrorDetails::new();
-                for (field, description) in &violations.0 {
-                    details.add_bad_request_violation(field.clone(), description.clone());
-                }
-                Status::with_error_details(Code::InvalidArgument, describe(&violations), details)
-            }
-            e @ ApiError::NotFound { .. } => Status::not_found(e.to_string()),
-            ApiError::AlreadyExists(m) => Status::already_exists(m),
+            ApiError::InvalidArgument(violations) => status::invalid_argument(&violations),
+            ApiError::NotFound { kind, id } => status::not_found(kind, &id),
+            ApiError::AlreadyExists(m) => status::already_exists(m),
             ApiError::FailedPrecondition { rule, description } => {
-                let mut details = ErrorDetails::new();
-                details.add_precondition_failure_violation(
-                    "RULE",
-                    rule.clone(),
-                    description.clone(),
-                );
-                Status::with_error_details(
-                    Code::FailedPrecondition,
-                    format!("{rule}: {description}"),
-                    details,
-                )
+                status::failed_precondition(&rule, &description)
             }
-            ApiError::FailedPreconditions(failures) => {
-                let message = failures
-                    .iter()
-                    .map(|(r, d)| format!("{r}: {d}"))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                let mut details = ErrorDetails::new();
-                for (rule, description) in failures {
-                    details.add_precondition_failure_violation("RULE", rule, description);
-                }
-                Status::with_error_details(Code::FailedPrecondition, message, details)
-            }
-            ApiError::FailedItems { kind, items } => {
-                let message = format!(
-                    "{kind}: {}",
-                    items
-                        .iter()
-                        .map(|(s, d)| format!("{s}: {d}"))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                );
-                let mut details = ErrorDetails::new();
-                for (subject, description) in items {
-                    details.add_precondition_failure_violation(kind, subject, description);
-                }
-                Status::with_error_details(Code::FailedPrecondition, message, details)
-            }
-            ApiError::PermissionDenied(m) => Status::permission_denied(m),
-            ApiError::Unauthenticated => {
-                Status::unauthenticated("request carries no tenant identity")
-            }
+            ApiError::FailedPreconditions(failures) => status::failed_preconditions(&failures),
+            ApiError::FailedItems { kind, items } => status::failed_items(kind, &items),
+            ApiError::PermissionDenied(m) => status::permission_denied(m),
+            ApiError::Unauthenticated => status::unauthenticated(),
             ApiError::Database(db) => database_status(&db),
         }
     }

@@ -7,9 +7,10 @@ use baton_proto::capture::v1::{
     RecordActivityResponse, RecordVisitsRequest, RecordVisitsResponse, UpdateLeadRequest,
     capture_service_server::CaptureService,
 };
-use baton_shared::{ApiError, TenantId, Violations, paging::Page, time};
+use baton_shared::{TenantId, Violations, paging::Page, time};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::error::Error;
 use crate::{
     domain::{
         activity::{ActivityInput, validate_activity},
@@ -48,7 +49,7 @@ impl Api {
         tenant: &TenantId,
         first_row_number: i64,
         rows: &[CaptureLeadRequest],
-    ) -> Result<Vec<ImportRowResult>, ApiError> {
+    ) -> Result<Vec<ImportRowResult>, Error> {
         let mut results: Vec<ImportRowResult> = Vec::with_capacity(rows.len());
         let mut valid = Vec::new();
         let mut valid_at = Vec::new();
@@ -79,7 +80,7 @@ impl Api {
                     result.lead_id = view.lead.lead_id;
                 }
                 // A row key reused for a different row is that row's problem, not the import's.
-                Err(ApiError::InvalidArgument(v)) => result.violations = field_violations(&v),
+                Err(Error::Invalid(v)) => result.violations = field_violations(&v),
                 Err(other) => return Err(other),
             }
         }
@@ -97,10 +98,10 @@ fn field_violations(violations: &Violations) -> Vec<FieldViolation> {
         .collect()
 }
 
-fn required_id(field: &str, value: &str) -> Result<String, ApiError> {
+fn required_id(field: &str, value: &str) -> Result<String, Error> {
     let value = value.trim();
     if value.is_empty() {
-        Err(ApiError::invalid(field, "is required"))
+        Err(Error::invalid(field, "is required"))
     } else {
         Ok(value.to_owned())
     }
@@ -179,7 +180,10 @@ impl CaptureService for Api {
                 let mut violations = Violations::new();
                 let (next, changed) =
                     apply_update(current, &patch, &paths, email_domain, &mut violations);
-                violations.into_result().map(|()| (next, changed))
+                violations
+                    .into_result()
+                    .map(|()| (next, changed))
+                    .map_err(Error::from)
             })
             .await?;
         Ok(Response::new(lead_to_proto(&view)))
@@ -200,12 +204,10 @@ impl CaptureService for Api {
                 violations.into_result()?;
                 import.import_id = given.to_owned();
             } else if !given.is_empty() && given != import.import_id {
-                return Err(
-                    ApiError::invalid("import_id", "must not change during an import").into(),
-                );
+                return Err(Error::invalid("import_id", "must not change during an import").into());
             }
             if batch.rows.len() > MAX_IMPORT_BATCH {
-                return Err(ApiError::invalid(
+                return Err(Error::invalid(
                     "rows",
                     format!("at most {MAX_IMPORT_BATCH} rows per message"),
                 )
@@ -230,7 +232,7 @@ impl CaptureService for Api {
             }
         }
         if import.import_id.is_empty() {
-            return Err(ApiError::invalid("import_id", "is required on the first message").into());
+            return Err(Error::invalid("import_id", "is required on the first message").into());
         }
         Ok(Response::new(import))
     }

@@ -13,6 +13,7 @@ use baton_proto::distribution::v1::{
 use baton_shared::{TenantId, Violations, paging::Page, time};
 use tonic::{Request, Response, Status};
 
+use crate::error::Error;
 use crate::{
     convert::{
         assignment_to_proto, considered_to_proto, rep_to_proto, team_to_proto,
@@ -478,11 +479,7 @@ impl DistributionService for Api {
         request: Request<ListTeamsRequest>,
     ) -> Result<Response<ListTeamsResponse>, Status> {
         let tenant = TenantId::of(&request)?;
-        let teams = self
-            .store
-            .list_teams(&tenant)
-            .await
-            .map_err(baton_shared::ApiError::from)?;
+        let teams = self.store.list_teams(&tenant).await.map_err(Error::from)?;
         Ok(Response::new(ListTeamsResponse {
             teams: teams.iter().map(team_to_proto).collect(),
         }))
@@ -514,7 +511,7 @@ impl DistributionService for Api {
             .store
             .routing_rules(&tenant)
             .await
-            .map_err(baton_shared::ApiError::from)?;
+            .map_err(Error::from)?;
         Ok(Response::new(rules_to_proto(version, &rules, updated_at)))
     }
 

@@ -4,8 +4,9 @@ use baton_proto::distribution::v1 as pb;
 use baton_shared::time;
 
 use baton_proto::capture::v1::ActivityKind;
-use baton_shared::{ApiError, Violations};
+use baton_shared::Violations;
 
+use crate::error::Error;
 use crate::{
     domain::{routing::Considered, touches::TouchRules},
     store::entities::{assignment, rep, team, touch_ruleset},
@@ -86,9 +87,9 @@ pub fn touch_rules_to_proto(row: &touch_ruleset::Model, rules: &TouchRules) -> p
 
 /// INVALID_ARGUMENT for a missing rule set or a number that is no activity kind; the rules
 /// themselves are validated by the domain.
-pub fn touch_rules_from_proto(raw: Option<&pb::TouchRules>) -> Result<TouchRules, ApiError> {
+pub fn touch_rules_from_proto(raw: Option<&pb::TouchRules>) -> Result<TouchRules, Error> {
     let Some(raw) = raw else {
-        return Err(ApiError::invalid("rules", "is required"));
+        return Err(Error::invalid("rules", "is required"));
     };
     let mut violations = Violations::new();
     let mut touch_kinds = Vec::with_capacity(raw.touch_kinds.len());

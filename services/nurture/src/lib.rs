@@ -4,6 +4,7 @@
 pub mod api;
 pub mod consume;
 pub mod domain;
+pub mod error;
 pub mod migration;
 pub mod store;
 

@@ -18,9 +18,10 @@ use baton_proto::{
         UpdateScoringModelRequest, scoring_rule, simulate_model_request,
     },
 };
-use baton_shared::{ApiError, TenantId, Violations, paging::Page, time};
+use baton_shared::{TenantId, Violations, paging::Page, time};
 use tonic::{Request, Response, Status};
 
+use crate::error::Error;
 use crate::{
     convert,
     domain::{
@@ -55,10 +56,10 @@ fn required_time(
     }
 }
 
-fn lead_id_of(raw: &str) -> Result<String, ApiError> {
+fn lead_id_of(raw: &str) -> Result<String, Error> {
     let id = raw.trim();
     if id.is_empty() {
-        Err(ApiError::invalid("lead_id", "is required"))
+        Err(Error::invalid("lead_id", "is required"))
     } else {
         Ok(id.to_owned())
     }
@@ -440,10 +441,10 @@ fn model_to_proto(row: scoring_model::Model) -> ScoringModel {
     }
 }
 
-fn model_id_of(raw: &str) -> Result<String, ApiError> {
+fn model_id_of(raw: &str) -> Result<String, Error> {
     let id = raw.trim();
     if id.is_empty() {
-        Err(ApiError::invalid("model_id", "is required"))
+        Err(Error::invalid("model_id", "is required"))
     } else {
         Ok(id.to_owned())
     }
@@ -578,7 +579,7 @@ impl QualificationService for Api {
         let tenant = TenantId::of(&request)?;
         let req = request.into_inner();
         let Some(rules) = req.rules else {
-            return Err(ApiError::invalid("rules", "is required").into());
+            return Err(Error::invalid("rules", "is required").into());
         };
         let domain = rank_rules_from_proto(&rules);
         let (row, saved) = self
@@ -610,7 +611,7 @@ impl QualificationService for Api {
         let lead_id = request.into_inner().lead_id;
         let lead_id = lead_id.trim();
         if lead_id.is_empty() {
-            return Err(ApiError::invalid("lead_id", "is required").into());
+            return Err(Error::invalid("lead_id", "is required").into());
         }
         let view = self.store.get_score(&tenant, lead_id).await?;
         Ok(Response::new(LeadScore {
@@ -797,7 +798,7 @@ impl QualificationService for Api {
         }
         violations.into_result()?;
         let (Some(which), Some(from), Some(to)) = (which, from, to) else {
-            return Err(ApiError::invalid("model", "is required").into());
+            return Err(Error::invalid("model", "is required").into());
         };
         let sim = self
             .store

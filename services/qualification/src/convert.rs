@@ -6,8 +6,9 @@ use baton_proto::{
     distribution::v1::HandoffAction,
     qualification::v1::{self as pb, BantKey, Stage},
 };
-use baton_shared::{ApiError, Violations, time};
+use baton_shared::{Violations, time};
 
+use crate::error::Error;
 use crate::{
     domain::stages::{HandoffMove, StageRules},
     store::entities::stage_ruleset,
@@ -33,9 +34,9 @@ pub fn stage_rules_to_proto(row: &stage_ruleset::Model, rules: &StageRules) -> p
 
 /// INVALID_ARGUMENT for a missing rule set or numbers that name no enum value (each with its
 /// field); the rules themselves are validated by the domain.
-pub fn stage_rules_from_proto(raw: Option<&pb::StageRules>) -> Result<StageRules, ApiError> {
+pub fn stage_rules_from_proto(raw: Option<&pb::StageRules>) -> Result<StageRules, Error> {
     let Some(raw) = raw else {
-        return Err(ApiError::invalid("rules", "is required"));
+        return Err(Error::invalid("rules", "is required"));
     };
     let mut v = Violations::new();
     let mut enum_of = |field: String, value: i32, known: bool| {

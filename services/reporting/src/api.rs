@@ -6,9 +6,10 @@ use baton_proto::reporting::v1::{
     UpdateContractRequest, ValidateContractRequest, ValidateContractResponse,
     contract_service_server::ContractService, reporting_service_server::ReportingService,
 };
-use baton_shared::{ApiError, TenantId, Violations, time};
+use baton_shared::{TenantId, Violations, time};
 use tonic::{Request, Response, Status};
 
+use crate::error::Error;
 use crate::{
     domain::funnel::conversion_rate,
     store::{Store, contracts},
@@ -17,7 +18,7 @@ use crate::{
 const MAX_ID_LEN: usize = 128;
 const MAX_ACTOR_LEN: usize = 200;
 
-fn contract_id_of(raw: &str) -> Result<String, ApiError> {
+fn contract_id_of(raw: &str) -> Result<String, Error> {
     let mut violations = Violations::new();
     let id = violations.required("contract_id", raw, MAX_ID_LEN);
     violations.into_result()?;
@@ -56,7 +57,7 @@ impl ReportingService for Api {
         };
         violations.into_result()?;
         let Some((from, to)) = range else {
-            return Err(ApiError::invalid("from", "is required").into());
+            return Err(Error::invalid("from", "is required").into());
         };
         let c = self.store.funnel(&tenant, from, to).await?;
         Ok(Response::new(Funnel {
@@ -124,7 +125,7 @@ impl ContractService for Api {
         let req = request.into_inner();
         let contract_id = contract_id_of(&req.contract_id)?;
         let Some(terms) = req.terms else {
-            return Err(ApiError::invalid("terms", "is required").into());
+            return Err(Error::invalid("terms", "is required").into());
         };
         let row = self
             .store
@@ -193,7 +194,7 @@ impl ContractService for Api {
             .store
             .list_contracts(&tenant, &is_team, &fs_team)
             .await
-            .map_err(ApiError::from)?;
+            .map_err(Error::from)?;
         Ok(Response::new(ListContractsResponse {
             contracts: rows.iter().map(contracts::to_proto).collect(),
         }))

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use baton_proto::capture::v1::LeadCaptured;
-use baton_shared::{ApiError, TenantId, db::find_by_unique_key, events::EventLog, time};
+use baton_shared::{TenantId, db::find_by_unique_key, events::EventLog, time};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
@@ -21,17 +21,18 @@ use super::{
     find_lead, merge_company, new_lead_row, resolve, with_company,
 };
 use crate::domain::lead::NewLead;
+use crate::error::Error;
 
 /// Keys per `IN (…)` lookup and rows per multi-row INSERT: the widest row (a lead, 33 columns)
 /// times this stays under SQLite's 32,766 bound parameters.
 const CHUNK: usize = 500;
 
-type Answer = Result<(LeadView, CaptureOutcome), ApiError>;
+type Answer = Result<(LeadView, CaptureOutcome), Error>;
 
 /// What a row turned out to be, before anything is written.
 enum Plan {
     /// Refused (nothing written for it).
-    Refused(ApiError),
+    Refused(Error),
     /// Its request_id was stored by an earlier call.
     Replay { view: LeadView, created: bool },
     /// Its request_id was used by an earlier row of this batch (that row's answer, replayed).
@@ -126,7 +127,7 @@ async fn plan_rows(
                         view,
                         created: seen.created,
                     },
-                    Err(ApiError::Database(e)) => return Err(e),
+                    Err(Error::Database(e)) => return Err(e),
                     Err(e) => Plan::Refused(e),
                 }
             } else {
@@ -143,7 +144,7 @@ async fn plan_rows(
                 Ok(lead) => Plan::Match {
                     view: with_company(txn, lead).await?,
                 },
-                Err(ApiError::Database(e)) => return Err(e),
+                Err(Error::Database(e)) => return Err(e),
                 Err(e) => Plan::Refused(e),
             }
         } else if let Some(&row) = email_row.get(new.email_normalized.as_str()) {
@@ -357,8 +358,8 @@ async fn append_captured(
     Ok(())
 }
 
-fn reused_request_id() -> ApiError {
-    ApiError::invalid("request_id", "was already used for a different capture")
+fn reused_request_id() -> Error {
+    Error::invalid("request_id", "was already used for a different capture")
 }
 
 /// The stored fingerprints of the rows' request_ids.

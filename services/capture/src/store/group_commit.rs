@@ -5,14 +5,15 @@
 
 use std::sync::Arc;
 
-use baton_shared::{ApiError, TenantId};
+use baton_shared::TenantId;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tracing::{Instrument, Span};
 
 use super::{CaptureOutcome, LeadView, Store};
 use crate::domain::lead::NewLead;
+use crate::error::Error;
 
-type Answer = Result<(LeadView, CaptureOutcome), ApiError>;
+type Answer = Result<(LeadView, CaptureOutcome), Error>;
 
 struct Job {
     tenant: TenantId,
@@ -74,9 +75,7 @@ impl GroupCommit {
                 Ok(answer) => answer,
                 // The writer went away (shutting down) before answering: UNAVAILABLE, so the
                 // client retries (request_id makes a retry safe whether or not it was written).
-                Err(_) => Err(ApiError::Database(sea_orm::DbErr::ConnectionAcquire(
-                    sea_orm::ConnAcquireErr::ConnectionClosed,
-                ))),
+                Err(_) => Err(Error::WriterStopped),
             },
             Err(mpsc::error::SendError(job)) => self.store.capture_lead(tenant, &job.lead).await,
         }

@@ -10,7 +10,7 @@ use baton_proto::capture::v1::{
     ActivityRecorded, LeadCaptured, LeadErased, LeadUpdated, LeadsMerged, VisitsRecorded,
 };
 use baton_shared::{
-    ApiError, TenantId,
+    TenantId,
     events::EventLog,
     paging::{Page, fetch_page},
     time,
@@ -30,6 +30,7 @@ use crate::domain::{
     lead::NewLead,
     profile::{CompanyProfile, LeadProfile},
 };
+use crate::error::Error;
 use convert::{activity_to_proto, lead_to_proto, profile_of};
 use entities::{activity, capture_request, company, lead, visit_count};
 pub use view::LeadView;
@@ -86,11 +87,11 @@ impl Store {
         &self,
         tenant: &TenantId,
         new: &NewLead,
-    ) -> Result<(LeadView, CaptureOutcome), ApiError> {
+    ) -> Result<(LeadView, CaptureOutcome), Error> {
         let mut attempt = 0;
         loop {
             match self.try_capture_lead(tenant, new).await {
-                Err(ApiError::Database(e))
+                Err(Error::Database(e))
                     if is_unique_violation(&e) && attempt < UNIQUE_RACE_RETRIES =>
                 {
                     attempt += 1
@@ -104,7 +105,7 @@ impl Store {
         &self,
         tenant: &TenantId,
         new: &NewLead,
-    ) -> Result<(LeadView, CaptureOutcome), ApiError> {
+    ) -> Result<(LeadView, CaptureOutcome), Error> {
         let txn = self.db.begin().await?;
         let captured = capture_in(&txn, tenant, new).await?;
         txn.commit().await?;
@@ -121,7 +122,7 @@ impl Store {
         &self,
         tenant: &TenantId,
         rows: &[NewLead],
-    ) -> Result<Vec<Result<(LeadView, CaptureOutcome), ApiError>>, ApiError> {
+    ) -> Result<Vec<Result<(LeadView, CaptureOutcome), Error>>, Error> {
         let rows: Vec<(&NewLead, Span)> = rows.iter().map(|r| (r, Span::current())).collect();
         self.capture_traced(tenant, &rows).await
     }
@@ -132,7 +133,7 @@ impl Store {
         &self,
         tenant: &TenantId,
         rows: &[(&NewLead, Span)],
-    ) -> Result<Vec<Result<(LeadView, CaptureOutcome), ApiError>>, ApiError> {
+    ) -> Result<Vec<Result<(LeadView, CaptureOutcome), Error>>, Error> {
         let txn = self.db.begin().await?;
         let answers = match batch::capture_many(&txn, tenant, rows).await {
             Ok(answers) => txn.commit().await.map(|()| answers),
@@ -171,9 +172,9 @@ impl Store {
         tenant: &TenantId,
         lead_id: &str,
         change: F,
-    ) -> Result<LeadView, ApiError>
+    ) -> Result<LeadView, Error>
     where
-        F: FnOnce(&LeadProfile, Option<&str>) -> Result<(LeadProfile, Vec<String>), ApiError>,
+        F: FnOnce(&LeadProfile, Option<&str>) -> Result<(LeadProfile, Vec<String>), Error>,
     {
         let txn = self.db.begin().await?;
         let current = find_lead(&txn, tenant, lead_id).await?;
@@ -214,11 +215,11 @@ impl Store {
         &self,
         tenant: &TenantId,
         new: &NewActivity,
-    ) -> Result<(activity::Model, bool), ApiError> {
+    ) -> Result<(activity::Model, bool), Error> {
         let mut attempt = 0;
         loop {
             match self.try_record_activity(tenant, new).await {
-                Err(ApiError::Database(e))
+                Err(Error::Database(e))
                     if is_unique_violation(&e) && attempt < UNIQUE_RACE_RETRIES =>
                 {
                     attempt += 1
@@ -232,7 +233,7 @@ impl Store {
         &self,
         tenant: &TenantId,
         new: &NewActivity,
-    ) -> Result<(activity::Model, bool), ApiError> {
+    ) -> Result<(activity::Model, bool), Error> {
         let txn = self.db.begin().await?;
         let seen = activity::Entity::find()
             .filter(activity::Column::TenantId.eq(tenant.as_str()))
@@ -241,7 +242,7 @@ impl Store {
             .await?;
         if let Some(seen) = seen {
             if seen.lead_id != new.lead_id || seen.kind != new.kind as i32 {
-                return Err(ApiError::invalid(
+                return Err(Error::invalid(
                     "idempotency_key",
                     "was already used for a different activity",
                 ));
@@ -280,7 +281,7 @@ impl Store {
     /// Erases the lead's personal data here and in capture's past events, and emits `LeadErased`.
     /// The lead row stays (pseudonymous: id, source, company, dates) so counts do not change; its
     /// e-mail no longer identifies it, so a later capture of that e-mail makes a new lead.
-    pub async fn erase_lead(&self, tenant: &TenantId, lead_id: &str) -> Result<LeadView, ApiError> {
+    pub async fn erase_lead(&self, tenant: &TenantId, lead_id: &str) -> Result<LeadView, Error> {
         let txn = self.db.begin().await?;
         let current = find_lead(&txn, tenant, lead_id).await?;
         if current.lead.erased_at.is_some() {
@@ -327,7 +328,7 @@ impl Store {
         tenant: &TenantId,
         survivor_id: &str,
         merged_id: &str,
-    ) -> Result<LeadView, ApiError> {
+    ) -> Result<LeadView, Error> {
         let txn = self.db.begin().await?;
         let survivor = find_lead(&txn, tenant, survivor_id).await?;
         let merged = find_exact(&txn, tenant, merged_id).await?;
@@ -335,13 +336,13 @@ impl Store {
             return Ok(survivor);
         }
         if merged.merged_into.is_some() {
-            return Err(ApiError::FailedPrecondition {
+            return Err(Error::RuleBroken {
                 rule: "already_merged".into(),
                 description: format!("lead {merged_id} was merged into another lead"),
             });
         }
         if merged.lead_id == survivor.lead.lead_id {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 "merged_lead_id",
                 "is (or resolves to) the survivor itself",
             ));
@@ -426,7 +427,7 @@ impl Store {
         &self,
         tenant: &TenantId,
         visits: &VisitsRecorded,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Error> {
         let txn = self.db.begin().await?;
         let row = visit_count::ActiveModel {
             seq: NotSet,
@@ -460,7 +461,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn get_lead(&self, tenant: &TenantId, lead_id: &str) -> Result<LeadView, ApiError> {
+    pub async fn get_lead(&self, tenant: &TenantId, lead_id: &str) -> Result<LeadView, Error> {
         find_lead(&self.db, tenant, lead_id).await
     }
 
@@ -469,7 +470,7 @@ impl Store {
         tenant: &TenantId,
         filter: &LeadFilter,
         page: Page,
-    ) -> Result<(Vec<LeadView>, String), ApiError> {
+    ) -> Result<(Vec<LeadView>, String), Error> {
         let mut query = lead::Entity::find()
             .filter(lead::Column::TenantId.eq(tenant.as_str()))
             .filter(lead::Column::MergedInto.is_null());
@@ -532,14 +533,14 @@ async fn capture_in(
     txn: &DatabaseTransaction,
     tenant: &TenantId,
     new: &NewLead,
-) -> Result<(LeadView, CaptureOutcome), ApiError> {
+) -> Result<(LeadView, CaptureOutcome), Error> {
     if let Some(seen) =
         capture_request::Entity::find_by_id((tenant.to_string(), new.request_id.clone()))
             .one(txn)
             .await?
     {
         if seen.fingerprint != new.fingerprint {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 "request_id",
                 "was already used for a different capture",
             ));
@@ -803,7 +804,7 @@ async fn find_lead<C: ConnectionTrait>(
     db: &C,
     tenant: &TenantId,
     lead_id: &str,
-) -> Result<LeadView, ApiError> {
+) -> Result<LeadView, Error> {
     let lead = resolve(db, tenant, find_exact(db, tenant, lead_id).await?).await?;
     Ok(with_company(db, lead).await?)
 }
@@ -813,13 +814,13 @@ async fn find_exact<C: ConnectionTrait>(
     db: &C,
     tenant: &TenantId,
     lead_id: &str,
-) -> Result<lead::Model, ApiError> {
+) -> Result<lead::Model, Error> {
     lead::Entity::find()
         .filter(lead::Column::TenantId.eq(tenant.as_str()))
         .filter(lead::Column::LeadId.eq(lead_id))
         .one(db)
         .await?
-        .ok_or_else(|| ApiError::not_found("lead", lead_id))
+        .ok_or_else(|| Error::not_found("lead", lead_id))
 }
 
 /// Follows `merged_into` to the surviving lead (merges re-point older merges, so this is short).
@@ -827,7 +828,7 @@ async fn resolve<C: ConnectionTrait>(
     db: &C,
     tenant: &TenantId,
     mut lead: lead::Model,
-) -> Result<lead::Model, ApiError> {
+) -> Result<lead::Model, Error> {
     const MAX_HOPS: usize = 16;
     for _ in 0..MAX_HOPS {
         let Some(next) = lead.merged_into.clone() else {
@@ -835,7 +836,7 @@ async fn resolve<C: ConnectionTrait>(
         };
         lead = find_exact(db, tenant, &next).await?;
     }
-    Err(ApiError::FailedPrecondition {
+    Err(Error::RuleBroken {
         rule: "merge_chain".into(),
         description: format!(
             "lead {} is merged through more than {MAX_HOPS} leads",
@@ -844,9 +845,9 @@ async fn resolve<C: ConnectionTrait>(
     })
 }
 
-fn refuse_erased(view: &LeadView) -> Result<(), ApiError> {
+fn refuse_erased(view: &LeadView) -> Result<(), Error> {
     match view.lead.erased_at {
-        Some(_) => Err(ApiError::FailedPrecondition {
+        Some(_) => Err(Error::RuleBroken {
             rule: "lead_erased".into(),
             description: format!(
                 "lead {} was erased; capture the person again as a new lead",

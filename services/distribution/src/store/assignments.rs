@@ -2,7 +2,7 @@
 
 use baton_proto::distribution::v1::AssignmentState;
 use baton_shared::{
-    ApiError, TenantId,
+    TenantId,
     paging::{Page, fetch_page},
 };
 use sea_orm::{
@@ -15,6 +15,7 @@ use super::{
     routing::{open_assignment, reassign},
 };
 use crate::domain::routing::Considered;
+use crate::error::Error;
 
 /// An assignment with why it went where it did.
 pub struct Explanation {
@@ -29,7 +30,7 @@ impl Store {
         tenant: &TenantId,
         page: Page,
         rep_id: Option<&str>,
-    ) -> Result<(Vec<assignment::Model>, String), ApiError> {
+    ) -> Result<(Vec<assignment::Model>, String), Error> {
         let mut query =
             assignment::Entity::find().filter(assignment::Column::TenantId.eq(tenant.as_str()));
         if let Some(rep_id) = rep_id {
@@ -41,7 +42,7 @@ impl Store {
         &self,
         tenant: &TenantId,
         lead_id: &str,
-    ) -> Result<Explanation, ApiError> {
+    ) -> Result<Explanation, Error> {
         let mut all = assignment::Entity::find()
             .filter(assignment::Column::TenantId.eq(tenant.as_str()))
             .filter(assignment::Column::LeadId.eq(lead_id))
@@ -50,7 +51,7 @@ impl Store {
             .await?;
         let current = all
             .pop()
-            .ok_or_else(|| ApiError::not_found("assignment of lead", lead_id))?;
+            .ok_or_else(|| Error::not_found("assignment of lead", lead_id))?;
         Ok(Explanation {
             considered: serde_json::from_str(&current.explanation).unwrap_or_default(),
             current,
@@ -61,11 +62,11 @@ impl Store {
         &self,
         tenant: &TenantId,
         lead_id: &str,
-    ) -> Result<assignment::Model, ApiError> {
+    ) -> Result<assignment::Model, Error> {
         let txn = self.db.begin().await?;
         let open = open_assignment(&txn, tenant, lead_id)
             .await?
-            .ok_or_else(|| ApiError::not_found("open assignment of lead", lead_id))?;
+            .ok_or_else(|| Error::not_found("open assignment of lead", lead_id))?;
         let next = reassign(&txn, tenant, open).await?;
         txn.commit().await?;
         self.log.notify_committed();
@@ -76,14 +77,14 @@ impl Store {
         tenant: &TenantId,
         rep_id: &str,
         deactivate: bool,
-    ) -> Result<Vec<assignment::Model>, ApiError> {
+    ) -> Result<Vec<assignment::Model>, Error> {
         let txn = self.db.begin().await?;
         let rep_row = rep::Entity::find()
             .filter(rep::Column::TenantId.eq(tenant.as_str()))
             .filter(rep::Column::RepId.eq(rep_id))
             .one(&txn)
             .await?
-            .ok_or_else(|| ApiError::not_found("rep", rep_id))?;
+            .ok_or_else(|| Error::not_found("rep", rep_id))?;
         if deactivate {
             let mut row: rep::ActiveModel = rep_row.into();
             row.active = Set(false);

@@ -8,7 +8,7 @@ use baton_proto::{
     reporting::v1::{Contract, ContractTerms, RejectedLeadRoute},
 };
 use baton_shared::{
-    ApiError, TenantId,
+    TenantId,
     contract::{self, HandoffFacts},
     events::EventLog,
     time,
@@ -28,6 +28,7 @@ use super::{
     sla, timers,
 };
 use crate::domain::handoffs::{self, Step};
+use crate::error::Error;
 
 /// A handoff as IS submits it (validated at the edge).
 #[derive(Debug, Clone)]
@@ -309,7 +310,7 @@ async fn ensure_no_open_handoff<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
     lead_id: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let open = handoff::Entity::find()
         .filter(handoff::Column::TenantId.eq(tenant.as_str()))
         .filter(handoff::Column::LeadId.eq(lead_id))
@@ -318,7 +319,7 @@ async fn ensure_no_open_handoff<C: ConnectionTrait>(
         .into_iter()
         .find(|h| handoffs::is_open(HandoffState::try_from(h.state).unwrap_or_default()));
     if let Some(open) = open {
-        return Err(ApiError::FailedPrecondition {
+        return Err(Error::RuleBroken {
             rule: "one_open_handoff".into(),
             description: format!(
                 "lead {} already has open handoff {}",
@@ -376,7 +377,7 @@ impl Store {
         &self,
         tenant: &TenantId,
         new: &NewHandoff,
-    ) -> Result<Handoff, ApiError> {
+    ) -> Result<Handoff, Error> {
         let txn = self.db.begin().await?;
         let seen = handoff::Entity::find()
             .filter(handoff::Column::TenantId.eq(tenant.as_str()))
@@ -388,7 +389,7 @@ impl Store {
                 || seen.is_team != new.is_team
                 || seen.fs_team != new.fs_team
             {
-                return Err(ApiError::invalid(
+                return Err(Error::invalid(
                     "request_id",
                     "was already used for a different handoff",
                 ));
@@ -397,7 +398,7 @@ impl Store {
             return Ok(to_proto(&seen, &steps));
         }
         let Some(replica) = replica_of(&txn, tenant, &new.is_team, &new.fs_team).await? else {
-            return Err(ApiError::FailedPrecondition {
+            return Err(Error::RuleBroken {
                 rule: "active_contract".into(),
                 description: format!(
                     "teams {} and {} have no active contract; both owners must approve one first",
@@ -416,7 +417,7 @@ impl Store {
         if !failures.is_empty() {
             txn.rollback().await?;
             self.count_refusal(tenant, &replica).await?;
-            return Err(ApiError::FailedItems {
+            return Err(Error::GateFailed {
                 kind: GATE,
                 items: failures
                     .into_iter()
@@ -516,16 +517,16 @@ impl Store {
         actor: &str,
         note: &str,
         details: &StepDetails,
-    ) -> Result<Handoff, ApiError> {
+    ) -> Result<Handoff, Error> {
         let txn = self.db.begin().await?;
         let current = handoff::Entity::find()
             .filter(handoff::Column::TenantId.eq(tenant.as_str()))
             .filter(handoff::Column::HandoffId.eq(handoff_id))
             .one(&txn)
             .await?
-            .ok_or_else(|| ApiError::not_found("handoff", handoff_id))?;
+            .ok_or_else(|| Error::not_found("handoff", handoff_id))?;
         let state = HandoffState::try_from(current.state).unwrap_or_default();
-        let next = handoffs::after(state, step).map_err(|rule| ApiError::FailedPrecondition {
+        let next = handoffs::after(state, step).map_err(|rule| Error::RuleBroken {
             rule: rule.into(),
             description: format!(
                 "handoff {handoff_id} is {}; cannot be {}",
@@ -546,7 +547,7 @@ impl Store {
                     .map(|r| r.code.as_str())
                     .collect();
                 if !codes.contains(&details.reason_code.as_str()) {
-                    return Err(ApiError::invalid(
+                    return Err(Error::invalid(
                         "reason_code",
                         format!("must be one of the contract's reasons {codes:?}"),
                     ));
@@ -557,7 +558,7 @@ impl Store {
             Step::Uphold | Step::Overturn => {
                 let owner = |o: &str| !o.trim().is_empty() && o.trim().eq_ignore_ascii_case(actor);
                 if !owner(&terms.is_owner) && !owner(&terms.fs_owner) {
-                    return Err(ApiError::PermissionDenied(format!(
+                    return Err(Error::NotAllowed(format!(
                         "{actor} is not an owner of the contract between {} and {}",
                         current.is_team, current.fs_team
                     )));
@@ -589,17 +590,13 @@ impl Store {
         Ok(to_proto(&saved, &steps))
     }
 
-    pub async fn get_handoff(
-        &self,
-        tenant: &TenantId,
-        handoff_id: &str,
-    ) -> Result<Handoff, ApiError> {
+    pub async fn get_handoff(&self, tenant: &TenantId, handoff_id: &str) -> Result<Handoff, Error> {
         let h = handoff::Entity::find()
             .filter(handoff::Column::TenantId.eq(tenant.as_str()))
             .filter(handoff::Column::HandoffId.eq(handoff_id))
             .one(&self.db)
             .await?
-            .ok_or_else(|| ApiError::not_found("handoff", handoff_id))?;
+            .ok_or_else(|| Error::not_found("handoff", handoff_id))?;
         let steps = steps_of(&self.db, handoff_id).await?;
         Ok(to_proto(&h, &steps))
     }

@@ -3,7 +3,7 @@
 
 use baton_proto::distribution::v1::{RepCreated, RoutingMethod, TeamFunction};
 use baton_shared::{
-    ApiError, TenantId,
+    TenantId,
     events::EventLog,
     paging::{Page, fetch_page},
     time,
@@ -22,6 +22,7 @@ use super::{
     routing::assign_queued,
     rules::rules_of,
 };
+use crate::error::Error;
 use crate::{
     convert::rep_to_proto,
     domain::{
@@ -37,7 +38,7 @@ impl Store {
         tenant: &TenantId,
         new: &NewRep,
         routing: &RepRouting,
-    ) -> Result<rep::Model, ApiError> {
+    ) -> Result<rep::Model, Error> {
         let txn = self.db.begin().await?;
         self.check_team(&txn, tenant, &routing.team_id).await?;
         let by_request = rep::Entity::find()
@@ -50,7 +51,7 @@ impl Store {
                 || seen.name != new.name
                 || seen.active != new.active
             {
-                return Err(ApiError::invalid(
+                return Err(Error::invalid(
                     "request_id",
                     "was already used for a different rep",
                 ));
@@ -63,7 +64,7 @@ impl Store {
             .one(&txn)
             .await?;
         if same_email.is_some() {
-            return Err(ApiError::AlreadyExists(format!(
+            return Err(Error::Conflict(format!(
                 "a rep with e-mail {} already exists",
                 new.email
             )));
@@ -110,7 +111,7 @@ impl Store {
         &self,
         tenant: &TenantId,
         page: Page,
-    ) -> Result<(Vec<rep::Model>, String), ApiError> {
+    ) -> Result<(Vec<rep::Model>, String), Error> {
         let query = rep::Entity::find().filter(rep::Column::TenantId.eq(tenant.as_str()));
         let (rows, token) = fetch_page(query, rep::Column::Seq, |r| r.seq, page, &self.db).await?;
         Ok((rows, token))
@@ -122,7 +123,7 @@ impl Store {
         name: &str,
         function: TeamFunction,
         method: RoutingMethod,
-    ) -> Result<team::Model, ApiError> {
+    ) -> Result<team::Model, Error> {
         let txn = self.db.begin().await?;
         if let Some(existing) = team::Entity::find_by_id((tenant.to_string(), team_id.to_owned()))
             .one(&txn)
@@ -134,7 +135,7 @@ impl Store {
             {
                 return Ok(existing);
             }
-            return Err(ApiError::AlreadyExists(format!(
+            return Err(Error::Conflict(format!(
                 "team {team_id} exists with other attributes"
             )));
         }
@@ -165,14 +166,14 @@ impl Store {
         rep_id: &str,
         active: bool,
         routing: &RepRouting,
-    ) -> Result<rep::Model, ApiError> {
+    ) -> Result<rep::Model, Error> {
         let txn = self.db.begin().await?;
         let current = rep::Entity::find()
             .filter(rep::Column::TenantId.eq(tenant.as_str()))
             .filter(rep::Column::RepId.eq(rep_id))
             .one(&txn)
             .await?
-            .ok_or_else(|| ApiError::not_found("rep", rep_id))?;
+            .ok_or_else(|| Error::not_found("rep", rep_id))?;
         self.check_team(&txn, tenant, &routing.team_id).await?;
         let mut row: rep::ActiveModel = current.into();
         row.active = Set(active);
@@ -194,7 +195,7 @@ impl Store {
         db: &C,
         tenant: &TenantId,
         team_id: &str,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Error> {
         if team_id.is_empty()
             || team::Entity::find_by_id((tenant.to_string(), team_id.to_owned()))
                 .one(db)
@@ -203,7 +204,7 @@ impl Store {
         {
             Ok(())
         } else {
-            Err(ApiError::invalid(
+            Err(Error::invalid(
                 "routing.team_id",
                 format!("no team {team_id}"),
             ))
@@ -224,7 +225,7 @@ impl Store {
         tenant: &TenantId,
         rules: &Rules,
         expected_version: i32,
-    ) -> Result<(i32, DateTime<Utc>), ApiError> {
+    ) -> Result<(i32, DateTime<Utc>), Error> {
         let txn = self.db.begin().await?;
         let teams: Vec<String> = team::Entity::find()
             .filter(team::Column::TenantId.eq(tenant.as_str()))
@@ -242,7 +243,7 @@ impl Store {
             .collect();
         let problems = routing::validate(rules, &teams, &reps);
         if !problems.is_empty() {
-            return Err(ApiError::FailedPreconditions(
+            return Err(Error::RulesBroken(
                 problems
                     .into_iter()
                     .map(|p| ("routing_rules_valid".to_owned(), p))
@@ -251,7 +252,7 @@ impl Store {
         }
         let current = rules_of(&txn, tenant).await?.map_or(0, |(r, _)| r.version);
         if expected_version != 0 && expected_version != current {
-            return Err(ApiError::FailedPrecondition {
+            return Err(Error::RuleBroken {
                 rule: "version_conflict".into(),
                 description: format!(
                     "routing rules are at version {current}, not {expected_version}"

@@ -1,11 +1,12 @@
 //! The tenant's touch rules, as stored: one versioned row per tenant, the defaults seeded on
 //! first read.
 
-use baton_shared::{ApiError, TenantId, Violations, time};
+use baton_shared::{TenantId, Violations, time};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, TransactionTrait};
 
 use super::{Store, entities::touch_ruleset};
 use crate::domain::touches::{self, TouchRules};
+use crate::error::Error;
 
 /// The tenant's touch rules and their row (version, time), seeding the defaults on first use.
 pub async fn touch_rules<C: ConnectionTrait>(
@@ -46,7 +47,7 @@ impl Store {
     pub async fn touch_rules(
         &self,
         tenant: &TenantId,
-    ) -> Result<(touch_ruleset::Model, TouchRules), ApiError> {
+    ) -> Result<(touch_ruleset::Model, TouchRules), Error> {
         Ok(touch_rules(&self.db, tenant).await?)
     }
 
@@ -56,7 +57,7 @@ impl Store {
         tenant: &TenantId,
         rules: &TouchRules,
         expected_version: i32,
-    ) -> Result<(touch_ruleset::Model, TouchRules), ApiError> {
+    ) -> Result<(touch_ruleset::Model, TouchRules), Error> {
         let mut violations = Violations::new();
         for (field, description) in touches::validate(rules) {
             violations.add(field, description);
@@ -65,7 +66,7 @@ impl Store {
         let txn = self.db.begin().await?;
         let (current, _) = touch_rules(&txn, tenant).await?;
         if expected_version != 0 && expected_version != current.version {
-            return Err(ApiError::FailedPrecondition {
+            return Err(Error::RuleBroken {
                 rule: "version_conflict".into(),
                 description: format!(
                     "touch rules are at version {}, not {expected_version}",

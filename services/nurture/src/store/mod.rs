@@ -5,7 +5,7 @@ pub mod entities;
 use baton_proto::nurture::v1::{self as pb, EnrollmentState, LeadEnrolled};
 use baton_shared::events::EventLog;
 use baton_shared::{
-    ApiError, TenantId,
+    TenantId,
     paging::{Page, fetch_page},
     time,
 };
@@ -17,6 +17,7 @@ use sea_orm::{
 };
 
 use crate::domain::sequences::{self, RE_ENGAGEMENT_SEQUENCE_TOML, WELCOME_SEQUENCE_TOML};
+use crate::error::Error;
 use entities::{enrollment, sequence, sequence_step};
 
 #[derive(Clone)]
@@ -34,7 +35,7 @@ impl Store {
         tenant: &TenantId,
         page: Page,
         lead_id: Option<&str>,
-    ) -> Result<(Vec<enrollment::Model>, String), ApiError> {
+    ) -> Result<(Vec<enrollment::Model>, String), Error> {
         let mut query =
             enrollment::Entity::find().filter(enrollment::Column::TenantId.eq(tenant.as_str()));
         if let Some(lead_id) = lead_id {

@@ -11,7 +11,7 @@ use baton_proto::{
 };
 use std::collections::HashMap;
 
-use baton_shared::{ApiError, TenantId, db::find_in, events::EventLog, time};
+use baton_shared::{TenantId, db::find_in, events::EventLog, time};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
@@ -25,6 +25,7 @@ use crate::domain::{
     scoring::{self, ActivityFact, Computation, LeadFacts, ScoringModel, TriggerKind},
     stages,
 };
+use crate::error::Error;
 use entities::{
     lead_activity, lead_bant, lead_profile, lead_score, score_entry, scoring_model, stage_history,
 };
@@ -69,11 +70,11 @@ impl Store {
         lead_id: &str,
         update: &BantUpdate,
         recorded_by: &str,
-    ) -> Result<StageView, ApiError> {
+    ) -> Result<StageView, Error> {
         let txn = self.db.begin().await?;
         let score = find_score(&txn, tenant, lead_id)
             .await?
-            .ok_or_else(|| ApiError::not_found("lead", lead_id))?;
+            .ok_or_else(|| Error::not_found("lead", lead_id))?;
         let existing = lead_bant::Entity::find_by_id((tenant.to_string(), lead_id.to_owned()))
             .one(&txn)
             .await?;
@@ -153,14 +154,14 @@ impl Store {
         reason: &str,
         changed_by: &str,
         override_reason: &str,
-    ) -> Result<StageView, ApiError> {
+    ) -> Result<StageView, Error> {
         let txn = self.db.begin().await?;
         let score = find_score(&txn, tenant, lead_id)
             .await?
-            .ok_or_else(|| ApiError::not_found("lead", lead_id))?;
+            .ok_or_else(|| Error::not_found("lead", lead_id))?;
         let from = Stage::try_from(score.stage).unwrap_or(Stage::Lead);
         if let Err(rule) = stages::check_manual_move(from, to) {
-            return Err(ApiError::FailedPrecondition {
+            return Err(Error::RuleBroken {
                 rule: rule.into(),
                 description: format!("lead {lead_id} is already {}", from.as_str_name()),
             });
@@ -169,7 +170,7 @@ impl Store {
         if to == Stage::Sql {
             let missing = self.sql_gate_missing(&txn, tenant, lead_id).await?;
             if !missing.is_empty() && override_reason.is_empty() {
-                return Err(ApiError::FailedPrecondition {
+                return Err(Error::RuleBroken {
                     rule: "sql_gate".into(),
                     description: format!(
                         "BANT items not confirmed: {}; state override_reason to move anyway",
@@ -215,7 +216,7 @@ impl Store {
     pub async fn stage_rules(
         &self,
         tenant: &TenantId,
-    ) -> Result<(entities::stage_ruleset::Model, stages::StageRules), ApiError> {
+    ) -> Result<(entities::stage_ruleset::Model, stages::StageRules), Error> {
         Ok(stage_rules::stage_rules(&self.db, tenant).await?)
     }
 
@@ -225,7 +226,7 @@ impl Store {
         tenant: &TenantId,
         rules: &stages::StageRules,
         expected_version: i32,
-    ) -> Result<entities::stage_ruleset::Model, ApiError> {
+    ) -> Result<entities::stage_ruleset::Model, Error> {
         let txn = self.db.begin().await?;
         let saved = stage_rules::set_stage_rules(&txn, tenant, rules, expected_version).await?;
         txn.commit().await?;
@@ -236,14 +237,14 @@ impl Store {
         &self,
         tenant: &TenantId,
         lead_id: &str,
-    ) -> Result<(entities::lead_rank::Model, Vec<String>), ApiError> {
+    ) -> Result<(entities::lead_rank::Model, Vec<String>), Error> {
         ranking::get(&self.db, tenant, lead_id).await
     }
 
     pub async fn rank_rules(
         &self,
         tenant: &TenantId,
-    ) -> Result<(entities::rank_ruleset::Model, RankRules), ApiError> {
+    ) -> Result<(entities::rank_ruleset::Model, RankRules), Error> {
         let txn = self.db.begin().await?;
         let found = ranking::ruleset(&txn, tenant).await?;
         txn.commit().await?;
@@ -256,25 +257,25 @@ impl Store {
         tenant: &TenantId,
         rules: &RankRules,
         expected_version: i32,
-    ) -> Result<(entities::rank_ruleset::Model, RankRules), ApiError> {
+    ) -> Result<(entities::rank_ruleset::Model, RankRules), Error> {
         let txn = self.db.begin().await?;
         let saved = ranking::set_rules(&txn, tenant, rules, expected_version).await?;
         txn.commit().await?;
         Ok((saved, rules.clone()))
     }
 
-    pub async fn get_stage(&self, tenant: &TenantId, lead_id: &str) -> Result<StageView, ApiError> {
+    pub async fn get_stage(&self, tenant: &TenantId, lead_id: &str) -> Result<StageView, Error> {
         let txn = baton_shared::db::begin_snapshot(&self.db).await?;
         let view = stage_view(&txn, tenant, lead_id).await?;
         txn.commit().await?;
         Ok(view)
     }
 
-    pub async fn get_score(&self, tenant: &TenantId, lead_id: &str) -> Result<ScoreView, ApiError> {
+    pub async fn get_score(&self, tenant: &TenantId, lead_id: &str) -> Result<ScoreView, Error> {
         let txn = baton_shared::db::begin_snapshot(&self.db).await?;
         let score = find_score(&txn, tenant, lead_id)
             .await?
-            .ok_or_else(|| ApiError::not_found("lead", lead_id))?;
+            .ok_or_else(|| Error::not_found("lead", lead_id))?;
         let threshold = scoring_model::Entity::find()
             .filter(scoring_model::Column::ModelId.eq(score.model_id.as_str()))
             .one(&txn)
@@ -302,10 +303,10 @@ async fn stage_view<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
     lead_id: &str,
-) -> Result<StageView, ApiError> {
+) -> Result<StageView, Error> {
     let score = find_score(txn, tenant, lead_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("lead", lead_id))?;
+        .ok_or_else(|| Error::not_found("lead", lead_id))?;
     let bant = lead_bant::Entity::find_by_id((tenant.to_string(), lead_id.to_owned()))
         .one(txn)
         .await?;

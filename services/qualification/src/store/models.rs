@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use baton_proto::qualification::v1::{ModelStatus, RecomputeState, Stage};
-use baton_shared::{ApiError, TenantId, paging::Page, time};
+use baton_shared::{TenantId, paging::Page, time};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
@@ -21,6 +21,7 @@ use super::{
     find_score, lead_facts, rescore,
 };
 use crate::domain::scoring::{self, Computation, ModelDefinition, ScoringModel};
+use crate::error::Error;
 
 /// Rule name of every activation problem.
 pub const RULE_MODEL_VALID: &str = "scoring_model_valid";
@@ -89,17 +90,17 @@ async fn find_model<C: ConnectionTrait>(
     db: &C,
     tenant: &TenantId,
     model_id: &str,
-) -> Result<scoring_model::Model, ApiError> {
+) -> Result<scoring_model::Model, Error> {
     scoring_model::Entity::find()
         .filter(scoring_model::Column::TenantId.eq(tenant.as_str()))
         .filter(scoring_model::Column::ModelId.eq(model_id))
         .one(db)
         .await?
-        .ok_or_else(|| ApiError::not_found("scoring model", model_id))
+        .ok_or_else(|| Error::not_found("scoring model", model_id))
 }
 
-fn invalid(problems: Vec<String>) -> ApiError {
-    ApiError::FailedPreconditions(
+fn invalid(problems: Vec<String>) -> Error {
+    Error::RulesBroken(
         problems
             .into_iter()
             .map(|p| (RULE_MODEL_VALID.to_owned(), p))
@@ -177,7 +178,7 @@ impl Store {
         tenant: &TenantId,
         definition: &ModelDefinition,
         created_by: &str,
-    ) -> Result<scoring_model::Model, ApiError> {
+    ) -> Result<scoring_model::Model, Error> {
         let txn = self.db.begin().await?;
         if active_row(&txn, tenant).await?.is_none() {
             seed_default(&txn, tenant).await?;
@@ -220,11 +221,11 @@ impl Store {
         tenant: &TenantId,
         model_id: &str,
         definition: &ModelDefinition,
-    ) -> Result<scoring_model::Model, ApiError> {
+    ) -> Result<scoring_model::Model, Error> {
         let txn = self.db.begin().await?;
         let row = find_model(&txn, tenant, model_id).await?;
         if row.status != ModelStatus::Draft as i32 {
-            return Err(ApiError::FailedPrecondition {
+            return Err(Error::RuleBroken {
                 rule: "draft_only".into(),
                 description: format!(
                     "version {} is {}; only drafts can be edited (create a new version)",
@@ -246,7 +247,7 @@ impl Store {
         &self,
         tenant: &TenantId,
         model_id: &str,
-    ) -> Result<scoring_model::Model, ApiError> {
+    ) -> Result<scoring_model::Model, Error> {
         if !model_id.is_empty() {
             return find_model(&self.db, tenant, model_id).await;
         }
@@ -263,7 +264,7 @@ impl Store {
         &self,
         tenant: &TenantId,
         page: Page,
-    ) -> Result<(Vec<scoring_model::Model>, String), ApiError> {
+    ) -> Result<(Vec<scoring_model::Model>, String), Error> {
         self.get_model(tenant, "").await?;
         Ok(baton_shared::paging::fetch_page(
             scoring_model::Entity::find()
@@ -282,11 +283,11 @@ impl Store {
         tenant: &TenantId,
         model_id: &str,
         activated_by: &str,
-    ) -> Result<scoring_model::Model, ApiError> {
+    ) -> Result<scoring_model::Model, Error> {
         let txn = self.db.begin().await?;
         let row = find_model(&txn, tenant, model_id).await?;
         if row.status == ModelStatus::Active as i32 {
-            return Err(ApiError::FailedPrecondition {
+            return Err(Error::RuleBroken {
                 rule: "already_active".into(),
                 description: format!("version {} is already the active model", row.version),
             });
@@ -323,16 +324,16 @@ impl Store {
     }
 
     /// A lead's score as of now under the model that scores it, rule by rule.
-    pub async fn explain(&self, tenant: &TenantId, lead_id: &str) -> Result<Explanation, ApiError> {
+    pub async fn explain(&self, tenant: &TenantId, lead_id: &str) -> Result<Explanation, Error> {
         let txn = baton_shared::db::begin_snapshot(&self.db).await?;
         let score = find_score(&txn, tenant, lead_id)
             .await?
-            .ok_or_else(|| ApiError::not_found("lead", lead_id))?;
+            .ok_or_else(|| Error::not_found("lead", lead_id))?;
         let row = match find_model(&txn, tenant, &score.model_id).await {
             Ok(r) => r,
-            Err(ApiError::NotFound { .. }) => active_row(&txn, tenant)
+            Err(Error::NotFound { .. }) => active_row(&txn, tenant)
                 .await?
-                .ok_or_else(|| ApiError::not_found("scoring model", &score.model_id))?,
+                .ok_or_else(|| Error::not_found("scoring model", &score.model_id))?,
             Err(e) => return Err(e),
         };
         let model = compile_row(&row).map_err(invalid)?;
@@ -358,7 +359,7 @@ impl Store {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         period: Period,
-    ) -> Result<Simulation, ApiError> {
+    ) -> Result<Simulation, Error> {
         let txn = baton_shared::db::begin_snapshot(&self.db).await?;
         let model = match which {
             SimulatedModel::Stored(id) => compile_row(&find_model(&txn, tenant, &id).await?),

@@ -6,7 +6,7 @@ use baton_proto::{
     capture::v1::{Activity, ActivityKind, FunnelPosition, Lead, attribute_value::Value},
     qualification::v1::{Rank, RankChanged},
 };
-use baton_shared::{ApiError, TenantId, events::EventLog, time};
+use baton_shared::{TenantId, events::EventLog, time};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
@@ -17,6 +17,7 @@ use sea_orm::{
 
 use super::entities::{lead_page_view, lead_profile, lead_rank, rank_ruleset};
 use crate::domain::ranks::{self, RankFacts, RankRules};
+use crate::error::Error;
 
 /// Flattens the attributes ranking conditions may name.
 pub(crate) fn fields_of(lead: &Lead) -> BTreeMap<String, String> {
@@ -260,10 +261,10 @@ pub async fn set_rules<C: ConnectionTrait>(
     tenant: &TenantId,
     rules: &RankRules,
     expected_version: i32,
-) -> Result<rank_ruleset::Model, ApiError> {
+) -> Result<rank_ruleset::Model, Error> {
     let problems = ranks::validate(rules);
     if !problems.is_empty() {
-        return Err(ApiError::FailedPreconditions(
+        return Err(Error::RulesBroken(
             problems
                 .into_iter()
                 .map(|p| ("rank_rules_valid".to_owned(), p))
@@ -272,7 +273,7 @@ pub async fn set_rules<C: ConnectionTrait>(
     }
     let (current, _) = ruleset(txn, tenant).await?;
     if expected_version != 0 && expected_version != current.version {
-        return Err(ApiError::FailedPrecondition {
+        return Err(Error::RuleBroken {
             rule: "version_conflict".into(),
             description: format!(
                 "rank rules are at version {}, not {expected_version}",
@@ -488,11 +489,11 @@ pub async fn get<C: ConnectionTrait>(
     db: &C,
     tenant: &TenantId,
     lead_id: &str,
-) -> Result<(lead_rank::Model, Vec<String>), ApiError> {
+) -> Result<(lead_rank::Model, Vec<String>), Error> {
     let row = lead_rank::Entity::find_by_id((tenant.to_string(), lead_id.to_owned()))
         .one(db)
         .await?
-        .ok_or_else(|| ApiError::not_found("lead", lead_id))?;
+        .ok_or_else(|| Error::not_found("lead", lead_id))?;
     let reasons = serde_json::from_str(&row.reasons).unwrap_or_default();
     Ok((row, reasons))
 }

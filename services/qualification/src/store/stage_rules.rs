@@ -1,11 +1,12 @@
 //! The tenant's stage rules, as stored: one versioned row per tenant, the defaults seeded on first
 //! read.
 
-use baton_shared::{ApiError, TenantId, Violations, time};
+use baton_shared::{TenantId, Violations, time};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait};
 
 use super::entities::stage_ruleset;
 use crate::domain::stages::{self, StageRules, StoredStageRules};
+use crate::error::Error;
 
 /// The tenant's stage rules and their row (version, time), seeding the defaults on first use.
 pub async fn stage_rules<C: ConnectionTrait>(
@@ -48,7 +49,7 @@ pub async fn set_stage_rules<C: ConnectionTrait>(
     tenant: &TenantId,
     rules: &StageRules,
     expected_version: i32,
-) -> Result<stage_ruleset::Model, ApiError> {
+) -> Result<stage_ruleset::Model, Error> {
     let mut violations = Violations::new();
     for (field, description) in stages::validate_rules(rules) {
         violations.add(field, description);
@@ -56,7 +57,7 @@ pub async fn set_stage_rules<C: ConnectionTrait>(
     violations.into_result()?;
     let (current, _) = stage_rules(txn, tenant).await?;
     if expected_version != 0 && expected_version != current.version {
-        return Err(ApiError::FailedPrecondition {
+        return Err(Error::RuleBroken {
             rule: "version_conflict".into(),
             description: format!(
                 "stage rules are at version {}, not {expected_version}",

@@ -4,7 +4,7 @@
 use baton_proto::reporting::v1::{
     Approval, Contract, ContractActivated, ContractStatus, ContractTerms,
 };
-use baton_shared::{ApiError, TenantId, contract, events::EventLog, time};
+use baton_shared::{TenantId, contract, events::EventLog, time};
 use prost::Message;
 use sea_orm::{
     ActiveValue::{NotSet, Set},
@@ -13,6 +13,8 @@ use sea_orm::{
 };
 
 use super::{Store, entities::contract as row};
+
+use crate::error::Error;
 
 /// Rule name of every approval-blocking problem.
 pub const RULE_CONTRACT_VALID: &str = "contract_valid";
@@ -46,20 +48,20 @@ async fn find<C: ConnectionTrait>(
     db: &C,
     tenant: &TenantId,
     contract_id: &str,
-) -> Result<row::Model, ApiError> {
+) -> Result<row::Model, Error> {
     row::Entity::find()
         .filter(row::Column::TenantId.eq(tenant.as_str()))
         .filter(row::Column::ContractId.eq(contract_id))
         .one(db)
         .await?
-        .ok_or_else(|| ApiError::not_found("contract", contract_id))
+        .ok_or_else(|| Error::not_found("contract", contract_id))
 }
 
-fn draft_only(r: &row::Model) -> Result<(), ApiError> {
+fn draft_only(r: &row::Model) -> Result<(), Error> {
     if r.status == ContractStatus::Draft as i32 {
         Ok(())
     } else {
-        Err(ApiError::FailedPrecondition {
+        Err(Error::RuleBroken {
             rule: "draft_only".into(),
             description: format!(
                 "version {} is {}; create a new version instead",
@@ -72,8 +74,8 @@ fn draft_only(r: &row::Model) -> Result<(), ApiError> {
     }
 }
 
-fn invalid(problems: Vec<contract::Problem>) -> ApiError {
-    ApiError::FailedPreconditions(
+fn invalid(problems: Vec<contract::Problem>) -> Error {
+    Error::RulesBroken(
         problems
             .into_iter()
             .map(|p| {
@@ -93,7 +95,7 @@ impl Store {
         request_id: &str,
         terms: &ContractTerms,
         created_by: &str,
-    ) -> Result<row::Model, ApiError> {
+    ) -> Result<row::Model, Error> {
         let txn = self.db.begin().await?;
         let seen = row::Entity::find()
             .filter(row::Column::TenantId.eq(tenant.as_str()))
@@ -102,7 +104,7 @@ impl Store {
             .await?;
         if let Some(seen) = seen {
             if terms_of(&seen) != *terms {
-                return Err(ApiError::invalid(
+                return Err(Error::invalid(
                     "request_id",
                     "was already used for different terms",
                 ));
@@ -148,12 +150,12 @@ impl Store {
         tenant: &TenantId,
         contract_id: &str,
         terms: &ContractTerms,
-    ) -> Result<row::Model, ApiError> {
+    ) -> Result<row::Model, Error> {
         let txn = self.db.begin().await?;
         let current = find(&txn, tenant, contract_id).await?;
         draft_only(&current)?;
         if terms.is_team.trim() != current.is_team || terms.fs_team.trim() != current.fs_team {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 "terms.is_team",
                 "a version keeps its team pair; create a contract for another pair",
             ));
@@ -173,7 +175,7 @@ impl Store {
         &self,
         tenant: &TenantId,
         contract_id: &str,
-    ) -> Result<Vec<contract::Problem>, ApiError> {
+    ) -> Result<Vec<contract::Problem>, Error> {
         let r = find(&self.db, tenant, contract_id).await?;
         Ok(contract::validate(&terms_of(&r)))
     }
@@ -184,7 +186,7 @@ impl Store {
         tenant: &TenantId,
         contract_id: &str,
         approver: &str,
-    ) -> Result<row::Model, ApiError> {
+    ) -> Result<row::Model, Error> {
         let txn = self.db.begin().await?;
         let current = find(&txn, tenant, contract_id).await?;
         draft_only(&current)?;
@@ -197,7 +199,7 @@ impl Store {
         let is_side = approver.eq_ignore_ascii_case(terms.is_owner.trim());
         let fs_side = approver.eq_ignore_ascii_case(terms.fs_owner.trim());
         if !is_side && !fs_side {
-            return Err(ApiError::PermissionDenied(format!(
+            return Err(Error::NotAllowed(format!(
                 "{approver} is neither the IS owner nor the FS owner of this contract"
             )));
         }
@@ -247,7 +249,7 @@ impl Store {
         &self,
         tenant: &TenantId,
         contract_id: &str,
-    ) -> Result<row::Model, ApiError> {
+    ) -> Result<row::Model, Error> {
         find(&self.db, tenant, contract_id).await
     }
 

@@ -3,7 +3,7 @@
 pub mod contracts;
 pub mod entities;
 
-use baton_shared::{ApiError, TenantId, events::EventLog};
+use baton_shared::{TenantId, events::EventLog};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
@@ -12,6 +12,7 @@ use sea_orm::{
 };
 
 use crate::domain::funnel::{FunnelCounts, Step};
+use crate::error::Error;
 use entities::funnel_fact;
 
 #[derive(Clone)]
@@ -31,7 +32,7 @@ impl Store {
         tenant: &TenantId,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> Result<FunnelCounts, ApiError> {
+    ) -> Result<FunnelCounts, Error> {
         let mut counts = FunnelCounts::default();
         for step in Step::ALL {
             let n = funnel_fact::Entity::find()
