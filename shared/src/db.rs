@@ -149,8 +149,24 @@ pub fn plain_on_loopback(url: &str) -> String {
     format!("{url}{separator}sslmode=disable")
 }
 
-/// Keys per `IN (…)` list of [`find_in`].
+/// Keys per `IN (…)` list of [`find_in`], and rows per multi-row INSERT of [`insert_chunked`]:
+/// a row of up to ~60 columns times this stays under SQLite's bound on a statement's parameters
+/// (32,766).
 pub const IN_CHUNK: usize = 500;
+
+/// Inserts `rows` with one multi-row INSERT per [`IN_CHUNK`] rows, without reading them back.
+pub async fn insert_chunked<A, C>(db: &C, rows: &[A]) -> Result<(), DbErr>
+where
+    A: sea_orm::ActiveModelTrait + Clone + Send,
+    C: ConnectionTrait,
+{
+    for chunk in rows.chunks(IN_CHUNK) {
+        <A::Entity as sea_orm::EntityTrait>::insert_many(chunk.iter().cloned())
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(())
+}
 
 /// The rows of `query` whose `column` is one of `keys`, read with one statement per
 /// [`IN_CHUNK`] keys (SQLite bounds the parameters of a statement).

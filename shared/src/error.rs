@@ -3,8 +3,7 @@
 //! ([`BootError`]).
 
 use sea_orm::{DbErr, SqlErr};
-use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt};
+use tonic::Status;
 
 /// Field violations collected while validating a request; empty means valid.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -125,7 +124,10 @@ impl std::fmt::Display for Violations {
 /// The statuses Baton answers with, one builder per kind of failure, so that every service's
 /// exhaustive `From<Error> for Status` is one line per variant and all five answer alike.
 pub mod status {
-    use super::*;
+    use tonic::{Code, Status};
+    use tonic_types::{ErrorDetails, StatusExt};
+
+    use super::{Violations, describe};
 
     /// INVALID_ARGUMENT with a `BadRequest` field violation per offending field.
     pub fn invalid_argument(violations: &Violations) -> Status {
@@ -250,6 +252,8 @@ pub enum BootError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tonic::Code;
+    use tonic_types::StatusExt;
 
     #[test]
     fn invalid_argument_carries_every_field_violation() {

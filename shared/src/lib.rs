@@ -8,6 +8,7 @@ pub mod contract;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod fields;
 pub mod paging;
 pub mod parsed;
 pub mod server;

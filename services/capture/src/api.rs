@@ -7,7 +7,7 @@ use baton_proto::capture::v1::{
     RecordActivityResponse, RecordVisitsRequest, RecordVisitsResponse, UpdateLeadRequest,
     capture_service_server::CaptureService,
 };
-use baton_shared::{TenantId, Violations, paging::Page, time};
+use baton_shared::{TenantId, Violations, fields, paging::Page, time};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::error::Error;
@@ -98,15 +98,6 @@ fn field_violations(violations: &Violations) -> Vec<FieldViolation> {
         .collect()
 }
 
-fn required_id(field: &str, value: &str) -> Result<String, Error> {
-    let value = value.trim();
-    if value.is_empty() {
-        Err(Error::invalid(field, "is required"))
-    } else {
-        Ok(value.to_owned())
-    }
-}
-
 #[tonic::async_trait]
 impl CaptureService for Api {
     async fn capture_lead(
@@ -160,7 +151,7 @@ impl CaptureService for Api {
 
     async fn get_lead(&self, request: Request<GetLeadRequest>) -> Result<Response<Lead>, Status> {
         let tenant = TenantId::of(&request)?;
-        let lead_id = required_id("lead_id", &request.get_ref().lead_id)?;
+        let lead_id = fields::required_id("lead_id", &request.get_ref().lead_id)?;
         let view = self.store.get_lead(&tenant, &lead_id).await?;
         Ok(Response::new(lead_to_proto(&view)))
     }
@@ -171,7 +162,7 @@ impl CaptureService for Api {
     ) -> Result<Response<Lead>, Status> {
         let tenant = TenantId::of(&request)?;
         let req = request.into_inner();
-        let lead_id = required_id("lead_id", &req.lead_id)?;
+        let lead_id = fields::required_id("lead_id", &req.lead_id)?;
         let patch = req.lead.unwrap_or_default();
         let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
         let view = self
@@ -274,7 +265,7 @@ impl CaptureService for Api {
         request: Request<EraseLeadRequest>,
     ) -> Result<Response<Lead>, Status> {
         let tenant = TenantId::of(&request)?;
-        let lead_id = required_id("lead_id", &request.get_ref().lead_id)?;
+        let lead_id = fields::required_id("lead_id", &request.get_ref().lead_id)?;
         let view = self.store.erase_lead(&tenant, &lead_id).await?;
         Ok(Response::new(lead_to_proto(&view)))
     }

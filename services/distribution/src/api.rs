@@ -10,7 +10,12 @@ use baton_proto::distribution::v1::{
     SetRoutingRulesRequest, Team, TeamFunction, UpdateRepRequest,
     distribution_service_server::DistributionService,
 };
-use baton_shared::{TenantId, Violations, paging::Page, time};
+use baton_shared::{
+    TenantId, Violations,
+    fields::{MAX_ACTOR_LEN, MAX_ID_LEN},
+    paging::Page,
+    time,
+};
 use tonic::{Request, Response, Status};
 
 use crate::error::Error;
@@ -147,8 +152,6 @@ fn rules_to_proto(
     }
 }
 
-const MAX_ID_LEN: usize = 128;
-const MAX_ACTOR_LEN: usize = 200;
 const MAX_NOTES_LEN: usize = 2000;
 
 /// One step on a handoff as requested: which, by whom (and the request field naming them), why.

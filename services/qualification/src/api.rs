@@ -18,7 +18,12 @@ use baton_proto::{
         UpdateScoringModelRequest, scoring_rule, simulate_model_request,
     },
 };
-use baton_shared::{TenantId, Violations, paging::Page, time};
+use baton_shared::{
+    TenantId, Violations,
+    fields::{self, MAX_ACTOR_LEN, MAX_NOTE_LEN},
+    paging::Page,
+    time,
+};
 use tonic::{Request, Response, Status};
 
 use crate::error::Error;
@@ -34,36 +39,6 @@ use crate::{
         models::{self, Period, SimulatedModel},
     },
 };
-
-const MAX_ACTOR_LEN: usize = 200;
-const MAX_NOTE_LEN: usize = 500;
-
-fn required_time(
-    field: &str,
-    raw: Option<&prost_types::Timestamp>,
-    violations: &mut Violations,
-) -> Option<chrono::DateTime<chrono::Utc>> {
-    match raw.map(time::from_proto) {
-        None => {
-            violations.add(field, "is required");
-            None
-        }
-        Some(None) => {
-            violations.add(field, "is not a valid timestamp");
-            None
-        }
-        Some(t) => t,
-    }
-}
-
-fn lead_id_of(raw: &str) -> Result<String, Error> {
-    let id = raw.trim();
-    if id.is_empty() {
-        Err(Error::invalid("lead_id", "is required"))
-    } else {
-        Ok(id.to_owned())
-    }
-}
 
 fn bant_item(
     field: &str,
@@ -441,15 +416,6 @@ fn model_to_proto(row: scoring_model::Model) -> ScoringModel {
     }
 }
 
-fn model_id_of(raw: &str) -> Result<String, Error> {
-    let id = raw.trim();
-    if id.is_empty() {
-        Err(Error::invalid("model_id", "is required"))
-    } else {
-        Ok(id.to_owned())
-    }
-}
-
 pub struct Api {
     store: Store,
 }
@@ -468,7 +434,7 @@ impl QualificationService for Api {
     ) -> Result<Response<LeadStage>, Status> {
         let tenant = TenantId::of(&request)?;
         let req = request.into_inner();
-        let lead_id = lead_id_of(&req.lead_id)?;
+        let lead_id = fields::required_id("lead_id", &req.lead_id)?;
         let mut violations = Violations::new();
         let recorded_by = violations.required("recorded_by", &req.recorded_by, MAX_ACTOR_LEN);
         let bant = req.bant.unwrap_or_default();
@@ -492,7 +458,7 @@ impl QualificationService for Api {
     ) -> Result<Response<LeadStage>, Status> {
         let tenant = TenantId::of(&request)?;
         let req = request.into_inner();
-        let lead_id = lead_id_of(&req.lead_id)?;
+        let lead_id = fields::required_id("lead_id", &req.lead_id)?;
         let mut violations = Violations::new();
         let to = match Stage::try_from(req.to_stage) {
             Ok(Stage::Unspecified) | Err(_) => {
@@ -525,7 +491,7 @@ impl QualificationService for Api {
         request: Request<GetRankRequest>,
     ) -> Result<Response<LeadRank>, Status> {
         let tenant = TenantId::of(&request)?;
-        let lead_id = lead_id_of(&request.get_ref().lead_id)?;
+        let lead_id = fields::required_id("lead_id", &request.get_ref().lead_id)?;
         let (row, reasons) = self.store.get_rank(&tenant, &lead_id).await?;
         Ok(Response::new(LeadRank {
             lead_id: row.lead_id,
@@ -598,7 +564,7 @@ impl QualificationService for Api {
         request: Request<GetStageRequest>,
     ) -> Result<Response<LeadStage>, Status> {
         let tenant = TenantId::of(&request)?;
-        let lead_id = lead_id_of(&request.get_ref().lead_id)?;
+        let lead_id = fields::required_id("lead_id", &request.get_ref().lead_id)?;
         let view = self.store.get_stage(&tenant, &lead_id).await?;
         Ok(Response::new(stage_to_proto(view)))
     }
@@ -641,7 +607,7 @@ impl QualificationService for Api {
         request: Request<ExplainScoreRequest>,
     ) -> Result<Response<ScoreExplanation>, Status> {
         let tenant = TenantId::of(&request)?;
-        let lead_id = lead_id_of(&request.get_ref().lead_id)?;
+        let lead_id = fields::required_id("lead_id", &request.get_ref().lead_id)?;
         let e = self.store.explain(&tenant, &lead_id).await?;
         let at = e.computed_at;
         Ok(Response::new(ScoreExplanation {
@@ -692,7 +658,7 @@ impl QualificationService for Api {
     ) -> Result<Response<ScoringModel>, Status> {
         let tenant = TenantId::of(&request)?;
         let req = request.into_inner();
-        let model_id = model_id_of(&req.model_id)?;
+        let model_id = fields::required_id("model_id", &req.model_id)?;
         let mut violations = Violations::new();
         let def = definition_from_proto("definition", req.definition.as_ref(), &mut violations);
         violations.into_result()?;
@@ -734,7 +700,7 @@ impl QualificationService for Api {
     ) -> Result<Response<ScoringModel>, Status> {
         let tenant = TenantId::of(&request)?;
         let req = request.into_inner();
-        let model_id = model_id_of(&req.model_id)?;
+        let model_id = fields::required_id("model_id", &req.model_id)?;
         let mut violations = Violations::new();
         let by = violations.required("activated_by", &req.activated_by, MAX_ACTOR_LEN);
         violations.into_result()?;
@@ -765,8 +731,8 @@ impl QualificationService for Api {
                 definition_from_proto("definition", Some(d), &mut violations),
             )),
         };
-        let from = required_time("from", req.from.as_ref(), &mut violations);
-        let to = required_time("to", req.to.as_ref(), &mut violations);
+        let from = fields::required_time("from", req.from.as_ref(), &mut violations);
+        let to = fields::required_time("to", req.to.as_ref(), &mut violations);
         let period = match SimulationPeriod::try_from(req.period) {
             Ok(SimulationPeriod::Unspecified) | Ok(SimulationPeriod::Week) => Period::Week,
             Ok(SimulationPeriod::Day) => Period::Day,

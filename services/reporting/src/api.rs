@@ -6,7 +6,11 @@ use baton_proto::reporting::v1::{
     UpdateContractRequest, ValidateContractRequest, ValidateContractResponse,
     contract_service_server::ContractService, reporting_service_server::ReportingService,
 };
-use baton_shared::{TenantId, Violations, time};
+use baton_shared::{
+    TenantId, Violations,
+    fields::{self, MAX_ACTOR_LEN, MAX_ID_LEN},
+    time,
+};
 use tonic::{Request, Response, Status};
 
 use crate::error::Error;
@@ -14,16 +18,6 @@ use crate::{
     domain::funnel::conversion_rate,
     store::{Store, contracts},
 };
-
-const MAX_ID_LEN: usize = 128;
-const MAX_ACTOR_LEN: usize = 200;
-
-fn contract_id_of(raw: &str) -> Result<String, Error> {
-    let mut violations = Violations::new();
-    let id = violations.required("contract_id", raw, MAX_ID_LEN);
-    violations.into_result()?;
-    Ok(id)
-}
 
 #[derive(Clone)]
 pub struct Api {
@@ -45,8 +39,8 @@ impl ReportingService for Api {
         let tenant = TenantId::of(&request)?;
         let req = request.into_inner();
         let mut violations = Violations::new();
-        let from = required_time("from", req.from.as_ref(), &mut violations);
-        let to = required_time("to", req.to.as_ref(), &mut violations);
+        let from = fields::required_time("from", req.from.as_ref(), &mut violations);
+        let to = fields::required_time("to", req.to.as_ref(), &mut violations);
         let range = match (from, to) {
             (Some(f), Some(t)) if f < t => Some((f, t)),
             (Some(_), Some(_)) => {
@@ -70,23 +64,6 @@ impl ReportingService for Api {
             lead_to_mql_rate: conversion_rate(c.mqls, c.leads),
             mql_to_assignment_rate: conversion_rate(c.assignments, c.mqls),
         }))
-    }
-}
-
-fn required_time(
-    field: &str,
-    t: Option<&prost_types::Timestamp>,
-    violations: &mut Violations,
-) -> Option<chrono::DateTime<chrono::Utc>> {
-    match t {
-        None => {
-            violations.add(field, "is required");
-            None
-        }
-        Some(t) => time::from_proto(t).or_else(|| {
-            violations.add(field, "not a valid timestamp");
-            None
-        }),
     }
 }
 
@@ -123,7 +100,7 @@ impl ContractService for Api {
     ) -> Result<Response<Contract>, Status> {
         let tenant = TenantId::of(&request)?;
         let req = request.into_inner();
-        let contract_id = contract_id_of(&req.contract_id)?;
+        let contract_id = fields::required_id("contract_id", &req.contract_id)?;
         let Some(terms) = req.terms else {
             return Err(Error::invalid("terms", "is required").into());
         };
@@ -139,7 +116,7 @@ impl ContractService for Api {
         request: Request<ValidateContractRequest>,
     ) -> Result<Response<ValidateContractResponse>, Status> {
         let tenant = TenantId::of(&request)?;
-        let contract_id = contract_id_of(&request.get_ref().contract_id)?;
+        let contract_id = fields::required_id("contract_id", &request.get_ref().contract_id)?;
         let problems = self.store.validate_contract(&tenant, &contract_id).await?;
         Ok(Response::new(ValidateContractResponse {
             valid: problems.is_empty(),
@@ -159,7 +136,7 @@ impl ContractService for Api {
     ) -> Result<Response<Contract>, Status> {
         let tenant = TenantId::of(&request)?;
         let req = request.into_inner();
-        let contract_id = contract_id_of(&req.contract_id)?;
+        let contract_id = fields::required_id("contract_id", &req.contract_id)?;
         let mut violations = Violations::new();
         let approver = violations.required("approver", &req.approver, MAX_ACTOR_LEN);
         violations.into_result()?;
@@ -175,7 +152,7 @@ impl ContractService for Api {
         request: Request<GetContractRequest>,
     ) -> Result<Response<Contract>, Status> {
         let tenant = TenantId::of(&request)?;
-        let contract_id = contract_id_of(&request.get_ref().contract_id)?;
+        let contract_id = fields::required_id("contract_id", &request.get_ref().contract_id)?;
         let row = self.store.get_contract(&tenant, &contract_id).await?;
         Ok(Response::new(contracts::to_proto(&row)))
     }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use super::profile::{self, CompanyInput, Consent, LeadProfile, Source};
 
 const MAX_EMAIL_LEN: usize = 254;
-const MAX_KEY_LEN: usize = 128;
+use baton_shared::fields::MAX_ID_LEN as MAX_KEY_LEN;
 
 /// A validated capture request.
 #[derive(Debug, Clone, PartialEq)]

@@ -6,7 +6,12 @@
 use std::collections::HashMap;
 
 use baton_proto::capture::v1::LeadCaptured;
-use baton_shared::{TenantId, db::find_by_unique_key, events::EventLog, time};
+use baton_shared::{
+    TenantId,
+    db::{self, find_by_unique_key},
+    events::EventLog,
+    time,
+};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
@@ -23,9 +28,8 @@ use super::{
 use crate::domain::lead::NewLead;
 use crate::error::Error;
 
-/// Keys per `IN (…)` lookup and rows per multi-row INSERT: the widest row (a lead, 33 columns)
-/// times this stays under SQLite's 32,766 bound parameters.
-const CHUNK: usize = 500;
+/// Rows per multi-row INSERT (a lead, the widest row, has 33 columns).
+const CHUNK: usize = db::IN_CHUNK;
 
 type Answer = Result<(LeadView, CaptureOutcome), Error>;
 
@@ -84,11 +88,7 @@ pub(super) async fn capture_many(
     let lead_rows = write_leads(txn, &planned.new_leads).await?;
     let (answers, requests) =
         answers_of(tenant, rows, planned.plans, lead_rows, &company_rows, now)?;
-    for chunk in requests.chunks(CHUNK) {
-        capture_request::Entity::insert_many(chunk.iter().cloned())
-            .exec_without_returning(txn)
-            .await?;
-    }
+    db::insert_chunked(txn, &requests).await?;
     append_captured(txn, tenant, rows, &answers).await?;
     Ok(answers)
 }
@@ -245,11 +245,7 @@ async fn write_leads(
         let model = sea_orm::TryIntoModel::try_into_model(built)?;
         lead_rows.insert(model.lead_id.clone(), model);
     }
-    for chunk in new_leads.chunks(CHUNK) {
-        lead::Entity::insert_many(chunk.iter().cloned())
-            .exec_without_returning(txn)
-            .await?;
-    }
+    db::insert_chunked(txn, new_leads).await?;
     Ok(lead_rows)
 }
 

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 const MAX_NAME_LEN: usize = 200;
-const MAX_KEY_LEN: usize = 128;
+use baton_shared::fields::MAX_ID_LEN as MAX_KEY_LEN;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewRep {

@@ -15,9 +15,6 @@ use super::{
 };
 use crate::domain::routing::{Method, Rules};
 
-/// Assignments per multi-row insert (13 parameters each: well under SQLite's bound).
-const INSERT_CHUNK: usize = 500;
-
 /// Which reps a decision is among: all of the tenant's, a team's, or one named rep.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Scope {
@@ -107,7 +104,7 @@ impl BatchCache {
         let Some(d) = self.held.replace(HeldWrites::default()) else {
             return Ok(());
         };
-        for chunk in d.assignments.chunks(INSERT_CHUNK) {
+        for chunk in d.assignments.chunks(IN_CHUNK) {
             assignment::Entity::insert_many(chunk.iter().cloned().map(|a| {
                 let mut row: assignment::ActiveModel = a.into();
                 row.seq = NotSet;

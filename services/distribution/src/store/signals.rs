@@ -83,8 +83,8 @@ pub async fn store_profiles<'a, C: ConnectionTrait>(
     Ok(ids)
 }
 
-/// Leads per profile upsert (7 parameters each: well under SQLite's bound).
-const PROFILE_CHUNK: usize = 500;
+/// Leads per profile upsert.
+const PROFILE_CHUNK: usize = baton_shared::db::IN_CHUNK;
 
 /// The profile fields of `lead` that routing conditions read, as stored (a JSON object).
 fn profile_fields(lead: &Lead) -> Result<String, DbErr> {

@@ -43,11 +43,7 @@ pub async fn insert_timers<C: ConnectionTrait>(
     txn: &C,
     timers: Vec<sla_timer::ActiveModel>,
 ) -> Result<(), DbErr> {
-    for chunk in timers.chunks(500) {
-        sla_timer::Entity::insert_many(chunk.iter().cloned())
-            .exec_without_returning(txn)
-            .await?;
-    }
+    baton_shared::db::insert_chunked(txn, &timers).await?;
     Ok(())
 }
 

@@ -11,7 +11,12 @@ use baton_proto::{
 };
 use std::collections::HashMap;
 
-use baton_shared::{TenantId, db::find_in, events::EventLog, time};
+use baton_shared::{
+    TenantId,
+    db::{self, find_in},
+    events::EventLog,
+    time,
+};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
@@ -472,16 +477,8 @@ async fn score_fresh<C: ConnectionTrait>(
         row.seq = NotSet;
         scores.push(row);
     }
-    for chunk in scores.chunks(CHUNK) {
-        lead_score::Entity::insert_many(chunk.iter().cloned())
-            .exec_without_returning(txn)
-            .await?;
-    }
-    for chunk in entries.chunks(CHUNK) {
-        score_entry::Entity::insert_many(chunk.iter().cloned())
-            .exec_without_returning(txn)
-            .await?;
-    }
+    db::insert_chunked(txn, &scores).await?;
+    db::insert_chunked(txn, &entries).await?;
     for chunk in moves.chunks(CHUNK) {
         stage_history::Entity::insert_many(chunk.iter().map(|(h, _, _)| h.clone()))
             .exec_without_returning(txn)
@@ -532,8 +529,8 @@ async fn rank_fresh<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Rows per IN list and multi-row INSERT (well under SQLite's limit on bound parameters).
-const CHUNK: usize = 500;
+/// Rows per multi-row INSERT.
+const CHUNK: usize = db::IN_CHUNK;
 
 /// What the events of one consumer batch share: each tenant's active scoring model and rank
 /// rules, read once per batch. A batch sees them as of its first read; an activation committed
@@ -687,7 +684,7 @@ pub async fn lead_facts<C: ConnectionTrait>(
         .iter()
         .map(|id| (id.clone(), LeadFacts::default()))
         .collect();
-    for chunk in lead_ids.chunks(500) {
+    for chunk in lead_ids.chunks(db::IN_CHUNK) {
         let profiles = lead_profile::Entity::find()
             .filter(lead_profile::Column::TenantId.eq(tenant.as_str()))
             .filter(lead_profile::Column::LeadId.is_in(chunk.iter().cloned()))
