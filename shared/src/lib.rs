@@ -4,6 +4,7 @@
 //! service, consumers), tenancy, paging and the error → `tonic::Status` mapping.
 
 pub mod background;
+pub mod boot;
 pub mod contract;
 pub mod db;
 pub mod error;

@@ -2,10 +2,7 @@
 //! (v1 and v1alpha), behind one stack of tower layers (tracing with W3C trace context, tenant,
 //! load shedding, concurrency limit, timeout), with graceful shutdown.
 
-use std::{
-    collections::HashMap, future::Future, path::PathBuf, process::ExitCode, sync::Arc,
-    time::Duration,
-};
+use std::{collections::HashMap, future::Future, path::PathBuf, sync::Arc, time::Duration};
 
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -320,29 +317,8 @@ pub async fn sleep_or_cancel(d: Duration, token: &CancellationToken) -> bool {
     }
 }
 
-/// `main` of a service binary and of `baton serve <service>`: load settings (`--config FILE`
-/// optional), start telemetry, bind the service's `listen` address, run until SIGTERM/SIGINT.
-pub async fn run_standalone<F, Fut>(name: ServiceName, run: F) -> ExitCode
-where
-    F: FnOnce(Arc<Settings>, TcpListener, CancellationToken) -> Fut,
-    Fut: Future<Output = Result<(), BootError>>,
-{
-    let args: Vec<String> = std::env::args().collect();
-    let config = args
-        .iter()
-        .position(|a| a == "--config")
-        .and_then(|i| args.get(i + 1))
-        .map(PathBuf::from);
-    match run_one(name, config, run).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("{name}: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// Runs one service with settings from `config` (see [`run_standalone`]).
+/// `baton serve <service>`: loads settings (`config` optional), starts telemetry, binds the
+/// service's `listen` address and runs it until SIGTERM/SIGINT.
 pub async fn run_one<F, Fut>(
     name: ServiceName,
     config: Option<PathBuf>,

@@ -10,11 +10,7 @@ pub mod store;
 use std::sync::Arc;
 
 use baton_proto::capture::v1::capture_service_server::CaptureServiceServer;
-use baton_shared::{
-    BootError, ServiceName, Settings, db,
-    events::EventLog,
-    server::{self, ServeOptions},
-};
+use baton_shared::{BootError, ServiceName, Settings, boot::Boot, server::ServeOptions};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::{server::NamedService, service::Routes};
@@ -28,24 +24,25 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), BootError> {
-    let own = settings.service(ServiceName::Capture);
-    let db = db::connect_and_migrate::<migration::Migrator>(&own.database_url, &settings.database)
-        .await?;
-    let log = EventLog::start(db.clone(), settings.events.clone(), shutdown.clone());
-    let store = store::Store::new(db.clone(), log.clone());
+    let boot = Boot::start::<migration::Migrator>(ServiceName::Capture, settings, shutdown).await?;
+    let store = store::Store::new(boot.db.clone(), boot.log.clone());
     // Concurrent captures share transactions: SQLite's one writer, or on PostgreSQL half the
     // pool (the rest serves reads, the other RPCs and the relay).
-    let writers = match db.get_database_backend() {
+    let writers = match boot.db.get_database_backend() {
         sea_orm::DbBackend::Sqlite => 1,
-        _ => (settings.database.max_connections as usize / 2).max(1),
+        _ => (boot.settings.database.max_connections as usize / 2).max(1),
     };
     let writer =
         store::group_commit::GroupCommit::start(store.clone(), writers, GROUP_COMMIT_BATCH);
     let api = api::Api::new(store, writer);
-    let routes =
-        Routes::new(CaptureServiceServer::new(api)).add_service(log.grpc_service(shutdown.clone()));
     let api_name = <CaptureServiceServer<api::Api> as NamedService>::NAME;
+    let settings = boot.settings.clone();
     let options = ServeOptions::for_service(ServiceName::Capture, api_name, &settings)
         .long_running(api_name, "ImportLeads");
-    server::serve(listener, routes, options, shutdown).await
+    boot.serve(
+        listener,
+        Routes::new(CaptureServiceServer::new(api)),
+        options,
+    )
+    .await
 }

@@ -12,11 +12,7 @@ pub mod store;
 use std::sync::Arc;
 
 use baton_proto::distribution::v1::distribution_service_server::DistributionServiceServer;
-use baton_shared::{
-    BootError, ServiceName, Settings, db,
-    events::{Consumer, EventLog},
-    server::{self, ServeOptions},
-};
+use baton_shared::{BootError, ServiceName, Settings, boot::Boot, server::ServeOptions};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::{server::NamedService, service::Routes};
@@ -27,46 +23,20 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), BootError> {
-    let own = settings.service(ServiceName::Distribution);
-    let db = db::connect_and_migrate::<migration::Migrator>(&own.database_url, &settings.database)
-        .await?;
-    let log = EventLog::start(db.clone(), settings.events.clone(), shutdown.clone());
-    let background = vec![
-        Consumer::of(
-            ServiceName::Qualification,
-            &settings,
-            db.clone(),
-            consume::QualificationEvents,
-            &log,
-        )
-        .spawn(shutdown.clone()),
-        Consumer::of(
-            ServiceName::Reporting,
-            &settings,
-            db.clone(),
-            consume::ReportingEvents,
-            &log,
-        )
-        .spawn(shutdown.clone()),
-        Consumer::of(
-            ServiceName::Capture,
-            &settings,
-            db.clone(),
-            consume::CaptureEvents,
-            &log,
-        )
-        .spawn(shutdown.clone()),
-        tokio::spawn(
-            store::sla_worker::Timers::new(db.clone(), log.clone(), settings.sla.batch_size).run(
-                std::time::Duration::from_millis(settings.sla.interval_ms),
-                shutdown.clone(),
-            ),
-        ),
-    ];
-    let api = api::Api::new(store::Store::new(db, log.clone()));
-    let routes = Routes::new(DistributionServiceServer::new(api))
-        .add_service(log.grpc_service(shutdown.clone()));
+    let boot = Boot::start::<migration::Migrator>(ServiceName::Distribution, settings, shutdown)
+        .await?
+        .consume(ServiceName::Qualification, consume::QualificationEvents)
+        .consume(ServiceName::Reporting, consume::ReportingEvents)
+        .consume(ServiceName::Capture, consume::CaptureEvents);
+    let sla = &boot.settings.sla;
+    let timers = store::sla_worker::Timers::new(boot.db.clone(), boot.log.clone(), sla.batch_size);
+    let interval = std::time::Duration::from_millis(sla.interval_ms);
+    let shutdown = boot.shutdown.clone();
+    let boot = boot.spawn(timers.run(interval, shutdown));
+    let api = api::Api::new(store::Store::new(boot.db.clone(), boot.log.clone()));
     let api_name = <DistributionServiceServer<api::Api> as NamedService>::NAME;
+    let settings = boot.settings.clone();
     let options = ServeOptions::for_service(ServiceName::Distribution, api_name, &settings);
-    server::serve_with_background(listener, routes, options, shutdown, background).await
+    let routes = Routes::new(DistributionServiceServer::new(api));
+    boot.serve(listener, routes, options).await
 }

@@ -11,11 +11,7 @@ pub mod store;
 use std::sync::Arc;
 
 use baton_proto::nurture::v1::nurture_service_server::NurtureServiceServer;
-use baton_shared::{
-    BootError, ServiceName, Settings, db,
-    events::{Consumer, EventLog},
-    server::{self, ServeOptions},
-};
+use baton_shared::{BootError, ServiceName, Settings, boot::Boot, server::ServeOptions};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::{server::NamedService, service::Routes};
@@ -26,32 +22,18 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), BootError> {
-    let own = settings.service(ServiceName::Nurture);
-    let db = db::connect_and_migrate::<migration::Migrator>(&own.database_url, &settings.database)
-        .await?;
-    let log = EventLog::start(db.clone(), settings.events.clone(), shutdown.clone());
-    let background = vec![
-        Consumer::of(
-            ServiceName::Capture,
-            &settings,
-            db.clone(),
-            consume::CaptureEvents,
-            &log,
-        )
-        .spawn(shutdown.clone()),
-        Consumer::of(
-            ServiceName::Qualification,
-            &settings,
-            db.clone(),
-            consume::QualificationEvents,
-            &log,
-        )
-        .spawn(shutdown.clone()),
-    ];
-    let api = api::Api::new(store::Store::new(db));
-    let routes =
-        Routes::new(NurtureServiceServer::new(api)).add_service(log.grpc_service(shutdown.clone()));
+    let boot = Boot::start::<migration::Migrator>(ServiceName::Nurture, settings, shutdown)
+        .await?
+        .consume(ServiceName::Capture, consume::CaptureEvents)
+        .consume(ServiceName::Qualification, consume::QualificationEvents);
+    let api = api::Api::new(store::Store::new(boot.db.clone()));
     let api_name = <NurtureServiceServer<api::Api> as NamedService>::NAME;
+    let settings = boot.settings.clone();
     let options = ServeOptions::for_service(ServiceName::Nurture, api_name, &settings);
-    server::serve_with_background(listener, routes, options, shutdown, background).await
+    boot.serve(
+        listener,
+        Routes::new(NurtureServiceServer::new(api)),
+        options,
+    )
+    .await
 }

@@ -14,11 +14,7 @@ use baton_proto::reporting::v1::{
     contract_service_server::ContractServiceServer,
     reporting_service_server::ReportingServiceServer,
 };
-use baton_shared::{
-    BootError, ServiceName, Settings, db,
-    events::{Consumer, EventLog},
-    server::{self, ServeOptions},
-};
+use baton_shared::{BootError, ServiceName, Settings, boot::Boot, server::ServeOptions};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::{server::NamedService, service::Routes};
@@ -37,24 +33,18 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), BootError> {
-    let own = settings.service(ServiceName::Reporting);
-    let db = db::connect_and_migrate::<migration::Migrator>(&own.database_url, &settings.database)
-        .await?;
-    let log = EventLog::start(db.clone(), settings.events.clone(), shutdown.clone());
-    let background = SOURCES
-        .into_iter()
-        .map(|source| {
-            Consumer::of(source, &settings, db.clone(), consume::FunnelEvents, &log)
-                .spawn(shutdown.clone())
-        })
-        .collect();
-    let api = api::Api::new(store::Store::new(db, log.clone()));
-    let routes = Routes::new(ReportingServiceServer::new(api.clone()))
-        .add_service(ContractServiceServer::new(api))
-        .add_service(log.grpc_service(shutdown.clone()));
+    let mut boot =
+        Boot::start::<migration::Migrator>(ServiceName::Reporting, settings, shutdown).await?;
+    for source in SOURCES {
+        boot = boot.consume(source, consume::FunnelEvents);
+    }
+    let api = api::Api::new(store::Store::new(boot.db.clone(), boot.log.clone()));
     let api_name = <ReportingServiceServer<api::Api> as NamedService>::NAME;
     let contracts_name = <ContractServiceServer<api::Api> as NamedService>::NAME;
+    let settings = boot.settings.clone();
     let options = ServeOptions::for_service(ServiceName::Reporting, api_name, &settings)
         .also_serves(contracts_name);
-    server::serve_with_background(listener, routes, options, shutdown, background).await
+    let routes = Routes::new(ReportingServiceServer::new(api.clone()))
+        .add_service(ContractServiceServer::new(api));
+    boot.serve(listener, routes, options).await
 }

@@ -1,0 +1,78 @@
+//! One boot sequence for every service: connect to its database and migrate it, start its event
+//! log, start the consumers of other services' logs and any background task, then serve its gRPC
+//! routes (with the event log, health and reflection) until shutdown, and stop the background
+//! tasks after the server.
+
+use std::{future::Future, sync::Arc};
+
+use sea_orm::DatabaseConnection;
+use sea_orm_migration::MigratorTrait;
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+
+use crate::{
+    db,
+    error::BootError,
+    events::{Consumer, EventHandler, EventLog},
+    server::{self, ServeOptions},
+    settings::{ServiceName, Settings},
+};
+
+/// A service being started: its database, its event log and its background tasks so far.
+pub struct Boot {
+    pub name: ServiceName,
+    pub settings: Arc<Settings>,
+    pub db: DatabaseConnection,
+    pub log: EventLog,
+    pub shutdown: CancellationToken,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl Boot {
+    /// Connects to the database the settings name for `name`, applies `M`'s pending migrations and
+    /// starts the service's event log.
+    pub async fn start<M: MigratorTrait>(
+        name: ServiceName,
+        settings: Arc<Settings>,
+        shutdown: CancellationToken,
+    ) -> Result<Boot, BootError> {
+        let own = settings.service(name);
+        let db = db::connect_and_migrate::<M>(&own.database_url, &settings.database).await?;
+        let log = EventLog::start(db.clone(), settings.events.clone(), shutdown.clone());
+        Ok(Boot {
+            name,
+            settings,
+            db,
+            log,
+            shutdown,
+            background: Vec::new(),
+        })
+    }
+
+    /// Follows `source`'s event log with `handler` (cursor kept in this service's database).
+    pub fn consume<H: EventHandler>(mut self, source: ServiceName, handler: H) -> Self {
+        let consumer = Consumer::of(source, &self.settings, self.db.clone(), handler, &self.log);
+        self.background.push(consumer.spawn(self.shutdown.clone()));
+        self
+    }
+
+    /// Runs `task` beside the server (it must end when [`Boot::shutdown`] fires).
+    pub fn spawn(mut self, task: impl Future<Output = ()> + Send + 'static) -> Self {
+        self.background.push(tokio::spawn(task));
+        self
+    }
+
+    /// Serves `routes` plus the service's event log on `listener` until shutdown; then stops the
+    /// background tasks and waits for them.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        routes: Routes,
+        options: ServeOptions<'_>,
+    ) -> Result<(), BootError> {
+        let routes = routes.add_service(self.log.grpc_service(self.shutdown.clone()));
+        server::serve_with_background(listener, routes, options, self.shutdown, self.background)
+            .await
+    }
+}
