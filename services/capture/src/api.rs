@@ -12,6 +12,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::error::Error;
 use crate::{
+    convert::{self, activity_to_proto, lead_to_proto},
     domain::{
         activity::{ActivityInput, validate_activity},
         lead::{check_key, validate_capture},
@@ -19,10 +20,7 @@ use crate::{
         visits::validate_visits,
     },
     store::group_commit::GroupCommit,
-    store::{
-        CaptureOutcome, LeadFilter, Store,
-        convert::{activity_to_proto, lead_to_proto},
-    },
+    store::{CaptureOutcome, LeadFilter, Store},
 };
 
 pub struct Api {
@@ -55,7 +53,7 @@ impl Api {
         let mut valid_at = Vec::new();
         for (i, row) in rows.iter().enumerate() {
             let mut violations = Violations::new();
-            let new = validate_capture(row, time::now(), &mut violations);
+            let new = validate_capture(&convert::capture_input(row), time::now(), &mut violations);
             results.push(ImportRowResult {
                 row_number: first_row_number + i as i64,
                 status: ImportRowStatus::Rejected as i32,
@@ -106,7 +104,11 @@ impl CaptureService for Api {
     ) -> Result<Response<CaptureLeadResponse>, Status> {
         let tenant = TenantId::of(&request)?;
         let mut violations = Violations::new();
-        let new = validate_capture(request.get_ref(), time::now(), &mut violations);
+        let new = validate_capture(
+            &convert::capture_input(request.get_ref()),
+            time::now(),
+            &mut violations,
+        );
         violations.into_result()?;
         let (view, outcome) = self.writer.capture(&tenant, new).await?;
         Ok(Response::new(CaptureLeadResponse {
@@ -136,7 +138,7 @@ impl CaptureService for Api {
                 occurred_at,
                 url: &req.url,
                 page_kind: req.page_kind,
-                call: req.call,
+                call: req.call.map(convert::call_facts),
                 subject: &req.subject,
             },
             &mut violations,
@@ -169,8 +171,13 @@ impl CaptureService for Api {
             .store
             .update_lead(&tenant, &lead_id, |current, email_domain| {
                 let mut violations = Violations::new();
-                let (next, changed) =
-                    apply_update(current, &patch, &paths, email_domain, &mut violations);
+                let (next, changed) = apply_update(
+                    current,
+                    &convert::lead_patch(&patch),
+                    &paths,
+                    email_domain,
+                    &mut violations,
+                );
                 violations
                     .into_result()
                     .map(|()| (next, changed))

@@ -2,6 +2,7 @@
 //! capture, activities. Produces `LeadCaptured` and `ActivityRecorded` on its event log.
 
 pub mod api;
+pub mod convert;
 pub mod domain;
 pub mod error;
 pub mod migration;

@@ -21,136 +21,16 @@ use tonic::{Request, Response, Status};
 use crate::error::Error;
 use crate::{
     convert::{
-        assignment_to_proto, considered_to_proto, rep_to_proto, team_to_proto,
-        touch_rules_from_proto, touch_rules_to_proto,
+        assignment_to_proto, considered_to_proto, rep_to_proto, routing_from_proto,
+        rules_from_proto, rules_to_proto, team_to_proto, touch_rules_from_proto,
+        touch_rules_to_proto,
     },
-    domain::{
-        handoffs::Step,
-        reps::{RepAttributes, RepRouting, validate_rep},
-        routing as rules,
-    },
+    domain::{handoffs::Step, reps::validate_rep},
     store::{
         Store,
         handoffs::{NewHandoff, StepDetails},
     },
 };
-
-/// Proto routing attributes → the store's, with every field-level problem.
-fn routing_from_proto(raw: Option<&pb::RepRouting>, v: &mut Violations) -> RepRouting {
-    let Some(r) = raw else {
-        return RepRouting::default();
-    };
-    let weight = r.weight.unwrap_or(1.0);
-    if !weight.is_finite() || weight < 0.0 {
-        v.add("routing.weight", "must be a number >= 0");
-    }
-    if r.capacity < 0 {
-        v.add("routing.capacity", "must be >= 0 (0 = no limit)");
-    }
-    for (field, hour) in [
-        ("routing.work_start_hour", r.work_start_hour),
-        ("routing.work_end_hour", r.work_end_hour),
-    ] {
-        if !(0..=24).contains(&hour) {
-            v.add(field, "must be an hour between 0 and 24");
-        }
-    }
-    if !r.time_zone.trim().is_empty() && r.time_zone.trim().parse::<chrono_tz::Tz>().is_err() {
-        v.add(
-            "routing.time_zone",
-            "must be an IANA time zone, e.g. Asia/Tokyo",
-        );
-    }
-    let mut out_of_office = Vec::new();
-    for (i, range) in r.out_of_office.iter().enumerate() {
-        let from = range.from.as_ref().and_then(time::from_proto);
-        let to = range.to.as_ref().and_then(time::from_proto);
-        match (from, to) {
-            (Some(f), Some(t)) if f < t => out_of_office.push((f, t)),
-            _ => v.add(
-                format!("routing.out_of_office[{i}]"),
-                "needs from and to, from before to",
-            ),
-        }
-    }
-    RepRouting {
-        team_id: v.optional("routing.team_id", &r.team_id, MAX_ID_LEN),
-        capacity: r.capacity.max(0),
-        weight: if weight.is_finite() {
-            weight.max(0.0)
-        } else {
-            1.0
-        },
-        attributes: RepAttributes {
-            territories: r.territories.clone(),
-            industries: r.industries.clone(),
-            seniority: r.seniority.trim().to_owned(),
-            time_zone: r.time_zone.trim().to_owned(),
-            work_start_hour: r.work_start_hour,
-            work_end_hour: r.work_end_hour,
-            out_of_office,
-        },
-    }
-}
-
-fn rules_from_proto(raw: &[pb::RoutingRule]) -> rules::Rules {
-    rules::Rules {
-        rules: raw
-            .iter()
-            .map(|r| rules::Rule {
-                key: r.key.trim().to_owned(),
-                description: r.description.clone(),
-                conditions: r
-                    .conditions
-                    .iter()
-                    .map(|c| rules::Condition {
-                        field: c.field.trim().to_owned(),
-                        any_of: c.any_of.clone(),
-                        gte: c.gte,
-                        lt: c.lt,
-                    })
-                    .collect(),
-                to_team: r.to_team.trim().to_owned(),
-                to_rep: r.to_rep.trim().to_owned(),
-                match_territory: r.match_territory,
-                match_industry: r.match_industry,
-            })
-            .collect(),
-    }
-}
-
-fn rules_to_proto(
-    version: i32,
-    rules: &rules::Rules,
-    updated_at: Option<chrono::DateTime<chrono::Utc>>,
-) -> pb::RoutingRules {
-    pb::RoutingRules {
-        version,
-        rules: rules
-            .rules
-            .iter()
-            .map(|r| pb::RoutingRule {
-                key: r.key.clone(),
-                description: r.description.clone(),
-                conditions: r
-                    .conditions
-                    .iter()
-                    .map(|c| pb::RoutingCondition {
-                        field: c.field.clone(),
-                        any_of: c.any_of.clone(),
-                        gte: c.gte,
-                        lt: c.lt,
-                    })
-                    .collect(),
-                to_team: r.to_team.clone(),
-                to_rep: r.to_rep.clone(),
-                match_territory: r.match_territory,
-                match_industry: r.match_industry,
-            })
-            .collect(),
-        updated_at: updated_at.map(time::to_proto),
-    }
-}
 
 const MAX_NOTES_LEN: usize = 2000;
 

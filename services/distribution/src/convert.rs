@@ -1,15 +1,20 @@
 //! Every conversion between distribution's stored rows or domain types and its proto messages.
 
-use baton_proto::distribution::v1 as pb;
-use baton_shared::time;
-
-use baton_proto::capture::v1::ActivityKind;
-use baton_shared::Violations;
+use baton_proto::{
+    capture::v1::{ActivityKind, Money},
+    distribution::v1::{self as pb, Handoff, HandoffBant, HandoffStep},
+};
+use baton_shared::{Violations, fields::MAX_ID_LEN, time};
 
 use crate::error::Error;
 use crate::{
-    domain::{routing::Considered, touches::TouchRules},
-    store::entities::{assignment, rep, team, touch_ruleset},
+    domain::{
+        handoffs,
+        reps::{RepAttributes, RepRouting},
+        routing::{self as rules, Considered},
+        touches::TouchRules,
+    },
+    store::entities::{assignment, handoff, handoff_step, rep, team, touch_ruleset},
 };
 
 pub fn rep_to_proto(rep: &rep::Model) -> pb::Rep {
@@ -104,4 +109,166 @@ pub fn touch_rules_from_proto(raw: Option<&pb::TouchRules>) -> Result<TouchRules
     }
     violations.into_result()?;
     Ok(TouchRules { touch_kinds })
+}
+
+/// Proto routing attributes → the domain's, with every field-level problem.
+pub fn routing_from_proto(raw: Option<&pb::RepRouting>, v: &mut Violations) -> RepRouting {
+    let Some(r) = raw else {
+        return RepRouting::default();
+    };
+    let weight = r.weight.unwrap_or(1.0);
+    if !weight.is_finite() || weight < 0.0 {
+        v.add("routing.weight", "must be a number >= 0");
+    }
+    if r.capacity < 0 {
+        v.add("routing.capacity", "must be >= 0 (0 = no limit)");
+    }
+    for (field, hour) in [
+        ("routing.work_start_hour", r.work_start_hour),
+        ("routing.work_end_hour", r.work_end_hour),
+    ] {
+        if !(0..=24).contains(&hour) {
+            v.add(field, "must be an hour between 0 and 24");
+        }
+    }
+    if !r.time_zone.trim().is_empty() && r.time_zone.trim().parse::<chrono_tz::Tz>().is_err() {
+        v.add(
+            "routing.time_zone",
+            "must be an IANA time zone, e.g. Asia/Tokyo",
+        );
+    }
+    let mut out_of_office = Vec::new();
+    for (i, range) in r.out_of_office.iter().enumerate() {
+        let from = range.from.as_ref().and_then(time::from_proto);
+        let to = range.to.as_ref().and_then(time::from_proto);
+        match (from, to) {
+            (Some(f), Some(t)) if f < t => out_of_office.push((f, t)),
+            _ => v.add(
+                format!("routing.out_of_office[{i}]"),
+                "needs from and to, from before to",
+            ),
+        }
+    }
+    RepRouting {
+        team_id: v.optional("routing.team_id", &r.team_id, MAX_ID_LEN),
+        capacity: r.capacity.max(0),
+        weight: if weight.is_finite() {
+            weight.max(0.0)
+        } else {
+            1.0
+        },
+        attributes: RepAttributes {
+            territories: r.territories.clone(),
+            industries: r.industries.clone(),
+            seniority: r.seniority.trim().to_owned(),
+            time_zone: r.time_zone.trim().to_owned(),
+            work_start_hour: r.work_start_hour,
+            work_end_hour: r.work_end_hour,
+            out_of_office,
+        },
+    }
+}
+
+pub fn rules_from_proto(raw: &[pb::RoutingRule]) -> rules::Rules {
+    rules::Rules {
+        rules: raw
+            .iter()
+            .map(|r| rules::Rule {
+                key: r.key.trim().to_owned(),
+                description: r.description.clone(),
+                conditions: r
+                    .conditions
+                    .iter()
+                    .map(|c| rules::Condition {
+                        field: c.field.trim().to_owned(),
+                        any_of: c.any_of.clone(),
+                        gte: c.gte,
+                        lt: c.lt,
+                    })
+                    .collect(),
+                to_team: r.to_team.trim().to_owned(),
+                to_rep: r.to_rep.trim().to_owned(),
+                match_territory: r.match_territory,
+                match_industry: r.match_industry,
+            })
+            .collect(),
+    }
+}
+
+pub fn rules_to_proto(
+    version: i32,
+    rules: &rules::Rules,
+    updated_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> pb::RoutingRules {
+    pb::RoutingRules {
+        version,
+        rules: rules
+            .rules
+            .iter()
+            .map(|r| pb::RoutingRule {
+                key: r.key.clone(),
+                description: r.description.clone(),
+                conditions: r
+                    .conditions
+                    .iter()
+                    .map(|c| pb::RoutingCondition {
+                        field: c.field.clone(),
+                        any_of: c.any_of.clone(),
+                        gte: c.gte,
+                        lt: c.lt,
+                    })
+                    .collect(),
+                to_team: r.to_team.clone(),
+                to_rep: r.to_rep.clone(),
+                match_territory: r.match_territory,
+                match_industry: r.match_industry,
+            })
+            .collect(),
+        updated_at: updated_at.map(time::to_proto),
+    }
+}
+
+pub fn handoff_to_proto(h: &handoff::Model, steps: &[handoff_step::Model]) -> Handoff {
+    Handoff {
+        handoff_id: h.handoff_id.clone(),
+        lead_id: h.lead_id.clone(),
+        is_team: h.is_team.clone(),
+        fs_team: h.fs_team.clone(),
+        fs_rep_id: h.fs_rep_id.clone(),
+        meeting_at: h.meeting_at.map(time::to_proto),
+        bant: Some(HandoffBant {
+            budget: h.bant_budget,
+            authority: h.bant_authority,
+            need: h.bant_need,
+            timeframe: h.bant_timeframe,
+        }),
+        notes: h.notes.clone(),
+        handed_off_by: h.handed_off_by.clone(),
+        state: h.state,
+        contract_id: h.contract_id.clone(),
+        contract_version: h.contract_version,
+        decision_due_at: Some(time::to_proto(h.decision_due_at)),
+        rejection_reason: h.rejection_reason.clone(),
+        rejected_lead_route: h.rejected_lead_route.clone(),
+        amount: h.amount_currency.clone().zip(h.amount_minor).map(
+            |(currency_code, amount_minor)| Money {
+                currency_code,
+                amount_minor,
+            },
+        ),
+        closed_at: h.closed_at.map(time::to_proto),
+        lost_reason: h.lost_reason.clone(),
+        steps: steps.iter().map(step_to_proto).collect(),
+        created_at: Some(time::to_proto(h.created_at)),
+    }
+}
+
+pub fn step_to_proto(s: &handoff_step::Model) -> HandoffStep {
+    HandoffStep {
+        kind: handoffs::action_kind(&s.action) as i32,
+        action: s.action.clone(),
+        actor: s.actor.clone(),
+        note: s.note.clone(),
+        at: Some(time::to_proto(s.at)),
+    }
 }

@@ -6,7 +6,7 @@ use baton_proto::nurture::v1::{
 use baton_shared::{TenantId, Violations, paging::Page};
 use tonic::{Request, Response, Status};
 
-use crate::store::{Store, enrollment_to_proto};
+use crate::{convert::enrollment_to_proto, store::Store};
 
 pub struct Api {
     store: Store,

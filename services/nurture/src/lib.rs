@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod consume;
+pub mod convert;
 pub mod domain;
 pub mod error;
 pub mod migration;

@@ -14,10 +14,7 @@ use baton_shared::{
 use tonic::{Request, Response, Status};
 
 use crate::error::Error;
-use crate::{
-    domain::funnel::conversion_rate,
-    store::{Store, contracts},
-};
+use crate::{convert, domain::funnel::conversion_rate, store::Store};
 
 #[derive(Clone)]
 pub struct Api {
@@ -91,7 +88,7 @@ impl ContractService for Api {
             .store
             .create_contract(&tenant, &request_id, &terms, &created_by)
             .await?;
-        Ok(Response::new(contracts::to_proto(&row)))
+        Ok(Response::new(convert::contract_to_proto(&row)))
     }
 
     async fn update_contract(
@@ -108,7 +105,7 @@ impl ContractService for Api {
             .store
             .update_contract(&tenant, &contract_id, &terms)
             .await?;
-        Ok(Response::new(contracts::to_proto(&row)))
+        Ok(Response::new(convert::contract_to_proto(&row)))
     }
 
     async fn validate_contract(
@@ -144,7 +141,7 @@ impl ContractService for Api {
             .store
             .approve_contract(&tenant, &contract_id, &approver)
             .await?;
-        Ok(Response::new(contracts::to_proto(&row)))
+        Ok(Response::new(convert::contract_to_proto(&row)))
     }
 
     async fn get_contract(
@@ -154,7 +151,7 @@ impl ContractService for Api {
         let tenant = TenantId::of(&request)?;
         let contract_id = fields::required_id("contract_id", &request.get_ref().contract_id)?;
         let row = self.store.get_contract(&tenant, &contract_id).await?;
-        Ok(Response::new(contracts::to_proto(&row)))
+        Ok(Response::new(convert::contract_to_proto(&row)))
     }
 
     async fn list_contracts(
@@ -173,7 +170,7 @@ impl ContractService for Api {
             .await
             .map_err(Error::from)?;
         Ok(Response::new(ListContractsResponse {
-            contracts: rows.iter().map(contracts::to_proto).collect(),
+            contracts: rows.iter().map(convert::contract_to_proto).collect(),
         }))
     }
 }

@@ -1,6 +1,6 @@
 //! Activities: what a lead did, and what makes a valid one.
 
-use baton_proto::capture::v1::{ActivityKind, CallDetails, CallOutcome, PageKind};
+use baton_proto::capture::v1::{ActivityKind, CallOutcome, PageKind};
 use baton_shared::Violations;
 use chrono::{DateTime, Utc};
 
@@ -8,6 +8,15 @@ use super::lead::check_key;
 
 const MAX_URL_LEN: usize = 2048;
 const MAX_SUBJECT_LEN: usize = 200;
+
+/// What a call activity says of the call: its outcome, talk time, and whether it reached the
+/// department that buys. As sent, `outcome` is the raw enum number (validated).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallFacts {
+    pub outcome: i32,
+    pub duration_seconds: i32,
+    pub reached_target_department: bool,
+}
 
 /// A validated activity.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,7 +28,7 @@ pub struct NewActivity {
     pub url: String,
     pub page_kind: PageKind,
     /// All zero unless the activity is a call.
-    pub call: CallDetails,
+    pub call: CallFacts,
     pub subject: String,
 }
 
@@ -31,7 +40,7 @@ pub struct ActivityInput<'a> {
     pub occurred_at: DateTime<Utc>,
     pub url: &'a str,
     pub page_kind: i32,
-    pub call: Option<CallDetails>,
+    pub call: Option<CallFacts>,
     pub subject: &'a str,
 }
 
@@ -131,7 +140,7 @@ mod tests {
         let mut v = Violations::new();
         validate_activity(input(ActivityKind::Call as i32, 0), &mut v);
         let mut not_a_call = input(ActivityKind::EmailOpened as i32, 0);
-        not_a_call.call = Some(CallDetails {
+        not_a_call.call = Some(CallFacts {
             outcome: 1,
             duration_seconds: -3,
             reached_target_department: false,

@@ -1,10 +1,9 @@
 //! Leads: who they are, how they are identified (normalised e-mail), what a valid capture is.
 
-use baton_proto::capture::v1 as pb;
-use baton_shared::{Violations, time};
+use baton_shared::Violations;
 use chrono::{DateTime, Utc};
 
-use super::profile::{self, CompanyInput, Consent, LeadProfile, Source};
+use super::profile::{self, CompanyInput, Consent, LeadProfile, Person, Source};
 
 const MAX_EMAIL_LEN: usize = 254;
 use baton_shared::fields::MAX_ID_LEN as MAX_KEY_LEN;
@@ -62,29 +61,40 @@ pub fn check_email(field: &str, email: &str, violations: &mut Violations) -> Str
     normalized
 }
 
-/// Converts proto custom attributes to domain values (`None` for an empty oneof).
-pub fn attributes_from_proto(
-    map: &std::collections::HashMap<String, pb::AttributeValue>,
-) -> Vec<(String, Option<profile::AttributeValue>)> {
-    use pb::attribute_value::Value;
-    map.iter()
-        .map(|(k, v)| {
-            let value = v.value.as_ref().and_then(|value| match value {
-                Value::StringValue(s) => Some(profile::AttributeValue::String(s.clone())),
-                Value::IntValue(i) => Some(profile::AttributeValue::Int(*i)),
-                Value::DoubleValue(d) => Some(profile::AttributeValue::Double(*d)),
-                Value::BoolValue(b) => Some(profile::AttributeValue::Bool(*b)),
-                Value::TimeValue(t) => time::from_proto(t).map(profile::AttributeValue::Time),
-            });
-            (k.clone(), value)
-        })
-        .collect()
+/// A company as a request gives it, before validation.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CompanyFields {
+    pub name: String,
+    pub web_domain: String,
+    pub industry: String,
+    pub employees: Option<i64>,
+    /// (ISO 4217 currency code, amount in minor units).
+    pub annual_revenue: Option<(String, i64)>,
+    pub country: String,
+    pub region: String,
 }
 
-/// Validates a company given in a request (`prefix` is its proto path, e.g. "company.").
-pub fn company_from_proto(
+/// A capture as the caller sent it, before validation.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CaptureInput {
+    pub request_id: String,
+    pub email: String,
+    /// `None`: not given (now); `Some(None)`: given, but not a representable time.
+    pub captured_at: Option<Option<DateTime<Utc>>>,
+    pub person: Person,
+    pub company: Option<CompanyFields>,
+    /// The company's name when no company is given.
+    pub company_name: String,
+    pub consent: Option<Consent>,
+    /// `None` values: an attribute sent without a value.
+    pub custom_attributes: Vec<(String, Option<profile::AttributeValue>)>,
+    pub source: Source,
+}
+
+/// Validates a company given in a request (`prefix` is its field path, e.g. "company.").
+pub fn company_of(
     prefix: &str,
-    company: Option<&pb::Company>,
+    company: Option<&CompanyFields>,
     fallback_name: &str,
     email_domain: Option<&str>,
     violations: &mut Violations,
@@ -105,7 +115,7 @@ pub fn company_from_proto(
             annual_revenue: c
                 .annual_revenue
                 .as_ref()
-                .map(|m| (m.currency_code.as_str(), m.amount_minor)),
+                .map(|(currency, amount)| (currency.as_str(), *amount)),
             country: &c.country,
             region: &c.region,
         },
@@ -114,65 +124,55 @@ pub fn company_from_proto(
     )
 }
 
-fn person_of(req: &pb::CaptureLeadRequest) -> profile::Person {
-    profile::Person {
-        first_name: req.first_name.clone(),
-        last_name: req.last_name.clone(),
-        phone: req.phone.clone(),
-        title: req.title.clone(),
-        role: req.role.clone(),
-        department: req.department.clone(),
+/// When a capture happened: now when not given; a time in the future (beyond a few minutes of
+/// clock skew) or not representable is a violation of `field`.
+fn captured_time(
+    field: &str,
+    given: Option<Option<DateTime<Utc>>>,
+    now: DateTime<Utc>,
+    violations: &mut Violations,
+) -> DateTime<Utc> {
+    const SKEW_SECONDS: i64 = 300;
+    match given {
+        None => now,
+        Some(None) => {
+            violations.add(field, "not a valid timestamp");
+            now
+        }
+        Some(Some(at)) if at > now + chrono::Duration::seconds(SKEW_SECONDS) => {
+            violations.add(field, "must not be in the future");
+            now
+        }
+        Some(Some(at)) => at,
     }
 }
 
 /// Validates a capture; every problem is reported, not only the first. `now` is the default
 /// capture time.
 pub fn validate_capture(
-    req: &pb::CaptureLeadRequest,
+    req: &CaptureInput,
     now: DateTime<Utc>,
     violations: &mut Violations,
 ) -> NewLead {
     check_key("request_id", &req.request_id, violations);
     let email_normalized = check_email("email", &req.email, violations);
-    let captured_at_sent = req.captured_at.as_ref().and_then(time::from_proto);
-    let captured_at = time::past_or_now("captured_at", req.captured_at.as_ref(), now, violations);
-    let person = profile::person("", &person_of(req), violations);
-    let company = company_from_proto(
+    let captured_at_sent = req.captured_at.flatten();
+    let captured_at = captured_time("captured_at", req.captured_at, now, violations);
+    let person = profile::person("", &req.person, violations);
+    let company = company_of(
         "company.",
         req.company.as_ref(),
         &req.company_name,
         profile::email_domain(&email_normalized),
         violations,
     );
-    let consent = req
-        .consent
-        .map(|c| Consent {
-            email_opt_in: c.email_opt_in,
-            unsubscribed: c.unsubscribed,
-            do_not_contact: c.do_not_contact,
-        })
-        .unwrap_or_default();
+    let consent = req.consent.unwrap_or_default();
     let custom_attributes = profile::custom_attributes(
         "custom_attributes",
-        attributes_from_proto(&req.custom_attributes),
+        req.custom_attributes.clone(),
         violations,
     );
-    let raw_source = req.source.clone().unwrap_or_default();
-    let source = profile::source(
-        "source.",
-        Source {
-            channel: raw_source.channel,
-            campaign: raw_source.campaign,
-            lead_magnet: raw_source.lead_magnet,
-            funnel_position: raw_source.funnel_position,
-            utm_source: raw_source.utm_source,
-            utm_medium: raw_source.utm_medium,
-            utm_campaign: raw_source.utm_campaign,
-            utm_term: raw_source.utm_term,
-            utm_content: raw_source.utm_content,
-        },
-        violations,
-    );
+    let source = profile::source("source.", req.source.clone(), violations);
     let profile = LeadProfile {
         first_name: person.first_name,
         last_name: person.last_name,
@@ -201,6 +201,10 @@ pub fn validate_capture(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use baton_proto::capture::v1 as pb;
+
+    use crate::convert::capture_input;
 
     fn request(email: &str, channel: &str) -> pb::CaptureLeadRequest {
         pb::CaptureLeadRequest {
@@ -249,7 +253,7 @@ mod tests {
         let mut v = Violations::new();
         let mut req = request("nope", " ");
         req.source.as_mut().unwrap().funnel_position = 9;
-        validate_capture(&req, Utc::now(), &mut v);
+        validate_capture(&capture_input(&req), Utc::now(), &mut v);
         assert_eq!(
             v.fields().collect::<Vec<_>>(),
             ["email", "source.channel", "source.funnel_position"]
@@ -260,13 +264,13 @@ mod tests {
     fn fingerprint_ignores_case_of_email_but_not_names() {
         let mut v = Violations::new();
         let now = Utc::now();
-        let a = validate_capture(&request("A@x.com", "web_form"), now, &mut v);
-        let b = validate_capture(&request("a@x.com", "web_form"), now, &mut v);
+        let a = validate_capture(&capture_input(&request("A@x.com", "web_form")), now, &mut v);
+        let b = validate_capture(&capture_input(&request("a@x.com", "web_form")), now, &mut v);
         assert_eq!(a.fingerprint, b.fingerprint);
         let mut other = request("a@x.com", "web_form");
         other.first_name = "Ken".into();
         assert_ne!(
-            validate_capture(&other, now, &mut v).fingerprint,
+            validate_capture(&capture_input(&other), now, &mut v).fingerprint,
             a.fingerprint
         );
         assert!(v.is_empty());
@@ -276,7 +280,7 @@ mod tests {
     fn company_name_alone_still_makes_a_company_matched_by_the_email_domain() {
         let mut v = Violations::new();
         let lead = validate_capture(
-            &request("aiko@kaisha.co.jp", "web_form"),
+            &capture_input(&request("aiko@kaisha.co.jp", "web_form")),
             Utc::now(),
             &mut v,
         );

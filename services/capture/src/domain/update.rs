@@ -1,12 +1,20 @@
 //! UpdateLead: which fields a field mask may name, and applying it to a profile.
 
-use baton_proto::capture::v1 as pb;
 use baton_shared::Violations;
 
 use super::{
-    lead::{attributes_from_proto, company_from_proto},
-    profile::{self, LeadProfile},
+    lead::{CompanyFields, company_of},
+    profile::{self, AttributeValue, Consent, LeadProfile, Person},
 };
+
+/// The new values an UpdateLead sends (only the paths of its mask are applied).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LeadPatch {
+    pub person: Person,
+    pub company: Option<CompanyFields>,
+    pub consent: Consent,
+    pub custom_attributes: Vec<(String, Option<AttributeValue>)>,
+}
 
 /// The paths UpdateLead accepts. The e-mail is the lead's identity and cannot change.
 pub const UPDATABLE_PATHS: [&str; 12] = [
@@ -28,7 +36,7 @@ pub const UPDATABLE_PATHS: [&str; 12] = [
 /// paths whose value actually changed. Unknown paths and invalid values are violations.
 pub fn apply_update(
     current: &LeadProfile,
-    patch: &pb::Lead,
+    patch: &LeadPatch,
     paths: &[String],
     email_domain: Option<&str>,
     violations: &mut Violations,
@@ -37,19 +45,8 @@ pub fn apply_update(
         violations.add("update_mask", "must name at least one field");
     }
     let mut next = current.clone();
-    let person = profile::person(
-        "lead.",
-        &profile::Person {
-            first_name: patch.first_name.clone(),
-            last_name: patch.last_name.clone(),
-            phone: patch.phone.clone(),
-            title: patch.title.clone(),
-            role: patch.role.clone(),
-            department: patch.department.clone(),
-        },
-        violations,
-    );
-    let consent = patch.consent.unwrap_or_default();
+    let person = profile::person("lead.", &patch.person, violations);
+    let consent = patch.consent;
     let mut changed = Vec::new();
     for path in paths {
         let before = next.clone();
@@ -61,7 +58,7 @@ pub fn apply_update(
             "role" => next.role = person.role.clone(),
             "department" => next.department = person.department.clone(),
             "company" => {
-                next.company = company_from_proto(
+                next.company = company_of(
                     "lead.company.",
                     patch.company.as_ref(),
                     "",
@@ -69,20 +66,14 @@ pub fn apply_update(
                     violations,
                 )
             }
-            "consent" => {
-                next.consent = profile::Consent {
-                    email_opt_in: consent.email_opt_in,
-                    unsubscribed: consent.unsubscribed,
-                    do_not_contact: consent.do_not_contact,
-                }
-            }
+            "consent" => next.consent = consent,
             "consent.email_opt_in" => next.consent.email_opt_in = consent.email_opt_in,
             "consent.unsubscribed" => next.consent.unsubscribed = consent.unsubscribed,
             "consent.do_not_contact" => next.consent.do_not_contact = consent.do_not_contact,
             "custom_attributes" => {
                 next.custom_attributes = profile::custom_attributes(
                     "lead.custom_attributes",
-                    attributes_from_proto(&patch.custom_attributes),
+                    patch.custom_attributes.clone(),
                     violations,
                 )
             }
@@ -103,7 +94,10 @@ pub fn apply_update(
 
 #[cfg(test)]
 mod tests {
+    use baton_proto::capture::v1 as pb;
+
     use super::*;
+    use crate::convert::lead_patch;
 
     fn paths(p: &[&str]) -> Vec<String> {
         p.iter().map(|s| s.to_string()).collect()
@@ -122,7 +116,13 @@ mod tests {
             ..Default::default()
         };
         let mut v = Violations::new();
-        let (next, changed) = apply_update(&current, &patch, &paths(&["first_name"]), None, &mut v);
+        let (next, changed) = apply_update(
+            &current,
+            &lead_patch(&patch),
+            &paths(&["first_name"]),
+            None,
+            &mut v,
+        );
         assert!(v.is_empty());
         assert_eq!(
             (next.first_name.as_str(), next.title.as_str()),
@@ -150,7 +150,7 @@ mod tests {
         let mut v = Violations::new();
         let (next, _) = apply_update(
             &current,
-            &patch,
+            &lead_patch(&patch),
             &paths(&["consent.unsubscribed"]),
             None,
             &mut v,
@@ -170,14 +170,14 @@ mod tests {
         let mut v = Violations::new();
         apply_update(
             &LeadProfile::default(),
-            &pb::Lead::default(),
+            &LeadPatch::default(),
             &paths(&["email", "nope"]),
             None,
             &mut v,
         );
         apply_update(
             &LeadProfile::default(),
-            &pb::Lead::default(),
+            &LeadPatch::default(),
             &[],
             None,
             &mut v,
@@ -199,7 +199,13 @@ mod tests {
             ..Default::default()
         };
         let mut v = Violations::new();
-        let (_, changed) = apply_update(&current, &patch, &paths(&["first_name"]), None, &mut v);
+        let (_, changed) = apply_update(
+            &current,
+            &lead_patch(&patch),
+            &paths(&["first_name"]),
+            None,
+            &mut v,
+        );
         assert!(changed.is_empty());
     }
 }

@@ -1,7 +1,6 @@
 //! Anonymous visit counts per source and day, the denominator of the opt-in rate (docs/domain.md:
 //! opt-in rate = leads / visitors × 100).
 
-use baton_proto::capture::v1::VisitsRecorded;
 use baton_shared::Violations;
 use chrono::NaiveDate;
 
@@ -10,6 +9,16 @@ use super::profile::bounded;
 const MAX_CHANNEL_LEN: usize = 64;
 const MAX_CAMPAIGN_LEN: usize = 200;
 
+/// Anonymous visitors of one source (channel, campaign) on one day.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VisitCount {
+    pub channel: String,
+    pub campaign: String,
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    pub visitors: i64,
+}
+
 /// Validates a visit count: channel required, day a calendar date `YYYY-MM-DD`, visitors ≥ 0.
 pub fn validate_visits(
     channel: &str,
@@ -17,7 +26,7 @@ pub fn validate_visits(
     day: &str,
     visitors: i64,
     violations: &mut Violations,
-) -> VisitsRecorded {
+) -> VisitCount {
     let channel = bounded("channel", channel, MAX_CHANNEL_LEN, violations);
     if channel.is_empty() {
         violations.add("channel", "is required");
@@ -29,7 +38,7 @@ pub fn validate_visits(
     if visitors < 0 {
         violations.add("visitors", "must not be negative");
     }
-    VisitsRecorded {
+    VisitCount {
         channel,
         campaign: bounded("campaign", campaign, MAX_CAMPAIGN_LEN, violations),
         day: day.to_owned(),

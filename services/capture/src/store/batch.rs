@@ -21,12 +21,11 @@ use tracing::Span;
 
 use super::{
     CaptureOutcome, LeadView,
-    convert::lead_to_proto,
     entities::{capture_request, company, lead},
     find_lead, merge_company, new_lead_row, resolve, with_company,
 };
-use crate::domain::lead::NewLead;
 use crate::error::Error;
+use crate::{convert::lead_to_proto, domain::lead::NewLead};
 
 /// Rows per multi-row INSERT (a lead, the widest row, has 33 columns).
 const CHUNK: usize = db::IN_CHUNK;

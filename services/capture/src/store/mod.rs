@@ -1,13 +1,12 @@
 //! capture's persistence: one function per use case, each change and its event in one transaction.
 
 mod batch;
-pub mod convert;
 pub mod entities;
 pub mod group_commit;
-mod view;
+pub mod view;
 
 use baton_proto::capture::v1::{
-    ActivityRecorded, LeadCaptured, LeadErased, LeadUpdated, LeadsMerged, VisitsRecorded,
+    ActivityRecorded, LeadCaptured, LeadErased, LeadUpdated, LeadsMerged,
 };
 use baton_shared::{
     TenantId,
@@ -25,13 +24,14 @@ use sea_orm::{
 };
 use tracing::{Instrument, Span};
 
+use crate::convert::{self, activity_to_proto, lead_to_proto, profile_of};
 use crate::domain::{
     activity::NewActivity,
     lead::NewLead,
     profile::{CompanyProfile, LeadProfile},
+    visits::VisitCount,
 };
 use crate::error::Error;
-use convert::{activity_to_proto, lead_to_proto, profile_of};
 use entities::{activity, capture_request, company, lead, visit_count};
 pub use view::LeadView;
 
@@ -423,11 +423,7 @@ impl Store {
     }
 
     /// Sets the anonymous visitor count of a source (channel, campaign) on a day, with `VisitsRecorded`.
-    pub async fn record_visits(
-        &self,
-        tenant: &TenantId,
-        visits: &VisitsRecorded,
-    ) -> Result<(), Error> {
+    pub async fn record_visits(&self, tenant: &TenantId, visits: &VisitCount) -> Result<(), Error> {
         let txn = self.db.begin().await?;
         let row = visit_count::ActiveModel {
             seq: NotSet,
@@ -455,7 +451,7 @@ impl Store {
             .exec(&txn)
             .await?;
         let aggregate = format!("{}/{}/{}", visits.channel, visits.campaign, visits.day);
-        EventLog::append(&txn, tenant, &aggregate, visits).await?;
+        EventLog::append(&txn, tenant, &aggregate, &convert::visits_recorded(visits)).await?;
         txn.commit().await?;
         self.log.notify_committed();
         Ok(())

@@ -2,8 +2,7 @@
 //! lead's score and rank, the gate's refusal counts, and every step with its event.
 
 use baton_proto::{
-    capture::v1::Money,
-    distribution::v1::{Handoff, HandoffBant, HandoffChanged, HandoffState, HandoffStep, SlaKind},
+    distribution::v1::{Handoff, HandoffChanged, HandoffState, SlaKind},
     qualification::v1::Rank,
     reporting::v1::{Contract, ContractTerms, RejectedLeadRoute},
 };
@@ -27,8 +26,11 @@ use super::{
     entities::{contract_replica, handoff, handoff_refusal, handoff_step, lead_signal},
     sla, timers,
 };
-use crate::domain::handoffs::{self, Step};
 use crate::error::Error;
+use crate::{
+    convert,
+    domain::handoffs::{self, Step},
+};
 
 /// A handoff as IS submits it (validated at the edge).
 #[derive(Debug, Clone)]
@@ -204,51 +206,6 @@ async fn steps_of<C: ConnectionTrait>(
         .await
 }
 
-pub fn to_proto(h: &handoff::Model, steps: &[handoff_step::Model]) -> Handoff {
-    Handoff {
-        handoff_id: h.handoff_id.clone(),
-        lead_id: h.lead_id.clone(),
-        is_team: h.is_team.clone(),
-        fs_team: h.fs_team.clone(),
-        fs_rep_id: h.fs_rep_id.clone(),
-        meeting_at: h.meeting_at.map(time::to_proto),
-        bant: Some(HandoffBant {
-            budget: h.bant_budget,
-            authority: h.bant_authority,
-            need: h.bant_need,
-            timeframe: h.bant_timeframe,
-        }),
-        notes: h.notes.clone(),
-        handed_off_by: h.handed_off_by.clone(),
-        state: h.state,
-        contract_id: h.contract_id.clone(),
-        contract_version: h.contract_version,
-        decision_due_at: Some(time::to_proto(h.decision_due_at)),
-        rejection_reason: h.rejection_reason.clone(),
-        rejected_lead_route: h.rejected_lead_route.clone(),
-        amount: h.amount_currency.clone().zip(h.amount_minor).map(
-            |(currency_code, amount_minor)| Money {
-                currency_code,
-                amount_minor,
-            },
-        ),
-        closed_at: h.closed_at.map(time::to_proto),
-        lost_reason: h.lost_reason.clone(),
-        steps: steps.iter().map(step_to_proto).collect(),
-        created_at: Some(time::to_proto(h.created_at)),
-    }
-}
-
-fn step_to_proto(s: &handoff_step::Model) -> HandoffStep {
-    HandoffStep {
-        kind: handoffs::action_kind(&s.action) as i32,
-        action: s.action.clone(),
-        actor: s.actor.clone(),
-        note: s.note.clone(),
-        at: Some(time::to_proto(s.at)),
-    }
-}
-
 /// Stores a step and announces it.
 async fn log_step<C: ConnectionTrait>(
     txn: &C,
@@ -270,8 +227,8 @@ async fn log_step<C: ConnectionTrait>(
     .insert(txn)
     .await?;
     let event = HandoffChanged {
-        handoff: Some(to_proto(h, &[])),
-        step: Some(step_to_proto(&step)),
+        handoff: Some(convert::handoff_to_proto(h, &[])),
+        step: Some(convert::step_to_proto(&step)),
     };
     EventLog::append(txn, tenant, &h.lead_id, &event).await
 }
@@ -395,7 +352,7 @@ impl Store {
                 ));
             }
             let steps = steps_of(&txn, &seen.handoff_id).await?;
-            return Ok(to_proto(&seen, &steps));
+            return Ok(convert::handoff_to_proto(&seen, &steps));
         }
         let Some(replica) = replica_of(&txn, tenant, &new.is_team, &new.fs_team).await? else {
             return Err(Error::RuleBroken {
@@ -451,7 +408,7 @@ impl Store {
         let steps = steps_of(&txn, &created.handoff_id).await?;
         txn.commit().await?;
         self.log.notify_committed();
-        Ok(to_proto(&created, &steps))
+        Ok(convert::handoff_to_proto(&created, &steps))
     }
 
     async fn count_refusal(
@@ -587,7 +544,7 @@ impl Store {
         let steps = steps_of(&txn, handoff_id).await?;
         txn.commit().await?;
         self.log.notify_committed();
-        Ok(to_proto(&saved, &steps))
+        Ok(convert::handoff_to_proto(&saved, &steps))
     }
 
     pub async fn get_handoff(&self, tenant: &TenantId, handoff_id: &str) -> Result<Handoff, Error> {
@@ -598,6 +555,6 @@ impl Store {
             .await?
             .ok_or_else(|| Error::not_found("handoff", handoff_id))?;
         let steps = steps_of(&self.db, handoff_id).await?;
-        Ok(to_proto(&h, &steps))
+        Ok(convert::handoff_to_proto(&h, &steps))
     }
 }

@@ -2,7 +2,7 @@
 
 pub mod entities;
 
-use baton_proto::nurture::v1::{self as pb, EnrollmentState, LeadEnrolled};
+use baton_proto::nurture::v1::{EnrollmentState, LeadEnrolled};
 use baton_shared::events::EventLog;
 use baton_shared::{
     TenantId,
@@ -122,7 +122,7 @@ async fn enroll<C: ConnectionTrait>(
         tenant,
         lead_id,
         &LeadEnrolled {
-            enrollment: Some(enrollment_to_proto(&row)),
+            enrollment: Some(crate::convert::enrollment_to_proto(&row)),
         },
     )
     .await?;
@@ -202,17 +202,4 @@ async fn sequence_of<C: ConnectionTrait>(
         .map(|s| s.delay_hours.max(0) as u32)
         .collect();
     Ok((sequence, delays))
-}
-
-pub fn enrollment_to_proto(e: &enrollment::Model) -> pb::Enrollment {
-    pb::Enrollment {
-        enrollment_id: e.enrollment_id.clone(),
-        lead_id: e.lead_id.clone(),
-        sequence_id: e.sequence_id.clone(),
-        sequence_key: e.sequence_key.clone(),
-        state: e.state,
-        next_step: e.next_step,
-        next_step_due_at: time::to_proto_opt(e.next_step_due_at),
-        enrolled_at: Some(time::to_proto(e.enrolled_at)),
-    }
 }

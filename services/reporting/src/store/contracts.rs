@@ -1,9 +1,7 @@
 //! Contract versions: drafts, both owners' approvals, activation (superseding the pair's previous
 //! version) with `ContractActivated` in the same transaction.
 
-use baton_proto::reporting::v1::{
-    Approval, Contract, ContractActivated, ContractStatus, ContractTerms,
-};
+use baton_proto::reporting::v1::{ContractActivated, ContractStatus, ContractTerms};
 use baton_shared::{TenantId, contract, events::EventLog, time};
 use prost::Message;
 use sea_orm::{
@@ -18,31 +16,6 @@ use crate::error::Error;
 
 /// Rule name of every approval-blocking problem.
 pub const RULE_CONTRACT_VALID: &str = "contract_valid";
-
-pub fn terms_of(r: &row::Model) -> ContractTerms {
-    ContractTerms::decode(r.terms.as_slice()).unwrap_or_default()
-}
-
-pub fn to_proto(r: &row::Model) -> Contract {
-    let approval = |by: &str, at: Option<chrono::DateTime<chrono::Utc>>| {
-        at.map(|at| Approval {
-            approver: by.to_owned(),
-            approved_at: Some(time::to_proto(at)),
-        })
-    };
-    Contract {
-        contract_id: r.contract_id.clone(),
-        version: r.version,
-        status: r.status,
-        terms: Some(terms_of(r)),
-        is_approval: approval(&r.is_approved_by, r.is_approved_at),
-        fs_approval: approval(&r.fs_approved_by, r.fs_approved_at),
-        created_by: r.created_by.clone(),
-        created_at: Some(time::to_proto(r.created_at)),
-        activated_at: r.activated_at.map(time::to_proto),
-        superseded_at: r.superseded_at.map(time::to_proto),
-    }
-}
 
 async fn find<C: ConnectionTrait>(
     db: &C,
@@ -103,7 +76,7 @@ impl Store {
             .one(&txn)
             .await?;
         if let Some(seen) = seen {
-            if terms_of(&seen) != *terms {
+            if crate::convert::terms_of(&seen) != *terms {
                 return Err(Error::invalid(
                     "request_id",
                     "was already used for different terms",
@@ -177,7 +150,7 @@ impl Store {
         contract_id: &str,
     ) -> Result<Vec<contract::Problem>, Error> {
         let r = find(&self.db, tenant, contract_id).await?;
-        Ok(contract::validate(&terms_of(&r)))
+        Ok(contract::validate(&crate::convert::terms_of(&r)))
     }
 
     /// One owner's approval; the second one activates the version.
@@ -190,7 +163,7 @@ impl Store {
         let txn = self.db.begin().await?;
         let current = find(&txn, tenant, contract_id).await?;
         draft_only(&current)?;
-        let terms = terms_of(&current);
+        let terms = crate::convert::terms_of(&current);
         let problems = contract::validate(&terms);
         if !problems.is_empty() {
             return Err(invalid(problems));
@@ -234,7 +207,7 @@ impl Store {
         let saved = r.update(&txn).await?;
         if both {
             let event = ContractActivated {
-                contract: Some(to_proto(&saved)),
+                contract: Some(crate::convert::contract_to_proto(&saved)),
             };
             EventLog::append(&txn, tenant, &saved.contract_id, &event).await?;
         }

@@ -1,4 +1,5 @@
-//! Rows ↔ proto messages and domain profiles.
+//! Every conversion of capture between its proto messages and its domain types or stored rows:
+//! requests into the domain's raw inputs, rows into the messages answers and events carry.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -6,8 +7,108 @@ use baton_proto::capture::v1 as pb;
 use baton_shared::time;
 use sea_orm::DbErr;
 
-use super::{entities::activity, view::LeadView};
-use crate::domain::profile::{AttributeValue, CompanyProfile, Consent, LeadProfile, Money};
+use crate::{
+    domain::{
+        activity::CallFacts,
+        lead::{CaptureInput, CompanyFields},
+        profile::{AttributeValue, CompanyProfile, Consent, LeadProfile, Money, Person, Source},
+        update::LeadPatch,
+        visits::VisitCount,
+    },
+    store::{entities::activity, view::LeadView},
+};
+
+/// Proto custom attributes as domain values (`None` for an empty oneof or an impossible time).
+pub fn attributes_from_proto(
+    map: &HashMap<String, pb::AttributeValue>,
+) -> Vec<(String, Option<AttributeValue>)> {
+    use pb::attribute_value::Value;
+    map.iter()
+        .map(|(k, v)| {
+            let value = v.value.as_ref().and_then(|value| match value {
+                Value::StringValue(s) => Some(AttributeValue::String(s.clone())),
+                Value::IntValue(i) => Some(AttributeValue::Int(*i)),
+                Value::DoubleValue(d) => Some(AttributeValue::Double(*d)),
+                Value::BoolValue(b) => Some(AttributeValue::Bool(*b)),
+                Value::TimeValue(t) => time::from_proto(t).map(AttributeValue::Time),
+            });
+            (k.clone(), value)
+        })
+        .collect()
+}
+
+pub fn company_fields(c: &pb::Company) -> CompanyFields {
+    CompanyFields {
+        name: c.name.clone(),
+        web_domain: c.web_domain.clone(),
+        industry: c.industry.clone(),
+        employees: c.employees,
+        annual_revenue: c
+            .annual_revenue
+            .as_ref()
+            .map(|m| (m.currency_code.clone(), m.amount_minor)),
+        country: c.country.clone(),
+        region: c.region.clone(),
+    }
+}
+
+fn consent_of(c: &pb::Consent) -> Consent {
+    Consent {
+        email_opt_in: c.email_opt_in,
+        unsubscribed: c.unsubscribed,
+        do_not_contact: c.do_not_contact,
+    }
+}
+
+/// A CaptureLead request (or an import row) as the domain's raw input.
+pub fn capture_input(req: &pb::CaptureLeadRequest) -> CaptureInput {
+    let source = req.source.clone().unwrap_or_default();
+    CaptureInput {
+        request_id: req.request_id.clone(),
+        email: req.email.clone(),
+        captured_at: req.captured_at.as_ref().map(time::from_proto),
+        person: Person {
+            first_name: req.first_name.clone(),
+            last_name: req.last_name.clone(),
+            phone: req.phone.clone(),
+            title: req.title.clone(),
+            role: req.role.clone(),
+            department: req.department.clone(),
+        },
+        company: req.company.as_ref().map(company_fields),
+        company_name: req.company_name.clone(),
+        consent: req.consent.as_ref().map(consent_of),
+        custom_attributes: attributes_from_proto(&req.custom_attributes),
+        source: Source {
+            channel: source.channel,
+            campaign: source.campaign,
+            lead_magnet: source.lead_magnet,
+            funnel_position: source.funnel_position,
+            utm_source: source.utm_source,
+            utm_medium: source.utm_medium,
+            utm_campaign: source.utm_campaign,
+            utm_term: source.utm_term,
+            utm_content: source.utm_content,
+        },
+    }
+}
+
+/// The values of an UpdateLead's `lead`, as the domain's patch.
+pub fn lead_patch(patch: &pb::Lead) -> LeadPatch {
+    LeadPatch {
+        person: Person {
+            first_name: patch.first_name.clone(),
+            last_name: patch.last_name.clone(),
+            phone: patch.phone.clone(),
+            title: patch.title.clone(),
+            role: patch.role.clone(),
+            department: patch.department.clone(),
+        },
+        company: patch.company.as_ref().map(company_fields),
+        consent: patch.consent.as_ref().map(consent_of).unwrap_or_default(),
+        custom_attributes: attributes_from_proto(&patch.custom_attributes),
+    }
+}
 
 fn attributes_of(json: &str) -> Result<BTreeMap<String, AttributeValue>, DbErr> {
     serde_json::from_str(json).map_err(|e| DbErr::Custom(format!("stored custom attributes: {e}")))
@@ -173,6 +274,24 @@ pub fn scrub_lead(lead: &mut pb::Lead) {
     lead.role.clear();
     lead.department.clear();
     lead.custom_attributes.clear();
+}
+
+pub fn call_facts(c: pb::CallDetails) -> CallFacts {
+    CallFacts {
+        outcome: c.outcome,
+        duration_seconds: c.duration_seconds,
+        reached_target_department: c.reached_target_department,
+    }
+}
+
+/// The event of a stored visit count.
+pub fn visits_recorded(v: &VisitCount) -> pb::VisitsRecorded {
+    pb::VisitsRecorded {
+        channel: v.channel.clone(),
+        campaign: v.campaign.clone(),
+        day: v.day.clone(),
+        visitors: v.visitors,
+    }
 }
 
 #[cfg(test)]
