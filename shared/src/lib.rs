@@ -11,7 +11,7 @@ pub mod error;
 pub mod events;
 pub mod fields;
 pub mod paging;
-pub mod parsed;
+pub mod parse_cache;
 pub mod server;
 pub mod settings;
 pub mod telemetry;

@@ -14,7 +14,12 @@ use baton_shared::{
 use sea_orm::DatabaseTransaction;
 use tracing::Instrument;
 
-use crate::store::{batch::BatchCache, handoffs, routing, timers, touches};
+use crate::store::{
+    batch::BatchCache,
+    handoffs, routing,
+    signals::{self, ScoreAndStage, SignalUpdate},
+    timers, touches,
+};
 
 /// Handler for qualification's event log.
 pub struct QualificationEvents;
@@ -28,11 +33,14 @@ impl QualificationEvents {
     ) -> Result<(), ConsumeError> {
         let tenant = TenantId::new(event.tenant_id.clone());
         if let Some(changed) = decode::<StageChanged>(event)? {
-            let signal = handoffs::record_signal(
+            let signal = signals::record_signal(
                 txn,
                 &tenant,
                 &changed.lead_id,
-                Some((changed.score, changed.to_stage)),
+                Some(ScoreAndStage {
+                    score: changed.score,
+                    stage: changed.to_stage,
+                }),
                 None,
             )
             .await?;
@@ -42,7 +50,7 @@ impl QualificationEvents {
             }
         } else if let Some(ranked) = decode::<RankChanged>(event)? {
             let signal =
-                handoffs::record_signal(txn, &tenant, &ranked.lead_id, None, Some(ranked.to_rank))
+                signals::record_signal(txn, &tenant, &ranked.lead_id, None, Some(ranked.to_rank))
                     .await?;
             cache.signal_stored(signal);
         }
@@ -80,18 +88,21 @@ impl EventHandler for QualificationEvents {
             };
             let batch = &mut tenants[i];
             if let Some(changed) = decode::<StageChanged>(event)? {
-                batch.signal(&changed.lead_id).1 = Some((changed.score, changed.to_stage));
+                batch.signal(&changed.lead_id).score_and_stage = Some(ScoreAndStage {
+                    score: changed.score,
+                    stage: changed.to_stage,
+                });
                 if changed.to_stage == Stage::Mql as i32 || changed.to_stage == Stage::Sql as i32 {
                     batch.to_assign.push((changed.lead_id, span.clone()));
                 }
             } else if let Some(ranked) = decode::<RankChanged>(event)? {
-                batch.signal(&ranked.lead_id).2 = Some(ranked.to_rank);
+                batch.signal(&ranked.lead_id).rank = Some(ranked.to_rank);
             }
         }
         let mut cache = BatchCache::holding_writes();
         for batch in tenants {
             let tenant = TenantId::new(batch.tenant);
-            for signal in handoffs::record_signals(txn, &tenant, &batch.signals).await? {
+            for signal in signals::record_signals(txn, &tenant, &batch.signals).await? {
                 cache.signal_stored(signal);
             }
             let leads: Vec<&str> = batch.to_assign.iter().map(|(l, _)| l.as_str()).collect();
@@ -112,16 +123,20 @@ impl EventHandler for QualificationEvents {
 struct Batch {
     tenant: String,
     /// Per lead: its latest (score, stage) and rank, in order of first mention.
-    signals: Vec<handoffs::SignalUpdate>,
+    signals: Vec<SignalUpdate>,
     to_assign: Vec<(String, tracing::Span)>,
 }
 
 impl Batch {
-    fn signal(&mut self, lead_id: &str) -> &mut handoffs::SignalUpdate {
-        let i = match self.signals.iter().position(|s| s.0 == lead_id) {
+    fn signal(&mut self, lead_id: &str) -> &mut SignalUpdate {
+        let i = match self.signals.iter().position(|s| s.lead_id == lead_id) {
             Some(i) => i,
             None => {
-                self.signals.push((lead_id.to_owned(), None, None));
+                self.signals.push(SignalUpdate {
+                    lead_id: lead_id.to_owned(),
+                    score_and_stage: None,
+                    rank: None,
+                });
                 self.signals.len() - 1
             }
         };

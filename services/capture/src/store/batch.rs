@@ -20,7 +20,7 @@ use sea_orm::{
 use tracing::Span;
 
 use super::{
-    CaptureOutcome, LeadView,
+    CaptureOutcome, Captured, LeadView,
     entities::{capture_request, company, lead},
     find_lead, merge_company, new_lead_row, resolve, with_company,
 };
@@ -29,8 +29,6 @@ use crate::{convert::lead_to_proto, domain::lead::NewLead};
 
 /// Rows per multi-row INSERT (a lead, the widest row, has 33 columns).
 const CHUNK: usize = db::IN_CHUNK;
-
-type Answer = Result<(LeadView, CaptureOutcome), Error>;
 
 /// What a row turned out to be, before anything is written.
 enum Plan {
@@ -55,7 +53,7 @@ pub(super) async fn capture_many(
     txn: &DatabaseTransaction,
     tenant: &TenantId,
     rows: &[(&NewLead, Span)],
-) -> Result<Vec<Answer>, DbErr> {
+) -> Result<Vec<Captured>, DbErr> {
     if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
         // Plan each statement of the batch for the tables as they are now: with generic plans
         // allowed, some statement of the batch keeps a plan that stops fitting as the tables grow
@@ -257,8 +255,8 @@ fn answers_of(
     mut lead_rows: HashMap<String, lead::Model>,
     company_rows: &HashMap<String, company::Model>,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<(Vec<Answer>, Vec<capture_request::ActiveModel>), DbErr> {
-    let mut answers: Vec<Answer> = Vec::with_capacity(rows.len());
+) -> Result<(Vec<Captured>, Vec<capture_request::ActiveModel>), DbErr> {
+    let mut answers: Vec<Captured> = Vec::with_capacity(rows.len());
     let mut requests: Vec<capture_request::ActiveModel> = Vec::new();
     let no_answer = |row: usize| DbErr::Custom(format!("row {row} of the batch has no answer"));
     for (i, plan) in plans.into_iter().enumerate() {
@@ -322,7 +320,7 @@ async fn append_captured(
     txn: &DatabaseTransaction,
     tenant: &TenantId,
     rows: &[(&NewLead, Span)],
-    answers: &[Answer],
+    answers: &[Captured],
 ) -> Result<(), DbErr> {
     let events: Vec<(String, LeadCaptured, &Span)> = answers
         .iter()

@@ -9,17 +9,15 @@ use baton_shared::TenantId;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tracing::{Instrument, Span};
 
-use super::{CaptureOutcome, LeadView, Store};
+use super::{Captured, Store};
 use crate::domain::lead::NewLead;
 use crate::error::Error;
-
-type Answer = Result<(LeadView, CaptureOutcome), Error>;
 
 struct Job {
     tenant: TenantId,
     lead: NewLead,
     span: Span,
-    reply: oneshot::Sender<Answer>,
+    reply: oneshot::Sender<Captured>,
 }
 
 /// The queue in front of the writers.
@@ -62,7 +60,7 @@ impl GroupCommit {
     }
 
     /// Captures one lead in the next shared transaction.
-    pub async fn capture(&self, tenant: &TenantId, lead: NewLead) -> Answer {
+    pub async fn capture(&self, tenant: &TenantId, lead: NewLead) -> Captured {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             tenant: tenant.clone(),

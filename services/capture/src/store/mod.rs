@@ -33,32 +33,10 @@ use crate::domain::{
 };
 use crate::error::Error;
 use entities::{activity, capture_request, company, lead, visit_count};
-pub use view::LeadView;
+pub use view::{CaptureOutcome, Captured, LeadView};
 
 /// How often a write that lost a race on a unique key is retried (it then sees the winner's row).
 const UNIQUE_RACE_RETRIES: usize = 3;
-
-/// What a capture did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CaptureOutcome {
-    Created,
-    /// The e-mail belongs to an existing lead.
-    MatchedExisting,
-    /// The request_id was seen before; `created` is what the first call did.
-    Replayed {
-        created: bool,
-    },
-}
-
-impl CaptureOutcome {
-    /// Whether the (first) call created the lead, as CaptureLead reports it.
-    pub fn created(self) -> bool {
-        matches!(
-            self,
-            CaptureOutcome::Created | CaptureOutcome::Replayed { created: true }
-        )
-    }
-}
 
 /// Filters of ListLeads.
 #[derive(Debug, Clone, Default)]
@@ -83,11 +61,7 @@ impl Store {
     /// Captures a lead: replays a known request_id, returns the existing lead of the same normalised
     /// e-mail, or creates the lead (and its company, matched by web domain) with its `LeadCaptured`
     /// event. Returns the lead and whether it was created.
-    pub async fn capture_lead(
-        &self,
-        tenant: &TenantId,
-        new: &NewLead,
-    ) -> Result<(LeadView, CaptureOutcome), Error> {
+    pub async fn capture_lead(&self, tenant: &TenantId, new: &NewLead) -> Captured {
         let mut attempt = 0;
         loop {
             match self.try_capture_lead(tenant, new).await {
@@ -101,11 +75,7 @@ impl Store {
         }
     }
 
-    async fn try_capture_lead(
-        &self,
-        tenant: &TenantId,
-        new: &NewLead,
-    ) -> Result<(LeadView, CaptureOutcome), Error> {
+    async fn try_capture_lead(&self, tenant: &TenantId, new: &NewLead) -> Captured {
         let txn = self.db.begin().await?;
         let captured = capture_in(&txn, tenant, new).await?;
         txn.commit().await?;
@@ -525,11 +495,7 @@ impl Store {
 }
 
 /// The capture itself, inside `txn` (which the caller commits): replay, match or create.
-async fn capture_in(
-    txn: &DatabaseTransaction,
-    tenant: &TenantId,
-    new: &NewLead,
-) -> Result<(LeadView, CaptureOutcome), Error> {
+async fn capture_in(txn: &DatabaseTransaction, tenant: &TenantId, new: &NewLead) -> Captured {
     if let Some(seen) =
         capture_request::Entity::find_by_id((tenant.to_string(), new.request_id.clone()))
             .one(txn)

@@ -11,8 +11,8 @@ pub async fn rules_of<C: ConnectionTrait>(
     db: &C,
     tenant: &TenantId,
 ) -> Result<Option<(routing_ruleset::Model, Rules)>, DbErr> {
-    static PARSED: baton_shared::parsed::Parsed<String, Rules> =
-        baton_shared::parsed::Parsed::new();
+    static PARSED: baton_shared::parse_cache::ParseCache<String, Rules> =
+        baton_shared::parse_cache::ParseCache::new();
     let Some(row) = routing_ruleset::Entity::find_by_id(tenant.to_string())
         .one(db)
         .await?

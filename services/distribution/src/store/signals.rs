@@ -1,5 +1,5 @@
-//! What routing knows of a lead: the profile fields routing conditions read (from capture's
-//! events) beside qualification's score, stage and rank (stored by [`super::handoffs`]).
+//! What routing and the handoff gate know of a lead: the profile fields routing conditions read
+//! (from capture's events) beside qualification's score, stage and rank.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -8,7 +8,9 @@ use baton_proto::{
     qualification::v1::{Rank, Stage},
 };
 use baton_shared::{TenantId, time};
-use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, sea_query::OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, prelude::Expr, sea_query::OnConflict,
+};
 
 use super::{batch::BatchCache, entities::lead_signal};
 use crate::domain::routing::LeadFields;
@@ -107,4 +109,89 @@ fn profile_fields(lead: &Lead) -> Result<String, DbErr> {
         put("source.channel", s.channel.clone());
     }
     serde_json::to_string(&f).map_err(|e| DbErr::Custom(e.to_string()))
+}
+
+/// A lead's score with the stage it put the lead in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScoreAndStage {
+    pub score: i64,
+    /// A `qualification.v1.Stage` number.
+    pub stage: i32,
+}
+
+/// A lead's new signals; an absent one keeps what is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignalUpdate {
+    pub lead_id: String,
+    pub score_and_stage: Option<ScoreAndStage>,
+    /// A `qualification.v1.Rank` number.
+    pub rank: Option<i32>,
+}
+
+/// Remembers what qualification last said of a lead (None leaves a value as it was).
+pub async fn record_signal<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+    score_and_stage: Option<ScoreAndStage>,
+    rank: Option<i32>,
+) -> Result<lead_signal::Model, DbErr> {
+    let mut update = vec![lead_signal::Column::UpdatedAt];
+    if score_and_stage.is_some() {
+        update.extend([lead_signal::Column::Score, lead_signal::Column::Stage]);
+    }
+    if rank.is_some() {
+        update.push(lead_signal::Column::Rank);
+    }
+    lead_signal::Entity::insert(lead_signal::ActiveModel {
+        tenant_id: Set(tenant.to_string()),
+        lead_id: Set(lead_id.to_owned()),
+        score: Set(score_and_stage.map(|s| s.score)),
+        stage: Set(score_and_stage.map(|s| s.stage)),
+        rank: Set(rank),
+        updated_at: Set(time::now()),
+        fields: Set("{}".to_owned()),
+    })
+    .on_conflict(
+        OnConflict::columns([lead_signal::Column::TenantId, lead_signal::Column::LeadId])
+            .update_columns(update)
+            .to_owned(),
+    )
+    .exec_with_returning(txn)
+    .await
+}
+
+/// [`record_signal`] of many leads in one statement: per lead, its latest score and stage and its
+/// latest rank (either may be absent: the stored one is kept). Returns the stored signals.
+pub async fn record_signals<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    signals: &[SignalUpdate],
+) -> Result<Vec<lead_signal::Model>, DbErr> {
+    if signals.is_empty() {
+        return Ok(Vec::new());
+    }
+    let now = time::now();
+    let rows = signals.iter().map(|s| lead_signal::ActiveModel {
+        tenant_id: Set(tenant.to_string()),
+        lead_id: Set(s.lead_id.clone()),
+        score: Set(s.score_and_stage.map(|x| x.score)),
+        stage: Set(s.score_and_stage.map(|x| x.stage)),
+        rank: Set(s.rank),
+        updated_at: Set(now),
+        fields: Set("{}".to_owned()),
+    });
+    let keep =
+        |column: &str| Expr::cust(format!("COALESCE(excluded.{column}, lead_signal.{column})"));
+    lead_signal::Entity::insert_many(rows)
+        .on_conflict(
+            OnConflict::columns([lead_signal::Column::TenantId, lead_signal::Column::LeadId])
+                .value(lead_signal::Column::Score, keep("score"))
+                .value(lead_signal::Column::Stage, keep("stage"))
+                .value(lead_signal::Column::Rank, keep("rank"))
+                .update_column(lead_signal::Column::UpdatedAt)
+                .to_owned(),
+        )
+        .exec_with_returning(txn)
+        .await
 }

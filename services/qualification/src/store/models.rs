@@ -42,8 +42,8 @@ pub fn definition_of(row: &scoring_model::Model) -> Result<ModelDefinition, Vec<
     ModelDefinition::from_json(&row.definition).map_err(|e| vec![format!("definition: {e}")])
 }
 
-static COMPILED: baton_shared::parsed::Parsed<(String, i32, String), ScoringModel> =
-    baton_shared::parsed::Parsed::new();
+static COMPILED: baton_shared::parse_cache::ParseCache<(String, i32, String), ScoringModel> =
+    baton_shared::parse_cache::ParseCache::new();
 
 pub fn compile_row(row: &scoring_model::Model) -> Result<ScoringModel, Vec<String>> {
     let key = (row.model_id.clone(), row.version, row.definition.clone());

@@ -214,8 +214,8 @@ pub async fn merge<C: ConnectionTrait>(
     Ok(())
 }
 
-static PARSED: baton_shared::parsed::Parsed<String, RankRules> =
-    baton_shared::parsed::Parsed::new();
+static PARSED: baton_shared::parse_cache::ParseCache<String, RankRules> =
+    baton_shared::parse_cache::ParseCache::new();
 
 /// The tenant's rank rules, seeding the defaults (docs/domain.md) on first use.
 async fn rules<C: ConnectionTrait>(txn: &C, tenant: &TenantId) -> Result<RankRules, DbErr> {

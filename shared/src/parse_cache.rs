@@ -11,19 +11,19 @@ use std::{
 /// More distinct definitions than this and the cache starts over.
 const CAPACITY: usize = 1024;
 
-pub struct Parsed<K, T> {
+pub struct ParseCache<K, T> {
     map: OnceLock<Mutex<HashMap<K, Arc<T>>>>,
 }
 
-impl<K: Eq + Hash + Clone, T> Default for Parsed<K, T> {
+impl<K: Eq + Hash + Clone, T> Default for ParseCache<K, T> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<K: Eq + Hash + Clone, T> Parsed<K, T> {
+impl<K: Eq + Hash + Clone, T> ParseCache<K, T> {
     pub const fn new() -> Self {
-        Parsed {
+        ParseCache {
             map: OnceLock::new(),
         }
     }
