@@ -416,3 +416,157 @@ async fn a_lead_goes_from_is_to_fs_under_a_contract_and_every_sla_and_stage_foll
     let _ = &mut nurture;
     suite.stop().await;
 }
+
+/// When the response SLA of `lead_id` was met, once it was.
+async fn response_met_at(url: &str, lead_id: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let settings = baton_shared::Settings::defaults().unwrap();
+    let db = baton_shared::db::connect(url, &settings.database)
+        .await
+        .unwrap();
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Postgres => {
+            "SELECT resolved_at FROM sla_timer WHERE kind = 1 AND lead_id = $1 AND resolved_at IS NOT NULL"
+        }
+        _ => {
+            "SELECT resolved_at FROM sla_timer WHERE kind = 1 AND lead_id = ? AND resolved_at IS NOT NULL"
+        }
+    };
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [Value::from(lead_id)],
+        ))
+        .await
+        .unwrap()?;
+    row.try_get::<chrono::DateTime<chrono::Utc>>("", "resolved_at")
+        .ok()
+}
+
+#[tokio::test]
+async fn the_tenants_touch_rules_decide_which_activity_meets_the_response_sla() {
+    use baton_proto::distribution::v1::{SetTouchRulesRequest, TouchRules};
+
+    let suite = TestSuite::start().await;
+    let mut contracts = suite.contracts().await;
+    let mut d = suite.distribution().await;
+    let mut capture = suite.capture().await;
+    let draft = contracts
+        .create_contract(CreateContractRequest {
+            request_id: "touch".into(),
+            terms: Some(ContractTerms {
+                response_sla_working_hours: false,
+                ..terms()
+            }),
+            created_by: "sales-ops@example.co.jp".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    for approver in [IS_OWNER, FS_OWNER] {
+        contracts
+            .approve_contract(ApproveContractRequest {
+                contract_id: draft.contract_id.clone(),
+                approver: approver.into(),
+            })
+            .await
+            .unwrap();
+    }
+    d.create_team(CreateTeamRequest {
+        team_id: "is-tokyo".into(),
+        name: "IS Tokyo".into(),
+        function: TeamFunction::InsideSales as i32,
+        method: RoutingMethod::RoundRobin as i32,
+    })
+    .await
+    .unwrap();
+    d.create_rep(CreateRepRequest {
+        request_id: "is-0".into(),
+        name: "IS rep".into(),
+        email: "is0@example.co.jp".into(),
+        active: true,
+        routing: Some(RepRouting {
+            team_id: "is-tokyo".into(),
+            ..Default::default()
+        }),
+    })
+    .await
+    .unwrap();
+    d.set_routing_rules(SetRoutingRulesRequest {
+        rules: vec![RoutingRule {
+            key: "all_to_inside_sales".into(),
+            to_team: "is-tokyo".into(),
+            ..Default::default()
+        }],
+        expected_version: 0,
+    })
+    .await
+    .unwrap();
+    // This tenant counts only a reply to the rep's e-mail as a touch; a call does not count.
+    d.set_touch_rules(SetTouchRulesRequest {
+        rules: Some(TouchRules {
+            touch_kinds: vec![ActivityKind::EmailReplied as i32],
+            ..Default::default()
+        }),
+        expected_version: 1,
+    })
+    .await
+    .unwrap();
+
+    let id = captured_id(&mut capture, lead(7)).await;
+    for (k, kind) in [ActivityKind::MeetingBooked, ActivityKind::FreeTrialStarted]
+        .into_iter()
+        .enumerate()
+    {
+        capture
+            .record_activity(activity(
+                &id,
+                &format!("mql-{k}"),
+                kind,
+                PageKind::Unspecified,
+            ))
+            .await
+            .unwrap();
+    }
+    let url = suite.database_url(ServiceName::Distribution);
+    eventually("a response SLA", PATIENCE, || {
+        let url = url.clone();
+        let lead = id.clone();
+        async move { response_due(&url, &lead).await }
+    })
+    .await;
+
+    let called_at = chrono::Utc::now();
+    let mut call = activity(&id, "call", ActivityKind::Call, PageKind::Unspecified);
+    call.occurred_at = Some(time::to_proto(called_at));
+    call.call = Some(CallDetails {
+        outcome: CallOutcome::Connected as i32,
+        duration_seconds: 60,
+        reached_target_department: true,
+    });
+    capture.record_activity(call).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let replied_at = chrono::Utc::now();
+    let mut reply = activity(
+        &id,
+        "reply",
+        ActivityKind::EmailReplied,
+        PageKind::Unspecified,
+    );
+    reply.occurred_at = Some(time::to_proto(replied_at));
+    capture.record_activity(reply).await.unwrap();
+
+    // Capture's events reach distribution in order: had the call counted, the SLA would have been
+    // met at the call.
+    let met = eventually("the reply meets the response SLA", PATIENCE, || {
+        let url = url.clone();
+        let lead = id.clone();
+        async move { response_met_at(&url, &lead).await }
+    })
+    .await;
+    assert!(
+        (met - replied_at).num_milliseconds().abs() < 5,
+        "met at {met}, the reply was at {replied_at} and the call at {called_at}"
+    );
+}
