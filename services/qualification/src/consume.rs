@@ -23,10 +23,10 @@ pub struct CaptureEvents;
 
 impl EventHandler for CaptureEvents {
     async fn handle(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), ConsumeError> {
-        Self::apply(txn, event, &mut store::ActiveRules::default()).await
+        Self::apply(txn, event, &mut store::captured::ActiveRules::default()).await
     }
 
-    /// The batch's events share one [`store::ActiveRules`] (the active scoring model and the rank rules
+    /// The batch's events share one [`store::captured::ActiveRules`] (the active scoring model and the rank rules
     /// are read once per batch), and consecutive `LeadCaptured` events of a tenant are applied
     /// together, set-based. Other events are applied one by one, in order.
     async fn handle_batch(
@@ -34,7 +34,7 @@ impl EventHandler for CaptureEvents {
         txn: &DatabaseTransaction,
         events: &[(&Event, tracing::Span)],
     ) -> Result<(), ConsumeError> {
-        let mut active = store::ActiveRules::default();
+        let mut active = store::captured::ActiveRules::default();
         // A run of captures: (tenant, the decoded events with their spans).
         let mut run: Option<(String, Vec<(LeadCaptured, &tracing::Span)>)> = None;
         for (event, span) in events {
@@ -70,18 +70,18 @@ impl CaptureEvents {
         txn: &DatabaseTransaction,
         tenant: &TenantId,
         captures: &[(LeadCaptured, &tracing::Span)],
-        active: &mut store::ActiveRules,
+        active: &mut store::captured::ActiveRules,
     ) -> Result<(), ConsumeError> {
-        let leads: Vec<store::CapturedLead> = captures
+        let leads: Vec<store::captured::CapturedLead> = captures
             .iter()
-            .map(|(c, span)| store::CapturedLead {
+            .map(|(c, span)| store::captured::CapturedLead {
                 lead_id: &c.lead_id,
                 lead: c.lead.as_ref(),
                 first_contact_at: c.captured_at.as_ref().and_then(time::from_proto),
                 span,
             })
             .collect();
-        store::leads_captured(txn, tenant, &leads, active).await?;
+        store::captured::leads_captured(txn, tenant, &leads, active).await?;
         Ok(())
     }
 
@@ -89,7 +89,7 @@ impl CaptureEvents {
     async fn apply(
         txn: &DatabaseTransaction,
         event: &Event,
-        active: &mut store::ActiveRules,
+        active: &mut store::captured::ActiveRules,
     ) -> Result<(), ConsumeError> {
         let tenant = TenantId::new(event.tenant_id.clone());
         if let Some(captured) = decode::<LeadCaptured>(event)? {
