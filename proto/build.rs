@@ -12,6 +12,7 @@ const PROTOS: &[&str] = &[
     "baton/distribution/v1/distribution.proto",
     "baton/nurture/v1/nurture.proto",
     "baton/reporting/v1/reporting.proto",
+    "baton/reporting/v1/kpi.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -17,7 +17,8 @@ use baton_proto::{
     nurture::v1::ListEnrollmentsRequest,
     qualification::v1::{GetStageRequest, Stage},
     reporting::v1::{
-        ApproveContractRequest, ContractTerms, CreateContractRequest, HandoffGate, SlaEscalation,
+        ApproveContractRequest, ContractTerms, CreateContractRequest, GetKpisRequest, Granularity,
+        HandoffGate, SlaEscalation,
     },
 };
 use baton_shared::{ServiceName, testing::count, time};
@@ -414,6 +415,41 @@ async fn a_lead_goes_from_is_to_fs_under_a_contract_and_every_sla_and_stage_foll
     })
     .await;
     let _ = &mut nurture;
+
+    // The KPIs of the handoffs: 2 created (opportunities), 1 won, 1 decided (the rejection is no
+    // outcome): win rate 1 / 1 = 100 %.
+    let kpis = suite.kpis().await;
+    let now = chrono::Utc::now();
+    let whole = GetKpisRequest {
+        kpis: vec!["opportunities".into(), "wins".into(), "win_rate".into()],
+        start_time: Some(time::to_proto(now - chrono::Duration::days(1))),
+        end_time: Some(time::to_proto(now + chrono::Duration::days(1))),
+        granularity: Granularity::Whole as i32,
+        group_by: vec!["channel".into()],
+        ..Default::default()
+    };
+    let series = eventually("handoff KPIs", PATIENCE, || {
+        let mut k = kpis.clone();
+        let req = whole.clone();
+        async move {
+            let s = k.get_kpis(req).await.ok()?.into_inner().series;
+            let opportunities = s.iter().find(|x| x.kpi == "opportunities")?;
+            (opportunities.points[0].numerator == 2.0).then_some(s)
+        }
+    })
+    .await;
+    let point = |key: &str| {
+        let s = series.iter().find(|x| x.kpi == key).unwrap();
+        assert_eq!(s.group.get("channel").map(String::as_str), Some("web_form"));
+        (
+            s.points[0].numerator,
+            s.points[0].denominator,
+            s.points[0].value,
+        )
+    };
+    assert_eq!(point("opportunities"), (2.0, None, Some(2.0)));
+    assert_eq!(point("wins"), (1.0, None, Some(1.0)));
+    assert_eq!(point("win_rate"), (1.0, Some(1.0), Some(100.0)));
     suite.stop().await;
 }
 

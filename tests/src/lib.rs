@@ -12,7 +12,7 @@ use baton_proto::{
     nurture::v1::nurture_service_client::NurtureServiceClient,
     qualification::v1::qualification_service_client::QualificationServiceClient,
     reporting::v1::{
-        contract_service_client::ContractServiceClient,
+        contract_service_client::ContractServiceClient, kpi_service_client::KpiServiceClient,
         reporting_service_client::ReportingServiceClient,
     },
 };
@@ -72,6 +72,10 @@ impl TestSuite {
     }
     pub async fn reporting(&self) -> ReportingServiceClient<Channel> {
         ReportingServiceClient::new(self.channel(ServiceName::Reporting).await)
+    }
+
+    pub async fn kpis(&self) -> KpiServiceClient<Channel> {
+        KpiServiceClient::new(self.channel(ServiceName::Reporting).await)
     }
 
     pub async fn stop(self) {

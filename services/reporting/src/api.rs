@@ -2,9 +2,10 @@
 
 use baton_proto::reporting::v1::{
     ApproveContractRequest, Contract, ContractProblem, CreateContractRequest, Funnel,
-    GetContractRequest, GetFunnelRequest, ListContractsRequest, ListContractsResponse,
-    UpdateContractRequest, ValidateContractRequest, ValidateContractResponse,
-    contract_service_server::ContractService, reporting_service_server::ReportingService,
+    GetContractRequest, GetFunnelRequest, GetKpisRequest, GetKpisResponse, ListContractsRequest,
+    ListContractsResponse, ListKpisRequest, ListKpisResponse, UpdateContractRequest,
+    ValidateContractRequest, ValidateContractResponse, contract_service_server::ContractService,
+    kpi_service_server::KpiService, reporting_service_server::ReportingService,
 };
 use baton_shared::{
     TenantId, Violations,
@@ -14,7 +15,11 @@ use baton_shared::{
 use tonic::{Request, Response, Status};
 
 use crate::error::Error;
-use crate::{convert, domain::funnel::conversion_rate, store::Store};
+use crate::{
+    convert,
+    domain::{funnel::conversion_rate, kpis},
+    store::{Store, kpis::SumQuery},
+};
 
 #[derive(Clone)]
 pub struct Api {
@@ -60,6 +65,57 @@ impl ReportingService for Api {
             enrollments: c.enrollments,
             lead_to_mql_rate: conversion_rate(c.mqls, c.leads),
             mql_to_assignment_rate: conversion_rate(c.assignments, c.mqls),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl KpiService for Api {
+    async fn list_kpis(
+        &self,
+        request: Request<ListKpisRequest>,
+    ) -> Result<Response<ListKpisResponse>, Status> {
+        TenantId::of(&request)?;
+        Ok(Response::new(ListKpisResponse {
+            kpis: kpis::catalogue()
+                .iter()
+                .map(convert::kpi_to_proto)
+                .collect(),
+            dimensions: kpis::DIMENSIONS.iter().map(|d| (*d).to_owned()).collect(),
+        }))
+    }
+
+    async fn get_kpis(
+        &self,
+        request: Request<GetKpisRequest>,
+    ) -> Result<Response<GetKpisResponse>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let q = convert::kpi_query_from_proto(request.get_ref())?;
+        let periods = kpis::periods(q.start, q.end, q.granularity, q.tz).map_err(|_| {
+            Error::invalid(
+                "granularity",
+                format!(
+                    "more than {} periods; choose a coarser one",
+                    kpis::MAX_PERIODS
+                ),
+            )
+        })?;
+        let metrics = kpis::metrics_of(&q.kpis);
+        let sums = SumQuery {
+            metrics: &metrics,
+            start: q.start,
+            end: q.end,
+            group_by: &q.group_by,
+            filters: &q.filters,
+            tz: q.tz,
+        };
+        let observations = self.store.kpi_sums(&tenant, &sums).await?;
+        let series = kpis::series(&q.kpis, &periods, &observations, !q.group_by.is_empty());
+        Ok(Response::new(GetKpisResponse {
+            series: series
+                .iter()
+                .map(|s| convert::series_to_proto(s, &q.group_by))
+                .collect(),
         }))
     }
 }

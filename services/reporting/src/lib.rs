@@ -12,7 +12,7 @@ pub mod store;
 use std::sync::Arc;
 
 use baton_proto::reporting::v1::{
-    contract_service_server::ContractServiceServer,
+    contract_service_server::ContractServiceServer, kpi_service_server::KpiServiceServer,
     reporting_service_server::ReportingServiceServer,
 };
 use baton_shared::{BootError, ServiceName, Settings, boot::Boot, server::ServeOptions};
@@ -42,10 +42,13 @@ pub async fn run(
     let api = api::Api::new(store::Store::new(boot.db.clone(), boot.log.clone()));
     let api_name = <ReportingServiceServer<api::Api> as NamedService>::NAME;
     let contracts_name = <ContractServiceServer<api::Api> as NamedService>::NAME;
+    let kpis_name = <KpiServiceServer<api::Api> as NamedService>::NAME;
     let settings = boot.settings.clone();
     let options = ServeOptions::for_service(ServiceName::Reporting, api_name, &settings)
-        .also_serves(contracts_name);
+        .also_serves(contracts_name)
+        .also_serves(kpis_name);
     let routes = Routes::new(ReportingServiceServer::new(api.clone()))
-        .add_service(ContractServiceServer::new(api));
+        .add_service(ContractServiceServer::new(api.clone()))
+        .add_service(KpiServiceServer::new(api));
     boot.serve(listener, routes, options).await
 }

@@ -8,14 +8,16 @@ pub enum Step {
     Enrolled,
     BecameMql,
     Assigned,
+    BecameSql,
 }
 
 impl Step {
-    pub const ALL: [Step; 4] = [
+    pub const ALL: [Step; 5] = [
         Step::Captured,
         Step::Enrolled,
         Step::BecameMql,
         Step::Assigned,
+        Step::BecameSql,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -24,6 +26,7 @@ impl Step {
             Step::Enrolled => "enrolled",
             Step::BecameMql => "mql",
             Step::Assigned => "assigned",
+            Step::BecameSql => "sql",
         }
     }
 }
@@ -35,6 +38,7 @@ pub struct FunnelCounts {
     pub enrollments: i64,
     pub mqls: i64,
     pub assignments: i64,
+    pub sqls: i64,
 }
 
 /// `numerator / denominator`, or 0 when the denominator is 0 (no leads, no rate).

@@ -4,6 +4,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261123_000010_create_funnel_facts;
 mod m20261124_000020_contracts;
+mod m20261201_000030_kpi_facts;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(baton_shared::events::migration::CreateEventConsumerTables),
             Box::new(m20261123_000010_create_funnel_facts::Migration),
             Box::new(m20261124_000020_contracts::Migration),
+            Box::new(m20261201_000030_kpi_facts::Migration),
         ]
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod contracts;
 pub mod entities;
+pub mod kpis;
 
 use baton_shared::{TenantId, events::EventLog};
 use chrono::{DateTime, Utc};
@@ -47,6 +48,7 @@ impl Store {
                 Step::Enrolled => counts.enrollments = n,
                 Step::BecameMql => counts.mqls = n,
                 Step::Assigned => counts.assignments = n,
+                Step::BecameSql => counts.sqls = n,
             }
         }
         Ok(counts)
@@ -54,13 +56,14 @@ impl Store {
 }
 
 /// Records that a lead passed a step, once (later passes of the same step are not counted again).
+/// Returns whether this was the first pass.
 pub async fn record_fact<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
     lead_id: &str,
     step: Step,
     occurred_at: DateTime<Utc>,
-) -> Result<(), DbErr> {
+) -> Result<bool, DbErr> {
     let seen = funnel_fact::Entity::find()
         .filter(funnel_fact::Column::TenantId.eq(tenant.as_str()))
         .filter(funnel_fact::Column::LeadId.eq(lead_id))
@@ -78,5 +81,5 @@ pub async fn record_fact<C: ConnectionTrait>(
         .insert(txn)
         .await?;
     }
-    Ok(())
+    Ok(seen.is_none())
 }

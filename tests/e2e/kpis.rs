@@ -1,0 +1,416 @@
+//! The KPI engine over gRPC, fed through the other services' public APIs. Every expected number is
+//! computed by hand in the comments beside it.
+
+use std::{collections::HashMap, time::Duration};
+
+use baton_e2e::{TestSuite, activity, captured_id, eventually};
+use baton_proto::{
+    capture::v1::{
+        ActivityKind, CaptureLeadRequest, LeadSource, PageKind, RecordVisitsRequest,
+        capture_service_client::CaptureServiceClient,
+    },
+    qualification::v1::{Bant, BantItem, RecordBantRequest},
+    reporting::v1::{GetKpisRequest, Granularity, KpiSeries, KpiUnit, ListKpisRequest},
+};
+use baton_shared::time;
+use chrono::{DateTime, Utc};
+use tonic::Code;
+use tonic_types::StatusExt;
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn at(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+async fn capture_at(
+    capture: &mut CaptureServiceClient<tonic::transport::Channel>,
+    n: usize,
+    channel: &str,
+    captured_at: Option<DateTime<Utc>>,
+) -> String {
+    captured_id(
+        capture,
+        CaptureLeadRequest {
+            request_id: format!("kpi-{n}"),
+            email: format!("kpi{n}@example.co.jp"),
+            source: Some(LeadSource {
+                channel: channel.into(),
+                campaign: "autumn".into(),
+                ..Default::default()
+            }),
+            captured_at: captured_at.map(time::to_proto),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// (numerator, denominator, value) of each point.
+fn points(s: &KpiSeries) -> Vec<(f64, Option<f64>, Option<f64>)> {
+    s.points
+        .iter()
+        .map(|p| (p.numerator, p.denominator, p.value))
+        .collect()
+}
+
+fn of<'a>(series: &'a [KpiSeries], kpi: &str, channel: &str) -> &'a KpiSeries {
+    series
+        .iter()
+        .find(|s| s.kpi == kpi && s.group.get("channel").map(String::as_str) == Some(channel))
+        .unwrap_or_else(|| panic!("no {kpi} series for {channel}: {series:?}"))
+}
+
+#[tokio::test]
+async fn acquisition_kpis_by_tokyo_day_and_channel_are_checked_by_hand() {
+    let suite = TestSuite::start().await;
+    let mut capture = suite.capture().await;
+    let mut kpis = suite.kpis().await;
+
+    // Visitors per source and day.
+    for (channel, day, visitors) in [
+        ("web_form", "2026-11-02", 40),
+        ("ads", "2026-11-02", 10),
+        ("web_form", "2026-11-03", 25),
+    ] {
+        capture
+            .record_visits(RecordVisitsRequest {
+                channel: channel.into(),
+                campaign: "autumn".into(),
+                day: day.into(),
+                visitors,
+            })
+            .await
+            .unwrap();
+    }
+    // Leads; Tokyo is UTC+9, so day 1 is [2026-11-01T15:00Z, 2026-11-02T15:00Z).
+    let l1 = capture_at(
+        &mut capture,
+        1,
+        "web_form",
+        Some(at("2026-11-01T16:00:00Z")),
+    )
+    .await; // day 1
+    let l2 = capture_at(
+        &mut capture,
+        2,
+        "web_form",
+        Some(at("2026-11-02T05:00:00Z")),
+    )
+    .await; // day 1
+    capture_at(&mut capture, 3, "ads", Some(at("2026-11-02T14:30:00Z"))).await; // day 1, 23:30 JST
+    let l4 = capture_at(
+        &mut capture,
+        4,
+        "web_form",
+        Some(at("2026-11-02T15:30:00Z")),
+    )
+    .await; // day 2
+    capture_at(&mut capture, 5, "ads", Some(at("2026-11-03T03:00:00Z"))).await; // day 2
+    // Forms: two on day 1 (l1, l2), one on day 2 (l4), all web_form.
+    for (key, lead, when) in [
+        ("f1", &l1, "2026-11-02T00:00:00Z"),
+        ("f2", &l2, "2026-11-02T06:00:00Z"),
+        ("f3", &l4, "2026-11-02T16:00:00Z"),
+    ] {
+        let mut form = activity(
+            lead,
+            key,
+            ActivityKind::FormSubmitted,
+            PageKind::Unspecified,
+        );
+        form.occurred_at = Some(time::to_proto(at(when)));
+        capture.record_activity(form).await.unwrap();
+    }
+
+    let request =
+        |group_by: Vec<String>, filters: HashMap<String, String>, g: Granularity| GetKpisRequest {
+            kpis: ["leads", "visits", "opt_in_rate", "form_submissions"]
+                .map(String::from)
+                .to_vec(),
+            start_time: Some(time::to_proto(at("2026-11-01T15:00:00Z"))),
+            end_time: Some(time::to_proto(at("2026-11-03T15:00:00Z"))),
+            granularity: g as i32,
+            time_zone: "Asia/Tokyo".into(),
+            group_by,
+            filters,
+        };
+    let by_channel = eventually("every fact applied", PATIENCE, || {
+        let mut k = kpis.clone();
+        let req = request(vec!["channel".into()], HashMap::new(), Granularity::Day);
+        async move {
+            let series = k.get_kpis(req).await.ok()?.into_inner().series;
+            let forms: f64 = series
+                .iter()
+                .filter(|s| s.kpi == "form_submissions")
+                .flat_map(|s| s.points.iter().map(|p| p.numerator))
+                .sum();
+            let leads: f64 = series
+                .iter()
+                .filter(|s| s.kpi == "leads")
+                .flat_map(|s| s.points.iter().map(|p| p.numerator))
+                .sum();
+            (forms == 3.0 && leads == 5.0).then_some(series)
+        }
+    })
+    .await;
+    let web = of(&by_channel, "opt_in_rate", "web_form");
+    assert_eq!(web.unit, KpiUnit::Percent as i32);
+    assert_eq!(web.version, 1);
+    assert_eq!(
+        web.points[0].period_start,
+        Some(time::to_proto(at("2026-11-01T15:00:00Z")))
+    );
+    // web_form: day 1 = 2 leads / 40 visitors = 5 %; day 2 = 1 / 25 = 4 %.
+    assert_eq!(
+        points(web),
+        [(2.0, Some(40.0), Some(5.0)), (1.0, Some(25.0), Some(4.0))]
+    );
+    // ads: day 1 = 1 / 10 = 10 %; day 2 = 1 lead and no visitors: no value.
+    assert_eq!(
+        points(of(&by_channel, "opt_in_rate", "ads")),
+        [(1.0, Some(10.0), Some(10.0)), (1.0, Some(0.0), None)]
+    );
+    // A count is its numerator and has no denominator.
+    assert_eq!(
+        points(of(&by_channel, "form_submissions", "web_form")),
+        [(2.0, None, Some(2.0)), (1.0, None, Some(1.0))]
+    );
+    assert_eq!(
+        points(of(&by_channel, "visits", "web_form")),
+        [(40.0, None, Some(40.0)), (25.0, None, Some(25.0))]
+    );
+
+    // The whole range, ads only: 2 leads / 10 visitors = 20 %.
+    let ads_only = kpis
+        .get_kpis(request(
+            vec![],
+            HashMap::from([("channel".into(), "ads".into())]),
+            Granularity::Whole,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .series;
+    let rate = ads_only.iter().find(|s| s.kpi == "opt_in_rate").unwrap();
+    assert!(rate.group.is_empty());
+    assert_eq!(points(rate), [(2.0, Some(10.0), Some(20.0))]);
+    // In UTC, lead 4 (2026-11-02T15:30Z) falls on 2 November with leads 2 and 3.
+    let utc_days = kpis
+        .get_kpis(GetKpisRequest {
+            kpis: vec!["leads".into()],
+            start_time: Some(time::to_proto(at("2026-11-01T00:00:00Z"))),
+            end_time: Some(time::to_proto(at("2026-11-04T00:00:00Z"))),
+            granularity: Granularity::Day as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .series;
+    assert_eq!(
+        utc_days[0]
+            .points
+            .iter()
+            .map(|p| p.numerator)
+            .collect::<Vec<_>>(),
+        [1.0, 3.0, 1.0]
+    );
+    suite.stop().await;
+}
+
+#[tokio::test]
+async fn mqls_and_sqls_count_each_lead_once() {
+    let suite = TestSuite::start().await;
+    let mut capture = suite.capture().await;
+    let mut qualification = suite.qualification().await;
+    let kpis = suite.kpis().await;
+    let mut leads = Vec::new();
+    for n in 0..3 {
+        leads.push(capture_at(&mut capture, 10 + n, "webinar", None).await);
+    }
+    // Leads 0 and 1 reach the default model's threshold (meeting +25, trial +25).
+    for (i, lead) in leads.iter().take(2).enumerate() {
+        for (k, kind) in [ActivityKind::MeetingBooked, ActivityKind::FreeTrialStarted]
+            .into_iter()
+            .enumerate()
+        {
+            capture
+                .record_activity(activity(
+                    lead,
+                    &format!("{i}-{k}"),
+                    kind,
+                    PageKind::Unspecified,
+                ))
+                .await
+                .unwrap();
+        }
+    }
+    // Lead 0 also confirms all of BANT: SQL. Recording it again changes nothing.
+    let yes = || {
+        Some(BantItem {
+            confirmed: true,
+            note: "ok".into(),
+        })
+    };
+    let bant = RecordBantRequest {
+        lead_id: leads[0].clone(),
+        bant: Some(Bant {
+            budget: yes(),
+            authority: yes(),
+            need: yes(),
+            timeframe: yes(),
+        }),
+        recorded_by: "is@example.co.jp".into(),
+    };
+    eventually("lead 0 tracked", PATIENCE, || {
+        let mut q = qualification.clone();
+        let req = bant.clone();
+        async move { q.record_bant(req).await.ok() }
+    })
+    .await;
+    qualification.record_bant(bant).await.unwrap();
+
+    let now = Utc::now();
+    let whole = GetKpisRequest {
+        kpis: vec!["mqls".into(), "sqls".into(), "leads".into()],
+        start_time: Some(time::to_proto(now - chrono::Duration::days(1))),
+        end_time: Some(time::to_proto(now + chrono::Duration::days(1))),
+        granularity: Granularity::Whole as i32,
+        ..Default::default()
+    };
+    let series = eventually("MQLs and the SQL counted", PATIENCE, || {
+        let mut k = kpis.clone();
+        let req = whole.clone();
+        async move {
+            let s = k.get_kpis(req).await.ok()?.into_inner().series;
+            let n = |key: &str| {
+                s.iter()
+                    .find(|x| x.kpi == key)
+                    .map(|x| x.points[0].numerator)
+            };
+            (n("mqls") == Some(2.0) && n("sqls") == Some(1.0)).then_some(s)
+        }
+    })
+    .await;
+    // 3 leads; 2 MQLs (leads 0, 1); 1 SQL (lead 0, counted once although BANT came twice).
+    let n = |key: &str| series.iter().find(|x| x.kpi == key).unwrap().points[0].numerator;
+    assert_eq!((n("leads"), n("mqls"), n("sqls")), (3.0, 2.0, 1.0));
+    suite.stop().await;
+}
+
+#[tokio::test]
+async fn bad_kpi_queries_name_the_field_and_the_catalogue_lists_every_kpi() {
+    let suite = TestSuite::start().await;
+    let mut kpis = suite.kpis().await;
+    let catalogue = kpis
+        .list_kpis(ListKpisRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let keys: Vec<&str> = catalogue.kpis.iter().map(|k| k.key.as_str()).collect();
+    for key in [
+        "visits",
+        "leads",
+        "form_submissions",
+        "opt_in_rate",
+        "mqls",
+        "sqls",
+        "opportunities",
+        "wins",
+        "win_rate",
+    ] {
+        assert!(keys.contains(&key), "{key} missing from {keys:?}");
+    }
+    let rate = catalogue
+        .kpis
+        .iter()
+        .find(|k| k.key == "opt_in_rate")
+        .unwrap();
+    assert!(!rate.denominator.is_empty() && rate.version == 1);
+
+    let good = GetKpisRequest {
+        kpis: vec!["leads".into()],
+        start_time: Some(time::to_proto(at("2026-01-01T00:00:00Z"))),
+        end_time: Some(time::to_proto(at("2026-02-01T00:00:00Z"))),
+        granularity: Granularity::Week as i32,
+        time_zone: "Europe/Berlin".into(),
+        ..Default::default()
+    };
+    kpis.get_kpis(good.clone()).await.unwrap();
+    let cases = [
+        (
+            GetKpisRequest {
+                kpis: vec!["leads".into(), "happiness".into()],
+                ..good.clone()
+            },
+            "kpis[1]",
+            "opt_in_rate",
+        ),
+        (
+            GetKpisRequest {
+                group_by: vec!["colour".into()],
+                ..good.clone()
+            },
+            "group_by[0]",
+            "channel",
+        ),
+        (
+            GetKpisRequest {
+                filters: HashMap::from([("colour".into(), "red".into())]),
+                ..good.clone()
+            },
+            "filters.colour",
+            "channel",
+        ),
+        (
+            GetKpisRequest {
+                end_time: good.start_time,
+                ..good.clone()
+            },
+            "end_time",
+            "after",
+        ),
+        (
+            GetKpisRequest {
+                time_zone: "Mars/Olympus".into(),
+                ..good.clone()
+            },
+            "time_zone",
+            "IANA",
+        ),
+        (
+            GetKpisRequest {
+                start_time: Some(time::to_proto(at("2020-01-01T00:00:00Z"))),
+                granularity: Granularity::Day as i32,
+                ..good.clone()
+            },
+            "granularity",
+            "1000 periods",
+        ),
+        (
+            GetKpisRequest {
+                granularity: Granularity::Unspecified as i32,
+                ..good.clone()
+            },
+            "granularity",
+            "required",
+        ),
+    ];
+    for (request, field, words) in cases {
+        let status = kpis.get_kpis(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{field}");
+        let violations = status.get_details_bad_request().expect("field violations");
+        let hit = violations
+            .field_violations
+            .iter()
+            .find(|v| v.field == field)
+            .unwrap_or_else(|| panic!("no violation of {field}: {violations:?}"));
+        assert!(
+            hit.description.contains(words),
+            "{field}: {:?} lacks {words:?}",
+            hit.description
+        );
+    }
+    suite.stop().await;
+}
