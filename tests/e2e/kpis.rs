@@ -414,3 +414,173 @@ async fn bad_kpi_queries_name_the_field_and_the_catalogue_lists_every_kpi() {
     }
     suite.stop().await;
 }
+
+#[tokio::test]
+async fn inside_sales_call_kpis_are_checked_by_hand() {
+    use baton_proto::capture::v1::{CallDetails, CallOutcome};
+
+    let suite = TestSuite::start().await;
+    let mut capture = suite.capture().await;
+    let kpis = suite.kpis().await;
+    let lead = capture_at(&mut capture, 20, "phone", Some(at("2026-11-10T00:00:00Z"))).await;
+    // (outcome, seconds, reached the buying department, when)
+    let calls = [
+        (CallOutcome::Connected, 300, true, "2026-11-10T01:00:00Z"),
+        (CallOutcome::Connected, 120, false, "2026-11-10T02:00:00Z"),
+        (CallOutcome::NoAnswer, 0, false, "2026-11-10T03:00:00Z"),
+        (CallOutcome::Voicemail, 0, false, "2026-11-10T04:00:00Z"),
+        (CallOutcome::Connected, 180, true, "2026-11-10T05:00:00Z"),
+        // Outside the range: not counted.
+        (CallOutcome::Connected, 999, true, "2026-11-12T01:00:00Z"),
+    ];
+    for (n, (outcome, seconds, reached, when)) in calls.into_iter().enumerate() {
+        let mut call = activity(
+            &lead,
+            &format!("call-{n}"),
+            ActivityKind::Call,
+            PageKind::Unspecified,
+        );
+        call.occurred_at = Some(time::to_proto(at(when)));
+        call.call = Some(CallDetails {
+            outcome: outcome as i32,
+            duration_seconds: seconds,
+            reached_target_department: reached,
+        });
+        capture.record_activity(call).await.unwrap();
+    }
+    let request = GetKpisRequest {
+        kpis: [
+            "calls",
+            "connects",
+            "valid_connects",
+            "connect_rate",
+            "valid_connect_rate",
+            "talk_time_seconds",
+            "mean_talk_time_seconds",
+        ]
+        .map(String::from)
+        .to_vec(),
+        start_time: Some(time::to_proto(at("2026-11-10T00:00:00Z"))),
+        end_time: Some(time::to_proto(at("2026-11-11T00:00:00Z"))),
+        granularity: Granularity::Whole as i32,
+        ..Default::default()
+    };
+    let series = eventually("the calls counted", PATIENCE, || {
+        let mut k = kpis.clone();
+        let req = request.clone();
+        async move {
+            let s = k.get_kpis(req).await.ok()?.into_inner().series;
+            let calls = s.iter().find(|x| x.kpi == "calls")?.points[0].numerator;
+            (calls == 5.0).then_some(s)
+        }
+    })
+    .await;
+    let point = |key: &str| points(series.iter().find(|x| x.kpi == key).unwrap())[0];
+    // 5 calls in range; 3 connected (300 + 120 + 180 = 600 s); 2 of them reached the department.
+    assert_eq!(point("calls"), (5.0, None, Some(5.0)));
+    assert_eq!(point("connects"), (3.0, None, Some(3.0)));
+    assert_eq!(point("valid_connects"), (2.0, None, Some(2.0)));
+    assert_eq!(point("connect_rate"), (3.0, Some(5.0), Some(60.0)));
+    assert_eq!(point("valid_connect_rate"), (2.0, Some(5.0), Some(40.0)));
+    assert_eq!(point("talk_time_seconds"), (600.0, None, Some(600.0)));
+    assert_eq!(
+        point("mean_talk_time_seconds"),
+        (600.0, Some(3.0), Some(200.0))
+    );
+    suite.stop().await;
+}
+
+#[tokio::test]
+async fn dropping_reportings_database_and_replaying_every_log_gives_the_same_numbers() {
+    let mut suite = TestSuite::start().await;
+    let mut capture = suite.capture().await;
+    capture
+        .record_visits(RecordVisitsRequest {
+            channel: "ads".into(),
+            campaign: "autumn".into(),
+            day: Utc::now().date_naive().to_string(),
+            visitors: 30,
+        })
+        .await
+        .unwrap();
+    let mut leads = Vec::new();
+    for n in 0..3 {
+        leads.push(capture_at(&mut capture, 30 + n, "ads", None).await);
+    }
+    for (k, kind) in [ActivityKind::MeetingBooked, ActivityKind::FreeTrialStarted]
+        .into_iter()
+        .enumerate()
+    {
+        capture
+            .record_activity(activity(
+                &leads[0],
+                &format!("m-{k}"),
+                kind,
+                PageKind::Unspecified,
+            ))
+            .await
+            .unwrap();
+    }
+    capture
+        .record_activity(activity(
+            &leads[1],
+            "form",
+            ActivityKind::FormSubmitted,
+            PageKind::Unspecified,
+        ))
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let request = GetKpisRequest {
+        kpis: ["leads", "visits", "opt_in_rate", "form_submissions", "mqls"]
+            .map(String::from)
+            .to_vec(),
+        start_time: Some(time::to_proto(now - chrono::Duration::days(2))),
+        end_time: Some(time::to_proto(now + chrono::Duration::days(2))),
+        granularity: Granularity::Day as i32,
+        time_zone: "Asia/Tokyo".into(),
+        group_by: vec!["channel".into(), "campaign".into()],
+        ..Default::default()
+    };
+    let total = |s: &[KpiSeries], key: &str| -> f64 {
+        s.iter()
+            .filter(|x| x.kpi == key)
+            .flat_map(|x| x.points.iter().map(|p| p.numerator))
+            .sum()
+    };
+    let kpis = suite.kpis().await;
+    let before = eventually("every fact applied", PATIENCE, || {
+        let mut k = kpis.clone();
+        let req = request.clone();
+        async move {
+            let s = k.get_kpis(req).await.ok()?.into_inner().series;
+            (total(&s, "leads") == 3.0
+                && total(&s, "mqls") == 1.0
+                && total(&s, "form_submissions") == 1.0
+                && total(&s, "visits") == 30.0)
+                .then_some(s)
+        }
+    })
+    .await;
+
+    let fresh = baton_shared::testing::TestDatabase::new("reporting_replayed").await;
+    suite
+        .suite
+        .restart_on_database(baton_shared::ServiceName::Reporting, &fresh.url)
+        .await
+        .unwrap();
+    let kpis = suite.kpis().await;
+    let after = eventually("the replay caught up", PATIENCE, || {
+        let mut k = kpis.clone();
+        let req = request.clone();
+        let want = before.clone();
+        async move {
+            let s = k.get_kpis(req).await.ok()?.into_inner().series;
+            (s == want).then_some(s)
+        }
+    })
+    .await;
+    assert_eq!(after, before);
+    suite.stop().await;
+    drop(fresh);
+}

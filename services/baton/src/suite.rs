@@ -140,6 +140,22 @@ impl Suite {
         Ok(())
     }
 
+    /// Stops service `name` and starts it again on the same address against another database
+    /// (e.g. an empty one: a service that derives its data from the others' events rebuilds it).
+    pub async fn restart_on_database(
+        &mut self,
+        name: ServiceName,
+        database_url: &str,
+    ) -> Result<(), BootError> {
+        self.stop_service(name).await?;
+        let mut settings = (*self.settings).clone();
+        settings.service_mut(name).database_url = database_url.to_owned();
+        let listener = server::bind(&self.local_addr(name).to_string()).await?;
+        self.running
+            .insert(name.as_str(), spawn(name, &Arc::new(settings), listener));
+        Ok(())
+    }
+
     /// Stops every service and waits for them.
     pub async fn stop(mut self) -> Result<(), BootError> {
         for r in self.running.values() {

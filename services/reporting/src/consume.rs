@@ -2,7 +2,9 @@
 //! the KPI engine's facts and rollups current, in the transaction that applies the event.
 
 use baton_proto::{
-    capture::v1::{ActivityKind, ActivityRecorded, LeadCaptured, LeadSource, VisitsRecorded},
+    capture::v1::{
+        ActivityKind, ActivityRecorded, CallOutcome, LeadCaptured, LeadSource, VisitsRecorded,
+    },
     distribution::v1::{HandoffAction, HandoffChanged, LeadAssigned},
     nurture::v1::LeadEnrolled,
     qualification::v1::{Stage, StageChanged},
@@ -88,8 +90,7 @@ async fn stage_changed(
         _ => return Ok(()),
     };
     if store::record_fact(txn, tenant, &e.lead_id, step, at).await? {
-        let dims = kpis::dims_of(txn, tenant, &e.lead_id).await?;
-        kpis::bump(txn, tenant, metric, at, &dims, 1).await?;
+        kpis::bump_for_lead(txn, tenant, &e.lead_id, metric, at, 1).await?;
     }
     Ok(())
 }
@@ -103,10 +104,31 @@ async fn activity_recorded(
     let Some(a) = &e.activity else {
         return Ok(());
     };
-    if a.kind == ActivityKind::FormSubmitted as i32 {
-        let dims = kpis::dims_of(txn, tenant, &a.lead_id).await?;
-        let at = when(a.occurred_at.as_ref(), event);
-        kpis::bump(txn, tenant, Metric::FormSubmissions, at, &dims, 1).await?;
+    let counted: Vec<(Metric, i64)> = match ActivityKind::try_from(a.kind) {
+        Ok(ActivityKind::FormSubmitted) => vec![(Metric::FormSubmissions, 1)],
+        Ok(ActivityKind::Call) => {
+            let call = a.call.unwrap_or_default();
+            let connected = call.outcome == CallOutcome::Connected as i32;
+            let mut c = vec![
+                (Metric::Calls, 1),
+                (
+                    Metric::TalkTimeSeconds,
+                    i64::from(call.duration_seconds.max(0)),
+                ),
+            ];
+            if connected {
+                c.push((Metric::Connects, 1));
+            }
+            if connected && call.reached_target_department {
+                c.push((Metric::ValidConnects, 1));
+            }
+            c
+        }
+        _ => return Ok(()),
+    };
+    let at = when(a.occurred_at.as_ref(), event);
+    for (metric, delta) in counted {
+        kpis::bump_for_lead(txn, tenant, &a.lead_id, metric, at, delta).await?;
     }
     Ok(())
 }
@@ -139,9 +161,8 @@ async fn handoff_changed(
         return Ok(());
     }
     let at = when(step.at.as_ref(), event);
-    let dims = kpis::dims_of(txn, tenant, &handoff.lead_id).await?;
     for metric in metrics {
-        kpis::bump(txn, tenant, *metric, at, &dims, 1).await?;
+        kpis::bump_for_lead(txn, tenant, &handoff.lead_id, *metric, at, 1).await?;
     }
     Ok(())
 }

@@ -68,6 +68,7 @@ fn unit_to_proto(u: Unit) -> KpiUnit {
     match u {
         Unit::Count => KpiUnit::Count,
         Unit::Percent => KpiUnit::Percent,
+        Unit::Seconds => KpiUnit::Seconds,
     }
 }
 

@@ -27,10 +27,18 @@ pub enum Metric {
     Wins,
     /// Handed-off leads won or lost.
     Decided,
+    /// Call activities.
+    Calls,
+    /// Calls whose outcome is connected.
+    Connects,
+    /// Connected calls that reached the department that buys.
+    ValidConnects,
+    /// Seconds of talk time over all calls.
+    TalkTimeSeconds,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 8] = [
+    pub const ALL: [Metric; 12] = [
         Metric::Leads,
         Metric::Visits,
         Metric::FormSubmissions,
@@ -39,6 +47,10 @@ impl Metric {
         Metric::Opportunities,
         Metric::Wins,
         Metric::Decided,
+        Metric::Calls,
+        Metric::Connects,
+        Metric::ValidConnects,
+        Metric::TalkTimeSeconds,
     ];
 
     /// The name stored in `kpi_rollup.metric`.
@@ -52,6 +64,10 @@ impl Metric {
             Metric::Opportunities => "opportunities",
             Metric::Wins => "wins",
             Metric::Decided => "decided",
+            Metric::Calls => "calls",
+            Metric::Connects => "connects",
+            Metric::ValidConnects => "valid_connects",
+            Metric::TalkTimeSeconds => "talk_time_seconds",
         }
     }
 
@@ -66,7 +82,10 @@ pub const DIMENSIONS: [&str; 2] = ["channel", "campaign"];
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
     Count,
+    /// numerator / denominator × 100.
     Percent,
+    /// A sum of seconds, or (with a denominator) seconds per item.
+    Seconds,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,93 +143,189 @@ const fn count(
     }
 }
 
+const fn rate(
+    key: &'static str,
+    name: &'static str,
+    definition: &'static str,
+    numerator: (Metric, &'static str),
+    denominator: (Metric, &'static str),
+    owner: Owner,
+) -> Kpi {
+    Kpi {
+        key,
+        name,
+        definition,
+        unit: Unit::Percent,
+        numerator: numerator.0,
+        numerator_words: numerator.1,
+        denominator: Some(denominator.0),
+        denominator_words: denominator.1,
+        phase: Phase::Opportunity,
+        owner,
+        version: 1,
+    }
+}
+
 /// The catalogue, in the order ListKpis answers.
-pub fn catalogue() -> Vec<Kpi> {
-    vec![
-        count(
-            "visits",
-            "Visits",
-            "anonymous visitors of the period, as recorded per source and day",
-            Metric::Visits,
-            Phase::Acquisition,
-            Owner::Marketing,
-        ),
-        count(
-            "leads",
-            "Leads",
-            "leads captured in the period (a lead counts once, when first captured)",
-            Metric::Leads,
-            Phase::Acquisition,
-            Owner::Marketing,
-        ),
-        count(
-            "form_submissions",
-            "Form submissions",
-            "forms submitted by leads in the period",
-            Metric::FormSubmissions,
-            Phase::Acquisition,
-            Owner::Marketing,
-        ),
-        Kpi {
-            key: "opt_in_rate",
-            name: "Opt-in rate",
-            definition: "leads captured / anonymous visitors × 100, in the period",
-            unit: Unit::Percent,
-            numerator: Metric::Leads,
-            numerator_words: "leads captured in the period",
-            denominator: Some(Metric::Visits),
-            denominator_words: "anonymous visitors in the period",
-            phase: Phase::Acquisition,
-            owner: Owner::Marketing,
-            version: 1,
-        },
-        count(
-            "mqls",
-            "MQLs",
-            "leads that became marketing-qualified in the period (each lead once)",
-            Metric::Mqls,
-            Phase::AttitudeChange,
-            Owner::Marketing,
-        ),
-        count(
-            "sqls",
-            "SQLs",
-            "leads that became sales-qualified in the period (each lead once)",
-            Metric::Sqls,
-            Phase::AttitudeChange,
-            Owner::InsideSales,
-        ),
-        count(
-            "opportunities",
-            "Opportunities",
-            "handoffs IS created for FS in the period (appointments handed over)",
-            Metric::Opportunities,
+const CATALOGUE: [Kpi; 16] = [
+    count(
+        "visits",
+        "Visits",
+        "anonymous visitors of the period, as recorded per source and day",
+        Metric::Visits,
+        Phase::Acquisition,
+        Owner::Marketing,
+    ),
+    count(
+        "leads",
+        "Leads",
+        "leads captured in the period (a lead counts once, when first captured)",
+        Metric::Leads,
+        Phase::Acquisition,
+        Owner::Marketing,
+    ),
+    count(
+        "form_submissions",
+        "Form submissions",
+        "forms submitted by leads in the period",
+        Metric::FormSubmissions,
+        Phase::Acquisition,
+        Owner::Marketing,
+    ),
+    Kpi {
+        key: "opt_in_rate",
+        name: "Opt-in rate",
+        definition: "leads captured / anonymous visitors × 100, in the period",
+        unit: Unit::Percent,
+        numerator: Metric::Leads,
+        numerator_words: "leads captured in the period",
+        denominator: Some(Metric::Visits),
+        denominator_words: "anonymous visitors in the period",
+        phase: Phase::Acquisition,
+        owner: Owner::Marketing,
+        version: 1,
+    },
+    count(
+        "mqls",
+        "MQLs",
+        "leads that became marketing-qualified in the period (each lead once)",
+        Metric::Mqls,
+        Phase::AttitudeChange,
+        Owner::Marketing,
+    ),
+    count(
+        "sqls",
+        "SQLs",
+        "leads that became sales-qualified in the period (each lead once)",
+        Metric::Sqls,
+        Phase::AttitudeChange,
+        Owner::InsideSales,
+    ),
+    count(
+        "opportunities",
+        "Opportunities",
+        "handoffs IS created for FS in the period (appointments handed over)",
+        Metric::Opportunities,
+        Phase::Opportunity,
+        Owner::InsideSales,
+    ),
+    count(
+        "wins",
+        "Wins",
+        "handed-off leads FS won in the period",
+        Metric::Wins,
+        Phase::Closing,
+        Owner::FieldSales,
+    ),
+    count(
+        "calls",
+        "Calls",
+        "calls logged by inside sales in the period",
+        Metric::Calls,
+        Phase::Opportunity,
+        Owner::InsideSales,
+    ),
+    Kpi {
+        key: "talk_time_seconds",
+        name: "Talk time",
+        definition: "seconds of talk time over the period's calls (the total)",
+        unit: Unit::Seconds,
+        ..count(
+            "",
+            "",
+            "seconds of talk time over the period's calls",
+            Metric::TalkTimeSeconds,
             Phase::Opportunity,
             Owner::InsideSales,
+        )
+    },
+    Kpi {
+        key: "mean_talk_time_seconds",
+        name: "Mean talk time",
+        definition: "seconds of talk time / connected calls, in the period",
+        unit: Unit::Seconds,
+        numerator: Metric::TalkTimeSeconds,
+        numerator_words: "seconds of talk time over the period's calls",
+        denominator: Some(Metric::Connects),
+        denominator_words: "connected calls in the period",
+        phase: Phase::Opportunity,
+        owner: Owner::InsideSales,
+        version: 1,
+    },
+    count(
+        "connects",
+        "Connects",
+        "calls of the period whose outcome is connected",
+        Metric::Connects,
+        Phase::Opportunity,
+        Owner::InsideSales,
+    ),
+    rate(
+        "connect_rate",
+        "Connect rate",
+        "connected calls / calls × 100, in the period",
+        (Metric::Connects, "connected calls in the period"),
+        (Metric::Calls, "calls in the period"),
+        Owner::InsideSales,
+    ),
+    count(
+        "valid_connects",
+        "Valid connects",
+        "connected calls of the period that reached the department that buys",
+        Metric::ValidConnects,
+        Phase::Opportunity,
+        Owner::InsideSales,
+    ),
+    rate(
+        "valid_connect_rate",
+        "Valid connect rate",
+        "calls that reached the department that buys / calls × 100, in the period",
+        (
+            Metric::ValidConnects,
+            "calls that reached the buying department in the period",
         ),
-        count(
-            "wins",
-            "Wins",
-            "handed-off leads FS won in the period",
-            Metric::Wins,
-            Phase::Closing,
-            Owner::FieldSales,
-        ),
-        Kpi {
-            key: "win_rate",
-            name: "Win rate",
-            definition: "handed-off leads won / handed-off leads decided (won or lost) × 100, \
+        (Metric::Calls, "calls in the period"),
+        Owner::InsideSales,
+    ),
+    Kpi {
+        key: "win_rate",
+        name: "Win rate",
+        definition: "handed-off leads won / handed-off leads decided (won or lost) × 100, \
                          by when the outcome was recorded",
-            unit: Unit::Percent,
-            numerator: Metric::Wins,
-            numerator_words: "handed-off leads won in the period",
-            denominator: Some(Metric::Decided),
-            denominator_words: "handed-off leads won or lost in the period",
-            phase: Phase::Closing,
-            owner: Owner::FieldSales,
-            version: 1,
-        },
-    ]
+        unit: Unit::Percent,
+        numerator: Metric::Wins,
+        numerator_words: "handed-off leads won in the period",
+        denominator: Some(Metric::Decided),
+        denominator_words: "handed-off leads won or lost in the period",
+        phase: Phase::Closing,
+        owner: Owner::FieldSales,
+        version: 1,
+    },
+];
+
+/// The catalogue, in the order ListKpis answers.
+pub fn catalogue() -> Vec<Kpi> {
+    CATALOGUE.to_vec()
 }
 
 /// How a range is split.
@@ -405,8 +520,9 @@ pub fn series(
 pub fn value(kpi: &Kpi, numerator: f64, denominator: Option<f64>) -> Option<f64> {
     match (kpi.unit, denominator) {
         (Unit::Count, _) | (_, None) => Some(numerator),
-        (Unit::Percent, Some(0.0)) => None,
+        (_, Some(0.0)) => None,
         (Unit::Percent, Some(d)) => Some(numerator / d * 100.0),
+        (Unit::Seconds, Some(d)) => Some(numerator / d),
     }
 }
 

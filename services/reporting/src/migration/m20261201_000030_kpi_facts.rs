@@ -1,5 +1,6 @@
 //! The KPI engine's facts: each lead's dimensions as captured, counters rolled up per 15-minute
-//! slot and dimension group, and visitors per source and day.
+//! slot and dimension group, facts of leads whose capture has not arrived yet (counted without
+//! dimensions until it does), and visitors per source and day.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -17,7 +18,8 @@ impl MigrationTrait for Migration {
                     .col(string("lead_id"))
                     .col(string("channel"))
                     .col(string("campaign"))
-                    .col(timestamp_with_time_zone("captured_at"))
+                    // Null until the lead's capture arrives (a later fact may arrive first).
+                    .col(timestamp_with_time_zone_null("captured_at"))
                     .primary_key(Index::create().col("tenant_id").col("lead_id"))
                     .to_owned(),
             )
@@ -46,6 +48,29 @@ impl MigrationTrait for Migration {
         manager
             .create_table(
                 Table::create()
+                    .table("kpi_pending")
+                    .col(pk_auto("seq").big_integer())
+                    .col(string("tenant_id"))
+                    .col(string("lead_id"))
+                    .col(string("metric"))
+                    .col(timestamp_with_time_zone("at"))
+                    .col(big_integer("value"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("kpi_pending_by_lead")
+                    .table("kpi_pending")
+                    .col("tenant_id")
+                    .col("lead_id")
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
                     .table("visit_day")
                     .col(string("tenant_id"))
                     .col(string("day"))
@@ -65,7 +90,7 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in ["visit_day", "kpi_rollup", "lead_dim"] {
+        for table in ["visit_day", "kpi_pending", "kpi_rollup", "lead_dim"] {
             manager
                 .drop_table(Table::drop().table(table).to_owned())
                 .await?;

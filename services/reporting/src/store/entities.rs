@@ -59,7 +59,8 @@ pub mod contract {
 pub mod lead_dim {
     use sea_orm::entity::prelude::*;
 
-    /// A lead's dimensions as they were when it was captured.
+    /// A lead's dimensions as they were when it was captured (`captured_at` null: a fact about the
+    /// lead arrived before its capture; the row is the lock both take).
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "lead_dim")]
     pub struct Model {
@@ -69,7 +70,7 @@ pub mod lead_dim {
         pub lead_id: String,
         pub channel: String,
         pub campaign: String,
-        pub captured_at: DateTimeUtc,
+        pub captured_at: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -120,6 +121,29 @@ pub mod visit_day {
         #[sea_orm(primary_key, auto_increment = false)]
         pub campaign: String,
         pub visitors: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod kpi_pending {
+    use sea_orm::entity::prelude::*;
+
+    /// A fact about a lead whose capture had not arrived (its dimensions unknown): counted without
+    /// dimensions, and moved under the lead's dimensions when its capture arrives.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "kpi_pending")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub seq: i64,
+        pub tenant_id: String,
+        pub lead_id: String,
+        pub metric: String,
+        pub at: DateTimeUtc,
+        pub value: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -12,7 +12,7 @@ use sea_orm::{
 
 use super::{
     Store,
-    entities::{kpi_rollup, lead_dim, visit_day},
+    entities::{kpi_pending, kpi_rollup, lead_dim, visit_day},
 };
 use crate::{
     domain::kpis::{self, Metric, Observation},
@@ -44,7 +44,36 @@ pub fn slot_of(at: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp(start, 0).unwrap_or(at)
 }
 
-/// A lead was captured: its dimensions are kept and `leads` counts it, once.
+/// The lead's row, created as a placeholder (no capture yet) when missing, and locked for the rest
+/// of the transaction on PostgreSQL: a lead's capture and its other facts arrive on different logs
+/// and may be applied concurrently; the row orders them.
+async fn lock_lead<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+) -> Result<lead_dim::Model, DbErr> {
+    lead_dim::Entity::insert(lead_dim::ActiveModel {
+        tenant_id: Set(tenant.to_string()),
+        lead_id: Set(lead_id.to_owned()),
+        channel: Set(String::new()),
+        campaign: Set(String::new()),
+        captured_at: Set(None),
+    })
+    .on_conflict_do_nothing_on([lead_dim::Column::TenantId, lead_dim::Column::LeadId])
+    .exec(txn)
+    .await?;
+    let mut query = lead_dim::Entity::find_by_id((tenant.to_string(), lead_id.to_owned()));
+    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        query = query.lock_exclusive();
+    }
+    query
+        .one(txn)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(format!("lead_dim {lead_id}")))
+}
+
+/// A lead was captured: its dimensions are kept and `leads` counts it, once; facts of the lead
+/// that arrived first move under its dimensions.
 pub async fn lead_captured<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
@@ -52,38 +81,71 @@ pub async fn lead_captured<C: ConnectionTrait>(
     dims: &Dims,
     at: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    let inserted = lead_dim::Entity::insert(lead_dim::ActiveModel {
-        tenant_id: Set(tenant.to_string()),
-        lead_id: Set(lead_id.to_owned()),
-        channel: Set(dims.channel.clone()),
-        campaign: Set(dims.campaign.clone()),
-        captured_at: Set(at),
-    })
-    .on_conflict_do_nothing_on([lead_dim::Column::TenantId, lead_dim::Column::LeadId])
-    .exec(txn)
-    .await?;
-    if matches!(inserted, sea_orm::TryInsertResult::Conflicted) {
+    let row = lock_lead(txn, tenant, lead_id).await?;
+    if row.captured_at.is_some() {
         return Ok(());
     }
-    bump(txn, tenant, Metric::Leads, at, dims, 1).await
+    let mut captured: lead_dim::ActiveModel = row.into();
+    captured.channel = Set(dims.channel.clone());
+    captured.campaign = Set(dims.campaign.clone());
+    captured.captured_at = Set(Some(at));
+    sea_orm::ActiveModelTrait::update(captured, txn).await?;
+    bump(txn, tenant, Metric::Leads, at, dims, 1).await?;
+    let pending = kpi_pending::Entity::find()
+        .filter(kpi_pending::Column::TenantId.eq(tenant.as_str()))
+        .filter(kpi_pending::Column::LeadId.eq(lead_id))
+        .all(txn)
+        .await?;
+    for p in &pending {
+        let Some(metric) = Metric::from_name(&p.metric) else {
+            continue;
+        };
+        bump(txn, tenant, metric, p.at, &Dims::default(), -p.value).await?;
+        bump(txn, tenant, metric, p.at, dims, p.value).await?;
+    }
+    if !pending.is_empty() {
+        kpi_pending::Entity::delete_many()
+            .filter(kpi_pending::Column::TenantId.eq(tenant.as_str()))
+            .filter(kpi_pending::Column::LeadId.eq(lead_id))
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
 }
 
-/// The dimensions a lead was captured with (none known: empty).
-pub async fn dims_of<C: ConnectionTrait>(
+/// Counts a fact about a lead under the dimensions it was captured with; before its capture has
+/// arrived, without dimensions (kept pending, moved when the capture arrives).
+pub async fn bump_for_lead<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
     lead_id: &str,
-) -> Result<Dims, DbErr> {
-    Ok(
-        lead_dim::Entity::find_by_id((tenant.to_string(), lead_id.to_owned()))
-            .one(txn)
-            .await?
-            .map(|l| Dims {
-                channel: l.channel,
-                campaign: l.campaign,
-            })
-            .unwrap_or_default(),
-    )
+    metric: Metric,
+    at: DateTime<Utc>,
+    delta: i64,
+) -> Result<(), DbErr> {
+    if delta == 0 {
+        return Ok(());
+    }
+    let row = lock_lead(txn, tenant, lead_id).await?;
+    let dims = if row.captured_at.is_some() {
+        Dims {
+            channel: row.channel,
+            campaign: row.campaign,
+        }
+    } else {
+        kpi_pending::Entity::insert(kpi_pending::ActiveModel {
+            seq: sea_orm::ActiveValue::NotSet,
+            tenant_id: Set(tenant.to_string()),
+            lead_id: Set(lead_id.to_owned()),
+            metric: Set(metric.as_str().to_owned()),
+            at: Set(at),
+            value: Set(delta),
+        })
+        .exec(txn)
+        .await?;
+        Dims::default()
+    };
+    bump(txn, tenant, metric, at, &dims, delta).await
 }
 
 /// Adds `delta` to `metric` in the slot of `at` for `dims`.
@@ -95,6 +157,9 @@ pub async fn bump<C: ConnectionTrait>(
     dims: &Dims,
     delta: i64,
 ) -> Result<(), DbErr> {
+    if delta == 0 {
+        return Ok(());
+    }
     kpi_rollup::Entity::insert(kpi_rollup::ActiveModel {
         tenant_id: Set(tenant.to_string()),
         metric: Set(metric.as_str().to_owned()),
@@ -119,6 +184,18 @@ pub async fn bump<C: ConnectionTrait>(
     )
     .exec(txn)
     .await?;
+    if delta < 0 {
+        // A counter moved elsewhere leaves no empty row behind (groups are the ones with facts).
+        kpi_rollup::Entity::delete_many()
+            .filter(kpi_rollup::Column::TenantId.eq(tenant.as_str()))
+            .filter(kpi_rollup::Column::Metric.eq(metric.as_str()))
+            .filter(kpi_rollup::Column::Slot.eq(slot_of(at)))
+            .filter(kpi_rollup::Column::Channel.eq(dims.channel.as_str()))
+            .filter(kpi_rollup::Column::Campaign.eq(dims.campaign.as_str()))
+            .filter(kpi_rollup::Column::Value.eq(0))
+            .exec(txn)
+            .await?;
+    }
     Ok(())
 }
 
