@@ -64,8 +64,10 @@ async fn response_due(url: &str, lead_id: &str) -> Option<chrono::DateTime<chron
             [Value::from(lead_id)],
         ))
         .await
-        .unwrap()?;
-    row.try_get::<chrono::DateTime<chrono::Utc>>("", "due_at")
+        .unwrap();
+    // One short-lived pool per poll: close it, so polling never piles up connections.
+    db.close().await.unwrap();
+    row?.try_get::<chrono::DateTime<chrono::Utc>>("", "due_at")
         .ok()
 }
 
@@ -89,6 +91,7 @@ async fn make_response_slas_due(url: &str) {
     ))
     .await
     .unwrap();
+    db.close().await.unwrap();
 }
 
 async fn stage_of(suite: &TestSuite, lead_id: &str, want: Stage) {
@@ -475,8 +478,10 @@ async fn response_met_at(url: &str, lead_id: &str) -> Option<chrono::DateTime<ch
             [Value::from(lead_id)],
         ))
         .await
-        .unwrap()?;
-    row.try_get::<chrono::DateTime<chrono::Utc>>("", "resolved_at")
+        .unwrap();
+    // One short-lived pool per poll: close it, so polling never piles up connections.
+    db.close().await.unwrap();
+    row?.try_get::<chrono::DateTime<chrono::Utc>>("", "resolved_at")
         .ok()
 }
 
