@@ -9,7 +9,7 @@ use baton_proto::{
         ActivityKind, CaptureLeadRequest, LeadSource, PageKind, RecordVisitsRequest,
         capture_service_client::CaptureServiceClient,
     },
-    qualification::v1::{Bant, BantItem, RecordBantRequest},
+    qualification::v1::{Bant, BantItem, GetStageRequest, RecordBantRequest, Stage},
     reporting::v1::{GetKpisRequest, Granularity, KpiSeries, KpiUnit, ListKpisRequest},
 };
 use baton_shared::time;
@@ -263,17 +263,37 @@ async fn mqls_and_sqls_count_each_lead_once() {
         }),
         recorded_by: "is@example.co.jp".into(),
     };
-    eventually("lead 0 tracked", PATIENCE, || {
-        let mut q = qualification.clone();
-        let req = bant.clone();
-        async move { q.record_bant(req).await.ok() }
-    })
-    .await;
+    // BANT only once both are MQLs: a lead whose BANT completes first goes straight to SQL.
+    for lead in &leads[..2] {
+        eventually("an MQL", PATIENCE, || {
+            let mut q = qualification.clone();
+            let lead_id = lead.clone();
+            async move {
+                let stage = q
+                    .get_stage(GetStageRequest { lead_id })
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .stage;
+                (stage == Stage::Mql as i32).then_some(())
+            }
+        })
+        .await;
+    }
+    qualification.record_bant(bant.clone()).await.unwrap();
     qualification.record_bant(bant).await.unwrap();
 
     let now = Utc::now();
     let whole = GetKpisRequest {
-        kpis: vec!["mqls".into(), "sqls".into(), "leads".into()],
+        kpis: [
+            "mqls",
+            "sqls",
+            "leads",
+            "lead_to_mql_rate",
+            "mql_to_sql_rate",
+        ]
+        .map(String::from)
+        .to_vec(),
         start_time: Some(time::to_proto(now - chrono::Duration::days(1))),
         end_time: Some(time::to_proto(now + chrono::Duration::days(1))),
         granularity: Granularity::Whole as i32,
@@ -296,6 +316,12 @@ async fn mqls_and_sqls_count_each_lead_once() {
     // 3 leads; 2 MQLs (leads 0, 1); 1 SQL (lead 0, counted once although BANT came twice).
     let n = |key: &str| series.iter().find(|x| x.kpi == key).unwrap().points[0].numerator;
     assert_eq!((n("leads"), n("mqls"), n("sqls")), (3.0, 2.0, 1.0));
+    let point = |key: &str| points(series.iter().find(|x| x.kpi == key).unwrap())[0];
+    // Cohorts: of the 3 leads captured, 2 became MQL: 66.67 %; of the 2 MQLs, 1 became SQL: 50 %.
+    let (num, den, value) = point("lead_to_mql_rate");
+    assert_eq!((num, den), (2.0, Some(3.0)));
+    assert!((value.unwrap() - 200.0 / 3.0).abs() < 1e-9, "{value:?}");
+    assert_eq!(point("mql_to_sql_rate"), (1.0, Some(2.0), Some(50.0)));
     suite.stop().await;
 }
 
@@ -532,9 +558,16 @@ async fn dropping_reportings_database_and_replaying_every_log_gives_the_same_num
         .unwrap();
     let now = Utc::now();
     let request = GetKpisRequest {
-        kpis: ["leads", "visits", "opt_in_rate", "form_submissions", "mqls"]
-            .map(String::from)
-            .to_vec(),
+        kpis: [
+            "leads",
+            "visits",
+            "opt_in_rate",
+            "form_submissions",
+            "mqls",
+            "lead_to_mql_rate",
+        ]
+        .map(String::from)
+        .to_vec(),
         start_time: Some(time::to_proto(now - chrono::Duration::days(2))),
         end_time: Some(time::to_proto(now + chrono::Duration::days(2))),
         granularity: Granularity::Day as i32,
@@ -556,6 +589,7 @@ async fn dropping_reportings_database_and_replaying_every_log_gives_the_same_num
             let s = k.get_kpis(req).await.ok()?.into_inner().series;
             (total(&s, "leads") == 3.0
                 && total(&s, "mqls") == 1.0
+                && total(&s, "lead_to_mql_rate") == 1.0
                 && total(&s, "form_submissions") == 1.0
                 && total(&s, "visits") == 30.0)
                 .then_some(s)
@@ -583,4 +617,72 @@ async fn dropping_reportings_database_and_replaying_every_log_gives_the_same_num
     assert_eq!(after, before);
     suite.stop().await;
     drop(fresh);
+}
+
+#[tokio::test]
+async fn a_rank_up_is_a_move_to_a_hotter_rank() {
+    use baton_proto::capture::v1::Company;
+
+    let suite = TestSuite::start().await;
+    let mut capture = suite.capture().await;
+    let kpis = suite.kpis().await;
+    // Lead A: a 50-person company ranks cold (a first rank is no rank-up); two pricing-page views
+    // make it hot: one rank-up. Lead B: no company, warm; one pricing view changes nothing.
+    let a = captured_id(
+        &mut capture,
+        CaptureLeadRequest {
+            request_id: "rank-a".into(),
+            email: "a@small.example.co.jp".into(),
+            company: Some(Company {
+                name: "Small KK".into(),
+                employees: Some(50),
+                ..Default::default()
+            }),
+            source: Some(LeadSource {
+                channel: "seminar".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    )
+    .await;
+    let b = capture_at(&mut capture, 40, "seminar", None).await;
+    for (key, lead) in [("a-1", &a), ("a-2", &a), ("b-1", &b)] {
+        let mut view = activity(lead, key, ActivityKind::PageViewed, PageKind::Pricing);
+        view.url = "https://baton.example/pricing".into();
+        capture.record_activity(view).await.unwrap();
+    }
+    let now = Utc::now();
+    let request = GetKpisRequest {
+        kpis: vec!["rank_ups".into()],
+        start_time: Some(time::to_proto(now - chrono::Duration::days(1))),
+        end_time: Some(time::to_proto(now + chrono::Duration::days(1))),
+        granularity: Granularity::Whole as i32,
+        group_by: vec!["channel".into()],
+        ..Default::default()
+    };
+    let series = eventually("the rank-up counted", PATIENCE, || {
+        let mut k = kpis.clone();
+        let req = request.clone();
+        async move {
+            let s = k.get_kpis(req).await.ok()?.into_inner().series;
+            (s.len() == 1 && s[0].points[0].numerator == 1.0).then_some(s)
+        }
+    })
+    .await;
+    assert_eq!(
+        points(of(&series, "rank_ups", "seminar")),
+        [(1.0, None, Some(1.0))]
+    );
+    // Nothing else arrives later: still one.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let again = kpis
+        .clone()
+        .get_kpis(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .series;
+    assert_eq!(points(&again[0]), [(1.0, None, Some(1.0))]);
+    suite.stop().await;
 }

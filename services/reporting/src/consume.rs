@@ -7,7 +7,7 @@ use baton_proto::{
     },
     distribution::v1::{HandoffAction, HandoffChanged, LeadAssigned},
     nurture::v1::LeadEnrolled,
-    qualification::v1::{Stage, StageChanged},
+    qualification::v1::{RankChanged, Stage, StageChanged},
 };
 use baton_shared::{
     TenantId,
@@ -18,7 +18,10 @@ use chrono::{DateTime, Utc};
 use sea_orm::DatabaseTransaction;
 
 use crate::{
-    domain::{funnel::Step, kpis::Metric},
+    domain::{
+        funnel::Step,
+        kpis::{self as kpis_domain, Metric},
+    },
     store::{
         self,
         kpis::{self, Dims},
@@ -49,9 +52,9 @@ impl EventHandler for FunnelEvents {
         let tenant = TenantId::new(event.tenant_id.clone());
         if let Some(e) = decode::<LeadCaptured>(event)? {
             let at = when(e.captured_at.as_ref(), event);
-            store::record_fact(txn, &tenant, &e.lead_id, Step::Captured, at).await?;
             let dims = dims_of_source(e.source.as_ref());
             kpis::lead_captured(txn, &tenant, &e.lead_id, &dims, at).await?;
+            kpis::step_reached(txn, &tenant, &e.lead_id, Step::Captured, at).await?;
         } else if let Some(e) = decode::<StageChanged>(event)? {
             stage_changed(txn, &tenant, &e, when(e.changed_at.as_ref(), event)).await?;
         } else if let Some(e) = decode::<LeadAssigned>(event)? {
@@ -72,6 +75,11 @@ impl EventHandler for FunnelEvents {
             kpis::set_visits(txn, &tenant, &e.day, &dims, e.visitors).await?;
         } else if let Some(e) = decode::<HandoffChanged>(event)? {
             handoff_changed(txn, &tenant, &e, event).await?;
+        } else if let Some(e) = decode::<RankChanged>(event)?
+            && kpis_domain::is_rank_up(e.from_rank, e.to_rank)
+        {
+            let at = when(e.changed_at.as_ref(), event);
+            kpis::bump_for_lead(txn, &tenant, &e.lead_id, Metric::RankUps, at, 1).await?;
         }
         Ok(())
     }
@@ -89,7 +97,7 @@ async fn stage_changed(
         Ok(Stage::Sql) => (Step::BecameSql, Metric::Sqls),
         _ => return Ok(()),
     };
-    if store::record_fact(txn, tenant, &e.lead_id, step, at).await? {
+    if kpis::step_reached(txn, tenant, &e.lead_id, step, at).await? {
         kpis::bump_for_lead(txn, tenant, &e.lead_id, metric, at, 1).await?;
     }
     Ok(())

@@ -4,6 +4,8 @@
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 
+use super::funnel::Step;
+
 /// Longest answer a query may ask for.
 pub const MAX_PERIODS: usize = 1_000;
 
@@ -35,10 +37,18 @@ pub enum Metric {
     ValidConnects,
     /// Seconds of talk time over all calls.
     TalkTimeSeconds,
+    /// Leads that moved to a hotter rank (warm → hot, cold → warm or hot).
+    RankUps,
+    /// Of the leads captured in a slot, those that became MQL (at any time), at their capture's
+    /// slot.
+    MqlsOfCapturedCohort,
+    /// Of the leads that became MQL in a slot, those that became SQL (at any time), at their
+    /// MQL's slot.
+    SqlsOfMqlCohort,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 12] = [
+    pub const ALL: [Metric; 15] = [
         Metric::Leads,
         Metric::Visits,
         Metric::FormSubmissions,
@@ -51,6 +61,9 @@ impl Metric {
         Metric::Connects,
         Metric::ValidConnects,
         Metric::TalkTimeSeconds,
+        Metric::RankUps,
+        Metric::MqlsOfCapturedCohort,
+        Metric::SqlsOfMqlCohort,
     ];
 
     /// The name stored in `kpi_rollup.metric`.
@@ -68,12 +81,41 @@ impl Metric {
             Metric::Connects => "connects",
             Metric::ValidConnects => "valid_connects",
             Metric::TalkTimeSeconds => "talk_time_seconds",
+            Metric::RankUps => "rank_ups",
+            Metric::MqlsOfCapturedCohort => "mqls_of_captured_cohort",
+            Metric::SqlsOfMqlCohort => "sqls_of_mql_cohort",
         }
     }
 
     pub fn from_name(name: &str) -> Option<Metric> {
         Metric::ALL.into_iter().find(|m| m.as_str() == name)
     }
+}
+
+/// Cohort conversions: a lead that reached `first` and then (at any time) `second` counts for
+/// `metric` at the moment it reached `first`.
+pub struct Cohort {
+    pub first: Step,
+    pub second: Step,
+    pub metric: Metric,
+}
+
+pub const COHORTS: [Cohort; 2] = [
+    Cohort {
+        first: Step::Captured,
+        second: Step::BecameMql,
+        metric: Metric::MqlsOfCapturedCohort,
+    },
+    Cohort {
+        first: Step::BecameMql,
+        second: Step::BecameSql,
+        metric: Metric::SqlsOfMqlCohort,
+    },
+];
+
+/// Whether a rank change is a rank-up (hot = 1 < warm = 2 < cold = 3; a first rank is none).
+pub fn is_rank_up(from: i32, to: i32) -> bool {
+    from > 0 && to > 0 && to < from
 }
 
 /// Dimensions a KPI can be grouped and filtered by, as stored on each rollup row.
@@ -167,7 +209,7 @@ const fn rate(
 }
 
 /// The catalogue, in the order ListKpis answers.
-const CATALOGUE: [Kpi; 16] = [
+const CATALOGUE: [Kpi; 19] = [
     count(
         "visits",
         "Visits",
@@ -210,6 +252,42 @@ const CATALOGUE: [Kpi; 16] = [
         "MQLs",
         "leads that became marketing-qualified in the period (each lead once)",
         Metric::Mqls,
+        Phase::AttitudeChange,
+        Owner::Marketing,
+    ),
+    Kpi {
+        key: "lead_to_mql_rate",
+        name: "Lead → MQL (cohort)",
+        definition: "of the leads captured in the period, the share that became MQL by the time \
+                     of the query × 100",
+        unit: Unit::Percent,
+        numerator: Metric::MqlsOfCapturedCohort,
+        numerator_words: "leads captured in the period that became MQL since",
+        denominator: Some(Metric::Leads),
+        denominator_words: "leads captured in the period",
+        phase: Phase::AttitudeChange,
+        owner: Owner::Marketing,
+        version: 1,
+    },
+    Kpi {
+        key: "mql_to_sql_rate",
+        name: "MQL → SQL (cohort)",
+        definition: "of the leads that became MQL in the period, the share that became SQL by \
+                     the time of the query × 100",
+        unit: Unit::Percent,
+        numerator: Metric::SqlsOfMqlCohort,
+        numerator_words: "leads that became MQL in the period and SQL since",
+        denominator: Some(Metric::Mqls),
+        denominator_words: "leads that became MQL in the period",
+        phase: Phase::AttitudeChange,
+        owner: Owner::InsideSales,
+        version: 1,
+    },
+    count(
+        "rank_ups",
+        "Rank-ups",
+        "rank changes of the period to a hotter rank (cold → warm or hot, warm → hot)",
+        Metric::RankUps,
         Phase::AttitudeChange,
         Owner::Marketing,
     ),
@@ -698,6 +776,12 @@ mod tests {
                 k.key
             );
         }
+    }
+
+    #[test]
+    fn only_a_move_to_a_hotter_rank_is_a_rank_up() {
+        assert!(is_rank_up(3, 2) && is_rank_up(2, 1) && is_rank_up(3, 1));
+        assert!(!is_rank_up(1, 2) && !is_rank_up(0, 1) && !is_rank_up(2, 2));
     }
 
     #[test]

@@ -12,10 +12,13 @@ use sea_orm::{
 
 use super::{
     Store,
-    entities::{kpi_pending, kpi_rollup, lead_dim, visit_day},
+    entities::{funnel_fact, kpi_pending, kpi_rollup, lead_dim, visit_day},
 };
 use crate::{
-    domain::kpis::{self, Metric, Observation},
+    domain::{
+        funnel::Step,
+        kpis::{self, Metric, Observation},
+    },
     error::Error,
 };
 
@@ -111,6 +114,56 @@ pub async fn lead_captured<C: ConnectionTrait>(
             .await?;
     }
     Ok(())
+}
+
+/// A lead reached a funnel step: the step is recorded once, and the cohort conversions it closes
+/// are counted (at the moment the lead reached the cohort's first step, whichever of the two steps
+/// arrives last). Returns whether this was the first time the lead reached the step.
+pub async fn step_reached<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+    step: Step,
+    at: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    // The lead's row orders this against the lead's other steps arriving on other logs.
+    lock_lead(txn, tenant, lead_id).await?;
+    if !super::record_fact(txn, tenant, lead_id, step, at).await? {
+        return Ok(false);
+    }
+    for cohort in &kpis::COHORTS {
+        let first_at = if cohort.second == step {
+            step_time(txn, tenant, lead_id, cohort.first).await?
+        } else if cohort.first == step
+            && step_time(txn, tenant, lead_id, cohort.second)
+                .await?
+                .is_some()
+        {
+            Some(at)
+        } else {
+            None
+        };
+        if let Some(first_at) = first_at {
+            bump_for_lead(txn, tenant, lead_id, cohort.metric, first_at, 1).await?;
+        }
+    }
+    Ok(true)
+}
+
+/// When the lead first reached `step`, if it did.
+async fn step_time<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+    step: Step,
+) -> Result<Option<DateTime<Utc>>, DbErr> {
+    Ok(funnel_fact::Entity::find()
+        .filter(funnel_fact::Column::TenantId.eq(tenant.as_str()))
+        .filter(funnel_fact::Column::LeadId.eq(lead_id))
+        .filter(funnel_fact::Column::Step.eq(step.as_str()))
+        .one(txn)
+        .await?
+        .map(|f| f.occurred_at))
 }
 
 /// Counts a fact about a lead under the dimensions it was captured with; before its capture has
