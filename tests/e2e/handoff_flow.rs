@@ -44,6 +44,34 @@ fn terms() -> ContractTerms {
     }
 }
 
+/// Creates a contract with `terms` and has both owners approve it (it becomes active).
+async fn approve_contract(
+    contracts: &mut baton_proto::reporting::v1::contract_service_client::ContractServiceClient<
+        tonic::transport::Channel,
+    >,
+    request_id: &str,
+    terms: ContractTerms,
+) {
+    let draft = contracts
+        .create_contract(CreateContractRequest {
+            request_id: request_id.into(),
+            terms: Some(terms),
+            created_by: "sales-ops@example.co.jp".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    for approver in [IS_OWNER, FS_OWNER] {
+        contracts
+            .approve_contract(ApproveContractRequest {
+                contract_id: draft.contract_id.clone(),
+                approver: approver.into(),
+            })
+            .await
+            .unwrap();
+    }
+}
+
 /// When the response SLA of `lead_id` falls due, once it exists.
 async fn response_due(url: &str, lead_id: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     let settings = baton_shared::Settings::defaults().unwrap();
@@ -120,24 +148,7 @@ async fn a_lead_goes_from_is_to_fs_under_a_contract_and_every_sla_and_stage_foll
     let mut d = suite.distribution().await;
     let mut capture = suite.capture().await;
 
-    let draft = contracts
-        .create_contract(CreateContractRequest {
-            request_id: "tokyo".into(),
-            terms: Some(terms()),
-            created_by: "sales-ops@example.co.jp".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    for approver in [IS_OWNER, FS_OWNER] {
-        contracts
-            .approve_contract(ApproveContractRequest {
-                contract_id: draft.contract_id.clone(),
-                approver: approver.into(),
-            })
-            .await
-            .unwrap();
-    }
+    approve_contract(&mut contracts, "tokyo", terms()).await;
     for (team, function) in [
         ("is-tokyo", TeamFunction::InsideSales),
         ("fs-tokyo", TeamFunction::FieldSales),
@@ -493,27 +504,15 @@ async fn the_tenants_touch_rules_decide_which_activity_meets_the_response_sla() 
     let mut contracts = suite.contracts().await;
     let mut d = suite.distribution().await;
     let mut capture = suite.capture().await;
-    let draft = contracts
-        .create_contract(CreateContractRequest {
-            request_id: "touch".into(),
-            terms: Some(ContractTerms {
-                response_sla_working_hours: false,
-                ..terms()
-            }),
-            created_by: "sales-ops@example.co.jp".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    for approver in [IS_OWNER, FS_OWNER] {
-        contracts
-            .approve_contract(ApproveContractRequest {
-                contract_id: draft.contract_id.clone(),
-                approver: approver.into(),
-            })
-            .await
-            .unwrap();
-    }
+    approve_contract(
+        &mut contracts,
+        "touch",
+        ContractTerms {
+            response_sla_working_hours: false,
+            ..terms()
+        },
+    )
+    .await;
     d.create_team(CreateTeamRequest {
         team_id: "is-tokyo".into(),
         name: "IS Tokyo".into(),

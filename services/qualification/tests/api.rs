@@ -127,6 +127,27 @@ impl Fixture {
             .into_inner()
     }
 
+    /// Waits until the lead is at `stage`; its stage then.
+    async fn stage_when(
+        &self,
+        lead_id: &str,
+        stage: Stage,
+    ) -> baton_proto::qualification::v1::LeadStage {
+        eventually("stage", Duration::from_secs(20), || {
+            let mut q = self.qualification.clone();
+            let lead_id = lead_id.to_owned();
+            async move {
+                let s = q
+                    .get_stage(GetStageRequest { lead_id })
+                    .await
+                    .ok()?
+                    .into_inner();
+                (s.stage == stage as i32).then_some(s)
+            }
+        })
+        .await
+    }
+
     async fn stop(self) {
         for s in self.services {
             s.stop().await;
@@ -280,19 +301,7 @@ async fn complete_bant_makes_an_sql_and_every_move_is_logged_with_who_and_why() 
         PageKind::Unspecified,
     )
     .await;
-    let iql = eventually("IQL", Duration::from_secs(20), || {
-        let mut q = f.qualification.clone();
-        let lead_id = lead.clone();
-        async move {
-            let s = q
-                .get_stage(GetStageRequest { lead_id })
-                .await
-                .ok()?
-                .into_inner();
-            (s.stage == Stage::Iql as i32).then_some(s)
-        }
-    })
-    .await;
+    let iql = f.stage_when(&lead, Stage::Iql).await;
     assert_eq!(iql.history[0].reason, "document_downloaded");
 
     let item = |note: &str| {
@@ -1433,19 +1442,7 @@ async fn stage_rules_are_data_changed_over_grpc_versioned_and_gate_manual_moves_
         PageKind::Unspecified,
     )
     .await;
-    let iql = eventually("IQL", Duration::from_secs(20), || {
-        let mut q = f.qualification.clone();
-        let lead_id = lead.clone();
-        async move {
-            let s = q
-                .get_stage(GetStageRequest { lead_id })
-                .await
-                .ok()?
-                .into_inner();
-            (s.stage == Stage::Iql as i32).then_some(s)
-        }
-    })
-    .await;
+    let iql = f.stage_when(&lead, Stage::Iql).await;
     assert_eq!(iql.history.len(), 1, "the download no longer makes an IQL");
     assert_eq!(iql.history[0].reason, "webinar_attended");
 
