@@ -686,3 +686,59 @@ async fn a_rank_up_is_a_move_to_a_hotter_rank() {
     assert_eq!(points(&again[0]), [(1.0, None, Some(1.0))]);
     suite.stop().await;
 }
+
+#[tokio::test]
+async fn baton_report_kpis_prints_each_value_with_its_numerator_and_denominator() {
+    use baton::report::{KpiReport, kpis};
+
+    let suite = TestSuite::start().await;
+    let mut capture = suite.capture().await;
+    for n in 0..2 {
+        capture_at(&mut capture, 50 + n, "ads", None).await;
+    }
+    let today = Utc::now().date_naive();
+    let report = KpiReport {
+        kpis: vec!["leads".into(), "opt_in_rate".into()],
+        from: (today - chrono::Duration::days(1)).to_string(),
+        to: (today + chrono::Duration::days(2)).to_string(),
+        granularity: "whole".into(),
+        time_zone: "UTC".into(),
+        group_by: vec!["channel".into()],
+        filters: vec![],
+    };
+    let endpoint = suite.suite.endpoint(baton_shared::ServiceName::Reporting);
+    let table = eventually("two leads in the report", PATIENCE, || {
+        let endpoint = endpoint.clone();
+        let report = report.clone();
+        async move {
+            let t = kpis(&endpoint, &report).await.ok()?;
+            t.lines()
+                .any(|l| l.contains("leads") && l.contains("channel=ads") && l.contains(" 2 "))
+                .then_some(t)
+        }
+    })
+    .await;
+    // 2 leads and no visitors: the opt-in rate has no value, shown as such with 2 / 0.
+    let rate = table
+        .lines()
+        .find(|l| l.contains("opt_in_rate"))
+        .unwrap_or_else(|| panic!("no opt_in_rate row in\n{table}"));
+    assert!(
+        rate.contains("no value") && rate.contains(" 2 ") && rate.contains(" 0 "),
+        "{rate}"
+    );
+    assert!(
+        kpis(
+            &endpoint,
+            &KpiReport {
+                kpis: vec!["happiness".into()],
+                ..report.clone()
+            }
+        )
+        .await
+        .unwrap_err()
+        .to_string()
+        .contains("unknown KPI")
+    );
+    suite.stop().await;
+}

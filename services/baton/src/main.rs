@@ -2,7 +2,7 @@
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
-use baton::{demo, suite};
+use baton::{demo, report, suite};
 use baton_shared::{ServiceName, Settings, server, telemetry};
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
@@ -36,6 +36,11 @@ enum Command {
     /// Apply pending migrations to one service's database, or to all five, and exit.
     Migrate { service: Option<ServiceName> },
     /// Drive a small lead flow through a running suite and print the funnel.
+    /// Reports of a running suite, as tables.
+    Report {
+        #[command(subcommand)]
+        what: ReportCommand,
+    },
     Demo {
         /// Leads to capture.
         #[arg(long, default_value_t = 20)]
@@ -43,6 +48,34 @@ enum Command {
         /// Reps to create.
         #[arg(long, default_value_t = 3)]
         reps: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// KPIs per period and group, each value with its numerator and denominator.
+    Kpis {
+        /// Catalogue keys, comma-separated (e.g. opt_in_rate,leads).
+        #[arg(long, value_delimiter = ',', required = true)]
+        kpi: Vec<String>,
+        /// Start: RFC 3339, or YYYY-MM-DD (midnight in --tz).
+        #[arg(long)]
+        from: String,
+        /// End (exclusive), as --from.
+        #[arg(long)]
+        to: String,
+        /// day, week, month, quarter or whole.
+        #[arg(long, default_value = "day")]
+        granularity: String,
+        /// IANA time zone the periods follow.
+        #[arg(long, default_value = "UTC")]
+        tz: String,
+        /// Dimensions to group by, comma-separated (channel, campaign).
+        #[arg(long, value_delimiter = ',')]
+        by: Vec<String>,
+        /// dimension=value, repeatable.
+        #[arg(long)]
+        filter: Vec<String>,
     },
 }
 
@@ -84,6 +117,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 suite::migrate_service(name, &settings).await?;
                 println!("{name}: migrated");
             }
+        }
+        Command::Report {
+            what:
+                ReportCommand::Kpis {
+                    kpi,
+                    from,
+                    to,
+                    granularity,
+                    tz,
+                    by,
+                    filter,
+                },
+        } => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            let report = report::KpiReport {
+                kpis: kpi,
+                from,
+                to,
+                granularity,
+                time_zone: tz,
+                group_by: by,
+                filters: filter,
+            };
+            let endpoint = &settings.service(ServiceName::Reporting).endpoint;
+            print!("{}", report::kpis(endpoint, &report).await?);
         }
         Command::Demo { leads, reps } => {
             let settings = Arc::new(Settings::load(cli.config.as_deref())?);
