@@ -464,6 +464,21 @@ async fn a_lead_goes_from_is_to_fs_under_a_contract_and_every_sla_and_stage_foll
     assert_eq!(point("opportunities"), (2.0, None, Some(2.0)));
     assert_eq!(point("wins"), (1.0, None, Some(1.0)));
     assert_eq!(point("win_rate"), (1.0, Some(1.0), Some(100.0)));
+    // The funnel counts the same steps per lead: both leads handed off, one won.
+    let funnel = suite
+        .reporting()
+        .await
+        .get_funnel(baton_proto::reporting::v1::GetFunnelRequest {
+            from: whole.start_time,
+            to: whole.end_time,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (funnel.leads, funnel.mqls, funnel.opportunities, funnel.won),
+        (2, 2, 2, 1)
+    );
     suite.stop().await;
 }
 

@@ -65,6 +65,9 @@ impl ReportingService for Api {
             enrollments: c.enrollments,
             lead_to_mql_rate: conversion_rate(c.mqls, c.leads),
             mql_to_assignment_rate: conversion_rate(c.assignments, c.mqls),
+            sqls: c.sqls,
+            opportunities: c.opportunities,
+            won: c.won,
         }))
     }
 }

@@ -169,6 +169,14 @@ async fn handoff_changed(
         return Ok(());
     }
     let at = when(step.at.as_ref(), event);
+    let funnel_step = match kind {
+        HandoffAction::Created => Some(Step::HandedOff),
+        HandoffAction::Won => Some(Step::Won),
+        _ => None,
+    };
+    if let Some(funnel_step) = funnel_step {
+        kpis::step_reached(txn, tenant, &handoff.lead_id, funnel_step, at).await?;
+    }
     for metric in metrics {
         kpis::bump_for_lead(txn, tenant, &handoff.lead_id, *metric, at, 1).await?;
     }

@@ -9,15 +9,19 @@ pub enum Step {
     BecameMql,
     Assigned,
     BecameSql,
+    HandedOff,
+    Won,
 }
 
 impl Step {
-    pub const ALL: [Step; 5] = [
+    pub const ALL: [Step; 7] = [
         Step::Captured,
         Step::Enrolled,
         Step::BecameMql,
         Step::Assigned,
         Step::BecameSql,
+        Step::HandedOff,
+        Step::Won,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -27,6 +31,8 @@ impl Step {
             Step::BecameMql => "mql",
             Step::Assigned => "assigned",
             Step::BecameSql => "sql",
+            Step::HandedOff => "handed_off",
+            Step::Won => "won",
         }
     }
 }
@@ -39,6 +45,8 @@ pub struct FunnelCounts {
     pub mqls: i64,
     pub assignments: i64,
     pub sqls: i64,
+    pub opportunities: i64,
+    pub won: i64,
 }
 
 /// `numerator / denominator`, or 0 when the denominator is 0 (no leads, no rate).

@@ -49,6 +49,8 @@ impl Store {
                 Step::BecameMql => counts.mqls = n,
                 Step::Assigned => counts.assignments = n,
                 Step::BecameSql => counts.sqls = n,
+                Step::HandedOff => counts.opportunities = n,
+                Step::Won => counts.won = n,
             }
         }
         Ok(counts)
