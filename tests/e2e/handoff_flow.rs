@@ -72,19 +72,25 @@ async fn approve_contract(
     }
 }
 
-/// When the response SLA of `lead_id` falls due, once it exists.
-async fn response_due(url: &str, lead_id: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+/// A time column (`due_at`, `resolved_at`) of `lead_id`'s response SLA timer, once it is set.
+async fn response_timer(
+    url: &str,
+    lead_id: &str,
+    column: &'static str,
+) -> Option<chrono::DateTime<chrono::Utc>> {
     let settings = baton_shared::Settings::defaults().unwrap();
     let db = baton_shared::db::connect(url, &settings.database)
         .await
         .unwrap();
     let backend = db.get_database_backend();
-    let sql = match backend {
-        sea_orm::DbBackend::Postgres => {
-            "SELECT due_at FROM sla_timer WHERE kind = 1 AND lead_id = $1"
-        }
-        _ => "SELECT due_at FROM sla_timer WHERE kind = 1 AND lead_id = ?",
+    let parameter = match backend {
+        sea_orm::DbBackend::Postgres => "$1",
+        _ => "?",
     };
+    let sql = format!(
+        "SELECT {column} AS at FROM sla_timer \
+         WHERE kind = 1 AND lead_id = {parameter} AND {column} IS NOT NULL"
+    );
     let row = db
         .query_one_raw(Statement::from_sql_and_values(
             backend,
@@ -95,8 +101,17 @@ async fn response_due(url: &str, lead_id: &str) -> Option<chrono::DateTime<chron
         .unwrap();
     // One short-lived pool per poll: close it, so polling never piles up connections.
     db.close().await.unwrap();
-    row?.try_get::<chrono::DateTime<chrono::Utc>>("", "due_at")
-        .ok()
+    row?.try_get::<chrono::DateTime<chrono::Utc>>("", "at").ok()
+}
+
+/// When the response SLA of `lead_id` falls due, once it exists.
+async fn response_due(url: &str, lead_id: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    response_timer(url, lead_id, "due_at").await
+}
+
+/// When the response SLA of `lead_id` was met, once it was.
+async fn response_met_at(url: &str, lead_id: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    response_timer(url, lead_id, "resolved_at").await
 }
 
 /// Makes every open response SLA of the distribution database due (time passes).
@@ -480,35 +495,6 @@ async fn a_lead_goes_from_is_to_fs_under_a_contract_and_every_sla_and_stage_foll
         (2, 2, 2, 1)
     );
     suite.stop().await;
-}
-
-/// When the response SLA of `lead_id` was met, once it was.
-async fn response_met_at(url: &str, lead_id: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    let settings = baton_shared::Settings::defaults().unwrap();
-    let db = baton_shared::db::connect(url, &settings.database)
-        .await
-        .unwrap();
-    let backend = db.get_database_backend();
-    let sql = match backend {
-        sea_orm::DbBackend::Postgres => {
-            "SELECT resolved_at FROM sla_timer WHERE kind = 1 AND lead_id = $1 AND resolved_at IS NOT NULL"
-        }
-        _ => {
-            "SELECT resolved_at FROM sla_timer WHERE kind = 1 AND lead_id = ? AND resolved_at IS NOT NULL"
-        }
-    };
-    let row = db
-        .query_one_raw(Statement::from_sql_and_values(
-            backend,
-            sql,
-            [Value::from(lead_id)],
-        ))
-        .await
-        .unwrap();
-    // One short-lived pool per poll: close it, so polling never piles up connections.
-    db.close().await.unwrap();
-    row?.try_get::<chrono::DateTime<chrono::Utc>>("", "resolved_at")
-        .ok()
 }
 
 #[tokio::test]
