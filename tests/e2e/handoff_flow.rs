@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
-use baton_e2e::{TestSuite, activity, captured_id, eventually, lead};
+use baton_e2e::{
+    TestSuite, activity, captured_id, eventually, lead,
+    sales::{approve_contract, sales_floor, stage_of},
+};
 use baton_proto::{
     capture::v1::{ActivityKind, CallDetails, CallOutcome, PageKind},
     distribution::v1::{
@@ -16,10 +19,7 @@ use baton_proto::{
     },
     nurture::v1::ListEnrollmentsRequest,
     qualification::v1::{GetStageRequest, Stage},
-    reporting::v1::{
-        ApproveContractRequest, ContractTerms, CreateContractRequest, GetKpisRequest, Granularity,
-        HandoffGate, SlaEscalation,
-    },
+    reporting::v1::{ContractTerms, GetKpisRequest, Granularity, HandoffGate, SlaEscalation},
 };
 use baton_shared::{ServiceName, testing::count, time};
 use sea_orm::{ConnectionTrait, Statement, Value};
@@ -41,34 +41,6 @@ fn terms() -> ContractTerms {
         response_sla_working_hours: true,
         response_sla_escalation: SlaEscalation::Reassign as i32,
         ..baton_shared::contract::example_terms("is-tokyo", "fs-tokyo", IS_OWNER, FS_OWNER)
-    }
-}
-
-/// Creates a contract with `terms` and has both owners approve it (it becomes active).
-async fn approve_contract(
-    contracts: &mut baton_proto::reporting::v1::contract_service_client::ContractServiceClient<
-        tonic::transport::Channel,
-    >,
-    request_id: &str,
-    terms: ContractTerms,
-) {
-    let draft = contracts
-        .create_contract(CreateContractRequest {
-            request_id: request_id.into(),
-            terms: Some(terms),
-            created_by: "sales-ops@example.co.jp".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    for approver in [IS_OWNER, FS_OWNER] {
-        contracts
-            .approve_contract(ApproveContractRequest {
-                contract_id: draft.contract_id.clone(),
-                approver: approver.into(),
-            })
-            .await
-            .unwrap();
     }
 }
 
@@ -137,25 +109,6 @@ async fn make_response_slas_due(url: &str) {
     db.close().await.unwrap();
 }
 
-async fn stage_of(suite: &TestSuite, lead_id: &str, want: Stage) {
-    let mut q = suite.qualification().await;
-    eventually("stage", PATIENCE, || {
-        let mut q = q.clone();
-        let lead_id = lead_id.to_owned();
-        async move {
-            let s = q
-                .get_stage(GetStageRequest { lead_id })
-                .await
-                .ok()?
-                .into_inner();
-            (s.stage == want as i32).then_some(())
-        }
-    })
-    .await;
-    // Keep the client alive until the end of the wait.
-    let _ = &mut q;
-}
-
 #[tokio::test]
 async fn a_lead_goes_from_is_to_fs_under_a_contract_and_every_sla_and_stage_follows() {
     let suite = TestSuite::start().await;
@@ -164,51 +117,7 @@ async fn a_lead_goes_from_is_to_fs_under_a_contract_and_every_sla_and_stage_foll
     let mut capture = suite.capture().await;
 
     approve_contract(&mut contracts, "tokyo", terms()).await;
-    for (team, function) in [
-        ("is-tokyo", TeamFunction::InsideSales),
-        ("fs-tokyo", TeamFunction::FieldSales),
-    ] {
-        d.create_team(CreateTeamRequest {
-            team_id: team.into(),
-            name: team.into(),
-            function: function as i32,
-            method: RoutingMethod::RoundRobin as i32,
-        })
-        .await
-        .unwrap();
-    }
-    let mut is_reps = Vec::new();
-    for n in 0..2 {
-        is_reps.push(
-            d.create_rep(CreateRepRequest {
-                request_id: format!("is-{n}"),
-                name: format!("IS rep {n}"),
-                email: format!("is{n}@example.co.jp"),
-                active: true,
-                routing: Some(RepRouting {
-                    team_id: "is-tokyo".into(),
-                    time_zone: "Asia/Tokyo".into(),
-                    work_start_hour: 9,
-                    work_end_hour: 18,
-                    ..Default::default()
-                }),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .rep_id,
-        );
-    }
-    d.set_routing_rules(SetRoutingRulesRequest {
-        rules: vec![RoutingRule {
-            key: "all_to_inside_sales".into(),
-            to_team: "is-tokyo".into(),
-            ..Default::default()
-        }],
-        expected_version: 0,
-    })
-    .await
-    .unwrap();
+    sales_floor(&mut d, "is-tokyo", "fs-tokyo", 2).await;
 
     // Two MQLs, one per IS rep.
     let mut leads = Vec::new();

@@ -17,6 +17,8 @@ use baton_proto::{
     },
 };
 pub use baton_shared::testing::eventually;
+
+pub mod sales;
 use baton_shared::{
     ServiceName,
     testing::{TestDatabase, settings_with},

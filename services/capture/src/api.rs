@@ -140,6 +140,7 @@ impl CaptureService for Api {
                 page_kind: req.page_kind,
                 call: req.call.map(convert::call_facts),
                 subject: &req.subject,
+                performed_by: &req.performed_by,
             },
             &mut violations,
         );

@@ -234,6 +234,7 @@ pub fn activity_to_proto(a: &activity::Model) -> pb::Activity {
         page_kind: a.page_kind,
         call,
         subject: a.subject.clone(),
+        performed_by: a.performed_by.clone(),
     }
 }
 

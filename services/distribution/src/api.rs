@@ -269,18 +269,23 @@ impl DistributionService for Api {
         if !req.won {
             v.required("lost_reason", &req.lost_reason, MAX_NOTES_LEN);
         }
-        let amount = match &req.amount {
-            None => None,
-            Some(m) => {
-                if iso_currency::Currency::from_code(&m.currency_code).is_none() {
-                    v.add("amount.currency_code", "must be an ISO 4217 code");
-                }
-                if m.amount_minor < 0 {
-                    v.add("amount.amount_minor", "must not be negative");
-                }
-                Some((m.currency_code.clone(), m.amount_minor))
-            }
-        };
+        let amount = money_field("amount", req.amount.as_ref(), &mut v);
+        let mrr = money_field(
+            "monthly_recurring_revenue",
+            req.monthly_recurring_revenue.as_ref(),
+            &mut v,
+        );
+        if mrr.is_some() && !req.won {
+            v.add("monthly_recurring_revenue", "is only for a won deal");
+        }
+        if let (Some((a, _)), Some((m, _))) = (&amount, &mrr)
+            && a != m
+        {
+            v.add(
+                "monthly_recurring_revenue.currency_code",
+                format!("must be the amount's currency {a}"),
+            );
+        }
         let closed_at = match req.closed_at.as_ref().map(time::from_proto) {
             None => None,
             Some(None) => {
@@ -304,6 +309,7 @@ impl DistributionService for Api {
                 note: &note,
                 details: StepDetails {
                     amount,
+                    mrr,
                     closed_at,
                     ..Default::default()
                 },
@@ -490,4 +496,20 @@ impl DistributionService for Api {
             assignments: moved.iter().map(assignment_to_proto).collect(),
         }))
     }
+}
+
+/// An optional amount of money: an ISO 4217 currency and a non-negative amount.
+fn money_field(
+    field: &str,
+    money: Option<&baton_proto::capture::v1::Money>,
+    v: &mut Violations,
+) -> Option<(String, i64)> {
+    let m = money?;
+    if iso_currency::Currency::from_code(&m.currency_code).is_none() {
+        v.add(format!("{field}.currency_code"), "must be an ISO 4217 code");
+    }
+    if m.amount_minor < 0 {
+        v.add(format!("{field}.amount_minor"), "must not be negative");
+    }
+    Some((m.currency_code.clone(), m.amount_minor))
 }

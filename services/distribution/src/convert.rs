@@ -256,6 +256,12 @@ pub fn handoff_to_proto(h: &handoff::Model, steps: &[handoff_step::Model]) -> Ha
                 amount_minor,
             },
         ),
+        monthly_recurring_revenue: h.mrr_currency.clone().zip(h.mrr_minor).map(
+            |(currency_code, amount_minor)| Money {
+                currency_code,
+                amount_minor,
+            },
+        ),
         closed_at: h.closed_at.map(time::to_proto),
         lost_reason: h.lost_reason.clone(),
         steps: steps.iter().map(step_to_proto).collect(),

@@ -1,10 +1,11 @@
 //! reporting's gRPC edge: validate, call the store, map errors. No SQL here.
 
 use baton_proto::reporting::v1::{
-    ApproveContractRequest, Contract, ContractProblem, CreateContractRequest, Funnel,
+    ApproveContractRequest, Contract, ContractProblem, CreateContractRequest, Customer, Funnel,
     GetContractRequest, GetFunnelRequest, GetKpisRequest, GetKpisResponse, ListContractsRequest,
-    ListContractsResponse, ListKpisRequest, ListKpisResponse, UpdateContractRequest,
-    ValidateContractRequest, ValidateContractResponse, contract_service_server::ContractService,
+    ListContractsResponse, ListKpisRequest, ListKpisResponse, RecordChurnRequest,
+    RecordSpendRequest, RecordSpendResponse, UpdateContractRequest, ValidateContractRequest,
+    ValidateContractResponse, contract_service_server::ContractService,
     kpi_service_server::KpiService, reporting_service_server::ReportingService,
 };
 use baton_shared::{
@@ -18,7 +19,7 @@ use crate::error::Error;
 use crate::{
     convert,
     domain::{funnel::conversion_rate, kpis},
-    store::{Store, kpis::SumQuery},
+    store::{Store, kpi_sums::SumQuery},
 };
 
 #[derive(Clone)]
@@ -120,6 +121,29 @@ impl KpiService for Api {
                 .map(|s| convert::series_to_proto(s, &q.group_by))
                 .collect(),
         }))
+    }
+
+    async fn record_spend(
+        &self,
+        request: Request<RecordSpendRequest>,
+    ) -> Result<Response<RecordSpendResponse>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let input = convert::spend_from_proto(request.get_ref())?;
+        let (spend, created) = self.store.record_spend(&tenant, &input).await?;
+        Ok(Response::new(RecordSpendResponse {
+            spend: Some(convert::spend_to_proto(&spend)),
+            created,
+        }))
+    }
+
+    async fn record_churn(
+        &self,
+        request: Request<RecordChurnRequest>,
+    ) -> Result<Response<Customer>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let input = convert::churn_from_proto(request.get_ref())?;
+        let customer = self.store.record_churn(&tenant, &input).await?;
+        Ok(Response::new(convert::customer_to_proto(&customer)))
     }
 }
 

@@ -3,7 +3,7 @@
 
 use baton_proto::{
     capture::v1::{
-        ActivityKind, ActivityRecorded, CallOutcome, LeadCaptured, LeadSource, VisitsRecorded,
+        ActivityKind, ActivityRecorded, CallOutcome, FunnelPosition, LeadCaptured, VisitsRecorded,
     },
     distribution::v1::{HandoffAction, HandoffChanged, LeadAssigned},
     nurture::v1::LeadEnrolled,
@@ -24,7 +24,8 @@ use crate::{
     },
     store::{
         self,
-        kpis::{self, Dims},
+        kpis::{self, Dims, Fact, LeadChange},
+        money,
     },
 };
 
@@ -38,13 +39,33 @@ fn when(at: Option<&prost_types::Timestamp>, event: &Event) -> DateTime<Utc> {
         .unwrap_or_else(time::now)
 }
 
-fn dims_of_source(source: Option<&LeadSource>) -> Dims {
-    source
-        .map(|s| Dims {
-            channel: s.channel.clone(),
-            campaign: s.campaign.clone(),
+/// The dimensions a lead was captured with: its source, content and company.
+fn dims_of_capture(e: &LeadCaptured) -> Dims {
+    let source = e.source.clone().unwrap_or_default();
+    let company = e
+        .lead
+        .as_ref()
+        .and_then(|l| l.company.clone())
+        .unwrap_or_default();
+    let position = FunnelPosition::try_from(source.funnel_position)
+        .ok()
+        .filter(|p| *p != FunnelPosition::Unspecified)
+        .map(|p| {
+            p.as_str_name()
+                .trim_start_matches("FUNNEL_POSITION_")
+                .to_ascii_lowercase()
         })
-        .unwrap_or_default()
+        .unwrap_or_default();
+    Dims {
+        channel: source.channel,
+        campaign: source.campaign,
+        lead_magnet: source.lead_magnet,
+        funnel_position: position,
+        industry: company.industry,
+        employee_band: kpis_domain::employee_band(company.employees).to_owned(),
+        country: company.country,
+        ..Dims::default()
+    }
 }
 
 impl EventHandler for FunnelEvents {
@@ -52,14 +73,13 @@ impl EventHandler for FunnelEvents {
         let tenant = TenantId::new(event.tenant_id.clone());
         if let Some(e) = decode::<LeadCaptured>(event)? {
             let at = when(e.captured_at.as_ref(), event);
-            let dims = dims_of_source(e.source.as_ref());
+            let dims = dims_of_capture(&e);
             kpis::lead_captured(txn, &tenant, &e.lead_id, &dims, at).await?;
             kpis::step_reached(txn, &tenant, &e.lead_id, Step::Captured, at).await?;
         } else if let Some(e) = decode::<StageChanged>(event)? {
             stage_changed(txn, &tenant, &e, when(e.changed_at.as_ref(), event)).await?;
         } else if let Some(e) = decode::<LeadAssigned>(event)? {
-            let at = when(e.assigned_at.as_ref(), event);
-            store::record_fact(txn, &tenant, &e.lead_id, Step::Assigned, at).await?;
+            lead_assigned(txn, &tenant, &e, when(e.assigned_at.as_ref(), event)).await?;
         } else if let Some(e) = decode::<LeadEnrolled>(event)? {
             if let Some(en) = e.enrollment {
                 let at = when(en.enrolled_at.as_ref(), event);
@@ -68,18 +88,21 @@ impl EventHandler for FunnelEvents {
         } else if let Some(e) = decode::<ActivityRecorded>(event)? {
             activity_recorded(txn, &tenant, &e, event).await?;
         } else if let Some(e) = decode::<VisitsRecorded>(event)? {
-            let dims = Dims {
-                channel: e.channel,
-                campaign: e.campaign,
-            };
+            let dims = Dims::source(&e.channel, &e.campaign);
             kpis::set_visits(txn, &tenant, &e.day, &dims, e.visitors).await?;
         } else if let Some(e) = decode::<HandoffChanged>(event)? {
             handoff_changed(txn, &tenant, &e, event).await?;
-        } else if let Some(e) = decode::<RankChanged>(event)?
-            && kpis_domain::is_rank_up(e.from_rank, e.to_rank)
-        {
+        } else if let Some(e) = decode::<RankChanged>(event)? {
             let at = when(e.changed_at.as_ref(), event);
-            kpis::bump_for_lead(txn, &tenant, &e.lead_id, Metric::RankUps, at, 1).await?;
+            let change = LeadChange {
+                rank: Some(kpis_domain::rank_name(e.to_rank)),
+                ..LeadChange::default()
+            };
+            kpis::change_lead(txn, &tenant, &e.lead_id, &change).await?;
+            if kpis_domain::is_rank_up(e.from_rank, e.to_rank) {
+                let fact = Fact::new(Metric::RankUps, at, 1);
+                kpis::bump_for_lead(txn, &tenant, &e.lead_id, &fact).await?;
+            }
         }
         Ok(())
     }
@@ -98,7 +121,27 @@ async fn stage_changed(
         _ => return Ok(()),
     };
     if kpis::step_reached(txn, tenant, &e.lead_id, step, at).await? {
-        kpis::bump_for_lead(txn, tenant, &e.lead_id, metric, at, 1).await?;
+        kpis::bump_for_lead(txn, tenant, &e.lead_id, &Fact::new(metric, at, 1)).await?;
+    }
+    Ok(())
+}
+
+/// The lead's later facts count under its team and rep; its first assignment is a lead IS works.
+async fn lead_assigned(
+    txn: &DatabaseTransaction,
+    tenant: &TenantId,
+    e: &baton_proto::distribution::v1::LeadAssigned,
+    at: DateTime<Utc>,
+) -> Result<(), ConsumeError> {
+    let change = LeadChange {
+        team: (!e.team_id.is_empty()).then_some(e.team_id.as_str()),
+        rep: Some(e.rep_id.as_str()),
+        ..LeadChange::default()
+    };
+    kpis::change_lead(txn, tenant, &e.lead_id, &change).await?;
+    if store::record_fact(txn, tenant, &e.lead_id, Step::Assigned, at).await? {
+        let fact = Fact::new(Metric::AssignedLeads, at, 1);
+        kpis::bump_for_lead(txn, tenant, &e.lead_id, &fact).await?;
     }
     Ok(())
 }
@@ -132,11 +175,20 @@ async fn activity_recorded(
             }
             c
         }
-        _ => return Ok(()),
+        _ => Vec::new(),
     };
     let at = when(a.occurred_at.as_ref(), event);
+    let touched = LeadChange {
+        touched_at: Some(at),
+        ..LeadChange::default()
+    };
+    kpis::change_lead(txn, tenant, &a.lead_id, &touched).await?;
     for (metric, delta) in counted {
-        kpis::bump_for_lead(txn, tenant, &a.lead_id, metric, at, delta).await?;
+        let fact = Fact {
+            rep: Some(a.performed_by.as_str()),
+            ..Fact::new(metric, at, delta)
+        };
+        kpis::bump_for_lead(txn, tenant, &a.lead_id, &fact).await?;
     }
     Ok(())
 }
@@ -159,26 +211,33 @@ async fn handoff_changed(
         .unwrap_or(HandoffAction::Unspecified),
         Ok(kind) => kind,
     };
-    let metrics: &[Metric] = match kind {
-        HandoffAction::Created => &[Metric::Opportunities],
-        HandoffAction::Won => &[Metric::Wins, Metric::Decided],
-        HandoffAction::Lost => &[Metric::Decided],
-        _ => &[],
-    };
-    if metrics.is_empty() {
-        return Ok(());
-    }
     let at = when(step.at.as_ref(), event);
-    let funnel_step = match kind {
-        HandoffAction::Created => Some(Step::HandedOff),
-        HandoffAction::Won => Some(Step::Won),
-        _ => None,
-    };
-    if let Some(funnel_step) = funnel_step {
-        kpis::step_reached(txn, tenant, &handoff.lead_id, funnel_step, at).await?;
-    }
-    for metric in metrics {
-        kpis::bump_for_lead(txn, tenant, &handoff.lead_id, *metric, at, 1).await?;
+    let lead = handoff.lead_id.as_str();
+    match kind {
+        HandoffAction::Created => {
+            kpis::bump_for_lead(txn, tenant, lead, &Fact::new(Metric::Opportunities, at, 1))
+                .await?;
+            if kpis::step_reached(txn, tenant, lead, Step::HandedOff, at).await? {
+                let fact = Fact::new(Metric::HandedOffLeads, at, 1);
+                kpis::bump_for_lead(txn, tenant, lead, &fact).await?;
+            }
+        }
+        HandoffAction::Won => {
+            kpis::step_reached(txn, tenant, lead, Step::Won, at).await?;
+            let money = |m: &Option<baton_proto::capture::v1::Money>| {
+                m.as_ref()
+                    .map(|m| (m.currency_code.clone(), m.amount_minor))
+            };
+            let (amount, mrr) = (
+                money(&handoff.amount),
+                money(&handoff.monthly_recurring_revenue),
+            );
+            money::won(txn, tenant, lead, at, amount.as_ref(), mrr.as_ref()).await?;
+        }
+        HandoffAction::Lost => {
+            kpis::bump_for_lead(txn, tenant, lead, &Fact::new(Metric::Decided, at, 1)).await?;
+        }
+        _ => {}
     }
     Ok(())
 }

@@ -1,18 +1,29 @@
 //! Every conversion of reporting between its stored rows and its proto messages.
 
+use baton_proto::capture::v1::Money;
 use baton_proto::reporting::v1::{
     self as pb, Approval, Contract, ContractTerms, KpiOwner, KpiPhase, KpiUnit,
 };
-use baton_shared::{Violations, fields, time};
-use chrono::{DateTime, Utc};
+use baton_shared::{
+    Violations,
+    fields::{self, MAX_ACTOR_LEN, MAX_ID_LEN},
+    time,
+};
+use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use prost::Message;
 
 use crate::{
     domain::kpis::{self, Granularity, Kpi, Owner, Phase, Series, Unit},
     error::Error,
-    store::entities::contract as row,
+    store::{
+        entities::{contract as row, customer, spend},
+        money::{ChurnInput, SpendInput},
+    },
 };
+
+/// Longest channel name (as capture allows).
+const MAX_CHANNEL_LEN: usize = 64;
 
 /// The terms stored with a contract version (encoded `ContractTerms`).
 pub fn terms_of(r: &row::Model) -> ContractTerms {
@@ -50,17 +61,20 @@ pub fn kpi_to_proto(k: &Kpi) -> pb::KpiDefinition {
         denominator: k.denominator_words.to_owned(),
         phase: match k.phase {
             Phase::Acquisition => KpiPhase::Acquisition,
+            Phase::PeriodicContact => KpiPhase::PeriodicContact,
             Phase::AttitudeChange => KpiPhase::AttitudeChange,
             Phase::Opportunity => KpiPhase::Opportunity,
             Phase::Closing => KpiPhase::Closing,
+            Phase::Retention => KpiPhase::Retention,
         } as i32,
         owner: match k.owner {
             Owner::Marketing => KpiOwner::Marketing,
             Owner::InsideSales => KpiOwner::InsideSales,
             Owner::FieldSales => KpiOwner::FieldSales,
+            Owner::CustomerSuccess => KpiOwner::CustomerSuccess,
         } as i32,
         version: k.version,
-        dimensions: kpis::DIMENSIONS.iter().map(|d| (*d).to_owned()).collect(),
+        dimensions: k.dimensions.iter().map(|d| (*d).to_owned()).collect(),
     }
 }
 
@@ -69,6 +83,8 @@ fn unit_to_proto(u: Unit) -> KpiUnit {
         Unit::Count => KpiUnit::Count,
         Unit::Percent => KpiUnit::Percent,
         Unit::Seconds => KpiUnit::Seconds,
+        Unit::Days => KpiUnit::Days,
+        Unit::Money => KpiUnit::Money,
     }
 }
 
@@ -165,6 +181,21 @@ pub fn kpi_query_from_proto(req: &pb::GetKpisRequest) -> Result<KpiQuery, Error>
         }
     }
     filters.sort();
+    for k in &chosen {
+        let dimensions = group_by.iter().chain(filters.iter().map(|(d, _)| d));
+        for d in dimensions {
+            if !k.dimensions.contains(&d.as_str()) {
+                v.add(
+                    "group_by",
+                    format!(
+                        "{} cannot be split by {d}; it has {}",
+                        k.key,
+                        k.dimensions.join(", ")
+                    ),
+                );
+            }
+        }
+    }
     v.into_result()?;
     match (start, end) {
         (Some(start), Some(end)) => Ok(KpiQuery {
@@ -190,6 +221,7 @@ pub fn series_to_proto(s: &Series, group_by: &[String]) -> pb::KpiSeries {
             .collect(),
         unit: unit_to_proto(s.kpi.unit) as i32,
         version: s.kpi.version,
+        currency_code: s.currency.clone(),
         points: s
             .points
             .iter()
@@ -199,7 +231,127 @@ pub fn series_to_proto(s: &Series, group_by: &[String]) -> pb::KpiSeries {
                 value: p.value,
                 numerator: p.numerator,
                 denominator: p.denominator,
+                no_value_reason: p.no_value.to_owned(),
             })
             .collect(),
+    }
+}
+
+fn money_to_proto(currency: &str, minor: i64) -> Option<Money> {
+    (!currency.is_empty()).then(|| Money {
+        currency_code: currency.to_owned(),
+        amount_minor: minor,
+    })
+}
+
+/// A calendar day `YYYY-MM-DD`.
+fn day_field(field: &str, value: &str, v: &mut Violations) -> Option<NaiveDate> {
+    match NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d") {
+        Ok(d) => Some(d),
+        Err(_) => {
+            v.add(field, "must be a day YYYY-MM-DD");
+            None
+        }
+    }
+}
+
+/// Longest spend a request may spread.
+pub const MAX_SPEND_DAYS: i64 = 1_000;
+
+/// Every problem of a RecordSpend request, each with its field.
+pub fn spend_from_proto(req: &pb::RecordSpendRequest) -> Result<SpendInput, Error> {
+    let mut v = Violations::new();
+    let request_id = v.required("request_id", &req.request_id, MAX_ID_LEN);
+    let channel = v.required("channel", &req.channel, MAX_CHANNEL_LEN);
+    if req.campaign.trim().len() > MAX_ID_LEN {
+        v.add("campaign", format!("must be at most {MAX_ID_LEN} bytes"));
+    }
+    if req.recorded_by.trim().len() > MAX_ACTOR_LEN {
+        v.add(
+            "recorded_by",
+            format!("must be at most {MAX_ACTOR_LEN} bytes"),
+        );
+    }
+    let start = day_field("start_day", &req.start_day, &mut v);
+    let end = day_field("end_day", &req.end_day, &mut v);
+    if let (Some(s), Some(e)) = (start, end) {
+        if e < s {
+            v.add("end_day", "must not be before start_day");
+        } else if (e - s).num_days() + 1 > MAX_SPEND_DAYS {
+            v.add(
+                "end_day",
+                format!("a spend covers at most {MAX_SPEND_DAYS} days"),
+            );
+        }
+    }
+    let amount = match &req.amount {
+        None => {
+            v.add("amount", "is required");
+            None
+        }
+        Some(m) => {
+            if iso_currency::Currency::from_code(&m.currency_code).is_none() {
+                v.add("amount.currency_code", "must be an ISO 4217 code");
+            }
+            if m.amount_minor <= 0 {
+                v.add("amount.amount_minor", "must be positive");
+            }
+            Some((m.currency_code.clone(), m.amount_minor))
+        }
+    };
+    v.into_result()?;
+    match (start, end, amount) {
+        (Some(start_day), Some(end_day), Some(amount)) => Ok(SpendInput {
+            request_id,
+            channel,
+            campaign: req.campaign.trim().to_owned(),
+            start_day,
+            end_day,
+            amount,
+            recorded_by: req.recorded_by.trim().to_owned(),
+        }),
+        _ => Err(Error::invalid("amount", "is required")),
+    }
+}
+
+pub fn spend_to_proto(s: &spend::Model) -> pb::Spend {
+    pb::Spend {
+        request_id: s.request_id.clone(),
+        channel: s.channel.clone(),
+        campaign: s.campaign.clone(),
+        start_day: s.start_day.clone(),
+        end_day: s.end_day.clone(),
+        amount: money_to_proto(&s.currency, s.amount_minor),
+        recorded_by: s.recorded_by.clone(),
+        recorded_at: Some(time::to_proto(s.recorded_at)),
+    }
+}
+
+/// Every problem of a RecordChurn request, each with its field.
+pub fn churn_from_proto(req: &pb::RecordChurnRequest) -> Result<ChurnInput, Error> {
+    let mut v = Violations::new();
+    let idempotency_key = v.required("idempotency_key", &req.idempotency_key, MAX_ID_LEN);
+    let lead_id = v.required("lead_id", &req.lead_id, MAX_ID_LEN);
+    let reason = v.required("reason", &req.reason, fields::MAX_NOTE_LEN);
+    let churned_at = fields::required_time("churned_at", req.churned_at.as_ref(), &mut v);
+    v.into_result()?;
+    let Some(churned_at) = churned_at else {
+        return Err(Error::invalid("churned_at", "is required"));
+    };
+    Ok(ChurnInput {
+        idempotency_key,
+        lead_id,
+        churned_at,
+        reason,
+    })
+}
+
+pub fn customer_to_proto(c: &customer::Model) -> pb::Customer {
+    pb::Customer {
+        lead_id: c.lead_id.clone(),
+        opened_at: Some(time::to_proto(c.opened_at)),
+        monthly_recurring_revenue: money_to_proto(&c.mrr_currency, c.mrr_minor),
+        churned_at: c.churned_at.map(time::to_proto),
+        churn_reason: c.churn_reason.clone(),
     }
 }

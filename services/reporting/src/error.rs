@@ -22,6 +22,9 @@ pub enum Error {
     /// Several rules at once (e.g. a rule set with many problems): each (rule, description).
     #[error("rules broken: {0:?}")]
     RulesBroken(Vec<(String, String)>),
+    /// The request's id was used before for a different request.
+    #[error("already exists: {0}")]
+    Conflict(String),
     /// The caller may not do this (e.g. approve a contract it does not own).
     #[error("not allowed: {0}")]
     NotAllowed(String),
@@ -42,6 +45,13 @@ impl Error {
         Error::Invalid(v)
     }
 
+    pub fn rule(rule: &str, description: impl Into<String>) -> Self {
+        Error::RuleBroken {
+            rule: rule.to_owned(),
+            description: description.into(),
+        }
+    }
+
     pub fn not_found(kind: &'static str, id: impl Into<String>) -> Self {
         Error::NotFound {
             kind,
@@ -60,6 +70,7 @@ impl From<Error> for Status {
             }
             Error::RulesBroken(failures) => status::failed_preconditions(&failures),
             Error::NotAllowed(m) => status::permission_denied(m),
+            Error::Conflict(m) => status::already_exists(m),
             Error::Database(e) => database_status(&e),
             Error::Edge(e) => e.into(),
         }

@@ -30,6 +30,7 @@ pub struct NewActivity {
     /// All zero unless the activity is a call.
     pub call: CallFacts,
     pub subject: String,
+    pub performed_by: String,
 }
 
 /// Raw fields of an activity request.
@@ -42,6 +43,7 @@ pub struct ActivityInput<'a> {
     pub page_kind: i32,
     pub call: Option<CallFacts>,
     pub subject: &'a str,
+    pub performed_by: &'a str,
 }
 
 pub fn validate_activity(input: ActivityInput<'_>, violations: &mut Violations) -> NewActivity {
@@ -92,6 +94,12 @@ pub fn validate_activity(input: ActivityInput<'_>, violations: &mut Violations) 
             format!("must be at most {MAX_SUBJECT_LEN} bytes"),
         );
     }
+    if input.performed_by.trim().len() > baton_shared::fields::MAX_ID_LEN {
+        violations.add(
+            "performed_by",
+            format!("must be at most {} bytes", baton_shared::fields::MAX_ID_LEN),
+        );
+    }
     if kind == ActivityKind::PageViewed && page_kind == PageKind::Unspecified {
         violations.add(
             "page_kind",
@@ -107,6 +115,7 @@ pub fn validate_activity(input: ActivityInput<'_>, violations: &mut Violations) 
         page_kind,
         call,
         subject: input.subject.trim().to_owned(),
+        performed_by: input.performed_by.trim().to_owned(),
     }
 }
 
@@ -124,6 +133,7 @@ mod tests {
             page_kind,
             call: None,
             subject: "",
+            performed_by: "",
         }
     }
 

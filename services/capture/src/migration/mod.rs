@@ -6,6 +6,7 @@ mod m20261123_000010_create_leads;
 mod m20261123_000020_lead_profile_and_companies;
 mod m20261123_000030_erasure_and_visits;
 mod m20261123_000040_merges;
+mod m20261202_000050_activity_performer;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000020_lead_profile_and_companies::Migration),
             Box::new(m20261123_000030_erasure_and_visits::Migration),
             Box::new(m20261123_000040_merges::Migration),
+            Box::new(m20261202_000050_activity_performer::Migration),
         ]
     }
 }

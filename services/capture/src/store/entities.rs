@@ -92,6 +92,7 @@ pub mod activity {
         pub call_duration_seconds: i32,
         pub call_reached_target_department: bool,
         pub subject: String,
+        pub performed_by: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -236,6 +236,7 @@ impl Store {
             call_duration_seconds: Set(new.call.duration_seconds),
             call_reached_target_department: Set(new.call.reached_target_department),
             subject: Set(new.subject.clone()),
+            performed_by: Set(new.performed_by.clone()),
         }
         .insert(&txn)
         .await?;

@@ -175,6 +175,8 @@ pub mod handoff {
         pub rejected_lead_route: String,
         pub amount_currency: Option<String>,
         pub amount_minor: Option<i64>,
+        pub mrr_currency: Option<String>,
+        pub mrr_minor: Option<i64>,
         pub closed_at: Option<DateTimeUtc>,
         pub lost_reason: String,
         pub created_at: DateTimeUtc,

@@ -52,6 +52,8 @@ pub struct NewHandoff {
 pub struct StepDetails {
     pub reason_code: String,
     pub amount: Option<(String, i64)>,
+    /// Monthly recurring revenue of the customer a win opens.
+    pub mrr: Option<(String, i64)>,
     pub closed_at: Option<DateTime<Utc>>,
 }
 
@@ -247,6 +249,8 @@ fn new_handoff_row(
         rejected_lead_route: Set(String::new()),
         amount_currency: Set(None),
         amount_minor: Set(None),
+        mrr_currency: Set(None),
+        mrr_minor: Set(None),
         closed_at: Set(None),
         lost_reason: Set(String::new()),
         created_at: Set(now),
@@ -454,6 +458,8 @@ impl Store {
             Step::Win | Step::Lose => {
                 row.amount_currency = Set(details.amount.as_ref().map(|(c, _)| c.clone()));
                 row.amount_minor = Set(details.amount.as_ref().map(|(_, m)| *m));
+                row.mrr_currency = Set(details.mrr.as_ref().map(|(c, _)| c.clone()));
+                row.mrr_minor = Set(details.mrr.as_ref().map(|(_, m)| *m));
                 row.closed_at = Set(details.closed_at.or(Some(time::now())));
                 if step == Step::Lose {
                     row.lost_reason = Set(note.to_owned());

@@ -25,5 +25,6 @@ pub fn assigned_event(row: &assignment::Model) -> LeadAssigned {
         assignment_id: row.assignment_id.clone(),
         method: row.method.clone(),
         assigned_at: time::to_proto_opt(row.assigned_at),
+        team_id: row.team_id.clone(),
     }
 }

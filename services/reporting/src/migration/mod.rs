@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 mod m20261123_000010_create_funnel_facts;
 mod m20261124_000020_contracts;
 mod m20261201_000030_kpi_facts;
+mod m20261202_000040_kpi_cube;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000010_create_funnel_facts::Migration),
             Box::new(m20261124_000020_contracts::Migration),
             Box::new(m20261201_000030_kpi_facts::Migration),
+            Box::new(m20261202_000040_kpi_cube::Migration),
         ]
     }
 }

@@ -59,8 +59,9 @@ pub mod contract {
 pub mod lead_dim {
     use sea_orm::entity::prelude::*;
 
-    /// A lead's dimensions as they were when it was captured (`captured_at` null: a fact about the
-    /// lead arrived before its capture; the row is the lock both take).
+    /// A lead's dimensions: those of its capture (source, content, company), and those that change
+    /// over its life (rank, team, rep), as they are now. `captured_at` null: a fact about the lead
+    /// arrived before its capture. The row is the lock every fact of the lead takes.
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "lead_dim")]
     pub struct Model {
@@ -71,6 +72,16 @@ pub mod lead_dim {
         pub channel: String,
         pub campaign: String,
         pub captured_at: Option<DateTimeUtc>,
+        pub lead_magnet: String,
+        pub funnel_position: String,
+        pub industry: String,
+        pub employee_band: String,
+        pub country: String,
+        pub rank: String,
+        pub team: String,
+        pub rep: String,
+        /// The lead's earliest fact (capture or activity): where its sales cycle starts.
+        pub first_touch_at: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -79,12 +90,15 @@ pub mod lead_dim {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-pub mod kpi_rollup {
+pub mod kpi_cube {
     use sea_orm::entity::prelude::*;
 
-    /// A counter of one metric in one 15-minute slot for one dimension group.
+    /// A counter of one metric in one 15-minute slot for one group of dimension values (and one
+    /// currency, for money; empty otherwise). The table's key is every column but `value` (see
+    /// the migration); the entity names only its first three, as it is only ever inserted into
+    /// (on conflict, added to) and filtered.
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "kpi_rollup")]
+    #[sea_orm(table_name = "kpi_cube")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub tenant_id: String,
@@ -92,10 +106,17 @@ pub mod kpi_rollup {
         pub metric: String,
         #[sea_orm(primary_key, auto_increment = false)]
         pub slot: DateTimeUtc,
-        #[sea_orm(primary_key, auto_increment = false)]
         pub channel: String,
-        #[sea_orm(primary_key, auto_increment = false)]
         pub campaign: String,
+        pub lead_magnet: String,
+        pub funnel_position: String,
+        pub industry: String,
+        pub employee_band: String,
+        pub country: String,
+        pub rank: String,
+        pub team: String,
+        pub rep: String,
+        pub currency: String,
         pub value: i64,
     }
 
@@ -144,6 +165,86 @@ pub mod kpi_pending {
         pub metric: String,
         pub at: DateTimeUtc,
         pub value: i64,
+        /// The currency of a money fact; empty otherwise.
+        pub currency: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod spend {
+    use sea_orm::entity::prelude::*;
+
+    /// One RecordSpend request (idempotent on its request id).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "spend")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub request_id: String,
+        pub channel: String,
+        pub campaign: String,
+        pub start_day: String,
+        pub end_day: String,
+        pub currency: String,
+        pub amount_minor: i64,
+        pub recorded_by: String,
+        pub recorded_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod spend_day {
+    use sea_orm::entity::prelude::*;
+
+    /// Spend of one channel and campaign on one calendar day (`YYYY-MM-DD`), in minor units.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "spend_day")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub day: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub channel: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub campaign: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub currency: String,
+        pub amount_minor: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod customer {
+    use sea_orm::entity::prelude::*;
+
+    /// A won lead is a customer, with its monthly recurring revenue, until it churns.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "customer")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub lead_id: String,
+        pub opened_at: DateTimeUtc,
+        pub mrr_currency: String,
+        pub mrr_minor: i64,
+        pub churned_at: Option<DateTimeUtc>,
+        pub churn_reason: String,
+        pub churn_key: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,41 +1,99 @@
 //! The KPI engine's facts. Written in the transaction that applies each event, so the rollups are
-//! always current: counters per metric, 15-minute slot and dimension group (every IANA offset is a
-//! multiple of 15 minutes, so any time zone's periods are whole slots), and visitors per day.
-//! Queries sum rollups; they never scan raw events.
+//! always current: counters per metric, 15-minute slot, dimension group and currency (every IANA
+//! offset is a multiple of 15 minutes, so any time zone's periods are whole slots), and visitors
+//! and spend per day. Queries sum rollups; they never scan raw events.
 
 use baton_shared::TenantId;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect, prelude::*,
-    sea_query::OnConflict,
+    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    QuerySelect, prelude::*, sea_query::OnConflict,
 };
 
-use super::{
-    Store,
-    entities::{funnel_fact, kpi_pending, kpi_rollup, lead_dim, visit_day},
-};
-use crate::{
-    domain::{
-        funnel::Step,
-        kpis::{self, Metric, Observation},
-    },
-    error::Error,
+use super::entities::{funnel_fact, kpi_cube, kpi_pending, lead_dim, visit_day};
+use crate::domain::{
+    funnel::Step,
+    kpis::{self, Metric},
 };
 
-/// The dimensions a fact is counted under.
+/// The dimensions a fact is counted under (see [`kpis::DIMENSIONS`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Dims {
     pub channel: String,
     pub campaign: String,
+    pub lead_magnet: String,
+    pub funnel_position: String,
+    pub industry: String,
+    pub employee_band: String,
+    pub country: String,
+    pub rank: String,
+    pub team: String,
+    pub rep: String,
 }
 
 impl Dims {
-    /// The value of dimension `name` (see [`kpis::DIMENSIONS`]).
-    pub fn value(&self, name: &str) -> String {
+    /// The value of dimension `name`.
+    pub fn value(&self, name: &str) -> &str {
         match name {
-            "channel" => self.channel.clone(),
-            "campaign" => self.campaign.clone(),
-            _ => String::new(),
+            "channel" => &self.channel,
+            "campaign" => &self.campaign,
+            "lead_magnet" => &self.lead_magnet,
+            "funnel_position" => &self.funnel_position,
+            "industry" => &self.industry,
+            "employee_band" => &self.employee_band,
+            "country" => &self.country,
+            "rank" => &self.rank,
+            "team" => &self.team,
+            "rep" => &self.rep,
+            _ => "",
+        }
+    }
+
+    /// Only a source (visits, spend).
+    pub fn source(channel: &str, campaign: &str) -> Dims {
+        Dims {
+            channel: channel.to_owned(),
+            campaign: campaign.to_owned(),
+            ..Dims::default()
+        }
+    }
+
+    fn of_lead(row: &lead_dim::Model) -> Dims {
+        Dims {
+            channel: row.channel.clone(),
+            campaign: row.campaign.clone(),
+            lead_magnet: row.lead_magnet.clone(),
+            funnel_position: row.funnel_position.clone(),
+            industry: row.industry.clone(),
+            employee_band: row.employee_band.clone(),
+            country: row.country.clone(),
+            rank: row.rank.clone(),
+            team: row.team.clone(),
+            rep: row.rep.clone(),
+        }
+    }
+}
+
+/// One counted fact about a lead.
+#[derive(Debug, Clone)]
+pub struct Fact<'a> {
+    pub metric: Metric,
+    pub at: DateTime<Utc>,
+    pub delta: i64,
+    /// The fact's currency (money, and counts kept per currency); empty otherwise.
+    pub currency: &'a str,
+    /// Who did it, when not the lead's rep (a call logged by another rep).
+    pub rep: Option<&'a str>,
+}
+
+impl Fact<'_> {
+    pub fn new(metric: Metric, at: DateTime<Utc>, delta: i64) -> Fact<'static> {
+        Fact {
+            metric,
+            at,
+            delta,
+            currency: "",
+            rep: None,
         }
     }
 }
@@ -50,17 +108,27 @@ pub fn slot_of(at: DateTime<Utc>) -> DateTime<Utc> {
 /// The lead's row, created as a placeholder (no capture yet) when missing, and locked for the rest
 /// of the transaction on PostgreSQL: a lead's capture and its other facts arrive on different logs
 /// and may be applied concurrently; the row orders them.
-async fn lock_lead<C: ConnectionTrait>(
+pub async fn lock_lead<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
     lead_id: &str,
 ) -> Result<lead_dim::Model, DbErr> {
+    let blank = || Set(String::new());
     lead_dim::Entity::insert(lead_dim::ActiveModel {
         tenant_id: Set(tenant.to_string()),
         lead_id: Set(lead_id.to_owned()),
-        channel: Set(String::new()),
-        campaign: Set(String::new()),
+        channel: blank(),
+        campaign: blank(),
         captured_at: Set(None),
+        lead_magnet: blank(),
+        funnel_position: blank(),
+        industry: blank(),
+        employee_band: blank(),
+        country: blank(),
+        rank: blank(),
+        team: blank(),
+        rep: blank(),
+        first_touch_at: Set(None),
     })
     .on_conflict_do_nothing_on([lead_dim::Column::TenantId, lead_dim::Column::LeadId])
     .exec(txn)
@@ -88,12 +156,36 @@ pub async fn lead_captured<C: ConnectionTrait>(
     if row.captured_at.is_some() {
         return Ok(());
     }
+    let first_touch = row.first_touch_at.map_or(at, |t| t.min(at));
+    // Rank, team and rep may have arrived before the capture: they stay.
+    let full = Dims {
+        rank: row.rank.clone(),
+        team: row.team.clone(),
+        rep: row.rep.clone(),
+        ..dims.clone()
+    };
     let mut captured: lead_dim::ActiveModel = row.into();
-    captured.channel = Set(dims.channel.clone());
-    captured.campaign = Set(dims.campaign.clone());
+    captured.channel = Set(full.channel.clone());
+    captured.campaign = Set(full.campaign.clone());
+    captured.lead_magnet = Set(full.lead_magnet.clone());
+    captured.funnel_position = Set(full.funnel_position.clone());
+    captured.industry = Set(full.industry.clone());
+    captured.employee_band = Set(full.employee_band.clone());
+    captured.country = Set(full.country.clone());
     captured.captured_at = Set(Some(at));
-    sea_orm::ActiveModelTrait::update(captured, txn).await?;
-    bump(txn, tenant, Metric::Leads, at, dims, 1).await?;
+    captured.first_touch_at = Set(Some(first_touch));
+    captured.update(txn).await?;
+    bump(txn, tenant, &Fact::new(Metric::Leads, at, 1), &full).await?;
+    move_pending(txn, tenant, lead_id, &full).await
+}
+
+/// Facts counted without dimensions before the lead's capture move under its dimensions.
+async fn move_pending<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+    dims: &Dims,
+) -> Result<(), DbErr> {
     let pending = kpi_pending::Entity::find()
         .filter(kpi_pending::Column::TenantId.eq(tenant.as_str()))
         .filter(kpi_pending::Column::LeadId.eq(lead_id))
@@ -103,8 +195,15 @@ pub async fn lead_captured<C: ConnectionTrait>(
         let Some(metric) = Metric::from_name(&p.metric) else {
             continue;
         };
-        bump(txn, tenant, metric, p.at, &Dims::default(), -p.value).await?;
-        bump(txn, tenant, metric, p.at, dims, p.value).await?;
+        let fact = |delta| Fact {
+            metric,
+            at: p.at,
+            delta,
+            currency: &p.currency,
+            rep: None,
+        };
+        bump(txn, tenant, &fact(-p.value), &Dims::default()).await?;
+        bump(txn, tenant, &fact(p.value), dims).await?;
     }
     if !pending.is_empty() {
         kpi_pending::Entity::delete_many()
@@ -113,6 +212,50 @@ pub async fn lead_captured<C: ConnectionTrait>(
             .exec(txn)
             .await?;
     }
+    Ok(())
+}
+
+/// What changes about a lead over its life (each `Some` replaces the value).
+#[derive(Debug, Default)]
+pub struct LeadChange<'a> {
+    pub rank: Option<&'a str>,
+    pub team: Option<&'a str>,
+    pub rep: Option<&'a str>,
+    /// An activity: the first touch moves earlier if this is earlier.
+    pub touched_at: Option<DateTime<Utc>>,
+}
+
+/// Later facts of the lead are counted under its new rank, team or rep.
+pub async fn change_lead<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+    change: &LeadChange<'_>,
+) -> Result<(), DbErr> {
+    let row = lock_lead(txn, tenant, lead_id).await?;
+    let first_touch = match (row.first_touch_at, change.touched_at) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let unchanged = change.rank.is_none_or(|r| r == row.rank)
+        && change.team.is_none_or(|t| t == row.team)
+        && change.rep.is_none_or(|r| r == row.rep)
+        && first_touch == row.first_touch_at;
+    if unchanged {
+        return Ok(());
+    }
+    let mut active: lead_dim::ActiveModel = row.into();
+    if let Some(rank) = change.rank {
+        active.rank = Set(rank.to_owned());
+    }
+    if let Some(team) = change.team {
+        active.team = Set(team.to_owned());
+    }
+    if let Some(rep) = change.rep {
+        active.rep = Set(rep.to_owned());
+    }
+    active.first_touch_at = Set(first_touch);
+    active.update(txn).await?;
     Ok(())
 }
 
@@ -144,7 +287,8 @@ pub async fn step_reached<C: ConnectionTrait>(
             None
         };
         if let Some(first_at) = first_at {
-            bump_for_lead(txn, tenant, lead_id, cohort.metric, first_at, 1).await?;
+            let fact = Fact::new(cohort.metric, first_at, 1);
+            bump_for_lead(txn, tenant, lead_id, &fact).await?;
         }
     }
     Ok(true)
@@ -166,88 +310,114 @@ async fn step_time<C: ConnectionTrait>(
         .map(|f| f.occurred_at))
 }
 
-/// Counts a fact about a lead under the dimensions it was captured with; before its capture has
-/// arrived, without dimensions (kept pending, moved when the capture arrives).
+/// Counts a fact about a lead under the dimensions it has now; before its capture has arrived,
+/// without dimensions (kept pending, moved when the capture arrives).
 pub async fn bump_for_lead<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
     lead_id: &str,
-    metric: Metric,
-    at: DateTime<Utc>,
-    delta: i64,
+    fact: &Fact<'_>,
 ) -> Result<(), DbErr> {
-    if delta == 0 {
+    if fact.delta == 0 {
         return Ok(());
     }
     let row = lock_lead(txn, tenant, lead_id).await?;
     let dims = if row.captured_at.is_some() {
-        Dims {
-            channel: row.channel,
-            campaign: row.campaign,
+        let mut dims = Dims::of_lead(&row);
+        if let Some(rep) = fact.rep.filter(|r| !r.is_empty()) {
+            rep.clone_into(&mut dims.rep);
         }
+        dims
     } else {
         kpi_pending::Entity::insert(kpi_pending::ActiveModel {
             seq: sea_orm::ActiveValue::NotSet,
             tenant_id: Set(tenant.to_string()),
             lead_id: Set(lead_id.to_owned()),
-            metric: Set(metric.as_str().to_owned()),
-            at: Set(at),
-            value: Set(delta),
+            metric: Set(fact.metric.as_str().to_owned()),
+            at: Set(fact.at),
+            value: Set(fact.delta),
+            currency: Set(fact.currency.to_owned()),
         })
         .exec(txn)
         .await?;
         Dims::default()
     };
-    bump(txn, tenant, metric, at, &dims, delta).await
+    bump(txn, tenant, fact, &dims).await
 }
 
-/// Adds `delta` to `metric` in the slot of `at` for `dims`.
+/// Adds the fact's delta to its metric in the slot of its time, for `dims` and its currency.
 pub async fn bump<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
-    metric: Metric,
-    at: DateTime<Utc>,
+    fact: &Fact<'_>,
     dims: &Dims,
-    delta: i64,
 ) -> Result<(), DbErr> {
-    if delta == 0 {
+    if fact.delta == 0 {
         return Ok(());
     }
-    kpi_rollup::Entity::insert(kpi_rollup::ActiveModel {
-        tenant_id: Set(tenant.to_string()),
-        metric: Set(metric.as_str().to_owned()),
-        slot: Set(slot_of(at)),
-        channel: Set(dims.channel.clone()),
-        campaign: Set(dims.campaign.clone()),
-        value: Set(delta),
+    let slot = slot_of(fact.at);
+    let metric = fact.metric.as_str();
+    let currency = if fact.metric.carries_currency() {
+        fact.currency
+    } else {
+        ""
+    };
+    use kpi_cube::Column as C;
+    let keys = [
+        C::TenantId,
+        C::Metric,
+        C::Slot,
+        C::Channel,
+        C::Campaign,
+        C::LeadMagnet,
+        C::FunnelPosition,
+        C::Industry,
+        C::EmployeeBand,
+        C::Country,
+        C::Rank,
+        C::Team,
+        C::Rep,
+        C::Currency,
+    ];
+    let s = |v: &str| Set(v.to_owned());
+    kpi_cube::Entity::insert(kpi_cube::ActiveModel {
+        tenant_id: s(tenant.as_str()),
+        metric: s(metric),
+        slot: Set(slot),
+        channel: s(&dims.channel),
+        campaign: s(&dims.campaign),
+        lead_magnet: s(&dims.lead_magnet),
+        funnel_position: s(&dims.funnel_position),
+        industry: s(&dims.industry),
+        employee_band: s(&dims.employee_band),
+        country: s(&dims.country),
+        rank: s(&dims.rank),
+        team: s(&dims.team),
+        rep: s(&dims.rep),
+        currency: s(currency),
+        value: Set(fact.delta),
     })
     .on_conflict(
-        OnConflict::columns([
-            kpi_rollup::Column::TenantId,
-            kpi_rollup::Column::Metric,
-            kpi_rollup::Column::Slot,
-            kpi_rollup::Column::Channel,
-            kpi_rollup::Column::Campaign,
-        ])
-        .value(
-            kpi_rollup::Column::Value,
-            Expr::cust("kpi_rollup.value + excluded.value"),
-        )
-        .to_owned(),
+        OnConflict::columns(keys)
+            .value(C::Value, Expr::cust("kpi_cube.value + excluded.value"))
+            .to_owned(),
     )
     .exec(txn)
     .await?;
-    if delta < 0 {
+    if fact.delta < 0 {
         // A counter moved elsewhere leaves no empty row behind (groups are the ones with facts).
-        kpi_rollup::Entity::delete_many()
-            .filter(kpi_rollup::Column::TenantId.eq(tenant.as_str()))
-            .filter(kpi_rollup::Column::Metric.eq(metric.as_str()))
-            .filter(kpi_rollup::Column::Slot.eq(slot_of(at)))
-            .filter(kpi_rollup::Column::Channel.eq(dims.channel.as_str()))
-            .filter(kpi_rollup::Column::Campaign.eq(dims.campaign.as_str()))
-            .filter(kpi_rollup::Column::Value.eq(0))
-            .exec(txn)
-            .await?;
+        let mut delete = kpi_cube::Entity::delete_many()
+            .filter(C::TenantId.eq(tenant.as_str()))
+            .filter(C::Metric.eq(metric))
+            .filter(C::Slot.eq(slot))
+            .filter(C::Currency.eq(currency))
+            .filter(C::Value.eq(0));
+        for d in kpis::DIMENSIONS {
+            if let Ok(column) = d.parse::<C>() {
+                delete = delete.filter(column.eq(dims.value(d)));
+            }
+        }
+        delete.exec(txn).await?;
     }
     Ok(())
 }
@@ -282,131 +452,6 @@ pub async fn set_visits<C: ConnectionTrait>(
     Ok(())
 }
 
-/// What to sum: metrics, `[start, end)`, the dimensions to group by and the filters.
-pub struct SumQuery<'a> {
-    pub metrics: &'a [Metric],
-    pub start: DateTime<Utc>,
-    pub end: DateTime<Utc>,
-    pub group_by: &'a [String],
-    pub filters: &'a [(String, String)],
-    /// Days of visit counts are placed at their local midnight in this zone.
-    pub tz: chrono_tz::Tz,
-}
-
-fn column_of<E: EntityTrait>(dimension: &str) -> Option<E::Column> {
-    <E::Column as std::str::FromStr>::from_str(dimension).ok()
-}
-
-impl Store {
-    /// The rollups' sums per metric, slot and group, and the visits per day and group.
-    pub async fn kpi_sums(
-        &self,
-        tenant: &TenantId,
-        q: &SumQuery<'_>,
-    ) -> Result<Vec<Observation>, Error> {
-        let mut sums = self.rollup_sums(tenant, q).await?;
-        if q.metrics.contains(&Metric::Visits) {
-            sums.extend(self.visit_sums(tenant, q).await?);
-        }
-        Ok(sums)
-    }
-
-    async fn rollup_sums(
-        &self,
-        tenant: &TenantId,
-        q: &SumQuery<'_>,
-    ) -> Result<Vec<Observation>, Error> {
-        let names: Vec<&str> = q
-            .metrics
-            .iter()
-            .filter(|m| **m != Metric::Visits)
-            .map(|m| m.as_str())
-            .collect();
-        if names.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut query = kpi_rollup::Entity::find()
-            .select_only()
-            .column(kpi_rollup::Column::Metric)
-            .column(kpi_rollup::Column::Slot)
-            .column(kpi_rollup::Column::Channel)
-            .column(kpi_rollup::Column::Campaign)
-            .column_as(Expr::cust("CAST(SUM(kpi_rollup.value) AS BIGINT)"), "total")
-            .filter(kpi_rollup::Column::TenantId.eq(tenant.as_str()))
-            .filter(kpi_rollup::Column::Metric.is_in(names))
-            .filter(kpi_rollup::Column::Slot.gte(q.start))
-            .filter(kpi_rollup::Column::Slot.lt(q.end))
-            .group_by(kpi_rollup::Column::Metric)
-            .group_by(kpi_rollup::Column::Slot)
-            .group_by(kpi_rollup::Column::Channel)
-            .group_by(kpi_rollup::Column::Campaign);
-        for (dimension, value) in q.filters {
-            if let Some(column) = column_of::<kpi_rollup::Entity>(dimension) {
-                query = query.filter(column.eq(value.as_str()));
-            }
-        }
-        let rows: Vec<(String, DateTime<Utc>, String, String, i64)> =
-            query.into_tuple().all(&self.db).await?;
-        let mut sums = Vec::with_capacity(rows.len());
-        for (metric, at, channel, campaign, value) in rows {
-            let Some(metric) = Metric::from_name(&metric) else {
-                continue;
-            };
-            let dims = Dims { channel, campaign };
-            sums.push(Observation {
-                metric,
-                at,
-                group: q.group_by.iter().map(|d| dims.value(d)).collect(),
-                value,
-            });
-        }
-        Ok(sums)
-    }
-
-    async fn visit_sums(
-        &self,
-        tenant: &TenantId,
-        q: &SumQuery<'_>,
-    ) -> Result<Vec<Observation>, Error> {
-        // Every day whose local midnight may fall in the range (a day either side of it).
-        let first =
-            (q.start.with_timezone(&q.tz).date_naive() - chrono::Duration::days(1)).to_string();
-        let last =
-            (q.end.with_timezone(&q.tz).date_naive() + chrono::Duration::days(1)).to_string();
-        let mut query = visit_day::Entity::find()
-            .filter(visit_day::Column::TenantId.eq(tenant.as_str()))
-            .filter(visit_day::Column::Day.gte(first))
-            .filter(visit_day::Column::Day.lte(last));
-        for (dimension, value) in q.filters {
-            if let Some(column) = column_of::<visit_day::Entity>(dimension) {
-                query = query.filter(column.eq(value.as_str()));
-            }
-        }
-        let mut sums = Vec::new();
-        for row in query.all(&self.db).await? {
-            let Ok(day) = row.day.parse::<NaiveDate>() else {
-                continue;
-            };
-            let at = kpis::midnight(day, q.tz);
-            if at < q.start || at >= q.end {
-                continue;
-            }
-            let dims = Dims {
-                channel: row.channel,
-                campaign: row.campaign,
-            };
-            let group = q.group_by.iter().map(|d| dims.value(d)).collect();
-            sums.push(Observation {
-                metric: Metric::Visits,
-                at,
-                group,
-                value: row.visitors,
-            });
-        }
-        Ok(sums)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,5 +462,13 @@ mod tests {
         assert_eq!(slot_of(at).to_rfc3339(), "2026-12-01T10:30:00+00:00");
         let on: DateTime<Utc> = "2026-12-01T10:45:00Z".parse().unwrap();
         assert_eq!(slot_of(on), on);
+    }
+
+    #[test]
+    fn every_dimension_is_a_cube_column() {
+        for d in kpis::DIMENSIONS {
+            assert!(d.parse::<kpi_cube::Column>().is_ok(), "{d}");
+            assert!(d.parse::<lead_dim::Column>().is_ok(), "{d}");
+        }
     }
 }

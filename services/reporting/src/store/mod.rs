@@ -2,7 +2,9 @@
 
 pub mod contracts;
 pub mod entities;
+pub mod kpi_sums;
 pub mod kpis;
+pub mod money;
 
 use baton_shared::{TenantId, events::EventLog};
 use chrono::{DateTime, Utc};

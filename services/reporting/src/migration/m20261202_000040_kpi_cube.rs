@@ -1,0 +1,178 @@
+//! The KPI engine grows every dimension of the catalogue and money:
+//! - `kpi_cube` replaces `kpi_rollup`: counters per metric, 15-minute slot, every dimension a fact
+//!   is counted under, and currency (empty for facts without money); the old rows move over with
+//!   empty values for the new dimensions;
+//! - `lead_dim` keeps the lead's other dimensions (content, company, rank, team, rep) and its
+//!   first touch (for the sales cycle);
+//! - `kpi_pending` keeps the currency of a money fact;
+//! - `spend_day`: spend per day, channel, campaign and currency (spread from `RecordSpend`), and
+//!   `spend` the requests themselves (idempotent on request_id);
+//! - `customer`: one row per won lead (monthly recurring revenue, churn).
+
+use sea_orm_migration::{prelude::*, schema::*};
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+/// Every dimension column of `kpi_cube`, in key order.
+const CUBE_DIMENSIONS: [&str; 11] = [
+    "channel",
+    "campaign",
+    "lead_magnet",
+    "funnel_position",
+    "industry",
+    "employee_band",
+    "country",
+    "rank",
+    "team",
+    "rep",
+    "currency",
+];
+
+/// The columns `lead_dim` gains (`first_touch_at` aside).
+const LEAD_DIMENSIONS: [&str; 8] = [
+    "lead_magnet",
+    "funnel_position",
+    "industry",
+    "employee_band",
+    "country",
+    "rank",
+    "team",
+    "rep",
+];
+
+async fn create_cube(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    let mut table = Table::create();
+    table
+        .table("kpi_cube")
+        .col(string("tenant_id"))
+        .col(string("metric"))
+        .col(timestamp_with_time_zone("slot"));
+    let mut key = Index::create();
+    key.col("tenant_id").col("metric").col("slot");
+    for d in CUBE_DIMENSIONS {
+        table.col(string(d).default(""));
+        key.col(d);
+    }
+    table.col(big_integer("value")).primary_key(&mut key);
+    manager.create_table(table.to_owned()).await?;
+    // The old rollups move over; their facts had no other dimension and no money.
+    let db = manager.get_connection();
+    db.execute_unprepared(
+        "INSERT INTO kpi_cube (tenant_id, metric, slot, channel, campaign, value) \
+         SELECT tenant_id, metric, slot, channel, campaign, value FROM kpi_rollup",
+    )
+    .await?;
+    manager
+        .drop_table(Table::drop().table("kpi_rollup").to_owned())
+        .await
+}
+
+async fn grow_lead_dim(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    for d in LEAD_DIMENSIONS {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("lead_dim")
+                    .add_column(string(d).default(""))
+                    .to_owned(),
+            )
+            .await?;
+    }
+    manager
+        .alter_table(
+            Table::alter()
+                .table("lead_dim")
+                .add_column(timestamp_with_time_zone_null("first_touch_at"))
+                .to_owned(),
+        )
+        .await?;
+    manager
+        .alter_table(
+            Table::alter()
+                .table("kpi_pending")
+                .add_column(string("currency").default(""))
+                .to_owned(),
+        )
+        .await
+}
+
+async fn create_spend(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    manager
+        .create_table(
+            Table::create()
+                .table("spend")
+                .col(string("tenant_id"))
+                .col(string("request_id"))
+                .col(string("channel"))
+                .col(string("campaign"))
+                .col(string("start_day"))
+                .col(string("end_day"))
+                .col(string("currency"))
+                .col(big_integer("amount_minor"))
+                .col(string("recorded_by"))
+                .col(timestamp_with_time_zone("recorded_at"))
+                .primary_key(Index::create().col("tenant_id").col("request_id"))
+                .to_owned(),
+        )
+        .await?;
+    manager
+        .create_table(
+            Table::create()
+                .table("spend_day")
+                .col(string("tenant_id"))
+                .col(string("day"))
+                .col(string("channel"))
+                .col(string("campaign"))
+                .col(string("currency"))
+                .col(big_integer("amount_minor"))
+                .primary_key(
+                    Index::create()
+                        .col("tenant_id")
+                        .col("day")
+                        .col("channel")
+                        .col("campaign")
+                        .col("currency"),
+                )
+                .to_owned(),
+        )
+        .await
+}
+
+async fn create_customer(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    manager
+        .create_table(
+            Table::create()
+                .table("customer")
+                .col(string("tenant_id"))
+                .col(string("lead_id"))
+                .col(timestamp_with_time_zone("opened_at"))
+                .col(string("mrr_currency"))
+                .col(big_integer("mrr_minor"))
+                .col(timestamp_with_time_zone_null("churned_at"))
+                .col(string("churn_reason").default(""))
+                .col(string("churn_key").default(""))
+                .primary_key(Index::create().col("tenant_id").col("lead_id"))
+                .to_owned(),
+        )
+        .await
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        create_cube(manager).await?;
+        grow_lead_dim(manager).await?;
+        create_spend(manager).await?;
+        create_customer(manager).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in ["customer", "spend_day", "spend", "kpi_cube"] {
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,246 @@
+//! What a KPI query reads: the rollups' sums per metric, slot, currency and group (stocks also
+//! summed over everything before the range), and visits and spend per day.
+
+use baton_shared::TenantId;
+use chrono::{DateTime, NaiveDate, Utc};
+use sea_orm::{
+    ConnectionTrait, EntityTrait, QueryFilter, QueryResult,
+    prelude::*,
+    sea_query::{Alias, Condition, Query, SelectStatement},
+};
+
+use super::{
+    Store,
+    entities::{kpi_cube, spend_day, visit_day},
+    kpis::Dims,
+};
+use crate::{
+    domain::kpis::{self, Metric, Observation},
+    error::Error,
+};
+
+/// What to sum: metrics, `[start, end)`, the dimensions to group by and the filters.
+pub struct SumQuery<'a> {
+    pub metrics: &'a [Metric],
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub group_by: &'a [String],
+    pub filters: &'a [(String, String)],
+    /// Days of visits and spend are placed at their local midnight in this zone.
+    pub tz: chrono_tz::Tz,
+}
+
+fn cube_column(dimension: &str) -> Option<kpi_cube::Column> {
+    dimension.parse().ok()
+}
+
+/// The cube's sums of `names` per metric, currency and group (and slot, unless `by_slot` is
+/// false), for slots in `[from, to)` (`from` none: since the first).
+fn cube_select(
+    tenant: &TenantId,
+    q: &SumQuery<'_>,
+    names: &[&str],
+    from: Option<DateTime<Utc>>,
+    to: DateTime<Utc>,
+    by_slot: bool,
+) -> SelectStatement {
+    use kpi_cube::Column as C;
+    let mut select = Query::select();
+    select
+        .from(kpi_cube::Entity)
+        .column(C::Metric)
+        .column(C::Currency)
+        .expr_as(
+            Expr::cust("CAST(SUM(kpi_cube.value) AS BIGINT)"),
+            Alias::new("total"),
+        )
+        .and_where(C::TenantId.eq(tenant.as_str()))
+        .and_where(C::Metric.is_in(names.iter().copied()))
+        .and_where(C::Slot.lt(to))
+        .group_by_col(C::Metric)
+        .group_by_col(C::Currency);
+    if let Some(from) = from {
+        select.and_where(C::Slot.gte(from));
+    }
+    if by_slot {
+        select.column(C::Slot).group_by_col(C::Slot);
+    }
+    for d in q.group_by {
+        if let Some(column) = cube_column(d) {
+            select.column(column).group_by_col(column);
+        }
+    }
+    let mut filters = Condition::all();
+    for (d, value) in q.filters {
+        if let Some(column) = cube_column(d) {
+            filters = filters.add(column.eq(value.as_str()));
+        }
+    }
+    select.cond_where(filters);
+    select
+}
+
+fn observation(
+    row: &QueryResult,
+    q: &SumQuery<'_>,
+    at: Option<DateTime<Utc>>,
+) -> Result<Option<Observation>, sea_orm::DbErr> {
+    let metric: String = row.try_get("", "metric")?;
+    let Some(metric) = Metric::from_name(&metric) else {
+        return Ok(None);
+    };
+    let at = match at {
+        Some(at) => at,
+        None => row.try_get("", "slot")?,
+    };
+    let mut group = Vec::with_capacity(q.group_by.len());
+    for d in q.group_by {
+        group.push(row.try_get::<String>("", d)?);
+    }
+    Ok(Some(Observation {
+        metric,
+        at,
+        group,
+        currency: row.try_get("", "currency")?,
+        value: row.try_get("", "total")?,
+    }))
+}
+
+impl Store {
+    /// The rollups' sums per metric, slot, currency and group, and visits and spend per day.
+    pub async fn kpi_sums(
+        &self,
+        tenant: &TenantId,
+        q: &SumQuery<'_>,
+    ) -> Result<Vec<Observation>, Error> {
+        let mut sums = self.cube_sums(tenant, q).await?;
+        if q.metrics.contains(&Metric::Visits) {
+            sums.extend(self.visit_sums(tenant, q).await?);
+        }
+        if q.metrics.contains(&Metric::SpendMinor) {
+            sums.extend(self.spend_sums(tenant, q).await?);
+        }
+        Ok(sums)
+    }
+
+    async fn cube_sums(
+        &self,
+        tenant: &TenantId,
+        q: &SumQuery<'_>,
+    ) -> Result<Vec<Observation>, Error> {
+        let names: Vec<&str> = q
+            .metrics
+            .iter()
+            .filter(|m| !m.is_daily())
+            .map(|m| m.as_str())
+            .collect();
+        let mut sums = Vec::new();
+        if names.is_empty() {
+            return Ok(sums);
+        }
+        let select = cube_select(tenant, q, &names, Some(q.start), q.end, true);
+        for row in self.db.query_all(&select).await? {
+            sums.extend(observation(&row, q, None)?);
+        }
+        // A stock's value in the range starts from every change before it, summed in one row per
+        // group placed just before the range.
+        let stocks: Vec<&str> = q
+            .metrics
+            .iter()
+            .filter(|m| m.is_stock())
+            .map(|m| m.as_str())
+            .collect();
+        if !stocks.is_empty() {
+            let before = q.start - chrono::Duration::seconds(1);
+            let select = cube_select(tenant, q, &stocks, None, q.start, false);
+            for row in self.db.query_all(&select).await? {
+                sums.extend(observation(&row, q, Some(before))?);
+            }
+        }
+        Ok(sums)
+    }
+
+    /// Every day whose local midnight may fall in the range (a day either side of it).
+    fn day_bounds(q: &SumQuery<'_>) -> (String, String) {
+        let first = q.start.with_timezone(&q.tz).date_naive() - chrono::Duration::days(1);
+        let last = q.end.with_timezone(&q.tz).date_naive() + chrono::Duration::days(1);
+        (first.to_string(), last.to_string())
+    }
+
+    /// A day's local midnight, if it falls in the range.
+    fn day_at(q: &SumQuery<'_>, day: &str) -> Option<DateTime<Utc>> {
+        let day = day.parse::<NaiveDate>().ok()?;
+        let at = kpis::midnight(day, q.tz);
+        (at >= q.start && at < q.end).then_some(at)
+    }
+
+    fn source_group(q: &SumQuery<'_>, channel: &str, campaign: &str) -> Vec<String> {
+        let dims = Dims::source(channel, campaign);
+        q.group_by
+            .iter()
+            .map(|d| dims.value(d).to_owned())
+            .collect()
+    }
+
+    async fn visit_sums(
+        &self,
+        tenant: &TenantId,
+        q: &SumQuery<'_>,
+    ) -> Result<Vec<Observation>, Error> {
+        let (first, last) = Self::day_bounds(q);
+        let mut query = visit_day::Entity::find()
+            .filter(visit_day::Column::TenantId.eq(tenant.as_str()))
+            .filter(visit_day::Column::Day.gte(first))
+            .filter(visit_day::Column::Day.lte(last));
+        for (dimension, value) in q.filters {
+            if let Ok(column) = dimension.parse::<visit_day::Column>() {
+                query = query.filter(column.eq(value.as_str()));
+            }
+        }
+        let mut sums = Vec::new();
+        for row in query.all(&self.db).await? {
+            let Some(at) = Self::day_at(q, &row.day) else {
+                continue;
+            };
+            sums.push(Observation {
+                metric: Metric::Visits,
+                at,
+                group: Self::source_group(q, &row.channel, &row.campaign),
+                currency: String::new(),
+                value: row.visitors,
+            });
+        }
+        Ok(sums)
+    }
+
+    async fn spend_sums(
+        &self,
+        tenant: &TenantId,
+        q: &SumQuery<'_>,
+    ) -> Result<Vec<Observation>, Error> {
+        let (first, last) = Self::day_bounds(q);
+        let mut query = spend_day::Entity::find()
+            .filter(spend_day::Column::TenantId.eq(tenant.as_str()))
+            .filter(spend_day::Column::Day.gte(first))
+            .filter(spend_day::Column::Day.lte(last));
+        for (dimension, value) in q.filters {
+            if let Ok(column) = dimension.parse::<spend_day::Column>() {
+                query = query.filter(column.eq(value.as_str()));
+            }
+        }
+        let mut sums = Vec::new();
+        for row in query.all(&self.db).await? {
+            let Some(at) = Self::day_at(q, &row.day) else {
+                continue;
+            };
+            sums.push(Observation {
+                metric: Metric::SpendMinor,
+                at,
+                group: Self::source_group(q, &row.channel, &row.campaign),
+                currency: row.currency,
+                value: row.amount_minor,
+            });
+        }
+        Ok(sums)
+    }
+}
