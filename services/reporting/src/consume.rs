@@ -228,11 +228,12 @@ async fn handoff_changed(
                 m.as_ref()
                     .map(|m| (m.currency_code.clone(), m.amount_minor))
             };
-            let (amount, mrr) = (
-                money(&handoff.amount),
-                money(&handoff.monthly_recurring_revenue),
-            );
-            money::won(txn, tenant, lead, at, amount.as_ref(), mrr.as_ref()).await?;
+            let win = money::Win {
+                amount: money(&handoff.amount),
+                mrr: money(&handoff.monthly_recurring_revenue),
+                closed_at: handoff.closed_at.as_ref().and_then(time::from_proto),
+            };
+            money::won(txn, tenant, lead, at, &win).await?;
         }
         HandoffAction::Lost => {
             kpis::bump_for_lead(txn, tenant, lead, &Fact::new(Metric::Decided, at, 1)).await?;

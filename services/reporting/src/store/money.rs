@@ -17,16 +17,26 @@ use crate::{domain::kpis::Metric, error::Error};
 /// An amount: ISO 4217 currency and minor units.
 pub type Money = (String, i64);
 
-/// A won outcome of a handed-off lead: a win (under its amount's currency), the amount, the sales
-/// cycle from the lead's first touch, and a customer opened (or reopened after a churn).
+/// A won outcome of a handed-off lead.
+#[derive(Debug, Clone, Default)]
+pub struct Win {
+    pub amount: Option<Money>,
+    pub mrr: Option<Money>,
+    /// The close date given with the outcome (the sales cycle ends there), if any.
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+/// A won outcome recorded at `at`: a win (under its amount's currency), the amount, the sales
+/// cycle from the lead's first touch to the close date (else `at`), and a customer opened (or
+/// reopened after a churn).
 pub async fn won<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
     lead_id: &str,
     at: DateTime<Utc>,
-    amount: Option<&Money>,
-    mrr: Option<&Money>,
+    win: &Win,
 ) -> Result<(), DbErr> {
+    let (amount, mrr) = (win.amount.as_ref(), win.mrr.as_ref());
     let row = kpis::lock_lead(txn, tenant, lead_id).await?;
     let currency = amount.map_or("", |(c, _)| c.as_str());
     let fact = |metric, delta| Fact {
@@ -39,7 +49,7 @@ pub async fn won<C: ConnectionTrait>(
         kpis::bump_for_lead(txn, tenant, lead_id, &fact(Metric::WonAmountMinor, *minor)).await?;
     }
     if let Some(first) = row.first_touch_at {
-        let cycle = (at - first).num_seconds().max(0);
+        let cycle = (win.closed_at.unwrap_or(at) - first).num_seconds().max(0);
         kpis::bump_for_lead(
             txn,
             tenant,

@@ -1,7 +1,7 @@
 //! The catalogue: every KPI of the lead-management process, as data (definitions in words, unit,
 //! numerator and denominator, monitoring phase, owning function, version, dimensions).
 
-use super::{
+use super::model::{
     DIMENSIONS, Kpi, Metric, Owner, Phase, SOURCE_DIMENSIONS,
     Term::{self, AtEnd, AtStart, Flow, InCurrency, MonthlyShare, Per},
     Unit,

@@ -5,7 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 
-use super::{Kpi, Metric, Period, Term, Unit, period_of};
+use super::{
+    model::{Kpi, Metric, Term, Unit},
+    periods::{Period, period_of},
+};
 
 /// A metric's sum at one moment (a slot's start, or a day's local midnight) for one group.
 #[derive(Debug, Clone, PartialEq)]
@@ -187,7 +190,7 @@ pub fn value(
     match denominator {
         None => (Some(n), ""),
         Some(None) => (None, "the denominator is undefined: it divides by 0"),
-        Some(Some(d)) if d == 0.0 => (None, "the denominator is 0"),
+        Some(Some(0.0)) => (None, "the denominator is 0"),
         Some(Some(d)) if kpi.unit == Unit::Percent => (Some(n / d * 100.0), ""),
         Some(Some(d)) => (Some(n / d), ""),
     }
@@ -249,7 +252,10 @@ pub fn series(
 mod tests {
     use chrono_tz::Tz;
 
-    use super::super::{Granularity, catalogue, periods};
+    use super::super::{
+        catalogue::catalogue,
+        periods::{Granularity, periods},
+    };
     use super::*;
 
     fn utc(s: &str) -> DateTime<Utc> {

@@ -1,0 +1,557 @@
+//! The KPIs of deals, money and customers over gRPC, from a scenario built through the services'
+//! public APIs: three leads handed from IS to FS, two won with an amount and a monthly recurring
+//! revenue, one lost, one customer churned, and spend in two currencies. Every expected number is
+//! computed by hand in the comments beside it.
+
+use std::time::Duration;
+
+use baton_e2e::{
+    TestSuite, activity, captured_id, eventually, lead,
+    sales::{approve_contract, sales_floor, stage_of},
+};
+use baton_proto::{
+    capture::v1::{ActivityKind, LeadSource, Money, PageKind},
+    distribution::v1::{
+        AcceptHandoffRequest, AssignmentState, CreateHandoffRequest, ExplainAssignmentRequest,
+        HandoffBant, RecordOutcomeRequest,
+    },
+    qualification::v1::Stage,
+    reporting::v1::{
+        ContractTerms, GetKpisRequest, Granularity, HandoffGate, KpiSeries, KpiUnit,
+        RecordChurnRequest, RecordSpendRequest, kpi_service_client::KpiServiceClient,
+    },
+};
+use baton_shared::time;
+use chrono::{DateTime, Duration as Span, DurationRound, Utc};
+use tonic::{Code, transport::Channel};
+use tonic_types::StatusExt;
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn eur(minor: i64) -> Option<Money> {
+    Some(Money {
+        currency_code: "EUR".into(),
+        amount_minor: minor,
+    })
+}
+
+fn terms() -> ContractTerms {
+    ContractTerms {
+        gate: Some(HandoffGate {
+            required_fields: vec!["meeting_at".into()],
+            bant_items: vec!["budget".into(), "need".into()],
+            min_score: Some(40),
+            allowed_ranks: vec!["RANK_HOT".into(), "RANK_WARM".into()],
+        }),
+        ..baton_shared::contract::example_terms(
+            "is-deals",
+            "fs-deals",
+            "is-lead@example.co.jp",
+            "fs-lead@example.co.jp",
+        )
+    }
+}
+
+/// How each lead of the scenario ends.
+enum End {
+    /// Won: amount and MRR in EUR minor units, close date.
+    Won(i64, i64, DateTime<Utc>),
+    Lost,
+}
+
+/// Captures a lead of channel `ads` at `captured_at`, makes it an MQL (a booked meeting and a
+/// trial), waits for its assignment, hands it off to FS, has FS accept it and records its end.
+async fn deal(suite: &TestSuite, n: usize, captured_at: DateTime<Utc>, end: End) -> String {
+    let mut capture = suite.capture().await;
+    let mut d = suite.distribution().await;
+    let mut request = lead(n);
+    request.source = Some(LeadSource {
+        channel: "ads".into(),
+        campaign: "winter".into(),
+        ..Default::default()
+    });
+    request.captured_at = Some(time::to_proto(captured_at));
+    let id = captured_id(&mut capture, request).await;
+    for (k, kind) in [ActivityKind::MeetingBooked, ActivityKind::FreeTrialStarted]
+        .into_iter()
+        .enumerate()
+    {
+        capture
+            .record_activity(activity(
+                &id,
+                &format!("{n}-{k}"),
+                kind,
+                PageKind::Unspecified,
+            ))
+            .await
+            .unwrap();
+    }
+    eventually("assigned", PATIENCE, || {
+        let mut d = d.clone();
+        let lead_id = id.clone();
+        async move {
+            let a = d
+                .explain_assignment(ExplainAssignmentRequest { lead_id })
+                .await
+                .ok()?
+                .into_inner()
+                .assignment?;
+            (a.state == AssignmentState::Assigned as i32).then_some(())
+        }
+    })
+    .await;
+    let handoff = d
+        .create_handoff(CreateHandoffRequest {
+            request_id: format!("h-{n}"),
+            lead_id: id.clone(),
+            is_team: "is-deals".into(),
+            fs_team: "fs-deals".into(),
+            meeting_at: Some(time::to_proto(Utc::now() + Span::days(2))),
+            bant: Some(HandoffBant {
+                budget: true,
+                need: true,
+                ..Default::default()
+            }),
+            handed_off_by: "is0@example.co.jp".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    d.accept_handoff(AcceptHandoffRequest {
+        handoff_id: handoff.handoff_id.clone(),
+        decided_by: "fs0@example.co.jp".into(),
+    })
+    .await
+    .unwrap();
+    stage_of(suite, &id, Stage::Opportunity).await;
+    let outcome = match end {
+        End::Won(amount, mrr, closed_at) => RecordOutcomeRequest {
+            won: true,
+            amount: eur(amount),
+            monthly_recurring_revenue: eur(mrr),
+            closed_at: Some(time::to_proto(closed_at)),
+            ..Default::default()
+        },
+        End::Lost => RecordOutcomeRequest {
+            won: false,
+            lost_reason: "chose a competitor".into(),
+            ..Default::default()
+        },
+    };
+    d.record_outcome(RecordOutcomeRequest {
+        handoff_id: handoff.handoff_id,
+        recorded_by: "fs0@example.co.jp".into(),
+        ..outcome
+    })
+    .await
+    .unwrap();
+    id
+}
+
+async fn spend(kpis: &mut KpiServiceClient<Channel>, key: &str, days: (String, String), m: Money) {
+    kpis.record_spend(RecordSpendRequest {
+        request_id: key.into(),
+        channel: "ads".into(),
+        campaign: "winter".into(),
+        start_day: days.0,
+        end_day: days.1,
+        amount: Some(m),
+        recorded_by: "marketing-ops@example.co.jp".into(),
+    })
+    .await
+    .unwrap();
+}
+
+fn day(t: DateTime<Utc>) -> String {
+    t.date_naive().to_string()
+}
+
+/// (numerator, denominator, value) of a series' points.
+fn points(s: &KpiSeries) -> Vec<(f64, Option<f64>, Option<f64>)> {
+    s.points
+        .iter()
+        .map(|p| (p.numerator, p.denominator, p.value))
+        .collect()
+}
+
+fn find<'a>(series: &'a [KpiSeries], kpi: &str, currency: &str) -> &'a KpiSeries {
+    series
+        .iter()
+        .find(|s| s.kpi == kpi && s.currency_code == currency)
+        .unwrap_or_else(|| panic!("no {kpi} series in {currency:?}: {series:#?}"))
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-9
+}
+
+#[tokio::test]
+async fn deal_money_and_customer_kpis_are_checked_by_hand() {
+    let suite = TestSuite::start().await;
+    let mut contracts = suite.contracts().await;
+    let mut d = suite.distribution().await;
+    let mut kpis = suite.kpis().await;
+    approve_contract(&mut contracts, "deals", terms()).await;
+    sales_floor(&mut d, "is-deals", "fs-deals", 1).await;
+
+    // T0 is today's midnight (UTC). Leads are captured 20, 10 and 5 days before it.
+    let t0 = Utc::now().duration_trunc(Span::days(1)).unwrap();
+    // A: captured T0−20d, won 12,000.00 EUR with 1,000.00 EUR MRR, closed T0−8d: a 12-day cycle.
+    let a = deal(
+        &suite,
+        1,
+        t0 - Span::days(20),
+        End::Won(1_200_000, 100_000, t0 - Span::days(8)),
+    )
+    .await;
+    // B: captured T0−10d, won 6,000.00 EUR with 500.00 EUR MRR, closed T0−4d: a 6-day cycle.
+    let b = deal(
+        &suite,
+        2,
+        t0 - Span::days(10),
+        End::Won(600_000, 50_000, t0 - Span::days(4)),
+    )
+    .await;
+    // C: captured T0−5d, lost.
+    deal(&suite, 3, t0 - Span::days(5), End::Lost).await;
+    // Spend on ads/winter: 320.00 EUR over the 32 days T0−30d..T0+1d (10.00 EUR a day), and
+    // 30,000 JPY on T0 alone.
+    let eur_spend = Money {
+        currency_code: "EUR".into(),
+        amount_minor: 32_000,
+    };
+    let span = (day(t0 - Span::days(30)), day(t0 + Span::days(1)));
+    spend(&mut kpis, "s-eur", span, eur_spend).await;
+    let jpy = Money {
+        currency_code: "JPY".into(),
+        amount_minor: 30_000,
+    };
+    spend(&mut kpis, "s-jpy", (day(t0), day(t0)), jpy).await;
+
+    // The whole range [T0−30d, T0+2d) holds every capture, every step (all recorded now, on T0)
+    // and all spend.
+    let whole = GetKpisRequest {
+        kpis: [
+            "wins",
+            "won_deals",
+            "win_rate",
+            "won_amount",
+            "total_sales",
+            "average_deal_size",
+            "opportunity_rate",
+            "opportunity_to_won_rate",
+            "sales_conversion_rate",
+            "sales_cycle_days",
+            "cost_per_lead",
+            "cost_per_mql",
+            "cost_per_opportunity",
+            "cost_per_won_deal",
+            "cpl_to_deal_size_ratio",
+        ]
+        .map(String::from)
+        .to_vec(),
+        start_time: Some(time::to_proto(t0 - Span::days(30))),
+        end_time: Some(time::to_proto(t0 + Span::days(2))),
+        granularity: Granularity::Whole as i32,
+        ..Default::default()
+    };
+    let s = eventually("every deal fact applied", PATIENCE, || {
+        let mut k = kpis.clone();
+        let req = whole.clone();
+        async move {
+            let s = k.get_kpis(req).await.ok()?.into_inner().series;
+            let rate = s.iter().find(|x| x.kpi == "win_rate")?;
+            let cohort = s.iter().find(|x| x.kpi == "sales_conversion_rate")?;
+            (rate.points[0].denominator == Some(3.0) && cohort.points[0].numerator == 2.0)
+                .then_some(s)
+        }
+    })
+    .await;
+    // Two wins of three decided: 2 / 3 × 100.
+    assert_eq!(points(find(&s, "wins", "")), [(2.0, None, Some(2.0))]);
+    assert_eq!(points(find(&s, "won_deals", "")), [(2.0, None, Some(2.0))]);
+    let rate = points(find(&s, "win_rate", ""))[0];
+    assert_eq!((rate.0, rate.1), (2.0, Some(3.0)));
+    assert!(close(rate.2.unwrap(), 200.0 / 3.0));
+    // 12,000 + 6,000 = 18,000 EUR won; 18,000 / 2 = 9,000 EUR a deal.
+    let won = find(&s, "won_amount", "EUR");
+    assert_eq!(won.unit, KpiUnit::Money as i32);
+    assert_eq!(points(won), [(18_000.0, None, Some(18_000.0))]);
+    assert_eq!(
+        points(find(&s, "total_sales", "EUR")),
+        [(18_000.0, None, Some(18_000.0))]
+    );
+    assert_eq!(
+        points(find(&s, "average_deal_size", "EUR")),
+        [(18_000.0, Some(2.0), Some(9_000.0))]
+    );
+    // Three handoffs of three leads assigned: 100 %. Of the three leads handed off, two won; of
+    // the three captured, two won.
+    assert_eq!(
+        points(find(&s, "opportunity_rate", "")),
+        [(3.0, Some(3.0), Some(100.0))]
+    );
+    for key in ["opportunity_to_won_rate", "sales_conversion_rate"] {
+        let p = points(find(&s, key, ""))[0];
+        assert_eq!((p.0, p.1), (2.0, Some(3.0)), "{key}");
+        assert!(close(p.2.unwrap(), 200.0 / 3.0), "{key}");
+    }
+    // Cycles of 12 and 6 days: 18 days over 2 wins, 9 days each.
+    assert_eq!(
+        points(find(&s, "sales_cycle_days", "")),
+        [(18.0, Some(2.0), Some(9.0))]
+    );
+    // 320 EUR over 3 leads, 3 MQLs, 3 opportunities; over 2 won deals 160 EUR each.
+    for key in ["cost_per_lead", "cost_per_mql", "cost_per_opportunity"] {
+        let p = points(find(&s, key, "EUR"))[0];
+        assert_eq!((p.0, p.1), (320.0, Some(3.0)), "{key}");
+        assert!(close(p.2.unwrap(), 320.0 / 3.0), "{key}");
+    }
+    assert_eq!(
+        points(find(&s, "cost_per_won_deal", "EUR")),
+        [(320.0, Some(2.0), Some(160.0))]
+    );
+    // JPY spend is its own series: 30,000 JPY / 3 leads = 10,000 JPY.
+    assert_eq!(
+        points(find(&s, "cost_per_lead", "JPY")),
+        [(30_000.0, Some(3.0), Some(10_000.0))]
+    );
+    // CPL / deal size in EUR: (320 / 3) / 9,000 × 100. In JPY there is no deal to divide by.
+    let ratio = points(find(&s, "cpl_to_deal_size_ratio", "EUR"))[0];
+    assert!(close(ratio.0, 320.0 / 3.0) && ratio.1 == Some(9_000.0));
+    assert!(close(ratio.2.unwrap(), 320.0 / 3.0 / 9_000.0 * 100.0));
+    let jpy_ratio = &find(&s, "cpl_to_deal_size_ratio", "JPY").points[0];
+    assert_eq!(jpy_ratio.value, None);
+    assert_eq!(
+        jpy_ratio.no_value_reason,
+        "the denominator is undefined: it divides by 0"
+    );
+    assert!(
+        !s.iter()
+            .any(|x| x.kpi == "average_deal_size" && x.currency_code == "JPY"),
+        "no JPY deals, no JPY deal size"
+    );
+
+    // B churns on T0+1d 12:00. Days T0 and T0+1d: customers at their ends 2, then 1; MRR 1,500
+    // then 1,000 EUR; churn on day 2: 1 of the 2 customers at its start, 50 %.
+    let churned_at = t0 + Span::hours(36);
+    let churn = RecordChurnRequest {
+        idempotency_key: "churn-b".into(),
+        lead_id: b.clone(),
+        churned_at: Some(time::to_proto(churned_at)),
+        reason: "budget cut".into(),
+    };
+    let customer = eventually("B is a customer", PATIENCE, || {
+        let mut k = kpis.clone();
+        let req = churn.clone();
+        async move { k.record_churn(req).await.ok() }
+    })
+    .await
+    .into_inner();
+    assert_eq!(customer.monthly_recurring_revenue, eur(50_000));
+    // The same key again answers the same churn; another key is refused, as is an unknown lead.
+    let again = kpis.record_churn(churn.clone()).await.unwrap().into_inner();
+    assert_eq!(again.churned_at, customer.churned_at);
+    let twice = kpis
+        .record_churn(RecordChurnRequest {
+            idempotency_key: "churn-b-2".into(),
+            ..churn.clone()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(twice.code(), Code::FailedPrecondition);
+    let rule = &twice.get_details_precondition_failure().unwrap().violations[0];
+    assert_eq!(
+        (rule.r#type.as_str(), rule.subject.as_str()),
+        ("RULE", "customer_open")
+    );
+    let early = kpis
+        .record_churn(RecordChurnRequest {
+            idempotency_key: "churn-a".into(),
+            lead_id: a.clone(),
+            churned_at: Some(time::to_proto(t0 - Span::days(40))),
+            reason: "never".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(early.code(), Code::FailedPrecondition, "{early:?}");
+    let unknown = kpis
+        .record_churn(RecordChurnRequest {
+            idempotency_key: "churn-x".into(),
+            lead_id: "no-such-lead".into(),
+            ..churn.clone()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+
+    let daily = GetKpisRequest {
+        kpis: [
+            "customers",
+            "mrr",
+            "arpa",
+            "customer_churn_rate",
+            "customer_lifetime_value",
+        ]
+        .map(String::from)
+        .to_vec(),
+        start_time: Some(time::to_proto(t0)),
+        end_time: Some(time::to_proto(t0 + Span::days(2))),
+        granularity: Granularity::Day as i32,
+        ..Default::default()
+    };
+    let s = eventually("the churn applied", PATIENCE, || {
+        let mut k = kpis.clone();
+        let req = daily.clone();
+        async move {
+            let s = k.get_kpis(req).await.ok()?.into_inner().series;
+            let c = s.iter().find(|x| x.kpi == "customer_churn_rate")?;
+            (c.points[1].numerator == 1.0).then_some(s)
+        }
+    })
+    .await;
+    assert_eq!(
+        points(find(&s, "customers", "")),
+        [(2.0, None, Some(2.0)), (1.0, None, Some(1.0))]
+    );
+    assert_eq!(
+        points(find(&s, "mrr", "EUR")),
+        [
+            (1_500.0, None, Some(1_500.0)),
+            (1_000.0, None, Some(1_000.0))
+        ]
+    );
+    assert_eq!(
+        points(find(&s, "arpa", "EUR")),
+        [
+            (1_500.0, Some(2.0), Some(750.0)),
+            (1_000.0, Some(1.0), Some(1_000.0))
+        ]
+    );
+    // Day 1 starts with no customer: no churn rate. Day 2: 1 / 2 × 100.
+    let churn_rate = find(&s, "customer_churn_rate", "");
+    assert_eq!(
+        points(churn_rate),
+        [(0.0, Some(0.0), None), (1.0, Some(2.0), Some(50.0))]
+    );
+    assert_eq!(churn_rate.points[0].no_value_reason, "the denominator is 0");
+    // CLV on day 2: ARPA 1,000 EUR / monthly churn (1 / 2 a day × 30.436875 days = 15.2184375).
+    let clv = points(find(&s, "customer_lifetime_value", "EUR"));
+    assert_eq!(clv[0].2, None, "no churn on day 1, no lifetime value");
+    assert_eq!((clv[1].0, clv[1].1), (1_000.0, Some(15.218_437_5)));
+    assert!(close(clv[1].2.unwrap(), 1_000.0 / 15.218_437_5));
+    suite.stop().await;
+}
+
+#[tokio::test]
+async fn bad_spend_and_churn_requests_name_the_field_and_a_reused_request_id_is_refused() {
+    let suite = TestSuite::start().await;
+    let mut kpis = suite.kpis().await;
+    let good = RecordSpendRequest {
+        request_id: "s-1".into(),
+        channel: "ads".into(),
+        campaign: "winter".into(),
+        start_day: "2026-11-01".into(),
+        end_day: "2026-11-03".into(),
+        amount: eur(30_000),
+        recorded_by: "ops@example.co.jp".into(),
+    };
+    let bad = |change: fn(&mut RecordSpendRequest)| {
+        let mut r = good.clone();
+        change(&mut r);
+        r
+    };
+    for (request, field) in [
+        (bad(|r| r.request_id.clear()), "request_id"),
+        (bad(|r| r.channel.clear()), "channel"),
+        (bad(|r| r.start_day = "2026-11-31".into()), "start_day"),
+        (bad(|r| r.end_day = "2026-10-01".into()), "end_day"),
+        (bad(|r| r.end_day = "2030-01-01".into()), "end_day"),
+        (bad(|r| r.amount = eur(0)), "amount.amount_minor"),
+        (bad(|r| r.amount = None), "amount"),
+        (
+            bad(|r| {
+                r.amount = Some(Money {
+                    currency_code: "XYZ".into(),
+                    amount_minor: 5,
+                })
+            }),
+            "amount.currency_code",
+        ),
+    ] {
+        let err = kpis.record_spend(request).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        let fields: Vec<String> = err
+            .get_details_bad_request()
+            .unwrap()
+            .field_violations
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(fields, [field]);
+    }
+    let first = kpis.record_spend(good.clone()).await.unwrap().into_inner();
+    assert!(first.created);
+    let again = kpis.record_spend(good.clone()).await.unwrap().into_inner();
+    assert!(!again.created);
+    assert_eq!(again.spend, first.spend);
+    let other = kpis
+        .record_spend(RecordSpendRequest {
+            amount: eur(30_001),
+            ..good.clone()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(other.code(), Code::AlreadyExists);
+    // Nothing of the refused requests was stored: 300.00 EUR over the three days only.
+    let s = kpis
+        .get_kpis(GetKpisRequest {
+            kpis: vec!["cost_per_lead".into()],
+            start_time: Some(time::to_proto("2026-10-01T00:00:00Z".parse().unwrap())),
+            end_time: Some(time::to_proto("2026-12-01T00:00:00Z".parse().unwrap())),
+            granularity: Granularity::Whole as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .series;
+    let p = &find(&s, "cost_per_lead", "EUR").points[0];
+    assert_eq!(
+        (p.numerator, p.denominator, p.value),
+        (300.0, Some(0.0), None)
+    );
+    // Cost KPIs have only the source's dimensions.
+    let err = kpis
+        .get_kpis(GetKpisRequest {
+            kpis: vec!["cost_per_lead".into()],
+            start_time: Some(time::to_proto("2026-10-01T00:00:00Z".parse().unwrap())),
+            end_time: Some(time::to_proto("2026-12-01T00:00:00Z".parse().unwrap())),
+            granularity: Granularity::Whole as i32,
+            group_by: vec!["industry".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("cost_per_lead"), "{}", err.message());
+    let err = kpis
+        .record_churn(RecordChurnRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let mut fields: Vec<String> = err
+        .get_details_bad_request()
+        .unwrap()
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        ["churned_at", "idempotency_key", "lead_id", "reason"]
+    );
+    suite.stop().await;
+}
