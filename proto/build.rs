@@ -13,6 +13,7 @@ const PROTOS: &[&str] = &[
     "baton/nurture/v1/nurture.proto",
     "baton/reporting/v1/reporting.proto",
     "baton/reporting/v1/kpi.proto",
+    "baton/reporting/v1/planning.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -17,8 +17,10 @@ use baton_proto::{
     },
     qualification::v1::Stage,
     reporting::v1::{
-        ContractTerms, GetKpisRequest, Granularity, HandoffGate, KpiSeries, KpiUnit,
-        RecordChurnRequest, RecordSpendRequest, kpi_service_client::KpiServiceClient,
+        ContractTerms, CreatePlanRequest, GetKpisRequest, GetPlanProgressRequest, GetPlanRequest,
+        Granularity, HandoffGate, KpiSeries, KpiUnit, ListPlansRequest, Plan, PlanInputs,
+        PlanStage, RateSource, RecordChurnRequest, RecordSpendRequest, StageDwell, StageRates,
+        kpi_service_client::KpiServiceClient,
     },
 };
 use baton_shared::time;
@@ -552,6 +554,388 @@ async fn bad_spend_and_churn_requests_name_the_field_and_a_reused_request_id_is_
     assert_eq!(
         fields,
         ["churned_at", "idempotency_key", "lead_id", "reason"]
+    );
+    suite.stop().await;
+}
+
+fn plan_request(key: &str, inputs: PlanInputs, t0: DateTime<Utc>) -> CreatePlanRequest {
+    CreatePlanRequest {
+        request_id: key.into(),
+        name: format!("plan {key}"),
+        start_time: Some(time::to_proto(t0 - Span::days(30))),
+        end_time: Some(time::to_proto(t0 + Span::days(30))),
+        inputs: Some(inputs),
+        created_by: "sales-ops@example.co.jp".into(),
+        ..Default::default()
+    }
+}
+
+fn stage_numbers(p: &Plan) -> Vec<(i64, Option<f64>, i32, i64)> {
+    p.derived
+        .as_ref()
+        .unwrap()
+        .stages
+        .iter()
+        .map(|s| {
+            (
+                s.target,
+                s.rate_to_next,
+                s.rate_source,
+                s.allowable_cost.as_ref().unwrap().amount_minor,
+            )
+        })
+        .collect()
+}
+
+fn invalid_fields(err: &tonic::Status) -> Vec<String> {
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    err.get_details_bad_request()
+        .unwrap()
+        .field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn plans_work_the_mrr_back_and_progress_names_the_bottleneck_and_stagnant_leads() {
+    let suite = TestSuite::start().await;
+    let mut contracts = suite.contracts().await;
+    let mut d = suite.distribution().await;
+    let mut kpis = suite.kpis().await;
+    let mut plans = suite.plans().await;
+    approve_contract(&mut contracts, "deals", terms()).await;
+    sales_floor(&mut d, "is-deals", "fs-deals", 1).await;
+    let t0 = Utc::now().duration_trunc(Span::days(1)).unwrap();
+    // The same three deals as above, and a fourth lead D, captured T0−20d and never touched.
+    let _ = deal(
+        &suite,
+        1,
+        t0 - Span::days(20),
+        End::Won(1_200_000, 100_000, t0 - Span::days(8)),
+    )
+    .await;
+    let _ = deal(
+        &suite,
+        2,
+        t0 - Span::days(10),
+        End::Won(600_000, 50_000, t0 - Span::days(4)),
+    )
+    .await;
+    deal(&suite, 3, t0 - Span::days(5), End::Lost).await;
+    let mut untouched = lead(4);
+    untouched.captured_at = Some(time::to_proto(t0 - Span::days(20)));
+    captured_id(&mut suite.capture().await, untouched).await;
+    let span = (day(t0 - Span::days(30)), day(t0 + Span::days(1)));
+    spend(
+        &mut kpis,
+        "s-eur",
+        span,
+        Money {
+            currency_code: "EUR".into(),
+            amount_minor: 32_000,
+        },
+    )
+    .await;
+    // Wait until every fact is in: 2 wins.
+    let whole = GetKpisRequest {
+        kpis: vec!["wins".into(), "leads".into()],
+        start_time: Some(time::to_proto(t0 - Span::days(30))),
+        end_time: Some(time::to_proto(t0 + Span::days(2))),
+        granularity: Granularity::Whole as i32,
+        ..Default::default()
+    };
+    eventually("facts applied", PATIENCE, || {
+        let mut k = kpis.clone();
+        let req = whole.clone();
+        async move {
+            let s = k.get_kpis(req).await.ok()?.into_inner().series;
+            let n = |key: &str| {
+                s.iter()
+                    .find(|x| x.kpi == key)
+                    .map(|x| x.points[0].numerator)
+            };
+            (n("wins") == Some(2.0) && n("leads") == Some(4.0)).then_some(())
+        }
+    })
+    .await;
+
+    // Plan B takes lead→MQL and opportunity→won from history [T0−30d, T0+2d): 3 MQLs of the 4
+    // leads (75 %), 2 won of the 3 handed off (66.666667 %). No lead became SQL, so MQL→SQL
+    // cannot come from history.
+    let history = PlanInputs {
+        target_mrr: eur(300_000),
+        arpa: eur(50_000),
+        existing_customers: 2,
+        expected_churned_customers: Some(1),
+        monthly_gross_profit_per_customer: eur(20_000),
+        payback_months: 6.0,
+        rates: Some(StageRates {
+            sql_to_opportunity: Some(50.0),
+            ..Default::default()
+        }),
+        history_start_time: whole.start_time,
+        history_end_time: whole.end_time,
+        ..Default::default()
+    };
+    let refused = plans
+        .create_plan(plan_request("b", history.clone(), t0))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(
+        refused.message().contains("rates_from_history"),
+        "{refused:?}"
+    );
+    let history = PlanInputs {
+        rates: Some(StageRates {
+            mql_to_sql: Some(50.0),
+            sql_to_opportunity: Some(50.0),
+            ..Default::default()
+        }),
+        ..history
+    };
+    let b = plans
+        .create_plan(plan_request("b", history, t0))
+        .await
+        .unwrap()
+        .into_inner();
+    // 3,000 / 500 = 6 customers; 6 − 2 + 1 = 5 new = 5 won deals; 5 / 66.666667 % = 7.4999...
+    // → 8 opportunities; / 50 % = 16 SQLs; / 50 % = 32 MQLs; / 75 % = 42.67 → 43 leads.
+    let derived = b.derived.clone().unwrap();
+    assert_eq!(
+        (
+            derived.required_customers,
+            derived.churned_customers,
+            derived.required_new_customers
+        ),
+        (6, 1, 5)
+    );
+    // Allowable: won 200 × 6 = 1,200 EUR; opportunity 1,200 × 66.666667 % = 800; SQL 400; MQL
+    // 200; lead 200 × 75 % = 150.
+    let (given, hist) = (RateSource::Given as i32, RateSource::History as i32);
+    assert_eq!(
+        stage_numbers(&b),
+        [
+            (43, Some(75.0), hist, 15_000),
+            (32, Some(50.0), given, 20_000),
+            (16, Some(50.0), given, 40_000),
+            (8, Some(66.666667), hist, 80_000),
+            (5, None, RateSource::Unspecified as i32, 120_000),
+        ]
+    );
+    let cohort = |i: usize| {
+        let s = &derived.stages[i];
+        (s.history_numerator, s.history_denominator)
+    };
+    assert_eq!(cohort(0), (Some(3.0), Some(4.0)));
+    assert_eq!(cohort(3), (Some(2.0), Some(3.0)));
+
+    // Plan A: 1,500 / 500 = 3 customers, none yet: 3 of every stage at 100 %; 100 EUR of gross
+    // profit × 3 months = 300 EUR allowable at every stage. Stagnation: 7 days as a lead.
+    let a_inputs = PlanInputs {
+        target_mrr: eur(150_000),
+        arpa: eur(50_000),
+        monthly_gross_profit_per_customer: eur(10_000),
+        payback_months: 3.0,
+        rates: Some(StageRates {
+            lead_to_mql: Some(100.0),
+            mql_to_sql: Some(100.0),
+            sql_to_opportunity: Some(100.0),
+            opportunity_to_won: Some(100.0),
+        }),
+        max_dwell: vec![StageDwell {
+            stage: "lead".into(),
+            max_days: 7.0,
+        }],
+        ..Default::default()
+    };
+    let a = plans
+        .create_plan(plan_request("a", a_inputs.clone(), t0))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(stage_numbers(&a).iter().all(|s| s.0 == 3 && s.3 == 30_000));
+    // At T0+1d, 31 of the period's 60 days are gone: 3 × 31/60 = 1.55 expected of each. Leads 4
+    // (258.06 %), MQLs 3, SQLs 0 (0 %: the bottleneck, starving opportunities and won deals),
+    // opportunities 3, won 2 (129.03 %). Spend so far: the 31 days T0−30d..T0 at 10 EUR, 310 EUR.
+    let progress = plans
+        .get_plan_progress(GetPlanProgressRequest {
+            plan_id: a.plan_id.clone(),
+            as_of: Some(time::to_proto(t0 + Span::days(1))),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(close(progress.elapsed, 31.0 / 60.0));
+    let actual: Vec<i64> = progress.stages.iter().map(|s| s.actual).collect();
+    assert_eq!(actual, [4, 3, 0, 3, 2]);
+    for s in &progress.stages {
+        assert!(close(s.expected_to_date, 1.55));
+        let fill = s.fill_rate.unwrap();
+        assert!(close(fill, s.actual as f64 / 1.55 * 100.0), "{s:?}");
+        assert!(close(s.projected.unwrap(), s.actual as f64 * 60.0 / 31.0));
+    }
+    let costs: Vec<Option<i64>> = progress
+        .stages
+        .iter()
+        .map(|s| s.actual_cost.as_ref().map(|m| m.amount_minor))
+        .collect();
+    // 31,000 / 4 = 7,750; / 3 = 10,333.33 → 10,333; no SQL; / 3; / 2 = 15,500.
+    assert_eq!(
+        costs,
+        [Some(7_750), Some(10_333), None, Some(10_333), Some(15_500)]
+    );
+    let bottleneck = progress.bottleneck.unwrap();
+    assert_eq!(
+        (
+            bottleneck.stage,
+            bottleneck.fill_rate,
+            bottleneck.alert_threshold
+        ),
+        (PlanStage::Sqls as i32, 0.0, 80.0)
+    );
+    assert_eq!(
+        bottleneck.starves,
+        [PlanStage::Opportunities as i32, PlanStage::WonDeals as i32]
+    );
+    // D has been a lead since T0−20d: 21 days at T0+1d, no team yet.
+    assert_eq!(progress.stagnation.len(), 1, "{:?}", progress.stagnation);
+    let s = &progress.stagnation[0];
+    assert_eq!(
+        (s.stage.as_str(), s.owner_team.as_str(), s.leads),
+        ("lead", "", 1)
+    );
+    assert!(close(s.oldest_days, 21.0));
+
+    // Versions: a new version of A; the first stays readable; lists show the latest of each.
+    let a2 = plans
+        .create_plan(CreatePlanRequest {
+            plan_id: a.plan_id.clone(),
+            ..plan_request(
+                "a-2",
+                PlanInputs {
+                    payback_months: 6.0,
+                    ..a_inputs.clone()
+                },
+                t0,
+            )
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((a2.plan_id.as_str(), a2.version), (a.plan_id.as_str(), 2));
+    assert!(stage_numbers(&a2).iter().all(|s| s.3 == 60_000));
+    let first = plans
+        .get_plan(GetPlanRequest {
+            plan_id: a.plan_id.clone(),
+            version: 1,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first, a);
+    let listed = plans
+        .list_plans(ListPlansRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .plans;
+    let mut versions: Vec<(String, i32)> = listed
+        .iter()
+        .map(|p| (p.plan_id.clone(), p.version))
+        .collect();
+    versions.sort();
+    let mut want = vec![(a.plan_id.clone(), 2), (b.plan_id.clone(), 1)];
+    want.sort();
+    assert_eq!(versions, want);
+    // The same request again answers the same plan; its id for another plan is refused.
+    let again = plans
+        .create_plan(plan_request("a", a_inputs.clone(), t0))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again, a);
+    let reused = plans
+        .create_plan(plan_request(
+            "a",
+            PlanInputs {
+                payback_months: 9.0,
+                ..a_inputs.clone()
+            },
+            t0,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(reused.code(), Code::AlreadyExists);
+
+    // Bad input names the field; nothing is stored.
+    let bad = |change: fn(&mut PlanInputs)| {
+        let mut inputs = a_inputs.clone();
+        change(&mut inputs);
+        plan_request("bad", inputs, t0)
+    };
+    for (request, field) in [
+        (
+            bad(|i| i.rates.as_mut().unwrap().lead_to_mql = Some(0.0)),
+            "inputs.rates.lead_to_mql",
+        ),
+        (
+            bad(|i| i.rates.as_mut().unwrap().mql_to_sql = Some(120.0)),
+            "inputs.rates.mql_to_sql",
+        ),
+        (bad(|i| i.payback_months = 0.0), "inputs.payback_months"),
+        (
+            bad(|i| {
+                i.arpa = Some(Money {
+                    currency_code: "USD".into(),
+                    amount_minor: 50_000,
+                })
+            }),
+            "inputs.arpa.currency_code",
+        ),
+        (bad(|i| i.churn_rate = Some(-1.0)), "inputs.churn_rate"),
+        (
+            bad(|i| i.max_dwell[0].stage = "limbo".into()),
+            "inputs.max_dwell[0].stage",
+        ),
+    ] {
+        let err = plans.create_plan(request).await.unwrap_err();
+        assert_eq!(invalid_fields(&err), [field]);
+    }
+    let missing = plans
+        .get_plan(GetPlanRequest {
+            plan_id: "no-such-plan".into(),
+            version: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    let unknown_version = plans
+        .create_plan(CreatePlanRequest {
+            plan_id: "no-such-plan".into(),
+            ..plan_request("c", a_inputs.clone(), t0)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown_version.code(), Code::NotFound);
+    let early = plans
+        .get_plan_progress(GetPlanProgressRequest {
+            plan_id: a.plan_id.clone(),
+            as_of: Some(time::to_proto(t0 - Span::days(60))),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(invalid_fields(&early), ["as_of"]);
+    assert_eq!(
+        plans
+            .list_plans(ListPlansRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .plans
+            .len(),
+        2
     );
     suite.stop().await;
 }

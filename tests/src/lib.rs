@@ -13,6 +13,7 @@ use baton_proto::{
     qualification::v1::qualification_service_client::QualificationServiceClient,
     reporting::v1::{
         contract_service_client::ContractServiceClient, kpi_service_client::KpiServiceClient,
+        planning_service_client::PlanningServiceClient,
         reporting_service_client::ReportingServiceClient,
     },
 };
@@ -78,6 +79,10 @@ impl TestSuite {
 
     pub async fn kpis(&self) -> KpiServiceClient<Channel> {
         KpiServiceClient::new(self.channel(ServiceName::Reporting).await)
+    }
+
+    pub async fn plans(&self) -> PlanningServiceClient<Channel> {
+        PlanningServiceClient::new(self.channel(ServiceName::Reporting).await)
     }
 
     pub async fn stop(self) {

@@ -8,6 +8,10 @@ use baton_proto::reporting::v1::{
     ValidateContractResponse, contract_service_server::ContractService,
     kpi_service_server::KpiService, reporting_service_server::ReportingService,
 };
+use baton_proto::reporting::v1::{
+    CreatePlanRequest, GetPlanProgressRequest, GetPlanRequest, ListPlansRequest, ListPlansResponse,
+    Plan, PlanProgress, planning_service_server::PlanningService,
+};
 use baton_shared::{
     TenantId, Violations,
     fields::{self, MAX_ACTOR_LEN, MAX_ID_LEN},
@@ -19,6 +23,7 @@ use crate::error::Error;
 use crate::{
     convert,
     domain::{funnel::conversion_rate, kpis},
+    plans,
     store::{Store, kpi_sums::SumQuery},
 };
 
@@ -255,5 +260,57 @@ impl ContractService for Api {
         Ok(Response::new(ListContractsResponse {
             contracts: rows.iter().map(convert::contract_to_proto).collect(),
         }))
+    }
+}
+
+#[tonic::async_trait]
+impl PlanningService for Api {
+    async fn create_plan(
+        &self,
+        request: Request<CreatePlanRequest>,
+    ) -> Result<Response<Plan>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let plan = plans::create(&self.store, &tenant, request.get_ref()).await?;
+        Ok(Response::new(plan))
+    }
+
+    async fn get_plan(&self, request: Request<GetPlanRequest>) -> Result<Response<Plan>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let req = request.get_ref();
+        let plan_id = fields::required_id("plan_id", &req.plan_id)?;
+        if req.version < 0 {
+            return Err(Error::invalid("version", "must not be negative").into());
+        }
+        let row = self.store.get_plan(&tenant, &plan_id, req.version).await?;
+        Ok(Response::new(convert::plans::plan_to_proto(&row)))
+    }
+
+    async fn list_plans(
+        &self,
+        request: Request<ListPlansRequest>,
+    ) -> Result<Response<ListPlansResponse>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let rows = self.store.list_plans(&tenant).await?;
+        Ok(Response::new(ListPlansResponse {
+            plans: rows.iter().map(convert::plans::plan_to_proto).collect(),
+        }))
+    }
+
+    async fn get_plan_progress(
+        &self,
+        request: Request<GetPlanProgressRequest>,
+    ) -> Result<Response<PlanProgress>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let req = request.get_ref();
+        let plan_id = fields::required_id("plan_id", &req.plan_id)?;
+        let as_of = match &req.as_of {
+            None => None,
+            Some(t) => Some(
+                time::from_proto(t)
+                    .ok_or_else(|| Error::invalid("as_of", "is not a valid time"))?,
+            ),
+        };
+        let progress = plans::progress(&self.store, &tenant, &plan_id, as_of).await?;
+        Ok(Response::new(progress))
     }
 }

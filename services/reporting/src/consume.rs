@@ -115,6 +115,19 @@ async fn stage_changed(
     e: &StageChanged,
     at: DateTime<Utc>,
 ) -> Result<(), ConsumeError> {
+    if let Ok(stage) = Stage::try_from(e.to_stage)
+        && stage != Stage::Unspecified
+    {
+        let name = stage
+            .as_str_name()
+            .trim_start_matches("STAGE_")
+            .to_ascii_lowercase();
+        let change = LeadChange {
+            stage: Some((&name, at)),
+            ..LeadChange::default()
+        };
+        kpis::change_lead(txn, tenant, &e.lead_id, &change).await?;
+    }
     let (step, metric) = match Stage::try_from(e.to_stage) {
         Ok(Stage::Mql) => (Step::BecameMql, Metric::Mqls),
         Ok(Stage::Sql) => (Step::BecameSql, Metric::Sqls),

@@ -7,12 +7,14 @@ pub mod convert;
 pub mod domain;
 pub mod error;
 pub mod migration;
+pub mod plans;
 pub mod store;
 
 use std::sync::Arc;
 
 use baton_proto::reporting::v1::{
     contract_service_server::ContractServiceServer, kpi_service_server::KpiServiceServer,
+    planning_service_server::PlanningServiceServer,
     reporting_service_server::ReportingServiceServer,
 };
 use baton_shared::{BootError, ServiceName, Settings, boot::Boot, server::ServeOptions};
@@ -43,12 +45,15 @@ pub async fn run(
     let api_name = <ReportingServiceServer<api::Api> as NamedService>::NAME;
     let contracts_name = <ContractServiceServer<api::Api> as NamedService>::NAME;
     let kpis_name = <KpiServiceServer<api::Api> as NamedService>::NAME;
+    let plans_name = <PlanningServiceServer<api::Api> as NamedService>::NAME;
     let settings = boot.settings.clone();
     let options = ServeOptions::for_service(ServiceName::Reporting, api_name, &settings)
         .also_serves(contracts_name)
-        .also_serves(kpis_name);
+        .also_serves(kpis_name)
+        .also_serves(plans_name);
     let routes = Routes::new(ReportingServiceServer::new(api.clone()))
         .add_service(ContractServiceServer::new(api.clone()))
-        .add_service(KpiServiceServer::new(api));
+        .add_service(KpiServiceServer::new(api.clone()))
+        .add_service(PlanningServiceServer::new(api));
     boot.serve(listener, routes, options).await
 }

@@ -1,4 +1,5 @@
-//! Reporting's rules: funnel steps and conversion rates. Pure; no I/O.
+//! Reporting's rules: funnel steps and conversion rates, the KPI engine, plans. Pure; no I/O.
 
 pub mod funnel;
 pub mod kpis;
+pub mod planning;

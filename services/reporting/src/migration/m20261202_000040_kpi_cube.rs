@@ -7,7 +7,9 @@
 //! - `kpi_pending` keeps the currency of a money fact;
 //! - `spend_day`: spend per day, channel, campaign and currency (spread from `RecordSpend`), and
 //!   `spend` the requests themselves (idempotent on request_id);
-//! - `customer`: one row per won lead (monthly recurring revenue, churn).
+//! - `customer`: one row per won lead (monthly recurring revenue, churn);
+//! - `lead_dim` also keeps the lead's qualification stage and since when (for stagnation);
+//! - `plan`: plans, every version.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -87,6 +89,30 @@ async fn grow_lead_dim(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
                 .to_owned(),
         )
         .await?;
+    for column in [
+        string("stage").default("").to_owned(),
+        timestamp_with_time_zone_null("stage_since"),
+    ] {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("lead_dim")
+                    .add_column(column)
+                    .to_owned(),
+            )
+            .await?;
+    }
+    manager
+        .create_index(
+            Index::create()
+                .name("lead_dim_by_stage")
+                .table("lead_dim")
+                .col("tenant_id")
+                .col("stage")
+                .col("stage_since")
+                .to_owned(),
+        )
+        .await?;
     manager
         .alter_table(
             Table::alter()
@@ -158,17 +184,58 @@ async fn create_customer(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
         .await
 }
 
+async fn create_plan(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    manager
+        .create_table(
+            Table::create()
+                .table("plan")
+                .col(string("tenant_id"))
+                .col(string("plan_id"))
+                .col(integer("version"))
+                .col(string("request_id"))
+                .col(string("name"))
+                .col(timestamp_with_time_zone("start_time"))
+                .col(timestamp_with_time_zone("end_time"))
+                .col(string("time_zone"))
+                // Encoded PlanInputs and PlanDerived.
+                .col(blob("inputs"))
+                .col(blob("derived"))
+                .col(string("created_by"))
+                .col(timestamp_with_time_zone("created_at"))
+                .primary_key(
+                    Index::create()
+                        .col("tenant_id")
+                        .col("plan_id")
+                        .col("version"),
+                )
+                .to_owned(),
+        )
+        .await?;
+    manager
+        .create_index(
+            Index::create()
+                .name("plan_by_request")
+                .table("plan")
+                .col("tenant_id")
+                .col("request_id")
+                .unique()
+                .to_owned(),
+        )
+        .await
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         create_cube(manager).await?;
         grow_lead_dim(manager).await?;
         create_spend(manager).await?;
-        create_customer(manager).await
+        create_customer(manager).await?;
+        create_plan(manager).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in ["customer", "spend_day", "spend", "kpi_cube"] {
+        for table in ["plan", "customer", "spend_day", "spend", "kpi_cube"] {
             manager
                 .drop_table(Table::drop().table(table).to_owned())
                 .await?;

@@ -82,6 +82,9 @@ pub mod lead_dim {
         pub rep: String,
         /// The lead's earliest fact (capture or activity): where its sales cycle starts.
         pub first_touch_at: Option<DateTimeUtc>,
+        /// Its qualification stage now ("lead", "mql", ...) and since when.
+        pub stage: String,
+        pub stage_since: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -245,6 +248,36 @@ pub mod customer {
         pub churned_at: Option<DateTimeUtc>,
         pub churn_reason: String,
         pub churn_key: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod plan {
+    use sea_orm::entity::prelude::*;
+
+    /// One version of a plan: its inputs and every number derived from them (encoded protos).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "plan")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub plan_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub version: i32,
+        pub request_id: String,
+        pub name: String,
+        pub start_time: DateTimeUtc,
+        pub end_time: DateTimeUtc,
+        pub time_zone: String,
+        pub inputs: Vec<u8>,
+        pub derived: Vec<u8>,
+        pub created_by: String,
+        pub created_at: DateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

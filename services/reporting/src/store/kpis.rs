@@ -129,6 +129,8 @@ pub async fn lock_lead<C: ConnectionTrait>(
         team: blank(),
         rep: blank(),
         first_touch_at: Set(None),
+        stage: blank(),
+        stage_since: Set(None),
     })
     .on_conflict_do_nothing_on([lead_dim::Column::TenantId, lead_dim::Column::LeadId])
     .exec(txn)
@@ -174,6 +176,10 @@ pub async fn lead_captured<C: ConnectionTrait>(
     captured.country = Set(full.country.clone());
     captured.captured_at = Set(Some(at));
     captured.first_touch_at = Set(Some(first_touch));
+    if captured.stage.as_ref().is_empty() {
+        captured.stage = Set("lead".to_owned());
+        captured.stage_since = Set(Some(at));
+    }
     captured.update(txn).await?;
     bump(txn, tenant, &Fact::new(Metric::Leads, at, 1), &full).await?;
     move_pending(txn, tenant, lead_id, &full).await
@@ -218,6 +224,8 @@ async fn move_pending<C: ConnectionTrait>(
 /// What changes about a lead over its life (each `Some` replaces the value).
 #[derive(Debug, Default)]
 pub struct LeadChange<'a> {
+    /// Its qualification stage, and since when.
+    pub stage: Option<(&'a str, DateTime<Utc>)>,
     pub rank: Option<&'a str>,
     pub team: Option<&'a str>,
     pub rep: Option<&'a str>,
@@ -240,6 +248,9 @@ pub async fn change_lead<C: ConnectionTrait>(
     let unchanged = change.rank.is_none_or(|r| r == row.rank)
         && change.team.is_none_or(|t| t == row.team)
         && change.rep.is_none_or(|r| r == row.rep)
+        && change
+            .stage
+            .is_none_or(|(s, at)| s == row.stage && Some(at) == row.stage_since)
         && first_touch == row.first_touch_at;
     if unchanged {
         return Ok(());
@@ -253,6 +264,10 @@ pub async fn change_lead<C: ConnectionTrait>(
     }
     if let Some(rep) = change.rep {
         active.rep = Set(rep.to_owned());
+    }
+    if let Some((stage, since)) = change.stage {
+        active.stage = Set(stage.to_owned());
+        active.stage_since = Set(Some(since));
     }
     active.first_touch_at = Set(first_touch);
     active.update(txn).await?;

@@ -5,6 +5,7 @@ pub mod entities;
 pub mod kpi_sums;
 pub mod kpis;
 pub mod money;
+pub mod plans;
 
 use baton_shared::{TenantId, events::EventLog};
 use chrono::{DateTime, Utc};

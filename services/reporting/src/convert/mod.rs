@@ -1,4 +1,7 @@
-//! Every conversion of reporting between its stored rows and its proto messages.
+//! Every conversion of reporting between its stored rows and its proto messages (plans in
+//! `plans`).
+
+pub mod plans;
 
 use baton_proto::capture::v1::Money;
 use baton_proto::reporting::v1::{
