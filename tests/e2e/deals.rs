@@ -17,10 +17,10 @@ use baton_proto::{
     },
     qualification::v1::Stage,
     reporting::v1::{
-        ContractTerms, CreatePlanRequest, GetKpisRequest, GetPlanProgressRequest, GetPlanRequest,
-        Granularity, HandoffGate, KpiSeries, KpiUnit, ListPlansRequest, Plan, PlanInputs,
-        PlanStage, RateSource, RecordChurnRequest, RecordSpendRequest, StageDwell, StageRates,
-        kpi_service_client::KpiServiceClient,
+        ContractTerms, CreatePlanRequest, FunnelGroup, GetFunnelRequest, GetKpisRequest,
+        GetPlanProgressRequest, GetPlanRequest, Granularity, HandoffGate, KpiSeries, KpiUnit,
+        ListPlansRequest, Plan, PlanInputs, PlanStage, RateSource, RecordChurnRequest,
+        RecordSpendRequest, StageDwell, StageRates, kpi_service_client::KpiServiceClient,
     },
 };
 use baton_shared::time;
@@ -659,6 +659,53 @@ async fn plans_work_the_mrr_back_and_progress_names_the_bottleneck_and_stagnant_
         }
     })
     .await;
+
+    // The funnel by channel and team (each lead's values now): the three deals on ads, worked by
+    // is-deals; D on web_form, never assigned.
+    let funnel = suite
+        .reporting()
+        .await
+        .get_funnel(GetFunnelRequest {
+            from: whole.start_time,
+            to: whole.end_time,
+            group_by: vec!["channel".into(), "team".into()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let steps = |g: &FunnelGroup| {
+        (
+            g.group["channel"].clone(),
+            g.group["team"].clone(),
+            [
+                g.leads,
+                g.mqls,
+                g.assignments,
+                g.sqls,
+                g.opportunities,
+                g.won,
+            ],
+        )
+    };
+    assert_eq!(
+        funnel.groups.iter().map(steps).collect::<Vec<_>>(),
+        [
+            ("ads".to_owned(), "is-deals".to_owned(), [3, 3, 3, 0, 3, 2]),
+            ("web_form".to_owned(), String::new(), [1, 0, 0, 0, 0, 0]),
+        ]
+    );
+    assert_eq!((funnel.leads, funnel.won), (4, 2), "the totals");
+    let err = suite
+        .reporting()
+        .await
+        .get_funnel(GetFunnelRequest {
+            from: whole.start_time,
+            to: whole.end_time,
+            group_by: vec!["colour".into()],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(invalid_fields(&err), ["group_by[0]"]);
 
     // Plan B takes lead→MQL and opportunity→won from history [T0−30d, T0+2d): 3 MQLs of the 4
     // leads (75 %), 2 won of the 3 handed off (66.666667 %). No lead became SQL, so MQL→SQL

@@ -395,6 +395,7 @@ async fn a_lead_goes_from_is_to_fs_under_a_contract_and_every_sla_and_stage_foll
         .get_funnel(baton_proto::reporting::v1::GetFunnelRequest {
             from: whole.start_time,
             to: whole.end_time,
+            group_by: Vec::new(),
         })
         .await
         .unwrap()

@@ -48,6 +48,7 @@ async fn funnel_today(suite: &TestSuite) -> Funnel {
         .get_funnel(GetFunnelRequest {
             from: Some(time::to_proto(now - chrono::Duration::hours(1))),
             to: Some(time::to_proto(now + chrono::Duration::hours(1))),
+            group_by: Vec::new(),
         })
         .await
         .unwrap()

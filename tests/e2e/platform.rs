@@ -106,6 +106,7 @@ async fn bad_requests_get_invalid_argument_and_unknown_ids_not_found() {
         .get_funnel(GetFunnelRequest {
             from: None,
             to: None,
+            group_by: Vec::new(),
         })
         .await
         .unwrap_err();

@@ -125,6 +125,7 @@ pub async fn run(
             .get_funnel(GetFunnelRequest {
                 from: Some(time::to_proto(started)),
                 to: Some(time::to_proto(Utc::now() + chrono::Duration::minutes(1))),
+                group_by: Vec::new(),
             })
             .await
             .context("get funnel")?

@@ -35,12 +35,12 @@ enum Command {
     },
     /// Apply pending migrations to one service's database, or to all five, and exit.
     Migrate { service: Option<ServiceName> },
-    /// Drive a small lead flow through a running suite and print the funnel.
     /// Reports of a running suite, as tables.
     Report {
         #[command(subcommand)]
         what: ReportCommand,
     },
+    /// Drive a small lead flow through a running suite and print the funnel.
     Demo {
         /// Leads to capture.
         #[arg(long, default_value_t = 20)]
@@ -76,6 +76,30 @@ enum ReportCommand {
         /// dimension=value, repeatable.
         #[arg(long)]
         filter: Vec<String>,
+    },
+    /// The funnel's steps (leads, MQLs, assigned, SQLs, opportunities, won), optionally by group.
+    Funnel {
+        /// Start: RFC 3339, or YYYY-MM-DD (midnight in --tz).
+        #[arg(long)]
+        from: String,
+        /// End (exclusive), as --from.
+        #[arg(long)]
+        to: String,
+        /// IANA time zone of dates given as YYYY-MM-DD.
+        #[arg(long, default_value = "UTC")]
+        tz: String,
+        /// Dimensions to group by, comma-separated (channel, campaign, team, ...).
+        #[arg(long, value_delimiter = ',')]
+        by: Vec<String>,
+    },
+    /// A plan's progress: per stage target, expected, actual, fill rate, projection and cost; the
+    /// bottleneck; stagnating leads.
+    Plan {
+        /// The plan's id.
+        id: String,
+        /// The moment to measure at (RFC 3339 or YYYY-MM-DD, UTC); default now.
+        #[arg(long)]
+        as_of: Option<String>,
     },
 }
 
@@ -142,6 +166,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let endpoint = &settings.service(ServiceName::Reporting).endpoint;
             print!("{}", report::kpis(endpoint, &report).await?);
+        }
+        Command::Report {
+            what: ReportCommand::Funnel { from, to, tz, by },
+        } => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            let endpoint = &settings.service(ServiceName::Reporting).endpoint;
+            print!(
+                "{}",
+                report::funnel(endpoint, (&from, &to), &tz, &by).await?
+            );
+        }
+        Command::Report {
+            what: ReportCommand::Plan { id, as_of },
+        } => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            let endpoint = &settings.service(ServiceName::Reporting).endpoint;
+            print!("{}", report::plan(endpoint, &id, as_of.as_deref()).await?);
         }
         Command::Demo { leads, reps } => {
             let settings = Arc::new(Settings::load(cli.config.as_deref())?);

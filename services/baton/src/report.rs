@@ -1,11 +1,17 @@
-//! `baton report kpis`: the KPIs of a running suite as a table in the terminal, each value beside
-//! its numerator and denominator.
+//! `baton report kpis|funnel|plan`: the KPIs, the funnel and a plan's progress of a running suite
+//! as tables in the terminal, each KPI value beside its numerator and denominator.
 
 use std::collections::HashMap;
 
 use anyhow::Context;
-use baton_proto::reporting::v1::{
-    GetKpisRequest, Granularity, KpiSeries, KpiUnit, kpi_service_client::KpiServiceClient,
+use baton_proto::{
+    capture::v1::Money,
+    reporting::v1::{
+        Funnel, GetFunnelRequest, GetKpisRequest, GetPlanProgressRequest, Granularity, KpiSeries,
+        KpiUnit, PlanProgress, PlanStage, kpi_service_client::KpiServiceClient,
+        planning_service_client::PlanningServiceClient,
+        reporting_service_client::ReportingServiceClient,
+    },
 };
 use baton_shared::time;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
@@ -99,10 +105,12 @@ pub fn render(series: &[KpiSeries], time_zone: &str) -> String {
     for s in series {
         let mut group: Vec<String> = s.group.iter().map(|(k, v)| format!("{k}={v}")).collect();
         group.sort();
-        let unit = if s.unit == KpiUnit::Percent as i32 {
-            " %"
-        } else {
-            ""
+        let unit = match KpiUnit::try_from(s.unit) {
+            Ok(KpiUnit::Percent) => " %".to_owned(),
+            Ok(KpiUnit::Money) => format!(" {}", s.currency_code),
+            Ok(KpiUnit::Days) => " d".to_owned(),
+            Ok(KpiUnit::Seconds) => " s".to_owned(),
+            _ => String::new(),
         };
         for p in &s.points {
             let from = p
@@ -137,6 +145,184 @@ pub async fn kpis(endpoint: &str, report: &KpiReport) -> anyhow::Result<String> 
         .map_err(|s| anyhow::anyhow!("GetKpis: {}", s.message()))?
         .into_inner();
     Ok(render(&answer.series, &report.time_zone))
+}
+
+/// The funnel as a table: one row per group (or one for all), a column per step.
+pub fn render_funnel(f: &Funnel) -> String {
+    let mut table = Table::new();
+    table.load_style(UTF8_FULL).set_header(vec![
+        "group",
+        "leads",
+        "MQLs",
+        "assigned",
+        "SQLs",
+        "opportunities",
+        "won",
+    ]);
+    let mut row = |group: String, counts: [i64; 6]| {
+        let mut cells = vec![group];
+        cells.extend(counts.iter().map(i64::to_string));
+        table.add_row(cells);
+    };
+    for g in &f.groups {
+        let mut group: Vec<String> = g.group.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        group.sort();
+        row(
+            group.join(", "),
+            [
+                g.leads,
+                g.mqls,
+                g.assignments,
+                g.sqls,
+                g.opportunities,
+                g.won,
+            ],
+        );
+    }
+    row(
+        "all".to_owned(),
+        [
+            f.leads,
+            f.mqls,
+            f.assignments,
+            f.sqls,
+            f.opportunities,
+            f.won,
+        ],
+    );
+    format!("{table}\n")
+}
+
+/// Asks reporting at `endpoint` for the funnel of `[from, to)` and renders it.
+pub async fn funnel(
+    endpoint: &str,
+    (from, to): (&str, &str),
+    time_zone: &str,
+    group_by: &[String],
+) -> anyhow::Result<String> {
+    let mut client = ReportingServiceClient::connect(endpoint.to_owned())
+        .await
+        .with_context(|| format!("connect to reporting at {endpoint}"))?;
+    let answer = client
+        .get_funnel(GetFunnelRequest {
+            from: Some(time::to_proto(instant(from, time_zone)?)),
+            to: Some(time::to_proto(instant(to, time_zone)?)),
+            group_by: group_by.to_vec(),
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("GetFunnel: {}", s.message()))?
+        .into_inner();
+    Ok(render_funnel(&answer))
+}
+
+fn money(m: Option<&Money>) -> String {
+    m.map(|m| {
+        let exponent = iso_currency::Currency::from_code(&m.currency_code)
+            .and_then(|c| c.exponent())
+            .unwrap_or(2);
+        let major = m.amount_minor as f64 / 10f64.powi(i32::from(exponent));
+        format!("{} {}", number(major), m.currency_code)
+    })
+    .unwrap_or_default()
+}
+
+fn stage_name(stage: i32) -> String {
+    PlanStage::try_from(stage)
+        .map(|s| {
+            s.as_str_name()
+                .trim_start_matches("PLAN_STAGE_")
+                .to_ascii_lowercase()
+                .replace('_', " ")
+        })
+        .unwrap_or_default()
+}
+
+/// A plan's progress: a line about the plan, a table per stage, the bottleneck, stagnation.
+pub fn render_plan(p: &PlanProgress) -> String {
+    let plan = p.plan.clone().unwrap_or_default();
+    let mut out = format!(
+        "plan {} v{} \"{}\": {:.1} % of the period elapsed\n",
+        plan.plan_id,
+        plan.version,
+        plan.name,
+        p.elapsed * 100.0
+    );
+    let mut table = Table::new();
+    table.load_style(UTF8_FULL).set_header(vec![
+        "stage",
+        "target",
+        "expected to date",
+        "actual",
+        "fill rate",
+        "projected",
+        "allowable cost",
+        "actual cost",
+    ]);
+    let optional = |v: Option<f64>, unit: &str| v.map(|v| format!("{}{unit}", number(v)));
+    for s in &p.stages {
+        table.add_row(vec![
+            stage_name(s.stage),
+            s.target.to_string(),
+            number(s.expected_to_date),
+            s.actual.to_string(),
+            optional(s.fill_rate, " %").unwrap_or_else(|| "—".to_owned()),
+            optional(s.projected, "").unwrap_or_else(|| "—".to_owned()),
+            money(s.allowable_cost.as_ref()),
+            money(s.actual_cost.as_ref()),
+        ]);
+    }
+    out.push_str(&format!("{table}\n"));
+    match &p.bottleneck {
+        Some(b) => {
+            let starves: Vec<String> = b.starves.iter().map(|s| stage_name(*s)).collect();
+            out.push_str(&format!(
+                "bottleneck: {} at {} % (threshold {} %), starving {}\n",
+                stage_name(b.stage),
+                number(b.fill_rate),
+                number(b.alert_threshold),
+                starves.join(", ")
+            ));
+        }
+        None => out.push_str("no bottleneck: every stage fills its threshold\n"),
+    }
+    if !p.stagnation.is_empty() {
+        let mut table = Table::new();
+        table.load_style(UTF8_FULL).set_header(vec![
+            "stage",
+            "max days",
+            "owner team",
+            "leads",
+            "oldest (days)",
+        ]);
+        for s in &p.stagnation {
+            table.add_row(vec![
+                s.stage.clone(),
+                number(s.max_days),
+                s.owner_team.clone(),
+                s.leads.to_string(),
+                number(s.oldest_days),
+            ]);
+        }
+        out.push_str(&format!("stagnating leads:\n{table}\n"));
+    }
+    out
+}
+
+/// Asks reporting at `endpoint` for plan `plan_id`'s progress and renders it.
+pub async fn plan(endpoint: &str, plan_id: &str, as_of: Option<&str>) -> anyhow::Result<String> {
+    let mut client = PlanningServiceClient::connect(endpoint.to_owned())
+        .await
+        .with_context(|| format!("connect to reporting at {endpoint}"))?;
+    let as_of = as_of.map(|t| instant(t, "")).transpose()?;
+    let answer = client
+        .get_plan_progress(GetPlanProgressRequest {
+            plan_id: plan_id.to_owned(),
+            as_of: as_of.map(time::to_proto),
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("GetPlanProgress: {}", s.message()))?
+        .into_inner();
+    Ok(render_plan(&answer))
 }
 
 #[cfg(test)]

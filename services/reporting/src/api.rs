@@ -22,7 +22,7 @@ use tonic::{Request, Response, Status};
 use crate::error::Error;
 use crate::{
     convert,
-    domain::{funnel::conversion_rate, kpis},
+    domain::kpis,
     plans,
     store::{Store, kpi_sums::SumQuery},
 };
@@ -57,24 +57,35 @@ impl ReportingService for Api {
             }
             _ => None,
         };
+        for (i, d) in req.group_by.iter().enumerate() {
+            if !kpis::DIMENSIONS.contains(&d.as_str()) {
+                violations.add(
+                    format!("group_by[{i}]"),
+                    format!(
+                        "unknown dimension {d:?}; one of {}",
+                        kpis::DIMENSIONS.join(", ")
+                    ),
+                );
+            }
+        }
         violations.into_result()?;
         let Some((from, to)) = range else {
             return Err(Error::invalid("from", "is required").into());
         };
         let c = self.store.funnel(&tenant, from, to).await?;
-        Ok(Response::new(Funnel {
-            from: Some(time::to_proto(from)),
-            to: Some(time::to_proto(to)),
-            leads: c.leads,
-            mqls: c.mqls,
-            assignments: c.assignments,
-            enrollments: c.enrollments,
-            lead_to_mql_rate: conversion_rate(c.mqls, c.leads),
-            mql_to_assignment_rate: conversion_rate(c.assignments, c.mqls),
-            sqls: c.sqls,
-            opportunities: c.opportunities,
-            won: c.won,
-        }))
+        let groups = if req.group_by.is_empty() {
+            Vec::new()
+        } else {
+            self.store
+                .funnel_groups(&tenant, (from, to), &req.group_by)
+                .await?
+        };
+        Ok(Response::new(convert::funnel_to_proto(
+            (from, to),
+            &c,
+            &groups,
+            &req.group_by,
+        )))
     }
 }
 

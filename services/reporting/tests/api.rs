@@ -72,6 +72,7 @@ async fn the_funnel_counts_leads_by_when_they_were_captured() {
     let range = |from: chrono::DateTime<Utc>, to: chrono::DateTime<Utc>| GetFunnelRequest {
         from: Some(time::to_proto(from)),
         to: Some(time::to_proto(to)),
+        group_by: Vec::new(),
     };
     let all = eventually("three leads", Duration::from_secs(20), || {
         let mut r = reporting_client.clone();

@@ -17,7 +17,10 @@ use chrono_tz::Tz;
 use prost::Message;
 
 use crate::{
-    domain::kpis::{self, Granularity, Kpi, Owner, Phase, Series, Unit},
+    domain::{
+        funnel::{FunnelCounts, conversion_rate},
+        kpis::{self, Granularity, Kpi, Owner, Phase, Series, Unit},
+    },
     error::Error,
     store::{
         entities::{contract as row, customer, spend},
@@ -356,5 +359,44 @@ pub fn customer_to_proto(c: &customer::Model) -> pb::Customer {
         monthly_recurring_revenue: money_to_proto(&c.mrr_currency, c.mrr_minor),
         churned_at: c.churned_at.map(time::to_proto),
         churn_reason: c.churn_reason.clone(),
+    }
+}
+
+/// The funnel's totals, and per group when it was grouped.
+pub fn funnel_to_proto(
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    c: &FunnelCounts,
+    groups: &[(Vec<String>, FunnelCounts)],
+    group_by: &[String],
+) -> pb::Funnel {
+    pb::Funnel {
+        from: Some(time::to_proto(from)),
+        to: Some(time::to_proto(to)),
+        leads: c.leads,
+        mqls: c.mqls,
+        assignments: c.assignments,
+        enrollments: c.enrollments,
+        lead_to_mql_rate: conversion_rate(c.mqls, c.leads),
+        mql_to_assignment_rate: conversion_rate(c.assignments, c.mqls),
+        sqls: c.sqls,
+        opportunities: c.opportunities,
+        won: c.won,
+        groups: groups
+            .iter()
+            .map(|(group, g)| pb::FunnelGroup {
+                group: group_by
+                    .iter()
+                    .cloned()
+                    .zip(group.iter().cloned())
+                    .collect(),
+                leads: g.leads,
+                mqls: g.mqls,
+                assignments: g.assignments,
+                enrollments: g.enrollments,
+                sqls: g.sqls,
+                opportunities: g.opportunities,
+                won: g.won,
+            })
+            .collect(),
     }
 }

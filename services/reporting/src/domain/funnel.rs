@@ -24,6 +24,10 @@ impl Step {
         Step::Won,
     ];
 
+    pub fn from_name(name: &str) -> Option<Step> {
+        Step::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Step::Captured => "captured",
@@ -47,6 +51,22 @@ pub struct FunnelCounts {
     pub sqls: i64,
     pub opportunities: i64,
     pub won: i64,
+}
+
+impl FunnelCounts {
+    /// Adds `n` leads to `step`'s count.
+    pub fn add(&mut self, step: Step, n: i64) {
+        let count = match step {
+            Step::Captured => &mut self.leads,
+            Step::Enrolled => &mut self.enrollments,
+            Step::BecameMql => &mut self.mqls,
+            Step::Assigned => &mut self.assignments,
+            Step::BecameSql => &mut self.sqls,
+            Step::HandedOff => &mut self.opportunities,
+            Step::Won => &mut self.won,
+        };
+        *count += n;
+    }
 }
 
 /// `numerator / denominator`, or 0 when the denominator is 0 (no leads, no rate).

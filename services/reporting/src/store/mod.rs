@@ -46,17 +46,66 @@ impl Store {
                 .filter(funnel_fact::Column::OccurredAt.lt(to))
                 .count(&self.db)
                 .await? as i64;
-            match step {
-                Step::Captured => counts.leads = n,
-                Step::Enrolled => counts.enrollments = n,
-                Step::BecameMql => counts.mqls = n,
-                Step::Assigned => counts.assignments = n,
-                Step::BecameSql => counts.sqls = n,
-                Step::HandedOff => counts.opportunities = n,
-                Step::Won => counts.won = n,
-            }
+            counts.add(step, n);
         }
         Ok(counts)
+    }
+}
+
+impl Store {
+    /// Each step's leads with `from <= occurred_at < to`, per group of `group_by` (the leads'
+    /// dimensions as the KPI engine holds them), ordered by group.
+    pub async fn funnel_groups(
+        &self,
+        tenant: &TenantId,
+        (from, to): (DateTime<Utc>, DateTime<Utc>),
+        group_by: &[String],
+    ) -> Result<Vec<(Vec<String>, FunnelCounts)>, Error> {
+        use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
+        let f = Alias::new("f");
+        let mut select = Query::select();
+        select
+            .from_as(funnel_fact::Entity, f.clone())
+            .inner_join(
+                entities::lead_dim::Entity,
+                Expr::col((f.clone(), funnel_fact::Column::LeadId))
+                    .equals((
+                        entities::lead_dim::Entity,
+                        entities::lead_dim::Column::LeadId,
+                    ))
+                    .and(
+                        Expr::col((f.clone(), funnel_fact::Column::TenantId)).equals((
+                            entities::lead_dim::Entity,
+                            entities::lead_dim::Column::TenantId,
+                        )),
+                    ),
+            )
+            .column((f.clone(), funnel_fact::Column::Step))
+            .expr_as(Expr::cust("CAST(COUNT(*) AS BIGINT)"), Alias::new("n"))
+            .and_where(Expr::col((f.clone(), funnel_fact::Column::TenantId)).eq(tenant.as_str()))
+            .and_where(Expr::col((f.clone(), funnel_fact::Column::OccurredAt)).gte(from))
+            .and_where(Expr::col((f.clone(), funnel_fact::Column::OccurredAt)).lt(to))
+            .group_by_col((f, funnel_fact::Column::Step));
+        for dim in group_by {
+            if let Ok(column) = dim.parse::<entities::lead_dim::Column>() {
+                select
+                    .column((entities::lead_dim::Entity, column))
+                    .group_by_col((entities::lead_dim::Entity, column));
+            }
+        }
+        let mut groups: std::collections::BTreeMap<Vec<String>, FunnelCounts> = Default::default();
+        for row in self.db.query_all(&select).await? {
+            let step: String = row.try_get("", "step")?;
+            let n: i64 = row.try_get("", "n")?;
+            let mut group = Vec::with_capacity(group_by.len());
+            for dim in group_by {
+                group.push(row.try_get::<String>("", dim)?);
+            }
+            if let Some(step) = Step::from_name(&step) {
+                groups.entry(group).or_default().add(step, n);
+            }
+        }
+        Ok(groups.into_iter().collect())
     }
 }
 
