@@ -6,14 +6,17 @@ use std::{collections::HashMap, time::Duration};
 use baton_e2e::{TestSuite, activity, captured_id, eventually};
 use baton_proto::{
     capture::v1::{
-        ActivityKind, CaptureLeadRequest, LeadSource, PageKind, RecordVisitsRequest,
+        ActivityKind, CaptureLeadRequest, Consent, LeadSource, PageKind, RecordVisitsRequest,
         capture_service_client::CaptureServiceClient,
     },
     qualification::v1::{Bant, BantItem, GetStageRequest, RecordBantRequest, Stage},
-    reporting::v1::{GetKpisRequest, Granularity, KpiSeries, KpiUnit, ListKpisRequest},
+    reporting::v1::{
+        GetKpisRequest, Granularity, KpiSeries, KpiUnit, ListKpisRequest,
+        UpdateKpiParametersRequest,
+    },
 };
 use baton_shared::time;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, DurationRound, Utc};
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -740,5 +743,261 @@ async fn baton_report_kpis_prints_each_value_with_its_numerator_and_denominator(
         .to_string()
         .contains("unknown KPI")
     );
+    suite.stop().await;
+}
+
+#[tokio::test]
+async fn email_kpis_count_each_lead_once_and_the_window_is_a_versioned_parameter() {
+    let suite = TestSuite::start().await;
+    let mut capture = suite.capture().await;
+    let mut kpis = suite.kpis().await;
+    let t0 = Utc::now()
+        .duration_trunc(chrono::Duration::days(1))
+        .unwrap();
+    let d1 = t0 - chrono::Duration::days(20);
+    let h = |hours: i64| d1 + chrono::Duration::hours(hours);
+    // Six leads captured before D1: L1–L4 and L6 opted in, L5 not.
+    let mut leads = Vec::new();
+    for n in 1..=6 {
+        leads.push(
+            captured_id(
+                &mut capture,
+                CaptureLeadRequest {
+                    request_id: format!("mail-{n}"),
+                    email: format!("mail{n}@example.co.jp"),
+                    source: Some(LeadSource {
+                        channel: "newsletter".into(),
+                        ..Default::default()
+                    }),
+                    consent: Some(Consent {
+                        email_opt_in: n != 5,
+                        ..Default::default()
+                    }),
+                    captured_at: Some(time::to_proto(d1 - chrono::Duration::days(10))),
+                    ..Default::default()
+                },
+            )
+            .await,
+        );
+    }
+    let lead = |n: usize| leads[n - 1].clone();
+    let mut n = 0;
+    let mut act = |lead_id: String, kind: ActivityKind, at: DateTime<Utc>| {
+        n += 1;
+        let mut a = activity(
+            &lead_id,
+            &format!("mail-act-{n}"),
+            kind,
+            PageKind::Unspecified,
+        );
+        a.occurred_at = Some(time::to_proto(at));
+        a
+    };
+    use ActivityKind as K;
+    let script = vec![
+        // D1: delivered to L1 (twice), L2, L3, L4; bounced from L6.
+        act(lead(1), K::EmailDelivered, h(9)),
+        act(lead(1), K::EmailDelivered, h(10)),
+        act(lead(2), K::EmailDelivered, h(9)),
+        act(lead(3), K::EmailDelivered, h(9)),
+        act(lead(4), K::EmailDelivered, h(9)),
+        act(lead(6), K::EmailBounced, h(9)),
+        // L1 opens twice and clicks; L2 opens; L1 submits a form 3 hours after its delivery.
+        act(lead(1), K::EmailOpened, h(12)),
+        act(
+            lead(1),
+            K::EmailOpened,
+            h(12) + chrono::Duration::minutes(30),
+        ),
+        act(
+            lead(1),
+            K::EmailClicked,
+            h(12) + chrono::Duration::minutes(31),
+        ),
+        act(lead(2), K::EmailOpened, h(12)),
+        act(lead(1), K::FormSubmitted, h(13)),
+        // D2: L4 unsubscribes (after its D1 delivery); L2 gets another e-mail and clicks it.
+        act(lead(4), K::EmailUnsubscribed, h(24 + 8)),
+        act(lead(2), K::EmailDelivered, h(24 + 9)),
+        act(lead(2), K::EmailClicked, h(24 + 10)),
+        // Nine days after D1, L3 downloads a document: outside the default 7-day window.
+        act(lead(3), K::DocumentDownloaded, h(9 * 24 + 9)),
+    ];
+    for a in script {
+        capture.record_activity(a).await.unwrap();
+    }
+    let request = |g: Granularity| GetKpisRequest {
+        kpis: [
+            "emails_delivered",
+            "email_clicks",
+            "open_rate",
+            "click_rate",
+            "click_to_open_rate",
+            "email_conversion_rate",
+            "unsubscribe_rate",
+            "bounce_rate",
+            "list_size",
+        ]
+        .map(String::from)
+        .to_vec(),
+        start_time: Some(time::to_proto(d1)),
+        end_time: Some(time::to_proto(d1 + chrono::Duration::days(2))),
+        granularity: g as i32,
+        ..Default::default()
+    };
+    let reader = kpis.clone();
+    let get = |g: Granularity| {
+        let mut k = reader.clone();
+        let req = request(g);
+        async move { k.get_kpis(req).await.unwrap().into_inner().series }
+    };
+    eventually("every e-mail fact applied", PATIENCE, || async {
+        let s = get(Granularity::Whole).await;
+        let conv = s.iter().find(|x| x.kpi == "email_conversion_rate")?;
+        let sent = s.iter().find(|x| x.kpi == "emails_delivered")?;
+        (sent.points[0].numerator == 6.0 && conv.points[0].numerator == 1.0).then_some(())
+    })
+    .await;
+    let whole = get(Granularity::Whole).await;
+    let p = |s: &[KpiSeries], key: &str| {
+        let x = s.iter().find(|x| x.kpi == key).unwrap();
+        (x.version, points(x))
+    };
+    // Over both days: 6 e-mails delivered to 4 leads (L1–L4), 2 clicks.
+    assert_eq!(
+        p(&whole, "emails_delivered"),
+        (1, vec![(6.0, None, Some(6.0))])
+    );
+    assert_eq!(p(&whole, "email_clicks"), (1, vec![(2.0, None, Some(2.0))]));
+    // Openers L1, L2 of 4: 50 %. Clickers L1, L2: 50 %; of the 2 openers, 100 %.
+    assert_eq!(p(&whole, "open_rate").1, [(2.0, Some(4.0), Some(50.0))]);
+    assert_eq!(p(&whole, "click_rate").1, [(2.0, Some(4.0), Some(50.0))]);
+    assert_eq!(
+        p(&whole, "click_to_open_rate").1,
+        [(2.0, Some(2.0), Some(100.0))]
+    );
+    // Within 7 days of a delivery only L1's form converts: 1 / 4. L4 unsubscribed: 1 / 4.
+    assert_eq!(
+        p(&whole, "email_conversion_rate"),
+        (1, vec![(1.0, Some(4.0), Some(25.0))])
+    );
+    assert_eq!(
+        p(&whole, "unsubscribe_rate").1,
+        [(1.0, Some(4.0), Some(25.0))]
+    );
+    // Sent to L1–L4 and L6, bounced from L6: 1 / 5.
+    assert_eq!(p(&whole, "bounce_rate").1, [(1.0, Some(5.0), Some(20.0))]);
+    // Deliverable at the end: L1–L3 (L4 unsubscribed, L5 never opted in, L6 bounced).
+    assert_eq!(p(&whole, "list_size").1, [(3.0, None, Some(3.0))]);
+
+    // Per day: D1 has 4 leads delivered to, 2 openers, 1 clicker; D2 has L2 alone, a clicker
+    // who opened nothing (no click-to-open rate: 1 / 0). The list is 4 after D1, 3 after D2.
+    let daily = get(Granularity::Day).await;
+    assert_eq!(
+        p(&daily, "open_rate").1,
+        [(2.0, Some(4.0), Some(50.0)), (0.0, Some(1.0), Some(0.0))]
+    );
+    assert_eq!(
+        p(&daily, "click_rate").1,
+        [(1.0, Some(4.0), Some(25.0)), (1.0, Some(1.0), Some(100.0))]
+    );
+    let ctor = daily
+        .iter()
+        .find(|x| x.kpi == "click_to_open_rate")
+        .unwrap();
+    assert_eq!(points(ctor)[1], (1.0, Some(0.0), None));
+    assert_eq!(ctor.points[1].no_value_reason, "the denominator is 0");
+    assert_eq!(
+        p(&daily, "list_size").1,
+        [(4.0, None, Some(4.0)), (3.0, None, Some(3.0))]
+    );
+
+    // A 10-day window (version 2) also counts L3's download, nine days after its delivery: 2 / 4.
+    // Not requiring opt-in (version 2 of list_size) adds L5 to the list.
+    let listed = kpis
+        .list_kpis(ListKpisRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let conversion = listed
+        .kpis
+        .iter()
+        .find(|k| k.key == "email_conversion_rate")
+        .unwrap();
+    assert_eq!(
+        (
+            conversion.version,
+            conversion.parameters[0].name.as_str(),
+            conversion.parameters[0].value
+        ),
+        (1, "window_days", 7.0)
+    );
+    let updated = kpis
+        .update_kpi_parameters(UpdateKpiParametersRequest {
+            kpi: "email_conversion_rate".into(),
+            parameters: [("window_days".to_owned(), 10.0)].into(),
+            expected_version: 1,
+            updated_by: "marketing-ops@example.co.jp".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((updated.version, updated.parameters[0].value), (2, 10.0));
+    kpis.update_kpi_parameters(UpdateKpiParametersRequest {
+        kpi: "list_size".into(),
+        parameters: [("requires_opt_in".to_owned(), 0.0)].into(),
+        expected_version: 0,
+        updated_by: "marketing-ops@example.co.jp".into(),
+    })
+    .await
+    .unwrap();
+    let whole = get(Granularity::Whole).await;
+    assert_eq!(
+        p(&whole, "email_conversion_rate"),
+        (2, vec![(2.0, Some(4.0), Some(50.0))])
+    );
+    assert_eq!(p(&whole, "list_size"), (2, vec![(4.0, None, Some(4.0))]));
+    // A stale version, an unknown parameter, a value out of range: refused, nothing changes.
+    let stale = kpis
+        .update_kpi_parameters(UpdateKpiParametersRequest {
+            kpi: "email_conversion_rate".into(),
+            parameters: [("window_days".to_owned(), 3.0)].into(),
+            expected_version: 1,
+            updated_by: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), Code::FailedPrecondition);
+    for (kpi, name, value, field) in [
+        (
+            "email_conversion_rate",
+            "window_days",
+            91.0,
+            "parameters.window_days",
+        ),
+        ("email_conversion_rate", "colour", 1.0, "parameters.colour"),
+        ("leads", "window_days", 1.0, "kpi"),
+        ("happiness", "window_days", 1.0, "kpi"),
+    ] {
+        let err = kpis
+            .update_kpi_parameters(UpdateKpiParametersRequest {
+                kpi: kpi.into(),
+                parameters: [(name.to_owned(), value)].into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{kpi}.{name}");
+        let fields: Vec<String> = err
+            .get_details_bad_request()
+            .unwrap()
+            .field_violations
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(fields, [field], "{kpi}.{name}");
+    }
+    let again = get(Granularity::Whole).await;
+    assert_eq!(p(&again, "email_conversion_rate").0, 2);
     suite.stop().await;
 }

@@ -2,11 +2,12 @@
 
 use baton_proto::reporting::v1::{
     ApproveContractRequest, Contract, ContractProblem, CreateContractRequest, Customer, Funnel,
-    GetContractRequest, GetFunnelRequest, GetKpisRequest, GetKpisResponse, ListContractsRequest,
-    ListContractsResponse, ListKpisRequest, ListKpisResponse, RecordChurnRequest,
-    RecordSpendRequest, RecordSpendResponse, UpdateContractRequest, ValidateContractRequest,
-    ValidateContractResponse, contract_service_server::ContractService,
-    kpi_service_server::KpiService, reporting_service_server::ReportingService,
+    GetContractRequest, GetFunnelRequest, GetKpisRequest, GetKpisResponse, KpiDefinition,
+    ListContractsRequest, ListContractsResponse, ListKpisRequest, ListKpisResponse,
+    RecordChurnRequest, RecordSpendRequest, RecordSpendResponse, UpdateContractRequest,
+    UpdateKpiParametersRequest, ValidateContractRequest, ValidateContractResponse,
+    contract_service_server::ContractService, kpi_service_server::KpiService,
+    reporting_service_server::ReportingService,
 };
 use baton_proto::reporting::v1::{
     CreatePlanRequest, GetPlanProgressRequest, GetPlanRequest, ListPlansRequest, ListPlansResponse,
@@ -35,6 +36,18 @@ pub struct Api {
 impl Api {
     pub fn new(store: Store) -> Self {
         Api { store }
+    }
+
+    /// The catalogue as the tenant's current versions define it.
+    async fn catalogue(&self, tenant: &TenantId) -> Result<Vec<kpis::Kpi>, Error> {
+        let current = self.store.kpi_versions(tenant).await?;
+        Ok(kpis::catalogue()
+            .iter()
+            .map(|k| match current.iter().find(|c| c.kpi == k.key) {
+                Some(c) => k.with_values(c.version, &c.values),
+                None => k.clone(),
+            })
+            .collect())
     }
 }
 
@@ -95,9 +108,11 @@ impl KpiService for Api {
         &self,
         request: Request<ListKpisRequest>,
     ) -> Result<Response<ListKpisResponse>, Status> {
-        TenantId::of(&request)?;
+        let tenant = TenantId::of(&request)?;
         Ok(Response::new(ListKpisResponse {
-            kpis: kpis::catalogue()
+            kpis: self
+                .catalogue(&tenant)
+                .await?
                 .iter()
                 .map(convert::kpi_to_proto)
                 .collect(),
@@ -110,7 +125,8 @@ impl KpiService for Api {
         request: Request<GetKpisRequest>,
     ) -> Result<Response<GetKpisResponse>, Status> {
         let tenant = TenantId::of(&request)?;
-        let q = convert::kpi_query_from_proto(request.get_ref())?;
+        let catalogue = self.catalogue(&tenant).await?;
+        let q = convert::kpi_query_from_proto(request.get_ref(), &catalogue)?;
         let periods = kpis::periods(q.start, q.end, q.granularity, q.tz).map_err(|_| {
             Error::invalid(
                 "granularity",
@@ -128,6 +144,8 @@ impl KpiService for Api {
             group_by: &q.group_by,
             filters: &q.filters,
             tz: q.tz,
+            periods: &periods,
+            conversion_window_seconds: conversion_window(&catalogue),
         };
         let observations = self.store.kpi_sums(&tenant, &sums).await?;
         let series = kpis::series(&q.kpis, &periods, &observations, !q.group_by.is_empty());
@@ -150,6 +168,29 @@ impl KpiService for Api {
             spend: Some(convert::spend_to_proto(&spend)),
             created,
         }))
+    }
+
+    async fn update_kpi_parameters(
+        &self,
+        request: Request<UpdateKpiParametersRequest>,
+    ) -> Result<Response<KpiDefinition>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let req = request.get_ref();
+        let catalogue = self.catalogue(&tenant).await?;
+        let (kpi, values) = convert::kpi_parameters_from_proto(req, &catalogue)?;
+        let version = self
+            .store
+            .update_kpi_parameters(
+                &tenant,
+                kpi.key,
+                &values,
+                req.expected_version,
+                req.updated_by.trim(),
+            )
+            .await?;
+        Ok(Response::new(convert::kpi_to_proto(
+            &kpi.with_values(version, &values),
+        )))
     }
 
     async fn record_churn(
@@ -324,4 +365,14 @@ impl PlanningService for Api {
         let progress = plans::progress(&self.store, &tenant, &plan_id, as_of).await?;
         Ok(Response::new(progress))
     }
+}
+
+/// Seconds after a delivery an e-mail conversion counts (email_conversion_rate's window).
+fn conversion_window(catalogue: &[kpis::Kpi]) -> i64 {
+    let days = catalogue
+        .iter()
+        .find(|k| k.key == "email_conversion_rate")
+        .and_then(|k| k.value(kpis::WINDOW_DAYS))
+        .unwrap_or(7.0);
+    (days * 86_400.0).round() as i64
 }

@@ -3,7 +3,8 @@
 
 use baton_proto::{
     capture::v1::{
-        ActivityKind, ActivityRecorded, CallOutcome, FunnelPosition, LeadCaptured, VisitsRecorded,
+        ActivityKind, ActivityRecorded, CallOutcome, Consent, FunnelPosition, LeadCaptured,
+        LeadErased, LeadUpdated, VisitsRecorded,
     },
     distribution::v1::{HandoffAction, HandoffChanged, LeadAssigned},
     nurture::v1::LeadEnrolled,
@@ -19,11 +20,12 @@ use sea_orm::DatabaseTransaction;
 
 use crate::{
     domain::{
+        email,
         funnel::Step,
         kpis::{self as kpis_domain, Metric},
     },
     store::{
-        self,
+        self, email as email_store,
         kpis::{self, Dims, Fact, LeadChange},
         money,
     },
@@ -76,6 +78,19 @@ impl EventHandler for FunnelEvents {
             let dims = dims_of_capture(&e);
             kpis::lead_captured(txn, &tenant, &e.lead_id, &dims, at).await?;
             kpis::step_reached(txn, &tenant, &e.lead_id, Step::Captured, at).await?;
+            let consent = e.lead.and_then(|l| l.consent).unwrap_or_default();
+            consent_changed(txn, &tenant, &e.lead_id, &consent, at).await?;
+        } else if let Some(e) = decode::<LeadUpdated>(event)?
+            && let Some(lead) = e.lead
+            && e.changed_paths.iter().any(|p| p.starts_with("consent"))
+        {
+            let at = when(lead.updated_at.as_ref(), event);
+            let consent = lead.consent.unwrap_or_default();
+            consent_changed(txn, &tenant, &lead.lead_id, &consent, at).await?;
+        } else if let Some(e) = decode::<LeadErased>(event)? {
+            let at = when(e.erased_at.as_ref(), event);
+            let erased = |f| f | email::ERASED;
+            email_store::set_email_flags(txn, &tenant, &e.lead_id, erased, at).await?;
         } else if let Some(e) = decode::<StageChanged>(event)? {
             stage_changed(txn, &tenant, &e, when(e.changed_at.as_ref(), event)).await?;
         } else if let Some(e) = decode::<LeadAssigned>(event)? {
@@ -106,6 +121,26 @@ impl EventHandler for FunnelEvents {
         }
         Ok(())
     }
+}
+
+/// The lead's address as its consent now says (the list size follows).
+async fn consent_changed(
+    txn: &DatabaseTransaction,
+    tenant: &TenantId,
+    lead_id: &str,
+    c: &Consent,
+    at: DateTime<Utc>,
+) -> Result<(), ConsumeError> {
+    let change = |f: i32| {
+        email::with_consent(
+            f | email::KNOWN,
+            c.email_opt_in,
+            c.unsubscribed,
+            c.do_not_contact,
+        )
+    };
+    email_store::set_email_flags(txn, tenant, lead_id, change, at).await?;
+    Ok(())
 }
 
 /// MQL and SQL: each lead counts once, under the dimensions it was captured with.
@@ -170,6 +205,8 @@ async fn activity_recorded(
     };
     let counted: Vec<(Metric, i64)> = match ActivityKind::try_from(a.kind) {
         Ok(ActivityKind::FormSubmitted) => vec![(Metric::FormSubmissions, 1)],
+        Ok(ActivityKind::EmailDelivered) => vec![(Metric::EmailsDelivered, 1)],
+        Ok(ActivityKind::EmailClicked) => vec![(Metric::EmailClicks, 1)],
         Ok(ActivityKind::Call) => {
             let call = a.call.unwrap_or_default();
             let connected = call.outcome == CallOutcome::Connected as i32;
@@ -196,6 +233,13 @@ async fn activity_recorded(
         ..LeadChange::default()
     };
     kpis::change_lead(txn, tenant, &a.lead_id, &touched).await?;
+    if let Ok(kind) = ActivityKind::try_from(a.kind) {
+        email_store::record_reach(txn, tenant, &a.lead_id, kind, at).await?;
+        if email::changes_flags(kind) {
+            let change = |f| email::after_activity(f, kind);
+            email_store::set_email_flags(txn, tenant, &a.lead_id, change, at).await?;
+        }
+    }
     for (metric, delta) in counted {
         let fact = Fact {
             rep: Some(a.performed_by.as_str()),

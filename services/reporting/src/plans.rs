@@ -45,6 +45,7 @@ async fn totals(
     if start >= end {
         return Ok(Vec::new());
     }
+    let whole = [crate::domain::kpis::Period { start, end }];
     let q = SumQuery {
         metrics,
         start,
@@ -52,6 +53,8 @@ async fn totals(
         group_by: &[],
         filters: &[],
         tz,
+        periods: &whole,
+        conversion_window_seconds: 0,
     };
     let mut out: Vec<(Metric, String, i64)> = Vec::new();
     for o in store.kpi_sums(tenant, &q).await? {

@@ -81,6 +81,18 @@ pub fn kpi_to_proto(k: &Kpi) -> pb::KpiDefinition {
         } as i32,
         version: k.version,
         dimensions: k.dimensions.iter().map(|d| (*d).to_owned()).collect(),
+        parameters: k
+            .parameters
+            .iter()
+            .map(|p| pb::KpiParameter {
+                name: p.name.to_owned(),
+                description: p.description.to_owned(),
+                value: k.value(p.name).unwrap_or(p.default),
+                default_value: p.default,
+                min: p.min,
+                max: p.max,
+            })
+            .collect(),
     }
 }
 
@@ -111,9 +123,11 @@ fn dimensions_listed() -> String {
 
 /// Every problem of a GetKpis request, each with its field (unknown KPIs and dimensions name the
 /// valid ones).
-pub fn kpi_query_from_proto(req: &pb::GetKpisRequest) -> Result<KpiQuery, Error> {
+pub fn kpi_query_from_proto(
+    req: &pb::GetKpisRequest,
+    catalogue: &[Kpi],
+) -> Result<KpiQuery, Error> {
     let mut v = Violations::new();
-    let catalogue = kpis::catalogue();
     if req.kpis.is_empty() {
         v.add("kpis", "name at least one KPI");
     }
@@ -399,4 +413,50 @@ pub fn funnel_to_proto(
             })
             .collect(),
     }
+}
+
+/// A checked UpdateKpiParameters: the KPI and all its parameter values after the change.
+pub fn kpi_parameters_from_proto(
+    req: &pb::UpdateKpiParametersRequest,
+    catalogue: &[Kpi],
+) -> Result<(Kpi, Vec<(String, f64)>), Error> {
+    let mut v = Violations::new();
+    let Some(kpi) = catalogue.iter().find(|k| k.key == req.kpi.trim()) else {
+        return Err(Error::invalid("kpi", format!("unknown KPI {:?}", req.kpi)));
+    };
+    if kpi.parameters.is_empty() {
+        v.add("kpi", format!("{} has no parameters", kpi.key));
+    } else if req.parameters.is_empty() {
+        v.add("parameters", "name at least one");
+    }
+    if req.updated_by.trim().len() > MAX_ACTOR_LEN {
+        v.add(
+            "updated_by",
+            format!("must be at most {MAX_ACTOR_LEN} bytes"),
+        );
+    }
+    let mut changed: Vec<(String, f64)> = req
+        .parameters
+        .iter()
+        .map(|(n, x)| (n.clone(), *x))
+        .collect();
+    changed.sort_by(|a, b| a.0.cmp(&b.0));
+    if !kpi.parameters.is_empty() {
+        for (name, problem) in kpi.check_values(&changed) {
+            v.add(format!("parameters.{name}"), problem);
+        }
+    }
+    v.into_result()?;
+    let values = kpi
+        .parameters
+        .iter()
+        .map(|p| {
+            let new = changed.iter().find(|(n, _)| n == p.name).map(|c| c.1);
+            (
+                p.name.to_owned(),
+                new.or(kpi.value(p.name)).unwrap_or(p.default),
+            )
+        })
+        .collect();
+    Ok((kpi.clone(), values))
 }

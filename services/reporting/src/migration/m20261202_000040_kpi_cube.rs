@@ -9,7 +9,12 @@
 //!   `spend` the requests themselves (idempotent on request_id);
 //! - `customer`: one row per won lead (monthly recurring revenue, churn);
 //! - `lead_dim` also keeps the lead's qualification stage and since when (for stagnation);
-//! - `plan`: plans, every version.
+//! - `plan`: plans, every version;
+//! - `email_lead_slot`: the leads e-mail reached (delivered, sent, opened, clicked, unsubscribed,
+//!   bounced, converted) per 15-minute slot, once each, for unique-lead rates; `lead_dim` keeps
+//!   the lead's e-mail state (opt-in, unsubscribed, do not contact, bounced, erased) for the list
+//!   size;
+//! - `kpi_version`: the tenant's versions of a KPI's parameters.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -92,6 +97,7 @@ async fn grow_lead_dim(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
     for column in [
         string("stage").default("").to_owned(),
         timestamp_with_time_zone_null("stage_since"),
+        integer("email_flags").default(0).to_owned(),
     ] {
         manager
             .alter_table(
@@ -224,6 +230,57 @@ async fn create_plan(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
         .await
 }
 
+async fn create_email_and_versions(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    let mut table = Table::create();
+    table
+        .table("email_lead_slot")
+        .col(string("tenant_id"))
+        .col(string("kind"))
+        .col(timestamp_with_time_zone("slot"))
+        .col(string("lead_id"));
+    for d in &CUBE_DIMENSIONS[..10] {
+        table.col(string(*d).default(""));
+    }
+    // For conversions: seconds from the delivery to the conversion (the shortest).
+    table
+        .col(big_integer("gap_seconds").default(0))
+        .primary_key(
+            Index::create()
+                .col("tenant_id")
+                .col("kind")
+                .col("slot")
+                .col("lead_id"),
+        );
+    manager.create_table(table.to_owned()).await?;
+    manager
+        .create_index(
+            Index::create()
+                .name("email_lead_slot_by_lead")
+                .table("email_lead_slot")
+                .col("tenant_id")
+                .col("lead_id")
+                .col("kind")
+                .col("slot")
+                .to_owned(),
+        )
+        .await?;
+    manager
+        .create_table(
+            Table::create()
+                .table("kpi_version")
+                .col(string("tenant_id"))
+                .col(string("kpi"))
+                .col(integer("version"))
+                // JSON object: parameter name → value.
+                .col(string("parameters"))
+                .col(string("updated_by"))
+                .col(timestamp_with_time_zone("updated_at"))
+                .primary_key(Index::create().col("tenant_id").col("kpi").col("version"))
+                .to_owned(),
+        )
+        .await
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -231,11 +288,20 @@ impl MigrationTrait for Migration {
         grow_lead_dim(manager).await?;
         create_spend(manager).await?;
         create_customer(manager).await?;
-        create_plan(manager).await
+        create_plan(manager).await?;
+        create_email_and_versions(manager).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in ["plan", "customer", "spend_day", "spend", "kpi_cube"] {
+        for table in [
+            "kpi_version",
+            "email_lead_slot",
+            "plan",
+            "customer",
+            "spend_day",
+            "spend",
+            "kpi_cube",
+        ] {
             manager
                 .drop_table(Table::drop().table(table).to_owned())
                 .await?;

@@ -85,6 +85,8 @@ pub mod lead_dim {
         /// Its qualification stage now ("lead", "mql", ...) and since when.
         pub stage: String,
         pub stage_since: Option<DateTimeUtc>,
+        /// E-mail state bits (see `domain::email`).
+        pub email_flags: i32,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -278,6 +280,64 @@ pub mod plan {
         pub derived: Vec<u8>,
         pub created_by: String,
         pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod email_lead_slot {
+    use sea_orm::entity::prelude::*;
+
+    /// A lead e-mail reached in one way (`kind`) in one 15-minute slot, under its dimensions then.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "email_lead_slot")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub kind: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub slot: DateTimeUtc,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub lead_id: String,
+        pub channel: String,
+        pub campaign: String,
+        pub lead_magnet: String,
+        pub funnel_position: String,
+        pub industry: String,
+        pub employee_band: String,
+        pub country: String,
+        pub rank: String,
+        pub team: String,
+        pub rep: String,
+        pub gap_seconds: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod kpi_version {
+    use sea_orm::entity::prelude::*;
+
+    /// One version of a KPI's parameters for a tenant (version 1, the defaults, is not stored).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "kpi_version")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub kpi: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub version: i32,
+        pub parameters: String,
+        pub updated_by: String,
+        pub updated_at: DateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

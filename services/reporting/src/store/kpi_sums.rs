@@ -28,6 +28,10 @@ pub struct SumQuery<'a> {
     pub filters: &'a [(String, String)],
     /// Days of visits and spend are placed at their local midnight in this zone.
     pub tz: chrono_tz::Tz,
+    /// The periods leads counted once per period are counted in.
+    pub periods: &'a [kpis::Period],
+    /// E-mail conversions count within this many seconds of their delivery.
+    pub conversion_window_seconds: i64,
 }
 
 fn cube_column(dimension: &str) -> Option<kpi_cube::Column> {
@@ -120,6 +124,23 @@ impl Store {
         if q.metrics.contains(&Metric::SpendMinor) {
             sums.extend(self.spend_sums(tenant, q).await?);
         }
+        for metric in q.metrics {
+            let Some(reach) = metric.reach() else {
+                continue;
+            };
+            let counts = self
+                .reach_counts(tenant, reach, q.periods, q, q.conversion_window_seconds)
+                .await?;
+            for (i, group, value) in counts {
+                sums.push(Observation {
+                    metric: *metric,
+                    at: q.periods[i].start,
+                    group,
+                    currency: String::new(),
+                    value,
+                });
+            }
+        }
         Ok(sums)
     }
 
@@ -131,7 +152,7 @@ impl Store {
         let names: Vec<&str> = q
             .metrics
             .iter()
-            .filter(|m| !m.is_daily())
+            .filter(|m| !m.is_daily() && m.reach().is_none())
             .map(|m| m.as_str())
             .collect();
         let mut sums = Vec::new();

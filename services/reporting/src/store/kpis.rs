@@ -58,7 +58,7 @@ impl Dims {
         }
     }
 
-    fn of_lead(row: &lead_dim::Model) -> Dims {
+    pub fn of_lead(row: &lead_dim::Model) -> Dims {
         Dims {
             channel: row.channel.clone(),
             campaign: row.campaign.clone(),
@@ -72,6 +72,11 @@ impl Dims {
             rep: row.rep.clone(),
         }
     }
+}
+
+/// The dimensions a lead's facts count under now.
+pub fn dims_of(row: &lead_dim::Model) -> Dims {
+    Dims::of_lead(row)
 }
 
 /// One counted fact about a lead.
@@ -131,6 +136,7 @@ pub async fn lock_lead<C: ConnectionTrait>(
         first_touch_at: Set(None),
         stage: blank(),
         stage_since: Set(None),
+        email_flags: Set(0),
     })
     .on_conflict_do_nothing_on([lead_dim::Column::TenantId, lead_dim::Column::LeadId])
     .exec(txn)

@@ -1,8 +1,10 @@
 //! reporting's persistence: funnel facts and the counts read from them.
 
 pub mod contracts;
+pub mod email;
 pub mod entities;
 pub mod kpi_sums;
+pub mod kpi_versions;
 pub mod kpis;
 pub mod money;
 pub mod plans;

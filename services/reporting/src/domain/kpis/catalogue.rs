@@ -2,9 +2,9 @@
 //! numerator and denominator, monitoring phase, owning function, version, dimensions).
 
 use super::model::{
-    DIMENSIONS, Kpi, Metric, Owner, Phase, SOURCE_DIMENSIONS,
+    DIMENSIONS, Kpi, Metric, Owner, Param, Phase, REQUIRES_OPT_IN, SOURCE_DIMENSIONS,
     Term::{self, AtEnd, AtStart, Flow, InCurrency, MonthlyShare, Per},
-    Unit,
+    Unit, WINDOW_DAYS,
 };
 
 /// What a KPI divides by: the term and its words.
@@ -38,6 +38,8 @@ const fn kpi(
         owner,
         version: 1,
         dimensions,
+        parameters: &[],
+        values: [0.0; 2],
     }
 }
 
@@ -114,10 +116,50 @@ const DEAL_SIZE: Term = Per(
 );
 
 use Owner::{CustomerSuccess, FieldSales, InsideSales, Marketing};
-use Phase::{Acquisition, AttitudeChange, Closing, Opportunity, Retention};
+use Phase::{Acquisition, AttitudeChange, Closing, Opportunity, PeriodicContact, Retention};
+
+const LIST_PARAMETERS: [Param; 1] = [Param {
+    name: REQUIRES_OPT_IN,
+    description: "1: only addresses that opted in count (where the tenant requires opt-in); 0: \
+                  every known address that is not unsubscribed, bounced, do-not-contact or \
+                  erased",
+    default: 1.0,
+    min: 0.0,
+    max: 1.0,
+}];
+
+const WINDOW_PARAMETERS: [Param; 1] = [Param {
+    name: WINDOW_DAYS,
+    description: "days after a delivered e-mail in which a conversion counts for it",
+    default: 7.0,
+    min: 0.0,
+    max: crate::domain::email::MAX_CONVERSION_WINDOW_DAYS,
+}];
+
+/// A unique-lead e-mail rate: leads reached one way / leads reached another × 100.
+const fn email_rate(
+    key_name: (&'static str, &'static str),
+    definition: &'static str,
+    numerator: (Metric, &'static str),
+    denominator: (Metric, &'static str),
+) -> Kpi {
+    rate(
+        key_name,
+        definition,
+        numerator,
+        denominator,
+        PeriodicContact,
+        Marketing,
+    )
+}
+
+const DELIVERED_LEADS: (Metric, &str) = (
+    Metric::DeliveredLeads,
+    "leads an e-mail was delivered to in the period (each once)",
+);
 
 /// The catalogue, in the order ListKpis answers.
-const CATALOGUE: [Kpi; 39] = [
+const CATALOGUE: [Kpi; 48] = [
     kpi(
         ("visits", "Visits"),
         "anonymous visitors of the period, as recorded per source and day",
@@ -157,6 +199,106 @@ const CATALOGUE: [Kpi; 39] = [
         "spend of the period / leads captured in the period, per currency",
         (Metric::Leads, "leads captured in the period"),
         Acquisition,
+    ),
+    Kpi {
+        parameters: &LIST_PARAMETERS,
+        values: [1.0, 0.0],
+        ..kpi(
+            ("list_size", "List size"),
+            "deliverable addresses at the period's end: opted in (see requires_opt_in), not \
+             unsubscribed, not bounced, not do-not-contact, not erased",
+            Unit::Count,
+            (
+                AtEnd(Metric::ListSize),
+                "deliverable addresses at the period's end",
+            ),
+            None,
+            PeriodicContact,
+            Marketing,
+            &DIMENSIONS,
+        )
+    },
+    count(
+        ("emails_delivered", "E-mails delivered"),
+        "e-mails delivered in the period",
+        Metric::EmailsDelivered,
+        PeriodicContact,
+        Marketing,
+    ),
+    email_rate(
+        ("open_rate", "Open rate"),
+        "leads that opened an e-mail delivered in the period / leads delivered to × 100 (each \
+         lead once)",
+        (
+            Metric::OpenedLeads,
+            "leads that opened an e-mail delivered in the period",
+        ),
+        DELIVERED_LEADS,
+    ),
+    email_rate(
+        ("click_rate", "Click rate"),
+        "leads that clicked in an e-mail delivered in the period / leads delivered to × 100",
+        (
+            Metric::ClickedLeads,
+            "leads that clicked in an e-mail delivered in the period",
+        ),
+        DELIVERED_LEADS,
+    ),
+    email_rate(
+        ("click_to_open_rate", "Click-to-open rate"),
+        "clickers / openers of the e-mails delivered in the period × 100",
+        (
+            Metric::ClickedLeads,
+            "leads that clicked in an e-mail delivered in the period",
+        ),
+        (
+            Metric::OpenedLeads,
+            "leads that opened an e-mail delivered in the period",
+        ),
+    ),
+    Kpi {
+        parameters: &WINDOW_PARAMETERS,
+        values: [7.0, 0.0],
+        ..email_rate(
+            ("email_conversion_rate", "E-mail conversion rate"),
+            "leads that converted (form, download, webinar registration, meeting booked) within \
+             window_days of an e-mail delivered in the period / leads delivered to × 100",
+            (
+                Metric::ConvertedLeads,
+                "leads converting within the window after an e-mail delivered in the period",
+            ),
+            DELIVERED_LEADS,
+        )
+    },
+    email_rate(
+        ("unsubscribe_rate", "Unsubscribe rate"),
+        "leads that unsubscribed after an e-mail delivered in the period / leads delivered to × \
+         100",
+        (
+            Metric::UnsubscribedLeads,
+            "leads that unsubscribed after an e-mail delivered in the period",
+        ),
+        DELIVERED_LEADS,
+    ),
+    email_rate(
+        ("bounce_rate", "Bounce rate"),
+        "leads an e-mail bounced from / leads an e-mail was sent to (delivered or bounced) × 100, \
+         in the period",
+        (
+            Metric::BouncedLeads,
+            "leads an e-mail bounced from in the period",
+        ),
+        (
+            Metric::SentLeads,
+            "leads an e-mail was delivered to or bounced from in the period",
+        ),
+    ),
+    count(
+        ("email_clicks", "E-mail clicks"),
+        "clicks in e-mails in the period (every click; IS follows them up)",
+        Metric::EmailClicks,
+        PeriodicContact,
+        InsideSales,
     ),
     count(
         ("mqls", "MQLs"),

@@ -1,7 +1,7 @@
 //! The KPI engine's vocabulary: the metrics reporting counts, how a KPI reads them (terms), units,
 //! phases, owners and dimensions.
 
-use crate::domain::funnel::Step;
+use crate::domain::{email::Reach, funnel::Step};
 
 /// A counter reporting keeps per 15-minute slot and dimension group (facts rolled up in the
 /// transaction that applies the event).
@@ -63,10 +63,33 @@ pub enum Metric {
     MrrMinor,
     /// Customers that churned.
     Churned,
+    /// E-mails delivered.
+    EmailsDelivered,
+    /// Clicks in e-mails.
+    EmailClicks,
+    /// Deliverable addresses (+1 when one becomes deliverable, −1 when it stops): a stock.
+    ListSize,
+    /// Deliverable addresses counting those never opted in (a tenant that does not require
+    /// opt-in): a stock.
+    ListSizeAnyConsent,
+    /// Leads an e-mail was delivered to (each lead once per period).
+    DeliveredLeads,
+    /// Leads an e-mail was delivered to or bounced from.
+    SentLeads,
+    /// Leads that opened an e-mail delivered in the period.
+    OpenedLeads,
+    /// Leads that clicked in an e-mail delivered in the period.
+    ClickedLeads,
+    /// Leads that unsubscribed after an e-mail delivered in the period.
+    UnsubscribedLeads,
+    /// Leads an e-mail bounced from.
+    BouncedLeads,
+    /// Leads that converted within the window after an e-mail delivered in the period.
+    ConvertedLeads,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 27] = [
+    pub const ALL: [Metric; 38] = [
         Metric::Leads,
         Metric::Visits,
         Metric::FormSubmissions,
@@ -94,6 +117,17 @@ impl Metric {
         Metric::Customers,
         Metric::MrrMinor,
         Metric::Churned,
+        Metric::EmailsDelivered,
+        Metric::EmailClicks,
+        Metric::ListSize,
+        Metric::ListSizeAnyConsent,
+        Metric::DeliveredLeads,
+        Metric::SentLeads,
+        Metric::OpenedLeads,
+        Metric::ClickedLeads,
+        Metric::UnsubscribedLeads,
+        Metric::BouncedLeads,
+        Metric::ConvertedLeads,
     ];
 
     /// The name stored in `kpi_cube.metric`.
@@ -126,6 +160,17 @@ impl Metric {
             Metric::Customers => "customers",
             Metric::MrrMinor => "mrr_minor",
             Metric::Churned => "churned",
+            Metric::EmailsDelivered => "emails_delivered",
+            Metric::EmailClicks => "email_clicks",
+            Metric::ListSize => "list_size",
+            Metric::ListSizeAnyConsent => "list_size_any_consent",
+            Metric::DeliveredLeads => "delivered_leads",
+            Metric::SentLeads => "sent_leads",
+            Metric::OpenedLeads => "opened_leads",
+            Metric::ClickedLeads => "clicked_leads",
+            Metric::UnsubscribedLeads => "unsubscribed_leads",
+            Metric::BouncedLeads => "bounced_leads",
+            Metric::ConvertedLeads => "converted_leads",
         }
     }
 
@@ -149,7 +194,24 @@ impl Metric {
 
     /// A stock: its value at a moment is the sum of every change before it.
     pub fn is_stock(self) -> bool {
-        matches!(self, Metric::Customers | Metric::MrrMinor)
+        matches!(
+            self,
+            Metric::Customers | Metric::MrrMinor | Metric::ListSize | Metric::ListSizeAnyConsent
+        )
+    }
+
+    /// Leads counted once per period (from `email_lead_slot`, not summed from slots).
+    pub fn reach(self) -> Option<Reach> {
+        Some(match self {
+            Metric::DeliveredLeads => Reach::Delivered,
+            Metric::SentLeads => Reach::Sent,
+            Metric::OpenedLeads => Reach::Opened,
+            Metric::ClickedLeads => Reach::Clicked,
+            Metric::UnsubscribedLeads => Reach::Unsubscribed,
+            Metric::BouncedLeads => Reach::Bounced,
+            Metric::ConvertedLeads => Reach::Converted,
+            _ => return None,
+        })
     }
 
     /// Kept per calendar day (placed at the day's local midnight in the query's time zone).
@@ -303,6 +365,16 @@ pub enum Owner {
     CustomerSuccess,
 }
 
+/// A parameter of a KPI's definition, changeable per tenant (each change is a new version).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Param {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub default: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
 /// One KPI of the catalogue.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Kpi {
@@ -320,6 +392,10 @@ pub struct Kpi {
     pub version: i32,
     /// The dimensions it can be grouped and filtered by.
     pub dimensions: &'static [&'static str],
+    /// Its parameters, with their defaults (version 1).
+    pub parameters: &'static [Param],
+    /// The tenant's values of `parameters`, in their order (the defaults until changed).
+    pub values: [f64; 2],
 }
 
 impl Kpi {
@@ -338,6 +414,63 @@ impl Kpi {
         self.metrics().iter().any(|m| m.is_money())
     }
 }
+
+impl Kpi {
+    /// The value of parameter `name` (its default when it has none).
+    pub fn value(&self, name: &str) -> Option<f64> {
+        let i = self.parameters.iter().position(|p| p.name == name)?;
+        self.values.get(i).copied()
+    }
+
+    /// The KPI as the tenant's `version` with `values` defines it.
+    pub fn with_values(&self, version: i32, values: &[(String, f64)]) -> Kpi {
+        let mut k = self.clone();
+        k.version = version;
+        for (name, v) in values {
+            if let Some(i) = k.parameters.iter().position(|p| p.name == name)
+                && let Some(slot) = k.values.get_mut(i)
+            {
+                *slot = *v;
+            }
+        }
+        // A tenant that does not require opt-in counts every clean known address.
+        if k.value(REQUIRES_OPT_IN) == Some(0.0) {
+            k.numerator = Term::AtEnd(Metric::ListSizeAnyConsent);
+        }
+        k
+    }
+
+    /// Every problem of new parameter values, each with its name.
+    pub fn check_values(&self, values: &[(String, f64)]) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        for (name, v) in values {
+            match self.parameters.iter().find(|p| p.name == name) {
+                None => problems.push((
+                    name.clone(),
+                    format!(
+                        "{} has no parameter {name:?}; it has {}",
+                        self.key,
+                        self.parameters
+                            .iter()
+                            .map(|p| p.name)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )),
+                Some(p) if !(v.is_finite() && *v >= p.min && *v <= p.max) => {
+                    problems.push((name.clone(), format!("must be from {} to {}", p.min, p.max)))
+                }
+                Some(_) => {}
+            }
+        }
+        problems
+    }
+}
+
+/// list_size's parameter: 1 = only opted-in addresses count, 0 = every clean known one.
+pub const REQUIRES_OPT_IN: &str = "requires_opt_in";
+/// email_conversion_rate's parameter: days after a delivery a conversion counts.
+pub const WINDOW_DAYS: &str = "window_days";
 
 /// The metrics `kpis` read (numerators and denominators), each once.
 pub fn metrics_of(kpis: &[Kpi]) -> Vec<Metric> {
