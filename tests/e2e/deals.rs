@@ -10,7 +10,7 @@ use baton_e2e::{
     sales::{approve_contract, sales_floor, stage_of},
 };
 use baton_proto::{
-    capture::v1::{ActivityKind, LeadSource, Money, PageKind},
+    capture::v1::{ActivityKind, Company, LeadSource, Money, PageKind},
     distribution::v1::{
         AcceptHandoffRequest, AssignmentState, CreateHandoffRequest, ExplainAssignmentRequest,
         HandoffBant, RecordOutcomeRequest,
@@ -20,7 +20,8 @@ use baton_proto::{
         ContractTerms, CreatePlanRequest, FunnelGroup, GetFunnelRequest, GetKpisRequest,
         GetPlanProgressRequest, GetPlanRequest, Granularity, HandoffGate, KpiSeries, KpiUnit,
         ListPlansRequest, Plan, PlanInputs, PlanStage, RateSource, RecordChurnRequest,
-        RecordSpendRequest, StageDwell, StageRates, kpi_service_client::KpiServiceClient,
+        RecordSpendRequest, SetTargetAccountsRequest, StageDwell, StageRates, TargetAccounts,
+        kpi_service_client::KpiServiceClient,
     },
 };
 use baton_shared::time;
@@ -73,6 +74,11 @@ async fn deal(suite: &TestSuite, n: usize, captured_at: DateTime<Utc>, end: End)
         ..Default::default()
     });
     request.captured_at = Some(time::to_proto(captured_at));
+    request.company = Some(Company {
+        name: format!("Deal {n} KK"),
+        web_domain: format!("deal{n}.example"),
+        ..Default::default()
+    });
     let id = captured_id(&mut capture, request).await;
     for (k, kind) in [ActivityKind::MeetingBooked, ActivityKind::FreeTrialStarted]
         .into_iter()
@@ -196,6 +202,16 @@ async fn deal_money_and_customer_kpis_are_checked_by_hand() {
     let mut kpis = suite.kpis().await;
     approve_contract(&mut contracts, "deals", terms()).await;
     sales_floor(&mut d, "is-deals", "fs-deals", 1).await;
+    // Deal 1's company is a named target account.
+    kpis.set_target_accounts(SetTargetAccountsRequest {
+        accounts: Some(TargetAccounts {
+            web_domains: vec!["deal1.example".into()],
+            ..Default::default()
+        }),
+        expected_version: 0,
+    })
+    .await
+    .unwrap();
 
     // T0 is today's midnight (UTC). Leads are captured 20, 10 and 5 days before it.
     let t0 = Utc::now().duration_trunc(Span::days(1)).unwrap();
@@ -250,6 +266,8 @@ async fn deal_money_and_customer_kpis_are_checked_by_hand() {
             "cost_per_opportunity",
             "cost_per_won_deal",
             "cpl_to_deal_size_ratio",
+            "target_account_leads",
+            "target_account_opportunities",
         ]
         .map(String::from)
         .to_vec(),
@@ -270,6 +288,10 @@ async fn deal_money_and_customer_kpis_are_checked_by_hand() {
         }
     })
     .await;
+    // One of the three leads, and of the three handoffs, is a target account's.
+    for key in ["target_account_leads", "target_account_opportunities"] {
+        assert_eq!(points(find(&s, key, "")), [(1.0, None, Some(1.0))], "{key}");
+    }
     // Two wins of three decided: 2 / 3 × 100.
     assert_eq!(points(find(&s, "wins", "")), [(2.0, None, Some(2.0))]);
     assert_eq!(points(find(&s, "won_deals", "")), [(2.0, None, Some(2.0))]);

@@ -6,13 +6,13 @@ use std::{collections::HashMap, time::Duration};
 use baton_e2e::{TestSuite, activity, captured_id, eventually};
 use baton_proto::{
     capture::v1::{
-        ActivityKind, CaptureLeadRequest, Consent, LeadSource, PageKind, RecordVisitsRequest,
-        capture_service_client::CaptureServiceClient,
+        ActivityKind, CaptureLeadRequest, Company, Consent, LeadSource, PageKind,
+        RecordVisitsRequest, capture_service_client::CaptureServiceClient,
     },
     qualification::v1::{Bant, BantItem, GetStageRequest, RecordBantRequest, Stage},
     reporting::v1::{
-        GetKpisRequest, Granularity, KpiSeries, KpiUnit, ListKpisRequest,
-        UpdateKpiParametersRequest,
+        GetKpisRequest, GetTargetAccountsRequest, Granularity, KpiSeries, KpiUnit, ListKpisRequest,
+        SetTargetAccountsRequest, TargetAccounts, UpdateKpiParametersRequest,
     },
 };
 use baton_shared::time;
@@ -999,5 +999,114 @@ async fn email_kpis_count_each_lead_once_and_the_window_is_a_versioned_parameter
     }
     let again = get(Granularity::Whole).await;
     assert_eq!(p(&again, "email_conversion_rate").0, 2);
+    suite.stop().await;
+}
+
+#[tokio::test]
+async fn target_account_leads_follow_the_tenants_condition_when_captured() {
+    let suite = TestSuite::start().await;
+    let mut capture = suite.capture().await;
+    let mut kpis = suite.kpis().await;
+    let company = |domain: &str, industry: &str, employees: i64| Company {
+        name: format!("{domain} KK"),
+        web_domain: domain.into(),
+        industry: industry.into(),
+        employees: Some(employees),
+        country: "JP".into(),
+        ..Default::default()
+    };
+    let capture_with = |n: usize, c: Company| CaptureLeadRequest {
+        request_id: format!("ta-{n}"),
+        email: format!("buyer{n}@{}", c.web_domain),
+        source: Some(LeadSource {
+            channel: "trade_show".into(),
+            ..Default::default()
+        }),
+        company: Some(c),
+        ..Default::default()
+    };
+    // Captured before any condition: not a target, whatever its company.
+    captured_id(
+        &mut capture,
+        capture_with(0, company("big.example", "", 10)),
+    )
+    .await;
+    let none = kpis
+        .get_target_accounts(GetTargetAccountsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(none.version, 0);
+    let refused = kpis
+        .set_target_accounts(SetTargetAccountsRequest {
+            accounts: Some(TargetAccounts::default()),
+            expected_version: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    let set = kpis
+        .set_target_accounts(SetTargetAccountsRequest {
+            accounts: Some(TargetAccounts {
+                web_domains: vec!["Big.Example".into()],
+                industries: vec!["Manufacturing".into()],
+                countries: vec!["jp".into()],
+                min_employees: Some(500),
+                updated_by: "marketing-ops@example.co.jp".into(),
+                ..Default::default()
+            }),
+            expected_version: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (set.version, set.web_domains.clone()),
+        (1, vec!["big.example".to_owned()])
+    );
+    let stale = kpis
+        .set_target_accounts(SetTargetAccountsRequest {
+            accounts: Some(set.clone()),
+            expected_version: 7,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), Code::FailedPrecondition);
+    // Named domain: a target. Manufacturing in JP with 800 people: a target. With 100: not.
+    captured_id(
+        &mut capture,
+        capture_with(1, company("big.example", "", 10)),
+    )
+    .await;
+    captured_id(
+        &mut capture,
+        capture_with(2, company("mid.example", "manufacturing", 800)),
+    )
+    .await;
+    captured_id(
+        &mut capture,
+        capture_with(3, company("small.example", "manufacturing", 100)),
+    )
+    .await;
+    let now = Utc::now();
+    let req = GetKpisRequest {
+        kpis: vec!["target_account_leads".into(), "leads".into()],
+        start_time: Some(time::to_proto(now - chrono::Duration::hours(1))),
+        end_time: Some(time::to_proto(now + chrono::Duration::hours(1))),
+        granularity: Granularity::Whole as i32,
+        ..Default::default()
+    };
+    let s = eventually("four leads", PATIENCE, || {
+        let mut k = kpis.clone();
+        let req = req.clone();
+        async move {
+            let s = k.get_kpis(req).await.ok()?.into_inner().series;
+            let leads = s.iter().find(|x| x.kpi == "leads")?;
+            (leads.points[0].numerator == 4.0).then_some(s)
+        }
+    })
+    .await;
+    let targets = s.iter().find(|x| x.kpi == "target_account_leads").unwrap();
+    assert_eq!(points(targets), [(2.0, None, Some(2.0))]);
     suite.stop().await;
 }

@@ -2,12 +2,12 @@
 
 use baton_proto::reporting::v1::{
     ApproveContractRequest, Contract, ContractProblem, CreateContractRequest, Customer, Funnel,
-    GetContractRequest, GetFunnelRequest, GetKpisRequest, GetKpisResponse, KpiDefinition,
-    ListContractsRequest, ListContractsResponse, ListKpisRequest, ListKpisResponse,
-    RecordChurnRequest, RecordSpendRequest, RecordSpendResponse, UpdateContractRequest,
-    UpdateKpiParametersRequest, ValidateContractRequest, ValidateContractResponse,
-    contract_service_server::ContractService, kpi_service_server::KpiService,
-    reporting_service_server::ReportingService,
+    GetContractRequest, GetFunnelRequest, GetKpisRequest, GetKpisResponse,
+    GetTargetAccountsRequest, KpiDefinition, ListContractsRequest, ListContractsResponse,
+    ListKpisRequest, ListKpisResponse, RecordChurnRequest, RecordSpendRequest, RecordSpendResponse,
+    SetTargetAccountsRequest, TargetAccounts, UpdateContractRequest, UpdateKpiParametersRequest,
+    ValidateContractRequest, ValidateContractResponse, contract_service_server::ContractService,
+    kpi_service_server::KpiService, reporting_service_server::ReportingService,
 };
 use baton_proto::reporting::v1::{
     CreatePlanRequest, GetPlanProgressRequest, GetPlanRequest, ListPlansRequest, ListPlansResponse,
@@ -191,6 +191,28 @@ impl KpiService for Api {
         Ok(Response::new(convert::kpi_to_proto(
             &kpi.with_values(version, &values),
         )))
+    }
+
+    async fn get_target_accounts(
+        &self,
+        request: Request<GetTargetAccountsRequest>,
+    ) -> Result<Response<TargetAccounts>, Status> {
+        let tenant = TenantId::of(&request)?;
+        Ok(Response::new(self.store.target_accounts(&tenant).await?))
+    }
+
+    async fn set_target_accounts(
+        &self,
+        request: Request<SetTargetAccountsRequest>,
+    ) -> Result<Response<TargetAccounts>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let req = request.get_ref();
+        let accounts = convert::target_accounts_from_proto(req)?;
+        let saved = self
+            .store
+            .set_target_accounts(&tenant, accounts, req.expected_version)
+            .await?;
+        Ok(Response::new(saved))
     }
 
     async fn record_churn(

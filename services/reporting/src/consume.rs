@@ -20,12 +20,13 @@ use sea_orm::DatabaseTransaction;
 
 use crate::{
     domain::{
+        accounts::Company,
         email,
         funnel::Step,
         kpis::{self as kpis_domain, Metric},
     },
     store::{
-        self, email as email_store,
+        self, accounts, email as email_store,
         kpis::{self, Dims, Fact, LeadChange},
         money,
     },
@@ -76,7 +77,8 @@ impl EventHandler for FunnelEvents {
         if let Some(e) = decode::<LeadCaptured>(event)? {
             let at = when(e.captured_at.as_ref(), event);
             let dims = dims_of_capture(&e);
-            kpis::lead_captured(txn, &tenant, &e.lead_id, &dims, at).await?;
+            let target = is_target(txn, &tenant, &e).await?;
+            kpis::lead_captured(txn, &tenant, &e.lead_id, (&dims, target), at).await?;
             kpis::step_reached(txn, &tenant, &e.lead_id, Step::Captured, at).await?;
             let consent = e.lead.and_then(|l| l.consent).unwrap_or_default();
             consent_changed(txn, &tenant, &e.lead_id, &consent, at).await?;
@@ -121,6 +123,29 @@ impl EventHandler for FunnelEvents {
         }
         Ok(())
     }
+}
+
+/// Whether the captured lead's company matches the tenant's target-account condition now.
+async fn is_target(
+    txn: &DatabaseTransaction,
+    tenant: &TenantId,
+    e: &LeadCaptured,
+) -> Result<bool, ConsumeError> {
+    let condition = crate::convert::condition_of(&accounts::current(txn, tenant).await?);
+    if condition.is_empty() {
+        return Ok(false);
+    }
+    let company = e
+        .lead
+        .as_ref()
+        .and_then(|l| l.company.clone())
+        .unwrap_or_default();
+    Ok(condition.matches(&Company {
+        web_domain: &company.web_domain,
+        industry: &company.industry,
+        country: &company.country,
+        employees: company.employees,
+    }))
 }
 
 /// The lead's address as its consent now says (the list size follows).
@@ -274,6 +299,10 @@ async fn handoff_changed(
         HandoffAction::Created => {
             kpis::bump_for_lead(txn, tenant, lead, &Fact::new(Metric::Opportunities, at, 1))
                 .await?;
+            if kpis::is_target_account(txn, tenant, lead).await? {
+                let fact = Fact::new(Metric::TargetAccountOpportunities, at, 1);
+                kpis::bump_for_lead(txn, tenant, lead, &fact).await?;
+            }
             if kpis::step_reached(txn, tenant, lead, Step::HandedOff, at).await? {
                 let fact = Fact::new(Metric::HandedOffLeads, at, 1);
                 kpis::bump_for_lead(txn, tenant, lead, &fact).await?;

@@ -18,6 +18,7 @@ use prost::Message;
 
 use crate::{
     domain::{
+        accounts::Condition,
         funnel::{FunnelCounts, conversion_rate},
         kpis::{self, Granularity, Kpi, Owner, Phase, Series, Unit},
     },
@@ -459,4 +460,56 @@ pub fn kpi_parameters_from_proto(
         })
         .collect();
     Ok((kpi.clone(), values))
+}
+
+/// The condition a TargetAccounts message states (lower-cased, trimmed).
+pub fn condition_of(t: &pb::TargetAccounts) -> Condition {
+    let clean = |list: &[String]| -> Vec<String> {
+        list.iter()
+            .map(|s| s.trim().to_ascii_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    Condition {
+        web_domains: clean(&t.web_domains),
+        industries: clean(&t.industries),
+        countries: clean(&t.countries),
+        min_employees: t.min_employees,
+    }
+}
+
+/// A checked SetTargetAccounts: the condition to store, cleaned.
+pub fn target_accounts_from_proto(
+    req: &pb::SetTargetAccountsRequest,
+) -> Result<pb::TargetAccounts, Error> {
+    let Some(accounts) = &req.accounts else {
+        return Err(Error::invalid("accounts", "is required"));
+    };
+    let condition = condition_of(accounts);
+    let mut v = Violations::new();
+    if condition.is_empty() {
+        v.add(
+            "accounts",
+            "set web_domains, industries, countries or min_employees",
+        );
+    }
+    if accounts.min_employees.is_some_and(|m| m < 0) {
+        v.add("accounts.min_employees", "must not be negative");
+    }
+    if accounts.updated_by.trim().len() > MAX_ACTOR_LEN {
+        v.add(
+            "accounts.updated_by",
+            format!("must be at most {MAX_ACTOR_LEN} bytes"),
+        );
+    }
+    v.into_result()?;
+    Ok(pb::TargetAccounts {
+        version: 0,
+        web_domains: condition.web_domains,
+        industries: condition.industries,
+        countries: condition.countries,
+        min_employees: condition.min_employees,
+        updated_by: accounts.updated_by.trim().to_owned(),
+        updated_at: None,
+    })
 }

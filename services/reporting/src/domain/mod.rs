@@ -1,5 +1,6 @@
 //! Reporting's rules: funnel steps and conversion rates, the KPI engine, plans. Pure; no I/O.
 
+pub mod accounts;
 pub mod email;
 pub mod funnel;
 pub mod kpis;

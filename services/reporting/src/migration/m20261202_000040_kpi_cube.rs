@@ -14,7 +14,9 @@
 //!   bounced, converted) per 15-minute slot, once each, for unique-lead rates; `lead_dim` keeps
 //!   the lead's e-mail state (opt-in, unsubscribed, do not contact, bounced, erased) for the list
 //!   size;
-//! - `kpi_version`: the tenant's versions of a KPI's parameters.
+//! - `kpi_version`: the tenant's versions of a KPI's parameters;
+//! - `target_accounts`: the tenant's target-account condition, every version; `lead_dim` keeps
+//!   whether the lead matched it when captured.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -98,6 +100,7 @@ async fn grow_lead_dim(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
         string("stage").default("").to_owned(),
         timestamp_with_time_zone_null("stage_since"),
         integer("email_flags").default(0).to_owned(),
+        boolean("target_account").default(false).to_owned(),
     ] {
         manager
             .alter_table(
@@ -276,6 +279,18 @@ async fn create_email_and_versions(manager: &SchemaManager<'_>) -> Result<(), Db
                 .col(string("updated_by"))
                 .col(timestamp_with_time_zone("updated_at"))
                 .primary_key(Index::create().col("tenant_id").col("kpi").col("version"))
+                .to_owned(),
+        )
+        .await?;
+    manager
+        .create_table(
+            Table::create()
+                .table("target_accounts")
+                .col(string("tenant_id"))
+                .col(integer("version"))
+                // Encoded TargetAccounts.
+                .col(blob("rules"))
+                .primary_key(Index::create().col("tenant_id").col("version"))
                 .to_owned(),
         )
         .await

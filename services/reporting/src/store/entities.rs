@@ -87,6 +87,8 @@ pub mod lead_dim {
         pub stage_since: Option<DateTimeUtc>,
         /// E-mail state bits (see `domain::email`).
         pub email_flags: i32,
+        /// Its company matched the tenant's target-account condition when it was captured.
+        pub target_account: bool,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -338,6 +340,26 @@ pub mod kpi_version {
         pub parameters: String,
         pub updated_by: String,
         pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod target_accounts {
+    use sea_orm::entity::prelude::*;
+
+    /// One version of a tenant's target-account condition (encoded `TargetAccounts`).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "target_accounts")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub version: i32,
+        pub rules: Vec<u8>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -137,6 +137,7 @@ pub async fn lock_lead<C: ConnectionTrait>(
         stage: blank(),
         stage_since: Set(None),
         email_flags: Set(0),
+        target_account: Set(false),
     })
     .on_conflict_do_nothing_on([lead_dim::Column::TenantId, lead_dim::Column::LeadId])
     .exec(txn)
@@ -157,7 +158,7 @@ pub async fn lead_captured<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
     lead_id: &str,
-    dims: &Dims,
+    (dims, target_account): (&Dims, bool),
     at: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     let row = lock_lead(txn, tenant, lead_id).await?;
@@ -182,12 +183,22 @@ pub async fn lead_captured<C: ConnectionTrait>(
     captured.country = Set(full.country.clone());
     captured.captured_at = Set(Some(at));
     captured.first_touch_at = Set(Some(first_touch));
+    captured.target_account = Set(target_account);
     if captured.stage.as_ref().is_empty() {
         captured.stage = Set("lead".to_owned());
         captured.stage_since = Set(Some(at));
     }
     captured.update(txn).await?;
     bump(txn, tenant, &Fact::new(Metric::Leads, at, 1), &full).await?;
+    if target_account {
+        bump(
+            txn,
+            tenant,
+            &Fact::new(Metric::TargetAccountLeads, at, 1),
+            &full,
+        )
+        .await?;
+    }
     move_pending(txn, tenant, lead_id, &full).await
 }
 
@@ -225,6 +236,15 @@ async fn move_pending<C: ConnectionTrait>(
             .await?;
     }
     Ok(())
+}
+
+/// Whether the lead matched the target-account condition when it was captured.
+pub async fn is_target_account<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+) -> Result<bool, DbErr> {
+    Ok(lock_lead(txn, tenant, lead_id).await?.target_account)
 }
 
 /// What changes about a lead over its life (each `Some` replaces the value).

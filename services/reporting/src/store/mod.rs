@@ -1,5 +1,6 @@
 //! reporting's persistence: funnel facts and the counts read from them.
 
+pub mod accounts;
 pub mod contracts;
 pub mod email;
 pub mod entities;

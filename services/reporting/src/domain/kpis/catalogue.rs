@@ -159,7 +159,7 @@ const DELIVERED_LEADS: (Metric, &str) = (
 );
 
 /// The catalogue, in the order ListKpis answers.
-const CATALOGUE: [Kpi; 48] = [
+const CATALOGUE: [Kpi; 50] = [
     kpi(
         ("visits", "Visits"),
         "anonymous visitors of the period, as recorded per source and day",
@@ -181,6 +181,14 @@ const CATALOGUE: [Kpi; 48] = [
         ("form_submissions", "Form submissions"),
         "forms submitted by leads in the period",
         Metric::FormSubmissions,
+        Acquisition,
+        Marketing,
+    ),
+    count(
+        ("target_account_leads", "Target-account leads"),
+        "leads captured in the period whose company matched the tenant's target-account \
+         condition when captured",
+        Metric::TargetAccountLeads,
         Acquisition,
         Marketing,
     ),
@@ -439,6 +447,16 @@ const CATALOGUE: [Kpi; 48] = [
         ("opportunities", "Opportunities"),
         "handoffs IS created for FS in the period (appointments handed over)",
         Metric::Opportunities,
+        Opportunity,
+        InsideSales,
+    ),
+    count(
+        (
+            "target_account_opportunities",
+            "Target-account opportunities",
+        ),
+        "handoffs IS created in the period for target-account leads",
+        Metric::TargetAccountOpportunities,
         Opportunity,
         InsideSales,
     ),

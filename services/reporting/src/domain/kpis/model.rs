@@ -86,10 +86,14 @@ pub enum Metric {
     BouncedLeads,
     /// Leads that converted within the window after an e-mail delivered in the period.
     ConvertedLeads,
+    /// Leads captured whose company matched the target-account condition then.
+    TargetAccountLeads,
+    /// Handoffs created for target-account leads.
+    TargetAccountOpportunities,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 38] = [
+    pub const ALL: [Metric; 40] = [
         Metric::Leads,
         Metric::Visits,
         Metric::FormSubmissions,
@@ -128,6 +132,8 @@ impl Metric {
         Metric::UnsubscribedLeads,
         Metric::BouncedLeads,
         Metric::ConvertedLeads,
+        Metric::TargetAccountLeads,
+        Metric::TargetAccountOpportunities,
     ];
 
     /// The name stored in `kpi_cube.metric`.
@@ -171,6 +177,8 @@ impl Metric {
             Metric::UnsubscribedLeads => "unsubscribed_leads",
             Metric::BouncedLeads => "bounced_leads",
             Metric::ConvertedLeads => "converted_leads",
+            Metric::TargetAccountLeads => "target_account_leads",
+            Metric::TargetAccountOpportunities => "target_account_opportunities",
         }
     }
 
