@@ -288,6 +288,24 @@ async fn deal_money_and_customer_kpis_are_checked_by_hand() {
         }
     })
     .await;
+    // The same wins read from the cube (grouped by team: not a source dimension) as from the
+    // source rollups above.
+    let by_team = kpis
+        .get_kpis(GetKpisRequest {
+            kpis: vec!["wins".into(), "win_rate".into()],
+            group_by: vec!["team".into()],
+            ..whole.clone()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .series;
+    let team = |key: &str| {
+        let x = by_team.iter().find(|x| x.kpi == key).unwrap();
+        (x.group["team"].clone(), points(x)[0].0, points(x)[0].1)
+    };
+    assert_eq!(team("wins"), ("is-deals".to_owned(), 2.0, None));
+    assert_eq!(team("win_rate"), ("is-deals".to_owned(), 2.0, Some(3.0)));
     // One of the three leads, and of the three handoffs, is a target account's.
     for key in ["target_account_leads", "target_account_opportunities"] {
         assert_eq!(points(find(&s, key, "")), [(1.0, None, Some(1.0))], "{key}");

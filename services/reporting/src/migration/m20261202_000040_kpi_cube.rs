@@ -1,7 +1,8 @@
 //! The KPI engine grows every dimension of the catalogue and money:
 //! - `kpi_cube` replaces `kpi_rollup`: counters per metric, 15-minute slot, every dimension a fact
 //!   is counted under, and currency (empty for facts without money); the old rows move over with
-//!   empty values for the new dimensions;
+//!   empty values for the new dimensions; `kpi_source` holds the same counters by source only
+//!   per UTC hour and day;
 //! - `lead_dim` keeps the lead's other dimensions (content, company, rank, team, rep) and its
 //!   first touch (for the sales cycle);
 //! - `kpi_pending` keeps the currency of a money fact;
@@ -65,6 +66,34 @@ async fn create_cube(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
     }
     table.col(big_integer("value")).primary_key(&mut key);
     manager.create_table(table.to_owned()).await?;
+    // The same counters by source only, per UTC hour and day: a query grouped and filtered by
+    // source at most reads whole days and hours from here and only the edges from the cube.
+    manager
+        .create_table(
+            Table::create()
+                .table("kpi_source")
+                .col(string("tenant_id"))
+                .col(string("metric"))
+                // "h" (hour) or "d" (UTC day).
+                .col(string("level"))
+                .col(timestamp_with_time_zone("at"))
+                .col(string("channel"))
+                .col(string("campaign"))
+                .col(string("currency"))
+                .col(big_integer("value"))
+                .primary_key(
+                    Index::create()
+                        .col("tenant_id")
+                        .col("metric")
+                        .col("level")
+                        .col("at")
+                        .col("channel")
+                        .col("campaign")
+                        .col("currency"),
+                )
+                .to_owned(),
+        )
+        .await?;
     // The old rollups move over; their facts had no other dimension and no money.
     let db = manager.get_connection();
     db.execute_unprepared(
@@ -72,9 +101,88 @@ async fn create_cube(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
          SELECT tenant_id, metric, slot, channel, campaign, value FROM kpi_rollup",
     )
     .await?;
+    let mut source = Vec::new();
+    for row in db
+        .query_all_raw(sea_orm::Statement::from_string(
+            manager.get_database_backend(),
+            "SELECT tenant_id, metric, slot, channel, campaign, value FROM kpi_rollup",
+        ))
+        .await?
+    {
+        source.push((
+            row.try_get::<String>("", "tenant_id")?,
+            row.try_get::<String>("", "metric")?,
+            row.try_get::<chrono::DateTime<chrono::Utc>>("", "slot")?,
+            row.try_get::<String>("", "channel")?,
+            row.try_get::<String>("", "campaign")?,
+            row.try_get::<i64>("", "value")?,
+        ));
+    }
+    move_to_source(manager, &source).await?;
     manager
         .drop_table(Table::drop().table("kpi_rollup").to_owned())
         .await
+}
+
+/// The old rollups, summed per UTC hour and day into `kpi_source`.
+async fn move_to_source(
+    manager: &SchemaManager<'_>,
+    rows: &[(
+        String,
+        String,
+        chrono::DateTime<chrono::Utc>,
+        String,
+        String,
+        i64,
+    )],
+) -> Result<(), DbErr> {
+    use std::collections::BTreeMap;
+    let mut sums: BTreeMap<(String, String, &str, i64, String, String), i64> = BTreeMap::new();
+    for (tenant, metric, slot, channel, campaign, value) in rows {
+        let secs = slot.timestamp();
+        for (level, size) in [("h", 3_600), ("d", 86_400)] {
+            let at = secs - secs.rem_euclid(size);
+            *sums
+                .entry((
+                    tenant.clone(),
+                    metric.clone(),
+                    level,
+                    at,
+                    channel.clone(),
+                    campaign.clone(),
+                ))
+                .or_default() += value;
+        }
+    }
+    for ((tenant, metric, level, at, channel, campaign), value) in sums {
+        let at = chrono::DateTime::from_timestamp(at, 0).unwrap_or_default();
+        let mut insert = Query::insert();
+        insert
+            .into_table("kpi_source")
+            .columns([
+                "tenant_id",
+                "metric",
+                "level",
+                "at",
+                "channel",
+                "campaign",
+                "currency",
+                "value",
+            ])
+            .values([
+                tenant.into(),
+                metric.into(),
+                level.into(),
+                at.into(),
+                channel.into(),
+                campaign.into(),
+                "".into(),
+                value.into(),
+            ])
+            .map_err(|e| DbErr::Custom(e.to_string()))?;
+        manager.exec_stmt(insert).await?;
+    }
+    Ok(())
 }
 
 async fn grow_lead_dim(manager: &SchemaManager<'_>) -> Result<(), DbErr> {

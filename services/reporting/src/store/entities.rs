@@ -367,3 +367,34 @@ pub mod target_accounts {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod kpi_source {
+    use sea_orm::entity::prelude::*;
+
+    /// A counter of one metric for one source (channel, campaign) and currency, per UTC hour
+    /// (`level` "h") or day ("d").
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "kpi_source")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub metric: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub level: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub at: DateTimeUtc,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub channel: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub campaign: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub currency: String,
+        pub value: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

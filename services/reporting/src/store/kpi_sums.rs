@@ -11,11 +11,11 @@ use sea_orm::{
 
 use super::{
     Store,
-    entities::{kpi_cube, spend_day, visit_day},
+    entities::{kpi_cube, kpi_source, spend_day, visit_day},
     kpis::Dims,
 };
 use crate::{
-    domain::kpis::{self, Metric, Observation},
+    domain::kpis::{self, Metric, Observation, Ranges, Tiles},
     error::Error,
 };
 
@@ -38,14 +38,20 @@ fn cube_column(dimension: &str) -> Option<kpi_cube::Column> {
     dimension.parse().ok()
 }
 
+/// Rows whose `column` falls in one of `ranges`.
+fn in_ranges<C: sea_orm::ColumnTrait>(column: C, ranges: &Ranges) -> Condition {
+    ranges.iter().fold(Condition::any(), |any, (from, to)| {
+        any.add(Condition::all().add(column.gte(*from)).add(column.lt(*to)))
+    })
+}
+
 /// The cube's sums of `names` per metric, currency and group (and slot, unless `by_slot` is
-/// false), for slots in `[from, to)` (`from` none: since the first).
+/// false), for slots in `ranges`.
 fn cube_select(
     tenant: &TenantId,
     q: &SumQuery<'_>,
     names: &[&str],
-    from: Option<DateTime<Utc>>,
-    to: DateTime<Utc>,
+    ranges: &Ranges,
     by_slot: bool,
 ) -> SelectStatement {
     use kpi_cube::Column as C;
@@ -60,12 +66,9 @@ fn cube_select(
         )
         .and_where(C::TenantId.eq(tenant.as_str()))
         .and_where(C::Metric.is_in(names.iter().copied()))
-        .and_where(C::Slot.lt(to))
+        .cond_where(in_ranges(C::Slot, ranges))
         .group_by_col(C::Metric)
         .group_by_col(C::Currency);
-    if let Some(from) = from {
-        select.and_where(C::Slot.gte(from));
-    }
     if by_slot {
         select.column(C::Slot).group_by_col(C::Slot);
     }
@@ -82,6 +85,81 @@ fn cube_select(
     }
     select.cond_where(filters);
     select
+}
+
+/// The source rollups' sums of `names` per metric, currency and group (and hour or day, as
+/// `slot`, unless `by_slot` is false), for the hours and days of `tiles`.
+fn source_select(
+    tenant: &TenantId,
+    q: &SumQuery<'_>,
+    names: &[&str],
+    tiles: &Tiles,
+    by_slot: bool,
+) -> SelectStatement {
+    use kpi_source::Column as S;
+    let mut select = Query::select();
+    let levels = Condition::any()
+        .add(
+            Condition::all()
+                .add(S::Level.eq("h"))
+                .add(in_ranges(S::At, &tiles.hours)),
+        )
+        .add(
+            Condition::all()
+                .add(S::Level.eq("d"))
+                .add(in_ranges(S::At, &tiles.days)),
+        );
+    select
+        .from(kpi_source::Entity)
+        .column(S::Metric)
+        .column(S::Currency)
+        .expr_as(
+            Expr::cust("CAST(SUM(kpi_source.value) AS BIGINT)"),
+            Alias::new("total"),
+        )
+        .and_where(S::TenantId.eq(tenant.as_str()))
+        .and_where(S::Metric.is_in(names.iter().copied()))
+        .cond_where(levels)
+        .group_by_col(S::Metric)
+        .group_by_col(S::Currency);
+    if by_slot {
+        select
+            .expr_as(Expr::col(S::At), Alias::new("slot"))
+            .group_by_col(S::At);
+    }
+    for d in q.group_by {
+        if let Ok(column) = d.parse::<S>() {
+            select.column(column).group_by_col(column);
+        }
+    }
+    for (d, value) in q.filters {
+        if let Ok(column) = d.parse::<S>() {
+            select.and_where(column.eq(value.as_str()));
+        }
+    }
+    select
+}
+
+/// Whether the query only groups and filters by source (the hour and day rollups serve it).
+fn by_source(q: &SumQuery<'_>) -> bool {
+    q.group_by
+        .iter()
+        .chain(q.filters.iter().map(|(d, _)| d))
+        .all(|d| kpis::SOURCE_DIMENSIONS.contains(&d.as_str()))
+}
+
+/// How `[from, to)` pieces are read: whole days and hours from the source rollups when the
+/// query allows it, the rest from the cube.
+fn tiles_of(q: &SumQuery<'_>, ranges: &[(DateTime<Utc>, DateTime<Utc>)]) -> Tiles {
+    let mut tiles = Tiles::default();
+    for (from, to) in ranges {
+        if by_source(q) {
+            kpis::tile(*from, *to, &mut tiles);
+        } else if from < to {
+            tiles.slots.push((*from, *to));
+        }
+    }
+    tiles
 }
 
 fn observation(
@@ -159,10 +237,11 @@ impl Store {
         if names.is_empty() {
             return Ok(sums);
         }
-        let select = cube_select(tenant, q, &names, Some(q.start), q.end, true);
-        for row in self.db.query_all(&select).await? {
-            sums.extend(observation(&row, q, None)?);
-        }
+        let ranges: Vec<_> = q.periods.iter().map(|p| (p.start, p.end)).collect();
+        sums.extend(
+            self.tiled_sums(tenant, q, &names, &tiles_of(q, &ranges), None)
+                .await?,
+        );
         // A stock's value in the range starts from every change before it, summed in one row per
         // group placed just before the range.
         let stocks: Vec<&str> = q
@@ -173,9 +252,37 @@ impl Store {
             .collect();
         if !stocks.is_empty() {
             let before = q.start - chrono::Duration::seconds(1);
-            let select = cube_select(tenant, q, &stocks, None, q.start, false);
+            let first = DateTime::<Utc>::UNIX_EPOCH;
+            let tiles = tiles_of(q, &[(first, q.start)]);
+            sums.extend(
+                self.tiled_sums(tenant, q, &stocks, &tiles, Some(before))
+                    .await?,
+            );
+        }
+        Ok(sums)
+    }
+
+    /// The sums of `names` over `tiles`: per slot, or all at `at` when it is given.
+    async fn tiled_sums(
+        &self,
+        tenant: &TenantId,
+        q: &SumQuery<'_>,
+        names: &[&str],
+        tiles: &Tiles,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Observation>, Error> {
+        let mut sums = Vec::new();
+        let by_slot = at.is_none();
+        if !tiles.slots.is_empty() {
+            let select = cube_select(tenant, q, names, &tiles.slots, by_slot);
             for row in self.db.query_all(&select).await? {
-                sums.extend(observation(&row, q, Some(before))?);
+                sums.extend(observation(&row, q, at)?);
+            }
+        }
+        if !tiles.hours.is_empty() || !tiles.days.is_empty() {
+            let select = source_select(tenant, q, names, tiles, by_slot);
+            for row in self.db.query_all(&select).await? {
+                sums.extend(observation(&row, q, at)?);
             }
         }
         Ok(sums)

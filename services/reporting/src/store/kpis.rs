@@ -10,7 +10,7 @@ use sea_orm::{
     QuerySelect, prelude::*, sea_query::OnConflict,
 };
 
-use super::entities::{funnel_fact, kpi_cube, kpi_pending, lead_dim, visit_day};
+use super::entities::{funnel_fact, kpi_cube, kpi_pending, kpi_source, lead_dim, visit_day};
 use crate::domain::{
     funnel::Step,
     kpis::{self, Metric},
@@ -459,6 +459,69 @@ pub async fn bump<C: ConnectionTrait>(
             }
         }
         delete.exec(txn).await?;
+    }
+    bump_source(txn, tenant, fact, dims, currency).await
+}
+
+/// Levels of `kpi_source`: name and length in seconds.
+pub const SOURCE_LEVELS: [(&str, i64); 2] = [("h", 3_600), ("d", 86_400)];
+
+/// The start of the `size`-second bucket (UTC) that holds `at`.
+pub fn bucket_of(at: DateTime<Utc>, size: i64) -> DateTime<Utc> {
+    let secs = at.timestamp();
+    DateTime::from_timestamp(secs - secs.rem_euclid(size), 0).unwrap_or(at)
+}
+
+/// The same delta on the source's hour and day counters.
+async fn bump_source<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    fact: &Fact<'_>,
+    dims: &Dims,
+    currency: &str,
+) -> Result<(), DbErr> {
+    use kpi_source::Column as S;
+    let metric = fact.metric.as_str();
+    for (level, size) in SOURCE_LEVELS {
+        let at = bucket_of(fact.at, size);
+        kpi_source::Entity::insert(kpi_source::ActiveModel {
+            tenant_id: Set(tenant.to_string()),
+            metric: Set(metric.to_owned()),
+            level: Set(level.to_owned()),
+            at: Set(at),
+            channel: Set(dims.channel.clone()),
+            campaign: Set(dims.campaign.clone()),
+            currency: Set(currency.to_owned()),
+            value: Set(fact.delta),
+        })
+        .on_conflict(
+            OnConflict::columns([
+                S::TenantId,
+                S::Metric,
+                S::Level,
+                S::At,
+                S::Channel,
+                S::Campaign,
+                S::Currency,
+            ])
+            .value(S::Value, Expr::cust("kpi_source.value + excluded.value"))
+            .to_owned(),
+        )
+        .exec(txn)
+        .await?;
+        if fact.delta < 0 {
+            kpi_source::Entity::delete_many()
+                .filter(S::TenantId.eq(tenant.as_str()))
+                .filter(S::Metric.eq(metric))
+                .filter(S::Level.eq(level))
+                .filter(S::At.eq(at))
+                .filter(S::Channel.eq(dims.channel.as_str()))
+                .filter(S::Campaign.eq(dims.campaign.as_str()))
+                .filter(S::Currency.eq(currency))
+                .filter(S::Value.eq(0))
+                .exec(txn)
+                .await?;
+        }
     }
     Ok(())
 }

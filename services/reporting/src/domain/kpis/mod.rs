@@ -9,5 +9,7 @@ mod series;
 
 pub use catalogue::catalogue;
 pub use model::*;
-pub use periods::{Granularity, MAX_PERIODS, Period, midnight, period_of, periods};
+pub use periods::{
+    Granularity, MAX_PERIODS, Period, Ranges, Tiles, midnight, period_of, periods, tile,
+};
 pub use series::{Observation, Point, Series, series};

@@ -99,12 +99,115 @@ pub fn period_of(periods: &[Period], at: DateTime<Utc>) -> Option<usize> {
     (i < periods.len() && periods[i].start <= at).then_some(i)
 }
 
+/// Ranges `[from, to)` of UTC times.
+pub type Ranges = Vec<(DateTime<Utc>, DateTime<Utc>)>;
+
+/// `[start, end)` cut into the coarsest pieces rollups are kept at: whole UTC days, whole hours
+/// around them, and 15-minute slots at the edges.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tiles {
+    pub slots: Ranges,
+    pub hours: Ranges,
+    pub days: Ranges,
+}
+
+fn floor_to(t: DateTime<Utc>, size: i64) -> DateTime<Utc> {
+    let s = t.timestamp();
+    DateTime::from_timestamp(s - s.rem_euclid(size), 0).unwrap_or(t)
+}
+
+fn ceil_to(t: DateTime<Utc>, size: i64) -> DateTime<Utc> {
+    let f = floor_to(t, size);
+    if f == t {
+        f
+    } else {
+        f + Duration::seconds(size)
+    }
+}
+
+fn push(r: &mut Ranges, from: DateTime<Utc>, to: DateTime<Utc>) {
+    if from < to {
+        r.push((from, to));
+    }
+}
+
+/// The tiles of `[start, end)`, added to `tiles`.
+pub fn tile(start: DateTime<Utc>, end: DateTime<Utc>, tiles: &mut Tiles) {
+    let (a_h, b_h) = (ceil_to(start, 3_600), floor_to(end, 3_600));
+    if a_h >= b_h {
+        push(&mut tiles.slots, start, end);
+        return;
+    }
+    push(&mut tiles.slots, start, a_h);
+    push(&mut tiles.slots, b_h, end);
+    let (a_d, b_d) = (ceil_to(a_h, 86_400), floor_to(b_h, 86_400));
+    if a_d >= b_d {
+        push(&mut tiles.hours, a_h, b_h);
+        return;
+    }
+    push(&mut tiles.hours, a_h, a_d);
+    push(&mut tiles.hours, b_d, b_h);
+    push(&mut tiles.days, a_d, b_d);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn utc(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_range_is_tiled_by_days_hours_and_slots_without_gaps() {
+        let mut t = Tiles::default();
+        // A Tokyo week: Monday 00:00 JST = Sunday 15:00 UTC, to the next.
+        tile(
+            utc("2026-11-29T15:00:00Z"),
+            utc("2026-12-06T15:00:00Z"),
+            &mut t,
+        );
+        assert_eq!(t.slots, []);
+        assert_eq!(
+            t.hours,
+            [
+                (utc("2026-11-29T15:00:00Z"), utc("2026-11-30T00:00:00Z")),
+                (utc("2026-12-06T00:00:00Z"), utc("2026-12-06T15:00:00Z"))
+            ]
+        );
+        assert_eq!(
+            t.days,
+            [(utc("2026-11-30T00:00:00Z"), utc("2026-12-06T00:00:00Z"))]
+        );
+        // Kathmandu (+05:45): slots at both edges.
+        let mut k = Tiles::default();
+        tile(
+            utc("2026-11-30T18:15:00Z"),
+            utc("2026-12-01T18:15:00Z"),
+            &mut k,
+        );
+        assert_eq!(
+            k.slots,
+            [
+                (utc("2026-11-30T18:15:00Z"), utc("2026-11-30T19:00:00Z")),
+                (utc("2026-12-01T18:00:00Z"), utc("2026-12-01T18:15:00Z"))
+            ]
+        );
+        // Less than a whole UTC day between the hour edges: hours only.
+        assert_eq!(
+            k.hours,
+            [(utc("2026-11-30T19:00:00Z"), utc("2026-12-01T18:00:00Z"))]
+        );
+        assert!(k.days.is_empty());
+        // Under an hour: slots only.
+        let mut s = Tiles::default();
+        tile(
+            utc("2026-12-01T10:15:00Z"),
+            utc("2026-12-01T10:45:00Z"),
+            &mut s,
+        );
+        assert_eq!(s.slots.len(), 1);
+        assert!(s.hours.is_empty() && s.days.is_empty());
     }
 
     #[test]
