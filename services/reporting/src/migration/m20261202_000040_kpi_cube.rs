@@ -125,17 +125,17 @@ async fn create_cube(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
 }
 
 /// The old rollups, summed per UTC hour and day into `kpi_source`.
-async fn move_to_source(
-    manager: &SchemaManager<'_>,
-    rows: &[(
-        String,
-        String,
-        chrono::DateTime<chrono::Utc>,
-        String,
-        String,
-        i64,
-    )],
-) -> Result<(), DbErr> {
+/// An old rollup row: tenant, metric, slot, channel, campaign, value.
+type OldRow = (
+    String,
+    String,
+    chrono::DateTime<chrono::Utc>,
+    String,
+    String,
+    i64,
+);
+
+async fn move_to_source(manager: &SchemaManager<'_>, rows: &[OldRow]) -> Result<(), DbErr> {
     use std::collections::BTreeMap;
     let mut sums: BTreeMap<(String, String, &str, i64, String, String), i64> = BTreeMap::new();
     for (tenant, metric, slot, channel, campaign, value) in rows {
