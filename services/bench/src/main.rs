@@ -4,6 +4,7 @@
 //! measured in the same run. Kept out of the shipped `baton` binary: it creates and drops databases.
 
 mod capture;
+mod kpis;
 mod measure;
 mod mql;
 mod route;
@@ -57,6 +58,22 @@ enum Bench {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
     },
+    /// The KPI engine: reporting applying a capture log (beside the log's stream alone), and
+    /// GetKpis of 12 KPIs over a quarter by week × channel (beside an empty quarter).
+    Kpis {
+        /// Leads whose facts the query runs over.
+        #[arg(long, default_value_t = 1_000_000)]
+        leads: usize,
+        /// Activities per lead.
+        #[arg(long, default_value_t = 10)]
+        activities: usize,
+        /// Leads in the log reporting applies.
+        #[arg(long, default_value_t = 5_000)]
+        apply_leads: usize,
+        /// GetKpis calls measured.
+        #[arg(long, default_value_t = 100)]
+        calls: usize,
+    },
     /// A routing decision's latency (ReassignLead one call at a time), `--rows` leads.
     Route {
         #[arg(long, default_value_t = 5000)]
@@ -76,6 +93,12 @@ async fn main() -> ExitCode {
         Bench::Import { rows, rounds } => capture::print_import(rows, rounds).await,
         Bench::Mql { rate, seconds } => mql::print(rate, Duration::from_secs(seconds)).await,
         Bench::Route { rows } => route::print(rows).await,
+        Bench::Kpis {
+            leads,
+            activities,
+            apply_leads,
+            calls,
+        } => kpis::print(leads, activities, apply_leads, calls).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

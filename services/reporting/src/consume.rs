@@ -72,6 +72,22 @@ fn dims_of_capture(e: &LeadCaptured) -> Dims {
 }
 
 impl EventHandler for FunnelEvents {
+    /// The batch's counters are summed in memory and written once at its end.
+    async fn handle_batch(
+        &self,
+        txn: &DatabaseTransaction,
+        events: &[(&Event, tracing::Span)],
+    ) -> Result<(), ConsumeError> {
+        use tracing::Instrument;
+        kpis::deferred(txn, async {
+            for (event, span) in events {
+                self.handle(txn, event).instrument(span.clone()).await?;
+            }
+            Ok::<(), ConsumeError>(())
+        })
+        .await
+    }
+
     async fn handle(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), ConsumeError> {
         let tenant = TenantId::new(event.tenant_id.clone());
         if let Some(e) = decode::<LeadCaptured>(event)? {

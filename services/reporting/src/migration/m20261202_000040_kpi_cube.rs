@@ -66,15 +66,16 @@ async fn create_cube(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
     }
     table.col(big_integer("value")).primary_key(&mut key);
     manager.create_table(table.to_owned()).await?;
-    // The same counters by source only, per UTC hour and day: a query grouped and filtered by
-    // source at most reads whole days and hours from here and only the edges from the cube.
+    // The same counters by source only, per UTC hour, three hours and day: a query grouped and
+    // filtered by source at most reads whole days, blocks and hours from here and only the edges
+    // from the cube.
     manager
         .create_table(
             Table::create()
                 .table("kpi_source")
                 .col(string("tenant_id"))
                 .col(string("metric"))
-                // "h" (hour) or "d" (UTC day).
+                // "h" (hour), "t" (three hours) or "d" (UTC day).
                 .col(string("level"))
                 .col(timestamp_with_time_zone("at"))
                 .col(string("channel"))
@@ -140,7 +141,7 @@ async fn move_to_source(manager: &SchemaManager<'_>, rows: &[OldRow]) -> Result<
     let mut sums: BTreeMap<(String, String, &str, i64, String, String), i64> = BTreeMap::new();
     for (tenant, metric, slot, channel, campaign, value) in rows {
         let secs = slot.timestamp();
-        for (level, size) in [("h", 3_600), ("d", 86_400)] {
+        for (level, size) in [("h", 3_600), ("t", 10_800), ("d", 86_400)] {
             let at = secs - secs.rem_euclid(size);
             *sums
                 .entry((

@@ -141,7 +141,7 @@ pub async fn set_email_flags<C: ConnectionTrait>(
     }
     let mut active: lead_dim::ActiveModel = row.into();
     active.email_flags = Set(after);
-    active.update(txn).await?;
+    kpis::remember(&active.update(txn).await?);
     for (metric, requires_opt_in) in [
         (Metric::ListSize, true),
         (Metric::ListSizeAnyConsent, false),

@@ -15,7 +15,7 @@ use super::{
     kpis::Dims,
 };
 use crate::{
-    domain::kpis::{self, Metric, Observation, Ranges, Tiles},
+    domain::kpis::{self, Metric, Observation, Tiles},
     error::Error,
 };
 
@@ -39,20 +39,21 @@ fn cube_column(dimension: &str) -> Option<kpi_cube::Column> {
 }
 
 /// Rows whose `column` falls in one of `ranges`.
-fn in_ranges<C: sea_orm::ColumnTrait>(column: C, ranges: &Ranges) -> Condition {
+fn in_ranges<C: sea_orm::ColumnTrait>(
+    column: C,
+    ranges: &[(DateTime<Utc>, DateTime<Utc>)],
+) -> Condition {
     ranges.iter().fold(Condition::any(), |any, (from, to)| {
         any.add(Condition::all().add(column.gte(*from)).add(column.lt(*to)))
     })
 }
 
-/// The cube's sums of `names` per metric, currency and group (and slot, unless `by_slot` is
-/// false), for slots in `ranges`.
+/// The cube's sums of `names` per metric, currency and group, for slots in `ranges`.
 fn cube_select(
     tenant: &TenantId,
     q: &SumQuery<'_>,
     names: &[&str],
-    ranges: &Ranges,
-    by_slot: bool,
+    ranges: &[(DateTime<Utc>, DateTime<Utc>)],
 ) -> SelectStatement {
     use kpi_cube::Column as C;
     let mut select = Query::select();
@@ -69,9 +70,6 @@ fn cube_select(
         .cond_where(in_ranges(C::Slot, ranges))
         .group_by_col(C::Metric)
         .group_by_col(C::Currency);
-    if by_slot {
-        select.column(C::Slot).group_by_col(C::Slot);
-    }
     for d in q.group_by {
         if let Some(column) = cube_column(d) {
             select.column(column).group_by_col(column);
@@ -87,28 +85,16 @@ fn cube_select(
     select
 }
 
-/// The source rollups' sums of `names` per metric, currency and group (and hour or day, as
-/// `slot`, unless `by_slot` is false), for the hours and days of `tiles`.
+/// The source rollups' sums of `names` per metric, currency and group, for the rows of `level`
+/// in `[from, to)`.
 fn source_select(
     tenant: &TenantId,
     q: &SumQuery<'_>,
     names: &[&str],
-    tiles: &Tiles,
-    by_slot: bool,
+    (level, (from, to)): (&str, (DateTime<Utc>, DateTime<Utc>)),
 ) -> SelectStatement {
     use kpi_source::Column as S;
     let mut select = Query::select();
-    let levels = Condition::any()
-        .add(
-            Condition::all()
-                .add(S::Level.eq("h"))
-                .add(in_ranges(S::At, &tiles.hours)),
-        )
-        .add(
-            Condition::all()
-                .add(S::Level.eq("d"))
-                .add(in_ranges(S::At, &tiles.days)),
-        );
     select
         .from(kpi_source::Entity)
         .column(S::Metric)
@@ -119,14 +105,11 @@ fn source_select(
         )
         .and_where(S::TenantId.eq(tenant.as_str()))
         .and_where(S::Metric.is_in(names.iter().copied()))
-        .cond_where(levels)
+        .and_where(S::Level.eq(level))
+        .and_where(S::At.gte(from))
+        .and_where(S::At.lt(to))
         .group_by_col(S::Metric)
         .group_by_col(S::Currency);
-    if by_slot {
-        select
-            .expr_as(Expr::col(S::At), Alias::new("slot"))
-            .group_by_col(S::At);
-    }
     for d in q.group_by {
         if let Ok(column) = d.parse::<S>() {
             select.column(column).group_by_col(column);
@@ -165,15 +148,11 @@ fn tiles_of(q: &SumQuery<'_>, ranges: &[(DateTime<Utc>, DateTime<Utc>)]) -> Tile
 fn observation(
     row: &QueryResult,
     q: &SumQuery<'_>,
-    at: Option<DateTime<Utc>>,
+    at: DateTime<Utc>,
 ) -> Result<Option<Observation>, sea_orm::DbErr> {
     let metric: String = row.try_get("", "metric")?;
     let Some(metric) = Metric::from_name(&metric) else {
         return Ok(None);
-    };
-    let at = match at {
-        Some(at) => at,
-        None => row.try_get("", "slot")?,
     };
     let mut group = Vec::with_capacity(q.group_by.len());
     for d in q.group_by {
@@ -262,7 +241,8 @@ impl Store {
         Ok(sums)
     }
 
-    /// The sums of `names` over `tiles`: per slot, or all at `at` when it is given.
+    /// The sums of `names` over each range of `tiles`, at the range's start, or all at `at` when
+    /// it is given.
     async fn tiled_sums(
         &self,
         tenant: &TenantId,
@@ -271,18 +251,22 @@ impl Store {
         tiles: &Tiles,
         at: Option<DateTime<Utc>>,
     ) -> Result<Vec<Observation>, Error> {
+        // One simple range a statement, summed by the database (each is an index range scan; a
+        // disjunction of ranges is not, on SQLite), placed at the range's start (every range lies
+        // in one period) or at `at`.
         let mut sums = Vec::new();
-        let by_slot = at.is_none();
-        if !tiles.slots.is_empty() {
-            let select = cube_select(tenant, q, names, &tiles.slots, by_slot);
+        for range in &tiles.slots {
+            let select = cube_select(tenant, q, names, std::slice::from_ref(range));
             for row in self.db.query_all(&select).await? {
-                sums.extend(observation(&row, q, at)?);
+                sums.extend(observation(&row, q, at.unwrap_or(range.0))?);
             }
         }
-        if !tiles.hours.is_empty() || !tiles.days.is_empty() {
-            let select = source_select(tenant, q, names, tiles, by_slot);
-            for row in self.db.query_all(&select).await? {
-                sums.extend(observation(&row, q, at)?);
+        for ((level, _), ranges) in super::kpis::SOURCE_LEVELS.iter().zip(&tiles.levels) {
+            for range in ranges {
+                let select = source_select(tenant, q, names, (level, *range));
+                for row in self.db.query_all(&select).await? {
+                    sums.extend(observation(&row, q, at.unwrap_or(range.0))?);
+                }
             }
         }
         Ok(sums)

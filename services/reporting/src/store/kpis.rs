@@ -17,7 +17,7 @@ use crate::domain::{
 };
 
 /// The dimensions a fact is counted under (see [`kpis::DIMENSIONS`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Dims {
     pub channel: String,
     pub campaign: String,
@@ -118,6 +118,27 @@ pub async fn lock_lead<C: ConnectionTrait>(
     tenant: &TenantId,
     lead_id: &str,
 ) -> Result<lead_dim::Model, DbErr> {
+    // Locked already in this batch's transaction: the row as it was last written.
+    let key = (tenant.to_string(), lead_id.to_owned());
+    if let Ok(Some(row)) = DEFERRED.try_with(|d| d.borrow().leads.get(&key).cloned()) {
+        return Ok(row);
+    }
+    let row = lock_lead_row(txn, tenant, lead_id).await?;
+    remember(&row);
+    Ok(row)
+}
+
+/// Keeps the lead's row as written in this batch (no-op outside one).
+pub fn remember(row: &lead_dim::Model) {
+    let key = (row.tenant_id.clone(), row.lead_id.clone());
+    let _ = DEFERRED.try_with(|d| d.borrow_mut().leads.insert(key, row.clone()));
+}
+
+async fn lock_lead_row<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+) -> Result<lead_dim::Model, DbErr> {
     let blank = || Set(String::new());
     lead_dim::Entity::insert(lead_dim::ActiveModel {
         tenant_id: Set(tenant.to_string()),
@@ -188,7 +209,7 @@ pub async fn lead_captured<C: ConnectionTrait>(
         captured.stage = Set("lead".to_owned());
         captured.stage_since = Set(Some(at));
     }
-    captured.update(txn).await?;
+    remember(&captured.update(txn).await?);
     bump(txn, tenant, &Fact::new(Metric::Leads, at, 1), &full).await?;
     if target_account {
         bump(
@@ -296,7 +317,7 @@ pub async fn change_lead<C: ConnectionTrait>(
         active.stage_since = Set(Some(since));
     }
     active.first_touch_at = Set(first_touch);
-    active.update(txn).await?;
+    remember(&active.update(txn).await?);
     Ok(())
 }
 
@@ -386,25 +407,165 @@ pub async fn bump_for_lead<C: ConnectionTrait>(
     bump(txn, tenant, fact, &dims).await
 }
 
-/// Adds the fact's delta to its metric in the slot of its time, for `dims` and its currency.
-pub async fn bump<C: ConnectionTrait>(
-    txn: &C,
-    tenant: &TenantId,
-    fact: &Fact<'_>,
-    dims: &Dims,
-) -> Result<(), DbErr> {
-    if fact.delta == 0 {
-        return Ok(());
+/// A counter of the cube: tenant, metric, slot, dimensions, currency.
+type CubeKey = (String, Metric, DateTime<Utc>, Dims, String);
+/// A counter of the source rollups: tenant, metric, level, bucket, channel, campaign, currency.
+type SourceKey = (
+    String,
+    Metric,
+    &'static str,
+    DateTime<Utc>,
+    String,
+    String,
+    String,
+);
+
+/// The counters a batch of events changes, summed, written once at the end of the batch.
+#[derive(Debug, Default)]
+pub struct Deferred {
+    cube: std::collections::HashMap<CubeKey, i64>,
+    source: std::collections::HashMap<SourceKey, i64>,
+    /// The leads' rows this batch locked, as last written.
+    leads: std::collections::HashMap<(String, String), lead_dim::Model>,
+}
+
+tokio::task_local! {
+    /// Set while a batch is applied with [`deferred`]: `bump` adds to it instead of writing.
+    static DEFERRED: std::cell::RefCell<Deferred>;
+}
+
+impl Deferred {
+    fn add(&mut self, tenant: &TenantId, fact: &Fact<'_>, dims: &Dims, currency: &str) {
+        let key = (
+            tenant.to_string(),
+            fact.metric,
+            slot_of(fact.at),
+            dims.clone(),
+            currency.to_owned(),
+        );
+        *self.cube.entry(key).or_default() += fact.delta;
+        for (level, size) in SOURCE_LEVELS {
+            let key = (
+                tenant.to_string(),
+                fact.metric,
+                level,
+                bucket_of(fact.at, size),
+                dims.channel.clone(),
+                dims.campaign.clone(),
+                currency.to_owned(),
+            );
+            *self.source.entry(key).or_default() += fact.delta;
+        }
     }
-    let slot = slot_of(fact.at);
-    let metric = fact.metric.as_str();
-    let currency = if fact.metric.carries_currency() {
-        fact.currency
-    } else {
-        ""
-    };
+}
+
+/// Runs `apply` with every counter it bumps summed in memory, then writes the sums in a few
+/// multi-row statements of `txn`: a batch of events costs a handful of upserts, not several per
+/// fact. Nothing reads the counters while events are applied, so deferring them to the end of
+/// the same transaction changes no number.
+pub async fn deferred<C, F, T, E>(txn: &C, apply: F) -> Result<T, E>
+where
+    C: ConnectionTrait,
+    F: std::future::Future<Output = Result<T, E>>,
+    E: From<DbErr>,
+{
+    DEFERRED
+        .scope(std::cell::RefCell::new(Deferred::default()), async {
+            let out = apply.await?;
+            let sums = DEFERRED.with(|d| d.take());
+            write_deferred(txn, sums).await?;
+            Ok(out)
+        })
+        .await
+}
+
+async fn write_deferred<C: ConnectionTrait>(txn: &C, sums: Deferred) -> Result<(), DbErr> {
+    let cube: Vec<_> = sums.cube.into_iter().filter(|(_, v)| *v != 0).collect();
+    for chunk in cube.chunks(500) {
+        let rows = chunk
+            .iter()
+            .map(|((tenant, metric, slot, dims, currency), value)| {
+                cube_row(tenant, *metric, *slot, dims, currency, *value)
+            });
+        kpi_cube::Entity::insert_many(rows)
+            .on_conflict(cube_conflict())
+            .exec_without_returning(txn)
+            .await?;
+    }
+    let source: Vec<_> = sums.source.into_iter().filter(|(_, v)| *v != 0).collect();
+    for chunk in source.chunks(500) {
+        let rows = chunk.iter().map(
+            |((tenant, metric, level, at, channel, campaign, currency), value)| {
+                kpi_source::ActiveModel {
+                    tenant_id: Set(tenant.clone()),
+                    metric: Set(metric.as_str().to_owned()),
+                    level: Set((*level).to_owned()),
+                    at: Set(*at),
+                    channel: Set(channel.clone()),
+                    campaign: Set(campaign.clone()),
+                    currency: Set(currency.clone()),
+                    value: Set(*value),
+                }
+            },
+        );
+        kpi_source::Entity::insert_many(rows)
+            .on_conflict(source_conflict())
+            .exec_without_returning(txn)
+            .await?;
+    }
+    // A counter that went down may have reached 0: no empty row stays behind.
+    for ((tenant, metric, slot, dims, currency), value) in &cube {
+        if *value < 0 {
+            delete_empty_cube(txn, tenant, *metric, *slot, dims, currency).await?;
+        }
+    }
+    for ((tenant, metric, level, at, channel, campaign, currency), value) in &source {
+        if *value < 0 {
+            delete_empty_source(
+                txn,
+                tenant,
+                (*metric, level),
+                *at,
+                (channel, campaign),
+                currency,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+fn cube_row(
+    tenant: &str,
+    metric: Metric,
+    slot: DateTime<Utc>,
+    dims: &Dims,
+    currency: &str,
+    value: i64,
+) -> kpi_cube::ActiveModel {
+    let s = |v: &str| Set(v.to_owned());
+    kpi_cube::ActiveModel {
+        tenant_id: s(tenant),
+        metric: s(metric.as_str()),
+        slot: Set(slot),
+        channel: s(&dims.channel),
+        campaign: s(&dims.campaign),
+        lead_magnet: s(&dims.lead_magnet),
+        funnel_position: s(&dims.funnel_position),
+        industry: s(&dims.industry),
+        employee_band: s(&dims.employee_band),
+        country: s(&dims.country),
+        rank: s(&dims.rank),
+        team: s(&dims.team),
+        rep: s(&dims.rep),
+        currency: s(currency),
+        value: Set(value),
+    }
+}
+
+fn cube_conflict() -> OnConflict {
     use kpi_cube::Column as C;
-    let keys = [
+    OnConflict::columns([
         C::TenantId,
         C::Metric,
         C::Slot,
@@ -419,52 +580,116 @@ pub async fn bump<C: ConnectionTrait>(
         C::Team,
         C::Rep,
         C::Currency,
-    ];
-    let s = |v: &str| Set(v.to_owned());
-    kpi_cube::Entity::insert(kpi_cube::ActiveModel {
-        tenant_id: s(tenant.as_str()),
-        metric: s(metric),
-        slot: Set(slot),
-        channel: s(&dims.channel),
-        campaign: s(&dims.campaign),
-        lead_magnet: s(&dims.lead_magnet),
-        funnel_position: s(&dims.funnel_position),
-        industry: s(&dims.industry),
-        employee_band: s(&dims.employee_band),
-        country: s(&dims.country),
-        rank: s(&dims.rank),
-        team: s(&dims.team),
-        rep: s(&dims.rep),
-        currency: s(currency),
-        value: Set(fact.delta),
-    })
-    .on_conflict(
-        OnConflict::columns(keys)
-            .value(C::Value, Expr::cust("kpi_cube.value + excluded.value"))
-            .to_owned(),
-    )
+    ])
+    .value(C::Value, Expr::cust("kpi_cube.value + excluded.value"))
+    .to_owned()
+}
+
+fn source_conflict() -> OnConflict {
+    use kpi_source::Column as S;
+    OnConflict::columns([
+        S::TenantId,
+        S::Metric,
+        S::Level,
+        S::At,
+        S::Channel,
+        S::Campaign,
+        S::Currency,
+    ])
+    .value(S::Value, Expr::cust("kpi_source.value + excluded.value"))
+    .to_owned()
+}
+
+async fn delete_empty_cube<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &str,
+    metric: Metric,
+    slot: DateTime<Utc>,
+    dims: &Dims,
+    currency: &str,
+) -> Result<(), DbErr> {
+    use kpi_cube::Column as C;
+    let mut delete = kpi_cube::Entity::delete_many()
+        .filter(C::TenantId.eq(tenant))
+        .filter(C::Metric.eq(metric.as_str()))
+        .filter(C::Slot.eq(slot))
+        .filter(C::Currency.eq(currency))
+        .filter(C::Value.eq(0));
+    for d in kpis::DIMENSIONS {
+        if let Ok(column) = d.parse::<C>() {
+            delete = delete.filter(column.eq(dims.value(d)));
+        }
+    }
+    delete.exec(txn).await?;
+    Ok(())
+}
+
+async fn delete_empty_source<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &str,
+    (metric, level): (Metric, &str),
+    at: DateTime<Utc>,
+    (channel, campaign): (&str, &str),
+    currency: &str,
+) -> Result<(), DbErr> {
+    use kpi_source::Column as S;
+    kpi_source::Entity::delete_many()
+        .filter(S::TenantId.eq(tenant))
+        .filter(S::Metric.eq(metric.as_str()))
+        .filter(S::Level.eq(level))
+        .filter(S::At.eq(at))
+        .filter(S::Channel.eq(channel))
+        .filter(S::Campaign.eq(campaign))
+        .filter(S::Currency.eq(currency))
+        .filter(S::Value.eq(0))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Adds the fact's delta to its metric in the slot of its time, for `dims` and its currency
+/// (summed in memory while a batch is applied with [`deferred`]).
+pub async fn bump<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    fact: &Fact<'_>,
+    dims: &Dims,
+) -> Result<(), DbErr> {
+    if fact.delta == 0 {
+        return Ok(());
+    }
+    let currency = if fact.metric.carries_currency() {
+        fact.currency
+    } else {
+        ""
+    };
+    if DEFERRED
+        .try_with(|d| d.borrow_mut().add(tenant, fact, dims, currency))
+        .is_ok()
+    {
+        return Ok(());
+    }
+    let slot = slot_of(fact.at);
+    kpi_cube::Entity::insert(cube_row(
+        tenant.as_str(),
+        fact.metric,
+        slot,
+        dims,
+        currency,
+        fact.delta,
+    ))
+    .on_conflict(cube_conflict())
     .exec(txn)
     .await?;
     if fact.delta < 0 {
-        // A counter moved elsewhere leaves no empty row behind (groups are the ones with facts).
-        let mut delete = kpi_cube::Entity::delete_many()
-            .filter(C::TenantId.eq(tenant.as_str()))
-            .filter(C::Metric.eq(metric))
-            .filter(C::Slot.eq(slot))
-            .filter(C::Currency.eq(currency))
-            .filter(C::Value.eq(0));
-        for d in kpis::DIMENSIONS {
-            if let Ok(column) = d.parse::<C>() {
-                delete = delete.filter(column.eq(dims.value(d)));
-            }
-        }
-        delete.exec(txn).await?;
+        delete_empty_cube(txn, tenant.as_str(), fact.metric, slot, dims, currency).await?;
     }
     bump_source(txn, tenant, fact, dims, currency).await
 }
 
-/// Levels of `kpi_source`: name and length in seconds.
-pub const SOURCE_LEVELS: [(&str, i64); 2] = [("h", 3_600), ("d", 86_400)];
+/// Levels of `kpi_source`: name and length in seconds (those of
+/// [`kpis::LEVEL_SECONDS`]: hour, three hours, UTC day).
+pub const SOURCE_LEVELS: [(&str, i64); 3] = [("h", 3_600), ("t", 10_800), ("d", 86_400)];
 
 /// The start of the `size`-second bucket (UTC) that holds `at`.
 pub fn bucket_of(at: DateTime<Utc>, size: i64) -> DateTime<Utc> {
@@ -480,13 +705,11 @@ async fn bump_source<C: ConnectionTrait>(
     dims: &Dims,
     currency: &str,
 ) -> Result<(), DbErr> {
-    use kpi_source::Column as S;
-    let metric = fact.metric.as_str();
     for (level, size) in SOURCE_LEVELS {
         let at = bucket_of(fact.at, size);
         kpi_source::Entity::insert(kpi_source::ActiveModel {
             tenant_id: Set(tenant.to_string()),
-            metric: Set(metric.to_owned()),
+            metric: Set(fact.metric.as_str().to_owned()),
             level: Set(level.to_owned()),
             at: Set(at),
             channel: Set(dims.channel.clone()),
@@ -494,33 +717,20 @@ async fn bump_source<C: ConnectionTrait>(
             currency: Set(currency.to_owned()),
             value: Set(fact.delta),
         })
-        .on_conflict(
-            OnConflict::columns([
-                S::TenantId,
-                S::Metric,
-                S::Level,
-                S::At,
-                S::Channel,
-                S::Campaign,
-                S::Currency,
-            ])
-            .value(S::Value, Expr::cust("kpi_source.value + excluded.value"))
-            .to_owned(),
-        )
+        .on_conflict(source_conflict())
         .exec(txn)
         .await?;
         if fact.delta < 0 {
-            kpi_source::Entity::delete_many()
-                .filter(S::TenantId.eq(tenant.as_str()))
-                .filter(S::Metric.eq(metric))
-                .filter(S::Level.eq(level))
-                .filter(S::At.eq(at))
-                .filter(S::Channel.eq(dims.channel.as_str()))
-                .filter(S::Campaign.eq(dims.campaign.as_str()))
-                .filter(S::Currency.eq(currency))
-                .filter(S::Value.eq(0))
-                .exec(txn)
-                .await?;
+            let source = (dims.channel.as_str(), dims.campaign.as_str());
+            delete_empty_source(
+                txn,
+                tenant.as_str(),
+                (fact.metric, level),
+                at,
+                source,
+                currency,
+            )
+            .await?;
         }
     }
     Ok(())

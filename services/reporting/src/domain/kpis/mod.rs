@@ -10,6 +10,7 @@ mod series;
 pub use catalogue::catalogue;
 pub use model::*;
 pub use periods::{
-    Granularity, MAX_PERIODS, Period, Ranges, Tiles, midnight, period_of, periods, tile,
+    Granularity, LEVEL_SECONDS, MAX_PERIODS, Period, Ranges, Tiles, midnight, period_of, periods,
+    tile,
 };
 pub use series::{Observation, Point, Series, series};

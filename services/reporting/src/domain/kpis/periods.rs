@@ -102,13 +102,26 @@ pub fn period_of(periods: &[Period], at: DateTime<Utc>) -> Option<usize> {
 /// Ranges `[from, to)` of UTC times.
 pub type Ranges = Vec<(DateTime<Utc>, DateTime<Utc>)>;
 
-/// `[start, end)` cut into the coarsest pieces rollups are kept at: whole UTC days, whole hours
-/// around them, and 15-minute slots at the edges.
+/// Lengths of the rollup levels above the cube's 15-minute slots, finest first: an hour, three
+/// hours, a UTC day (each divides the next).
+pub const LEVEL_SECONDS: [i64; 3] = [3_600, 10_800, 86_400];
+
+/// `[start, end)` cut into the coarsest pieces rollups are kept at: whole UTC days in the
+/// middle, then three-hour blocks, hours, and 15-minute slots towards the edges.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tiles {
     pub slots: Ranges,
-    pub hours: Ranges,
-    pub days: Ranges,
+    /// Per level of [`LEVEL_SECONDS`].
+    pub levels: [Ranges; 3],
+}
+
+impl Tiles {
+    fn at(&mut self, level: usize) -> &mut Ranges {
+        match level {
+            0 => &mut self.slots,
+            n => &mut self.levels[n - 1],
+        }
+    }
 }
 
 fn floor_to(t: DateTime<Utc>, size: i64) -> DateTime<Utc> {
@@ -125,6 +138,8 @@ fn ceil_to(t: DateTime<Utc>, size: i64) -> DateTime<Utc> {
     }
 }
 
+/// Adds `[from, to)` unless it is empty (ranges are never joined: each stays inside the period
+/// it was cut from, so it can be summed as a whole).
 fn push(r: &mut Ranges, from: DateTime<Utc>, to: DateTime<Utc>) {
     if from < to {
         r.push((from, to));
@@ -133,21 +148,18 @@ fn push(r: &mut Ranges, from: DateTime<Utc>, to: DateTime<Utc>) {
 
 /// The tiles of `[start, end)`, added to `tiles`.
 pub fn tile(start: DateTime<Utc>, end: DateTime<Utc>, tiles: &mut Tiles) {
-    let (a_h, b_h) = (ceil_to(start, 3_600), floor_to(end, 3_600));
-    if a_h >= b_h {
-        push(&mut tiles.slots, start, end);
-        return;
+    let (mut a, mut b) = (start, end);
+    for (level, size) in LEVEL_SECONDS.iter().enumerate() {
+        let (inner_a, inner_b) = (ceil_to(a, *size), floor_to(b, *size));
+        if inner_a >= inner_b {
+            push(tiles.at(level), a, b);
+            return;
+        }
+        push(tiles.at(level), a, inner_a);
+        push(tiles.at(level), inner_b, b);
+        (a, b) = (inner_a, inner_b);
     }
-    push(&mut tiles.slots, start, a_h);
-    push(&mut tiles.slots, b_h, end);
-    let (a_d, b_d) = (ceil_to(a_h, 86_400), floor_to(b_h, 86_400));
-    if a_d >= b_d {
-        push(&mut tiles.hours, a_h, b_h);
-        return;
-    }
-    push(&mut tiles.hours, a_h, a_d);
-    push(&mut tiles.hours, b_d, b_h);
-    push(&mut tiles.days, a_d, b_d);
+    push(tiles.at(LEVEL_SECONDS.len()), a, b);
 }
 
 #[cfg(test)]
@@ -160,26 +172,29 @@ mod tests {
 
     #[test]
     fn a_range_is_tiled_by_days_hours_and_slots_without_gaps() {
+        let r = |a: &str, b: &str| (utc(a), utc(b));
         let mut t = Tiles::default();
-        // A Tokyo week: Monday 00:00 JST = Sunday 15:00 UTC, to the next.
+        // A Tokyo week: Monday 00:00 JST = Sunday 15:00 UTC, to the next. 15:00 starts a
+        // three-hour block: no hour and no slot is needed.
         tile(
             utc("2026-11-29T15:00:00Z"),
             utc("2026-12-06T15:00:00Z"),
             &mut t,
         );
         assert_eq!(t.slots, []);
+        assert_eq!(t.levels[0], []);
         assert_eq!(
-            t.hours,
+            t.levels[1],
             [
-                (utc("2026-11-29T15:00:00Z"), utc("2026-11-30T00:00:00Z")),
-                (utc("2026-12-06T00:00:00Z"), utc("2026-12-06T15:00:00Z"))
+                r("2026-11-29T15:00:00Z", "2026-11-30T00:00:00Z"),
+                r("2026-12-06T00:00:00Z", "2026-12-06T15:00:00Z")
             ]
         );
         assert_eq!(
-            t.days,
-            [(utc("2026-11-30T00:00:00Z"), utc("2026-12-06T00:00:00Z"))]
+            t.levels[2],
+            [r("2026-11-30T00:00:00Z", "2026-12-06T00:00:00Z")]
         );
-        // Kathmandu (+05:45): slots at both edges.
+        // A Kathmandu day (+05:45): slots, then hours, then three-hour blocks; no whole UTC day.
         let mut k = Tiles::default();
         tile(
             utc("2026-11-30T18:15:00Z"),
@@ -189,16 +204,38 @@ mod tests {
         assert_eq!(
             k.slots,
             [
-                (utc("2026-11-30T18:15:00Z"), utc("2026-11-30T19:00:00Z")),
-                (utc("2026-12-01T18:00:00Z"), utc("2026-12-01T18:15:00Z"))
+                r("2026-11-30T18:15:00Z", "2026-11-30T19:00:00Z"),
+                r("2026-12-01T18:00:00Z", "2026-12-01T18:15:00Z")
             ]
         );
-        // Less than a whole UTC day between the hour edges: hours only.
         assert_eq!(
-            k.hours,
-            [(utc("2026-11-30T19:00:00Z"), utc("2026-12-01T18:00:00Z"))]
+            k.levels[0],
+            [r("2026-11-30T19:00:00Z", "2026-11-30T21:00:00Z")]
         );
-        assert!(k.days.is_empty());
+        assert_eq!(
+            k.levels[1],
+            [r("2026-11-30T21:00:00Z", "2026-12-01T18:00:00Z")]
+        );
+        assert!(k.levels[2].is_empty());
+        // Contiguous Tokyo days: each keeps its own ranges, so each sums as one period.
+        let mut days = Tiles::default();
+        tile(
+            utc("2026-11-29T15:00:00Z"),
+            utc("2026-11-30T15:00:00Z"),
+            &mut days,
+        );
+        tile(
+            utc("2026-11-30T15:00:00Z"),
+            utc("2026-12-01T15:00:00Z"),
+            &mut days,
+        );
+        assert_eq!(
+            days.levels[1],
+            [
+                r("2026-11-29T15:00:00Z", "2026-11-30T15:00:00Z"),
+                r("2026-11-30T15:00:00Z", "2026-12-01T15:00:00Z")
+            ]
+        );
         // Under an hour: slots only.
         let mut s = Tiles::default();
         tile(
@@ -207,7 +244,7 @@ mod tests {
             &mut s,
         );
         assert_eq!(s.slots.len(), 1);
-        assert!(s.hours.is_empty() && s.days.is_empty());
+        assert!(s.levels.iter().all(|l| l.is_empty()));
     }
 
     #[test]
