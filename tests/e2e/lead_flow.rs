@@ -439,5 +439,30 @@ async fn merging_two_half_qualified_duplicates_makes_one_mql() {
     .await;
     assert_eq!(assignments.len(), 1);
     assert_eq!(assignments[0].lead_id, a);
+    // The KPI engine counts the person once: one lead, one MQL; and in the funnel, one capture.
+    let now = chrono::Utc::now();
+    let kpis = suite.kpis().await;
+    let request = baton_proto::reporting::v1::GetKpisRequest {
+        kpis: vec!["leads".into(), "mqls".into()],
+        start_time: Some(time::to_proto(now - chrono::Duration::hours(1))),
+        end_time: Some(time::to_proto(now + chrono::Duration::hours(1))),
+        granularity: baton_proto::reporting::v1::Granularity::Whole as i32,
+        ..Default::default()
+    };
+    eventually("the merge counted once", PATIENCE, || {
+        let mut k = kpis.clone();
+        let req = request.clone();
+        async move {
+            let s = k.get_kpis(req).await.ok()?.into_inner().series;
+            let n = |key: &str| {
+                s.iter()
+                    .find(|x| x.kpi == key)
+                    .map(|x| x.points[0].numerator)
+            };
+            (n("leads") == Some(1.0) && n("mqls") == Some(1.0)).then_some(())
+        }
+    })
+    .await;
+    assert_eq!(funnel_today(&suite).await.leads, 1);
     suite.stop().await;
 }

@@ -4,7 +4,7 @@
 use baton_proto::{
     capture::v1::{
         ActivityKind, ActivityRecorded, CallOutcome, Consent, FunnelPosition, LeadCaptured,
-        LeadErased, LeadUpdated, VisitsRecorded,
+        LeadErased, LeadUpdated, LeadsMerged, VisitsRecorded,
     },
     distribution::v1::{HandoffAction, HandoffChanged, LeadAssigned},
     nurture::v1::LeadEnrolled,
@@ -105,6 +105,11 @@ impl EventHandler for FunnelEvents {
             let at = when(lead.updated_at.as_ref(), event);
             let consent = lead.consent.unwrap_or_default();
             consent_changed(txn, &tenant, &lead.lead_id, &consent, at).await?;
+        } else if let Some(e) = decode::<LeadsMerged>(event)? {
+            let at = when(e.merged_at.as_ref(), event);
+            kpis::lead_merged(txn, &tenant, &e.merged_lead_id).await?;
+            let merged = |f| f | email::MERGED;
+            email_store::set_email_flags(txn, &tenant, &e.merged_lead_id, merged, at).await?;
         } else if let Some(e) = decode::<LeadErased>(event)? {
             let at = when(e.erased_at.as_ref(), event);
             let erased = |f| f | email::ERASED;

@@ -75,13 +75,15 @@ pub const BOUNCED: i32 = 8;
 pub const ERASED: i32 = 16;
 /// The lead is captured (an uncaptured lead has no address yet).
 pub const KNOWN: i32 = 32;
+/// The lead was merged into another: its address is the survivor's now.
+pub const MERGED: i32 = 64;
 
 /// Whether an address with `flags` is deliverable: known, opted in (where the tenant requires
 /// it), not unsubscribed, not bounced, not do-not-contact, not erased.
 pub fn deliverable(flags: i32, requires_opt_in: bool) -> bool {
     flags & KNOWN != 0
         && (!requires_opt_in || flags & OPTED_IN != 0)
-        && flags & (UNSUBSCRIBED | DO_NOT_CONTACT | BOUNCED | ERASED) == 0
+        && flags & (UNSUBSCRIBED | DO_NOT_CONTACT | BOUNCED | ERASED | MERGED) == 0
 }
 
 /// The consent bits of a capture or an update (the others are kept).
@@ -128,7 +130,7 @@ mod tests {
         assert!(!deliverable(OPTED_IN, true), "not captured yet");
         assert!(!deliverable(KNOWN, true));
         assert!(deliverable(KNOWN, false), "no opt-in required");
-        for bad in [UNSUBSCRIBED, DO_NOT_CONTACT, BOUNCED, ERASED] {
+        for bad in [UNSUBSCRIBED, DO_NOT_CONTACT, BOUNCED, ERASED, MERGED] {
             assert!(!deliverable(fresh | bad, false));
         }
         let unsub = after_activity(fresh, ActivityKind::EmailUnsubscribed);

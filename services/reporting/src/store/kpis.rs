@@ -259,6 +259,45 @@ async fn move_pending<C: ConnectionTrait>(
     Ok(())
 }
 
+/// A duplicate was merged into a survivor: the duplicate stops counting as a lead (and as a
+/// target-account lead) where it was captured, and leaves the funnel's capture step, so the
+/// person counts once. Returns false if it was merged already or never captured.
+pub async fn lead_merged<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    merged_lead_id: &str,
+) -> Result<bool, DbErr> {
+    let row = lock_lead(txn, tenant, merged_lead_id).await?;
+    let Some(captured_at) = row.captured_at else {
+        return Ok(false);
+    };
+    if row.stage == "merged" {
+        return Ok(false);
+    }
+    let dims = Dims::of_lead(&row);
+    bump(
+        txn,
+        tenant,
+        &Fact::new(Metric::Leads, captured_at, -1),
+        &dims,
+    )
+    .await?;
+    if row.target_account {
+        let fact = Fact::new(Metric::TargetAccountLeads, captured_at, -1);
+        bump(txn, tenant, &fact, &dims).await?;
+    }
+    funnel_fact::Entity::delete_many()
+        .filter(funnel_fact::Column::TenantId.eq(tenant.as_str()))
+        .filter(funnel_fact::Column::LeadId.eq(merged_lead_id))
+        .filter(funnel_fact::Column::Step.eq(Step::Captured.as_str()))
+        .exec(txn)
+        .await?;
+    let mut active: lead_dim::ActiveModel = row.into();
+    active.stage = Set("merged".to_owned());
+    remember(&active.update(txn).await?);
+    Ok(true)
+}
+
 /// Whether the lead matched the target-account condition when it was captured.
 pub async fn is_target_account<C: ConnectionTrait>(
     txn: &C,
