@@ -16,14 +16,19 @@ pub async fn current<C: ConnectionTrait>(
     db: &C,
     tenant: &TenantId,
 ) -> Result<TargetAccounts, DbErr> {
+    if let Some(cached) = super::kpis::cached_accounts(tenant) {
+        return Ok(cached);
+    }
     let latest = target_accounts::Entity::find()
         .filter(target_accounts::Column::TenantId.eq(tenant.as_str()))
         .order_by_desc(target_accounts::Column::Version)
         .one(db)
         .await?;
-    Ok(latest
+    let accounts = latest
         .and_then(|r| TargetAccounts::decode(r.rules.as_slice()).ok())
-        .unwrap_or_default())
+        .unwrap_or_default();
+    super::kpis::cache_accounts(tenant, &accounts);
+    Ok(accounts)
 }
 
 impl Store {

@@ -123,8 +123,11 @@ pub async fn lock_lead<C: ConnectionTrait>(
     if let Ok(Some(row)) = DEFERRED.try_with(|d| d.borrow().leads.get(&key).cloned()) {
         return Ok(row);
     }
-    let row = lock_lead_row(txn, tenant, lead_id).await?;
+    let (row, fresh) = lock_lead_row(txn, tenant, lead_id).await?;
     remember(&row);
+    if fresh {
+        let _ = DEFERRED.try_with(|d| d.borrow_mut().fresh.insert(key));
+    }
     Ok(row)
 }
 
@@ -134,43 +137,50 @@ pub fn remember(row: &lead_dim::Model) {
     let _ = DEFERRED.try_with(|d| d.borrow_mut().leads.insert(key, row.clone()));
 }
 
+/// The lead's row, and whether this call created it (then the insert itself holds its lock, and
+/// no select is needed).
 async fn lock_lead_row<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
     lead_id: &str,
-) -> Result<lead_dim::Model, DbErr> {
-    let blank = || Set(String::new());
-    lead_dim::Entity::insert(lead_dim::ActiveModel {
-        tenant_id: Set(tenant.to_string()),
-        lead_id: Set(lead_id.to_owned()),
-        channel: blank(),
-        campaign: blank(),
-        captured_at: Set(None),
-        lead_magnet: blank(),
-        funnel_position: blank(),
-        industry: blank(),
-        employee_band: blank(),
-        country: blank(),
-        rank: blank(),
-        team: blank(),
-        rep: blank(),
-        first_touch_at: Set(None),
-        stage: blank(),
-        stage_since: Set(None),
-        email_flags: Set(0),
-        target_account: Set(false),
-    })
-    .on_conflict_do_nothing_on([lead_dim::Column::TenantId, lead_dim::Column::LeadId])
-    .exec(txn)
-    .await?;
+) -> Result<(lead_dim::Model, bool), DbErr> {
+    let placeholder = lead_dim::Model {
+        tenant_id: tenant.to_string(),
+        lead_id: lead_id.to_owned(),
+        channel: String::new(),
+        campaign: String::new(),
+        captured_at: None,
+        lead_magnet: String::new(),
+        funnel_position: String::new(),
+        industry: String::new(),
+        employee_band: String::new(),
+        country: String::new(),
+        rank: String::new(),
+        team: String::new(),
+        rep: String::new(),
+        first_touch_at: None,
+        stage: String::new(),
+        stage_since: None,
+        email_flags: 0,
+        target_account: false,
+    };
+    let active: lead_dim::ActiveModel = placeholder.clone().into();
+    let inserted = lead_dim::Entity::insert(active.reset_all())
+        .on_conflict_do_nothing_on([lead_dim::Column::TenantId, lead_dim::Column::LeadId])
+        .exec_without_returning(txn)
+        .await?;
+    if matches!(inserted, sea_orm::TryInsertResult::Inserted(n) if n > 0) {
+        return Ok((placeholder, true));
+    }
     let mut query = lead_dim::Entity::find_by_id((tenant.to_string(), lead_id.to_owned()));
     if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
         query = query.lock_exclusive();
     }
-    query
+    let row = query
         .one(txn)
         .await?
-        .ok_or_else(|| DbErr::RecordNotFound(format!("lead_dim {lead_id}")))
+        .ok_or_else(|| DbErr::RecordNotFound(format!("lead_dim {lead_id}")))?;
+    Ok((row, false))
 }
 
 /// A lead was captured: its dimensions are kept and `leads` counts it, once; facts of the lead
@@ -219,6 +229,9 @@ pub async fn lead_captured<C: ConnectionTrait>(
             &full,
         )
         .await?;
+    }
+    if created_in_batch(tenant, lead_id) {
+        return Ok(());
     }
     move_pending(txn, tenant, lead_id, &full).await
 }
@@ -375,6 +388,10 @@ pub async fn step_reached<C: ConnectionTrait>(
     if !super::record_fact(txn, tenant, lead_id, step, at).await? {
         return Ok(false);
     }
+    // A lead whose row this batch created has reached no other step yet.
+    if step == Step::Captured && created_in_batch(tenant, lead_id) {
+        return Ok(true);
+    }
     for cohort in &kpis::COHORTS {
         let first_at = if cohort.second == step {
             step_time(txn, tenant, lead_id, cohort.first).await?
@@ -466,6 +483,35 @@ pub struct Deferred {
     source: std::collections::HashMap<SourceKey, i64>,
     /// The leads' rows this batch locked, as last written.
     leads: std::collections::HashMap<(String, String), lead_dim::Model>,
+    /// Leads whose row this batch created (no fact of theirs was pending).
+    fresh: std::collections::HashSet<(String, String)>,
+    /// The tenants' target-account conditions, read once per batch.
+    accounts: std::collections::HashMap<String, baton_proto::reporting::v1::TargetAccounts>,
+}
+
+/// The tenant's target-account condition as this batch read it, if it did.
+pub fn cached_accounts(tenant: &TenantId) -> Option<baton_proto::reporting::v1::TargetAccounts> {
+    DEFERRED
+        .try_with(|d| d.borrow().accounts.get(tenant.as_str()).cloned())
+        .ok()
+        .flatten()
+}
+
+/// Keeps the tenant's condition for the rest of the batch (no-op outside one).
+pub fn cache_accounts(tenant: &TenantId, accounts: &baton_proto::reporting::v1::TargetAccounts) {
+    let _ = DEFERRED.try_with(|d| {
+        d.borrow_mut()
+            .accounts
+            .insert(tenant.to_string(), accounts.clone())
+    });
+}
+
+/// Whether this batch created the lead's row (then nothing of it can be pending).
+fn created_in_batch(tenant: &TenantId, lead_id: &str) -> bool {
+    let key = (tenant.to_string(), lead_id.to_owned());
+    DEFERRED
+        .try_with(|d| d.borrow().fresh.contains(&key))
+        .unwrap_or(false)
 }
 
 tokio::task_local! {

@@ -121,22 +121,19 @@ pub async fn record_fact<C: ConnectionTrait>(
     step: Step,
     occurred_at: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    let seen = funnel_fact::Entity::find()
-        .filter(funnel_fact::Column::TenantId.eq(tenant.as_str()))
-        .filter(funnel_fact::Column::LeadId.eq(lead_id))
-        .filter(funnel_fact::Column::Step.eq(step.as_str()))
-        .one(txn)
-        .await?;
-    if seen.is_none() {
-        funnel_fact::ActiveModel {
-            seq: NotSet,
-            tenant_id: Set(tenant.to_string()),
-            lead_id: Set(lead_id.to_owned()),
-            step: Set(step.as_str().to_owned()),
-            occurred_at: Set(occurred_at),
-        }
-        .insert(txn)
-        .await?;
-    }
-    Ok(seen.is_none())
+    let inserted = funnel_fact::Entity::insert(funnel_fact::ActiveModel {
+        seq: NotSet,
+        tenant_id: Set(tenant.to_string()),
+        lead_id: Set(lead_id.to_owned()),
+        step: Set(step.as_str().to_owned()),
+        occurred_at: Set(occurred_at),
+    })
+    .on_conflict_do_nothing_on([
+        funnel_fact::Column::TenantId,
+        funnel_fact::Column::LeadId,
+        funnel_fact::Column::Step,
+    ])
+    .exec_without_returning(txn)
+    .await?;
+    Ok(matches!(inserted, sea_orm::TryInsertResult::Inserted(n) if n > 0))
 }

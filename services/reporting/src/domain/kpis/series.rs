@@ -342,14 +342,14 @@ mod tests {
                 "2026-12-01T09:00:00Z",
                 "",
                 "EUR",
-                1_000_00,
+                100_000,
             ),
             o(
                 Metric::WonAmountMinor,
                 "2026-12-01T10:00:00Z",
                 "",
                 "EUR",
-                500_00,
+                50_000,
             ),
             o(Metric::Wins, "2026-12-01T09:00:00Z", "", "EUR", 2),
             o(
@@ -390,13 +390,13 @@ mod tests {
         let obs = [
             // Four customers before the range, 400 EUR of MRR.
             o(Metric::Customers, "2026-11-01T00:00:00Z", "", "EUR", 4),
-            o(Metric::MrrMinor, "2026-11-01T00:00:00Z", "", "EUR", 400_00),
+            o(Metric::MrrMinor, "2026-11-01T00:00:00Z", "", "EUR", 40_000),
             // Day 1: one churns (−100 EUR); day 2: one opens (+250 EUR).
             o(Metric::Customers, "2026-12-01T10:00:00Z", "", "EUR", -1),
-            o(Metric::MrrMinor, "2026-12-01T10:00:00Z", "", "EUR", -100_00),
+            o(Metric::MrrMinor, "2026-12-01T10:00:00Z", "", "EUR", -10_000),
             o(Metric::Churned, "2026-12-01T10:00:00Z", "", "EUR", 1),
             o(Metric::Customers, "2026-12-02T10:00:00Z", "", "EUR", 1),
-            o(Metric::MrrMinor, "2026-12-02T10:00:00Z", "", "EUR", 250_00),
+            o(Metric::MrrMinor, "2026-12-02T10:00:00Z", "", "EUR", 25_000),
         ];
         let s = series(&k, &p, &obs, false);
         let get = |key: &str| &s.iter().find(|x| x.kpi.key == key).unwrap().points;
