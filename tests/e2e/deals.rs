@@ -261,6 +261,7 @@ async fn deal_money_and_customer_kpis_are_checked_by_hand() {
             "opportunity_to_won_rate",
             "sales_conversion_rate",
             "sales_cycle_days",
+            "sales_cycle_days_median",
             "cost_per_lead",
             "cost_per_mql",
             "cost_per_opportunity",
@@ -343,6 +344,11 @@ async fn deal_money_and_customer_kpis_are_checked_by_hand() {
     assert_eq!(
         points(find(&s, "sales_cycle_days", "")),
         [(18.0, Some(2.0), Some(9.0))]
+    );
+    // The median of 6 and 12 days: their mean, 9 (no denominator: a median is not a ratio).
+    assert_eq!(
+        points(find(&s, "sales_cycle_days_median", "")),
+        [(9.0, None, Some(9.0))]
     );
     // 320 EUR over 3 leads, 3 MQLs, 3 opportunities; over 2 won deals 160 EUR each.
     for key in ["cost_per_lead", "cost_per_mql", "cost_per_opportunity"] {

@@ -8,7 +8,8 @@
 //! - `kpi_pending` keeps the currency of a money fact;
 //! - `spend_day`: spend per day, channel, campaign and currency (spread from `RecordSpend`), and
 //!   `spend` the requests themselves (idempotent on request_id);
-//! - `customer`: one row per won lead (monthly recurring revenue, churn);
+//! - `customer`: one row per won lead (monthly recurring revenue, churn); `won_deal`: each win's
+//!   sales cycle, for its median;
 //! - `lead_dim` also keeps the lead's qualification stage and since when (for stagnation);
 //! - `plan`: plans, every version;
 //! - `email_lead_slot`: the leads e-mail reached (delivered, sent, opened, clicked, unsubscribed,
@@ -283,6 +284,37 @@ async fn create_spend(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
         .await
 }
 
+/// Won deals with a known sales cycle, for its median (a median does not roll up).
+async fn create_won_deal(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    let mut table = Table::create();
+    table
+        .table("won_deal")
+        .col(string("tenant_id"))
+        .col(string("lead_id"))
+        .col(timestamp_with_time_zone("won_at"))
+        .col(big_integer("cycle_seconds"));
+    for d in &CUBE_DIMENSIONS[..10] {
+        table.col(string(*d).default(""));
+    }
+    table.primary_key(
+        Index::create()
+            .col("tenant_id")
+            .col("lead_id")
+            .col("won_at"),
+    );
+    manager.create_table(table.to_owned()).await?;
+    manager
+        .create_index(
+            Index::create()
+                .name("won_deal_by_time")
+                .table("won_deal")
+                .col("tenant_id")
+                .col("won_at")
+                .to_owned(),
+        )
+        .await
+}
+
 async fn create_customer(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
     manager
         .create_table(
@@ -412,6 +444,7 @@ impl MigrationTrait for Migration {
         grow_lead_dim(manager).await?;
         create_spend(manager).await?;
         create_customer(manager).await?;
+        create_won_deal(manager).await?;
         create_plan(manager).await?;
         create_email_and_versions(manager).await
     }

@@ -398,3 +398,35 @@ pub mod kpi_source {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod won_deal {
+    use sea_orm::entity::prelude::*;
+
+    /// A win whose lead's first touch is known: its sales cycle, under the lead's dimensions.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "won_deal")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub lead_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub won_at: DateTimeUtc,
+        pub cycle_seconds: i64,
+        pub channel: String,
+        pub campaign: String,
+        pub lead_magnet: String,
+        pub funnel_position: String,
+        pub industry: String,
+        pub employee_band: String,
+        pub country: String,
+        pub rank: String,
+        pub team: String,
+        pub rep: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -11,7 +11,7 @@ use sea_orm::{
 
 use super::{
     Store,
-    entities::{kpi_cube, kpi_source, spend_day, visit_day},
+    entities::{kpi_cube, kpi_source, spend_day, visit_day, won_deal},
     kpis::Dims,
 };
 use crate::{
@@ -181,6 +181,9 @@ impl Store {
         if q.metrics.contains(&Metric::SpendMinor) {
             sums.extend(self.spend_sums(tenant, q).await?);
         }
+        if q.metrics.contains(&Metric::MedianCycleSeconds) {
+            sums.extend(self.median_cycles(tenant, q).await?);
+        }
         for metric in q.metrics {
             let Some(reach) = metric.reach() else {
                 continue;
@@ -209,7 +212,7 @@ impl Store {
         let names: Vec<&str> = q
             .metrics
             .iter()
-            .filter(|m| !m.is_daily() && m.reach().is_none())
+            .filter(|m| !m.is_daily() && m.reach().is_none() && **m != Metric::MedianCycleSeconds)
             .map(|m| m.as_str())
             .collect();
         let mut sums = Vec::new();
@@ -270,6 +273,49 @@ impl Store {
             }
         }
         Ok(sums)
+    }
+
+    /// Per period and group, the median sales cycle of the wins (one observation each, at the
+    /// period's start; the mean of the two middle cycles for an even count, rounded down).
+    async fn median_cycles(
+        &self,
+        tenant: &TenantId,
+        q: &SumQuery<'_>,
+    ) -> Result<Vec<Observation>, Error> {
+        use std::collections::BTreeMap;
+        use won_deal::Column as W;
+        let mut out = Vec::new();
+        for p in q.periods {
+            let mut query = won_deal::Entity::find()
+                .filter(W::TenantId.eq(tenant.as_str()))
+                .filter(W::WonAt.gte(p.start))
+                .filter(W::WonAt.lt(p.end));
+            for (d, value) in q.filters {
+                if let Ok(column) = d.parse::<W>() {
+                    query = query.filter(column.eq(value.as_str()));
+                }
+            }
+            let mut groups: BTreeMap<Vec<String>, Vec<i64>> = BTreeMap::new();
+            for row in query.all(&self.db).await? {
+                let dims = super::kpis::dims_of_won(&row);
+                let group = q
+                    .group_by
+                    .iter()
+                    .map(|d| dims.value(d).to_owned())
+                    .collect();
+                groups.entry(group).or_default().push(row.cycle_seconds);
+            }
+            for (group, cycles) in groups {
+                out.push(Observation {
+                    metric: Metric::MedianCycleSeconds,
+                    at: p.start,
+                    group,
+                    currency: String::new(),
+                    value: kpis::median(cycles),
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Every day whose local midnight may fall in the range (a day either side of it).

@@ -74,6 +74,22 @@ impl Dims {
     }
 }
 
+/// The dimensions a win was counted under.
+pub fn dims_of_won(row: &super::entities::won_deal::Model) -> Dims {
+    Dims {
+        channel: row.channel.clone(),
+        campaign: row.campaign.clone(),
+        lead_magnet: row.lead_magnet.clone(),
+        funnel_position: row.funnel_position.clone(),
+        industry: row.industry.clone(),
+        employee_band: row.employee_band.clone(),
+        country: row.country.clone(),
+        rank: row.rank.clone(),
+        team: row.team.clone(),
+        rep: row.rep.clone(),
+    }
+}
+
 /// The dimensions a lead's facts count under now.
 pub fn dims_of(row: &lead_dim::Model) -> Dims {
     Dims::of_lead(row)

@@ -58,8 +58,46 @@ pub async fn won<C: ConnectionTrait>(
         )
         .await?;
         kpis::bump_for_lead(txn, tenant, lead_id, &fact(Metric::TimedWins, 1)).await?;
+        record_cycle(txn, tenant, &row, at, cycle).await?;
     }
     open_customer(txn, tenant, lead_id, at, mrr).await
+}
+
+/// Keeps the win's cycle for the median (a repeated win event is kept once).
+async fn record_cycle<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead: &super::entities::lead_dim::Model,
+    at: DateTime<Utc>,
+    cycle: i64,
+) -> Result<(), DbErr> {
+    use super::entities::won_deal;
+    let d = kpis::dims_of(lead);
+    let s = |v: &str| Set(v.to_owned());
+    let result = won_deal::Entity::insert(won_deal::ActiveModel {
+        tenant_id: s(tenant.as_str()),
+        lead_id: s(&lead.lead_id),
+        won_at: Set(at),
+        cycle_seconds: Set(cycle),
+        channel: s(&d.channel),
+        campaign: s(&d.campaign),
+        lead_magnet: s(&d.lead_magnet),
+        funnel_position: s(&d.funnel_position),
+        industry: s(&d.industry),
+        employee_band: s(&d.employee_band),
+        country: s(&d.country),
+        rank: s(&d.rank),
+        team: s(&d.team),
+        rep: s(&d.rep),
+    })
+    .on_conflict_do_nothing_on([
+        won_deal::Column::TenantId,
+        won_deal::Column::LeadId,
+        won_deal::Column::WonAt,
+    ])
+    .exec_without_returning(txn)
+    .await;
+    result.map(|_| ())
 }
 
 async fn open_customer<C: ConnectionTrait>(

@@ -159,7 +159,7 @@ const DELIVERED_LEADS: (Metric, &str) = (
 );
 
 /// The catalogue, in the order ListKpis answers.
-const CATALOGUE: [Kpi; 50] = [
+const CATALOGUE: [Kpi; 51] = [
     kpi(
         ("visits", "Visits"),
         "anonymous visitors of the period, as recorded per source and day",
@@ -582,6 +582,20 @@ const CATALOGUE: [Kpi; 50] = [
             Flow(Metric::TimedWins),
             "deals won in the period whose first touch is known",
         )),
+        Closing,
+        FieldSales,
+        &DIMENSIONS,
+    ),
+    kpi(
+        ("sales_cycle_days_median", "Sales cycle (median)"),
+        "the median of the days from a lead's first touch to the win, over the deals won in the \
+         period (half took longer, half less)",
+        Unit::Days,
+        (
+            Flow(Metric::MedianCycleSeconds),
+            "median days from first touch to win over the period's wins",
+        ),
+        None,
         Closing,
         FieldSales,
         &DIMENSIONS,

@@ -90,10 +90,13 @@ pub enum Metric {
     TargetAccountLeads,
     /// Handoffs created for target-account leads.
     TargetAccountOpportunities,
+    /// The median of the period's wins' sales cycles, in seconds (one value per period and group,
+    /// from `won_deal`; not summed from slots).
+    MedianCycleSeconds,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 40] = [
+    pub const ALL: [Metric; 41] = [
         Metric::Leads,
         Metric::Visits,
         Metric::FormSubmissions,
@@ -134,6 +137,7 @@ impl Metric {
         Metric::ConvertedLeads,
         Metric::TargetAccountLeads,
         Metric::TargetAccountOpportunities,
+        Metric::MedianCycleSeconds,
     ];
 
     /// The name stored in `kpi_cube.metric`.
@@ -179,6 +183,7 @@ impl Metric {
             Metric::ConvertedLeads => "converted_leads",
             Metric::TargetAccountLeads => "target_account_leads",
             Metric::TargetAccountOpportunities => "target_account_opportunities",
+            Metric::MedianCycleSeconds => "median_cycle_seconds",
         }
     }
 
@@ -480,6 +485,18 @@ pub const REQUIRES_OPT_IN: &str = "requires_opt_in";
 /// email_conversion_rate's parameter: days after a delivery a conversion counts.
 pub const WINDOW_DAYS: &str = "window_days";
 
+/// The median of `values` (the mean of the two middle ones for an even count, rounded down); 0
+/// for none.
+pub fn median(mut values: Vec<i64>) -> i64 {
+    values.sort_unstable();
+    let n = values.len();
+    match n {
+        0 => 0,
+        _ if n % 2 == 1 => values[n / 2],
+        _ => (values[n / 2 - 1] + values[n / 2]).div_euclid(2),
+    }
+}
+
 /// The metrics `kpis` read (numerators and denominators), each once.
 pub fn metrics_of(kpis: &[Kpi]) -> Vec<Metric> {
     let mut metrics: Vec<Metric> = kpis.iter().flat_map(Kpi::metrics).collect();
@@ -503,6 +520,13 @@ mod tests {
         for m in Metric::ALL {
             assert_eq!(Metric::from_name(m.as_str()), Some(m));
         }
+    }
+
+    #[test]
+    fn the_median_is_the_middle_or_the_mean_of_the_two_middles() {
+        assert_eq!(median(vec![12, 6, 30]), 12);
+        assert_eq!(median(vec![12, 6]), 9);
+        assert_eq!(median(vec![]), 0);
     }
 
     #[test]

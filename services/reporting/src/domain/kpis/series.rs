@@ -150,7 +150,7 @@ fn eval(term: &Term, sums: &Sums, at: &At<'_>) -> Option<f64> {
         let v = v as f64;
         match (m, at.currency) {
             (m, Some(c)) if m.is_money() => v / minor_per_major(c),
-            (Metric::SalesCycleSeconds, _) => v / 86_400.0,
+            (Metric::SalesCycleSeconds | Metric::MedianCycleSeconds, _) => v / 86_400.0,
             _ => v,
         }
     };
