@@ -475,6 +475,8 @@ async fn inside_sales_call_kpis_are_checked_by_hand() {
             duration_seconds: seconds,
             reached_target_department: reached,
         });
+        // The first three calls are rep A's, the others rep B's.
+        call.performed_by = if n < 3 { "rep-a" } else { "rep-b" }.into();
         capture.record_activity(call).await.unwrap();
     }
     let request = GetKpisRequest {
@@ -516,6 +518,32 @@ async fn inside_sales_call_kpis_are_checked_by_hand() {
         point("mean_talk_time_seconds"),
         (600.0, Some(3.0), Some(200.0))
     );
+    // By the rep who made them: A made 3 calls, 2 connected (2 / 3); B made 2 in range, 1
+    // connected (1 / 2).
+    let mut k = kpis.clone();
+    let by_rep = k
+        .get_kpis(GetKpisRequest {
+            kpis: vec!["calls".into(), "connect_rate".into()],
+            group_by: vec!["rep".into()],
+            ..request.clone()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .series;
+    let rep = |key: &str, rep: &str| {
+        let x = by_rep
+            .iter()
+            .find(|x| x.kpi == key && x.group["rep"] == rep)
+            .unwrap_or_else(|| panic!("no {key} for {rep}: {by_rep:?}"));
+        points(x)[0]
+    };
+    assert_eq!(rep("calls", "rep-a"), (3.0, None, Some(3.0)));
+    assert_eq!(rep("calls", "rep-b"), (2.0, None, Some(2.0)));
+    let a = rep("connect_rate", "rep-a");
+    assert_eq!((a.0, a.1), (2.0, Some(3.0)));
+    assert!((a.2.unwrap() - 200.0 / 3.0).abs() < 1e-9);
+    assert_eq!(rep("connect_rate", "rep-b"), (1.0, Some(2.0), Some(50.0)));
     suite.stop().await;
 }
 
