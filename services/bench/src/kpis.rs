@@ -325,9 +325,12 @@ fn seed_rows(
         *cube.entry((metric.to_owned(), slot, n % 120)).or_default() += value;
         for (level, size) in [("h", 3_600), ("t", 10_800), ("d", 86_400)] {
             let bucket = at - at.rem_euclid(size);
-            *source
-                .entry((metric.to_owned(), level, bucket, n % 40))
-                .or_default() += value;
+            // The source, and its totals over campaigns, channels and both (see `source_of`).
+            for variant in [n % 40, 40 + n % 8, 48 + (n / 8) % 5, 53] {
+                *source
+                    .entry((metric.to_owned(), level, bucket, variant))
+                    .or_default() += value;
+            }
         }
     };
     for n in 0..leads {
@@ -364,6 +367,17 @@ fn cube_values(n: usize) -> [String; 10] {
         format!("team-{}", n % 4),
         format!("rep-{}", n % 40),
     ]
+}
+
+/// The channel and campaign of a source variant: 0–39 a source, 40–47 a channel over every
+/// campaign, 48–52 a campaign over every channel, 53 everything.
+fn source_of(variant: usize) -> (&'static str, &'static str) {
+    match variant {
+        0..40 => (CHANNELS[variant % 8], CAMPAIGNS[(variant / 8) % 5]),
+        40..48 => (CHANNELS[variant - 40], "*"),
+        48..53 => ("*", CAMPAIGNS[variant - 48]),
+        _ => ("*", "*"),
+    }
 }
 
 fn quote(s: &str) -> String {
@@ -422,8 +436,8 @@ async fn insert_seed(
             "('default',{},'{level}',{},{},{},'',{value})",
             quote(metric),
             timestamp(*at, postgres),
-            quote(CHANNELS[n % 8]),
-            quote(CAMPAIGNS[(n / 8) % 5]),
+            quote(source_of(*n).0),
+            quote(source_of(*n).1),
         ));
         if rows.len() == 1000 {
             txn.execute_raw(Statement::from_string(

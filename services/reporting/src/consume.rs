@@ -93,7 +93,7 @@ impl EventHandler for FunnelEvents {
         if let Some(e) = decode::<LeadCaptured>(event)? {
             let at = when(e.captured_at.as_ref(), event);
             let dims = dims_of_capture(&e);
-            let target = is_target(txn, &tenant, &e).await?;
+            let target = is_target(txn, &tenant, &e, event).await?;
             kpis::lead_captured(txn, &tenant, &e.lead_id, (&dims, target), at).await?;
             kpis::step_reached(txn, &tenant, &e.lead_id, Step::Captured, at).await?;
             let consent = e.lead.and_then(|l| l.consent).unwrap_or_default();
@@ -146,13 +146,17 @@ impl EventHandler for FunnelEvents {
     }
 }
 
-/// Whether the captured lead's company matches the tenant's target-account condition now.
+/// Whether the captured lead's company matched the tenant's target-account condition in force
+/// when it was captured.
 async fn is_target(
     txn: &DatabaseTransaction,
     tenant: &TenantId,
     e: &LeadCaptured,
+    event: &Event,
 ) -> Result<bool, ConsumeError> {
-    let condition = crate::convert::condition_of(&accounts::current(txn, tenant).await?);
+    // When capture recorded the lead (its captured_at may be backdated).
+    let at = when(None, event);
+    let condition = crate::convert::condition_of(&accounts::condition_at(txn, tenant, at).await?);
     if condition.is_empty() {
         return Ok(false);
     }

@@ -142,18 +142,27 @@ async fn move_to_source(manager: &SchemaManager<'_>, rows: &[OldRow]) -> Result<
     let mut sums: BTreeMap<(String, String, &str, i64, String, String), i64> = BTreeMap::new();
     for (tenant, metric, slot, channel, campaign, value) in rows {
         let secs = slot.timestamp();
+        // Each source, and the totals over every campaign, every channel, and both ("*").
+        let variants = [
+            (channel.as_str(), campaign.as_str()),
+            (channel.as_str(), "*"),
+            ("*", campaign.as_str()),
+            ("*", "*"),
+        ];
         for (level, size) in [("h", 3_600), ("t", 10_800), ("d", 86_400)] {
             let at = secs - secs.rem_euclid(size);
-            *sums
-                .entry((
-                    tenant.clone(),
-                    metric.clone(),
-                    level,
-                    at,
-                    channel.clone(),
-                    campaign.clone(),
-                ))
-                .or_default() += value;
+            for (ch, cp) in variants {
+                *sums
+                    .entry((
+                        tenant.clone(),
+                        metric.clone(),
+                        level,
+                        at,
+                        ch.to_owned(),
+                        cp.to_owned(),
+                    ))
+                    .or_default() += value;
+            }
         }
     }
     for ((tenant, metric, level, at, channel, campaign), value) in sums {

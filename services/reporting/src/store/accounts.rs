@@ -11,24 +11,54 @@ use sea_orm::{
 use super::{Store, entities::target_accounts};
 use crate::error::Error;
 
+/// Every version of the tenant's condition, oldest first (read once per batch).
+async fn versions<C: ConnectionTrait>(
+    db: &C,
+    tenant: &TenantId,
+) -> Result<Vec<TargetAccounts>, DbErr> {
+    if let Some(cached) = super::kpis::cached_accounts(tenant) {
+        return Ok(cached);
+    }
+    let rows = target_accounts::Entity::find()
+        .filter(target_accounts::Column::TenantId.eq(tenant.as_str()))
+        .order_by_asc(target_accounts::Column::Version)
+        .all(db)
+        .await?;
+    let all: Vec<TargetAccounts> = rows
+        .iter()
+        .filter_map(|r| TargetAccounts::decode(r.rules.as_slice()).ok())
+        .collect();
+    super::kpis::cache_accounts(tenant, &all);
+    Ok(all)
+}
+
 /// The tenant's current condition (version 0, nothing set, when none was given).
 pub async fn current<C: ConnectionTrait>(
     db: &C,
     tenant: &TenantId,
 ) -> Result<TargetAccounts, DbErr> {
-    if let Some(cached) = super::kpis::cached_accounts(tenant) {
-        return Ok(cached);
-    }
-    let latest = target_accounts::Entity::find()
-        .filter(target_accounts::Column::TenantId.eq(tenant.as_str()))
-        .order_by_desc(target_accounts::Column::Version)
-        .one(db)
-        .await?;
-    let accounts = latest
-        .and_then(|r| TargetAccounts::decode(r.rules.as_slice()).ok())
-        .unwrap_or_default();
-    super::kpis::cache_accounts(tenant, &accounts);
-    Ok(accounts)
+    Ok(versions(db, tenant).await?.pop().unwrap_or_default())
+}
+
+/// The condition in force at `at`: the latest version set at or before it (none before the
+/// first), so a lead is judged by the condition of the moment it was captured, however late
+/// reporting applies its capture.
+pub async fn condition_at<C: ConnectionTrait>(
+    db: &C,
+    tenant: &TenantId,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<TargetAccounts, DbErr> {
+    let all = versions(db, tenant).await?;
+    Ok(all
+        .into_iter()
+        .rev()
+        .find(|v| {
+            v.updated_at
+                .as_ref()
+                .and_then(baton_shared::time::from_proto)
+                .is_some_and(|set| set <= at)
+        })
+        .unwrap_or_default())
 }
 
 impl Store {

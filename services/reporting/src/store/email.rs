@@ -4,8 +4,8 @@
 use baton_shared::TenantId;
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, prelude::*, sea_query::OnConflict,
+    ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, prelude::*, sea_query::OnConflict,
 };
 
 use super::{
@@ -31,6 +31,10 @@ async fn latest_delivery<C: ConnectionTrait>(
     lead_id: &str,
     at: DateTime<Utc>,
 ) -> Result<Option<DateTime<Utc>>, DbErr> {
+    let since = at - chrono::Duration::days(LOOK_BACK_DAYS);
+    if let Some(slot) = kpis::batch_delivery(tenant, lead_id, (since, slot_of(at))) {
+        return Ok(Some(slot));
+    }
     use email_lead_slot::Column as C;
     let found: Option<DateTime<Utc>> = email_lead_slot::Entity::find()
         .select_only()
@@ -83,24 +87,75 @@ async fn insert_reach<C: ConnectionTrait>(
     dims: &Dims,
     gap: i64,
 ) -> Result<(), DbErr> {
+    let key = (tenant.to_string(), reach.as_str(), slot, lead_id.to_owned());
+    if kpis::defer_reach(key, dims, gap) {
+        return Ok(());
+    }
     use email_lead_slot::Column as C;
-    let s = |v: &str| Set(v.to_owned());
     let mut on_conflict = OnConflict::columns([C::TenantId, C::Kind, C::Slot, C::LeadId]);
     if reach == Reach::Converted {
         // The shortest time from the delivery to a conversion is the one the window is held to.
-        on_conflict.value(
-            C::GapSeconds,
-            Expr::cust(
-                "CASE WHEN excluded.gap_seconds < email_lead_slot.gap_seconds \
-                 THEN excluded.gap_seconds ELSE email_lead_slot.gap_seconds END",
-            ),
-        );
+        on_conflict.value(C::GapSeconds, Expr::cust(SHORTEST_GAP));
     } else {
         on_conflict.do_nothing();
     }
-    let result = email_lead_slot::Entity::insert(email_lead_slot::ActiveModel {
-        tenant_id: s(tenant.as_str()),
-        kind: s(reach.as_str()),
+    let row = reach_row(tenant.as_str(), reach.as_str(), slot, lead_id, dims, gap);
+    let result = email_lead_slot::Entity::insert(row)
+        .on_conflict(on_conflict)
+        .exec_without_returning(txn)
+        .await;
+    match result {
+        Ok(_) | Err(DbErr::RecordNotInserted) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The reaches a batch recorded, in multi-row inserts (a conversion keeps the shortest gap).
+pub async fn write_reaches<C: ConnectionTrait>(
+    txn: &C,
+    reaches: std::collections::HashMap<kpis::ReachKey, (Dims, i64)>,
+) -> Result<(), DbErr> {
+    use email_lead_slot::Column as C;
+    let (converted, others): (Vec<_>, Vec<_>) = reaches
+        .into_iter()
+        .partition(|((_, kind, _, _), _)| *kind == Reach::Converted.as_str());
+    for (rows, keep_shortest) in [(converted, true), (others, false)] {
+        for chunk in rows.chunks(300) {
+            let models = chunk
+                .iter()
+                .map(|((tenant, kind, slot, lead), (dims, gap))| {
+                    reach_row(tenant, kind, *slot, lead, dims, *gap)
+                });
+            let mut on_conflict = OnConflict::columns([C::TenantId, C::Kind, C::Slot, C::LeadId]);
+            if keep_shortest {
+                on_conflict.value(C::GapSeconds, Expr::cust(SHORTEST_GAP));
+            } else {
+                on_conflict.do_nothing();
+            }
+            email_lead_slot::Entity::insert_many(models)
+                .on_conflict(on_conflict)
+                .exec_without_returning(txn)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+const SHORTEST_GAP: &str = "CASE WHEN excluded.gap_seconds < email_lead_slot.gap_seconds \
+                            THEN excluded.gap_seconds ELSE email_lead_slot.gap_seconds END";
+
+fn reach_row(
+    tenant: &str,
+    kind: &str,
+    slot: DateTime<Utc>,
+    lead_id: &str,
+    dims: &Dims,
+    gap: i64,
+) -> email_lead_slot::ActiveModel {
+    let s = |v: &str| Set(v.to_owned());
+    email_lead_slot::ActiveModel {
+        tenant_id: s(tenant),
+        kind: s(kind),
         slot: Set(slot),
         lead_id: s(lead_id),
         channel: s(&dims.channel),
@@ -114,13 +169,6 @@ async fn insert_reach<C: ConnectionTrait>(
         team: s(&dims.team),
         rep: s(&dims.rep),
         gap_seconds: Set(gap),
-    })
-    .on_conflict(on_conflict)
-    .exec_without_returning(txn)
-    .await;
-    match result {
-        Ok(_) | Err(DbErr::RecordNotInserted) => Ok(()),
-        Err(e) => Err(e),
     }
 }
 
@@ -141,7 +189,7 @@ pub async fn set_email_flags<C: ConnectionTrait>(
     }
     let mut active: lead_dim::ActiveModel = row.into();
     active.email_flags = Set(after);
-    kpis::remember(&active.update(txn).await?);
+    kpis::save_lead(txn, active).await?;
     for (metric, requires_opt_in) in [
         (Metric::ListSize, true),
         (Metric::ListSizeAnyConsent, false),

@@ -110,14 +110,23 @@ fn source_select(
         .and_where(S::At.lt(to))
         .group_by_col(S::Metric)
         .group_by_col(S::Currency);
-    for d in q.group_by {
-        if let Ok(column) = d.parse::<S>() {
-            select.column(column).group_by_col(column);
+    // A source dimension the query neither groups nor filters by is read from its total row.
+    for (name, column) in [("channel", S::Channel), ("campaign", S::Campaign)] {
+        let grouped = q.group_by.iter().any(|d| d == name);
+        let filter = q.filters.iter().find(|(d, _)| d == name).map(|(_, v)| v);
+        match (grouped, filter) {
+            (_, Some(value)) => {
+                select.and_where(column.eq(value.as_str()));
+            }
+            (true, None) => {
+                select.and_where(column.ne(super::kpis::ALL_SOURCES));
+            }
+            (false, None) => {
+                select.and_where(column.eq(super::kpis::ALL_SOURCES));
+            }
         }
-    }
-    for (d, value) in q.filters {
-        if let Ok(column) = d.parse::<S>() {
-            select.and_where(column.eq(value.as_str()));
+        if grouped {
+            select.column(column).group_by_col(column);
         }
     }
     select

@@ -147,10 +147,31 @@ pub async fn lock_lead<C: ConnectionTrait>(
     Ok(row)
 }
 
-/// Keeps the lead's row as written in this batch (no-op outside one).
-pub fn remember(row: &lead_dim::Model) {
+/// Keeps the lead's row as read in this batch (no-op outside one).
+fn remember(row: &lead_dim::Model) {
     let key = (row.tenant_id.clone(), row.lead_id.clone());
     let _ = DEFERRED.try_with(|d| d.borrow_mut().leads.insert(key, row.clone()));
+}
+
+/// Writes a change to the lead's row: in a batch, kept in memory and written with the batch's
+/// other rows at its end (every read of the row in the batch goes through [`lock_lead`]);
+/// outside one, at once.
+pub async fn save_lead<C: ConnectionTrait>(
+    txn: &C,
+    row: lead_dim::ActiveModel,
+) -> Result<lead_dim::Model, DbErr> {
+    use sea_orm::TryIntoModel;
+    let model = row.clone().try_into_model()?;
+    let key = (model.tenant_id.clone(), model.lead_id.clone());
+    let kept = DEFERRED.try_with(|d| {
+        let mut d = d.borrow_mut();
+        d.leads.insert(key.clone(), model.clone());
+        d.dirty.insert(key);
+    });
+    if kept.is_ok() {
+        return Ok(model);
+    }
+    row.update(txn).await
 }
 
 /// The lead's row, and whether this call created it (then the insert itself holds its lock, and
@@ -235,7 +256,7 @@ pub async fn lead_captured<C: ConnectionTrait>(
         captured.stage = Set("lead".to_owned());
         captured.stage_since = Set(Some(at));
     }
-    remember(&captured.update(txn).await?);
+    save_lead(txn, captured).await?;
     bump(txn, tenant, &Fact::new(Metric::Leads, at, 1), &full).await?;
     if target_account {
         bump(
@@ -323,7 +344,7 @@ pub async fn lead_merged<C: ConnectionTrait>(
         .await?;
     let mut active: lead_dim::ActiveModel = row.into();
     active.stage = Set("merged".to_owned());
-    remember(&active.update(txn).await?);
+    save_lead(txn, active).await?;
     Ok(true)
 }
 
@@ -385,7 +406,7 @@ pub async fn change_lead<C: ConnectionTrait>(
         active.stage_since = Set(Some(since));
     }
     active.first_touch_at = Set(first_touch);
-    remember(&active.update(txn).await?);
+    save_lead(txn, active).await?;
     Ok(())
 }
 
@@ -479,6 +500,9 @@ pub async fn bump_for_lead<C: ConnectionTrait>(
     bump(txn, tenant, fact, &dims).await
 }
 
+/// An e-mail reach of a lead: tenant, reach, slot, lead.
+pub type ReachKey = (String, &'static str, DateTime<Utc>, String);
+
 /// A counter of the cube: tenant, metric, slot, dimensions, currency.
 type CubeKey = (String, Metric, DateTime<Utc>, Dims, String);
 /// A counter of the source rollups: tenant, metric, level, bucket, channel, campaign, currency.
@@ -501,24 +525,30 @@ pub struct Deferred {
     leads: std::collections::HashMap<(String, String), lead_dim::Model>,
     /// Leads whose row this batch created (no fact of theirs was pending).
     fresh: std::collections::HashSet<(String, String)>,
-    /// The tenants' target-account conditions, read once per batch.
-    accounts: std::collections::HashMap<String, baton_proto::reporting::v1::TargetAccounts>,
+    /// Leads whose row this batch changed (written at its end).
+    dirty: std::collections::HashSet<(String, String)>,
+    /// How e-mail reached leads in this batch: (tenant, reach, slot, lead) → (dims, gap).
+    reach: std::collections::HashMap<ReachKey, (Dims, i64)>,
+    /// The tenants' target-account conditions (every version), read once per batch.
+    accounts: std::collections::HashMap<String, Vec<baton_proto::reporting::v1::TargetAccounts>>,
 }
 
-/// The tenant's target-account condition as this batch read it, if it did.
-pub fn cached_accounts(tenant: &TenantId) -> Option<baton_proto::reporting::v1::TargetAccounts> {
+/// The tenant's target-account conditions as this batch read them, if it did.
+pub fn cached_accounts(
+    tenant: &TenantId,
+) -> Option<Vec<baton_proto::reporting::v1::TargetAccounts>> {
     DEFERRED
         .try_with(|d| d.borrow().accounts.get(tenant.as_str()).cloned())
         .ok()
         .flatten()
 }
 
-/// Keeps the tenant's condition for the rest of the batch (no-op outside one).
-pub fn cache_accounts(tenant: &TenantId, accounts: &baton_proto::reporting::v1::TargetAccounts) {
+/// Keeps the tenant's conditions for the rest of the batch (no-op outside one).
+pub fn cache_accounts(tenant: &TenantId, accounts: &[baton_proto::reporting::v1::TargetAccounts]) {
     let _ = DEFERRED.try_with(|d| {
         d.borrow_mut()
             .accounts
-            .insert(tenant.to_string(), accounts.clone())
+            .insert(tenant.to_string(), accounts.to_vec())
     });
 }
 
@@ -546,16 +576,18 @@ impl Deferred {
         );
         *self.cube.entry(key).or_default() += fact.delta;
         for (level, size) in SOURCE_LEVELS {
-            let key = (
-                tenant.to_string(),
-                fact.metric,
-                level,
-                bucket_of(fact.at, size),
-                dims.channel.clone(),
-                dims.campaign.clone(),
-                currency.to_owned(),
-            );
-            *self.source.entry(key).or_default() += fact.delta;
+            for (channel, campaign) in source_variants(dims) {
+                let key = (
+                    tenant.to_string(),
+                    fact.metric,
+                    level,
+                    bucket_of(fact.at, size),
+                    channel.to_owned(),
+                    campaign.to_owned(),
+                    currency.to_owned(),
+                );
+                *self.source.entry(key).or_default() += fact.delta;
+            }
         }
     }
 }
@@ -580,7 +612,9 @@ where
         .await
 }
 
-async fn write_deferred<C: ConnectionTrait>(txn: &C, sums: Deferred) -> Result<(), DbErr> {
+async fn write_deferred<C: ConnectionTrait>(txn: &C, mut sums: Deferred) -> Result<(), DbErr> {
+    write_leads(txn, &mut sums).await?;
+    super::email::write_reaches(txn, std::mem::take(&mut sums.reach)).await?;
     let cube: Vec<_> = sums.cube.into_iter().filter(|(_, v)| *v != 0).collect();
     for chunk in cube.chunks(500) {
         let rows = chunk
@@ -634,6 +668,81 @@ async fn write_deferred<C: ConnectionTrait>(txn: &C, sums: Deferred) -> Result<(
         }
     }
     Ok(())
+}
+
+/// The leads' rows this batch changed, in multi-row upserts.
+async fn write_leads<C: ConnectionTrait>(txn: &C, sums: &mut Deferred) -> Result<(), DbErr> {
+    use lead_dim::Column as L;
+    let rows: Vec<lead_dim::ActiveModel> = sums
+        .dirty
+        .drain()
+        .filter_map(|key| sums.leads.get(&key).cloned())
+        .map(|m| lead_dim::ActiveModel::from(m).reset_all())
+        .collect();
+    for chunk in rows.chunks(200) {
+        lead_dim::Entity::insert_many(chunk.to_vec())
+            .on_conflict(
+                OnConflict::columns([L::TenantId, L::LeadId])
+                    .update_columns([
+                        L::Channel,
+                        L::Campaign,
+                        L::CapturedAt,
+                        L::LeadMagnet,
+                        L::FunnelPosition,
+                        L::Industry,
+                        L::EmployeeBand,
+                        L::Country,
+                        L::Rank,
+                        L::Team,
+                        L::Rep,
+                        L::FirstTouchAt,
+                        L::Stage,
+                        L::StageSince,
+                        L::EmailFlags,
+                        L::TargetAccount,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Keeps an e-mail reach for the end of the batch; returns false outside one (write it now).
+pub fn defer_reach(key: ReachKey, dims: &Dims, gap: i64) -> bool {
+    DEFERRED
+        .try_with(|d| {
+            let mut d = d.borrow_mut();
+            let entry = d.reach.entry(key).or_insert_with(|| (dims.clone(), gap));
+            entry.1 = entry.1.min(gap);
+        })
+        .is_ok()
+}
+
+/// The latest delivery to the lead this batch recorded at or before `slot` and after `since`.
+pub fn batch_delivery(
+    tenant: &TenantId,
+    lead_id: &str,
+    (since, slot): (DateTime<Utc>, DateTime<Utc>),
+) -> Option<DateTime<Utc>> {
+    DEFERRED
+        .try_with(|d| {
+            d.borrow()
+                .reach
+                .keys()
+                .filter(|(t, kind, s, l)| {
+                    t == tenant.as_str()
+                        && *kind == "delivered"
+                        && l == lead_id
+                        && *s <= slot
+                        && *s >= since
+                })
+                .map(|k| k.2)
+                .max()
+        })
+        .ok()
+        .flatten()
 }
 
 fn cube_row(
@@ -799,6 +908,22 @@ pub fn bucket_of(at: DateTime<Utc>, size: i64) -> DateTime<Utc> {
 }
 
 /// The same delta on the source's hour and day counters.
+/// The value that stands for "every channel" or "every campaign" in `kpi_source`.
+pub const ALL_SOURCES: &str = "*";
+
+/// The source rows a fact counts in: its channel and campaign, and the totals over every
+/// campaign, every channel, and both (so a query grouped by channel, or not at all, reads a
+/// fifth or less of the rows).
+pub fn source_variants(dims: &Dims) -> [(&str, &str); 4] {
+    let (channel, campaign) = (dims.channel.as_str(), dims.campaign.as_str());
+    [
+        (channel, campaign),
+        (channel, ALL_SOURCES),
+        (ALL_SOURCES, campaign),
+        (ALL_SOURCES, ALL_SOURCES),
+    ]
+}
+
 async fn bump_source<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
@@ -806,15 +931,18 @@ async fn bump_source<C: ConnectionTrait>(
     dims: &Dims,
     currency: &str,
 ) -> Result<(), DbErr> {
-    for (level, size) in SOURCE_LEVELS {
+    for ((level, size), (channel, campaign)) in SOURCE_LEVELS
+        .into_iter()
+        .flat_map(|l| source_variants(dims).map(|v| (l, v)))
+    {
         let at = bucket_of(fact.at, size);
         kpi_source::Entity::insert(kpi_source::ActiveModel {
             tenant_id: Set(tenant.to_string()),
             metric: Set(fact.metric.as_str().to_owned()),
             level: Set(level.to_owned()),
             at: Set(at),
-            channel: Set(dims.channel.clone()),
-            campaign: Set(dims.campaign.clone()),
+            channel: Set(channel.to_owned()),
+            campaign: Set(campaign.to_owned()),
             currency: Set(currency.to_owned()),
             value: Set(fact.delta),
         })
@@ -822,7 +950,7 @@ async fn bump_source<C: ConnectionTrait>(
         .exec(txn)
         .await?;
         if fact.delta < 0 {
-            let source = (dims.channel.as_str(), dims.campaign.as_str());
+            let source = (channel, campaign);
             delete_empty_source(
                 txn,
                 tenant.as_str(),
