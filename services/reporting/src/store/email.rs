@@ -95,11 +95,11 @@ async fn insert_reach<C: ConnectionTrait>(
     let mut on_conflict = OnConflict::columns([C::TenantId, C::Kind, C::Slot, C::LeadId]);
     if reach == Reach::Converted {
         // The shortest time from the delivery to a conversion is the one the window is held to.
-        on_conflict.value(C::GapSeconds, Expr::cust(SHORTEST_GAP));
+        on_conflict.value(C::GapSeconds, Expr::cust(kpis::SHORTEST_GAP));
     } else {
         on_conflict.do_nothing();
     }
-    let row = reach_row(tenant.as_str(), reach.as_str(), slot, lead_id, dims, gap);
+    let row = kpis::reach_row(tenant.as_str(), reach.as_str(), slot, lead_id, dims, gap);
     let result = email_lead_slot::Entity::insert(row)
         .on_conflict(on_conflict)
         .exec_without_returning(txn)
@@ -107,68 +107,6 @@ async fn insert_reach<C: ConnectionTrait>(
     match result {
         Ok(_) | Err(DbErr::RecordNotInserted) => Ok(()),
         Err(e) => Err(e),
-    }
-}
-
-/// The reaches a batch recorded, in multi-row inserts (a conversion keeps the shortest gap).
-pub async fn write_reaches<C: ConnectionTrait>(
-    txn: &C,
-    reaches: std::collections::HashMap<kpis::ReachKey, (Dims, i64)>,
-) -> Result<(), DbErr> {
-    use email_lead_slot::Column as C;
-    let (converted, others): (Vec<_>, Vec<_>) = reaches
-        .into_iter()
-        .partition(|((_, kind, _, _), _)| *kind == Reach::Converted.as_str());
-    for (rows, keep_shortest) in [(converted, true), (others, false)] {
-        for chunk in rows.chunks(300) {
-            let models = chunk
-                .iter()
-                .map(|((tenant, kind, slot, lead), (dims, gap))| {
-                    reach_row(tenant, kind, *slot, lead, dims, *gap)
-                });
-            let mut on_conflict = OnConflict::columns([C::TenantId, C::Kind, C::Slot, C::LeadId]);
-            if keep_shortest {
-                on_conflict.value(C::GapSeconds, Expr::cust(SHORTEST_GAP));
-            } else {
-                on_conflict.do_nothing();
-            }
-            email_lead_slot::Entity::insert_many(models)
-                .on_conflict(on_conflict)
-                .exec_without_returning(txn)
-                .await?;
-        }
-    }
-    Ok(())
-}
-
-const SHORTEST_GAP: &str = "CASE WHEN excluded.gap_seconds < email_lead_slot.gap_seconds \
-                            THEN excluded.gap_seconds ELSE email_lead_slot.gap_seconds END";
-
-fn reach_row(
-    tenant: &str,
-    kind: &str,
-    slot: DateTime<Utc>,
-    lead_id: &str,
-    dims: &Dims,
-    gap: i64,
-) -> email_lead_slot::ActiveModel {
-    let s = |v: &str| Set(v.to_owned());
-    email_lead_slot::ActiveModel {
-        tenant_id: s(tenant),
-        kind: s(kind),
-        slot: Set(slot),
-        lead_id: s(lead_id),
-        channel: s(&dims.channel),
-        campaign: s(&dims.campaign),
-        lead_magnet: s(&dims.lead_magnet),
-        funnel_position: s(&dims.funnel_position),
-        industry: s(&dims.industry),
-        employee_band: s(&dims.employee_band),
-        country: s(&dims.country),
-        rank: s(&dims.rank),
-        team: s(&dims.team),
-        rep: s(&dims.rep),
-        gap_seconds: Set(gap),
     }
 }
 

@@ -10,7 +10,9 @@ use sea_orm::{
     QuerySelect, prelude::*, sea_query::OnConflict,
 };
 
-use super::entities::{funnel_fact, kpi_cube, kpi_pending, kpi_source, lead_dim, visit_day};
+use super::entities::{
+    email_lead_slot, funnel_fact, kpi_cube, kpi_pending, kpi_source, lead_dim, visit_day,
+};
 use crate::domain::{
     funnel::Step,
     kpis::{self, Metric},
@@ -614,7 +616,7 @@ where
 
 async fn write_deferred<C: ConnectionTrait>(txn: &C, mut sums: Deferred) -> Result<(), DbErr> {
     write_leads(txn, &mut sums).await?;
-    super::email::write_reaches(txn, std::mem::take(&mut sums.reach)).await?;
+    write_reaches(txn, std::mem::take(&mut sums.reach)).await?;
     let cube: Vec<_> = sums.cube.into_iter().filter(|(_, v)| *v != 0).collect();
     for chunk in cube.chunks(500) {
         let rows = chunk
@@ -743,6 +745,68 @@ pub fn batch_delivery(
         })
         .ok()
         .flatten()
+}
+
+/// The reaches a batch recorded, in multi-row inserts (a conversion keeps the shortest gap).
+async fn write_reaches<C: ConnectionTrait>(
+    txn: &C,
+    reaches: std::collections::HashMap<ReachKey, (Dims, i64)>,
+) -> Result<(), DbErr> {
+    use email_lead_slot::Column as C;
+    let (converted, others): (Vec<_>, Vec<_>) = reaches
+        .into_iter()
+        .partition(|((_, kind, _, _), _)| *kind == "converted");
+    for (rows, keep_shortest) in [(converted, true), (others, false)] {
+        for chunk in rows.chunks(300) {
+            let models = chunk
+                .iter()
+                .map(|((tenant, kind, slot, lead), (dims, gap))| {
+                    reach_row(tenant, kind, *slot, lead, dims, *gap)
+                });
+            let mut on_conflict = OnConflict::columns([C::TenantId, C::Kind, C::Slot, C::LeadId]);
+            if keep_shortest {
+                on_conflict.value(C::GapSeconds, Expr::cust(SHORTEST_GAP));
+            } else {
+                on_conflict.do_nothing();
+            }
+            email_lead_slot::Entity::insert_many(models)
+                .on_conflict(on_conflict)
+                .exec_without_returning(txn)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+pub const SHORTEST_GAP: &str = "CASE WHEN excluded.gap_seconds < email_lead_slot.gap_seconds \
+                            THEN excluded.gap_seconds ELSE email_lead_slot.gap_seconds END";
+
+pub fn reach_row(
+    tenant: &str,
+    kind: &str,
+    slot: DateTime<Utc>,
+    lead_id: &str,
+    dims: &Dims,
+    gap: i64,
+) -> email_lead_slot::ActiveModel {
+    let s = |v: &str| Set(v.to_owned());
+    email_lead_slot::ActiveModel {
+        tenant_id: s(tenant),
+        kind: s(kind),
+        slot: Set(slot),
+        lead_id: s(lead_id),
+        channel: s(&dims.channel),
+        campaign: s(&dims.campaign),
+        lead_magnet: s(&dims.lead_magnet),
+        funnel_position: s(&dims.funnel_position),
+        industry: s(&dims.industry),
+        employee_band: s(&dims.employee_band),
+        country: s(&dims.country),
+        rank: s(&dims.rank),
+        team: s(&dims.team),
+        rep: s(&dims.rep),
+        gap_seconds: Set(gap),
+    }
 }
 
 fn cube_row(
