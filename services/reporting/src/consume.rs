@@ -134,6 +134,7 @@ impl EventHandler for FunnelEvents {
             let at = when(e.changed_at.as_ref(), event);
             let change = LeadChange {
                 rank: Some(kpis_domain::rank_name(e.to_rank)),
+                at: Some(at),
                 ..LeadChange::default()
             };
             kpis::change_lead(txn, &tenant, &e.lead_id, &change).await?;
@@ -234,6 +235,7 @@ async fn lead_assigned(
     let change = LeadChange {
         team: (!e.team_id.is_empty()).then_some(e.team_id.as_str()),
         rep: Some(e.rep_id.as_str()),
+        at: Some(at),
         ..LeadChange::default()
     };
     kpis::change_lead(txn, tenant, &e.lead_id, &change).await?;

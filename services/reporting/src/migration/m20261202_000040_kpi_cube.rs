@@ -220,6 +220,11 @@ async fn grow_lead_dim(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
         timestamp_with_time_zone_null("stage_since"),
         integer("email_flags").default(0).to_owned(),
         boolean("target_account").default(false).to_owned(),
+        string("prev_rank").default("").to_owned(),
+        timestamp_with_time_zone_null("rank_since"),
+        string("prev_team").default("").to_owned(),
+        string("prev_rep").default("").to_owned(),
+        timestamp_with_time_zone_null("team_since"),
     ] {
         manager
             .alter_table(

@@ -64,7 +64,7 @@ pub async fn record_reach<C: ConnectionTrait>(
         return Ok(());
     }
     let row = kpis::lock_lead(txn, tenant, lead_id).await?;
-    let dims = kpis::dims_of(&row);
+    let dims = kpis::dims_at(&row, at);
     for (reach, at_where) in reaches {
         let slot = match at_where {
             At::Itself => slot_of(at),

@@ -89,6 +89,13 @@ pub mod lead_dim {
         pub email_flags: i32,
         /// Its company matched the tenant's target-account condition when it was captured.
         pub target_account: bool,
+        /// The rank before the last change, and when it changed.
+        pub prev_rank: String,
+        pub rank_since: Option<DateTimeUtc>,
+        /// The team and rep before the last assignment, and when it happened.
+        pub prev_team: String,
+        pub prev_rep: String,
+        pub team_since: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -92,6 +92,21 @@ pub fn dims_of_won(row: &super::entities::won_deal::Model) -> Dims {
     }
 }
 
+/// The dimensions of a fact of the lead at `at`: a fact from before the lead's last change of
+/// rank, team or rep counts under the values it had then (one change back), however late the
+/// change's event was applied.
+pub fn dims_at(row: &lead_dim::Model, at: DateTime<Utc>) -> Dims {
+    let mut dims = Dims::of_lead(row);
+    if row.rank_since.is_some_and(|since| at < since) {
+        dims.rank.clone_from(&row.prev_rank);
+    }
+    if row.team_since.is_some_and(|since| at < since) {
+        dims.team.clone_from(&row.prev_team);
+        dims.rep.clone_from(&row.prev_rep);
+    }
+    dims
+}
+
 /// The dimensions a lead's facts count under now.
 pub fn dims_of(row: &lead_dim::Model) -> Dims {
     Dims::of_lead(row)
@@ -202,6 +217,11 @@ async fn lock_lead_row<C: ConnectionTrait>(
         stage_since: None,
         email_flags: 0,
         target_account: false,
+        prev_rank: String::new(),
+        rank_since: None,
+        prev_team: String::new(),
+        prev_rep: String::new(),
+        team_since: None,
     };
     let active: lead_dim::ActiveModel = placeholder.clone().into();
     let inserted = lead_dim::Entity::insert(active.reset_all())
@@ -236,21 +256,16 @@ pub async fn lead_captured<C: ConnectionTrait>(
         return Ok(());
     }
     let first_touch = row.first_touch_at.map_or(at, |t| t.min(at));
-    // Rank, team and rep may have arrived before the capture: they stay.
-    let full = Dims {
-        rank: row.rank.clone(),
-        team: row.team.clone(),
-        rep: row.rep.clone(),
-        ..dims.clone()
-    };
+    // Rank, team and rep may have arrived before the capture: they stay, and each fact counts
+    // under the values it had at its own time.
     let mut captured: lead_dim::ActiveModel = row.into();
-    captured.channel = Set(full.channel.clone());
-    captured.campaign = Set(full.campaign.clone());
-    captured.lead_magnet = Set(full.lead_magnet.clone());
-    captured.funnel_position = Set(full.funnel_position.clone());
-    captured.industry = Set(full.industry.clone());
-    captured.employee_band = Set(full.employee_band.clone());
-    captured.country = Set(full.country.clone());
+    captured.channel = Set(dims.channel.clone());
+    captured.campaign = Set(dims.campaign.clone());
+    captured.lead_magnet = Set(dims.lead_magnet.clone());
+    captured.funnel_position = Set(dims.funnel_position.clone());
+    captured.industry = Set(dims.industry.clone());
+    captured.employee_band = Set(dims.employee_band.clone());
+    captured.country = Set(dims.country.clone());
     captured.captured_at = Set(Some(at));
     captured.first_touch_at = Set(Some(first_touch));
     captured.target_account = Set(target_account);
@@ -258,30 +273,27 @@ pub async fn lead_captured<C: ConnectionTrait>(
         captured.stage = Set("lead".to_owned());
         captured.stage_since = Set(Some(at));
     }
-    save_lead(txn, captured).await?;
-    bump(txn, tenant, &Fact::new(Metric::Leads, at, 1), &full).await?;
+    let row = save_lead(txn, captured).await?;
+    let then = dims_at(&row, at);
+    bump(txn, tenant, &Fact::new(Metric::Leads, at, 1), &then).await?;
     if target_account {
-        bump(
-            txn,
-            tenant,
-            &Fact::new(Metric::TargetAccountLeads, at, 1),
-            &full,
-        )
-        .await?;
+        let fact = Fact::new(Metric::TargetAccountLeads, at, 1);
+        bump(txn, tenant, &fact, &then).await?;
     }
     if created_in_batch(tenant, lead_id) {
         return Ok(());
     }
-    move_pending(txn, tenant, lead_id, &full).await
+    move_pending(txn, tenant, &row).await
 }
 
-/// Facts counted without dimensions before the lead's capture move under its dimensions.
+/// Facts counted without dimensions before the lead's capture move under its dimensions (as
+/// they were at each fact's time).
 async fn move_pending<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
-    lead_id: &str,
-    dims: &Dims,
+    row: &lead_dim::Model,
 ) -> Result<(), DbErr> {
+    let lead_id = row.lead_id.as_str();
     let pending = kpi_pending::Entity::find()
         .filter(kpi_pending::Column::TenantId.eq(tenant.as_str()))
         .filter(kpi_pending::Column::LeadId.eq(lead_id))
@@ -299,7 +311,7 @@ async fn move_pending<C: ConnectionTrait>(
             rep: None,
         };
         bump(txn, tenant, &fact(-p.value), &Dims::default()).await?;
-        bump(txn, tenant, &fact(p.value), dims).await?;
+        bump(txn, tenant, &fact(p.value), &dims_at(row, p.at)).await?;
     }
     if !pending.is_empty() {
         kpi_pending::Entity::delete_many()
@@ -326,7 +338,7 @@ pub async fn lead_merged<C: ConnectionTrait>(
     if row.stage == "merged" {
         return Ok(false);
     }
-    let dims = Dims::of_lead(&row);
+    let dims = dims_at(&row, captured_at);
     bump(
         txn,
         tenant,
@@ -367,6 +379,8 @@ pub struct LeadChange<'a> {
     pub rank: Option<&'a str>,
     pub team: Option<&'a str>,
     pub rep: Option<&'a str>,
+    /// When the rank, team or rep changed (facts from before it keep the previous values).
+    pub at: Option<DateTime<Utc>>,
     /// An activity: the first touch moves earlier if this is earlier.
     pub touched_at: Option<DateTime<Utc>>,
 }
@@ -393,14 +407,24 @@ pub async fn change_lead<C: ConnectionTrait>(
     if unchanged {
         return Ok(());
     }
-    let mut active: lead_dim::ActiveModel = row.into();
-    if let Some(rank) = change.rank {
+    let since = change.at.unwrap_or_else(baton_shared::time::now);
+    let mut active: lead_dim::ActiveModel = row.clone().into();
+    if let Some(rank) = change.rank.filter(|r| *r != row.rank) {
+        active.prev_rank = Set(row.rank.clone());
+        active.rank_since = Set(Some(since));
         active.rank = Set(rank.to_owned());
     }
-    if let Some(team) = change.team {
+    let team = change.team.filter(|t| *t != row.team);
+    let rep = change.rep.filter(|r| *r != row.rep);
+    if team.is_some() || rep.is_some() {
+        active.prev_team = Set(row.team.clone());
+        active.prev_rep = Set(row.rep.clone());
+        active.team_since = Set(Some(since));
+    }
+    if let Some(team) = team {
         active.team = Set(team.to_owned());
     }
-    if let Some(rep) = change.rep {
+    if let Some(rep) = rep {
         active.rep = Set(rep.to_owned());
     }
     if let Some((stage, since)) = change.stage {
@@ -480,7 +504,7 @@ pub async fn bump_for_lead<C: ConnectionTrait>(
     }
     let row = lock_lead(txn, tenant, lead_id).await?;
     let dims = if row.captured_at.is_some() {
-        let mut dims = Dims::of_lead(&row);
+        let mut dims = dims_at(&row, fact.at);
         if let Some(rep) = fact.rep.filter(|r| !r.is_empty()) {
             rep.clone_into(&mut dims.rep);
         }
@@ -702,6 +726,11 @@ async fn write_leads<C: ConnectionTrait>(txn: &C, sums: &mut Deferred) -> Result
                         L::StageSince,
                         L::EmailFlags,
                         L::TargetAccount,
+                        L::PrevRank,
+                        L::RankSince,
+                        L::PrevTeam,
+                        L::PrevRep,
+                        L::TeamSince,
                     ])
                     .to_owned(),
             )

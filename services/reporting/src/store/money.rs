@@ -72,7 +72,7 @@ async fn record_cycle<C: ConnectionTrait>(
     cycle: i64,
 ) -> Result<(), DbErr> {
     use super::entities::won_deal;
-    let d = kpis::dims_of(lead);
+    let d = kpis::dims_at(lead, at);
     let s = |v: &str| Set(v.to_owned());
     let result = won_deal::Entity::insert(won_deal::ActiveModel {
         tenant_id: s(tenant.as_str()),
