@@ -349,35 +349,70 @@ impl Store {
             .collect()
     }
 
+    /// The rows of a per-day table (visits, spend) for the days the range may hold, filtered by
+    /// source.
+    async fn day_rows<E>(
+        &self,
+        tenant: &TenantId,
+        q: &SumQuery<'_>,
+        (tenant_column, day_column): (E::Column, E::Column),
+    ) -> Result<Vec<E::Model>, Error>
+    where
+        E: EntityTrait,
+        E::Column: std::str::FromStr,
+    {
+        let (first, last) = Self::day_bounds(q);
+        let mut query = E::find()
+            .filter(tenant_column.eq(tenant.as_str()))
+            .filter(day_column.gte(first))
+            .filter(day_column.lte(last));
+        for (dimension, value) in q.filters {
+            if let Ok(column) = dimension.parse::<E::Column>() {
+                query = query.filter(column.eq(value.as_str()));
+            }
+        }
+        Ok(query.all(&self.db).await?)
+    }
+
+    /// A day's amount, at the day's local midnight, if that falls in the range.
+    fn daily(
+        q: &SumQuery<'_>,
+        metric: Metric,
+        day: &str,
+        (channel, campaign): (&str, &str),
+        (currency, value): (String, i64),
+    ) -> Option<Observation> {
+        Some(Observation {
+            metric,
+            at: Self::day_at(q, day)?,
+            group: Self::source_group(q, channel, campaign),
+            currency,
+            value,
+        })
+    }
+
     async fn visit_sums(
         &self,
         tenant: &TenantId,
         q: &SumQuery<'_>,
     ) -> Result<Vec<Observation>, Error> {
-        let (first, last) = Self::day_bounds(q);
-        let mut query = visit_day::Entity::find()
-            .filter(visit_day::Column::TenantId.eq(tenant.as_str()))
-            .filter(visit_day::Column::Day.gte(first))
-            .filter(visit_day::Column::Day.lte(last));
-        for (dimension, value) in q.filters {
-            if let Ok(column) = dimension.parse::<visit_day::Column>() {
-                query = query.filter(column.eq(value.as_str()));
-            }
-        }
-        let mut sums = Vec::new();
-        for row in query.all(&self.db).await? {
-            let Some(at) = Self::day_at(q, &row.day) else {
-                continue;
-            };
-            sums.push(Observation {
-                metric: Metric::Visits,
-                at,
-                group: Self::source_group(q, &row.channel, &row.campaign),
-                currency: String::new(),
-                value: row.visitors,
-            });
-        }
-        Ok(sums)
+        use visit_day::Column as V;
+        let rows = self
+            .day_rows::<visit_day::Entity>(tenant, q, (V::TenantId, V::Day))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let source = (r.channel.as_str(), r.campaign.as_str());
+                Self::daily(
+                    q,
+                    Metric::Visits,
+                    &r.day,
+                    source,
+                    (String::new(), r.visitors),
+                )
+            })
+            .collect())
     }
 
     async fn spend_sums(
@@ -385,29 +420,17 @@ impl Store {
         tenant: &TenantId,
         q: &SumQuery<'_>,
     ) -> Result<Vec<Observation>, Error> {
-        let (first, last) = Self::day_bounds(q);
-        let mut query = spend_day::Entity::find()
-            .filter(spend_day::Column::TenantId.eq(tenant.as_str()))
-            .filter(spend_day::Column::Day.gte(first))
-            .filter(spend_day::Column::Day.lte(last));
-        for (dimension, value) in q.filters {
-            if let Ok(column) = dimension.parse::<spend_day::Column>() {
-                query = query.filter(column.eq(value.as_str()));
-            }
-        }
-        let mut sums = Vec::new();
-        for row in query.all(&self.db).await? {
-            let Some(at) = Self::day_at(q, &row.day) else {
-                continue;
-            };
-            sums.push(Observation {
-                metric: Metric::SpendMinor,
-                at,
-                group: Self::source_group(q, &row.channel, &row.campaign),
-                currency: row.currency,
-                value: row.amount_minor,
-            });
-        }
-        Ok(sums)
+        use spend_day::Column as D;
+        let rows = self
+            .day_rows::<spend_day::Entity>(tenant, q, (D::TenantId, D::Day))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let source = (r.channel.as_str(), r.campaign.as_str());
+                let amount = (r.currency.clone(), r.amount_minor);
+                Self::daily(q, Metric::SpendMinor, &r.day, source, amount)
+            })
+            .collect())
     }
 }
