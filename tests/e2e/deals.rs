@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use baton_e2e::{
-    TestSuite, activity, captured_id, eventually, lead,
+    TestSuite, activity, captured_id, eventually, first_numerator, kpis_when, lead,
     sales::{approve_contract, sales_floor, stage_of},
 };
 use baton_proto::{
@@ -277,16 +277,12 @@ async fn deal_money_and_customer_kpis_are_checked_by_hand() {
         granularity: Granularity::Whole as i32,
         ..Default::default()
     };
-    let s = eventually("every deal fact applied", PATIENCE, || {
-        let mut k = kpis.clone();
-        let req = whole.clone();
-        async move {
-            let s = k.get_kpis(req).await.ok()?.into_inner().series;
-            let rate = s.iter().find(|x| x.kpi == "win_rate")?;
-            let cohort = s.iter().find(|x| x.kpi == "sales_conversion_rate")?;
-            (rate.points[0].denominator == Some(3.0) && cohort.points[0].numerator == 2.0)
-                .then_some(s)
-        }
+    let s = kpis_when(&kpis, "every deal fact applied", &whole, |s| {
+        let decided = s
+            .iter()
+            .find(|x| x.kpi == "win_rate")
+            .map(|x| x.points[0].denominator);
+        decided == Some(Some(3.0)) && first_numerator(s, "sales_conversion_rate") == Some(2.0)
     })
     .await;
     // The same wins read from the cube (grouped by team: not a source dimension) as from the
@@ -497,14 +493,9 @@ async fn deal_money_and_customer_kpis_are_checked_by_hand() {
         granularity: Granularity::Day as i32,
         ..Default::default()
     };
-    let s = eventually("the churn applied", PATIENCE, || {
-        let mut k = kpis.clone();
-        let req = daily.clone();
-        async move {
-            let s = k.get_kpis(req).await.ok()?.into_inner().series;
-            let c = s.iter().find(|x| x.kpi == "customer_churn_rate")?;
-            (c.points[1].numerator == 1.0).then_some(s)
-        }
+    let s = kpis_when(&kpis, "the churn applied", &daily, |s| {
+        let churn = s.iter().find(|x| x.kpi == "customer_churn_rate");
+        churn.is_some_and(|c| c.points[1].numerator == 1.0)
     })
     .await;
     assert_eq!(
@@ -740,18 +731,8 @@ async fn plans_work_the_mrr_back_and_progress_names_the_bottleneck_and_stagnant_
         granularity: Granularity::Whole as i32,
         ..Default::default()
     };
-    eventually("facts applied", PATIENCE, || {
-        let mut k = kpis.clone();
-        let req = whole.clone();
-        async move {
-            let s = k.get_kpis(req).await.ok()?.into_inner().series;
-            let n = |key: &str| {
-                s.iter()
-                    .find(|x| x.kpi == key)
-                    .map(|x| x.points[0].numerator)
-            };
-            (n("wins") == Some(2.0) && n("leads") == Some(4.0)).then_some(())
-        }
+    kpis_when(&kpis, "facts applied", &whole, |s| {
+        first_numerator(s, "wins") == Some(2.0) && first_numerator(s, "leads") == Some(4.0)
     })
     .await;
 

@@ -3,7 +3,7 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use baton_e2e::{TestSuite, activity, captured_id, eventually};
+use baton_e2e::{TestSuite, activity, captured_id, eventually, first_numerator, kpis_when};
 use baton_proto::{
     capture::v1::{
         ActivityKind, CaptureLeadRequest, Company, Consent, LeadSource, PageKind,
@@ -1124,14 +1124,8 @@ async fn target_account_leads_follow_the_tenants_condition_when_captured() {
         granularity: Granularity::Whole as i32,
         ..Default::default()
     };
-    let s = eventually("four leads", PATIENCE, || {
-        let mut k = kpis.clone();
-        let req = req.clone();
-        async move {
-            let s = k.get_kpis(req).await.ok()?.into_inner().series;
-            let leads = s.iter().find(|x| x.kpi == "leads")?;
-            (leads.points[0].numerator == 4.0).then_some(s)
-        }
+    let s = kpis_when(&kpis, "four leads", &req, |s| {
+        first_numerator(s, "leads") == Some(4.0)
     })
     .await;
     let targets = s.iter().find(|x| x.kpi == "target_account_leads").unwrap();

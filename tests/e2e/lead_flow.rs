@@ -449,18 +449,9 @@ async fn merging_two_half_qualified_duplicates_makes_one_mql() {
         granularity: baton_proto::reporting::v1::Granularity::Whole as i32,
         ..Default::default()
     };
-    eventually("the merge counted once", PATIENCE, || {
-        let mut k = kpis.clone();
-        let req = request.clone();
-        async move {
-            let s = k.get_kpis(req).await.ok()?.into_inner().series;
-            let n = |key: &str| {
-                s.iter()
-                    .find(|x| x.kpi == key)
-                    .map(|x| x.points[0].numerator)
-            };
-            (n("leads") == Some(1.0) && n("mqls") == Some(1.0)).then_some(())
-        }
+    baton_e2e::kpis_when(&kpis, "the merge counted once", &request, |s| {
+        let n = |key| baton_e2e::first_numerator(s, key);
+        n("leads") == Some(1.0) && n("mqls") == Some(1.0)
     })
     .await;
     assert_eq!(funnel_today(&suite).await.leads, 1);

@@ -151,3 +151,32 @@ pub async fn captured_id(
         .expect("a lead in the answer")
         .lead_id
 }
+
+/// Polls GetKpis with `request` until `ready` holds for its series (reporting applies events
+/// asynchronously), and returns them.
+pub async fn kpis_when(
+    kpis: &KpiServiceClient<Channel>,
+    what: &str,
+    request: &baton_proto::reporting::v1::GetKpisRequest,
+    ready: impl Fn(&[baton_proto::reporting::v1::KpiSeries]) -> bool,
+) -> Vec<baton_proto::reporting::v1::KpiSeries> {
+    let ready = &ready;
+    eventually(what, std::time::Duration::from_secs(60), || {
+        let mut k = kpis.clone();
+        let req = request.clone();
+        async move {
+            let s = k.get_kpis(req).await.ok()?.into_inner().series;
+            ready(&s).then_some(s)
+        }
+    })
+    .await
+}
+
+/// The numerator of the first point of `kpi`'s first series.
+pub fn first_numerator(series: &[baton_proto::reporting::v1::KpiSeries], kpi: &str) -> Option<f64> {
+    series
+        .iter()
+        .find(|x| x.kpi == kpi)
+        .and_then(|x| x.points.first())
+        .map(|p| p.numerator)
+}
