@@ -15,7 +15,7 @@ use baton_proto::{
         AcceptHandoffRequest, AssignmentState, CreateHandoffRequest, ExplainAssignmentRequest,
         HandoffBant, RecordOutcomeRequest,
     },
-    qualification::v1::Stage,
+    qualification::v1::{Bant, BantItem, RecordBantRequest, Stage},
     reporting::v1::{
         ContractTerms, CreatePlanRequest, FunnelGroup, GetFunnelRequest, GetKpisRequest,
         GetPlanProgressRequest, GetPlanRequest, Granularity, HandoffGate, KpiSeries, KpiUnit,
@@ -60,6 +60,8 @@ enum End {
     /// Won: amount and MRR in EUR minor units, close date.
     Won(i64, i64, DateTime<Utc>),
     Lost,
+    /// Lost, after IS confirmed all of BANT (the lead was an SQL before its handoff).
+    LostAfterSql,
 }
 
 /// Captures a lead of channel `ads` at `captured_at`, makes it an MQL (a booked meeting and a
@@ -108,6 +110,31 @@ async fn deal(suite: &TestSuite, n: usize, captured_at: DateTime<Utc>, end: End)
         }
     })
     .await;
+    if matches!(end, End::LostAfterSql) {
+        stage_of(suite, &id, Stage::Mql).await;
+        let yes = || {
+            Some(BantItem {
+                confirmed: true,
+                note: "confirmed on the call".into(),
+            })
+        };
+        suite
+            .qualification()
+            .await
+            .record_bant(RecordBantRequest {
+                lead_id: id.clone(),
+                bant: Some(Bant {
+                    budget: yes(),
+                    authority: yes(),
+                    need: yes(),
+                    timeframe: yes(),
+                }),
+                recorded_by: "is0@example.co.jp".into(),
+            })
+            .await
+            .unwrap();
+        stage_of(suite, &id, Stage::Sql).await;
+    }
     let handoff = d
         .create_handoff(CreateHandoffRequest {
             request_id: format!("h-{n}"),
@@ -141,7 +168,7 @@ async fn deal(suite: &TestSuite, n: usize, captured_at: DateTime<Utc>, end: End)
             closed_at: Some(time::to_proto(closed_at)),
             ..Default::default()
         },
-        End::Lost => RecordOutcomeRequest {
+        End::Lost | End::LostAfterSql => RecordOutcomeRequest {
             won: false,
             lost_reason: "chose a competitor".into(),
             ..Default::default()
@@ -231,8 +258,8 @@ async fn deal_money_and_customer_kpis_are_checked_by_hand() {
         End::Won(600_000, 50_000, t0 - Span::days(4)),
     )
     .await;
-    // C: captured T0−5d, lost.
-    deal(&suite, 3, t0 - Span::days(5), End::Lost).await;
+    // C: captured T0−5d, an SQL (all of BANT) before its handoff, lost.
+    deal(&suite, 3, t0 - Span::days(5), End::LostAfterSql).await;
     // Spend on ads/winter: 320.00 EUR over the 32 days T0−30d..T0+1d (10.00 EUR a day), and
     // 30,000 JPY on T0 alone.
     let eur_spend = Money {
@@ -264,6 +291,8 @@ async fn deal_money_and_customer_kpis_are_checked_by_hand() {
             "sales_cycle_days_median",
             "cost_per_lead",
             "cost_per_mql",
+            "cost_per_sql",
+            "sql_to_opportunity_rate",
             "cost_per_opportunity",
             "cost_per_won_deal",
             "cpl_to_deal_size_ratio",
@@ -355,6 +384,15 @@ async fn deal_money_and_customer_kpis_are_checked_by_hand() {
     assert_eq!(
         points(find(&s, "cost_per_won_deal", "EUR")),
         [(320.0, Some(2.0), Some(160.0))]
+    );
+    // One SQL (C): 320 EUR per SQL; it was handed off: 1 / 1.
+    assert_eq!(
+        points(find(&s, "cost_per_sql", "EUR")),
+        [(320.0, Some(1.0), Some(320.0))]
+    );
+    assert_eq!(
+        points(find(&s, "sql_to_opportunity_rate", "")),
+        [(1.0, Some(1.0), Some(100.0))]
     );
     // JPY spend is its own series: 30,000 JPY / 3 leads = 10,000 JPY.
     assert_eq!(

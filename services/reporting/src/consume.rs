@@ -95,6 +95,7 @@ impl EventHandler for FunnelEvents {
             let dims = dims_of_capture(&e);
             let target = is_target(txn, &tenant, &e, event).await?;
             kpis::lead_captured(txn, &tenant, &e.lead_id, (&dims, target), at).await?;
+            money::pending_cycles(txn, &tenant, &e.lead_id).await?;
             kpis::step_reached(txn, &tenant, &e.lead_id, Step::Captured, at).await?;
             let consent = e.lead.and_then(|l| l.consent).unwrap_or_default();
             consent_changed(txn, &tenant, &e.lead_id, &consent, at).await?;

@@ -306,6 +306,9 @@ async fn create_won_deal(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
         .col(string("tenant_id"))
         .col(string("lead_id"))
         .col(timestamp_with_time_zone("won_at"))
+        // Where the cycle ends (the close date, else the win); -1 seconds while the lead's first
+        // touch is unknown (its capture not applied yet).
+        .col(timestamp_with_time_zone("cycle_end"))
         .col(big_integer("cycle_seconds"));
     for d in &CUBE_DIMENSIONS[..10] {
         table.col(string(*d).default(""));

@@ -419,6 +419,8 @@ pub mod won_deal {
         pub lead_id: String,
         #[sea_orm(primary_key, auto_increment = false)]
         pub won_at: DateTimeUtc,
+        pub cycle_end: DateTimeUtc,
+        /// -1 while the lead's first touch is unknown.
         pub cycle_seconds: i64,
         pub channel: String,
         pub campaign: String,

@@ -298,7 +298,8 @@ impl Store {
             let mut query = won_deal::Entity::find()
                 .filter(W::TenantId.eq(tenant.as_str()))
                 .filter(W::WonAt.gte(p.start))
-                .filter(W::WonAt.lt(p.end));
+                .filter(W::WonAt.lt(p.end))
+                .filter(W::CycleSeconds.gte(0));
             for (d, value) in q.filters {
                 if let Ok(column) = d.parse::<W>() {
                     query = query.filter(column.eq(value.as_str()));

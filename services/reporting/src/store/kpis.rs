@@ -579,7 +579,7 @@ pub fn cache_accounts(tenant: &TenantId, accounts: &[baton_proto::reporting::v1:
 }
 
 /// Whether this batch created the lead's row (then nothing of it can be pending).
-fn created_in_batch(tenant: &TenantId, lead_id: &str) -> bool {
+pub fn created_in_batch(tenant: &TenantId, lead_id: &str) -> bool {
     let key = (tenant.to_string(), lead_id.to_owned());
     DEFERRED
         .try_with(|d| d.borrow().fresh.contains(&key))

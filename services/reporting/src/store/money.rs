@@ -48,19 +48,75 @@ pub async fn won<C: ConnectionTrait>(
     if let Some((_, minor)) = amount {
         kpis::bump_for_lead(txn, tenant, lead_id, &fact(Metric::WonAmountMinor, *minor)).await?;
     }
-    if let Some(first) = row.first_touch_at {
-        let cycle = (win.closed_at.unwrap_or(at) - first).num_seconds().max(0);
-        kpis::bump_for_lead(
-            txn,
-            tenant,
-            lead_id,
-            &fact(Metric::SalesCycleSeconds, cycle),
-        )
-        .await?;
-        kpis::bump_for_lead(txn, tenant, lead_id, &fact(Metric::TimedWins, 1)).await?;
-        record_cycle(txn, tenant, &row, at, cycle).await?;
-    }
+    let end = win.closed_at.unwrap_or(at);
+    let cycle = match row.first_touch_at {
+        Some(first) => {
+            let cycle = (end - first).num_seconds().max(0);
+            count_cycle(txn, tenant, lead_id, at, cycle).await?;
+            cycle
+        }
+        // Counted when the capture arrives (see `pending_cycles`).
+        None => -1,
+    };
+    record_cycle(txn, tenant, &row, (at, end), cycle).await?;
     open_customer(txn, tenant, lead_id, at, mrr).await
+}
+
+async fn count_cycle<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+    at: DateTime<Utc>,
+    cycle: i64,
+) -> Result<(), DbErr> {
+    let cycle_fact = Fact::new(Metric::SalesCycleSeconds, at, cycle);
+    kpis::bump_for_lead(txn, tenant, lead_id, &cycle_fact).await?;
+    kpis::bump_for_lead(txn, tenant, lead_id, &Fact::new(Metric::TimedWins, at, 1)).await
+}
+
+/// Wins of the lead applied before its capture: their sales cycles, now that its first touch is
+/// known, under the dimensions the lead had at each win.
+pub async fn pending_cycles<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+) -> Result<(), DbErr> {
+    use super::entities::won_deal;
+    if kpis::created_in_batch(tenant, lead_id) {
+        return Ok(());
+    }
+    let waiting = won_deal::Entity::find()
+        .filter(won_deal::Column::TenantId.eq(tenant.as_str()))
+        .filter(won_deal::Column::LeadId.eq(lead_id))
+        .filter(won_deal::Column::CycleSeconds.lt(0))
+        .all(txn)
+        .await?;
+    if waiting.is_empty() {
+        return Ok(());
+    }
+    let row = kpis::lock_lead(txn, tenant, lead_id).await?;
+    let Some(first) = row.first_touch_at else {
+        return Ok(());
+    };
+    for w in waiting {
+        let cycle = (w.cycle_end - first).num_seconds().max(0);
+        count_cycle(txn, tenant, lead_id, w.won_at, cycle).await?;
+        let d = kpis::dims_at(&row, w.won_at);
+        let mut known: won_deal::ActiveModel = w.into();
+        known.cycle_seconds = Set(cycle);
+        known.channel = Set(d.channel);
+        known.campaign = Set(d.campaign);
+        known.lead_magnet = Set(d.lead_magnet);
+        known.funnel_position = Set(d.funnel_position);
+        known.industry = Set(d.industry);
+        known.employee_band = Set(d.employee_band);
+        known.country = Set(d.country);
+        known.rank = Set(d.rank);
+        known.team = Set(d.team);
+        known.rep = Set(d.rep);
+        known.update(txn).await?;
+    }
+    Ok(())
 }
 
 /// Keeps the win's cycle for the median (a repeated win event is kept once).
@@ -68,7 +124,7 @@ async fn record_cycle<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
     lead: &super::entities::lead_dim::Model,
-    at: DateTime<Utc>,
+    (at, end): (DateTime<Utc>, DateTime<Utc>),
     cycle: i64,
 ) -> Result<(), DbErr> {
     use super::entities::won_deal;
@@ -78,6 +134,7 @@ async fn record_cycle<C: ConnectionTrait>(
         tenant_id: s(tenant.as_str()),
         lead_id: s(&lead.lead_id),
         won_at: Set(at),
+        cycle_end: Set(end),
         cycle_seconds: Set(cycle),
         channel: s(&d.channel),
         campaign: s(&d.campaign),
