@@ -55,7 +55,7 @@ const INDUSTRIES: [&str; 10] = [
 
 /// One event of capture's log.
 enum CaptureEvent {
-    Captured(LeadCaptured),
+    Captured(Box<LeadCaptured>),
     Activity(ActivityRecorded),
 }
 
@@ -87,7 +87,7 @@ fn lead_events(n: usize, activities: usize, at: DateTime<Utc>) -> Vec<CaptureEve
             ..Default::default()
         }),
     };
-    let mut out = vec![CaptureEvent::Captured(captured)];
+    let mut out = vec![CaptureEvent::Captured(Box::new(captured))];
     let kinds = [
         ActivityKind::Call,
         ActivityKind::EmailDelivered,
@@ -153,7 +153,7 @@ async fn seed_log(
             for event in lead_events(*n, activities, at) {
                 match &event {
                     CaptureEvent::Captured(e) => {
-                        EventLog::append(&txn, &tenant, &aggregate, e).await?
+                        EventLog::append(&txn, &tenant, &aggregate, e.as_ref()).await?
                     }
                     CaptureEvent::Activity(e) => {
                         EventLog::append(&txn, &tenant, &aggregate, e).await?
@@ -302,6 +302,8 @@ pub struct Query {
 }
 
 type CubeKey = (String, i64, usize);
+/// A source row of the seed: metric, level, bucket, source variant (see `source_of`).
+type SourceKey = (String, &'static str, i64, usize);
 
 /// Rows of `kpi_cube` (one per metric, slot and dimension group) and `kpi_source` (per hour and
 /// day and source) for `leads` leads with `activities` activities each over `[start, start +
@@ -310,14 +312,10 @@ fn seed_rows(
     leads: usize,
     activities: usize,
     start: DateTime<Utc>,
-) -> (
-    HashMap<CubeKey, i64>,
-    HashMap<(String, &'static str, i64, usize), i64>,
-    u64,
-) {
+) -> (HashMap<CubeKey, i64>, HashMap<SourceKey, i64>, u64) {
     let quarter = 91 * 86_400;
     let mut cube: HashMap<CubeKey, i64> = HashMap::new();
-    let mut source: HashMap<(String, &'static str, i64, usize), i64> = HashMap::new();
+    let mut source: HashMap<SourceKey, i64> = HashMap::new();
     let mut facts = 0;
     let mut add = |metric: &str, at: i64, n: usize, value: i64| {
         let slot = at - at.rem_euclid(900);
@@ -398,7 +396,7 @@ fn timestamp(secs: i64, postgres: bool) -> String {
 async fn insert_seed(
     conn: &sea_orm::DatabaseConnection,
     cube: &HashMap<CubeKey, i64>,
-    source: &HashMap<(String, &'static str, i64, usize), i64>,
+    source: &HashMap<SourceKey, i64>,
     postgres: bool,
 ) -> anyhow::Result<()> {
     let backend = conn.get_database_backend();
