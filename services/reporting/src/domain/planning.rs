@@ -77,6 +77,11 @@ pub fn churned_of(existing: i64, churn_rate: RatePpm) -> i64 {
     i64::try_from((p + full - 1) / full).unwrap_or(i64::MAX)
 }
 
+/// `v` as an i64, saturated.
+fn clamp(v: i128) -> i64 {
+    i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
+}
+
 /// Every number a plan derives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Derived {
@@ -88,12 +93,17 @@ pub struct Derived {
 }
 
 pub fn derive(i: &Inputs) -> Derived {
+    // In i128: any i64 inputs (money, customer counts) give an answer, never an overflow.
     let required = if i.arpa > 0 {
-        (i.target_mrr + i.arpa - 1) / i.arpa
+        let (target, arpa) = (i128::from(i.target_mrr), i128::from(i.arpa));
+        clamp((target + arpa - 1) / arpa)
     } else {
         0
     };
-    let new = (required - i.existing_customers + i.churned_customers).max(0);
+    let new = clamp(
+        (i128::from(required) - i128::from(i.existing_customers) + i128::from(i.churned_customers))
+            .max(0),
+    );
     let won = new;
     let [l2m, m2s, s2o, o2w] = i.rates;
     let opportunities = needed(won, o2w);
@@ -215,6 +225,22 @@ mod tests {
         });
         assert_eq!(d.required_new_customers, 0);
         assert_eq!(d.stages[0].0, 0);
+    }
+
+    #[test]
+    fn extreme_inputs_saturate_instead_of_overflowing() {
+        let d = derive(&Inputs {
+            target_mrr: i64::MAX,
+            arpa: 1,
+            existing_customers: -0,
+            churned_customers: i64::MAX,
+            monthly_gross_profit: i64::MAX,
+            payback_months: 1e9,
+            rates: [1; 4],
+        });
+        assert_eq!(d.required_customers, i64::MAX);
+        assert_eq!(d.required_new_customers, i64::MAX);
+        assert_eq!(d.stages[0].0, i64::MAX);
     }
 
     #[test]

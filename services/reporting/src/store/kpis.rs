@@ -600,7 +600,8 @@ impl Deferred {
             dims.clone(),
             currency.to_owned(),
         );
-        *self.cube.entry(key).or_default() += fact.delta;
+        let sum = self.cube.entry(key).or_default();
+        *sum = sum.saturating_add(fact.delta);
         for (level, size) in SOURCE_LEVELS {
             for (channel, campaign) in source_variants(dims) {
                 let key = (
@@ -612,7 +613,8 @@ impl Deferred {
                     campaign.to_owned(),
                     currency.to_owned(),
                 );
-                *self.source.entry(key).or_default() += fact.delta;
+                let sum = self.source.entry(key).or_default();
+                *sum = sum.saturating_add(fact.delta);
             }
         }
     }

@@ -72,13 +72,16 @@ impl Sums {
             ];
             if first.is_some_and(|f| o.at < f) {
                 for k in keys {
-                    *sums.before.entry(k).or_default() += o.value;
+                    let sum = sums.before.entry(k).or_default();
+                    *sum = sum.saturating_add(o.value);
                 }
             } else if let Some(i) = period_of(periods, o.at) {
                 for k in keys {
-                    sums.flows
+                    let flow = sums
+                        .flows
                         .entry(k)
-                        .or_insert_with(|| vec![0; periods.len()])[i] += o.value;
+                        .or_insert_with(|| vec![0; periods.len()]);
+                    flow[i] = flow[i].saturating_add(o.value);
                 }
             }
         }
@@ -92,7 +95,8 @@ impl Sums {
     /// A stock's value after the first `n` periods.
     fn stock(&self, key: &Key, n: usize) -> i64 {
         let before = self.before.get(key).copied().unwrap_or(0);
-        before + self.flows.get(key).map_or(0, |v| v[..n].iter().sum())
+        let flows = self.flows.get(key).map_or(&[][..], |v| &v[..n]);
+        flows.iter().fold(before, |a, b| a.saturating_add(*b))
     }
 
     /// The (group, currency) pairs `kpi` has facts for.
