@@ -70,34 +70,24 @@ impl ReportingService for Api {
             }
             _ => None,
         };
-        for (i, d) in req.group_by.iter().enumerate() {
-            if !kpis::DIMENSIONS.contains(&d.as_str()) {
-                violations.add(
-                    format!("group_by[{i}]"),
-                    format!(
-                        "unknown dimension {d:?}; one of {}",
-                        kpis::DIMENSIONS.join(", ")
-                    ),
-                );
-            }
-        }
+        let group_by = convert::group_by_from_proto(&req.group_by, &mut violations);
         violations.into_result()?;
         let Some((from, to)) = range else {
             return Err(Error::invalid("from", "is required").into());
         };
         let c = self.store.funnel(&tenant, from, to).await?;
-        let groups = if req.group_by.is_empty() {
+        let groups = if group_by.is_empty() {
             Vec::new()
         } else {
             self.store
-                .funnel_groups(&tenant, (from, to), &req.group_by)
+                .funnel_groups(&tenant, (from, to), &group_by)
                 .await?
         };
         Ok(Response::new(convert::funnel_to_proto(
             (from, to),
             &c,
             &groups,
-            &req.group_by,
+            &group_by,
         )))
     }
 }

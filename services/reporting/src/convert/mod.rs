@@ -122,6 +122,23 @@ fn dimensions_listed() -> String {
     kpis::DIMENSIONS.join(", ")
 }
 
+/// The dimensions of a `group_by` (each once), every unknown one a violation naming the valid
+/// ones.
+pub fn group_by_from_proto(names: &[String], v: &mut Violations) -> Vec<String> {
+    let mut group_by: Vec<String> = Vec::new();
+    for (i, d) in names.iter().enumerate() {
+        if !kpis::DIMENSIONS.contains(&d.as_str()) {
+            v.add(
+                format!("group_by[{i}]"),
+                format!("unknown dimension {d:?}; one of {}", dimensions_listed()),
+            );
+        } else if !group_by.contains(d) {
+            group_by.push(d.clone());
+        }
+    }
+    group_by
+}
+
 /// Every problem of a GetKpis request, each with its field (unknown KPIs and dimensions name the
 /// valid ones).
 pub fn kpi_query_from_proto(
@@ -177,19 +194,7 @@ pub fn kpi_query_from_proto(
             Tz::UTC
         }),
     };
-    let mut group_by = Vec::new();
-    for (i, d) in req.group_by.iter().enumerate() {
-        if kpis::DIMENSIONS.contains(&d.as_str()) {
-            if !group_by.contains(d) {
-                group_by.push(d.clone());
-            }
-        } else {
-            v.add(
-                format!("group_by[{i}]"),
-                format!("unknown dimension {d:?}; one of {}", dimensions_listed()),
-            );
-        }
-    }
+    let group_by = group_by_from_proto(&req.group_by, &mut v);
     let mut filters: Vec<(String, String)> = Vec::new();
     for (d, value) in &req.filters {
         if kpis::DIMENSIONS.contains(&d.as_str()) {

@@ -104,16 +104,7 @@ pub async fn pending_cycles<C: ConnectionTrait>(
         let d = kpis::dims_at(&row, w.won_at);
         let mut known: won_deal::ActiveModel = w.into();
         known.cycle_seconds = Set(cycle);
-        known.channel = Set(d.channel);
-        known.campaign = Set(d.campaign);
-        known.lead_magnet = Set(d.lead_magnet);
-        known.funnel_position = Set(d.funnel_position);
-        known.industry = Set(d.industry);
-        known.employee_band = Set(d.employee_band);
-        known.country = Set(d.country);
-        known.rank = Set(d.rank);
-        known.team = Set(d.team);
-        known.rep = Set(d.rep);
+        set_won_dims(&mut known, &d);
         known.update(txn).await?;
     }
     Ok(())
@@ -128,33 +119,39 @@ async fn record_cycle<C: ConnectionTrait>(
     cycle: i64,
 ) -> Result<(), DbErr> {
     use super::entities::won_deal;
-    let d = kpis::dims_at(lead, at);
-    let s = |v: &str| Set(v.to_owned());
-    let result = won_deal::Entity::insert(won_deal::ActiveModel {
-        tenant_id: s(tenant.as_str()),
-        lead_id: s(&lead.lead_id),
+    let mut row = won_deal::ActiveModel {
+        tenant_id: Set(tenant.to_string()),
+        lead_id: Set(lead.lead_id.clone()),
         won_at: Set(at),
         cycle_end: Set(end),
         cycle_seconds: Set(cycle),
-        channel: s(&d.channel),
-        campaign: s(&d.campaign),
-        lead_magnet: s(&d.lead_magnet),
-        funnel_position: s(&d.funnel_position),
-        industry: s(&d.industry),
-        employee_band: s(&d.employee_band),
-        country: s(&d.country),
-        rank: s(&d.rank),
-        team: s(&d.team),
-        rep: s(&d.rep),
-    })
-    .on_conflict_do_nothing_on([
-        won_deal::Column::TenantId,
-        won_deal::Column::LeadId,
-        won_deal::Column::WonAt,
-    ])
-    .exec_without_returning(txn)
-    .await;
+        ..Default::default()
+    };
+    set_won_dims(&mut row, &kpis::dims_at(lead, at));
+    let result = won_deal::Entity::insert(row)
+        .on_conflict_do_nothing_on([
+            won_deal::Column::TenantId,
+            won_deal::Column::LeadId,
+            won_deal::Column::WonAt,
+        ])
+        .exec_without_returning(txn)
+        .await;
     result.map(|_| ())
+}
+
+/// The win's dimensions on its row.
+fn set_won_dims(row: &mut super::entities::won_deal::ActiveModel, d: &kpis::Dims) {
+    let s = |v: &str| Set(v.to_owned());
+    row.channel = s(&d.channel);
+    row.campaign = s(&d.campaign);
+    row.lead_magnet = s(&d.lead_magnet);
+    row.funnel_position = s(&d.funnel_position);
+    row.industry = s(&d.industry);
+    row.employee_band = s(&d.employee_band);
+    row.country = s(&d.country);
+    row.rank = s(&d.rank);
+    row.team = s(&d.team);
+    row.rep = s(&d.rep);
 }
 
 async fn open_customer<C: ConnectionTrait>(
