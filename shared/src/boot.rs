@@ -15,6 +15,7 @@ use crate::{
     db,
     error::BootError,
     events::{Consumer, EventHandler, EventLog},
+    peer::PeerAccess,
     server::{self, ServeOptions},
     settings::{ServiceName, Settings},
 };
@@ -26,6 +27,8 @@ pub struct Boot {
     pub db: DatabaseConnection,
     pub log: EventLog,
     pub shutdown: CancellationToken,
+    /// How this service reaches its peers (TLS, its service token).
+    pub access: PeerAccess,
     background: Vec<JoinHandle<()>>,
 }
 
@@ -37,6 +40,7 @@ impl Boot {
         settings: Arc<Settings>,
         shutdown: CancellationToken,
     ) -> Result<Boot, BootError> {
+        let access = PeerAccess::from_settings(name.as_str(), &settings)?;
         let own = settings.service(name);
         let db = db::connect_and_migrate::<M>(&own.database_url, &settings.database).await?;
         let log = EventLog::start(db.clone(), settings.events.clone(), shutdown.clone());
@@ -46,13 +50,21 @@ impl Boot {
             db,
             log,
             shutdown,
+            access,
             background: Vec::new(),
         })
     }
 
     /// Follows `source`'s event log with `handler` (cursor kept in this service's database).
     pub fn consume<H: EventHandler>(mut self, source: ServiceName, handler: H) -> Self {
-        let consumer = Consumer::of(source, &self.settings, self.db.clone(), handler, &self.log);
+        let consumer = Consumer::of(
+            source,
+            &self.settings,
+            self.db.clone(),
+            handler,
+            &self.log,
+            self.access.clone(),
+        );
         self.background.push(consumer.spawn(self.shutdown.clone()));
         self
     }

@@ -3,6 +3,7 @@
 //! layers, graceful shutdown), database connection, the event backbone (outbox, `EventLog`
 //! service, consumers), tenancy, paging and the error → `tonic::Status` mapping.
 
+pub mod auth;
 pub mod background;
 pub mod boot;
 pub mod contract;
@@ -12,11 +13,13 @@ pub mod events;
 pub mod fields;
 pub mod paging;
 pub mod parse_cache;
+pub mod peer;
 pub mod server;
 pub mod settings;
 pub mod telemetry;
 pub mod tenant;
 pub mod time;
+pub mod tls;
 
 #[cfg(feature = "testing")]
 pub mod testing;

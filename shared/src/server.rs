@@ -1,6 +1,7 @@
 //! The gRPC server every service runs: its own services plus grpc.health.v1 and server reflection
-//! (v1 and v1alpha), behind one stack of tower layers (tracing with W3C trace context, tenant,
-//! load shedding, concurrency limit, timeout), with graceful shutdown.
+//! (v1 and v1alpha), over TLS (or plaintext where the settings allow it), behind one stack of
+//! tower layers (tracing with W3C trace context, authentication / authorisation / tenant rate
+//! limit, load shedding, concurrency limit, timeout), with graceful shutdown.
 
 use std::{collections::HashMap, future::Future, path::PathBuf, sync::Arc, time::Duration};
 
@@ -14,15 +15,20 @@ use tonic::{
     transport::{Server, server::TcpIncoming},
 };
 use tonic_health::ServingStatus;
-use tower::{BoxError, ServiceBuilder, util::MapRequestLayer};
+use tower::{BoxError, ServiceBuilder};
 use tower_http::trace::TraceLayer;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::{
+    auth::{
+        keys::Keys,
+        layer::{AuthLayer, Gate},
+        policy::Policy,
+    },
     error::BootError,
-    settings::{ServerSettings, ServiceName, Settings},
+    settings::{ServiceName, Settings},
     telemetry,
-    tenant::TenantId,
+    tls::ServerTls,
 };
 
 /// What one service asks the bootstrap to serve.
@@ -31,8 +37,7 @@ pub struct ServeOptions<'a> {
     pub name: &'a str,
     /// Fully-qualified gRPC service names reported by grpc.health.v1 (e.g. `baton.capture.v1.CaptureService`).
     pub health_names: Vec<&'static str>,
-    pub settings: &'a ServerSettings,
-    pub default_tenant: TenantId,
+    pub settings: &'a Settings,
     /// Paths (`/package.Service/Method`) of calls that may legitimately outlast the request
     /// timeout, such as client-streaming imports; the timeout layer lets them run.
     pub long_running: Vec<String>,
@@ -42,11 +47,19 @@ impl<'a> ServeOptions<'a> {
     /// The options of one Baton service: health for its API (`api`, a fully-qualified gRPC name)
     /// and its event log, the configured server settings and default tenant.
     pub fn for_service(name: ServiceName, api: &'static str, settings: &'a Settings) -> Self {
+        ServeOptions::new(
+            name.as_str(),
+            vec![api, crate::events::EVENT_LOG_SERVICE_NAME],
+            settings,
+        )
+    }
+
+    /// Options serving `health_names` as `name` under `settings`.
+    pub fn new(name: &'a str, health_names: Vec<&'static str>, settings: &'a Settings) -> Self {
         ServeOptions {
-            name: name.as_str(),
-            health_names: vec![api, crate::events::EVENT_LOG_SERVICE_NAME],
-            settings: &settings.server,
-            default_tenant: TenantId::new(settings.tenancy.default_tenant.clone()),
+            name,
+            health_names,
+            settings,
             long_running: Vec::new(),
         }
     }
@@ -112,29 +125,25 @@ pub async fn serve(
         .build_v1alpha()
         .map_err(|e| BootError::Settings(format!("reflection: {e}")))?;
 
-    let tenant = options.default_tenant.clone();
-    let timeout = options.settings.request_timeout();
+    let local = listener.local_addr()?;
+    let gate = gate(options.settings, local, &shutdown)?;
+    let tls = ServerTls::for_listener(&options.settings.tls, local)?;
+    let server_settings = &options.settings.server;
+    let timeout = server_settings.request_timeout();
     let layers = ServiceBuilder::new()
         .layer(TraceLayer::new_for_grpc().make_span_with(rpc_span))
-        .layer(MapRequestLayer::new(
-            move |mut req: http::Request<tonic::body::Body>| {
-                req.extensions_mut().insert(tenant.clone());
-                req
-            },
-        ))
+        .layer(AuthLayer::new(gate))
         .map_err(overload_to_status)
         .load_shed()
-        .concurrency_limit(options.settings.concurrency_limit)
+        .concurrency_limit(server_settings.concurrency_limit)
         .layer(RequestTimeoutLayer {
             timeout,
             exempt: Arc::new(options.long_running.clone()),
         })
         .into_inner();
 
-    let local = listener.local_addr()?;
-    tracing::info!(service = options.name, %local, "serving gRPC");
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let grace = options.settings.shutdown_grace();
+    tracing::info!(service = options.name, %local, tls = tls.is_some(), "serving gRPC");
+    let grace = server_settings.shutdown_grace();
     let drained = CancellationToken::new();
     let signal = {
         let shutdown = shutdown.clone();
@@ -149,13 +158,25 @@ pub async fn serve(
             }
         }
     };
-    let server = Server::builder()
+    let router = Server::builder()
         .layer(layers)
         .add_routes(routes)
         .add_service(health_service)
         .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .serve_with_incoming_shutdown(incoming, signal);
+        .add_service(reflection_v1alpha);
+    let server: std::pin::Pin<
+        Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>,
+    > = match tls {
+        Some(tls) => {
+            tokio::spawn(tls.clone().watch(shutdown.clone()));
+            let incoming = tls.incoming(listener, shutdown.clone());
+            Box::pin(router.serve_with_incoming_shutdown(incoming, signal))
+        }
+        None => {
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            Box::pin(router.serve_with_incoming_shutdown(incoming, signal))
+        }
+    };
     let name = options.name.to_owned();
     let grace_timer = {
         let drained = drained.clone();
@@ -173,6 +194,49 @@ pub async fn serve(
     }
     tracing::info!(service = options.name, "stopped");
     Ok(())
+}
+
+/// The auth gate of a server listening on `local`: its keys (watched for rotation until
+/// `shutdown`), its policy and its tenants' rate limit. A development (HS256) key is refused on a
+/// server that listens beyond loopback.
+fn gate(
+    settings: &Settings,
+    local: std::net::SocketAddr,
+    shutdown: &CancellationToken,
+) -> Result<Gate, BootError> {
+    let auth = &settings.auth;
+    let keys = if auth.enabled {
+        let keys = Keys::load(auth)?;
+        if keys.current().has_shared_secret() && !local.ip().is_loopback() {
+            return Err(BootError::Settings(format!(
+                "auth: the HS256 development secret ({}) is only accepted on loopback, and this server listens on {local}; use RS256/ES256 keys (auth.jwks_file, auth.public_key_files) and set auth.hs256_secret_file = \"\"",
+                auth.hs256_secret_file
+            )));
+        }
+        tokio::spawn(keys.clone().watch(shutdown.clone()));
+        Some(keys)
+    } else if local.ip().is_loopback() {
+        tracing::warn!(%local, "auth.enabled is false: every call is served as an anonymous admin of the default tenant");
+        None
+    } else {
+        return Err(BootError::Settings(format!(
+            "auth.enabled = false is only accepted on loopback, and this server listens on {local}"
+        )));
+    };
+    let policy = if auth.policy_file.is_empty() {
+        Policy::builtin()
+    } else {
+        let text = std::fs::read_to_string(&auth.policy_file)
+            .map_err(|e| BootError::Settings(format!("{}: {e}", auth.policy_file)))?;
+        Policy::parse(&text).map_err(BootError::Settings)?
+    };
+    Ok(Gate::new(
+        keys,
+        policy,
+        auth,
+        &settings.rate_limit,
+        crate::tenant::TenantId::new(settings.tenancy.default_tenant.clone()),
+    ))
 }
 
 /// Reflection that advertises exactly what this server serves: its own services, health and
@@ -267,7 +331,7 @@ fn overload_to_status(err: BoxError) -> BoxError {
 
 /// One span per RPC, child of the caller's W3C trace context when the request carries one.
 fn rpc_span<B>(req: &http::Request<B>) -> tracing::Span {
-    let span = tracing::info_span!("rpc", rpc = %req.uri().path(), otel.kind = "server");
+    let span = tracing::info_span!("rpc", rpc = %req.uri().path(), otel.kind = "server", sub = tracing::field::Empty);
     let carrier: HashMap<String, String> = ["traceparent", "tracestate"]
         .into_iter()
         .filter_map(|k| {

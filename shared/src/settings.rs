@@ -17,6 +17,9 @@ pub struct Settings {
     pub server: ServerSettings,
     pub telemetry: TelemetrySettings,
     pub tenancy: TenancySettings,
+    pub auth: AuthSettings,
+    pub rate_limit: RateLimitSettings,
+    pub tls: TlsSettings,
     pub events: EventSettings,
     pub database: DatabaseSettings,
     pub scoring: ScoringSettings,
@@ -61,8 +64,60 @@ pub struct TelemetrySettings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct TenancySettings {
-    /// Tenant of every request in the embedded mode (until requests carry an identity).
+    /// The tenant of the admin token the embedded mode prints (calls take theirs from the token).
     pub default_tenant: String,
+}
+
+/// Who may call: token validation, the role policy, and the identity services present to peers.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    /// Off only in a rig that tests something else; every call is then refused except health.
+    pub enabled: bool,
+    pub issuer: String,
+    pub audience: String,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    pub leeway_seconds: u64,
+    pub jwks_file: String,
+    pub public_key_files: Vec<String>,
+    /// HS256 shared secret (development only).
+    pub hs256_secret_file: String,
+    pub reload_interval_seconds: u64,
+    pub open_health: bool,
+    pub open_reflection: bool,
+    pub max_token_bytes: usize,
+    pub service_token_file: String,
+    pub signing_key_file: String,
+    pub signing_key_id: String,
+    pub policy_file: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RateLimitSettings {
+    /// Calls per second per tenant and service replica; 0 = unlimited.
+    pub per_tenant_per_second: u32,
+    pub burst: u32,
+}
+
+/// Transport security of every gRPC server and client.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TlsSettings {
+    pub cert_file: String,
+    pub key_file: String,
+    pub client_ca_file: String,
+    pub ca_file: String,
+    pub client_cert_file: String,
+    pub client_key_file: String,
+    pub server_name: String,
+    pub plaintext: Plaintext,
+}
+
+/// Where a server may listen without TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Plaintext {
+    Loopback,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,8 +1,7 @@
 //! The tenant of a request. Every row and every query carries it (docs/architecture.md).
 //!
-//! A tower layer puts the tenant into each request's extensions; handlers read it with
-//! [`TenantId::of`]. In the embedded mode every request belongs to the configured default tenant;
-//! an authenticating layer will replace the default-tenant layer of `server` when requests carry an identity.
+//! The auth layer (`auth::layer`) puts the tenant of the caller's token into each request's
+//! extensions; handlers read it with [`TenantId::of`]. A request has no other source of tenant.
 
 use std::fmt;
 

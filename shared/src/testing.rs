@@ -100,9 +100,46 @@ fn replace_database(url: &str, name: &str) -> String {
     }
 }
 
-/// Default settings with every service on 127.0.0.1:0, fast reconnects, and the given databases.
+/// The HS256 secret every test signs its tokens with (tests run on loopback, where the
+/// development key is accepted).
+pub const TEST_SECRET: &str = "baton-test-secret-0123456789abcdef0123456789";
+
+/// The tenant of [`channel`]'s token.
+pub const TEST_TENANT: &str = "default";
+
+/// A file holding [`TEST_SECRET`] (written once per machine, atomically).
+pub fn test_secret_file() -> PathBuf {
+    let path = std::env::temp_dir().join("baton-test-hs256.key");
+    if std::fs::read(&path).ok().as_deref() != Some(TEST_SECRET.as_bytes()) {
+        let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+        std::fs::write(&tmp, TEST_SECRET).expect("write the test secret");
+        std::fs::rename(&tmp, &path).expect("install the test secret");
+    }
+    path
+}
+
+/// A signer of test tokens that the servers of [`settings_with`] accept.
+pub fn test_signer() -> crate::auth::token::Signer {
+    crate::auth::token::Signer::hs256(TEST_SECRET.as_bytes(), "baton", "baton")
+}
+
+/// A token for `sub` in `tenant` with `roles`, valid for an hour.
+pub fn token(sub: &str, tenant: &str, roles: &[crate::auth::Role]) -> String {
+    test_signer()
+        .mint(&crate::auth::token::TokenSpec {
+            sub: sub.into(),
+            tenant: tenant.into(),
+            roles: roles.to_vec(),
+            ttl: Duration::from_secs(3600),
+        })
+        .expect("mint a test token")
+}
+
+/// Default settings with every service on 127.0.0.1:0, fast reconnects, the test signing key,
+/// and the given databases.
 pub fn settings_with(databases: &[(ServiceName, &TestDatabase)]) -> Settings {
     let mut s = Settings::defaults().expect("defaults parse");
+    s.auth.hs256_secret_file = test_secret_file().display().to_string();
     s.events.poll_interval_ms = 200;
     s.events.reconnect_min_ms = 20;
     s.events.reconnect_max_ms = 500;
@@ -162,8 +199,26 @@ where
     }
 }
 
-/// A channel to `endpoint`, retrying while the server is still starting.
-pub async fn channel(endpoint: &str) -> tonic::transport::Channel {
+/// A channel to `endpoint` carrying a token of `tester` in [`TEST_TENANT`] with every role, so
+/// that a test of behaviour is not also a test of the policy.
+pub async fn channel(endpoint: &str) -> crate::peer::AuthChannel {
+    channel_with(
+        endpoint,
+        &token("tester", TEST_TENANT, &crate::auth::Role::ALL),
+    )
+    .await
+}
+
+/// A channel to `endpoint` carrying `token`.
+pub async fn channel_with(endpoint: &str, token: &str) -> crate::peer::AuthChannel {
+    tonic::service::interceptor::InterceptedService::new(
+        plain_channel(endpoint).await,
+        crate::auth::token::BearerInterceptor::token(token),
+    )
+}
+
+/// A channel to `endpoint` without a token, retrying while the server is still starting.
+pub async fn plain_channel(endpoint: &str) -> tonic::transport::Channel {
     let ep = tonic::transport::Channel::from_shared(endpoint.to_owned()).expect("valid endpoint");
     for _ in 0..200 {
         if let Ok(ch) = ep.connect().await {
@@ -241,17 +296,14 @@ impl EventLogStandIn {
         let log =
             crate::events::EventLog::start(db.clone(), settings.events.clone(), shutdown.clone());
         let routes = tonic::service::Routes::new(log.grpc_service(shutdown.clone()));
-        let server_settings = settings.server.clone();
-        let tenant = crate::TenantId::new(settings.tenancy.default_tenant.clone());
+        let settings = settings.clone();
         let stop = shutdown.clone();
         let server = tokio::spawn(async move {
-            let options = crate::server::ServeOptions {
-                name: name.as_str(),
-                health_names: vec![crate::events::EVENT_LOG_SERVICE_NAME],
-                settings: &server_settings,
-                default_tenant: tenant,
-                long_running: vec![],
-            };
+            let options = crate::server::ServeOptions::new(
+                name.as_str(),
+                vec![crate::events::EVENT_LOG_SERVICE_NAME],
+                &settings,
+            );
             crate::server::serve(listener, routes, options, stop).await
         });
         Ok(EventLogStandIn {

@@ -73,6 +73,9 @@ impl EventHandler for RecordApplied {
 
 fn settings() -> Settings {
     let mut s = Settings::defaults().unwrap();
+    s.auth.hs256_secret_file = baton_shared::testing::test_secret_file()
+        .display()
+        .to_string();
     s.events.poll_interval_ms = 100;
     s.events.reconnect_min_ms = 10;
     s.events.reconnect_max_ms = 200;
@@ -132,16 +135,14 @@ async fn concurrent_writers_are_delivered_exactly_once_in_position_order() {
     let listener = server::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let routes = Routes::new(log.grpc_service(shutdown.clone()));
-    let server_settings = settings.server.clone();
+    let server_settings = settings.clone();
     let server_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {
-        let options = ServeOptions {
-            name: "producer",
-            health_names: vec![baton_shared::events::EVENT_LOG_SERVICE_NAME],
-            settings: &server_settings,
-            default_tenant: TenantId::new("t1"),
-            long_running: vec![],
-        };
+        let options = ServeOptions::new(
+            "producer",
+            vec![baton_shared::events::EVENT_LOG_SERVICE_NAME],
+            &server_settings,
+        );
         server::serve(listener, routes, options, server_shutdown).await
     });
 
@@ -187,6 +188,7 @@ async fn concurrent_writers_are_delivered_exactly_once_in_position_order() {
                 RecordApplied,
                 settings.events.clone(),
                 None,
+                access(&settings),
             );
             tokio::spawn(c.run(shutdown.clone()))
         })
@@ -311,6 +313,7 @@ async fn a_consumer_waits_for_a_producer_that_is_down_and_catches_up() {
         RecordApplied,
         settings.events.clone(),
         None,
+        access(&settings),
     );
     let consumer = tokio::spawn(consumer.run(shutdown.clone()));
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -318,16 +321,10 @@ async fn a_consumer_waits_for_a_producer_that_is_down_and_catches_up() {
 
     let listener = server::bind(&addr.to_string()).await.unwrap();
     let routes = Routes::new(log.grpc_service(shutdown.clone()));
-    let server_settings = settings.server.clone();
+    let server_settings = settings.clone();
     let server_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {
-        let options = ServeOptions {
-            name: "producer",
-            health_names: vec![],
-            settings: &server_settings,
-            default_tenant: TenantId::new("t1"),
-            long_running: vec![],
-        };
+        let options = ServeOptions::new("producer", vec![], &server_settings);
         server::serve(listener, routes, options, server_shutdown).await
     });
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -355,14 +352,16 @@ async fn a_consumer_waits_for_a_producer_that_is_down_and_catches_up() {
     server.await.unwrap().unwrap();
 }
 
-async fn connect(endpoint: &str) -> EventLogClient<tonic::transport::Channel> {
-    for _ in 0..100 {
-        if let Ok(c) = EventLogClient::connect(endpoint.to_owned()).await {
-            return c;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("producer did not come up");
+/// A service's access to its peers under `settings` (its token signed with the test key).
+fn access(settings: &Settings) -> baton_shared::peer::PeerAccess {
+    baton_shared::peer::PeerAccess::from_settings("consumer", settings).unwrap()
+}
+
+/// A subscriber with a service token for every tenant.
+async fn connect(endpoint: &str) -> EventLogClient<baton_shared::peer::AuthChannel> {
+    let token =
+        baton_shared::testing::token("service:test", "*", &[baton_shared::auth::Role::Service]);
+    EventLogClient::new(baton_shared::testing::channel_with(endpoint, &token).await)
 }
 
 async fn count(db: &DatabaseConnection, sql: &str) -> i64 {

@@ -24,9 +24,10 @@ use baton_proto::{
         kpi_service_client::KpiServiceClient,
     },
 };
+use baton_shared::peer::AuthChannel;
 use baton_shared::time;
 use chrono::{DateTime, Duration as Span, DurationRound, Utc};
-use tonic::{Code, transport::Channel};
+use tonic::Code;
 use tonic_types::StatusExt;
 
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -184,7 +185,12 @@ async fn deal(suite: &TestSuite, n: usize, captured_at: DateTime<Utc>, end: End)
     id
 }
 
-async fn spend(kpis: &mut KpiServiceClient<Channel>, key: &str, days: (String, String), m: Money) {
+async fn spend(
+    kpis: &mut KpiServiceClient<AuthChannel>,
+    key: &str,
+    days: (String, String),
+    m: Money,
+) {
     kpis.record_spend(RecordSpendRequest {
         request_id: key.into(),
         channel: "ads".into(),

@@ -27,7 +27,7 @@ fn at(s: &str) -> DateTime<Utc> {
 }
 
 async fn capture_at(
-    capture: &mut CaptureServiceClient<tonic::transport::Channel>,
+    capture: &mut CaptureServiceClient<baton_shared::peer::AuthChannel>,
     n: usize,
     channel: &str,
     captured_at: Option<DateTime<Utc>>,
@@ -737,12 +737,11 @@ async fn baton_report_kpis_prints_each_value_with_its_numerator_and_denominator(
         group_by: vec!["channel".into()],
         filters: vec![],
     };
-    let endpoint = suite.suite.endpoint(baton_shared::ServiceName::Reporting);
+    let settings = suite.suite.settings();
     let table = eventually("two leads in the report", PATIENCE, || {
-        let endpoint = endpoint.clone();
         let report = report.clone();
         async move {
-            let t = kpis(&endpoint, &report).await.ok()?;
+            let t = kpis(settings, &report).await.ok()?;
             t.lines()
                 .any(|l| l.contains("leads") && l.contains("channel=ads") && l.contains(" 2 "))
                 .then_some(t)
@@ -760,7 +759,7 @@ async fn baton_report_kpis_prints_each_value_with_its_numerator_and_denominator(
     );
     assert!(
         kpis(
-            &endpoint,
+            settings,
             &KpiReport {
                 kpis: vec!["happiness".into()],
                 ..report.clone()

@@ -20,11 +20,11 @@ use baton_proto::{
 pub use baton_shared::testing::eventually;
 
 pub mod sales;
+use baton_shared::peer::AuthChannel;
 use baton_shared::{
     ServiceName,
     testing::{TestDatabase, settings_with},
 };
-use tonic::transport::Channel;
 
 /// A running suite and the databases it owns (dropped after it).
 pub struct TestSuite {
@@ -53,35 +53,35 @@ impl TestSuite {
             .unwrap_or_default()
     }
 
-    pub async fn contracts(&self) -> ContractServiceClient<Channel> {
+    pub async fn contracts(&self) -> ContractServiceClient<AuthChannel> {
         ContractServiceClient::new(self.channel(ServiceName::Reporting).await)
     }
 
-    pub async fn channel(&self, name: ServiceName) -> Channel {
+    pub async fn channel(&self, name: ServiceName) -> AuthChannel {
         baton_shared::testing::channel(&self.suite.endpoint(name)).await
     }
 
-    pub async fn capture(&self) -> CaptureServiceClient<Channel> {
+    pub async fn capture(&self) -> CaptureServiceClient<AuthChannel> {
         CaptureServiceClient::new(self.channel(ServiceName::Capture).await)
     }
-    pub async fn qualification(&self) -> QualificationServiceClient<Channel> {
+    pub async fn qualification(&self) -> QualificationServiceClient<AuthChannel> {
         QualificationServiceClient::new(self.channel(ServiceName::Qualification).await)
     }
-    pub async fn distribution(&self) -> DistributionServiceClient<Channel> {
+    pub async fn distribution(&self) -> DistributionServiceClient<AuthChannel> {
         DistributionServiceClient::new(self.channel(ServiceName::Distribution).await)
     }
-    pub async fn nurture(&self) -> NurtureServiceClient<Channel> {
+    pub async fn nurture(&self) -> NurtureServiceClient<AuthChannel> {
         NurtureServiceClient::new(self.channel(ServiceName::Nurture).await)
     }
-    pub async fn reporting(&self) -> ReportingServiceClient<Channel> {
+    pub async fn reporting(&self) -> ReportingServiceClient<AuthChannel> {
         ReportingServiceClient::new(self.channel(ServiceName::Reporting).await)
     }
 
-    pub async fn kpis(&self) -> KpiServiceClient<Channel> {
+    pub async fn kpis(&self) -> KpiServiceClient<AuthChannel> {
         KpiServiceClient::new(self.channel(ServiceName::Reporting).await)
     }
 
-    pub async fn plans(&self) -> PlanningServiceClient<Channel> {
+    pub async fn plans(&self) -> PlanningServiceClient<AuthChannel> {
         PlanningServiceClient::new(self.channel(ServiceName::Reporting).await)
     }
 
@@ -138,7 +138,7 @@ pub fn rep(n: usize) -> CreateRepRequest {
 
 /// Captures a lead that must be accepted and returns its id.
 pub async fn captured_id(
-    client: &mut CaptureServiceClient<Channel>,
+    client: &mut CaptureServiceClient<AuthChannel>,
     request: CaptureLeadRequest,
 ) -> String {
     let response = client
@@ -155,7 +155,7 @@ pub async fn captured_id(
 /// Polls GetKpis with `request` until `ready` holds for its series (reporting applies events
 /// asynchronously), and returns them.
 pub async fn kpis_when(
-    kpis: &KpiServiceClient<Channel>,
+    kpis: &KpiServiceClient<AuthChannel>,
     what: &str,
     request: &baton_proto::reporting::v1::GetKpisRequest,
     ready: impl Fn(&[baton_proto::reporting::v1::KpiSeries]) -> bool,

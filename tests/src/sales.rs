@@ -15,7 +15,7 @@ use baton_proto::{
         contract_service_client::ContractServiceClient,
     },
 };
-use tonic::transport::Channel;
+use baton_shared::peer::AuthChannel;
 
 use crate::{TestSuite, eventually};
 
@@ -23,7 +23,7 @@ const PATIENCE: Duration = Duration::from_secs(60);
 
 /// Creates a contract with `terms` and has both of its owners approve it (it becomes active).
 pub async fn approve_contract(
-    contracts: &mut ContractServiceClient<Channel>,
+    contracts: &mut ContractServiceClient<AuthChannel>,
     request_id: &str,
     terms: ContractTerms,
 ) {
@@ -51,7 +51,7 @@ pub async fn approve_contract(
 /// Teams `is_team` (inside sales) and `fs_team` (field sales), `is_reps` IS reps working 9-18 in
 /// Tokyo, and one rule routing every lead to IS. Returns the IS reps' ids.
 pub async fn sales_floor(
-    d: &mut DistributionServiceClient<Channel>,
+    d: &mut DistributionServiceClient<AuthChannel>,
     is_team: &str,
     fs_team: &str,
     is_reps: usize,

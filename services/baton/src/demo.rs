@@ -43,19 +43,15 @@ pub async fn run(
 ) -> anyhow::Result<Funnel> {
     let run_id = uuid::Uuid::now_v7().simple().to_string();
     let started = Utc::now() - chrono::Duration::days(1);
-    let mut capture =
-        CaptureServiceClient::connect(settings.service(ServiceName::Capture).endpoint.clone())
+    let channel = async |name: ServiceName| {
+        crate::access::connect(settings, &settings.service(name).endpoint)
             .await
-            .context("connect to capture")?;
-    let mut distribution = DistributionServiceClient::connect(
-        settings.service(ServiceName::Distribution).endpoint.clone(),
-    )
-    .await
-    .context("connect to distribution")?;
-    let mut reporting =
-        ReportingServiceClient::connect(settings.service(ServiceName::Reporting).endpoint.clone())
-            .await
-            .context("connect to reporting")?;
+            .with_context(|| format!("connect to {name}"))
+    };
+    let mut capture = CaptureServiceClient::new(channel(ServiceName::Capture).await?);
+    let mut distribution =
+        DistributionServiceClient::new(channel(ServiceName::Distribution).await?);
+    let mut reporting = ReportingServiceClient::new(channel(ServiceName::Reporting).await?);
 
     for r in 0..plan.reps {
         distribution

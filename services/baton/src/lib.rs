@@ -3,6 +3,7 @@
 //! shared by the CLI and the end-to-end tests. The benchmarks live in their own crate
 //! (`services/bench`, binary `baton-bench`), so this binary carries no test helpers.
 
+pub mod access;
 pub mod demo;
 pub mod report;
 pub mod suite;

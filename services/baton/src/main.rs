@@ -2,8 +2,12 @@
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
-use baton::{demo, report, suite};
-use baton_shared::{ServiceName, Settings, server, telemetry};
+use baton::{access, demo, report, suite};
+use baton_shared::{
+    ServiceName, Settings,
+    auth::{Role, token::TokenSpec},
+    server, telemetry,
+};
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
@@ -39,6 +43,23 @@ enum Command {
     Report {
         #[command(subcommand)]
         what: ReportCommand,
+    },
+    /// Sign a token with the local key (auth.signing_key_file, or the development key `baton up`
+    /// creates) and print it.
+    Token {
+        /// The tenant the token is for ("*" only with --role service: every tenant's event logs).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// marketing, inside_sales, field_sales, sales_ops, admin or service; repeatable or
+        /// comma-separated.
+        #[arg(long = "role", value_delimiter = ',', required = true)]
+        roles: Vec<Role>,
+        /// Who the token names: the person or service (the actor of its decisions).
+        #[arg(long)]
+        sub: String,
+        /// How long it is valid: e.g. 90s, 15m, 1h, 7d.
+        #[arg(long, default_value = "1h", value_parser = access::parse_ttl)]
+        ttl: Duration,
     },
     /// Drive a small lead flow through a running suite and print the funnel.
     Demo {
@@ -126,11 +147,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Up => {
             let settings = Settings::load(cli.config.as_deref())?;
             let _telemetry = telemetry::init(&settings.telemetry, "baton")?;
-            let suite = suite::Suite::start(settings).await?;
+            let created = suite::ensure_dev_key(&settings)?;
+            let suite = suite::Suite::start(settings.clone()).await?;
             println!("baton is up (Ctrl-C to stop):");
             for (name, endpoint) in suite.endpoints() {
                 println!("  {:<14} {endpoint}", name.as_str());
             }
+            print_admin_token(&settings, created)?;
             let shutdown = CancellationToken::new();
             tokio::spawn(server::cancel_on_signal(shutdown.clone()));
             suite.run_until(shutdown).await?;
@@ -164,25 +187,37 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 group_by: by,
                 filters: filter,
             };
-            let endpoint = &settings.service(ServiceName::Reporting).endpoint;
-            print!("{}", report::kpis(endpoint, &report).await?);
+            print!("{}", report::kpis(&settings, &report).await?);
         }
         Command::Report {
             what: ReportCommand::Funnel { from, to, tz, by },
         } => {
             let settings = Settings::load(cli.config.as_deref())?;
-            let endpoint = &settings.service(ServiceName::Reporting).endpoint;
             print!(
                 "{}",
-                report::funnel(endpoint, (&from, &to), &tz, &by).await?
+                report::funnel(&settings, (&from, &to), &tz, &by).await?
             );
         }
         Command::Report {
             what: ReportCommand::Plan { id, as_of },
         } => {
             let settings = Settings::load(cli.config.as_deref())?;
-            let endpoint = &settings.service(ServiceName::Reporting).endpoint;
-            print!("{}", report::plan(endpoint, &id, as_of.as_deref()).await?);
+            print!("{}", report::plan(&settings, &id, as_of.as_deref()).await?);
+        }
+        Command::Token {
+            tenant,
+            roles,
+            sub,
+            ttl,
+        } => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            let spec = TokenSpec {
+                sub,
+                tenant: tenant.unwrap_or_else(|| settings.tenancy.default_tenant.clone()),
+                roles,
+                ttl,
+            };
+            println!("{}", access::mint(&settings, &spec)?);
         }
         Command::Demo { leads, reps } => {
             let settings = Arc::new(Settings::load(cli.config.as_deref())?);
@@ -195,5 +230,35 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", demo::render(&funnel));
         }
     }
+    Ok(())
+}
+
+/// What `baton up` prints for a first call: a day's admin token of the default tenant, signed
+/// with the local key, and how to make others.
+fn print_admin_token(settings: &Settings, created_key: Option<PathBuf>) -> anyhow::Result<()> {
+    if !settings.auth.enabled {
+        println!("auth is off (auth.enabled = false): calls need no token");
+        return Ok(());
+    }
+    if let Some(path) = created_key {
+        println!("created a development signing key at {}", path.display());
+    }
+    let token = access::mint(
+        settings,
+        &TokenSpec {
+            sub: "admin".into(),
+            tenant: settings.tenancy.default_tenant.clone(),
+            roles: vec![Role::Admin],
+            ttl: Duration::from_secs(86_400),
+        },
+    )?;
+    println!(
+        "admin token for tenant {:?} (24 h; send it as `authorization: Bearer <token>`):",
+        settings.tenancy.default_tenant
+    );
+    println!("  export BATON_TOKEN={token}");
+    println!(
+        "other tokens: baton token --tenant acme --role inside_sales --sub alice@acme.example --ttl 8h"
+    );
     Ok(())
 }

@@ -13,7 +13,7 @@ use baton_proto::{
         reporting_service_client::ReportingServiceClient,
     },
 };
-use baton_shared::time;
+use baton_shared::{ServiceName, Settings, time};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use comfy_table::{Table, presets::UTF8_FULL};
 
@@ -133,12 +133,18 @@ pub fn render(series: &[KpiSeries], time_zone: &str) -> String {
     format!("{table}\n")
 }
 
-/// Asks reporting at `endpoint` and renders the answer.
-pub async fn kpis(endpoint: &str, report: &KpiReport) -> anyhow::Result<String> {
-    let request = request(report)?;
-    let mut client = KpiServiceClient::connect(endpoint.to_owned())
+/// A channel to the reporting service the settings name, with the CLI's token.
+async fn reporting(settings: &Settings) -> anyhow::Result<baton_shared::peer::AuthChannel> {
+    let endpoint = &settings.service(ServiceName::Reporting).endpoint;
+    crate::access::connect(settings, endpoint)
         .await
-        .with_context(|| format!("connect to reporting at {endpoint}"))?;
+        .with_context(|| format!("reporting at {endpoint}"))
+}
+
+/// Asks reporting (at the settings' endpoint) and renders the answer.
+pub async fn kpis(settings: &Settings, report: &KpiReport) -> anyhow::Result<String> {
+    let request = request(report)?;
+    let mut client = KpiServiceClient::new(reporting(settings).await?);
     let answer = client
         .get_kpis(request)
         .await
@@ -193,16 +199,14 @@ pub fn render_funnel(f: &Funnel) -> String {
     format!("{table}\n")
 }
 
-/// Asks reporting at `endpoint` for the funnel of `[from, to)` and renders it.
+/// Asks reporting for the funnel of `[from, to)` and renders it.
 pub async fn funnel(
-    endpoint: &str,
+    settings: &Settings,
     (from, to): (&str, &str),
     time_zone: &str,
     group_by: &[String],
 ) -> anyhow::Result<String> {
-    let mut client = ReportingServiceClient::connect(endpoint.to_owned())
-        .await
-        .with_context(|| format!("connect to reporting at {endpoint}"))?;
+    let mut client = ReportingServiceClient::new(reporting(settings).await?);
     let answer = client
         .get_funnel(GetFunnelRequest {
             from: Some(time::to_proto(instant(from, time_zone)?)),
@@ -308,11 +312,13 @@ pub fn render_plan(p: &PlanProgress) -> String {
     out
 }
 
-/// Asks reporting at `endpoint` for plan `plan_id`'s progress and renders it.
-pub async fn plan(endpoint: &str, plan_id: &str, as_of: Option<&str>) -> anyhow::Result<String> {
-    let mut client = PlanningServiceClient::connect(endpoint.to_owned())
-        .await
-        .with_context(|| format!("connect to reporting at {endpoint}"))?;
+/// Asks reporting for plan `plan_id`'s progress and renders it.
+pub async fn plan(
+    settings: &Settings,
+    plan_id: &str,
+    as_of: Option<&str>,
+) -> anyhow::Result<String> {
+    let mut client = PlanningServiceClient::new(reporting(settings).await?);
     let as_of = as_of.map(|t| instant(t, "")).transpose()?;
     let answer = client
         .get_plan_progress(GetPlanProgressRequest {

@@ -23,6 +23,17 @@ pub async fn run_service(
     }
 }
 
+/// Creates the development HS256 secret the settings name if auth is on and it is missing;
+/// returns its path when it did.
+pub fn ensure_dev_key(settings: &Settings) -> Result<Option<std::path::PathBuf>, BootError> {
+    let path = &settings.auth.hs256_secret_file;
+    if !settings.auth.enabled || path.is_empty() {
+        return Ok(None);
+    }
+    let path = std::path::PathBuf::from(path);
+    Ok(baton_shared::auth::token::ensure_dev_secret(&path)?.then_some(path))
+}
+
 /// Applies the pending migrations of service `name` to the database its settings name.
 pub async fn migrate_service(name: ServiceName, settings: &Settings) -> Result<(), BootError> {
     let url = &settings.service(name).database_url;
@@ -112,6 +123,11 @@ impl Suite {
             .iter()
             .map(|n| (*n, self.endpoint(*n)))
             .collect()
+    }
+
+    /// The settings the suite runs with (its peers' real endpoints included).
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     pub fn endpoint(&self, name: ServiceName) -> String {

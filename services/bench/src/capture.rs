@@ -8,11 +8,11 @@ use anyhow::Context;
 use baton_proto::capture::v1::{
     CaptureLeadRequest, LeadSource, capture_service_client::CaptureServiceClient,
 };
+use baton_shared::peer::AuthChannel as Channel;
 use baton_shared::{
     ServiceName,
     testing::{TestDatabase, bind_ephemeral, channel, settings_with, spawn},
 };
-use tonic::transport::Channel;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use crate::measure::{BenchPlan, Measurement, drive, median, report};

@@ -464,7 +464,7 @@ async fn insert_seed(
 
 /// GetKpis latencies of `calls` calls, one at a time.
 async fn latencies(
-    client: &mut KpiServiceClient<tonic::transport::Channel>,
+    client: &mut KpiServiceClient<baton_shared::peer::AuthChannel>,
     request: &GetKpisRequest,
     calls: usize,
 ) -> anyhow::Result<Latency> {

@@ -8,11 +8,11 @@ use std::{
 
 use anyhow::Context;
 use baton_proto::capture::v1::capture_service_client::CaptureServiceClient;
+use baton_shared::peer::AuthChannel as Channel;
 use baton_shared::{
     ServiceName,
     testing::{RunningService, TestDatabase, bind_ephemeral, channel, settings_with, spawn},
 };
-use tonic::transport::Channel;
 
 use crate::{
     capture::capture_request,

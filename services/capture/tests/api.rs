@@ -13,17 +13,18 @@ use baton_proto::{
     },
     events::v1::{SubscribeRequest, event_log_client::EventLogClient},
 };
+use baton_shared::peer::AuthChannel;
 use baton_shared::{
     ServiceName,
     testing::{RunningService, TestDatabase, bind_ephemeral, channel, settings_with, spawn},
 };
 use prost_types::FieldMask;
-use tonic::{Code, transport::Channel};
+use tonic::Code;
 use tonic_types::StatusExt;
 
 struct Fixture {
     service: RunningService,
-    client: CaptureServiceClient<Channel>,
+    client: CaptureServiceClient<AuthChannel>,
     _db: TestDatabase,
 }
 

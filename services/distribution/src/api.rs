@@ -12,6 +12,7 @@ use baton_proto::distribution::v1::{
 };
 use baton_shared::{
     TenantId, Violations,
+    auth::Identity,
     fields::{MAX_ACTOR_LEN, MAX_ID_LEN},
     paging::Page,
     time,
@@ -135,7 +136,10 @@ impl DistributionService for Api {
         request: Request<CreateHandoffRequest>,
     ) -> Result<Response<Handoff>, Status> {
         let tenant = TenantId::of(&request)?;
-        let req = request.into_inner();
+        let who = Identity::of(&request)?;
+        let mut req = request.into_inner();
+        // The actor is the caller: an empty field means them, another name is refused.
+        req.handed_off_by = who.actor("handed_off_by", &req.handed_off_by)?;
         let mut v = Violations::new();
         let meeting_at = match req.meeting_at.as_ref().map(time::from_proto) {
             None => None,
@@ -168,7 +172,10 @@ impl DistributionService for Api {
         request: Request<AcceptHandoffRequest>,
     ) -> Result<Response<Handoff>, Status> {
         let tenant = TenantId::of(&request)?;
-        let req = request.into_inner();
+        let who = Identity::of(&request)?;
+        let mut req = request.into_inner();
+        // The actor is the caller: an empty field means them, another name is refused.
+        req.decided_by = who.actor("decided_by", &req.decided_by)?;
         self.step(
             &tenant,
             StepCall {
@@ -189,7 +196,10 @@ impl DistributionService for Api {
         request: Request<RejectHandoffRequest>,
     ) -> Result<Response<Handoff>, Status> {
         let tenant = TenantId::of(&request)?;
-        let req = request.into_inner();
+        let who = Identity::of(&request)?;
+        let mut req = request.into_inner();
+        // The actor is the caller: an empty field means them, another name is refused.
+        req.decided_by = who.actor("decided_by", &req.decided_by)?;
         let mut v = Violations::new();
         let reason_code = v.required("reason_code", &req.reason_code, MAX_ID_LEN);
         self.step(
@@ -238,7 +248,10 @@ impl DistributionService for Api {
         request: Request<RuleDisputeRequest>,
     ) -> Result<Response<Handoff>, Status> {
         let tenant = TenantId::of(&request)?;
-        let req = request.into_inner();
+        let who = Identity::of(&request)?;
+        let mut req = request.into_inner();
+        // The actor is the caller: an empty field means them, another name is refused.
+        req.ruled_by = who.actor("ruled_by", &req.ruled_by)?;
         let step = if req.uphold_rejection {
             Step::Uphold
         } else {
@@ -264,7 +277,10 @@ impl DistributionService for Api {
         request: Request<RecordOutcomeRequest>,
     ) -> Result<Response<Handoff>, Status> {
         let tenant = TenantId::of(&request)?;
-        let req = request.into_inner();
+        let who = Identity::of(&request)?;
+        let mut req = request.into_inner();
+        // The actor is the caller: an empty field means them, another name is refused.
+        req.recorded_by = who.actor("recorded_by", &req.recorded_by)?;
         let mut v = Violations::new();
         if !req.won {
             v.required("lost_reason", &req.lost_reason, MAX_NOTES_LEN);
@@ -469,7 +485,10 @@ impl DistributionService for Api {
         request: Request<ReassignLeadRequest>,
     ) -> Result<Response<pb::Assignment>, Status> {
         let tenant = TenantId::of(&request)?;
-        let req = request.into_inner();
+        let who = Identity::of(&request)?;
+        let mut req = request.into_inner();
+        // The actor is the caller: an empty field means them, another name is refused.
+        req.requested_by = who.actor("requested_by", &req.requested_by)?;
         let mut v = Violations::new();
         let lead_id = v.required("lead_id", &req.lead_id, MAX_ID_LEN);
         v.required("requested_by", &req.requested_by, MAX_ACTOR_LEN);
@@ -483,7 +502,10 @@ impl DistributionService for Api {
         request: Request<ReassignRepLeadsRequest>,
     ) -> Result<Response<ReassignRepLeadsResponse>, Status> {
         let tenant = TenantId::of(&request)?;
-        let req = request.into_inner();
+        let who = Identity::of(&request)?;
+        let mut req = request.into_inner();
+        // The actor is the caller: an empty field means them, another name is refused.
+        req.requested_by = who.actor("requested_by", &req.requested_by)?;
         let mut v = Violations::new();
         let rep_id = v.required("rep_id", &req.rep_id, MAX_ID_LEN);
         v.required("requested_by", &req.requested_by, MAX_ACTOR_LEN);

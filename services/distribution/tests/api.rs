@@ -12,17 +12,18 @@ use baton_proto::{
         distribution_service_client::DistributionServiceClient,
     },
 };
+use baton_shared::peer::AuthChannel;
 use baton_shared::{
     ServiceName,
     testing::{
         RunningService, TestDatabase, bind_ephemeral, channel, eventually, settings_with, spawn,
     },
 };
-use tonic::{Code, transport::Channel};
+use tonic::Code;
 
 struct Fixture {
-    capture: CaptureServiceClient<Channel>,
-    distribution: DistributionServiceClient<Channel>,
+    capture: CaptureServiceClient<AuthChannel>,
+    distribution: DistributionServiceClient<AuthChannel>,
     services: Vec<RunningService>,
     _dbs: Vec<TestDatabase>,
 }

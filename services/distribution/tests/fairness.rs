@@ -17,6 +17,7 @@ use baton_proto::{
     },
     qualification::v1::{Stage, StageChanged},
 };
+use baton_shared::peer::AuthChannel;
 use baton_shared::{
     ServiceName, TenantId,
     events::EventLog,
@@ -26,12 +27,11 @@ use baton_shared::{
     },
 };
 use sea_orm::TransactionTrait;
-use tonic::transport::Channel;
 
 const LEADS: usize = 10_000;
 
 async fn rep(
-    d: &mut DistributionServiceClient<Channel>,
+    d: &mut DistributionServiceClient<AuthChannel>,
     n: usize,
     weight: f64,
     capacity: i32,
@@ -72,7 +72,7 @@ struct Fixture {
     reporting: EventLogStandIn,
     capture: EventLogStandIn,
     distribution: RunningService,
-    d: DistributionServiceClient<Channel>,
+    d: DistributionServiceClient<AuthChannel>,
     distribution_url: String,
     _dbs: [TestDatabase; 4],
 }

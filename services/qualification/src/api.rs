@@ -13,6 +13,7 @@ use baton_proto::qualification::v1::{
 };
 use baton_shared::{
     TenantId, Violations,
+    auth::Identity,
     fields::{self, MAX_ACTOR_LEN, MAX_NOTE_LEN},
     paging::Page,
     time,
@@ -48,7 +49,10 @@ impl QualificationService for Api {
         request: Request<RecordBantRequest>,
     ) -> Result<Response<LeadStage>, Status> {
         let tenant = TenantId::of(&request)?;
-        let req = request.into_inner();
+        let who = Identity::of(&request)?;
+        let mut req = request.into_inner();
+        // The actor is the caller: an empty field means them, another name is refused.
+        req.recorded_by = who.actor("recorded_by", &req.recorded_by)?;
         let lead_id = fields::required_id("lead_id", &req.lead_id)?;
         let mut violations = Violations::new();
         let recorded_by = violations.required("recorded_by", &req.recorded_by, MAX_ACTOR_LEN);
@@ -72,7 +76,10 @@ impl QualificationService for Api {
         request: Request<ChangeStageRequest>,
     ) -> Result<Response<LeadStage>, Status> {
         let tenant = TenantId::of(&request)?;
-        let req = request.into_inner();
+        let who = Identity::of(&request)?;
+        let mut req = request.into_inner();
+        // The actor is the caller: an empty field means them, another name is refused.
+        req.changed_by = who.actor("changed_by", &req.changed_by)?;
         let lead_id = fields::required_id("lead_id", &req.lead_id)?;
         let mut violations = Violations::new();
         let to = match Stage::try_from(req.to_stage) {
@@ -258,7 +265,10 @@ impl QualificationService for Api {
         request: Request<CreateScoringModelRequest>,
     ) -> Result<Response<ScoringModel>, Status> {
         let tenant = TenantId::of(&request)?;
-        let req = request.into_inner();
+        let who = Identity::of(&request)?;
+        let mut req = request.into_inner();
+        // The actor is the caller: an empty field means them, another name is refused.
+        req.created_by = who.actor("created_by", &req.created_by)?;
         let mut violations = Violations::new();
         let def = definition_from_proto("definition", req.definition.as_ref(), &mut violations);
         let created_by = violations.required("created_by", &req.created_by, MAX_ACTOR_LEN);

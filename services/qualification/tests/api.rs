@@ -15,18 +15,19 @@ use baton_proto::{
         qualification_service_client::QualificationServiceClient,
     },
 };
+use baton_shared::peer::AuthChannel;
 use baton_shared::{
     ServiceName,
     testing::{
         RunningService, TestDatabase, bind_ephemeral, channel, eventually, settings_with, spawn,
     },
 };
-use tonic::{Code, transport::Channel};
+use tonic::Code;
 use tonic_types::StatusExt;
 
 struct Fixture {
-    capture: CaptureServiceClient<Channel>,
-    qualification: QualificationServiceClient<Channel>,
+    capture: CaptureServiceClient<AuthChannel>,
+    qualification: QualificationServiceClient<AuthChannel>,
     qualification_endpoint: String,
     services: Vec<RunningService>,
     _dbs: (TestDatabase, TestDatabase),

@@ -15,6 +15,7 @@ use baton_proto::reporting::v1::{
 };
 use baton_shared::{
     TenantId, Violations,
+    auth::Identity,
     fields::{self, MAX_ACTOR_LEN, MAX_ID_LEN},
     time,
 };
@@ -152,7 +153,11 @@ impl KpiService for Api {
         request: Request<RecordSpendRequest>,
     ) -> Result<Response<RecordSpendResponse>, Status> {
         let tenant = TenantId::of(&request)?;
-        let input = convert::spend_from_proto(request.get_ref())?;
+        let who = Identity::of(&request)?;
+        let mut req = request.into_inner();
+        // The actor is the caller: an empty field means them, another name is refused.
+        req.recorded_by = who.actor("recorded_by", &req.recorded_by)?;
+        let input = convert::spend_from_proto(&req)?;
         let (spend, created) = self.store.record_spend(&tenant, &input).await?;
         Ok(Response::new(RecordSpendResponse {
             spend: Some(convert::spend_to_proto(&spend)),
@@ -223,7 +228,10 @@ impl ContractService for Api {
         request: Request<CreateContractRequest>,
     ) -> Result<Response<Contract>, Status> {
         let tenant = TenantId::of(&request)?;
-        let req = request.into_inner();
+        let who = Identity::of(&request)?;
+        let mut req = request.into_inner();
+        // The actor is the caller: an empty field means them, another name is refused.
+        req.created_by = who.actor("created_by", &req.created_by)?;
         let mut violations = Violations::new();
         let request_id = violations.required("request_id", &req.request_id, MAX_ID_LEN);
         let created_by = violations.required("created_by", &req.created_by, MAX_ACTOR_LEN);
@@ -284,7 +292,10 @@ impl ContractService for Api {
         request: Request<ApproveContractRequest>,
     ) -> Result<Response<Contract>, Status> {
         let tenant = TenantId::of(&request)?;
-        let req = request.into_inner();
+        let who = Identity::of(&request)?;
+        let mut req = request.into_inner();
+        // The actor is the caller: an empty field means them, another name is refused.
+        req.approver = who.actor("approver", &req.approver)?;
         let contract_id = fields::required_id("contract_id", &req.contract_id)?;
         let mut violations = Violations::new();
         let approver = violations.required("approver", &req.approver, MAX_ACTOR_LEN);
@@ -334,7 +345,11 @@ impl PlanningService for Api {
         request: Request<CreatePlanRequest>,
     ) -> Result<Response<Plan>, Status> {
         let tenant = TenantId::of(&request)?;
-        let plan = plans::create(&self.store, &tenant, request.get_ref()).await?;
+        let who = Identity::of(&request)?;
+        let mut req = request.into_inner();
+        // The actor is the caller: an empty field means them, another name is refused.
+        req.created_by = who.actor("created_by", &req.created_by)?;
+        let plan = plans::create(&self.store, &tenant, &req).await?;
         Ok(Response::new(plan))
     }
 

@@ -19,6 +19,7 @@ use super::{
     store::{event_cursor, event_dead_letter},
 };
 use crate::{
+    peer::PeerAccess,
     settings::{EventSettings, ServiceName, Settings},
     time,
 };
@@ -77,6 +78,8 @@ pub struct Consumer<H> {
     /// The consuming service's own log, woken after a handler's transaction commits (handlers may
     /// append events of their own).
     own_log: Option<EventLog>,
+    /// TLS and the service token the subscription is opened with.
+    access: PeerAccess,
 }
 
 impl<H: EventHandler> Consumer<H> {
@@ -88,6 +91,7 @@ impl<H: EventHandler> Consumer<H> {
         handler: H,
         settings: EventSettings,
         own_log: Option<EventLog>,
+        access: PeerAccess,
     ) -> Self {
         Consumer {
             source: source.into(),
@@ -96,6 +100,7 @@ impl<H: EventHandler> Consumer<H> {
             handler: Arc::new(handler),
             settings,
             own_log,
+            access,
         }
     }
 
@@ -107,6 +112,7 @@ impl<H: EventHandler> Consumer<H> {
         db: DatabaseConnection,
         handler: H,
         own_log: &EventLog,
+        access: PeerAccess,
     ) -> Self {
         Self::new(
             source.as_str(),
@@ -115,6 +121,7 @@ impl<H: EventHandler> Consumer<H> {
             handler,
             settings.events.clone(),
             Some(own_log.clone()),
+            access,
         )
     }
 
@@ -148,9 +155,7 @@ impl<H: EventHandler> Consumer<H> {
     /// One connection: returns when the stream ends or fails; `Ok(true)` if it applied anything.
     async fn follow(&self, shutdown: &CancellationToken) -> Result<bool, String> {
         let after_position = self.ensure_cursor().await.map_err(|e| e.to_string())?;
-        let mut client = EventLogClient::connect(self.endpoint.clone())
-            .await
-            .map_err(|e| e.to_string())?;
+        let mut client = EventLogClient::new(self.access.connect(&self.endpoint).await?);
         let mut stream = client
             .subscribe(SubscribeRequest {
                 after_position,

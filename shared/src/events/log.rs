@@ -274,7 +274,21 @@ impl EventLog {
 
     /// Reads up to `limit` events after `after_position`, in position order.
     pub async fn read(&self, after_position: i64, limit: u32) -> Result<Vec<Event>, DbErr> {
-        let rows = event_log::Entity::find()
+        self.read_for(None, after_position, limit).await
+    }
+
+    /// [`EventLog::read`], of one tenant's events only when `tenant` is given.
+    pub async fn read_for(
+        &self,
+        tenant: Option<&TenantId>,
+        after_position: i64,
+        limit: u32,
+    ) -> Result<Vec<Event>, DbErr> {
+        let mut find = event_log::Entity::find();
+        if let Some(t) = tenant {
+            find = find.filter(event_log::Column::TenantId.eq(t.as_str()));
+        }
+        let rows = find
             .filter(event_log::Column::Position.gt(after_position))
             .order_by_asc(event_log::Column::Position)
             .limit(u64::from(limit))
@@ -333,6 +347,12 @@ impl EventLogRpc for EventLogApi {
         &self,
         request: Request<SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
+        // A token for one tenant sees that tenant's events only; a service token for every
+        // tenant (tenant "*") sees them all.
+        let tenant = match crate::auth::Identity::of(&request)?.scope {
+            crate::auth::Scope::Tenant(t) => Some(t),
+            crate::auth::Scope::AllTenants => None,
+        };
         let req = request.into_inner();
         let mut violations = crate::error::Violations::new();
         if req.after_position < 0 {
@@ -350,6 +370,7 @@ impl EventLogRpc for EventLogApi {
         let (tx, rx) = mpsc::channel(batch.clamp(16, 1024) as usize);
         tokio::spawn(pump(
             self.log.clone(),
+            tenant,
             req.after_position,
             batch,
             tx,
@@ -364,6 +385,7 @@ impl EventLogRpc for EventLogApi {
 /// server shuts down.
 async fn pump(
     log: EventLog,
+    tenant: Option<TenantId>,
     mut position: i64,
     batch: u32,
     tx: mpsc::Sender<Result<Event, Status>>,
@@ -373,7 +395,7 @@ async fn pump(
     let poll = Duration::from_millis(log.inner.settings.poll_interval_ms);
     loop {
         published.borrow_and_update();
-        let events = match log.read(position, batch).await {
+        let events = match log.read_for(tenant.as_ref(), position, batch).await {
             Ok(events) => events,
             Err(e) => {
                 let _ = tx.send(Err(database_status(&e))).await;
