@@ -135,6 +135,20 @@ pub fn token(sub: &str, tenant: &str, roles: &[crate::auth::Role]) -> String {
         .expect("mint a test token")
 }
 
+/// `message` as a request made by `sub` (every role, [`TEST_TENANT`]): the actor of a decision is
+/// whoever the token names.
+pub fn as_user<T>(sub: impl AsRef<str>, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    let value = format!(
+        "Bearer {}",
+        token(sub.as_ref(), TEST_TENANT, &crate::auth::Role::ALL)
+    );
+    if let Ok(v) = value.parse() {
+        request.metadata_mut().insert("authorization", v);
+    }
+    request
+}
+
 /// Default settings with every service on 127.0.0.1:0, fast reconnects, the test signing key,
 /// and the given databases.
 pub fn settings_with(databases: &[(ServiceName, &TestDatabase)]) -> Settings {

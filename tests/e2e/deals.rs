@@ -3,6 +3,7 @@
 //! revenue, one lost, one customer churned, and spend in two currencies. Every expected number is
 //! computed by hand in the comments beside it.
 
+use baton_shared::testing::as_user;
 use std::time::Duration;
 
 use baton_e2e::{
@@ -122,42 +123,51 @@ async fn deal(suite: &TestSuite, n: usize, captured_at: DateTime<Utc>, end: End)
         suite
             .qualification()
             .await
-            .record_bant(RecordBantRequest {
-                lead_id: id.clone(),
-                bant: Some(Bant {
-                    budget: yes(),
-                    authority: yes(),
-                    need: yes(),
-                    timeframe: yes(),
-                }),
-                recorded_by: "is0@example.co.jp".into(),
-            })
+            .record_bant(as_user(
+                "is0@example.co.jp",
+                RecordBantRequest {
+                    lead_id: id.clone(),
+                    bant: Some(Bant {
+                        budget: yes(),
+                        authority: yes(),
+                        need: yes(),
+                        timeframe: yes(),
+                    }),
+                    recorded_by: "is0@example.co.jp".into(),
+                },
+            ))
             .await
             .unwrap();
         stage_of(suite, &id, Stage::Sql).await;
     }
     let handoff = d
-        .create_handoff(CreateHandoffRequest {
-            request_id: format!("h-{n}"),
-            lead_id: id.clone(),
-            is_team: "is-deals".into(),
-            fs_team: "fs-deals".into(),
-            meeting_at: Some(time::to_proto(Utc::now() + Span::days(2))),
-            bant: Some(HandoffBant {
-                budget: true,
-                need: true,
+        .create_handoff(as_user(
+            "is0@example.co.jp",
+            CreateHandoffRequest {
+                request_id: format!("h-{n}"),
+                lead_id: id.clone(),
+                is_team: "is-deals".into(),
+                fs_team: "fs-deals".into(),
+                meeting_at: Some(time::to_proto(Utc::now() + Span::days(2))),
+                bant: Some(HandoffBant {
+                    budget: true,
+                    need: true,
+                    ..Default::default()
+                }),
+                handed_off_by: "is0@example.co.jp".into(),
                 ..Default::default()
-            }),
-            handed_off_by: "is0@example.co.jp".into(),
-            ..Default::default()
-        })
+            },
+        ))
         .await
         .unwrap()
         .into_inner();
-    d.accept_handoff(AcceptHandoffRequest {
-        handoff_id: handoff.handoff_id.clone(),
-        decided_by: "fs0@example.co.jp".into(),
-    })
+    d.accept_handoff(as_user(
+        "fs0@example.co.jp",
+        AcceptHandoffRequest {
+            handoff_id: handoff.handoff_id.clone(),
+            decided_by: "fs0@example.co.jp".into(),
+        },
+    ))
     .await
     .unwrap();
     stage_of(suite, &id, Stage::Opportunity).await;
@@ -175,11 +185,14 @@ async fn deal(suite: &TestSuite, n: usize, captured_at: DateTime<Utc>, end: End)
             ..Default::default()
         },
     };
-    d.record_outcome(RecordOutcomeRequest {
-        handoff_id: handoff.handoff_id,
-        recorded_by: "fs0@example.co.jp".into(),
-        ..outcome
-    })
+    d.record_outcome(as_user(
+        "fs0@example.co.jp",
+        RecordOutcomeRequest {
+            handoff_id: handoff.handoff_id,
+            recorded_by: "fs0@example.co.jp".into(),
+            ..outcome
+        },
+    ))
     .await
     .unwrap();
     id
@@ -191,15 +204,18 @@ async fn spend(
     days: (String, String),
     m: Money,
 ) {
-    kpis.record_spend(RecordSpendRequest {
-        request_id: key.into(),
-        channel: "ads".into(),
-        campaign: "winter".into(),
-        start_day: days.0,
-        end_day: days.1,
-        amount: Some(m),
-        recorded_by: "marketing-ops@example.co.jp".into(),
-    })
+    kpis.record_spend(as_user(
+        "marketing-ops@example.co.jp",
+        RecordSpendRequest {
+            request_id: key.into(),
+            channel: "ads".into(),
+            campaign: "winter".into(),
+            start_day: days.0,
+            end_day: days.1,
+            amount: Some(m),
+            recorded_by: "marketing-ops@example.co.jp".into(),
+        },
+    ))
     .await
     .unwrap();
 }
@@ -587,7 +603,7 @@ async fn bad_spend_and_churn_requests_name_the_field_and_a_reused_request_id_is_
         start_day: "2026-11-01".into(),
         end_day: "2026-11-03".into(),
         amount: eur(30_000),
-        recorded_by: "ops@example.co.jp".into(),
+        recorded_by: "tester".into(),
     };
     let bad = |change: fn(&mut RecordSpendRequest)| {
         let mut r = good.clone();
@@ -695,7 +711,7 @@ fn plan_request(key: &str, inputs: PlanInputs, t0: DateTime<Utc>) -> CreatePlanR
         start_time: Some(time::to_proto(t0 - Span::days(30))),
         end_time: Some(time::to_proto(t0 + Span::days(30))),
         inputs: Some(inputs),
-        created_by: "sales-ops@example.co.jp".into(),
+        created_by: "tester".into(),
         ..Default::default()
     }
 }

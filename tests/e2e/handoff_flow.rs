@@ -3,6 +3,7 @@
 //! reassignment), a handoff judged by the gate on the lead's real score and rank, and FS's
 //! decisions moving the lead's stage in qualification.
 
+use baton_shared::testing::as_user;
 use std::time::Duration;
 
 use baton_e2e::{
@@ -247,7 +248,7 @@ async fn a_lead_goes_from_is_to_fs_under_a_contract_and_every_sla_and_stage_foll
             ..Default::default()
         }),
         notes: "Demo for 40 seats".into(),
-        handed_off_by: "is0@example.co.jp".into(),
+        handed_off_by: "tester".into(),
         ..Default::default()
     };
     let refused = d.create_handoff(request.clone()).await.unwrap_err();
@@ -270,19 +271,25 @@ async fn a_lead_goes_from_is_to_fs_under_a_contract_and_every_sla_and_stage_foll
         ..Default::default()
     });
     let handoff = d.create_handoff(request).await.unwrap().into_inner();
-    d.accept_handoff(AcceptHandoffRequest {
-        handoff_id: handoff.handoff_id.clone(),
-        decided_by: "fs0@example.co.jp".into(),
-    })
+    d.accept_handoff(as_user(
+        "fs0@example.co.jp",
+        AcceptHandoffRequest {
+            handoff_id: handoff.handoff_id.clone(),
+            decided_by: "fs0@example.co.jp".into(),
+        },
+    ))
     .await
     .unwrap();
     stage_of(&suite, &leads[0], Stage::Opportunity).await;
-    d.record_outcome(RecordOutcomeRequest {
-        handoff_id: handoff.handoff_id.clone(),
-        won: true,
-        recorded_by: "fs0@example.co.jp".into(),
-        ..Default::default()
-    })
+    d.record_outcome(as_user(
+        "fs0@example.co.jp",
+        RecordOutcomeRequest {
+            handoff_id: handoff.handoff_id.clone(),
+            won: true,
+            recorded_by: "fs0@example.co.jp".into(),
+            ..Default::default()
+        },
+    ))
     .await
     .unwrap();
     stage_of(&suite, &leads[0], Stage::Customer).await;
@@ -304,31 +311,37 @@ async fn a_lead_goes_from_is_to_fs_under_a_contract_and_every_sla_and_stage_foll
 
     // The other lead is handed off and rejected for budget: the contract recycles it to nurture.
     let second_handoff = d
-        .create_handoff(CreateHandoffRequest {
-            request_id: "h-2".into(),
-            lead_id: leads[1].clone(),
-            is_team: "is-tokyo".into(),
-            fs_team: "fs-tokyo".into(),
-            meeting_at: Some(time::to_proto(
-                chrono::Utc::now() + chrono::Duration::days(3),
-            )),
-            bant: Some(HandoffBant {
-                budget: true,
-                need: true,
+        .create_handoff(as_user(
+            "is0@example.co.jp",
+            CreateHandoffRequest {
+                request_id: "h-2".into(),
+                lead_id: leads[1].clone(),
+                is_team: "is-tokyo".into(),
+                fs_team: "fs-tokyo".into(),
+                meeting_at: Some(time::to_proto(
+                    chrono::Utc::now() + chrono::Duration::days(3),
+                )),
+                bant: Some(HandoffBant {
+                    budget: true,
+                    need: true,
+                    ..Default::default()
+                }),
+                handed_off_by: "is0@example.co.jp".into(),
                 ..Default::default()
-            }),
-            handed_off_by: "is0@example.co.jp".into(),
-            ..Default::default()
-        })
+            },
+        ))
         .await
         .unwrap()
         .into_inner();
-    d.reject_handoff(RejectHandoffRequest {
-        handoff_id: second_handoff.handoff_id,
-        reason_code: "no_budget".into(),
-        note: "Frozen until next fiscal year".into(),
-        decided_by: "fs1@example.co.jp".into(),
-    })
+    d.reject_handoff(as_user(
+        "fs1@example.co.jp",
+        RejectHandoffRequest {
+            handoff_id: second_handoff.handoff_id,
+            reason_code: "no_budget".into(),
+            note: "Frozen until next fiscal year".into(),
+            decided_by: "fs1@example.co.jp".into(),
+        },
+    ))
     .await
     .unwrap();
     stage_of(&suite, &leads[1], Stage::Recycled).await;

@@ -264,7 +264,7 @@ async fn mqls_and_sqls_count_each_lead_once() {
             need: yes(),
             timeframe: yes(),
         }),
-        recorded_by: "is@example.co.jp".into(),
+        recorded_by: "tester".into(),
     };
     // BANT only once both are MQLs: a lead whose BANT completes first goes straight to SQL.
     for lead in &leads[..2] {

@@ -1,6 +1,7 @@
 //! The sales floor a handoff test needs: a contract both owners approved, an IS and an FS team,
 //! IS reps, routing to IS, and waits on a lead's stage.
 
+use baton_shared::testing::as_user;
 use std::time::Duration;
 
 use baton_proto::{
@@ -29,20 +30,26 @@ pub async fn approve_contract(
 ) {
     let owners = [terms.is_owner.clone(), terms.fs_owner.clone()];
     let draft = contracts
-        .create_contract(CreateContractRequest {
-            request_id: request_id.into(),
-            terms: Some(terms),
-            created_by: "sales-ops@example.co.jp".into(),
-        })
+        .create_contract(as_user(
+            "sales-ops@example.co.jp",
+            CreateContractRequest {
+                request_id: request_id.into(),
+                terms: Some(terms),
+                created_by: "sales-ops@example.co.jp".into(),
+            },
+        ))
         .await
         .unwrap()
         .into_inner();
     for approver in owners {
         contracts
-            .approve_contract(ApproveContractRequest {
-                contract_id: draft.contract_id.clone(),
-                approver,
-            })
+            .approve_contract(as_user(
+                &approver,
+                ApproveContractRequest {
+                    contract_id: draft.contract_id.clone(),
+                    approver: approver.clone(),
+                },
+            ))
             .await
             .unwrap();
     }

@@ -225,7 +225,10 @@ impl DistributionService for Api {
         request: Request<DisputeRejectionRequest>,
     ) -> Result<Response<Handoff>, Status> {
         let tenant = TenantId::of(&request)?;
-        let req = request.into_inner();
+        let who = Identity::of(&request)?;
+        let mut req = request.into_inner();
+        // The actor is the caller: an empty field means them, another name is refused.
+        req.disputed_by = who.actor("disputed_by", &req.disputed_by)?;
         let mut v = Violations::new();
         v.required("argument", &req.argument, MAX_NOTES_LEN);
         self.step(

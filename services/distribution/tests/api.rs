@@ -1,5 +1,6 @@
 //! distribution over a real socket, fed by real capture and qualification services.
 
+use baton_shared::testing::as_user;
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use baton_proto::{
@@ -562,11 +563,14 @@ mod routing {
         // Reassigned, the lead cannot go back to c and nobody else is available: it waits.
         let moved = f
             .distribution
-            .reassign_lead(ReassignLeadRequest {
-                lead_id: web1.clone(),
-                reason: "customer asked for another rep".into(),
-                requested_by: "is-manager@example.com".into(),
-            })
+            .reassign_lead(as_user(
+                "is-manager@example.com",
+                ReassignLeadRequest {
+                    lead_id: web1.clone(),
+                    reason: "customer asked for another rep".into(),
+                    requested_by: "is-manager@example.com".into(),
+                },
+            ))
             .await
             .unwrap()
             .into_inner();
@@ -602,12 +606,15 @@ mod routing {
         let before = f.open_leads().await;
         let handed = f
             .distribution
-            .reassign_rep_leads(ReassignRepLeadsRequest {
-                rep_id: a.clone(),
-                reason: "left the company".into(),
-                requested_by: "fs-manager@example.com".into(),
-                deactivate: true,
-            })
+            .reassign_rep_leads(as_user(
+                "fs-manager@example.com",
+                ReassignRepLeadsRequest {
+                    rep_id: a.clone(),
+                    reason: "left the company".into(),
+                    requested_by: "fs-manager@example.com".into(),
+                    deactivate: true,
+                },
+            ))
             .await
             .unwrap()
             .into_inner()

@@ -2,6 +2,7 @@
 //! real sockets: reporting and distribution as separate services, distribution following
 //! reporting's event log.
 
+use baton_shared::testing::as_user;
 use std::{sync::Arc, time::Duration};
 
 use baton_proto::{
@@ -79,7 +80,10 @@ async fn a_contract_both_owners_approved_gates_every_handoff_even_while_reportin
     let mut d = DistributionServiceClient::new(channel(&distribution.endpoint).await);
 
     // No contract yet: no handoff.
-    let none = d.create_handoff(handoff("h0", "lead-0")).await.unwrap_err();
+    let none = d
+        .create_handoff(as_user("is-rep@example.com", handoff("h0", "lead-0")))
+        .await
+        .unwrap_err();
     assert_eq!(none.code(), Code::FailedPrecondition);
     assert!(none.message().contains("active_contract"), "{none:?}");
 
@@ -88,11 +92,14 @@ async fn a_contract_both_owners_approved_gates_every_handoff_even_while_reportin
     broken.fs_owner = IS_OWNER.into();
     broken.rejection_reasons.clear();
     let draft = contracts
-        .create_contract(CreateContractRequest {
-            request_id: "c1".into(),
-            terms: Some(broken),
-            created_by: "sales-ops@example.com".into(),
-        })
+        .create_contract(as_user(
+            "sales-ops@example.com",
+            CreateContractRequest {
+                request_id: "c1".into(),
+                terms: Some(broken),
+                created_by: "sales-ops@example.com".into(),
+            },
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -109,10 +116,13 @@ async fn a_contract_both_owners_approved_gates_every_handoff_even_while_reportin
         .into_inner();
     assert!(!check.valid);
     let refused = contracts
-        .approve_contract(ApproveContractRequest {
-            contract_id: draft.contract_id.clone(),
-            approver: IS_OWNER.into(),
-        })
+        .approve_contract(as_user(
+            IS_OWNER,
+            ApproveContractRequest {
+                contract_id: draft.contract_id.clone(),
+                approver: IS_OWNER.into(),
+            },
+        ))
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition);
@@ -132,28 +142,37 @@ async fn a_contract_both_owners_approved_gates_every_handoff_even_while_reportin
         .await
         .unwrap();
     let stranger = contracts
-        .approve_contract(ApproveContractRequest {
-            contract_id: draft.contract_id.clone(),
-            approver: "someone@example.com".into(),
-        })
+        .approve_contract(as_user(
+            "someone@example.com",
+            ApproveContractRequest {
+                contract_id: draft.contract_id.clone(),
+                approver: "someone@example.com".into(),
+            },
+        ))
         .await
         .unwrap_err();
     assert_eq!(stranger.code(), Code::PermissionDenied);
     let half = contracts
-        .approve_contract(ApproveContractRequest {
-            contract_id: draft.contract_id.clone(),
-            approver: IS_OWNER.into(),
-        })
+        .approve_contract(as_user(
+            IS_OWNER,
+            ApproveContractRequest {
+                contract_id: draft.contract_id.clone(),
+                approver: IS_OWNER.into(),
+            },
+        ))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(half.status, ContractStatus::Draft as i32);
     assert!(half.is_approval.is_some() && half.fs_approval.is_none());
     let active = contracts
-        .approve_contract(ApproveContractRequest {
-            contract_id: draft.contract_id.clone(),
-            approver: FS_OWNER.into(),
-        })
+        .approve_contract(as_user(
+            FS_OWNER,
+            ApproveContractRequest {
+                contract_id: draft.contract_id.clone(),
+                approver: FS_OWNER.into(),
+            },
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -176,7 +195,10 @@ async fn a_contract_both_owners_approved_gates_every_handoff_even_while_reportin
             // Probe with a handoff that fails the gate, so nothing is stored once it is judged.
             let mut bad = handoff("probe", "lead-probe");
             bad.meeting_at = None;
-            let status = d.create_handoff(bad).await.unwrap_err();
+            let status = d
+                .create_handoff(as_user("is-rep@example.com", bad))
+                .await
+                .unwrap_err();
             (!status.message().contains("active_contract")).then_some(())
         }
     })
@@ -191,7 +213,10 @@ async fn a_contract_both_owners_approved_gates_every_handoff_even_while_reportin
         need: true,
         ..Default::default()
     });
-    let gate = d.create_handoff(failing).await.unwrap_err();
+    let gate = d
+        .create_handoff(as_user("is-rep@example.com", failing))
+        .await
+        .unwrap_err();
     assert_eq!(gate.code(), Code::FailedPrecondition);
     let items: Vec<(String, String)> = gate
         .get_details_precondition_failure()
@@ -223,7 +248,7 @@ async fn a_contract_both_owners_approved_gates_every_handoff_even_while_reportin
     );
 
     let created = d
-        .create_handoff(handoff("h2", "lead-2"))
+        .create_handoff(as_user("is-rep@example.com", handoff("h2", "lead-2")))
         .await
         .unwrap()
         .into_inner();
@@ -236,7 +261,7 @@ async fn a_contract_both_owners_approved_gates_every_handoff_even_while_reportin
     let at = time::from_proto(created.created_at.as_ref().unwrap()).unwrap();
     assert_eq!(due - at, chrono::Duration::hours(48));
     let again = d
-        .create_handoff(handoff("h2", "lead-2"))
+        .create_handoff(as_user("is-rep@example.com", handoff("h2", "lead-2")))
         .await
         .unwrap()
         .into_inner();
@@ -244,28 +269,37 @@ async fn a_contract_both_owners_approved_gates_every_handoff_even_while_reportin
         again.handoff_id, created.handoff_id,
         "idempotent on request_id"
     );
-    let second = d.create_handoff(handoff("h3", "lead-2")).await.unwrap_err();
+    let second = d
+        .create_handoff(as_user("is-rep@example.com", handoff("h3", "lead-2")))
+        .await
+        .unwrap_err();
     assert!(second.message().contains("one_open_handoff"), "{second:?}");
 
     // FS rejects with a reason from the contract; IS disputes; an owner overturns.
     let unknown = d
-        .reject_handoff(RejectHandoffRequest {
-            handoff_id: created.handoff_id.clone(),
-            reason_code: "too_small".into(),
-            decided_by: "fs-rep@example.com".into(),
-            ..Default::default()
-        })
+        .reject_handoff(as_user(
+            "fs-rep@example.com",
+            RejectHandoffRequest {
+                handoff_id: created.handoff_id.clone(),
+                reason_code: "too_small".into(),
+                decided_by: "fs-rep@example.com".into(),
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), Code::InvalidArgument);
     assert!(unknown.message().contains("no_budget"), "{unknown:?}");
     let rejected = d
-        .reject_handoff(RejectHandoffRequest {
-            handoff_id: created.handoff_id.clone(),
-            reason_code: "no_budget".into(),
-            note: "Budget frozen until April".into(),
-            decided_by: "fs-rep@example.com".into(),
-        })
+        .reject_handoff(as_user(
+            "fs-rep@example.com",
+            RejectHandoffRequest {
+                handoff_id: created.handoff_id.clone(),
+                reason_code: "no_budget".into(),
+                note: "Budget frozen until April".into(),
+                decided_by: "fs-rep@example.com".into(),
+            },
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -274,52 +308,67 @@ async fn a_contract_both_owners_approved_gates_every_handoff_even_while_reportin
         (HandoffState::Rejected as i32, "nurture")
     );
     let late_accept = d
-        .accept_handoff(AcceptHandoffRequest {
-            handoff_id: created.handoff_id.clone(),
-            decided_by: "fs-rep@example.com".into(),
-        })
+        .accept_handoff(as_user(
+            "fs-rep@example.com",
+            AcceptHandoffRequest {
+                handoff_id: created.handoff_id.clone(),
+                decided_by: "fs-rep@example.com".into(),
+            },
+        ))
         .await
         .unwrap_err();
     assert!(late_accept.message().contains("pending_only"));
-    d.dispute_rejection(DisputeRejectionRequest {
-        handoff_id: created.handoff_id.clone(),
-        disputed_by: "is-rep@example.com".into(),
-        argument: "The CFO confirmed budget on the call".into(),
-    })
+    d.dispute_rejection(as_user(
+        "is-rep@example.com",
+        DisputeRejectionRequest {
+            handoff_id: created.handoff_id.clone(),
+            disputed_by: "is-rep@example.com".into(),
+            argument: "The CFO confirmed budget on the call".into(),
+        },
+    ))
     .await
     .unwrap();
     let not_owner = d
-        .rule_dispute(RuleDisputeRequest {
-            handoff_id: created.handoff_id.clone(),
-            ruled_by: "fs-rep@example.com".into(),
-            uphold_rejection: true,
-            note: String::new(),
-        })
+        .rule_dispute(as_user(
+            "fs-rep@example.com",
+            RuleDisputeRequest {
+                handoff_id: created.handoff_id.clone(),
+                ruled_by: "fs-rep@example.com".into(),
+                uphold_rejection: true,
+                note: String::new(),
+            },
+        ))
         .await
         .unwrap_err();
     assert_eq!(not_owner.code(), Code::PermissionDenied);
     let overturned = d
-        .rule_dispute(RuleDisputeRequest {
-            handoff_id: created.handoff_id.clone(),
-            ruled_by: FS_OWNER.into(),
-            uphold_rejection: false,
-            note: "Budget is real".into(),
-        })
+        .rule_dispute(as_user(
+            FS_OWNER,
+            RuleDisputeRequest {
+                handoff_id: created.handoff_id.clone(),
+                ruled_by: FS_OWNER.into(),
+                uphold_rejection: false,
+                note: "Budget is real".into(),
+            },
+        ))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(overturned.state, HandoffState::Accepted as i32);
     let won = d
-        .record_outcome(RecordOutcomeRequest {
-            handoff_id: created.handoff_id.clone(),
-            won: true,
-            amount: Some(Money {
-                currency_code: "JPY".into(),
-                amount_minor: 12_000_000,
-            }),
-            recorded_by: "fs-rep@example.com".into(),
-            ..Default::default()
-        })
+        .record_outcome(as_user(
+            "fs-rep@example.com",
+            RecordOutcomeRequest {
+                handoff_id: created.handoff_id.clone(),
+                won: true,
+                amount: Some(Money {
+                    currency_code: "JPY".into(),
+                    amount_minor: 12_000_000,
+                }),
+                recorded_by: "fs-rep@example.com".into(),
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -392,39 +441,55 @@ async fn each_sla_timer_fires_once_across_replicas_and_a_met_sla_never_fires() {
     let mut contracts = ContractServiceClient::new(channel(&reporting.endpoint).await);
     let mut d = DistributionServiceClient::new(channel(&replicas[0].endpoint).await);
     let draft = contracts
-        .create_contract(CreateContractRequest {
-            request_id: "c1".into(),
-            terms: Some(terms()),
-            created_by: "sales-ops@example.com".into(),
-        })
+        .create_contract(as_user(
+            "sales-ops@example.com",
+            CreateContractRequest {
+                request_id: "c1".into(),
+                terms: Some(terms()),
+                created_by: "sales-ops@example.com".into(),
+            },
+        ))
         .await
         .unwrap()
         .into_inner();
     for approver in [IS_OWNER, FS_OWNER] {
         contracts
-            .approve_contract(ApproveContractRequest {
-                contract_id: draft.contract_id.clone(),
-                approver: approver.into(),
-            })
+            .approve_contract(as_user(
+                approver,
+                ApproveContractRequest {
+                    contract_id: draft.contract_id.clone(),
+                    approver: approver.into(),
+                },
+            ))
             .await
             .unwrap();
     }
     let first = eventually("contract replicated", Duration::from_secs(20), || {
         let mut d = d.clone();
-        async move { d.create_handoff(handoff("h0", "lead-0")).await.ok() }
+        async move {
+            d.create_handoff(as_user("is-rep@example.com", handoff("h0", "lead-0")))
+                .await
+                .ok()
+        }
     })
     .await
     .into_inner();
     for n in 1..20 {
-        d.create_handoff(handoff(&format!("h{n}"), &format!("lead-{n}")))
-            .await
-            .unwrap();
+        d.create_handoff(as_user(
+            "is-rep@example.com",
+            handoff(&format!("h{n}"), &format!("lead-{n}")),
+        ))
+        .await
+        .unwrap();
     }
     // FS decides the first one in time.
-    d.accept_handoff(AcceptHandoffRequest {
-        handoff_id: first.handoff_id.clone(),
-        decided_by: "fs-rep@example.com".into(),
-    })
+    d.accept_handoff(as_user(
+        "fs-rep@example.com",
+        AcceptHandoffRequest {
+            handoff_id: first.handoff_id.clone(),
+            decided_by: "fs-rep@example.com".into(),
+        },
+    ))
     .await
     .unwrap();
 

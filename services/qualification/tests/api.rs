@@ -1,5 +1,6 @@
 //! qualification over a real socket, fed by a real capture service.
 
+use baton_shared::testing::as_user;
 use std::{sync::Arc, time::Duration};
 
 use baton_proto::qualification::v1::{GetRankRequest, LeadRank, Rank, RankChanged};
@@ -318,11 +319,14 @@ async fn complete_bant_makes_an_sql_and_every_move_is_logged_with_who_and_why() 
     };
     let after_two = f
         .qualification
-        .record_bant(RecordBantRequest {
-            lead_id: lead.clone(),
-            bant: Some(partial),
-            recorded_by: "is.rep@example.com".into(),
-        })
+        .record_bant(as_user(
+            "is.rep@example.com",
+            RecordBantRequest {
+                lead_id: lead.clone(),
+                bant: Some(partial),
+                recorded_by: "is.rep@example.com".into(),
+            },
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -337,11 +341,14 @@ async fn complete_bant_makes_an_sql_and_every_move_is_logged_with_who_and_why() 
     };
     let sql = f
         .qualification
-        .record_bant(RecordBantRequest {
-            lead_id: lead.clone(),
-            bant: Some(rest),
-            recorded_by: "is.rep@example.com".into(),
-        })
+        .record_bant(as_user(
+            "is.rep@example.com",
+            RecordBantRequest {
+                lead_id: lead.clone(),
+                bant: Some(rest),
+                recorded_by: "is.rep@example.com".into(),
+            },
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -355,13 +362,16 @@ async fn complete_bant_makes_an_sql_and_every_move_is_logged_with_who_and_why() 
 
     let moved = f
         .qualification
-        .change_stage(ChangeStageRequest {
-            lead_id: lead.clone(),
-            to_stage: Stage::Disqualified as i32,
-            reason: "student, no budget".into(),
-            changed_by: "fs.rep@example.com".into(),
-            ..Default::default()
-        })
+        .change_stage(as_user(
+            "fs.rep@example.com",
+            ChangeStageRequest {
+                lead_id: lead.clone(),
+                to_stage: Stage::Disqualified as i32,
+                reason: "student, no budget".into(),
+                changed_by: "fs.rep@example.com".into(),
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -369,13 +379,16 @@ async fn complete_bant_makes_an_sql_and_every_move_is_logged_with_who_and_why() 
     assert_eq!(moved.history.len(), 3);
     let same = f
         .qualification
-        .change_stage(ChangeStageRequest {
-            lead_id: lead.clone(),
-            to_stage: Stage::Disqualified as i32,
-            reason: "again".into(),
-            changed_by: "fs.rep@example.com".into(),
-            ..Default::default()
-        })
+        .change_stage(as_user(
+            "fs.rep@example.com",
+            ChangeStageRequest {
+                lead_id: lead.clone(),
+                to_stage: Stage::Disqualified as i32,
+                reason: "again".into(),
+                changed_by: "fs.rep@example.com".into(),
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap_err();
     assert_eq!(same.code(), Code::FailedPrecondition);
@@ -393,11 +406,14 @@ async fn complete_bant_makes_an_sql_and_every_move_is_logged_with_who_and_why() 
     assert_eq!(anonymous.code(), Code::InvalidArgument);
     let unknown = f
         .qualification
-        .record_bant(RecordBantRequest {
-            lead_id: "nope".into(),
-            bant: None,
-            recorded_by: "x".into(),
-        })
+        .record_bant(as_user(
+            "x",
+            RecordBantRequest {
+                lead_id: "nope".into(),
+                bant: None,
+                recorded_by: "x".into(),
+            },
+        ))
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
@@ -825,10 +841,13 @@ mod models {
 
         async fn create(&mut self, def: ScoringModelDefinition) -> ScoringModel {
             self.qualification
-                .create_scoring_model(CreateScoringModelRequest {
-                    definition: Some(def),
-                    created_by: "ops@example.com".into(),
-                })
+                .create_scoring_model(as_user(
+                    "ops@example.com",
+                    CreateScoringModelRequest {
+                        definition: Some(def),
+                        created_by: "ops@example.com".into(),
+                    },
+                ))
                 .await
                 .unwrap()
                 .into_inner()
@@ -1062,35 +1081,38 @@ mod models {
         let mut f = start().await;
         let missing_field = f
             .qualification
-            .create_scoring_model(CreateScoringModelRequest {
-                definition: Some(definition(
-                    10,
-                    vec![
-                        ScoringRule {
-                            key: "fit".into(),
-                            points: 5,
-                            trigger: Some(Trigger::Attribute(AttributeTrigger {
-                                conditions: vec![FieldCondition {
-                                    field: " ".into(),
-                                    comparison: Some(Comparison::Gte(1.0)),
-                                    ..Default::default()
-                                }],
-                            })),
-                            ..Default::default()
-                        },
-                        ScoringRule {
-                            key: "odd".into(),
-                            points: 5,
-                            trigger: Some(Trigger::Behaviour(BehaviourTrigger {
-                                activity_kind: 99,
+            .create_scoring_model(as_user(
+                "ops",
+                CreateScoringModelRequest {
+                    definition: Some(definition(
+                        10,
+                        vec![
+                            ScoringRule {
+                                key: "fit".into(),
+                                points: 5,
+                                trigger: Some(Trigger::Attribute(AttributeTrigger {
+                                    conditions: vec![FieldCondition {
+                                        field: " ".into(),
+                                        comparison: Some(Comparison::Gte(1.0)),
+                                        ..Default::default()
+                                    }],
+                                })),
                                 ..Default::default()
-                            })),
-                            ..Default::default()
-                        },
-                    ],
-                )),
-                created_by: "ops".into(),
-            })
+                            },
+                            ScoringRule {
+                                key: "odd".into(),
+                                points: 5,
+                                trigger: Some(Trigger::Behaviour(BehaviourTrigger {
+                                    activity_kind: 99,
+                                    ..Default::default()
+                                })),
+                                ..Default::default()
+                            },
+                        ],
+                    )),
+                    created_by: "ops".into(),
+                },
+            ))
             .await
             .unwrap_err();
         assert_eq!(missing_field.code(), Code::InvalidArgument);
@@ -1272,13 +1294,16 @@ mod models {
         f.score_after(&a, 2).await;
         f.score_after(&b, 1).await;
         f.qualification
-            .change_stage(ChangeStageRequest {
-                lead_id: a.clone(),
-                to_stage: Stage::Sql as i32,
-                reason: "IS confirmed on the call".into(),
-                changed_by: "is-rep@example.com".into(),
-                override_reason: "BANT recorded in the CRM, not here".into(),
-            })
+            .change_stage(as_user(
+                "is-rep@example.com",
+                ChangeStageRequest {
+                    lead_id: a.clone(),
+                    to_stage: Stage::Sql as i32,
+                    reason: "IS confirmed on the call".into(),
+                    changed_by: "is-rep@example.com".into(),
+                    override_reason: "BANT recorded in the CRM, not here".into(),
+                },
+            ))
             .await
             .unwrap();
 
@@ -1450,13 +1475,16 @@ async fn stage_rules_are_data_changed_over_grpc_versioned_and_gate_manual_moves_
     // A manual move to SQL without the gated BANT items is refused, unless overridden.
     let refused = f
         .qualification
-        .change_stage(ChangeStageRequest {
-            lead_id: lead.clone(),
-            to_stage: Stage::Sql as i32,
-            reason: "sounds keen".into(),
-            changed_by: "is.rep@example.com".into(),
-            ..Default::default()
-        })
+        .change_stage(as_user(
+            "is.rep@example.com",
+            ChangeStageRequest {
+                lead_id: lead.clone(),
+                to_stage: Stage::Sql as i32,
+                reason: "sounds keen".into(),
+                changed_by: "is.rep@example.com".into(),
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition);
@@ -1476,15 +1504,18 @@ async fn stage_rules_are_data_changed_over_grpc_versioned_and_gate_manual_moves_
     };
     let sql = f
         .qualification
-        .record_bant(RecordBantRequest {
-            lead_id: lead.clone(),
-            bant: Some(Bant {
-                budget: item("approved"),
-                need: item("clear"),
-                ..Default::default()
-            }),
-            recorded_by: "is.rep@example.com".into(),
-        })
+        .record_bant(as_user(
+            "is.rep@example.com",
+            RecordBantRequest {
+                lead_id: lead.clone(),
+                bant: Some(Bant {
+                    budget: item("approved"),
+                    need: item("clear"),
+                    ..Default::default()
+                }),
+                recorded_by: "is.rep@example.com".into(),
+            },
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -1503,13 +1534,16 @@ async fn stage_rules_are_data_changed_over_grpc_versioned_and_gate_manual_moves_
     .await;
     let overridden = f
         .qualification
-        .change_stage(ChangeStageRequest {
-            lead_id: other.clone(),
-            to_stage: Stage::Sql as i32,
-            reason: "referral from the CEO".into(),
-            changed_by: "is.rep@example.com".into(),
-            override_reason: "BANT confirmed offline".into(),
-        })
+        .change_stage(as_user(
+            "is.rep@example.com",
+            ChangeStageRequest {
+                lead_id: other.clone(),
+                to_stage: Stage::Sql as i32,
+                reason: "referral from the CEO".into(),
+                changed_by: "is.rep@example.com".into(),
+                override_reason: "BANT confirmed offline".into(),
+            },
+        ))
         .await
         .unwrap()
         .into_inner();

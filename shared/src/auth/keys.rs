@@ -26,13 +26,18 @@ struct VerifyKey {
     key: DecodingKey,
     /// Where it came from, for logs.
     origin: String,
+    /// The checks with this key's algorithm (jsonwebtoken refuses a validation whose algorithms
+    /// are not all of the key's family).
+    validation: Validation,
 }
 
 /// Every key in force, and what a token must say.
 pub struct KeyRing {
     keys: Vec<VerifyKey>,
-    validation: Validation,
 }
+
+/// The algorithms Baton accepts.
+const ACCEPTED: [Algorithm; 3] = [Algorithm::RS256, Algorithm::ES256, Algorithm::HS256];
 
 /// The claims Baton reads; `exp`, `iss` and `aud` are checked by the validation.
 #[derive(Deserialize)]
@@ -70,17 +75,20 @@ impl KeyRing {
                     alg: Algorithm::HS256,
                     key: DecodingKey::from_secret(secret),
                     origin: path.display().to_string(),
+                    validation: Validation::default(),
                 });
             }
         }
-        let mut validation = Validation::new(Algorithm::RS256);
-        validation.algorithms = vec![Algorithm::RS256, Algorithm::ES256, Algorithm::HS256];
-        validation.leeway = settings.leeway_seconds;
-        validation.validate_nbf = true;
-        validation.set_issuer(&[&settings.issuer]);
-        validation.set_audience(&[&settings.audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        Ok(KeyRing { keys, validation })
+        for key in &mut keys {
+            let v = &mut key.validation;
+            *v = Validation::new(key.alg);
+            v.leeway = settings.leeway_seconds;
+            v.validate_nbf = true;
+            v.set_issuer(&[&settings.issuer]);
+            v.set_audience(&[&settings.audience]);
+            v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        }
+        Ok(KeyRing { keys })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -97,7 +105,7 @@ impl KeyRing {
     pub fn verify(&self, token: &str) -> Result<Identity, String> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| format!("malformed token: {}", describe(e.kind())))?;
-        if !self.validation.algorithms.contains(&header.alg) {
+        if !ACCEPTED.contains(&header.alg) {
             return Err(format!(
                 "token algorithm {:?} is not accepted; use RS256 or ES256",
                 header.alg
@@ -120,7 +128,7 @@ impl KeyRing {
         }
         let mut last = String::new();
         for key in candidates {
-            match jsonwebtoken::decode::<Claims>(token, &key.key, &self.validation) {
+            match jsonwebtoken::decode::<Claims>(token, &key.key, &key.validation) {
                 Ok(data) => return identity(data.claims),
                 Err(e) if *e.kind() == ErrorKind::InvalidSignature => {
                     last = "signature does not verify with any configured key".into();
@@ -194,6 +202,7 @@ fn pem_key(path: &Path) -> Result<VerifyKey, String> {
             alg: Algorithm::RS256,
             key,
             origin,
+            validation: Validation::default(),
         });
     }
     DecodingKey::from_ec_pem(&pem)
@@ -202,6 +211,7 @@ fn pem_key(path: &Path) -> Result<VerifyKey, String> {
             alg: Algorithm::ES256,
             key,
             origin,
+            validation: Validation::default(),
         })
         .map_err(|_| format!("{}: not an RSA or EC public key in PEM", path.display()))
 }
@@ -239,6 +249,7 @@ fn jwks_keys(path: &Path) -> Result<Vec<VerifyKey>, String> {
             alg,
             key,
             origin: path.display().to_string(),
+            validation: Validation::default(),
         });
     }
     if keys.is_empty() {

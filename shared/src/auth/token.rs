@@ -257,8 +257,11 @@ impl BearerInterceptor {
 }
 
 impl Interceptor for BearerInterceptor {
+    /// A request that already carries `authorization` (one call made as someone else) keeps it.
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(v) = &self.value {
+        if let Some(v) = &self.value
+            && !request.metadata().contains_key("authorization")
+        {
             request.metadata_mut().insert("authorization", v.clone());
         }
         Ok(request)
