@@ -4,14 +4,46 @@
 
 use std::str::FromStr;
 
-use baton_e2e::TestSuite;
+use std::time::Duration;
+
+use baton_e2e::{
+    TestSuite, activity, captured_id, eventually, first_numerator, kpis_when, lead,
+    sales::{approve_contract, sales_floor},
+};
+use baton_proto::{
+    capture::v1::{
+        ActivityKind, GetLeadRequest, ListLeadsRequest, PageKind,
+        capture_service_client::CaptureServiceClient,
+    },
+    distribution::v1::{
+        AssignmentState, CreateHandoffRequest, ExplainAssignmentRequest, GetHandoffRequest,
+        GetRoutingRulesRequest, GetTouchRulesRequest, HandoffBant, ListAssignmentsRequest,
+        ListRepsRequest, ListTeamsRequest, distribution_service_client::DistributionServiceClient,
+    },
+    events::v1::{SubscribeRequest, event_log_client::EventLogClient},
+    nurture::v1::{ListEnrollmentsRequest, nurture_service_client::NurtureServiceClient},
+    qualification::v1::{
+        ExplainScoreRequest, GetRankRequest, GetRankRulesRequest, GetScoreRequest,
+        GetScoringModelRequest, GetStageRequest, GetStageRulesRequest, ListScoringModelsRequest,
+        qualification_service_client::QualificationServiceClient,
+    },
+    reporting::v1::{
+        GetContractRequest, GetFunnelRequest, GetKpisRequest, GetPlanProgressRequest,
+        GetPlanRequest, GetTargetAccountsRequest, Granularity, ListContractsRequest,
+        ListKpisRequest, ListPlansRequest, SetTargetAccountsRequest, TargetAccounts,
+        contract_service_client::ContractServiceClient, kpi_service_client::KpiServiceClient,
+        planning_service_client::PlanningServiceClient,
+        reporting_service_client::ReportingServiceClient,
+    },
+};
 use baton_shared::{
     ServiceName,
     auth::{
         Role,
         policy::{Allowed, Policy},
     },
-    testing::{TEST_SECRET, plain_channel, token},
+    peer::AuthChannel,
+    testing::{TEST_SECRET, as_user, channel_with, plain_channel, token},
 };
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use prost::Message;
@@ -337,5 +369,460 @@ async fn a_token_for_every_tenant_only_subscribes_and_a_refusal_says_what_to_do(
         denied.message().contains("requires the role admin"),
         "{denied:?}"
     );
+    suite.stop().await;
+}
+
+/// Clients of every service as a caller of `tenant` with every role.
+struct Tenant {
+    capture: CaptureServiceClient<AuthChannel>,
+    nurture: NurtureServiceClient<AuthChannel>,
+    qualification: QualificationServiceClient<AuthChannel>,
+    distribution: DistributionServiceClient<AuthChannel>,
+    reporting: ReportingServiceClient<AuthChannel>,
+    kpis: KpiServiceClient<AuthChannel>,
+    plans: PlanningServiceClient<AuthChannel>,
+    contracts: ContractServiceClient<AuthChannel>,
+}
+
+impl Tenant {
+    async fn of(suite: &TestSuite, tenant: &str) -> Tenant {
+        let t = token("tester", tenant, &Role::ALL);
+        let ch = async |name| channel_with(&suite.suite.endpoint(name), &t).await;
+        let reporting = ch(ServiceName::Reporting).await;
+        Tenant {
+            capture: CaptureServiceClient::new(ch(ServiceName::Capture).await),
+            nurture: NurtureServiceClient::new(ch(ServiceName::Nurture).await),
+            qualification: QualificationServiceClient::new(ch(ServiceName::Qualification).await),
+            distribution: DistributionServiceClient::new(ch(ServiceName::Distribution).await),
+            reporting: ReportingServiceClient::new(reporting.clone()),
+            kpis: KpiServiceClient::new(reporting.clone()),
+            plans: PlanningServiceClient::new(reporting.clone()),
+            contracts: ContractServiceClient::new(reporting),
+        }
+    }
+}
+
+fn not_found<T: std::fmt::Debug>(what: &str, r: Result<tonic::Response<T>, tonic::Status>) {
+    match r {
+        Err(s) if s.code() == Code::NotFound => {}
+        other => panic!("tenant B asked for {what} of tenant A and got {other:?}"),
+    }
+}
+
+/// Events of the log at `endpoint` a subscriber with `token` receives within `wait`.
+async fn events_seen(endpoint: &str, token: &str, wait: std::time::Duration) -> usize {
+    let mut log = EventLogClient::new(channel_with(endpoint, token).await);
+    let mut stream = log
+        .subscribe(SubscribeRequest {
+            after_position: 0,
+            max_batch: 0,
+        })
+        .await
+        .expect("subscribe")
+        .into_inner();
+    let mut n = 0;
+    while let Ok(Ok(Some(_))) = tokio::time::timeout(wait, stream.message()).await {
+        n += 1;
+    }
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_b_sees_nothing_of_tenant_a_in_any_get_or_list() {
+    let suite = TestSuite::start().await;
+    let mut a = Tenant::of(&suite, "default").await;
+    let mut b = Tenant::of(&suite, "tenant-b").await;
+
+    // Tenant A: a sales floor, an approved contract, target accounts, spend, an MQL lead that
+    // is assigned and handed off.
+    sales_floor(&mut a.distribution, "is-a", "fs-a", 1).await;
+    approve_contract(
+        &mut a.contracts,
+        "c-a",
+        baton_shared::contract::example_terms("is-a", "fs-a", "is-a@a.example", "fs-a@a.example"),
+    )
+    .await;
+    a.kpis
+        .set_target_accounts(SetTargetAccountsRequest {
+            accounts: Some(TargetAccounts {
+                web_domains: vec!["a.example".into()],
+                ..Default::default()
+            }),
+            expected_version: 0,
+        })
+        .await
+        .unwrap();
+    let lead_id = captured_id(&mut a.capture, lead(1)).await;
+    for (k, kind) in [ActivityKind::MeetingBooked, ActivityKind::FreeTrialStarted]
+        .into_iter()
+        .enumerate()
+    {
+        a.capture
+            .record_activity(activity(
+                &lead_id,
+                &format!("a-{k}"),
+                kind,
+                PageKind::Unspecified,
+            ))
+            .await
+            .unwrap();
+    }
+    eventually("A's lead assigned", Duration::from_secs(60), || {
+        let mut d = a.distribution.clone();
+        let lead_id = lead_id.clone();
+        async move {
+            let x = d
+                .explain_assignment(ExplainAssignmentRequest { lead_id })
+                .await
+                .ok()?
+                .into_inner()
+                .assignment?;
+            (x.state == AssignmentState::Assigned as i32).then_some(())
+        }
+    })
+    .await;
+    let handoff = a
+        .distribution
+        .create_handoff(as_user(
+            "is0@example.co.jp",
+            CreateHandoffRequest {
+                request_id: "h-a".into(),
+                lead_id: lead_id.clone(),
+                is_team: "is-a".into(),
+                fs_team: "fs-a".into(),
+                meeting_at: Some(baton_shared::time::to_proto(
+                    chrono::Utc::now() + chrono::Duration::days(2),
+                )),
+                bant: Some(HandoffBant {
+                    budget: true,
+                    need: true,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let contract_id = a
+        .contracts
+        .list_contracts(ListContractsRequest {
+            is_team: "is-a".into(),
+            fs_team: "fs-a".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .contracts[0]
+        .contract_id
+        .clone();
+    let a_models: Vec<String> = a
+        .qualification
+        .list_scoring_models(ListScoringModelsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .models
+        .into_iter()
+        .map(|m| m.model_id)
+        .collect();
+    let today = chrono::Utc::now();
+    let whole = GetKpisRequest {
+        kpis: vec!["leads".into(), "mqls".into()],
+        start_time: Some(baton_shared::time::to_proto(
+            today - chrono::Duration::days(2),
+        )),
+        end_time: Some(baton_shared::time::to_proto(
+            today + chrono::Duration::days(2),
+        )),
+        granularity: Granularity::Whole as i32,
+        ..Default::default()
+    };
+    kpis_when(&a.kpis, "A's lead in A's KPIs", &whole, |s| {
+        first_numerator(s, "leads") == Some(1.0)
+    })
+    .await;
+    // What A sees, so that B's empty answers below are not vacuous.
+    assert!(
+        a.capture
+            .get_lead(GetLeadRequest {
+                lead_id: lead_id.clone()
+            })
+            .await
+            .is_ok()
+    );
+    assert!(
+        a.distribution
+            .get_handoff(GetHandoffRequest {
+                handoff_id: handoff.handoff_id.clone()
+            })
+            .await
+            .is_ok()
+    );
+
+    // Tenant B, method by method.
+    let mut covered = Vec::new();
+    let mut cover = |m: &str| covered.push(m.to_owned());
+    let id = || lead_id.clone();
+    not_found(
+        "GetLead",
+        b.capture.get_lead(GetLeadRequest { lead_id: id() }).await,
+    );
+    cover("CaptureService/GetLead");
+    let leads = b
+        .capture
+        .list_leads(ListLeadsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(leads.leads.is_empty(), "{leads:?}");
+    cover("CaptureService/ListLeads");
+    let enrolments = b
+        .nurture
+        .list_enrollments(ListEnrollmentsRequest {
+            lead_id: id(),
+            ..Default::default()
+        })
+        .await;
+    match enrolments {
+        Ok(r) => assert!(r.into_inner().enrollments.is_empty()),
+        Err(s) => assert_eq!(s.code(), Code::NotFound),
+    }
+    let all = b
+        .nurture
+        .list_enrollments(ListEnrollmentsRequest::default())
+        .await
+        .unwrap();
+    assert!(all.into_inner().enrollments.is_empty());
+    cover("NurtureService/ListEnrollments");
+    not_found(
+        "GetScore",
+        b.qualification
+            .get_score(GetScoreRequest { lead_id: id() })
+            .await,
+    );
+    cover("QualificationService/GetScore");
+    not_found(
+        "GetRank",
+        b.qualification
+            .get_rank(GetRankRequest { lead_id: id() })
+            .await,
+    );
+    cover("QualificationService/GetRank");
+    not_found(
+        "GetStage",
+        b.qualification
+            .get_stage(GetStageRequest { lead_id: id() })
+            .await,
+    );
+    cover("QualificationService/GetStage");
+    not_found(
+        "ExplainScore",
+        b.qualification
+            .explain_score(ExplainScoreRequest { lead_id: id() })
+            .await,
+    );
+    cover("QualificationService/ExplainScore");
+    for model_id in &a_models {
+        let got = b
+            .qualification
+            .get_scoring_model(GetScoringModelRequest {
+                model_id: model_id.clone(),
+            })
+            .await;
+        not_found("GetScoringModel", got);
+    }
+    let b_models = b
+        .qualification
+        .list_scoring_models(ListScoringModelsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .models;
+    assert!(b_models.iter().all(|m| !a_models.contains(&m.model_id)));
+    cover("QualificationService/GetScoringModel");
+    cover("QualificationService/ListScoringModels");
+    // Rules: B's are its own (A changed none of these; B reads them without error).
+    b.qualification
+        .get_rank_rules(GetRankRulesRequest {})
+        .await
+        .unwrap();
+    cover("QualificationService/GetRankRules");
+    b.qualification
+        .get_stage_rules(GetStageRulesRequest {})
+        .await
+        .unwrap();
+    cover("QualificationService/GetStageRules");
+    let teams = b
+        .distribution
+        .list_teams(ListTeamsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(teams.teams.is_empty(), "{teams:?}");
+    cover("DistributionService/ListTeams");
+    let reps = b
+        .distribution
+        .list_reps(ListRepsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(reps.reps.is_empty(), "{reps:?}");
+    cover("DistributionService/ListReps");
+    let assignments = b
+        .distribution
+        .list_assignments(ListAssignmentsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(assignments.assignments.is_empty(), "{assignments:?}");
+    cover("DistributionService/ListAssignments");
+    not_found(
+        "GetHandoff",
+        b.distribution
+            .get_handoff(GetHandoffRequest {
+                handoff_id: handoff.handoff_id.clone(),
+            })
+            .await,
+    );
+    cover("DistributionService/GetHandoff");
+    not_found(
+        "ExplainAssignment",
+        b.distribution
+            .explain_assignment(ExplainAssignmentRequest { lead_id: id() })
+            .await,
+    );
+    cover("DistributionService/ExplainAssignment");
+    let rules = b
+        .distribution
+        .get_routing_rules(GetRoutingRulesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(rules.rules.is_empty(), "A's routing rule leaked: {rules:?}");
+    cover("DistributionService/GetRoutingRules");
+    b.distribution
+        .get_touch_rules(GetTouchRulesRequest {})
+        .await
+        .unwrap();
+    cover("DistributionService/GetTouchRules");
+    let kpis = b
+        .kpis
+        .get_kpis(whole.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .series;
+    assert!(
+        first_numerator(&kpis, "leads").unwrap_or(0.0) == 0.0,
+        "A's lead counted for B: {kpis:?}"
+    );
+    cover("KpiService/GetKpis");
+    b.kpis.list_kpis(ListKpisRequest {}).await.unwrap();
+    cover("KpiService/ListKpis");
+    let accounts = b
+        .kpis
+        .get_target_accounts(GetTargetAccountsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        accounts.web_domains.is_empty(),
+        "A's target accounts leaked: {accounts:?}"
+    );
+    cover("KpiService/GetTargetAccounts");
+    let funnel = b
+        .reporting
+        .get_funnel(GetFunnelRequest {
+            from: whole.start_time,
+            to: whole.end_time,
+            group_by: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        funnel.groups.iter().all(|g| g.leads == 0),
+        "A's lead in B's funnel: {funnel:?}"
+    );
+    cover("ReportingService/GetFunnel");
+    let contracts = b
+        .contracts
+        .list_contracts(ListContractsRequest {
+            is_team: "is-a".into(),
+            fs_team: "fs-a".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(contracts.contracts.is_empty(), "{contracts:?}");
+    cover("ContractService/ListContracts");
+    not_found(
+        "GetContract",
+        b.contracts
+            .get_contract(GetContractRequest {
+                contract_id: contract_id.clone(),
+            })
+            .await,
+    );
+    cover("ContractService/GetContract");
+    let plans = b
+        .plans
+        .list_plans(ListPlansRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(plans.plans.is_empty());
+    cover("PlanningService/ListPlans");
+    not_found(
+        "GetPlan",
+        b.plans
+            .get_plan(GetPlanRequest {
+                plan_id: "p-a".into(),
+                version: 0,
+            })
+            .await,
+    );
+    cover("PlanningService/GetPlan");
+    not_found(
+        "GetPlanProgress",
+        b.plans
+            .get_plan_progress(GetPlanProgressRequest {
+                plan_id: "p-a".into(),
+                as_of: None,
+            })
+            .await,
+    );
+    cover("PlanningService/GetPlanProgress");
+
+    // Event logs: a service token of tenant B receives none of A's events; one of A receives them.
+    let capture = suite.suite.endpoint(ServiceName::Capture);
+    let wait = Duration::from_millis(800);
+    let of_b = token("service:b", "tenant-b", &[Role::Service]);
+    assert_eq!(events_seen(&capture, &of_b, wait).await, 0);
+    let of_a = token("service:a", "default", &[Role::Service]);
+    assert!(events_seen(&capture, &of_a, wait).await >= 3);
+
+    // Every Get, List and Explain method of the descriptor set was asked above.
+    for (method, _) in methods() {
+        let name = method.path.rsplit('/').next().unwrap_or_default();
+        if ["Get", "List", "Explain"]
+            .iter()
+            .any(|p| name.starts_with(p))
+        {
+            let short = method
+                .path
+                .trim_start_matches('/')
+                .splitn(2, '.')
+                .nth(1)
+                .unwrap_or_default();
+            let short = short.rsplit_once('.').map(|(_, s)| s).unwrap_or(short);
+            assert!(
+                covered.iter().any(|c| c == short),
+                "{} is not checked across tenants",
+                method.path
+            );
+        }
+    }
     suite.stop().await;
 }
