@@ -826,3 +826,49 @@ async fn tenant_b_sees_nothing_of_tenant_a_in_any_get_or_list() {
     }
     suite.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_over_its_rate_limit_is_told_when_to_retry_and_others_are_not_slowed() {
+    use baton_shared::testing::{TestDatabase, bind_ephemeral, settings_with, spawn};
+    use tonic_types::StatusExt;
+    let db = TestDatabase::new("capture_limits").await;
+    let mut settings = settings_with(&[(ServiceName::Capture, &db)]);
+    settings.rate_limit.per_tenant_per_second = 1;
+    settings.rate_limit.burst = 3;
+    let listener = bind_ephemeral(&mut settings, ServiceName::Capture).await;
+    let service = spawn(
+        ServiceName::Capture,
+        &std::sync::Arc::new(settings),
+        listener,
+        baton_capture::run,
+    );
+    let client = |tenant: &str| {
+        let t = token("tester", tenant, &[Role::Admin]);
+        let endpoint = service.endpoint.clone();
+        async move { CaptureServiceClient::new(channel_with(&endpoint, &t).await) }
+    };
+    let mut noisy = client("noisy").await;
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        let r = noisy.list_leads(ListLeadsRequest::default()).await;
+        codes.push(r.as_ref().map_or_else(|s| s.code(), |_| Code::Ok));
+        if let Err(status) = r {
+            let retry = status
+                .get_details_retry_info()
+                .and_then(|r| r.retry_delay)
+                .expect("RetryInfo with a delay");
+            assert!(
+                retry > Duration::ZERO && retry <= Duration::from_secs(1),
+                "{retry:?}"
+            );
+        }
+    }
+    // A burst of 3, then one call per second: the fourth call at once is refused.
+    assert_eq!(
+        codes,
+        [Code::Ok, Code::Ok, Code::Ok, Code::ResourceExhausted]
+    );
+    let mut quiet = client("quiet").await;
+    assert!(quiet.list_leads(ListLeadsRequest::default()).await.is_ok());
+    service.stop().await;
+}
