@@ -23,24 +23,45 @@ impl Violations {
         self.0.is_empty()
     }
 
-    /// A required text field, trimmed: recorded as invalid when empty or longer than `max` bytes.
+    /// A required text field, trimmed: recorded as invalid when empty, longer than `max` bytes
+    /// or holding a control character.
     pub fn required(&mut self, field: &str, raw: &str, max: usize) -> String {
         let v = raw.trim();
         if v.is_empty() {
             self.add(field, "is required");
         } else if v.len() > max {
             self.add(field, format!("must be at most {max} bytes"));
+        } else {
+            self.text(field, v);
         }
         v.to_owned()
     }
 
-    /// An optional text field, trimmed: recorded as invalid when longer than `max` bytes.
+    /// An optional text field, trimmed: recorded as invalid when longer than `max` bytes or
+    /// holding a control character.
     pub fn optional(&mut self, field: &str, raw: &str, max: usize) -> String {
         let v = raw.trim();
         if v.len() > max {
             self.add(field, format!("must be at most {max} bytes"));
+        } else {
+            self.text(field, v);
         }
         v.to_owned()
+    }
+
+    /// Records `field` as invalid if `value` holds a control character (NUL and the other C0
+    /// characters, DEL) other than tab, line feed and carriage return: no database stores NUL in
+    /// text, and none of Baton's fields means anything by the others.
+    pub fn text(&mut self, field: &str, value: &str) {
+        if let Some(c) = value
+            .chars()
+            .find(|c| (c.is_ascii_control()) && !matches!(c, '\t' | '\n' | '\r'))
+        {
+            self.add(
+                field,
+                format!("must not contain the control character U+{:04X}", c as u32),
+            );
+        }
     }
 
     /// Each violation as (field, description).
@@ -218,6 +239,16 @@ pub fn database_status(err: &DbErr) -> Status {
         _ => match err.sql_err() {
             Some(SqlErr::UniqueConstraintViolation(_)) => {
                 Status::aborted("concurrent write to the same record; retry")
+            }
+            // A last line for text no field check caught: PostgreSQL refuses NUL in text
+            // (SQLSTATE 22021). The caller sent it, so it is their error, not the server's.
+            _ if err
+                .to_string()
+                .contains("invalid byte sequence for encoding") =>
+            {
+                Status::invalid_argument(
+                    "a text field contains a NUL character, which cannot be stored",
+                )
             }
             _ => {
                 tracing::error!(error = %err, "database error");

@@ -872,3 +872,54 @@ async fn a_tenant_over_its_rate_limit_is_told_when_to_retry_and_others_are_not_s
     assert!(quiet.list_leads(ListLeadsRequest::default()).await.is_ok());
     service.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_characters_in_text_are_refused_with_their_fields_and_nothing_is_stored() {
+    use tonic_types::StatusExt;
+    let suite = TestSuite::start().await;
+    let mut capture = suite.capture().await;
+    let mut request = lead(1);
+    request.request_id = "r\0".into();
+    request.first_name = "Ai\0ko".into();
+    request.company_name = "Kaisha\u{1}".into();
+    request.email = "ai\0ko@example.com".into();
+    request.source.as_mut().unwrap().channel = "web\u{7f}".into();
+    let err = capture.capture_lead(request).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    let mut fields: Vec<String> = err
+        .get_details_bad_request()
+        .unwrap()
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            "company.name",
+            "email",
+            "first_name",
+            "request_id",
+            "source.channel"
+        ]
+    );
+    let leads = capture
+        .list_leads(ListLeadsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(leads.leads.is_empty());
+    // Free text keeps its tabs and new lines.
+    let mut fine = lead(2);
+    fine.first_name = "Ai\tko".into();
+    capture.capture_lead(fine).await.unwrap();
+
+    let mut d = suite.distribution().await;
+    let mut rep = baton_e2e::rep(1);
+    rep.name = "Rep\0".into();
+    let err = d.create_rep(rep).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("name"), "{err:?}");
+    suite.stop().await;
+}

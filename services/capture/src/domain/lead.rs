@@ -45,6 +45,8 @@ pub fn check_key(field: &str, key: &str, violations: &mut Violations) {
         violations.add(field, "is required");
     } else if key.len() > MAX_KEY_LEN {
         violations.add(field, format!("must be at most {MAX_KEY_LEN} bytes"));
+    } else {
+        violations.text(field, key);
     }
 }
 
@@ -55,7 +57,7 @@ pub fn check_email(field: &str, email: &str, violations: &mut Violations) -> Str
         violations.add(field, "is required");
     } else if normalized.len() > MAX_EMAIL_LEN {
         violations.add(field, format!("must be at most {MAX_EMAIL_LEN} bytes"));
-    } else if !is_plausible_email(&normalized) {
+    } else if !is_plausible_email(&normalized) || normalized.chars().any(|c| c.is_control()) {
         violations.add(field, "is not an e-mail address");
     }
     normalized

@@ -118,6 +118,8 @@ pub fn bounded(field: &str, value: &str, max: usize, violations: &mut Violations
     let value = value.trim();
     if value.len() > max {
         violations.add(field, format!("must be at most {max} bytes"));
+    } else {
+        violations.text(field, value);
     }
     value.to_owned()
 }

@@ -23,18 +23,10 @@ pub fn validate_rep(
     active: bool,
     violations: &mut Violations,
 ) -> NewRep {
-    if request_id.trim().is_empty() {
-        violations.add("request_id", "is required");
-    } else if request_id.len() > MAX_KEY_LEN {
-        violations.add("request_id", format!("must be at most {MAX_KEY_LEN} bytes"));
-    }
-    let name = name.trim();
-    if name.is_empty() {
-        violations.add("name", "is required");
-    } else if name.len() > MAX_NAME_LEN {
-        violations.add("name", format!("must be at most {MAX_NAME_LEN} bytes"));
-    }
+    violations.required("request_id", request_id, MAX_KEY_LEN);
+    let name = violations.required("name", name, MAX_NAME_LEN);
     let email_normalized = email.trim().to_lowercase();
+    violations.text("email", &email_normalized);
     match email_normalized.split_once('@') {
         Some((local, domain))
             if !local.is_empty() && domain.contains('.') && !domain.contains('@') => {}
@@ -42,7 +34,7 @@ pub fn validate_rep(
     }
     NewRep {
         request_id: request_id.trim().to_owned(),
-        name: name.to_owned(),
+        name,
         email: email.trim().to_owned(),
         email_normalized,
         active,
