@@ -18,10 +18,18 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use crate::measure::{BenchPlan, Measurement, drive, median, report};
 
 /// Baseline and subject, for one database (SQLite when `BATON_TEST_DATABASE_URL` is unset,
-/// otherwise a scratch PostgreSQL database on that server).
-pub async fn capture_lead(plan: &BenchPlan) -> anyhow::Result<(Measurement, Measurement, bool)> {
+/// otherwise a scratch PostgreSQL database on that server). With `auth`, every CaptureLead
+/// carries a token the server verifies and authorises (the production path); without, the
+/// server runs with `auth.enabled = false`. The tenant rate limit is off in both, so that it
+/// does not cap what is measured.
+pub async fn capture_lead(
+    plan: &BenchPlan,
+    auth: bool,
+) -> anyhow::Result<(Measurement, Measurement, bool)> {
     let db = TestDatabase::new("bench_capture").await;
     let mut settings = settings_with(&[(ServiceName::Capture, &db)]);
+    settings.auth.enabled = auth;
+    settings.rate_limit.per_tenant_per_second = 0;
     settings.server.concurrency_limit = settings.server.concurrency_limit.max(plan.concurrency * 2);
     let listener = bind_ephemeral(&mut settings, ServiceName::Capture).await;
     let service = spawn(
@@ -270,17 +278,23 @@ pub async fn print_capture(
         duration,
         rounds,
     };
-    let (echo, capture, postgres) = capture_lead(&plan).await?;
+    let (echo, capture, postgres) = capture_lead(&plan, true).await?;
+    let (_, open, _) = capture_lead(&plan, false).await?;
     let db = if postgres { "PostgreSQL" } else { "SQLite" };
     println!(
         "baton-bench capture: {concurrency} concurrent calls, one connection, median of {rounds} x {} s, {db}",
         duration.as_secs()
     );
     println!("{}", report("echo ceiling (health Check)", &echo));
-    println!("{}", report("CaptureLead", &capture));
+    println!("{}", report("CaptureLead, token verified", &capture));
+    println!("{}", report("CaptureLead, auth off", &open));
     println!(
         "CaptureLead / echo ceiling: {:.1} %",
         100.0 * capture.per_second() / echo.per_second()
+    );
+    println!(
+        "cost of the auth layer: {:.1} % of CaptureLead throughput",
+        100.0 * (1.0 - capture.per_second() / open.per_second())
     );
     Ok(())
 }
