@@ -923,3 +923,50 @@ async fn control_characters_in_text_are_refused_with_their_fields_and_nothing_is
     assert!(err.message().contains("name"), "{err:?}");
     suite.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_grpcio_client_is_served_with_a_token_and_refused_without() {
+    let python = |args: &[&str]| std::process::Command::new("python3").args(args).output();
+    // The client needs grpcio (CI's proto check installs it; a fresh machine gets it here).
+    let has_grpc = python(&["-c", "import grpc"]).is_ok_and(|o| o.status.success());
+    if !has_grpc {
+        let pip = python(&[
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "grpcio>=1.60",
+        ])
+        .expect("python3 runs");
+        assert!(
+            pip.status.success(),
+            "pip install grpcio: {}",
+            String::from_utf8_lossy(&pip.stderr)
+        );
+    }
+    let suite = TestSuite::start().await;
+    let target = suite
+        .suite
+        .endpoint(ServiceName::Capture)
+        .trim_start_matches("http://")
+        .to_owned();
+    let t = token("python-client", "default", &[Role::Marketing]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/third_party/token_client.py");
+    let out = tokio::task::spawn_blocking(move || python(&[script, &target, &t]))
+        .await
+        .unwrap()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("without a token: UNAUTHENTICATED"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("with a token: OK"), "{stdout}");
+    suite.stop().await;
+}

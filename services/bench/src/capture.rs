@@ -11,21 +11,20 @@ use baton_proto::capture::v1::{
 use baton_shared::peer::AuthChannel as Channel;
 use baton_shared::{
     ServiceName,
-    testing::{TestDatabase, bind_ephemeral, channel, settings_with, spawn},
+    testing::{RunningService, TestDatabase, bind_ephemeral, channel, settings_with, spawn},
 };
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use crate::measure::{BenchPlan, Measurement, drive, median, report};
 
-/// Baseline and subject, for one database (SQLite when `BATON_TEST_DATABASE_URL` is unset,
-/// otherwise a scratch PostgreSQL database on that server). With `auth`, every CaptureLead
-/// carries a token the server verifies and authorises (the production path); without, the
-/// server runs with `auth.enabled = false`. The tenant rate limit is off in both, so that it
-/// does not cap what is measured.
-pub async fn capture_lead(
+/// A capture service on a scratch database (SQLite when `BATON_TEST_DATABASE_URL` is unset,
+/// otherwise a scratch PostgreSQL database on that server), warmed up. With `auth`, every call
+/// carries a token the server verifies and authorises (the production path); without, the server
+/// runs with `auth.enabled = false`. The tenant rate limit is off, so that it caps nothing.
+async fn capture_service(
     plan: &BenchPlan,
     auth: bool,
-) -> anyhow::Result<(Measurement, Measurement, bool)> {
+) -> anyhow::Result<(RunningService, TestDatabase, Channel)> {
     let db = TestDatabase::new("bench_capture").await;
     let mut settings = settings_with(&[(ServiceName::Capture, &db)]);
     settings.auth.enabled = auth;
@@ -39,15 +38,37 @@ pub async fn capture_lead(
         baton_capture::run,
     );
     let ch: Channel = channel(&service.endpoint).await;
-
-    // Warm up both paths (connections, prepared statements, migrations done).
-    let mut warm = CaptureServiceClient::new(ch.clone());
-    warm.capture_lead(capture_request(u64::MAX))
+    CaptureServiceClient::new(ch.clone())
+        .capture_lead(capture_request(u64::MAX))
         .await
         .context("warm-up CaptureLead")?;
+    Ok((service, db, ch))
+}
 
+/// CaptureLead rounds on `ch`, each of `plan.duration`, with fresh leads.
+async fn capture_round(plan: &BenchPlan, ch: &Channel, prefix: String) -> Measurement {
+    let client = CaptureServiceClient::new(ch.clone());
+    drive(plan.concurrency, plan.duration, move |n| {
+        let mut c = client.clone();
+        let mut req = capture_request(n);
+        req.request_id = format!("{prefix}-{n}");
+        req.email = format!("bench{n}.{prefix}@example.com");
+        async move { c.capture_lead(req).await.is_ok() }
+    })
+    .await
+}
+
+/// The echo ceiling, CaptureLead with its token verified, and CaptureLead with auth off: two
+/// servers on two scratch databases of the same kind, their rounds interleaved so that both
+/// see the same machine. Returns the medians and whether the databases were PostgreSQL.
+pub async fn capture_lead(
+    plan: &BenchPlan,
+) -> anyhow::Result<(Measurement, Measurement, Measurement, bool)> {
+    let (secured, db, ch) = capture_service(plan, true).await?;
+    let (open, _open_db, open_ch) = capture_service(plan, false).await?;
     let mut echo_rounds = Vec::new();
     let mut capture_rounds = Vec::new();
+    let mut open_rounds = Vec::new();
     let run_id = uuid::Uuid::now_v7().simple().to_string();
     for round in 0..plan.rounds {
         let health = HealthClient::new(ch.clone());
@@ -64,22 +85,18 @@ pub async fn capture_lead(
             })
             .await,
         );
-        let client = CaptureServiceClient::new(ch.clone());
-        let prefix = format!("{run_id}-{round}");
-        capture_rounds.push(
-            drive(plan.concurrency, plan.duration, move |n| {
-                let mut c = client.clone();
-                let mut req = capture_request(n);
-                req.request_id = format!("{prefix}-{n}");
-                req.email = format!("bench{n}.{prefix}@example.com");
-                async move { c.capture_lead(req).await.is_ok() }
-            })
-            .await,
-        );
+        capture_rounds.push(capture_round(plan, &ch, format!("{run_id}-{round}")).await);
+        open_rounds.push(capture_round(plan, &open_ch, format!("{run_id}-open-{round}")).await);
     }
     let postgres = db.is_postgres();
-    service.stop().await;
-    Ok((median(echo_rounds), median(capture_rounds), postgres))
+    secured.stop().await;
+    open.stop().await;
+    Ok((
+        median(echo_rounds),
+        median(capture_rounds),
+        median(open_rounds),
+        postgres,
+    ))
 }
 
 pub fn capture_request(n: u64) -> CaptureLeadRequest {
@@ -278,8 +295,7 @@ pub async fn print_capture(
         duration,
         rounds,
     };
-    let (echo, capture, postgres) = capture_lead(&plan, true).await?;
-    let (_, open, _) = capture_lead(&plan, false).await?;
+    let (echo, capture, open, postgres) = capture_lead(&plan).await?;
     let db = if postgres { "PostgreSQL" } else { "SQLite" };
     println!(
         "baton-bench capture: {concurrency} concurrent calls, one connection, median of {rounds} x {} s, {db}",
