@@ -11,6 +11,7 @@ pub mod db;
 pub mod error;
 pub mod events;
 pub mod fields;
+pub mod files;
 pub mod paging;
 pub mod parse_cache;
 pub mod peer;

@@ -373,13 +373,7 @@ pub async fn cancel_on_signal(token: CancellationToken) {
     token.cancel();
 }
 
-/// Sleeps `d` unless `token` fires first; returns false if it fired.
-pub async fn sleep_or_cancel(d: Duration, token: &CancellationToken) -> bool {
-    tokio::select! {
-        _ = tokio::time::sleep(d) => true,
-        _ = token.cancelled() => false,
-    }
-}
+pub use crate::files::sleep_or_cancel;
 
 /// `baton serve <service>`: loads settings (`config` optional), starts telemetry, binds the
 /// service's `listen` address and runs it until SIGTERM/SIGINT.

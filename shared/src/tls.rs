@@ -23,6 +23,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::{
     error::BootError,
+    files::{sleep_or_cancel, stamps},
     settings::{Plaintext, TlsSettings},
 };
 
@@ -134,9 +135,9 @@ impl ServerTls {
     /// Re-reads the certificate, key and CA files when one changes, until `shutdown`. New
     /// connections use the new files; a change that does not load keeps the old ones.
     pub async fn watch(self, shutdown: CancellationToken) {
-        let mut seen = crate::auth::keys::stamps(&self.files());
-        while crate::server::sleep_or_cancel(RELOAD_INTERVAL, &shutdown).await {
-            let now = crate::auth::keys::stamps(&self.files());
+        let mut seen = stamps(&self.files());
+        while sleep_or_cancel(RELOAD_INTERVAL, &shutdown).await {
+            let now = stamps(&self.files());
             if now == seen {
                 continue;
             }

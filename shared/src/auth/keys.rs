@@ -4,7 +4,7 @@
 use std::{
     path::{Path, PathBuf},
     sync::{Arc, RwLock},
-    time::{Duration, SystemTime},
+    time::Duration,
 };
 
 use jsonwebtoken::{
@@ -16,7 +16,12 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use super::{ALL_TENANTS, Identity, Role, Scope};
-use crate::{error::BootError, settings::AuthSettings, tenant::TenantId};
+use crate::{
+    error::BootError,
+    files::{sleep_or_cancel, stamps},
+    settings::AuthSettings,
+    tenant::TenantId,
+};
 
 /// One verification key.
 #[derive(Clone)]
@@ -304,7 +309,7 @@ impl Keys {
     pub async fn watch(self, shutdown: CancellationToken) {
         let interval = Duration::from_secs(self.settings.reload_interval_seconds.max(1));
         let mut seen = stamps(&self.files());
-        while crate::server::sleep_or_cancel(interval, &shutdown).await {
+        while sleep_or_cancel(interval, &shutdown).await {
             let now = stamps(&self.files());
             if now == seen {
                 continue;
@@ -325,16 +330,4 @@ impl Keys {
             }
         }
     }
-}
-
-/// What identifies a file's version: its modification time and length (None if missing).
-pub(crate) fn stamps(files: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {
-    files
-        .iter()
-        .map(|f| {
-            std::fs::metadata(f)
-                .ok()
-                .and_then(|m| Some((m.modified().ok()?, m.len())))
-        })
-        .collect()
 }

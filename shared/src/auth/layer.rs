@@ -134,7 +134,7 @@ impl Gate {
         };
         keys.current()
             .verify(token)
-            .map_err(|why| Status::unauthenticated(why))
+            .map_err(Status::unauthenticated)
     }
 
     fn authorise(&self, path: &str, who: &Identity) -> Result<(), Status> {

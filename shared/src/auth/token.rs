@@ -162,13 +162,16 @@ pub struct ServiceCredentials {
     source: Source,
 }
 
+/// A signed token and when to sign a fresh one.
+type Cached = (String, chrono::DateTime<chrono::Utc>);
+
 #[derive(Clone)]
 enum Source {
     File(String),
     Signed {
         signer: Signer,
         sub: String,
-        cached: Arc<Mutex<Option<(String, chrono::DateTime<chrono::Utc>)>>>,
+        cached: Arc<Mutex<Option<Cached>>>,
     },
     None,
 }
