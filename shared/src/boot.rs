@@ -30,6 +30,8 @@ pub struct Boot {
     /// How this service reaches its peers (TLS, its service token).
     pub access: PeerAccess,
     background: Vec<JoinHandle<()>>,
+    /// Why the service cannot run as configured (found while wiring it), reported by `serve`.
+    broken: Option<&'static str>,
 }
 
 impl Boot {
@@ -52,11 +54,16 @@ impl Boot {
             shutdown,
             access,
             background: Vec::new(),
+            broken: None,
         })
     }
 
     /// Follows `source`'s event log with `handler` (cursor kept in this service's database).
     pub fn consume<H: EventHandler>(mut self, source: ServiceName, handler: H) -> Self {
+        if let Some(why) = self.access.credentials.missing() {
+            tracing::error!(service = %self.name, %source, "{why}");
+            self.broken.get_or_insert(why);
+        }
         let consumer = Consumer::of(
             source,
             &self.settings,
@@ -83,6 +90,10 @@ impl Boot {
         routes: Routes,
         options: ServeOptions<'_>,
     ) -> Result<(), BootError> {
+        if let Some(why) = self.broken {
+            self.shutdown.cancel();
+            return Err(BootError::Settings(why.to_owned()));
+        }
         let routes = routes.add_service(self.log.grpc_service(self.shutdown.clone()));
         server::serve_with_background(listener, routes, options, self.shutdown, self.background)
             .await

@@ -965,3 +965,97 @@ async fn a_python_grpcio_client_is_served_with_a_token_and_refused_without() {
     assert!(stdout.contains("with a token: OK"), "{stdout}");
     suite.stop().await;
 }
+
+/// An ES256 key pair: (private key PEM for signing, JWK of its public key with `kid`).
+fn es256_key(kid: &str) -> (String, serde_json::Value) {
+    use base64::Engine;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let raw = key.public_key_raw(); // 0x04 ‖ X ‖ Y
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let jwk = serde_json::json!({
+        "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": kid,
+        "x": b64(&raw[1..33]), "y": b64(&raw[33..65]),
+    });
+    (key.serialize_pem(), jwk)
+}
+
+fn es256_token(private_pem: &str, kid: &str) -> String {
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some(kid.into());
+    jsonwebtoken::encode(
+        &header,
+        &claims(serde_json::json!({"roles": ["marketing"]})),
+        &EncodingKey::from_ec_pem(private_pem.as_bytes()).unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn es256_keys_from_a_jwks_file_are_rotated_without_a_restart() {
+    use baton_shared::testing::{TestDatabase, bind_ephemeral, settings_with, spawn};
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    let write = |keys: &[&serde_json::Value]| {
+        let tmp = dir.path().join("jwks.tmp");
+        std::fs::write(&tmp, serde_json::json!({ "keys": keys }).to_string()).unwrap();
+        std::fs::rename(&tmp, &jwks).unwrap();
+    };
+    let (old_key, old_jwk) = es256_key("2026-11");
+    let (new_key, new_jwk) = es256_key("2026-12");
+    write(&[&old_jwk]);
+
+    let db = TestDatabase::new("capture_jwks").await;
+    let mut settings = settings_with(&[(ServiceName::Capture, &db)]);
+    settings.auth.hs256_secret_file = String::new();
+    settings.auth.jwks_file = jwks.display().to_string();
+    settings.auth.reload_interval_seconds = 1;
+    let listener = bind_ephemeral(&mut settings, ServiceName::Capture).await;
+    let service = spawn(
+        ServiceName::Capture,
+        &std::sync::Arc::new(settings),
+        listener,
+        baton_capture::run,
+    );
+    let channel = plain_channel(&service.endpoint).await;
+    let list = Method {
+        path: "/baton.capture.v1.CaptureService/ListLeads".into(),
+        client_streaming: false,
+        server_streaming: false,
+    };
+    let old = format!("Bearer {}", es256_token(&old_key, "2026-11"));
+    let new = format!("Bearer {}", es256_token(&new_key, "2026-12"));
+    assert_eq!(call(&channel, &list, Some(&old)).await, Code::Ok);
+    assert_eq!(
+        call(&channel, &list, Some(&new)).await,
+        Code::Unauthenticated
+    );
+    // The development key is not in force here.
+    let hs = format!("Bearer {}", token("x", "default", &[Role::Admin]));
+    assert_eq!(
+        call(&channel, &list, Some(&hs)).await,
+        Code::Unauthenticated
+    );
+
+    // Rotation, step 1: both keys; step 2: the new key only.
+    write(&[&old_jwk, &new_jwk]);
+    eventually("the new key verifies", Duration::from_secs(15), || {
+        let (channel, list, new) = (channel.clone(), list.clone(), new.clone());
+        async move { (call(&channel, &list, Some(&new)).await == Code::Ok).then_some(()) }
+    })
+    .await;
+    assert_eq!(call(&channel, &list, Some(&old)).await, Code::Ok);
+    write(&[&new_jwk]);
+    eventually("the old key is retired", Duration::from_secs(15), || {
+        let (channel, list, old) = (channel.clone(), list.clone(), old.clone());
+        async move {
+            (call(&channel, &list, Some(&old)).await == Code::Unauthenticated).then_some(())
+        }
+    })
+    .await;
+    assert_eq!(call(&channel, &list, Some(&new)).await, Code::Ok);
+    // A broken file keeps the keys in force.
+    std::fs::write(&jwks, "{ not json").unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(call(&channel, &list, Some(&new)).await, Code::Ok);
+    service.stop().await;
+}

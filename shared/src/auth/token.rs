@@ -174,7 +174,12 @@ enum Source {
         cached: Arc<Mutex<Option<Cached>>>,
     },
     None,
+    /// Neither a token file nor a signing key: fine for a service that calls no peer; a
+    /// consumer reports this reason on every attempt.
+    Missing(&'static str),
 }
+
+const NO_CREDENTIALS: &str = "auth: this service calls peers and needs auth.service_token_file or a key to sign its own token (auth.signing_key_file)";
 
 impl ServiceCredentials {
     /// The credentials of service `name` under `settings`: `service_token_file` if set, else a
@@ -191,9 +196,7 @@ impl ServiceCredentials {
                     sub: format!("service:{name}"),
                     cached: Arc::new(Mutex::new(None)),
                 },
-                None => return Err(BootError::Settings(
-                    "auth: a service needs auth.service_token_file or a key to sign its own token (auth.signing_key_file)".into(),
-                )),
+                None => Source::Missing(NO_CREDENTIALS),
             }
         };
         Ok(ServiceCredentials { source })
@@ -203,6 +206,7 @@ impl ServiceCredentials {
     pub fn bearer(&self) -> Result<Option<String>, String> {
         match &self.source {
             Source::None => Ok(None),
+            Source::Missing(why) => Err((*why).to_owned()),
             Source::File(path) => std::fs::read_to_string(path)
                 .map(|t| Some(format!("Bearer {}", t.trim())))
                 .map_err(|e| format!("service token {path}: {e}")),
@@ -230,6 +234,14 @@ impl ServiceCredentials {
                 *slot = Some((token.clone(), renew_at));
                 Ok(Some(format!("Bearer {token}")))
             }
+        }
+    }
+
+    /// Why this service has no identity to present, if it has none.
+    pub fn missing(&self) -> Option<&'static str> {
+        match self.source {
+            Source::Missing(why) => Some(why),
+            _ => None,
         }
     }
 
