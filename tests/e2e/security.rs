@@ -1059,3 +1059,94 @@ async fn es256_keys_from_a_jwks_file_are_rotated_without_a_restart() {
     assert_eq!(call(&channel, &list, Some(&new)).await, Code::Ok);
     service.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nobody_approves_a_contract_or_hands_off_in_another_persons_name() {
+    use baton_proto::reporting::v1::{
+        ApproveContractRequest, ContractStatus, CreateContractRequest,
+    };
+    let suite = TestSuite::start().await;
+    let mut contracts = suite.contracts().await;
+    let draft = contracts
+        .create_contract(as_user(
+            "ops@example.com",
+            CreateContractRequest {
+                request_id: "c-1".into(),
+                terms: Some(baton_shared::contract::example_terms(
+                    "is-1",
+                    "fs-1",
+                    "is-lead@example.com",
+                    "fs-lead@example.com",
+                )),
+                created_by: String::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        draft.created_by, "ops@example.com",
+        "the actor is the caller"
+    );
+    let approve = |sub: &str, approver: &str| {
+        as_user(
+            sub,
+            ApproveContractRequest {
+                contract_id: draft.contract_id.clone(),
+                approver: approver.into(),
+            },
+        )
+    };
+    // Mallory names the IS owner: refused, whatever her roles.
+    let forged = contracts
+        .approve_contract(approve("mallory@example.com", "is-lead@example.com"))
+        .await
+        .unwrap_err();
+    assert_eq!(forged.code(), Code::PermissionDenied);
+    assert!(forged.message().contains("approver names"), "{forged:?}");
+    // Mallory as herself: not an owner.
+    let stranger = contracts
+        .approve_contract(approve("mallory@example.com", ""))
+        .await
+        .unwrap_err();
+    assert_eq!(stranger.code(), Code::PermissionDenied);
+    // The owners, each with their own token (the field may be left empty).
+    contracts
+        .approve_contract(approve("is-lead@example.com", ""))
+        .await
+        .unwrap();
+    let active = contracts
+        .approve_contract(approve("fs-lead@example.com", "fs-lead@example.com"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(active.status, ContractStatus::Active as i32);
+    let approver = |a: Option<baton_proto::reporting::v1::Approval>| a.map(|a| a.approver);
+    assert_eq!(
+        approver(active.is_approval).as_deref(),
+        Some("is-lead@example.com")
+    );
+    assert_eq!(
+        approver(active.fs_approval).as_deref(),
+        Some("fs-lead@example.com")
+    );
+
+    // A handoff names its IS rep by identity too.
+    let mut d = suite.distribution().await;
+    let forged = d
+        .create_handoff(as_user(
+            "mallory@example.com",
+            CreateHandoffRequest {
+                request_id: "h-x".into(),
+                lead_id: "l".into(),
+                is_team: "is-1".into(),
+                fs_team: "fs-1".into(),
+                handed_off_by: "is-rep@example.com".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(forged.code(), Code::PermissionDenied, "{forged:?}");
+    suite.stop().await;
+}
