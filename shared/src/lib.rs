@@ -19,6 +19,7 @@ pub mod server;
 pub mod settings;
 pub mod telemetry;
 pub mod tenant;
+pub mod text;
 pub mod time;
 pub mod tls;
 

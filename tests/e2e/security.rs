@@ -892,7 +892,7 @@ async fn control_characters_in_text_are_refused_with_their_fields_and_nothing_is
     assert_eq!(
         fields,
         [
-            "company.name",
+            "company_name",
             "email",
             "first_name",
             "request_id",
@@ -916,6 +916,34 @@ async fn control_characters_in_text_are_refused_with_their_fields_and_nothing_is
     let err = d.create_rep(rep).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
     assert!(err.message().contains("name"), "{err:?}");
+
+    // Nested and repeated fields of any RPC, checked by the layer every server runs.
+    let mut terms =
+        baton_shared::contract::example_terms("is-1", "fs-1", "is@x.example", "fs@x.example");
+    terms.is_owner = "is\u{2}@x.example".into();
+    terms.rejection_reasons[0].code = "no\0budget".into();
+    let err = suite
+        .contracts()
+        .await
+        .create_contract(baton_proto::reporting::v1::CreateContractRequest {
+            request_id: "c-nul".into(),
+            terms: Some(terms),
+            created_by: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    let fields: Vec<String> = err
+        .get_details_bad_request()
+        .unwrap()
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    assert_eq!(
+        fields,
+        ["terms.is_owner", "terms.rejection_reasons[0].code"]
+    );
     suite.stop().await;
 }
 
