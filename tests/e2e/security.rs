@@ -1178,3 +1178,39 @@ async fn nobody_approves_a_contract_or_hands_off_in_another_persons_name() {
     assert_eq!(forged.code(), Code::PermissionDenied, "{forged:?}");
     suite.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_reflection_can_be_closed_by_setting() {
+    use baton_shared::testing::{TestDatabase, bind_ephemeral, settings_with, spawn};
+    let db = TestDatabase::new("capture_closed").await;
+    let mut settings = settings_with(&[(ServiceName::Capture, &db)]);
+    settings.auth.open_health = false;
+    settings.auth.open_reflection = false;
+    let listener = bind_ephemeral(&mut settings, ServiceName::Capture).await;
+    let service = spawn(
+        ServiceName::Capture,
+        &std::sync::Arc::new(settings),
+        listener,
+        baton_capture::run,
+    );
+    let channel = plain_channel(&service.endpoint).await;
+    let health = Method {
+        path: "/grpc.health.v1.Health/Check".into(),
+        client_streaming: false,
+        server_streaming: false,
+    };
+    let reflection = Method {
+        path: "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo".into(),
+        client_streaming: true,
+        server_streaming: true,
+    };
+    assert_eq!(call(&channel, &health, None).await, Code::Unauthenticated);
+    assert_eq!(
+        call(&channel, &reflection, None).await,
+        Code::Unauthenticated
+    );
+    // Closed, they answer any valid token.
+    let t = format!("Bearer {}", token("probe", "default", &[Role::Service]));
+    assert_eq!(call(&channel, &health, Some(&t)).await, Code::Ok);
+    service.stop().await;
+}
