@@ -7,14 +7,13 @@ use baton_shared::testing::as_user;
 use std::time::Duration;
 
 use baton_e2e::{
-    TestSuite, activity, captured_id, eventually, first_numerator, kpis_when, lead,
-    sales::{approve_contract, sales_floor, stage_of},
+    TestSuite, activity, captured_id, eventually, first_numerator, invalid_fields, kpis_when, lead,
+    sales::{approve_contract, assigned, sales_floor, stage_of},
 };
 use baton_proto::{
     capture::v1::{ActivityKind, Company, LeadSource, Money, PageKind},
     distribution::v1::{
-        AcceptHandoffRequest, AssignmentState, CreateHandoffRequest, ExplainAssignmentRequest,
-        HandoffBant, RecordOutcomeRequest,
+        AcceptHandoffRequest, CreateHandoffRequest, HandoffBant, RecordOutcomeRequest,
     },
     qualification::v1::{Bant, BantItem, RecordBantRequest, Stage},
     reporting::v1::{
@@ -98,20 +97,7 @@ async fn deal(suite: &TestSuite, n: usize, captured_at: DateTime<Utc>, end: End)
             .await
             .unwrap();
     }
-    eventually("assigned", PATIENCE, || {
-        let mut d = d.clone();
-        let lead_id = id.clone();
-        async move {
-            let a = d
-                .explain_assignment(ExplainAssignmentRequest { lead_id })
-                .await
-                .ok()?
-                .into_inner()
-                .assignment?;
-            (a.state == AssignmentState::Assigned as i32).then_some(())
-        }
-    })
-    .await;
+    assigned(&d, &id).await;
     if matches!(end, End::LostAfterSql) {
         stage_of(suite, &id, Stage::Mql).await;
         let yes = || {
@@ -730,16 +716,6 @@ fn stage_numbers(p: &Plan) -> Vec<(i64, Option<f64>, i32, i64)> {
                 s.allowable_cost.as_ref().unwrap().amount_minor,
             )
         })
-        .collect()
-}
-
-fn invalid_fields(err: &tonic::Status) -> Vec<String> {
-    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
-    err.get_details_bad_request()
-        .unwrap()
-        .field_violations
-        .iter()
-        .map(|v| v.field.clone())
         .collect()
 }
 

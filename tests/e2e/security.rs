@@ -7,8 +7,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use baton_e2e::{
-    TestSuite, activity, captured_id, eventually, first_numerator, kpis_when, lead,
-    sales::{approve_contract, sales_floor},
+    TestSuite, activity, captured_id, eventually, first_numerator, invalid_fields, kpis_when, lead,
+    sales::{approve_contract, assigned, sales_floor},
 };
 use baton_proto::{
     capture::v1::{
@@ -16,9 +16,9 @@ use baton_proto::{
         capture_service_client::CaptureServiceClient,
     },
     distribution::v1::{
-        AssignmentState, CreateHandoffRequest, ExplainAssignmentRequest, GetHandoffRequest,
-        GetRoutingRulesRequest, GetTouchRulesRequest, HandoffBant, ListAssignmentsRequest,
-        ListRepsRequest, ListTeamsRequest, distribution_service_client::DistributionServiceClient,
+        CreateHandoffRequest, ExplainAssignmentRequest, GetHandoffRequest, GetRoutingRulesRequest,
+        GetTouchRulesRequest, HandoffBant, ListAssignmentsRequest, ListRepsRequest,
+        ListTeamsRequest, distribution_service_client::DistributionServiceClient,
     },
     events::v1::{SubscribeRequest, event_log_client::EventLogClient},
     nurture::v1::{ListEnrollmentsRequest, nurture_service_client::NurtureServiceClient},
@@ -467,20 +467,7 @@ async fn tenant_b_sees_nothing_of_tenant_a_in_any_get_or_list() {
             .await
             .unwrap();
     }
-    eventually("A's lead assigned", Duration::from_secs(60), || {
-        let mut d = a.distribution.clone();
-        let lead_id = lead_id.clone();
-        async move {
-            let x = d
-                .explain_assignment(ExplainAssignmentRequest { lead_id })
-                .await
-                .ok()?
-                .into_inner()
-                .assignment?;
-            (x.state == AssignmentState::Assigned as i32).then_some(())
-        }
-    })
-    .await;
+    assigned(&a.distribution, &lead_id).await;
     let handoff = a
         .distribution
         .create_handoff(as_user(
@@ -870,7 +857,6 @@ async fn a_tenant_over_its_rate_limit_is_told_when_to_retry_and_others_are_not_s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_characters_in_text_are_refused_with_their_fields_and_nothing_is_stored() {
-    use tonic_types::StatusExt;
     let suite = TestSuite::start().await;
     let mut capture = suite.capture().await;
     let mut request = lead(1);
@@ -880,14 +866,7 @@ async fn control_characters_in_text_are_refused_with_their_fields_and_nothing_is
     request.email = "ai\0ko@example.com".into();
     request.source.as_mut().unwrap().channel = "web\u{7f}".into();
     let err = capture.capture_lead(request).await.unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
-    let mut fields: Vec<String> = err
-        .get_details_bad_request()
-        .unwrap()
-        .field_violations
-        .into_iter()
-        .map(|v| v.field)
-        .collect();
+    let mut fields = invalid_fields(&err);
     fields.sort();
     assert_eq!(
         fields,
@@ -932,14 +911,7 @@ async fn control_characters_in_text_are_refused_with_their_fields_and_nothing_is
         })
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
-    let fields: Vec<String> = err
-        .get_details_bad_request()
-        .unwrap()
-        .field_violations
-        .into_iter()
-        .map(|v| v.field)
-        .collect();
+    let fields = invalid_fields(&err);
     assert_eq!(
         fields,
         ["terms.is_owner", "terms.rejection_reasons[0].code"]

@@ -180,3 +180,15 @@ pub fn first_numerator(series: &[baton_proto::reporting::v1::KpiSeries], kpi: &s
         .and_then(|x| x.points.first())
         .map(|p| p.numerator)
 }
+
+/// The fields an INVALID_ARGUMENT names in its `google.rpc.BadRequest`, in order (asserts the code).
+pub fn invalid_fields(err: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    err.get_details_bad_request()
+        .expect("a BadRequest")
+        .field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect()
+}

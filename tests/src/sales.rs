@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use baton_proto::{
     distribution::v1::{
-        CreateRepRequest, CreateTeamRequest, RepRouting, RoutingMethod, RoutingRule,
-        SetRoutingRulesRequest, TeamFunction,
+        AssignmentState, CreateRepRequest, CreateTeamRequest, ExplainAssignmentRequest, RepRouting,
+        RoutingMethod, RoutingRule, SetRoutingRulesRequest, TeamFunction,
         distribution_service_client::DistributionServiceClient,
     },
     qualification::v1::{GetStageRequest, Stage},
@@ -124,6 +124,24 @@ pub async fn stage_of(suite: &TestSuite, lead_id: &str, want: Stage) {
                 .ok()?
                 .into_inner();
             (s.stage == want as i32).then_some(())
+        }
+    })
+    .await;
+}
+
+/// Waits until distribution has assigned `lead_id` to a rep.
+pub async fn assigned(d: &DistributionServiceClient<AuthChannel>, lead_id: &str) {
+    eventually("assigned", PATIENCE, || {
+        let mut d = d.clone();
+        let lead_id = lead_id.to_owned();
+        async move {
+            let a = d
+                .explain_assignment(ExplainAssignmentRequest { lead_id })
+                .await
+                .ok()?
+                .into_inner()
+                .assignment?;
+            (a.state == AssignmentState::Assigned as i32).then_some(())
         }
     })
     .await;
