@@ -134,9 +134,10 @@ pub async fn serve(
     let layers = ServiceBuilder::new()
         .layer(TraceLayer::new_for_grpc().make_span_with(rpc_span))
         .layer(AuthLayer::new(gate))
-        .layer(TextLayer::new(Inputs::from_descriptor_set(
-            baton_proto::FILE_DESCRIPTOR_SET,
-        )))
+        .layer(TextLayer::new(
+            Inputs::from_descriptor_set(baton_proto::FILE_DESCRIPTOR_SET),
+            timeout,
+        ))
         .map_err(overload_to_status)
         .load_shed()
         .concurrency_limit(server_settings.concurrency_limit)

@@ -15,7 +15,7 @@ use std::{
 };
 
 use bytes::{Buf, Bytes};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, Value};
 use tonic::Status;
 
@@ -112,15 +112,18 @@ fn refusal(input: &MessageDescriptor, body: &[u8]) -> Option<Status> {
         .map(|e: ApiError| Status::from(e))
 }
 
-/// [`refusal`] as a tower layer.
+/// [`refusal`] as a tower layer. The body is read within `timeout` (the request timeout: the
+/// layer sits outside the timeout layer, and a client trickling its body must not hold a
+/// request open for ever).
 #[derive(Clone)]
 pub struct TextLayer {
     inputs: Inputs,
+    timeout: std::time::Duration,
 }
 
 impl TextLayer {
-    pub fn new(inputs: Inputs) -> Self {
-        TextLayer { inputs }
+    pub fn new(inputs: Inputs, timeout: std::time::Duration) -> Self {
+        TextLayer { inputs, timeout }
     }
 }
 
@@ -130,6 +133,7 @@ impl<S> tower::Layer<S> for TextLayer {
         TextChecked {
             inner,
             inputs: self.inputs.clone(),
+            timeout: self.timeout,
         }
     }
 }
@@ -138,6 +142,7 @@ impl<S> tower::Layer<S> for TextLayer {
 pub struct TextChecked<S> {
     inner: S,
     inputs: Inputs,
+    timeout: std::time::Duration,
 }
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
@@ -168,14 +173,27 @@ where
         // The ready service serves this call; a fresh clone takes its place for the next.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        let timeout = self.timeout;
         Box::pin(async move {
             let (parts, body) = req.into_parts();
-            let bytes: Bytes = match Limited::new(body, MAX_BODY).collect().await {
-                Ok(collected) => collected.to_bytes(),
-                Err(_) => {
+            let read = tokio::time::timeout(timeout, Limited::new(body, MAX_BODY).collect());
+            let bytes: Bytes = match read.await {
+                Ok(Ok(collected)) => collected.to_bytes(),
+                Ok(Err(e)) if e.is::<LengthLimitError>() => {
                     return Ok(Status::resource_exhausted(format!(
-                        "request body over {MAX_BODY} bytes or broken"
+                        "request message over {MAX_BODY} bytes"
                     ))
+                    .into_http());
+                }
+                Ok(Err(e)) => {
+                    return Ok(
+                        Status::cancelled(format!("request body broke off: {e}")).into_http()
+                    );
+                }
+                Err(_) => {
+                    return Ok(Status::deadline_exceeded(
+                        "the request message did not arrive within the request timeout",
+                    )
                     .into_http());
                 }
             };

@@ -18,13 +18,15 @@ use baton_proto::{
     distribution::v1::{
         CreateHandoffRequest, ExplainAssignmentRequest, GetHandoffRequest, GetRoutingRulesRequest,
         GetTouchRulesRequest, HandoffBant, ListAssignmentsRequest, ListRepsRequest,
-        ListTeamsRequest, distribution_service_client::DistributionServiceClient,
+        ListTeamsRequest, SetTouchRulesRequest,
+        distribution_service_client::DistributionServiceClient,
     },
     events::v1::{SubscribeRequest, event_log_client::EventLogClient},
     nurture::v1::{ListEnrollmentsRequest, nurture_service_client::NurtureServiceClient},
     qualification::v1::{
         ExplainScoreRequest, GetRankRequest, GetRankRulesRequest, GetScoreRequest,
         GetScoringModelRequest, GetStageRequest, GetStageRulesRequest, ListScoringModelsRequest,
+        SetRankRulesRequest, SetStageRulesRequest,
         qualification_service_client::QualificationServiceClient,
     },
     reporting::v1::{
@@ -503,6 +505,52 @@ async fn tenant_b_sees_nothing_of_tenant_a_in_any_get_or_list() {
         .contracts[0]
         .contract_id
         .clone();
+    // A saves its rank, stage and touch rules again: each gets a new version in A only.
+    let rank = a
+        .qualification
+        .get_rank_rules(GetRankRulesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let rank = a
+        .qualification
+        .set_rank_rules(SetRankRulesRequest {
+            expected_version: rank.version,
+            rules: Some(rank),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let stage = a
+        .qualification
+        .get_stage_rules(GetStageRulesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let stage = a
+        .qualification
+        .set_stage_rules(SetStageRulesRequest {
+            expected_version: stage.version,
+            rules: Some(stage),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let touch = a
+        .distribution
+        .get_touch_rules(GetTouchRulesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let touch = a
+        .distribution
+        .set_touch_rules(SetTouchRulesRequest {
+            expected_version: touch.version,
+            rules: Some(touch),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     let a_models: Vec<String> = a
         .qualification
         .list_scoring_models(ListScoringModelsRequest::default())
@@ -629,16 +677,28 @@ async fn tenant_b_sees_nothing_of_tenant_a_in_any_get_or_list() {
     assert!(b_models.iter().all(|m| !a_models.contains(&m.model_id)));
     cover("QualificationService/GetScoringModel");
     cover("QualificationService/ListScoringModels");
-    // Rules: B's are its own (A changed none of these; B reads them without error).
-    b.qualification
+    // Rules: B's are its own, older than the versions A just saved.
+    let b_rank = b
+        .qualification
         .get_rank_rules(GetRankRulesRequest {})
         .await
-        .unwrap();
+        .unwrap()
+        .into_inner();
+    assert!(
+        b_rank.version < rank.version,
+        "A's rank rules leaked: {b_rank:?} vs {rank:?}"
+    );
     cover("QualificationService/GetRankRules");
-    b.qualification
+    let b_stage = b
+        .qualification
         .get_stage_rules(GetStageRulesRequest {})
         .await
-        .unwrap();
+        .unwrap()
+        .into_inner();
+    assert!(
+        b_stage.version < stage.version,
+        "A's stage rules leaked: {b_stage:?}"
+    );
     cover("QualificationService/GetStageRules");
     let teams = b
         .distribution
@@ -688,10 +748,16 @@ async fn tenant_b_sees_nothing_of_tenant_a_in_any_get_or_list() {
         .into_inner();
     assert!(rules.rules.is_empty(), "A's routing rule leaked: {rules:?}");
     cover("DistributionService/GetRoutingRules");
-    b.distribution
+    let b_touch = b
+        .distribution
         .get_touch_rules(GetTouchRulesRequest {})
         .await
-        .unwrap();
+        .unwrap()
+        .into_inner();
+    assert!(
+        b_touch.version < touch.version,
+        "A's touch rules leaked: {b_touch:?}"
+    );
     cover("DistributionService/GetTouchRules");
     let kpis = b
         .kpis
@@ -884,6 +950,11 @@ async fn control_characters_in_text_are_refused_with_their_fields_and_nothing_is
         .unwrap()
         .into_inner();
     assert!(leads.leads.is_empty());
+    // A message over the 4 MiB the layer reads is refused as such, not read whole.
+    let mut huge = lead(3);
+    huge.first_name = "x".repeat(5 * 1024 * 1024);
+    let err = capture.capture_lead(huge).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{}", err.message());
     // Free text keeps its tabs and new lines.
     let mut fine = lead(2);
     fine.first_name = "Ai\tko".into();
