@@ -878,11 +878,23 @@ async fn email_kpis_count_each_lead_once_and_the_window_is_a_versioned_parameter
         let req = request(g);
         async move { k.get_kpis(req).await.unwrap().into_inner().series }
     };
+    // Every fact the assertions below count must be in: reporting applies events in batches as
+    // they come, so wait for each whole-period numerator, not only two of them.
     eventually("every e-mail fact applied", PATIENCE, || async {
         let s = get(Granularity::Whole).await;
-        let conv = s.iter().find(|x| x.kpi == "email_conversion_rate")?;
-        let sent = s.iter().find(|x| x.kpi == "emails_delivered")?;
-        (sent.points[0].numerator == 6.0 && conv.points[0].numerator == 1.0).then_some(())
+        [
+            ("emails_delivered", 6.0),
+            ("email_clicks", 2.0),
+            ("open_rate", 2.0),
+            ("click_rate", 2.0),
+            ("email_conversion_rate", 1.0),
+            ("unsubscribe_rate", 1.0),
+            ("bounce_rate", 1.0),
+            ("list_size", 3.0),
+        ]
+        .iter()
+        .all(|(kpi, n)| first_numerator(&s, kpi) == Some(*n))
+        .then_some(())
     })
     .await;
     let whole = get(Granularity::Whole).await;
