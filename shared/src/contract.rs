@@ -35,6 +35,14 @@ fn problem(problems: &mut Vec<Problem>, field: impl Into<String>, description: i
     });
 }
 
+/// Whether `terms` are in force at `at`: inside `[period_start, period_end)`. Outside it a
+/// contract neither gates handoffs nor starts SLAs. A missing bound does not limit.
+pub fn in_force(terms: &ContractTerms, at: chrono::DateTime<chrono::Utc>) -> bool {
+    let start = terms.period_start.as_ref().and_then(time::from_proto);
+    let end = terms.period_end.as_ref().and_then(time::from_proto);
+    start.is_none_or(|s| s <= at) && end.is_none_or(|e| at < e)
+}
+
 /// Every problem that keeps `terms` from being approved.
 pub fn validate(terms: &ContractTerms) -> Vec<Problem> {
     let mut p = Vec::new();
@@ -347,6 +355,21 @@ pub fn example_terms(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_contract_is_in_force_from_its_start_until_just_before_its_end() {
+        let start = time::now();
+        let end = start + chrono::Duration::days(30);
+        let terms = ContractTerms {
+            period_start: Some(time::to_proto(start)),
+            period_end: Some(time::to_proto(end)),
+            ..ContractTerms::default()
+        };
+        assert!(in_force(&terms, start));
+        assert!(in_force(&terms, end - chrono::Duration::seconds(1)));
+        assert!(!in_force(&terms, end));
+        assert!(!in_force(&terms, start - chrono::Duration::seconds(1)));
+    }
 
     fn terms() -> ContractTerms {
         ContractTerms {

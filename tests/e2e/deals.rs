@@ -8,14 +8,12 @@ use std::time::Duration;
 
 use baton_e2e::{
     TestSuite, activity, captured_id, eventually, first_numerator, invalid_fields, kpis_when, lead,
-    sales::{approve_contract, assigned, sales_floor, stage_of},
+    sales::{approve_contract, assigned, record_bant, sales_floor, stage_of},
 };
 use baton_proto::{
     capture::v1::{ActivityKind, Company, LeadSource, Money, PageKind},
-    distribution::v1::{
-        AcceptHandoffRequest, CreateHandoffRequest, HandoffBant, RecordOutcomeRequest,
-    },
-    qualification::v1::{Bant, BantItem, RecordBantRequest, Stage},
+    distribution::v1::{AcceptHandoffRequest, CreateHandoffRequest, RecordOutcomeRequest},
+    qualification::v1::Stage,
     reporting::v1::{
         ContractTerms, CreatePlanRequest, FunnelGroup, GetFunnelRequest, GetKpisRequest,
         GetPlanProgressRequest, GetPlanRequest, Granularity, HandoffGate, KpiSeries, KpiUnit,
@@ -100,31 +98,10 @@ async fn deal(suite: &TestSuite, n: usize, captured_at: DateTime<Utc>, end: End)
     assigned(&d, &id).await;
     if matches!(end, End::LostAfterSql) {
         stage_of(suite, &id, Stage::Mql).await;
-        let yes = || {
-            Some(BantItem {
-                confirmed: true,
-                note: "confirmed on the call".into(),
-            })
-        };
-        suite
-            .qualification()
-            .await
-            .record_bant(as_user(
-                "is0@example.co.jp",
-                RecordBantRequest {
-                    lead_id: id.clone(),
-                    bant: Some(Bant {
-                        budget: yes(),
-                        authority: yes(),
-                        need: yes(),
-                        timeframe: yes(),
-                    }),
-                    recorded_by: "is0@example.co.jp".into(),
-                },
-            ))
-            .await
-            .unwrap();
+        record_bant(suite, &id, &["budget", "authority", "need", "timeframe"]).await;
         stage_of(suite, &id, Stage::Sql).await;
+    } else {
+        record_bant(suite, &id, &["budget", "need"]).await;
     }
     let handoff = d
         .create_handoff(as_user(
@@ -135,11 +112,6 @@ async fn deal(suite: &TestSuite, n: usize, captured_at: DateTime<Utc>, end: End)
                 is_team: "is-deals".into(),
                 fs_team: "fs-deals".into(),
                 meeting_at: Some(time::to_proto(Utc::now() + Span::days(2))),
-                bant: Some(HandoffBant {
-                    budget: true,
-                    need: true,
-                    ..Default::default()
-                }),
                 handed_off_by: "is0@example.co.jp".into(),
                 ..Default::default()
             },

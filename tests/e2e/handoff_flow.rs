@@ -8,15 +8,14 @@ use std::time::Duration;
 
 use baton_e2e::{
     TestSuite, activity, captured_id, eventually, lead,
-    sales::{approve_contract, sales_floor, stage_of},
+    sales::{approve_contract, record_bant, sales_floor, stage_of},
 };
 use baton_proto::{
     capture::v1::{ActivityKind, CallDetails, CallOutcome, PageKind},
     distribution::v1::{
         AcceptHandoffRequest, AssignmentState, CreateHandoffRequest, CreateRepRequest,
-        CreateTeamRequest, ExplainAssignmentRequest, HandoffBant, RecordOutcomeRequest,
-        RejectHandoffRequest, RepRouting, RoutingMethod, RoutingRule, SetRoutingRulesRequest,
-        TeamFunction,
+        CreateTeamRequest, ExplainAssignmentRequest, RecordOutcomeRequest, RejectHandoffRequest,
+        RepRouting, RoutingMethod, RoutingRule, SetRoutingRulesRequest, TeamFunction,
     },
     nurture::v1::ListEnrollmentsRequest,
     qualification::v1::{GetStageRequest, Stage},
@@ -234,8 +233,10 @@ async fn a_lead_goes_from_is_to_fs_under_a_contract_and_every_sla_and_stage_foll
         "the called lead met its SLA and stays"
     );
 
-    // Handoff of the called lead: the gate reads its real score (50) and rank.
-    let mut request = CreateHandoffRequest {
+    // Handoff of the called lead: the gate reads its real score (50), rank and BANT as
+    // qualification recorded it (need only, so far).
+    record_bant(&suite, &leads[0], &["need"]).await;
+    let request = CreateHandoffRequest {
         request_id: "h-1".into(),
         lead_id: leads[0].clone(),
         is_team: "is-tokyo".into(),
@@ -243,10 +244,6 @@ async fn a_lead_goes_from_is_to_fs_under_a_contract_and_every_sla_and_stage_foll
         meeting_at: Some(time::to_proto(
             chrono::Utc::now() + chrono::Duration::days(2),
         )),
-        bant: Some(HandoffBant {
-            need: true,
-            ..Default::default()
-        }),
         notes: "Demo for 40 seats".into(),
         handed_off_by: "tester".into(),
         ..Default::default()
@@ -265,11 +262,7 @@ async fn a_lead_goes_from_is_to_fs_under_a_contract_and_every_sla_and_stage_foll
         vec!["bant.budget"],
         "score 50 >= 40 and the rank pass"
     );
-    request.bant = Some(HandoffBant {
-        budget: true,
-        need: true,
-        ..Default::default()
-    });
+    record_bant(&suite, &leads[0], &["budget", "need"]).await;
     let handoff = d.create_handoff(request).await.unwrap().into_inner();
     d.accept_handoff(as_user(
         "fs0@example.co.jp",
@@ -310,6 +303,7 @@ async fn a_lead_goes_from_is_to_fs_under_a_contract_and_every_sla_and_stage_foll
     );
 
     // The other lead is handed off and rejected for budget: the contract recycles it to nurture.
+    record_bant(&suite, &leads[1], &["budget", "need"]).await;
     let second_handoff = d
         .create_handoff(as_user(
             "is0@example.co.jp",
@@ -321,11 +315,6 @@ async fn a_lead_goes_from_is_to_fs_under_a_contract_and_every_sla_and_stage_foll
                 meeting_at: Some(time::to_proto(
                     chrono::Utc::now() + chrono::Duration::days(3),
                 )),
-                bant: Some(HandoffBant {
-                    budget: true,
-                    need: true,
-                    ..Default::default()
-                }),
                 handed_off_by: "is0@example.co.jp".into(),
                 ..Default::default()
             },

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use baton_e2e::{
     TestSuite, activity, captured_id, eventually, first_numerator, invalid_fields, kpis_when, lead,
-    sales::{approve_contract, assigned, sales_floor},
+    sales::{approve_contract, assigned, record_bant, sales_floor},
 };
 use baton_proto::{
     capture::v1::{
@@ -16,10 +16,10 @@ use baton_proto::{
         capture_service_client::CaptureServiceClient,
     },
     distribution::v1::{
-        CreateHandoffRequest, ExplainAssignmentRequest, GetHandoffRequest, GetRoutingRulesRequest,
-        GetTouchRulesRequest, HandoffBant, ListAssignmentsRequest, ListRepsRequest,
-        ListTeamsRequest, SetTouchRulesRequest,
-        distribution_service_client::DistributionServiceClient,
+        CreateHandoffRequest, ExplainAssignmentRequest, GetHandoffRequest,
+        GetHandoffSettingsRequest, GetRoutingRulesRequest, GetTouchRulesRequest, HandoffSettings,
+        ListAssignmentsRequest, ListRepsRequest, ListTeamsRequest, SetHandoffSettingsRequest,
+        SetTouchRulesRequest, distribution_service_client::DistributionServiceClient,
     },
     events::v1::{SubscribeRequest, event_log_client::EventLogClient},
     nurture::v1::{ListEnrollmentsRequest, nurture_service_client::NurtureServiceClient},
@@ -470,6 +470,7 @@ async fn tenant_b_sees_nothing_of_tenant_a_in_any_get_or_list() {
             .unwrap();
     }
     assigned(&a.distribution, &lead_id).await;
+    record_bant(&suite, &lead_id, &["budget", "need"]).await;
     let handoff = a
         .distribution
         .create_handoff(as_user(
@@ -482,11 +483,6 @@ async fn tenant_b_sees_nothing_of_tenant_a_in_any_get_or_list() {
                 meeting_at: Some(baton_shared::time::to_proto(
                     chrono::Utc::now() + chrono::Duration::days(2),
                 )),
-                bant: Some(HandoffBant {
-                    budget: true,
-                    need: true,
-                    ..Default::default()
-                }),
                 ..Default::default()
             },
         ))
@@ -547,6 +543,18 @@ async fn tenant_b_sees_nothing_of_tenant_a_in_any_get_or_list() {
         .set_touch_rules(SetTouchRulesRequest {
             expected_version: touch.version,
             rules: Some(touch),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let a_settings = a
+        .distribution
+        .set_handoff_settings(SetHandoffSettingsRequest {
+            settings: Some(HandoffSettings {
+                allow_uncontracted_handoffs: true,
+                ..Default::default()
+            }),
+            expected_version: 0,
         })
         .await
         .unwrap()
@@ -759,6 +767,17 @@ async fn tenant_b_sees_nothing_of_tenant_a_in_any_get_or_list() {
         "A's touch rules leaked: {b_touch:?}"
     );
     cover("DistributionService/GetTouchRules");
+    let b_settings = b
+        .distribution
+        .get_handoff_settings(GetHandoffSettingsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        b_settings.version < a_settings.version && !b_settings.allow_uncontracted_handoffs,
+        "A's handoff settings leaked: {b_settings:?}"
+    );
+    cover("DistributionService/GetHandoffSettings");
     let kpis = b
         .kpis
         .get_kpis(whole.clone())

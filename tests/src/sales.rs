@@ -10,7 +10,7 @@ use baton_proto::{
         RoutingMethod, RoutingRule, SetRoutingRulesRequest, TeamFunction,
         distribution_service_client::DistributionServiceClient,
     },
-    qualification::v1::{GetStageRequest, Stage},
+    qualification::v1::{Bant, BantItem, GetStageRequest, RecordBantRequest, Stage},
     reporting::v1::{
         ApproveContractRequest, ContractTerms, CreateContractRequest,
         contract_service_client::ContractServiceClient,
@@ -19,6 +19,7 @@ use baton_proto::{
 use baton_shared::peer::AuthChannel;
 
 use crate::{TestSuite, eventually};
+use baton_shared::{ServiceName, testing::count};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -143,6 +144,51 @@ pub async fn assigned(d: &DistributionServiceClient<AuthChannel>, lead_id: &str)
                 .assignment?;
             (a.state == AssignmentState::Assigned as i32).then_some(())
         }
+    })
+    .await;
+}
+
+/// IS records which BANT items of `lead_id` are confirmed (`items` names them: "budget", …) in
+/// qualification, and the test waits until distribution's replica, which the handoff gate reads,
+/// has the lead's BANT.
+pub async fn record_bant(suite: &TestSuite, lead_id: &str, items: &[&str]) {
+    let item = |name: &str| {
+        Some(BantItem {
+            confirmed: items.contains(&name),
+            note: String::new(),
+        })
+    };
+    suite
+        .qualification()
+        .await
+        .record_bant(as_user(
+            "is0@example.co.jp",
+            RecordBantRequest {
+                lead_id: lead_id.into(),
+                bant: Some(Bant {
+                    budget: item("budget"),
+                    authority: item("authority"),
+                    need: item("need"),
+                    timeframe: item("timeframe"),
+                }),
+                recorded_by: "is0@example.co.jp".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    let bits = ["budget", "authority", "need", "timeframe"]
+        .iter()
+        .enumerate()
+        .filter(|(_, name)| items.contains(name))
+        .map(|(i, _)| 1 << i)
+        .sum::<i64>();
+    let url = suite.database_url(ServiceName::Distribution);
+    let sql = format!(
+        "SELECT COUNT(*) AS n FROM lead_record WHERE lead_id = '{lead_id}' AND bant = {bits}"
+    );
+    eventually("BANT replicated to distribution", PATIENCE, || {
+        let (url, sql) = (url.clone(), sql.clone());
+        async move { (count(&url, &sql).await == 1).then_some(()) }
     })
     .await;
 }

@@ -22,9 +22,9 @@ use tonic::{Request, Response, Status};
 use crate::error::Error;
 use crate::{
     convert::{
-        assignment_to_proto, considered_to_proto, rep_to_proto, routing_from_proto,
-        rules_from_proto, rules_to_proto, team_to_proto, touch_rules_from_proto,
-        touch_rules_to_proto,
+        assignment_to_proto, considered_to_proto, handoff_settings_to_proto, rep_to_proto,
+        routing_from_proto, rules_from_proto, rules_to_proto, team_to_proto,
+        touch_rules_from_proto, touch_rules_to_proto,
     },
     domain::{handoffs::Step, reps::validate_rep},
     store::{
@@ -149,7 +149,6 @@ impl DistributionService for Api {
             }
             Some(t) => t,
         };
-        let bant = req.bant.unwrap_or_default();
         let new = NewHandoff {
             request_id: v.required("request_id", &req.request_id, MAX_ID_LEN),
             lead_id: v.required("lead_id", &req.lead_id, MAX_ID_LEN),
@@ -157,7 +156,6 @@ impl DistributionService for Api {
             fs_team: v.required("fs_team", &req.fs_team, MAX_ID_LEN),
             fs_rep_id: v.optional("fs_rep_id", &req.fs_rep_id, MAX_ID_LEN),
             meeting_at,
-            bant: [bant.budget, bant.authority, bant.need, bant.timeframe],
             notes: v.optional("notes", &req.notes, MAX_NOTES_LEN),
             handed_off_by: v.required("handed_off_by", &req.handed_off_by, MAX_ACTOR_LEN),
         };
@@ -421,6 +419,35 @@ impl DistributionService for Api {
             .await
             .map_err(Error::from)?;
         Ok(Response::new(rules_to_proto(version, &rules, updated_at)))
+    }
+
+    async fn get_handoff_settings(
+        &self,
+        request: Request<pb::GetHandoffSettingsRequest>,
+    ) -> Result<Response<pb::HandoffSettings>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let row = self.store.handoff_settings(&tenant).await?;
+        Ok(Response::new(handoff_settings_to_proto(&row)))
+    }
+
+    async fn set_handoff_settings(
+        &self,
+        request: Request<pb::SetHandoffSettingsRequest>,
+    ) -> Result<Response<pb::HandoffSettings>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let req = request.into_inner();
+        let Some(settings) = req.settings else {
+            return Err(Error::invalid("settings", "is required").into());
+        };
+        let row = self
+            .store
+            .set_handoff_settings(
+                &tenant,
+                settings.allow_uncontracted_handoffs,
+                req.expected_version,
+            )
+            .await?;
+        Ok(Response::new(handoff_settings_to_proto(&row)))
     }
 
     async fn get_touch_rules(

@@ -2,8 +2,10 @@
 //! SQL without having been an MQL (BANT confirmed early), once.
 
 use baton_proto::{
-    capture::v1::{ActivityKind, ActivityRecorded, Lead, LeadCaptured, LeadUpdated, LeadsMerged},
-    qualification::v1::{RankChanged, Stage, StageChanged},
+    capture::v1::{
+        ActivityKind, ActivityRecorded, Lead, LeadCaptured, LeadErased, LeadUpdated, LeadsMerged,
+    },
+    qualification::v1::{BantRecorded, RankChanged, Stage, StageChanged},
     reporting::v1::ContractActivated,
 };
 use baton_shared::{
@@ -16,7 +18,7 @@ use tracing::Instrument;
 
 use crate::store::{
     batch::BatchCache,
-    handoffs, routing,
+    handoffs, leads, routing,
     signals::{self, ScoreAndStage, SignalUpdate},
     timers, touches,
 };
@@ -53,6 +55,8 @@ impl QualificationEvents {
                 signals::record_signal(txn, &tenant, &ranked.lead_id, None, Some(ranked.to_rank))
                     .await?;
             cache.signal_stored(signal);
+        } else if let Some(bant) = decode::<BantRecorded>(event)? {
+            leads::bant_recorded(txn, &tenant, &bant).await?;
         }
         Ok(())
     }
@@ -97,6 +101,9 @@ impl EventHandler for QualificationEvents {
                 }
             } else if let Some(ranked) = decode::<RankChanged>(event)? {
                 batch.signal(&ranked.lead_id).rank = Some(ranked.to_rank);
+            } else if let Some(bant) = decode::<BantRecorded>(event)? {
+                // The whole BANT as of the event: applying it at once keeps the order.
+                leads::bant_recorded(txn, &TenantId::new(batch.tenant.clone()), &bant).await?;
             }
         }
         let mut cache = BatchCache::holding_writes();
@@ -176,7 +183,21 @@ impl EventHandler for CaptureEvents {
             if let Some(lead) = &updated.lead {
                 routing::record_profile(txn, &tenant, lead).await?;
             }
+        } else if let Some(erased) = decode::<LeadErased>(event)? {
+            let at = erased
+                .erased_at
+                .as_ref()
+                .and_then(time::from_proto)
+                .unwrap_or_else(time::now);
+            leads::erased(txn, &tenant, &erased.lead_id, at).await?;
         } else if let Some(merged) = decode::<LeadsMerged>(event)? {
+            leads::merged(
+                txn,
+                &tenant,
+                &merged.merged_lead_id,
+                &merged.survivor_lead_id,
+            )
+            .await?;
             routing::merge(
                 txn,
                 &tenant,

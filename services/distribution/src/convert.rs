@@ -14,7 +14,9 @@ use crate::{
         routing::{self as rules, Considered},
         touches::TouchRules,
     },
-    store::entities::{assignment, handoff, handoff_step, rep, team, touch_ruleset},
+    store::entities::{
+        assignment, handoff, handoff_settings, handoff_step, rep, team, touch_ruleset,
+    },
 };
 
 pub fn rep_to_proto(rep: &rep::Model) -> pb::Rep {
@@ -79,6 +81,14 @@ pub fn considered_to_proto(c: &Considered) -> pb::CandidateConsidered {
         counter: c.counter,
         open_leads: c.open_leads,
         capacity: c.capacity as i32,
+    }
+}
+
+pub fn handoff_settings_to_proto(row: &handoff_settings::Model) -> pb::HandoffSettings {
+    pb::HandoffSettings {
+        version: row.version,
+        allow_uncontracted_handoffs: row.allow_uncontracted,
+        updated_at: Some(time::to_proto(row.updated_at)),
     }
 }
 
@@ -247,7 +257,7 @@ pub fn handoff_to_proto(h: &handoff::Model, steps: &[handoff_step::Model]) -> Ha
         state: h.state,
         contract_id: h.contract_id.clone(),
         contract_version: h.contract_version,
-        decision_due_at: Some(time::to_proto(h.decision_due_at)),
+        decision_due_at: (!h.contract_id.is_empty()).then(|| time::to_proto(h.decision_due_at)),
         rejection_reason: h.rejection_reason.clone(),
         rejected_lead_route: h.rejected_lead_route.clone(),
         amount: h.amount_currency.clone().zip(h.amount_minor).map(

@@ -2,15 +2,18 @@
 //! real sockets: reporting and distribution as separate services, distribution following
 //! reporting's event log.
 
+mod common;
+
 use baton_shared::testing::as_user;
-use std::{sync::Arc, time::Duration};
+use common::{Floor, LeadSetup};
+use std::time::Duration;
 
 use baton_proto::{
     capture::v1::Money,
     distribution::v1::{
         AcceptHandoffRequest, CreateHandoffRequest, DisputeRejectionRequest, GetHandoffRequest,
-        HandoffBant, HandoffState, RecordOutcomeRequest, RejectHandoffRequest, RuleDisputeRequest,
-        distribution_service_client::DistributionServiceClient,
+        GetHandoffSettingsRequest, HandoffSettings, HandoffState, RecordOutcomeRequest,
+        RejectHandoffRequest, RuleDisputeRequest, SetHandoffSettingsRequest, SlaKind,
     },
     reporting::v1::{
         ApproveContractRequest, ContractStatus, ContractTerms, CreateContractRequest,
@@ -20,7 +23,7 @@ use baton_proto::{
 };
 use baton_shared::{
     ServiceName,
-    testing::{TestDatabase, bind_ephemeral, channel, count, eventually, settings_with, spawn},
+    testing::{channel, count, eventually, spawn},
     time,
 };
 use tonic::Code;
@@ -42,11 +45,6 @@ fn handoff(request_id: &str, lead_id: &str) -> CreateHandoffRequest {
         meeting_at: Some(time::to_proto(
             chrono::Utc::now() + chrono::Duration::days(3),
         )),
-        bant: Some(HandoffBant {
-            budget: true,
-            need: true,
-            ..Default::default()
-        }),
         notes: "Wants a demo for 40 seats".into(),
         handed_off_by: "is-rep@example.com".into(),
         ..Default::default()
@@ -55,29 +53,25 @@ fn handoff(request_id: &str, lead_id: &str) -> CreateHandoffRequest {
 
 #[tokio::test]
 async fn a_contract_both_owners_approved_gates_every_handoff_even_while_reporting_is_down() {
-    let reporting_db = TestDatabase::new("reporting").await;
-    let distribution_db = TestDatabase::new("distribution").await;
-    let mut settings = settings_with(&[
-        (ServiceName::Reporting, &reporting_db),
-        (ServiceName::Distribution, &distribution_db),
-    ]);
-    let reporting_listener = bind_ephemeral(&mut settings, ServiceName::Reporting).await;
-    let distribution_listener = bind_ephemeral(&mut settings, ServiceName::Distribution).await;
-    let settings = Arc::new(settings);
-    let reporting = spawn(
-        ServiceName::Reporting,
-        &settings,
-        reporting_listener,
-        baton_reporting::run,
-    );
-    let distribution = spawn(
-        ServiceName::Distribution,
-        &settings,
-        distribution_listener,
-        baton_distribution::run,
-    );
-    let mut contracts = ContractServiceClient::new(channel(&reporting.endpoint).await);
-    let mut d = DistributionServiceClient::new(channel(&distribution.endpoint).await);
+    let floor = Floor::start(|_| {}).await;
+    let mut contracts = ContractServiceClient::new(channel(&floor.reporting.endpoint).await);
+    let mut d = floor.d.clone();
+    let ready = LeadSetup {
+        budget: true,
+        need: true,
+    };
+    floor
+        .leads(&["lead-0", "lead-probe", "lead-2"], ready)
+        .await;
+    floor
+        .lead(
+            "lead-1",
+            LeadSetup {
+                need: true,
+                ..LeadSetup::default()
+            },
+        )
+        .await;
 
     // No contract yet: no handoff.
     let none = d
@@ -85,7 +79,7 @@ async fn a_contract_both_owners_approved_gates_every_handoff_even_while_reportin
         .await
         .unwrap_err();
     assert_eq!(none.code(), Code::FailedPrecondition);
-    assert!(none.message().contains("active_contract"), "{none:?}");
+    assert!(none.message().contains("no_active_contract"), "{none:?}");
 
     // A draft with problems cannot be approved; every problem is listed.
     let mut broken = terms();
@@ -205,14 +199,17 @@ async fn a_contract_both_owners_approved_gates_every_handoff_even_while_reportin
     .await;
 
     // Reporting goes away; distribution still judges handoffs by its replica.
+    let Floor {
+        reporting,
+        distribution,
+        distribution_db,
+        ..
+    } = floor;
     reporting.stop().await;
 
+    // The gate reads qualification's BANT record (need only), not what the request claims.
     let mut failing = handoff("h1", "lead-1");
     failing.meeting_at = None;
-    failing.bant = Some(HandoffBant {
-        need: true,
-        ..Default::default()
-    });
     let gate = d
         .create_handoff(as_user("is-rep@example.com", failing))
         .await
@@ -407,28 +404,27 @@ async fn each_sla_timer_fires_once_across_replicas_and_a_met_sla_never_fires() {
     use baton_distribution::store::entities::sla_timer;
     use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, sea_query::Expr};
 
-    let reporting_db = TestDatabase::new("reporting").await;
-    let distribution_db = TestDatabase::new("distribution").await;
-    let mut settings = settings_with(&[
-        (ServiceName::Reporting, &reporting_db),
-        (ServiceName::Distribution, &distribution_db),
-    ]);
-    settings.sla.interval_ms = 50;
-    let reporting_listener = bind_ephemeral(&mut settings, ServiceName::Reporting).await;
-    let distribution_listener = bind_ephemeral(&mut settings, ServiceName::Distribution).await;
-    let settings = Arc::new(settings);
-    let reporting = spawn(
-        ServiceName::Reporting,
-        &settings,
-        reporting_listener,
-        baton_reporting::run,
-    );
-    let mut replicas = vec![spawn(
-        ServiceName::Distribution,
-        &settings,
-        distribution_listener,
-        baton_distribution::run,
-    )];
+    let floor = Floor::start(|s| s.sla.interval_ms = 50).await;
+    let leads: Vec<String> = (0..20).map(|n| format!("lead-{n}")).collect();
+    let ids: Vec<&str> = leads.iter().map(String::as_str).collect();
+    floor
+        .leads(
+            &ids,
+            LeadSetup {
+                budget: true,
+                need: true,
+            },
+        )
+        .await;
+    let Floor {
+        settings,
+        reporting,
+        distribution,
+        distribution_db,
+        d,
+        ..
+    } = floor;
+    let mut replicas = vec![distribution];
     if distribution_db.is_postgres() {
         let listener = baton_shared::server::bind("127.0.0.1:0").await.unwrap();
         replicas.push(spawn(
@@ -439,7 +435,7 @@ async fn each_sla_timer_fires_once_across_replicas_and_a_met_sla_never_fires() {
         ));
     }
     let mut contracts = ContractServiceClient::new(channel(&reporting.endpoint).await);
-    let mut d = DistributionServiceClient::new(channel(&replicas[0].endpoint).await);
+    let mut d = d.clone();
     let draft = contracts
         .create_contract(as_user(
             "sales-ops@example.com",
@@ -493,7 +489,7 @@ async fn each_sla_timer_fires_once_across_replicas_and_a_met_sla_never_fires() {
     .await
     .unwrap();
 
-    // Time passes: every decision SLA is now due.
+    // Time passes: every decision SLA is now due (the response SLAs of the assignments are not).
     let db = baton_shared::db::connect(
         &distribution_db.url,
         &baton_shared::Settings::defaults().unwrap().database,
@@ -505,6 +501,7 @@ async fn each_sla_timer_fires_once_across_replicas_and_a_met_sla_never_fires() {
             sla_timer::Column::DueAt,
             Expr::value(chrono::Utc::now() - chrono::Duration::minutes(1)),
         )
+        .filter(sla_timer::Column::Kind.eq(SlaKind::Decision as i32))
         .exec(&db)
         .await
         .unwrap();
@@ -543,4 +540,190 @@ async fn each_sla_timer_fires_once_across_replicas_and_a_met_sla_never_fires() {
         r.stop().await;
     }
     reporting.stop().await;
+}
+
+/// Creates `terms` as a contract and has both owners approve it.
+async fn activate(
+    contracts: &mut ContractServiceClient<baton_shared::peer::AuthChannel>,
+    request_id: &str,
+    terms: ContractTerms,
+) -> baton_proto::reporting::v1::Contract {
+    let draft = contracts
+        .create_contract(as_user(
+            "sales-ops@example.com",
+            CreateContractRequest {
+                request_id: request_id.into(),
+                terms: Some(terms),
+                created_by: "sales-ops@example.com".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut last = draft.clone();
+    for approver in [IS_OWNER, FS_OWNER] {
+        last = contracts
+            .approve_contract(as_user(
+                approver,
+                ApproveContractRequest {
+                    contract_id: draft.contract_id.clone(),
+                    approver: approver.into(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+    }
+    last
+}
+
+/// A handoff names a live lead its IS team holds, under a contract in force: an unknown lead is
+/// NOT_FOUND; a lead of another team, an erased one and a merged one are refused with their rule;
+/// a contract whose period has not begun is no contract (unless the tenant's settings take
+/// uncontracted handoffs, which then carry no gate and no decision SLA).
+#[tokio::test]
+async fn a_handoff_needs_a_live_lead_of_the_team_and_a_contract_in_force() {
+    let floor = Floor::start(|_| {}).await;
+    let mut contracts = ContractServiceClient::new(channel(&floor.reporting.endpoint).await);
+    let mut d = floor.d.clone();
+    let ready = LeadSetup {
+        budget: true,
+        need: true,
+    };
+    floor
+        .leads(&["lead-a", "lead-b", "lead-c", "lead-d"], ready)
+        .await;
+    // A contract approved now for next month: not in force.
+    let mut later = terms();
+    let start = chrono::Utc::now() + chrono::Duration::days(30);
+    later.period_start = Some(time::to_proto(start));
+    later.period_end = Some(time::to_proto(start + chrono::Duration::days(30)));
+    let future = activate(&mut contracts, "c-later", later).await;
+    assert_eq!(future.status, ContractStatus::Active as i32);
+    let refused = eventually("contract replicated", Duration::from_secs(20), || {
+        let mut d = d.clone();
+        async move {
+            let status = d
+                .create_handoff(as_user("is-rep@example.com", handoff("h-a", "lead-a")))
+                .await
+                .unwrap_err();
+            status.message().contains("not in force").then_some(status)
+        }
+    })
+    .await;
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(
+        refused.message().contains("no_active_contract"),
+        "{refused:?}"
+    );
+
+    // The tenant takes uncontracted handoffs: no gate, no contract, nothing due.
+    let defaults = d
+        .get_handoff_settings(GetHandoffSettingsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (defaults.version, defaults.allow_uncontracted_handoffs),
+        (1, false)
+    );
+    let set = |allow: bool, expected_version: i32| SetHandoffSettingsRequest {
+        settings: Some(HandoffSettings {
+            allow_uncontracted_handoffs: allow,
+            ..Default::default()
+        }),
+        expected_version,
+    };
+    let conflict = d.set_handoff_settings(set(true, 7)).await.unwrap_err();
+    assert!(
+        conflict.message().contains("version_conflict"),
+        "{conflict:?}"
+    );
+    let allowed = d
+        .set_handoff_settings(set(true, 1))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(allowed.version, 2);
+    let mut no_meeting = handoff("h-a", "lead-a");
+    no_meeting.meeting_at = None;
+    let uncontracted = d
+        .create_handoff(as_user("is-rep@example.com", no_meeting))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(uncontracted.contract_id, "");
+    assert!(uncontracted.decision_due_at.is_none());
+    d.set_handoff_settings(set(false, 2)).await.unwrap();
+
+    // A contract in force from now on.
+    activate(&mut contracts, "c-now", terms()).await;
+    eventually(
+        "current contract replicated",
+        Duration::from_secs(20),
+        || {
+            let mut d = d.clone();
+            async move {
+                d.create_handoff(as_user("is-rep@example.com", handoff("h-b", "lead-b")))
+                    .await
+                    .ok()
+            }
+        },
+    )
+    .await;
+
+    // The lead must be known, live and held by the IS team.
+    let unknown = d
+        .create_handoff(as_user("is-rep@example.com", handoff("h-x", "lead-x")))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound, "{unknown:?}");
+    let mut other_team = handoff("h-c", "lead-c");
+    other_team.is_team = "is-osaka".into();
+    let not_theirs = d
+        .create_handoff(as_user("is-rep@example.com", other_team))
+        .await
+        .unwrap_err();
+    assert_eq!(not_theirs.code(), Code::FailedPrecondition);
+    assert!(
+        not_theirs.message().contains("lead_not_assigned_to_team"),
+        "{not_theirs:?}"
+    );
+    // Capture's events arrive in order: once the erasure is in, so is the merge before it.
+    floor.merge("lead-d", "lead-b").await;
+    floor.erase("lead-c").await;
+    let erased = eventually("erasure replicated", Duration::from_secs(20), || {
+        let mut d = d.clone();
+        async move {
+            // Fails the gate until the erasure arrives, so nothing is stored meanwhile.
+            let mut probe = handoff("h-c", "lead-c");
+            probe.meeting_at = None;
+            let status = d
+                .create_handoff(as_user("is-rep@example.com", probe))
+                .await
+                .unwrap_err();
+            status.message().contains("lead_erased").then_some(status)
+        }
+    })
+    .await;
+    assert_eq!(erased.code(), Code::FailedPrecondition);
+    let merged = d
+        .create_handoff(as_user("is-rep@example.com", handoff("h-d", "lead-d")))
+        .await
+        .unwrap_err();
+    assert_eq!(merged.code(), Code::FailedPrecondition);
+    assert!(
+        merged.message().contains("lead_merged") && merged.message().contains("lead-b"),
+        "{merged:?}"
+    );
+    assert_eq!(
+        count(
+            &floor.distribution_db.url,
+            "SELECT COUNT(*) AS n FROM handoff"
+        )
+        .await,
+        2,
+        "only the uncontracted handoff and the one under the contract in force were stored"
+    );
+    floor.stop().await;
 }

@@ -9,6 +9,7 @@ mod m20261124_000040_sla_timers;
 mod m20261124_000050_rep_open_leads;
 mod m20261201_000060_touch_rules;
 mod m20261202_000070_outcome_mrr;
+mod m20261203_000080_lead_records;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000050_rep_open_leads::Migration),
             Box::new(m20261201_000060_touch_rules::Migration),
             Box::new(m20261202_000070_outcome_mrr::Migration),
+            Box::new(m20261203_000080_lead_records::Migration),
         ]
     }
 }

@@ -348,3 +348,50 @@ pub mod touch_ruleset {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod lead_record {
+    use sea_orm::entity::prelude::*;
+
+    /// What a handoff checks of its lead: qualification's BANT record (bits: 1 budget,
+    /// 2 authority, 4 need, 8 timeframe) and capture's erasure or merge.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "lead_record")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub lead_id: String,
+        pub bant: i32,
+        pub bant_recorded_at: Option<DateTimeUtc>,
+        pub erased_at: Option<DateTimeUtc>,
+        /// The survivor this lead was merged into.
+        pub merged_into: Option<String>,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod handoff_settings {
+    use sea_orm::entity::prelude::*;
+
+    /// The tenant's handoff settings (every change adds one to the version).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "handoff_settings")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        pub version: i32,
+        /// A handoff between teams with no contract in force is taken (ungated, no decision SLA).
+        pub allow_uncontracted: bool,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

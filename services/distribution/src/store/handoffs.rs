@@ -2,7 +2,7 @@
 //! lead's score and rank, the gate's refusal counts, and every step with its event.
 
 use baton_proto::{
-    distribution::v1::{Handoff, HandoffChanged, HandoffState, SlaKind},
+    distribution::v1::{AssignmentState, Handoff, HandoffChanged, HandoffState, SlaKind},
     qualification::v1::Rank,
     reporting::v1::{Contract, ContractTerms, RejectedLeadRoute},
 };
@@ -24,12 +24,12 @@ use sea_orm::{
 use super::{
     Store,
     entities::{contract_replica, handoff, handoff_refusal, handoff_step, lead_signal},
-    sla, timers,
+    leads, routing, sla, timers,
 };
 use crate::error::Error;
 use crate::{
     convert,
-    domain::handoffs::{self, Step},
+    domain::handoffs::{self, Bant, LeadStanding, Step},
 };
 
 /// A handoff as IS submits it (validated at the edge).
@@ -41,8 +41,6 @@ pub struct NewHandoff {
     pub fs_team: String,
     pub fs_rep_id: String,
     pub meeting_at: Option<DateTime<Utc>>,
-    /// budget, authority, need, timeframe.
-    pub bant: [bool; 4],
     pub notes: String,
     pub handed_off_by: String,
 }
@@ -162,21 +160,12 @@ async fn log_step<C: ConnectionTrait>(
     EventLog::append(txn, tenant, &h.lead_id, &event).await
 }
 
-fn gate_facts(new: &NewHandoff, signal: Option<&lead_signal::Model>) -> HandoffFacts {
-    let [budget, authority, need, timeframe] = new.bant;
+fn gate_facts(new: &NewHandoff, bant: Bant, signal: Option<&lead_signal::Model>) -> HandoffFacts {
     HandoffFacts {
         has_meeting: new.meeting_at.is_some(),
         has_notes: !new.notes.is_empty(),
         has_fs_rep: !new.fs_rep_id.is_empty(),
-        bant_confirmed: [
-            (budget, "budget"),
-            (authority, "authority"),
-            (need, "need"),
-            (timeframe, "timeframe"),
-        ]
-        .into_iter()
-        .filter_map(|(yes, name)| yes.then_some(name))
-        .collect(),
+        bant_confirmed: bant.confirmed().into_iter().collect(),
         score: signal.and_then(|s| s.score),
         rank: signal
             .and_then(|s| s.rank)
@@ -220,11 +209,19 @@ async fn ensure_no_open_handoff<C: ConnectionTrait>(
 fn new_handoff_row(
     tenant: &TenantId,
     new: &NewHandoff,
-    replica: &contract_replica::Model,
-    terms: &ContractTerms,
+    bant: Bant,
+    contract: Option<(&contract_replica::Model, &ContractTerms)>,
     now: DateTime<Utc>,
 ) -> handoff::ActiveModel {
-    let [budget, authority, need, timeframe] = new.bant;
+    let (contract_id, contract_version, decision_due_at) = match contract {
+        Some((replica, terms)) => (
+            replica.contract_id.clone(),
+            replica.version,
+            now + Duration::hours(i64::from(terms.decision_sla_hours)),
+        ),
+        // Uncontracted: nothing is due.
+        None => (String::new(), 0, now),
+    };
     handoff::ActiveModel {
         seq: NotSet,
         handoff_id: Set(uuid::Uuid::now_v7().to_string()),
@@ -235,16 +232,16 @@ fn new_handoff_row(
         fs_team: Set(new.fs_team.clone()),
         fs_rep_id: Set(new.fs_rep_id.clone()),
         meeting_at: Set(new.meeting_at),
-        bant_budget: Set(budget),
-        bant_authority: Set(authority),
-        bant_need: Set(need),
-        bant_timeframe: Set(timeframe),
+        bant_budget: Set(bant.budget),
+        bant_authority: Set(bant.authority),
+        bant_need: Set(bant.need),
+        bant_timeframe: Set(bant.timeframe),
         notes: Set(new.notes.clone()),
         handed_off_by: Set(new.handed_off_by.clone()),
         state: Set(HandoffState::Pending as i32),
-        contract_id: Set(replica.contract_id.clone()),
-        contract_version: Set(replica.version),
-        decision_due_at: Set(now + Duration::hours(i64::from(terms.decision_sla_hours))),
+        contract_id: Set(contract_id),
+        contract_version: Set(contract_version),
+        decision_due_at: Set(decision_due_at),
         rejection_reason: Set(String::new()),
         rejected_lead_route: Set(String::new()),
         amount_currency: Set(None),
@@ -258,8 +255,109 @@ fn new_handoff_row(
     }
 }
 
+/// The handoff an earlier call with the same request_id made (INVALID_ARGUMENT if it was for
+/// another lead or pair).
+async fn seen_request<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    new: &NewHandoff,
+) -> Result<Option<Handoff>, Error> {
+    let seen = handoff::Entity::find()
+        .filter(handoff::Column::TenantId.eq(tenant.as_str()))
+        .filter(handoff::Column::RequestId.eq(new.request_id.as_str()))
+        .one(txn)
+        .await?;
+    let Some(seen) = seen else {
+        return Ok(None);
+    };
+    if seen.lead_id != new.lead_id || seen.is_team != new.is_team || seen.fs_team != new.fs_team {
+        return Err(Error::invalid(
+            "request_id",
+            "was already used for a different handoff",
+        ));
+    }
+    let steps = steps_of(txn, &seen.handoff_id).await?;
+    Ok(Some(convert::handoff_to_proto(&seen, &steps)))
+}
+
+/// The lead may be handed off by the IS team (known, not erased or merged away, assigned to a rep
+/// of the team); returns its BANT as qualification recorded it.
+async fn check_lead<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    new: &NewHandoff,
+) -> Result<Bant, Error> {
+    let record = leads::record_of(txn, tenant, &new.lead_id).await?;
+    let assignment = routing::open_assignment(txn, tenant, &new.lead_id).await?;
+    let known = record.is_some()
+        || assignment.is_some()
+        || lead_signal::Entity::find_by_id((tenant.to_string(), new.lead_id.clone()))
+            .one(txn)
+            .await?
+            .is_some();
+    let standing = LeadStanding {
+        known,
+        erased: record.as_ref().is_some_and(|r| r.erased_at.is_some()),
+        merged_into: record.as_ref().and_then(|r| r.merged_into.as_deref()),
+        assigned_team: assignment
+            .as_ref()
+            .filter(|a| a.state == AssignmentState::Assigned as i32)
+            .map(|a| a.team_id.as_str()),
+    };
+    match handoffs::may_hand_off(&new.lead_id, &new.is_team, &standing) {
+        Ok(()) => Ok(Bant::from_bits(record.map_or(0, |r| r.bant))),
+        Err(("not_found", _)) => Err(Error::not_found("lead", &new.lead_id)),
+        Err((rule, description)) => Err(Error::RuleBroken {
+            rule: rule.into(),
+            description,
+        }),
+    }
+}
+
+/// The pair's contract in force now, or None when the tenant takes uncontracted handoffs;
+/// FAILED_PRECONDITION "no_active_contract" otherwise.
+async fn contract_in_force<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    new: &NewHandoff,
+) -> Result<Option<(contract_replica::Model, ContractTerms)>, Error> {
+    let now = time::now();
+    let replica = replica_of(txn, tenant, &new.is_team, &new.fs_team).await?;
+    let why = match replica {
+        Some(replica) => {
+            let terms = terms_of(&replica);
+            if contract::in_force(&terms, now) {
+                return Ok(Some((replica, terms)));
+            }
+            format!(
+                "the contract of teams {} and {} (version {}) is not in force now: it covers {} to {}",
+                new.is_team,
+                new.fs_team,
+                replica.version,
+                period_bound(terms.period_start.as_ref().and_then(time::from_proto)),
+                period_bound(terms.period_end.as_ref().and_then(time::from_proto)),
+            )
+        }
+        None => format!(
+            "teams {} and {} have no active contract; both owners must approve one first",
+            new.is_team, new.fs_team
+        ),
+    };
+    if leads::settings(txn, tenant).await?.allow_uncontracted {
+        return Ok(None);
+    }
+    Err(Error::RuleBroken {
+        rule: "no_active_contract".into(),
+        description: why,
+    })
+}
+
+fn period_bound(at: Option<DateTime<Utc>>) -> String {
+    at.map_or_else(|| "(open)".to_owned(), |t| t.to_rfc3339())
+}
+
 impl Store {
-    /// Judges a handoff against the pair's active contract; stores it if it passes the gate, or
+    /// Judges a handoff against the pair's contract in force; stores it if it passes the gate, or
     /// only counts the refusal if it does not.
     pub async fn create_handoff(
         &self,
@@ -267,54 +365,34 @@ impl Store {
         new: &NewHandoff,
     ) -> Result<Handoff, Error> {
         let txn = self.db.begin().await?;
-        let seen = handoff::Entity::find()
-            .filter(handoff::Column::TenantId.eq(tenant.as_str()))
-            .filter(handoff::Column::RequestId.eq(new.request_id.as_str()))
-            .one(&txn)
-            .await?;
-        if let Some(seen) = seen {
-            if seen.lead_id != new.lead_id
-                || seen.is_team != new.is_team
-                || seen.fs_team != new.fs_team
-            {
-                return Err(Error::invalid(
-                    "request_id",
-                    "was already used for a different handoff",
-                ));
-            }
-            let steps = steps_of(&txn, &seen.handoff_id).await?;
-            return Ok(convert::handoff_to_proto(&seen, &steps));
+        if let Some(seen) = seen_request(&txn, tenant, new).await? {
+            return Ok(seen);
         }
-        let Some(replica) = replica_of(&txn, tenant, &new.is_team, &new.fs_team).await? else {
-            return Err(Error::RuleBroken {
-                rule: "active_contract".into(),
-                description: format!(
-                    "teams {} and {} have no active contract; both owners must approve one first",
-                    new.is_team, new.fs_team
-                ),
-            });
-        };
-        let terms = terms_of(&replica);
+        let bant = check_lead(&txn, tenant, new).await?;
+        let contract = contract_in_force(&txn, tenant, new).await?;
         let signal = lead_signal::Entity::find_by_id((tenant.to_string(), new.lead_id.clone()))
             .one(&txn)
             .await?;
-        let failures = contract::check_gate(
-            &terms.gate.clone().unwrap_or_default(),
-            &gate_facts(new, signal.as_ref()),
-        );
-        if !failures.is_empty() {
-            txn.rollback().await?;
-            self.count_refusal(tenant, &replica).await?;
-            return Err(Error::GateFailed {
-                kind: GATE,
-                items: failures
-                    .into_iter()
-                    .map(|f| (f.item, f.description))
-                    .collect(),
-            });
+        if let Some((replica, terms)) = &contract {
+            let failures = contract::check_gate(
+                &terms.gate.clone().unwrap_or_default(),
+                &gate_facts(new, bant, signal.as_ref()),
+            );
+            if !failures.is_empty() {
+                txn.rollback().await?;
+                self.count_refusal(tenant, replica).await?;
+                return Err(Error::GateFailed {
+                    kind: GATE,
+                    items: failures
+                        .into_iter()
+                        .map(|f| (f.item, f.description))
+                        .collect(),
+                });
+            }
         }
         ensure_no_open_handoff(&txn, tenant, &new.lead_id).await?;
-        let created = new_handoff_row(tenant, new, &replica, &terms, time::now())
+        let judged = contract.as_ref().map(|(r, t)| (r, t));
+        let created = new_handoff_row(tenant, new, bant, judged, time::now())
             .insert(&txn)
             .await?;
         log_step(
@@ -326,16 +404,18 @@ impl Store {
             &new.notes,
         )
         .await?;
-        sla::start_decision(
-            &txn,
-            tenant,
-            &created.handoff_id,
-            &created.lead_id,
-            &created.fs_rep_id,
-            created.decision_due_at,
-            &terms,
-        )
-        .await?;
+        if let Some((_, terms)) = &contract {
+            sla::start_decision(
+                &txn,
+                tenant,
+                &created.handoff_id,
+                &created.lead_id,
+                &created.fs_rep_id,
+                created.decision_due_at,
+                terms,
+            )
+            .await?;
+        }
         let steps = steps_of(&txn, &created.handoff_id).await?;
         txn.commit().await?;
         self.log.notify_committed();

@@ -78,7 +78,9 @@ pub async fn start_response<C: ConnectionTrait>(
         return Ok(());
     };
     let terms = ContractTerms::decode(contract.terms.as_slice()).unwrap_or_default();
-    if terms.response_sla_minutes == 0 {
+    let assigned_at = a.assigned_at.unwrap_or_else(time::now);
+    // Outside its period a contract starts no SLA.
+    if terms.response_sla_minutes == 0 || !baton_shared::contract::in_force(&terms, assigned_at) {
         return Ok(());
     }
     let hours = if terms.response_sla_working_hours {
@@ -103,11 +105,7 @@ pub async fn start_response<C: ConnectionTrait>(
                 subject_id: &a.assignment_id,
                 lead_id: &a.lead_id,
                 rep_id,
-                due_at: due_at(
-                    a.assigned_at.unwrap_or_else(time::now),
-                    terms.response_sla_minutes,
-                    hours,
-                ),
+                due_at: due_at(assigned_at, terms.response_sla_minutes, hours),
                 escalation: escalation_name(terms.response_sla_escalation),
                 notify: &terms.is_owner,
             },

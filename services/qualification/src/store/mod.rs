@@ -9,13 +9,14 @@ pub mod stage_rules;
 
 use baton_proto::{
     capture::v1::{Activity, ActivityKind, PageKind},
-    qualification::v1::Stage,
+    qualification::v1::{BantRecorded, Stage},
 };
 use std::collections::HashMap;
 
 use baton_shared::{
     TenantId,
     db::{self},
+    events::EventLog,
     time,
 };
 use chrono::{DateTime, Utc};
@@ -142,6 +143,7 @@ impl Store {
         } else {
             lead_bant::Entity::insert(active).exec(&txn).await?;
         }
+        announce_bant(&txn, tenant, lead_id, status, recorded_by).await?;
         let stage = Stage::try_from(score.stage).unwrap_or(Stage::Lead);
         let (_, rules) = stage_rules::stage_rules(&txn, tenant).await?;
         if let Some(to) = stages::stage_after_bant(stage, status, &rules) {
@@ -715,4 +717,25 @@ pub async fn active_model<C: ConnectionTrait>(
             p.join("; ")
         ))
     })
+}
+
+/// The `BantRecorded` event of a lead's whole BANT after a change (before any stage move it
+/// causes, so a consumer knows the BANT when it sees the move).
+async fn announce_bant<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+    status: stages::BantStatus,
+    recorded_by: &str,
+) -> Result<(), DbErr> {
+    let event = BantRecorded {
+        lead_id: lead_id.to_owned(),
+        budget: status.budget,
+        authority: status.authority,
+        need: status.need,
+        timeframe: status.timeframe,
+        recorded_by: recorded_by.to_owned(),
+        recorded_at: Some(time::to_proto(time::now())),
+    };
+    EventLog::append(txn, tenant, lead_id, &event).await
 }
