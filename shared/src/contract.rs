@@ -43,10 +43,23 @@ pub fn in_force(terms: &ContractTerms, at: chrono::DateTime<chrono::Utc>) -> boo
     start.is_none_or(|s| s <= at) && end.is_none_or(|e| at < e)
 }
 
+/// The time zone a contract's periods are counted in (UTC when unset or unknown; an unknown one
+/// is a validation problem).
+pub fn time_zone(terms: &ContractTerms) -> chrono_tz::Tz {
+    terms.time_zone.parse().unwrap_or(chrono_tz::UTC)
+}
+
 /// Every problem that keeps `terms` from being approved.
 pub fn validate(terms: &ContractTerms) -> Vec<Problem> {
     let mut p = Vec::new();
     validate_parties(terms, &mut p);
+    if !terms.time_zone.is_empty() && terms.time_zone.parse::<chrono_tz::Tz>().is_err() {
+        problem(
+            &mut p,
+            "time_zone",
+            "is not an IANA time zone (e.g. Asia/Tokyo)",
+        );
+    }
     validate_gate(terms.gate.as_ref(), &mut p);
     validate_rejections(terms, &mut p);
     validate_slas(terms, &mut p);
@@ -197,6 +210,13 @@ fn validate_targets(terms: &ContractTerms, p: &mut Vec<Problem>) {
             if t.won_amount_minor < 0 {
                 problem(p, "is_targets.won_amount_minor", "must not be negative");
             }
+            if t.valid_leads_per_period < 0 {
+                problem(
+                    p,
+                    "is_targets.valid_leads_per_period",
+                    "must not be negative",
+                );
+            }
             if t.won_amount_minor > 0 && t.currency_code.len() != 3 {
                 problem(
                     p,
@@ -215,6 +235,10 @@ fn validate_targets(terms: &ContractTerms, p: &mut Vec<Problem>) {
                     t.decision_sla_adherence_pct,
                 ),
                 ("fs_targets.win_rate_pct", t.win_rate_pct),
+                (
+                    "fs_targets.dispute_ruling_adherence_pct",
+                    t.dispute_ruling_adherence_pct,
+                ),
             ] {
                 if !(0.0..=100.0).contains(&v) {
                     problem(p, f, "must be a percentage (0-100)");
@@ -342,12 +366,15 @@ pub fn example_terms(
             win_rate_pct: 25.0,
             won_amount_minor: 50_000_000,
             currency_code: "JPY".into(),
+            valid_leads_per_period: 28,
         }),
         fs_targets: Some(FsTargets {
             decision_sla_adherence_pct: 95.0,
             reason_on_every_rejection: true,
             win_rate_pct: 30.0,
+            dispute_ruling_adherence_pct: 90.0,
         }),
+        dispute_ruling_hours: 24,
         ..Default::default()
     }
 }

@@ -24,6 +24,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub scoring: ScoringSettings,
     pub sla: SlaSettings,
+    pub contracts: ContractSettings,
     pub capture: ServiceSettings,
     pub nurture: ServiceSettings,
     pub qualification: ServiceSettings,
@@ -156,6 +157,15 @@ pub struct SlaSettings {
     pub interval_ms: u64,
     /// Timers fired per transaction.
     pub batch_size: u64,
+}
+
+/// reporting's contract attainment.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ContractSettings {
+    /// How often WatchAttainment looks for changed numbers, in milliseconds.
+    pub attainment_watch_interval_ms: u64,
+    /// Longest a WatchAttainment stream stays open, in seconds.
+    pub attainment_watch_max_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,6 +1,10 @@
 //! reporting's gRPC edge: validate, call the store, map errors. No SQL here.
 
 use baton_proto::reporting::v1::{
+    self as pb, CreatePlanRequest, GetPlanProgressRequest, GetPlanRequest, ListPlansRequest,
+    ListPlansResponse, Plan, PlanProgress, planning_service_server::PlanningService,
+};
+use baton_proto::reporting::v1::{
     ApproveContractRequest, Contract, ContractProblem, CreateContractRequest, Customer, Funnel,
     GetContractRequest, GetFunnelRequest, GetKpisRequest, GetKpisResponse,
     GetTargetAccountsRequest, KpiDefinition, ListContractsRequest, ListContractsResponse,
@@ -8,10 +12,6 @@ use baton_proto::reporting::v1::{
     SetTargetAccountsRequest, TargetAccounts, UpdateContractRequest, UpdateKpiParametersRequest,
     ValidateContractRequest, ValidateContractResponse, contract_service_server::ContractService,
     kpi_service_server::KpiService, reporting_service_server::ReportingService,
-};
-use baton_proto::reporting::v1::{
-    CreatePlanRequest, GetPlanProgressRequest, GetPlanRequest, ListPlansRequest, ListPlansResponse,
-    Plan, PlanProgress, planning_service_server::PlanningService,
 };
 use baton_shared::{
     TenantId, Violations,
@@ -32,11 +32,18 @@ use crate::{
 #[derive(Clone)]
 pub struct Api {
     store: Store,
+    watch: crate::attainment::WatchPace,
 }
 
 impl Api {
-    pub fn new(store: Store) -> Self {
-        Api { store }
+    pub fn new(store: Store, contracts: &baton_shared::settings::ContractSettings) -> Self {
+        let watch = crate::attainment::WatchPace {
+            interval: std::time::Duration::from_millis(
+                contracts.attainment_watch_interval_ms.max(10),
+            ),
+            max: std::time::Duration::from_secs(contracts.attainment_watch_max_seconds.max(1)),
+        };
+        Api { store, watch }
     }
 
     /// The catalogue as the tenant's current versions define it.
@@ -335,6 +342,29 @@ impl ContractService for Api {
         Ok(Response::new(ListContractsResponse {
             contracts: rows.iter().map(convert::contract_to_proto).collect(),
         }))
+    }
+
+    async fn get_attainment(
+        &self,
+        request: Request<pb::GetAttainmentRequest>,
+    ) -> Result<Response<pb::Attainment>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let attainment = crate::attainment::get(&self.store, &tenant, request.get_ref()).await?;
+        Ok(Response::new(attainment))
+    }
+
+    type WatchAttainmentStream =
+        tokio_stream::wrappers::ReceiverStream<Result<pb::Attainment, Status>>;
+
+    async fn watch_attainment(
+        &self,
+        request: Request<pb::GetAttainmentRequest>,
+    ) -> Result<Response<Self::WatchAttainmentStream>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let stream =
+            crate::attainment::watch(self.store.clone(), tenant, request.get_ref(), self.watch)
+                .await?;
+        Ok(Response::new(stream))
     }
 }
 

@@ -6,7 +6,7 @@ use baton_proto::{
         ActivityKind, ActivityRecorded, CallOutcome, Consent, FunnelPosition, LeadCaptured,
         LeadErased, LeadUpdated, LeadsMerged, VisitsRecorded,
     },
-    distribution::v1::{HandoffAction, HandoffChanged, LeadAssigned},
+    distribution::v1::{HandoffAction, HandoffChanged, LeadAssigned, SlaBreached},
     nurture::v1::LeadEnrolled,
     qualification::v1::{RankChanged, Stage, StageChanged},
 };
@@ -26,7 +26,7 @@ use crate::{
         kpis::{self as kpis_domain, Metric},
     },
     store::{
-        self, accounts, email as email_store,
+        self, accounts, attainment, email as email_store,
         kpis::{self, Dims, Fact, LeadChange},
         money,
     },
@@ -131,6 +131,10 @@ impl EventHandler for FunnelEvents {
             kpis::set_visits(txn, &tenant, &e.day, &dims, e.visitors).await?;
         } else if let Some(e) = decode::<HandoffChanged>(event)? {
             handoff_changed(txn, &tenant, &e, event).await?;
+            let at = when(e.step.as_ref().and_then(|s| s.at.as_ref()), event);
+            attainment::handoff_changed(txn, &tenant, &e, at).await?;
+        } else if let Some(e) = decode::<SlaBreached>(event)? {
+            attainment::sla_breached(txn, &tenant, &e).await?;
         } else if let Some(e) = decode::<RankChanged>(event)? {
             let at = when(e.changed_at.as_ref(), event);
             let change = LeadChange {

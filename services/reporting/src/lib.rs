@@ -2,6 +2,7 @@
 //! Consumes capture, qualification, distribution and nurture.
 
 pub mod api;
+pub mod attainment;
 pub mod consume;
 pub mod convert;
 pub mod domain;
@@ -41,7 +42,10 @@ pub async fn run(
     for source in SOURCES {
         boot = boot.consume(source, consume::FunnelEvents);
     }
-    let api = api::Api::new(store::Store::new(boot.db.clone(), boot.log.clone()));
+    let api = api::Api::new(
+        store::Store::new(boot.db.clone(), boot.log.clone()),
+        &boot.settings.contracts,
+    );
     let api_name = <ReportingServiceServer<api::Api> as NamedService>::NAME;
     let contracts_name = <ContractServiceServer<api::Api> as NamedService>::NAME;
     let kpis_name = <KpiServiceServer<api::Api> as NamedService>::NAME;

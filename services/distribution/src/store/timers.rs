@@ -166,6 +166,7 @@ pub async fn fire_due<C: ConnectionTrait>(
             breached_at: Some(time::to_proto(now)),
             escalation: t.escalation.clone(),
             notify: t.notify.clone(),
+            ..SlaBreached::default()
         };
         EventLog::append(txn, &tenant, &t.lead_id, &event).await?;
         if t.kind == SlaKind::Response as i32 && t.escalation == ESCALATE_REASSIGN {

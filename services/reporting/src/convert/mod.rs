@@ -1,6 +1,7 @@
 //! Every conversion of reporting between its stored rows and its proto messages (plans in
-//! `plans`).
+//! `plans`, attainment in `attainment`).
 
+pub mod attainment;
 pub mod plans;
 
 use baton_proto::capture::v1::Money;

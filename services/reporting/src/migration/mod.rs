@@ -6,6 +6,7 @@ mod m20261123_000010_create_funnel_facts;
 mod m20261124_000020_contracts;
 mod m20261201_000030_kpi_facts;
 mod m20261202_000040_kpi_cube;
+mod m20261203_000050_attainment;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000020_contracts::Migration),
             Box::new(m20261201_000030_kpi_facts::Migration),
             Box::new(m20261202_000040_kpi_cube::Migration),
+            Box::new(m20261203_000050_attainment::Migration),
         ]
     }
 }

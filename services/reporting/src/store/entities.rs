@@ -439,3 +439,83 @@ pub mod won_deal {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod attainment_handoff {
+    use sea_orm::entity::prelude::*;
+
+    /// What attainment knows of one handoff under a contract: its period, its reps, and the facts
+    /// its contribution to the numbers is computed from.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "attainment_handoff")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub handoff_id: String,
+        pub contract_id: String,
+        /// Start of the contract period the handoff was created in.
+        pub period_start: DateTimeUtc,
+        /// Start of the period its contribution is counted in (a later one once its own period's
+        /// scorecard is closed).
+        pub counted_in: DateTimeUtc,
+        pub is_rep: String,
+        pub fs_rep: String,
+        /// `domain::attainment::State` as stored (see `store::attainment`).
+        pub state: i32,
+        pub reason_code: String,
+        pub decided_at: Option<DateTimeUtc>,
+        pub decision_due_at: Option<DateTimeUtc>,
+        /// 0 none, 1 human, 2 system.
+        pub decision_breach: i32,
+        pub ruled_at: Option<DateTimeUtc>,
+        pub ruling_due_at: Option<DateTimeUtc>,
+        pub ruling_breach: i32,
+        pub amount_currency: Option<String>,
+        pub amount_minor: Option<i64>,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod attainment_counter {
+    use sea_orm::entity::prelude::*;
+
+    /// A contract period's numbers for one IS rep and FS rep pair (`domain::attainment::Counts`).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "attainment_counter")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub contract_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub period_start: DateTimeUtc,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub is_rep: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub fs_rep: String,
+        pub handoffs: i64,
+        pub accepted: i64,
+        pub rejected: i64,
+        pub rejected_final: i64,
+        pub rejected_with_reason: i64,
+        pub won: i64,
+        pub lost: i64,
+        pub won_amount_minor: i64,
+        pub decisions_due: i64,
+        pub decisions_in_time: i64,
+        pub human_breaches: i64,
+        pub system_breaches: i64,
+        pub disputes_due: i64,
+        pub disputes_in_time: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -1,6 +1,7 @@
 //! reporting's persistence: funnel facts and the counts read from them.
 
 pub mod accounts;
+pub mod attainment;
 pub mod contracts;
 pub mod email;
 pub mod entities;
