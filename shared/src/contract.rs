@@ -189,6 +189,27 @@ fn validate_slas(terms: &ContractTerms, p: &mut Vec<Problem>) {
             format!("must be between 1 and {MAX_DECISION_SLA_HOURS}"),
         );
     }
+    if terms.dispute_ruling_hours > MAX_DECISION_SLA_HOURS {
+        problem(
+            p,
+            "dispute_ruling_hours",
+            format!("must be at most {MAX_DECISION_SLA_HOURS}"),
+        );
+    }
+    let escalates = terms.dispute_deadline_action
+        == baton_proto::reporting::v1::DisputeDeadlineAction::Escalate as i32;
+    if escalates && terms.escalation_owner.trim().is_empty() {
+        problem(
+            p,
+            "escalation_owner",
+            "is required when the dispute deadline escalates",
+        );
+    }
+    if baton_proto::reporting::v1::DisputeDeadlineAction::try_from(terms.dispute_deadline_action)
+        .is_err()
+    {
+        problem(p, "dispute_deadline_action", "is not a known action");
+    }
 }
 
 /// Both sides' targets: counts positive, rates percentages, money with its currency.

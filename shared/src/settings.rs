@@ -166,6 +166,8 @@ pub struct ContractSettings {
     pub attainment_watch_interval_ms: u64,
     /// Longest a WatchAttainment stream stays open, in seconds.
     pub attainment_watch_max_seconds: u64,
+    /// Hours after a period's end before its scorecard may be closed.
+    pub scorecard_grace_hours: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -416,3 +416,218 @@ async fn attainment_of_both_sides_is_computed_by_hand_in_total_and_per_rep() {
     assert_eq!(missing.code(), Code::NotFound);
     suite.stop().await;
 }
+
+/// A period's scorecard: closed only once the period is over, its numbers frozen, signed by both
+/// owners by identity (nobody else may sign), and an outcome recorded after close listed on it as
+/// an adjustment while the frozen numbers stay as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scorecard_is_frozen_at_close_signed_by_both_owners_and_lists_late_outcomes() {
+    use baton_proto::reporting::v1::{
+        CloseScorecardRequest, GetScorecardRequest, ListScorecardsRequest, ScorecardStatus,
+        SignScorecardRequest,
+    };
+    let suite = TestSuite::start_with(|s| s.contracts.scorecard_grace_hours = 0).await;
+    let mut contracts = suite.contracts().await;
+    let mut d = suite.distribution().await;
+    let mut capture = suite.capture().await;
+    sales_floor(&mut d, "is-tokyo", "fs-tokyo", 1).await;
+    let mut leads = Vec::new();
+    for n in 0..2 {
+        let id = captured_id(&mut capture, lead(n)).await;
+        for (k, kind) in [ActivityKind::MeetingBooked, ActivityKind::FreeTrialStarted]
+            .into_iter()
+            .enumerate()
+        {
+            capture
+                .record_activity(activity(
+                    &id,
+                    &format!("{n}-{k}"),
+                    kind,
+                    PageKind::Unspecified,
+                ))
+                .await
+                .unwrap();
+        }
+        assigned(&d, &id).await;
+        record_bant(&suite, &id, &["budget", "need"]).await;
+        leads.push(id);
+    }
+    // The period ends ten seconds from now.
+    let start = Utc::now() - chrono::Duration::days(1);
+    let end = Utc::now() + chrono::Duration::seconds(10);
+    let mut t = terms(start);
+    t.period_end = Some(time::to_proto(end));
+    approve_contract(&mut contracts, "short", t).await;
+    let contract_id = contracts
+        .list_contracts(ListContractsRequest {
+            is_team: "is-tokyo".into(),
+            fs_team: "fs-tokyo".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .contracts[0]
+        .contract_id
+        .clone();
+    let is0 = "is0@example.co.jp";
+    let fs0 = "fs0@example.co.jp";
+    let first = eventually("contract replicated", PATIENCE, || {
+        let mut d = d.clone();
+        let lead_id = leads[0].clone();
+        async move {
+            d.create_handoff(as_user(
+                is0,
+                CreateHandoffRequest {
+                    request_id: "h-0".into(),
+                    lead_id,
+                    is_team: "is-tokyo".into(),
+                    fs_team: "fs-tokyo".into(),
+                    meeting_at: Some(time::to_proto(Utc::now() + chrono::Duration::days(2))),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .ok()
+            .map(|r| r.into_inner())
+        }
+    })
+    .await;
+    let second = hand_off(&mut d, 1, &leads[1], is0).await;
+    accept(&mut d, &first, fs0).await;
+    outcome(&mut d, &first, fs0, Some(300_000)).await;
+    accept(&mut d, &second, fs0).await;
+    let period = GetAttainmentRequest {
+        contract_id: contract_id.clone(),
+        period_start: Some(time::to_proto(start)),
+        ..Default::default()
+    };
+    attainment_when(&contracts, period.clone(), |a| {
+        target(&a.targets, "won_amount").numerator == 300_000
+            && target(&a.targets, "valid_leads").numerator == 2
+    })
+    .await;
+    let close = CloseScorecardRequest {
+        contract_id: contract_id.clone(),
+        period_start: Some(time::to_proto(start)),
+    };
+    let early = contracts.close_scorecard(close.clone()).await.unwrap_err();
+    assert_eq!(early.code(), Code::FailedPrecondition);
+    assert!(early.message().contains("period_not_over"), "{early:?}");
+
+    let wait = (end - Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(500);
+    tokio::time::sleep(wait).await;
+    let card = contracts
+        .close_scorecard(as_user("sales-ops@example.co.jp", close.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(card.status, ScorecardStatus::Closed as i32);
+    assert_eq!(card.closed_by, "sales-ops@example.co.jp");
+    let frozen = card.attainment.clone().unwrap();
+    assert_eq!(numbers(&frozen.targets, "handoffs").0, 2);
+    assert_eq!(numbers(&frozen.targets, "won_amount").0, 300_000);
+    // 1 won of 1 decided (the second is still open).
+    assert_eq!(
+        numbers(&frozen.targets, "win_rate_of_accepted"),
+        (1, 1, Some(100.0), AttainmentStatus::Met)
+    );
+    assert!(!frozen.reps.is_empty(), "frozen per rep too");
+    let again = contracts.close_scorecard(close).await.unwrap().into_inner();
+    assert_eq!(
+        again.scorecard_id, card.scorecard_id,
+        "closing twice is one scorecard"
+    );
+
+    // Signatures: only the two owners, each by their own identity.
+    let sign = |who: &str| {
+        as_user(
+            who,
+            SignScorecardRequest {
+                scorecard_id: card.scorecard_id.clone(),
+                signed_by: String::new(),
+            },
+        )
+    };
+    let stranger = contracts
+        .sign_scorecard(sign("sales-ops@example.co.jp"))
+        .await
+        .unwrap_err();
+    assert_eq!(stranger.code(), Code::PermissionDenied);
+    let half = contracts
+        .sign_scorecard(sign(IS_OWNER))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(half.status, ScorecardStatus::Closed as i32);
+    assert_eq!(half.is_signature.as_ref().unwrap().approver, IS_OWNER);
+    let signed = contracts
+        .sign_scorecard(sign(FS_OWNER))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(signed.status, ScorecardStatus::Signed as i32);
+    let is_signed_at = signed.is_signature.as_ref().unwrap().approved_at;
+    let twice = contracts
+        .sign_scorecard(sign(IS_OWNER))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        twice.is_signature.unwrap().approved_at,
+        is_signed_at,
+        "a signature is given once"
+    );
+
+    // An outcome after close: listed on the scorecard, the frozen numbers unchanged.
+    outcome(&mut d, &second, fs0, Some(200_000)).await;
+    let adjusted = eventually("late outcome listed", PATIENCE, || {
+        let mut c = contracts.clone();
+        let scorecard_id = card.scorecard_id.clone();
+        async move {
+            let s = c
+                .get_scorecard(GetScorecardRequest { scorecard_id })
+                .await
+                .ok()?
+                .into_inner();
+            (!s.adjustments.is_empty()).then_some(s)
+        }
+    })
+    .await;
+    assert_eq!(adjusted.status, ScorecardStatus::Signed as i32);
+    assert_eq!(
+        adjusted.attainment, card.attainment,
+        "frozen numbers never change"
+    );
+    let late = &adjusted.adjustments[0];
+    assert_eq!(
+        (late.handoff_id.as_str(), late.cause.as_str()),
+        (second.handoff_id.as_str(), "won")
+    );
+    // The contract has no later period, so no live period took it.
+    assert!(late.counted_in.is_none());
+    let moved: Vec<(String, i64, i64)> = late
+        .targets
+        .iter()
+        .map(|t| (t.target.clone(), t.numerator_delta, t.denominator_delta))
+        .collect();
+    assert!(
+        moved.contains(&("won_amount".into(), 200_000, 0)),
+        "{moved:?}"
+    );
+    assert!(
+        moved.contains(&("win_rate_of_accepted".into(), 1, 1)),
+        "{moved:?}"
+    );
+    let live = contracts.get_attainment(period).await.unwrap().into_inner();
+    assert_eq!(numbers(&live.targets, "won_amount").0, 300_000);
+    let list = contracts
+        .list_scorecards(ListScorecardsRequest {
+            contract_id: contract_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .scorecards;
+    assert_eq!(list.len(), 1);
+    suite.stop().await;
+}

@@ -34,12 +34,18 @@ pub struct TestSuite {
 
 impl TestSuite {
     pub async fn start() -> TestSuite {
+        Self::start_with(|_| {}).await
+    }
+
+    /// [`Self::start`] with settings `tune` changes first.
+    pub async fn start_with(tune: impl FnOnce(&mut baton_shared::Settings)) -> TestSuite {
         let mut databases = Vec::new();
         for name in ServiceName::ALL {
             databases.push((name, TestDatabase::new(name.as_str()).await));
         }
         let refs: Vec<_> = databases.iter().map(|(n, d)| (*n, d)).collect();
-        let settings = settings_with(&refs);
+        let mut settings = settings_with(&refs);
+        tune(&mut settings);
         let suite = Suite::start(settings).await.expect("suite starts");
         TestSuite { suite, databases }
     }

@@ -351,7 +351,26 @@ async fn a_contract_both_owners_approved_gates_every_handoff_even_while_reportin
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(overturned.state, HandoffState::Accepted as i32);
+    // Overturned: the handoff re-opens for FS with the decision time it had left when it
+    // rejected (the dispute paused the clock), and FS decides again.
+    assert_eq!(overturned.state, HandoffState::Pending as i32);
+    let resumed_due = time::from_proto(overturned.decision_due_at.as_ref().unwrap()).unwrap();
+    let left = due - time::from_proto(rejected.steps[1].at.as_ref().unwrap()).unwrap();
+    let resumed_at =
+        time::from_proto(overturned.steps.last().unwrap().at.as_ref().unwrap()).unwrap();
+    assert!(
+        (resumed_due - resumed_at - left).num_seconds().abs() <= 1,
+        "resumed with the time left: {left} from {resumed_at}, due {resumed_due}"
+    );
+    d.accept_handoff(as_user(
+        "fs-rep@example.com",
+        AcceptHandoffRequest {
+            handoff_id: created.handoff_id.clone(),
+            decided_by: "fs-rep@example.com".into(),
+        },
+    ))
+    .await
+    .unwrap();
     let won = d
         .record_outcome(as_user(
             "fs-rep@example.com",
@@ -388,7 +407,10 @@ async fn a_contract_both_owners_approved_gates_every_handoff_even_while_reportin
             ("created".into(), "is-rep@example.com".into()),
             ("rejected".into(), "fs-rep@example.com".into()),
             ("disputed".into(), "is-rep@example.com".into()),
+            ("decision_clock_paused".into(), "system".into()),
             ("dispute_overturned".into(), FS_OWNER.into()),
+            ("decision_clock_resumed".into(), "system".into()),
+            ("accepted".into(), "fs-rep@example.com".into()),
             ("won".into(), "fs-rep@example.com".into()),
         ]
     );
@@ -726,4 +748,275 @@ async fn a_handoff_needs_a_live_lead_of_the_team_and_a_contract_in_force() {
         "only the uncontracted handoff and the one under the contract in force were stored"
     );
     floor.stop().await;
+}
+
+/// Makes the open timers of `kind` on `subject_id` due now.
+async fn make_due(url: &str, kind: SlaKind, subject_id: &str) {
+    use baton_distribution::store::entities::sla_timer;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    let db = baton_shared::db::connect(url, &baton_shared::Settings::defaults().unwrap().database)
+        .await
+        .unwrap();
+    sla_timer::Entity::update_many()
+        .col_expr(
+            sla_timer::Column::DueAt,
+            Expr::value(chrono::Utc::now() - chrono::Duration::minutes(1)),
+        )
+        .filter(sla_timer::Column::Kind.eq(kind as i32))
+        .filter(sla_timer::Column::SubjectId.eq(subject_id))
+        .exec(&db)
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+}
+
+/// A dispute nobody rules by the contract's deadline goes to the escalation owner, who may then
+/// rule (nobody else new may); a decision SLA that runs out while the FS rep named on the
+/// handoff is unavailable is the system's breach, and one a person held is the person's, in the
+/// breach event and in reporting's attainment.
+#[tokio::test]
+async fn a_dispute_times_out_to_its_escalation_owner_and_a_breach_is_split_by_cause() {
+    use baton_proto::distribution::v1::{CreateRepRequest, RepRouting, UpdateRepRequest};
+    use baton_proto::reporting::v1::{DisputeDeadlineAction, GetAttainmentRequest};
+    let floor = Floor::start(|s| s.sla.interval_ms = 50).await;
+    let mut contracts = ContractServiceClient::new(channel(&floor.reporting.endpoint).await);
+    let mut d = floor.d.clone();
+    let ready = LeadSetup {
+        budget: true,
+        need: true,
+    };
+    floor.leads(&["lead-e", "lead-s", "lead-h"], ready).await;
+    let mut fs_reps = Vec::new();
+    for name in ["fs-a", "fs-b"] {
+        fs_reps.push(
+            d.create_rep(CreateRepRequest {
+                request_id: name.into(),
+                name: name.into(),
+                email: format!("{name}@example.com"),
+                active: true,
+                routing: Some(RepRouting {
+                    team_id: common::FS_TEAM.into(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .rep_id,
+        );
+    }
+    let mut t = terms();
+    t.dispute_ruling_hours = 24;
+    t.dispute_deadline_action = DisputeDeadlineAction::Escalate as i32;
+    t.escalation_owner = "vp-sales@example.com".into();
+    let contract = activate(&mut contracts, "c-disputes", t).await;
+    let first = eventually("contract replicated", Duration::from_secs(20), || {
+        let mut d = d.clone();
+        async move {
+            d.create_handoff(as_user("is-rep@example.com", handoff("h-e", "lead-e")))
+                .await
+                .ok()
+        }
+    })
+    .await
+    .into_inner();
+
+    // FS rejects, IS disputes, nobody rules: at the deadline the dispute is escalated.
+    d.reject_handoff(as_user(
+        "fs-rep@example.com",
+        RejectHandoffRequest {
+            handoff_id: first.handoff_id.clone(),
+            reason_code: "no_budget".into(),
+            decided_by: "fs-rep@example.com".into(),
+            ..Default::default()
+        },
+    ))
+    .await
+    .unwrap();
+    let disputed = d
+        .dispute_rejection(as_user(
+            "is-rep@example.com",
+            DisputeRejectionRequest {
+                handoff_id: first.handoff_id.clone(),
+                disputed_by: "is-rep@example.com".into(),
+                argument: "Budget confirmed by the CFO".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(disputed.state, HandoffState::Disputed as i32);
+    let early = d
+        .rule_dispute(as_user(
+            "vp-sales@example.com",
+            RuleDisputeRequest {
+                handoff_id: first.handoff_id.clone(),
+                ruled_by: "vp-sales@example.com".into(),
+                uphold_rejection: true,
+                note: String::new(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        early.code(),
+        Code::PermissionDenied,
+        "not escalated yet: {early:?}"
+    );
+    make_due(
+        &floor.distribution_db.url,
+        SlaKind::DisputeRuling,
+        &first.handoff_id,
+    )
+    .await;
+    eventually("dispute escalated", Duration::from_secs(20), || {
+        let mut d = d.clone();
+        let handoff_id = first.handoff_id.clone();
+        async move {
+            let h = d
+                .get_handoff(GetHandoffRequest { handoff_id })
+                .await
+                .ok()?
+                .into_inner();
+            h.steps
+                .iter()
+                .any(|s| s.action == "dispute_escalated" && s.actor == "system")
+                .then_some(())
+        }
+    })
+    .await;
+    let stranger = d
+        .rule_dispute(as_user(
+            "fs-rep@example.com",
+            RuleDisputeRequest {
+                handoff_id: first.handoff_id.clone(),
+                ruled_by: "fs-rep@example.com".into(),
+                uphold_rejection: false,
+                note: String::new(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(stranger.code(), Code::PermissionDenied);
+    let ruled = d
+        .rule_dispute(as_user(
+            "vp-sales@example.com",
+            RuleDisputeRequest {
+                handoff_id: first.handoff_id.clone(),
+                ruled_by: "vp-sales@example.com".into(),
+                uphold_rejection: true,
+                note: "Budget is next year's".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ruled.state, HandoffState::Rejected as i32);
+    let actions: Vec<&str> = ruled.steps.iter().map(|s| s.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        vec![
+            "created",
+            "rejected",
+            "disputed",
+            "decision_clock_paused",
+            "dispute_escalated",
+            "dispute_upheld"
+        ]
+    );
+
+    // fs-b is named on lead-s's handoff and made unavailable; lead-h's handoff names nobody while
+    // fs-a is there to decide.
+    let mut named = handoff("h-s", "lead-s");
+    named.fs_rep_id = fs_reps[1].clone();
+    let system_held = d
+        .create_handoff(as_user("is-rep@example.com", named))
+        .await
+        .unwrap()
+        .into_inner();
+    let person_held = d
+        .create_handoff(as_user("is-rep@example.com", handoff("h-h", "lead-h")))
+        .await
+        .unwrap()
+        .into_inner();
+    d.update_rep(UpdateRepRequest {
+        rep_id: fs_reps[1].clone(),
+        active: false,
+        routing: Some(RepRouting {
+            team_id: common::FS_TEAM.into(),
+            ..Default::default()
+        }),
+    })
+    .await
+    .unwrap();
+    for h in [&system_held, &person_held] {
+        make_due(&floor.distribution_db.url, SlaKind::Decision, &h.handoff_id).await;
+    }
+    let a = eventually("both breaches counted", Duration::from_secs(30), || {
+        let mut c = contracts.clone();
+        let contract_id = contract.contract_id.clone();
+        async move {
+            let a = c
+                .get_attainment(GetAttainmentRequest {
+                    contract_id,
+                    ..Default::default()
+                })
+                .await
+                .ok()?
+                .into_inner();
+            (a.human_breaches + a.system_breaches == 2).then_some(a)
+        }
+    })
+    .await;
+    assert_eq!((a.human_breaches, a.system_breaches), (1, 1));
+    let adherence = a
+        .targets
+        .iter()
+        .find(|t| t.target == "decision_sla_adherence")
+        .unwrap();
+    // h-e decided in time; h-s late for the system's reason; h-h late by a person: 2 of 3.
+    assert_eq!((adherence.numerator, adherence.denominator), (2, 3));
+    // In distribution's events: the ruling's and h-h's breaches are a person's, h-s's the system's.
+    let mut causes: Vec<i64> = breach_splits(&floor.distribution_db.url)
+        .await
+        .into_iter()
+        .map(|(cause, _)| cause)
+        .collect();
+    causes.sort();
+    use baton_proto::distribution::v1::BreachCause;
+    assert_eq!(
+        causes,
+        vec![
+            BreachCause::Human as i64,
+            BreachCause::Human as i64,
+            BreachCause::System as i64
+        ]
+    );
+    floor.stop().await;
+}
+
+/// (cause, system delay seconds) of every SlaBreached distribution logged.
+async fn breach_splits(url: &str) -> Vec<(i64, i64)> {
+    use baton_proto::distribution::v1::SlaBreached;
+    use prost::Message;
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = baton_shared::db::connect(url, &baton_shared::Settings::defaults().unwrap().database)
+        .await
+        .unwrap();
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT payload FROM event_log WHERE type_url LIKE '%SlaBreached' \
+             UNION ALL SELECT payload FROM event_outbox WHERE type_url LIKE '%SlaBreached'",
+        ))
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for row in rows {
+        let payload: Vec<u8> = row.try_get("", "payload").unwrap();
+        let e = SlaBreached::decode(payload.as_slice()).unwrap();
+        out.push((i64::from(e.cause), e.system_delay_seconds));
+    }
+    db.close().await.unwrap();
+    out
 }

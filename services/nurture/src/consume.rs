@@ -1,6 +1,6 @@
 //! What nurture does with capture's events (enrol each new lead in the welcome sequence; stop
 //! nurturing a lead whose personal data was erased) and with qualification's (enrol a recycled
-//! lead in the re-engagement sequence).
+//! lead in the re-engagement sequence; take it out when it goes back to sales).
 
 use baton_proto::{
     capture::v1::{LeadCaptured, LeadErased},
@@ -50,21 +50,19 @@ pub struct QualificationEvents;
 
 impl EventHandler for QualificationEvents {
     async fn handle(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), ConsumeError> {
-        if let Some(changed) = decode::<StageChanged>(event)?
-            && changed.to_stage == Stage::Recycled as i32
-        {
+        let Some(changed) = decode::<StageChanged>(event)? else {
+            return Ok(());
+        };
+        let tenant = TenantId::new(event.tenant_id.clone());
+        if changed.to_stage == Stage::Recycled as i32 {
             let at = changed
                 .changed_at
                 .as_ref()
                 .and_then(time::from_proto)
                 .unwrap_or_else(time::now);
-            store::enroll_recycled(
-                txn,
-                &TenantId::new(event.tenant_id.clone()),
-                &changed.lead_id,
-                at,
-            )
-            .await?;
+            store::enroll_recycled(txn, &tenant, &changed.lead_id, at).await?;
+        } else if changed.from_stage == Stage::Recycled as i32 {
+            store::exit_recycled(txn, &tenant, &changed.lead_id).await?;
         }
         Ok(())
     }

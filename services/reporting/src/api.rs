@@ -33,6 +33,8 @@ use crate::{
 pub struct Api {
     store: Store,
     watch: crate::attainment::WatchPace,
+    /// How long after a period's end its scorecard may be closed.
+    grace: chrono::Duration,
 }
 
 impl Api {
@@ -43,7 +45,12 @@ impl Api {
             ),
             max: std::time::Duration::from_secs(contracts.attainment_watch_max_seconds.max(1)),
         };
-        Api { store, watch }
+        let hours = i64::try_from(contracts.scorecard_grace_hours).unwrap_or(i64::MAX / 3_600_000);
+        Api {
+            store,
+            watch,
+            grace: chrono::Duration::hours(hours.min(24 * 365)),
+        }
     }
 
     /// The catalogue as the tenant's current versions define it.
@@ -351,6 +358,65 @@ impl ContractService for Api {
         let tenant = TenantId::of(&request)?;
         let attainment = crate::attainment::get(&self.store, &tenant, request.get_ref()).await?;
         Ok(Response::new(attainment))
+    }
+
+    async fn close_scorecard(
+        &self,
+        request: Request<pb::CloseScorecardRequest>,
+    ) -> Result<Response<pb::Scorecard>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let who = Identity::of(&request)?;
+        let closed_by = who.actor("closed_by", "")?;
+        let card = crate::attainment::close(
+            &self.store,
+            &tenant,
+            request.get_ref(),
+            &closed_by,
+            self.grace,
+        )
+        .await?;
+        Ok(Response::new(card))
+    }
+
+    async fn sign_scorecard(
+        &self,
+        request: Request<pb::SignScorecardRequest>,
+    ) -> Result<Response<pb::Scorecard>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let who = Identity::of(&request)?;
+        let req = request.into_inner();
+        // The signer is the caller: an empty field means them, another name is refused.
+        let signer = who.actor("signed_by", &req.signed_by)?;
+        let scorecard_id = fields::required_id("scorecard_id", &req.scorecard_id)?;
+        let card = crate::attainment::sign(&self.store, &tenant, &scorecard_id, &signer).await?;
+        Ok(Response::new(card))
+    }
+
+    async fn get_scorecard(
+        &self,
+        request: Request<pb::GetScorecardRequest>,
+    ) -> Result<Response<pb::Scorecard>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let scorecard_id = fields::required_id("scorecard_id", &request.get_ref().scorecard_id)?;
+        let view = self.store.get_scorecard(&tenant, &scorecard_id).await?;
+        Ok(Response::new(convert::attainment::scorecard_to_proto(
+            &view,
+        )))
+    }
+
+    async fn list_scorecards(
+        &self,
+        request: Request<pb::ListScorecardsRequest>,
+    ) -> Result<Response<pb::ListScorecardsResponse>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let contract_id = fields::required_id("contract_id", &request.get_ref().contract_id)?;
+        let views = self.store.list_scorecards(&tenant, &contract_id).await?;
+        Ok(Response::new(pb::ListScorecardsResponse {
+            scorecards: views
+                .iter()
+                .map(convert::attainment::scorecard_to_proto)
+                .collect(),
+        }))
     }
 
     type WatchAttainmentStream =

@@ -1,6 +1,7 @@
 //! A contract's attainment, read once or watched: a request checked, the period's numbers read
 //! and every target judged; a watch sends it again whenever one of its numbers (a numerator, a
-//! denominator or a status) changes.
+//! denominator or a status) changes. Scorecards: a period's attainment frozen at close, signed by
+//! both owners.
 
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::{
     convert::attainment::{self as convert, AttainmentQuery},
     error::Error,
-    store::Store,
+    store::{Store, scorecards::NewScorecard},
 };
 
 /// The attainment a request asks for.
@@ -112,4 +113,77 @@ pub async fn watch(
         }
     });
     Ok(ReceiverStream::new(rx))
+}
+
+/// Closes a period: its attainment as of the period's end (per rep too) frozen into a
+/// scorecard, once the period ended more than `grace` ago. A closed period's scorecard is
+/// returned as it is.
+pub async fn close(
+    store: &Store,
+    tenant: &TenantId,
+    req: &pb::CloseScorecardRequest,
+    closed_by: &str,
+    grace: chrono::Duration,
+) -> Result<pb::Scorecard, Error> {
+    let (contract_id, period_start) = convert::close_query(req)?;
+    let numbers = store
+        .period_numbers(tenant, &contract_id, Some(period_start), period_start)
+        .await?;
+    if let Some(view) = store
+        .scorecard_of_period(tenant, &contract_id, period_start)
+        .await?
+    {
+        return Ok(convert::scorecard_to_proto(&view));
+    }
+    let opens = numbers.period.end + grace;
+    if time::now() < opens {
+        return Err(Error::rule(
+            "period_not_over",
+            format!(
+                "the period ends {} and may be closed from {} (contracts.scorecard_grace_hours after)",
+                numbers.period.end.to_rfc3339(),
+                opens.to_rfc3339()
+            ),
+        ));
+    }
+    let frozen = convert::attainment_to_proto(&numbers, numbers.period.end, true);
+    let view = store
+        .insert_scorecard(
+            tenant,
+            NewScorecard {
+                contract_id: contract_id.clone(),
+                contract_version: numbers.contract.version,
+                period_start,
+                period_end: numbers.period.end,
+                attainment: prost::Message::encode_to_vec(&frozen),
+                closed_by: closed_by.to_owned(),
+            },
+        )
+        .await?;
+    Ok(convert::scorecard_to_proto(&view))
+}
+
+/// Signs a scorecard as the IS owner or the FS owner of its contract.
+pub async fn sign(
+    store: &Store,
+    tenant: &TenantId,
+    scorecard_id: &str,
+    signer: &str,
+) -> Result<pb::Scorecard, Error> {
+    let (card, _) = store.get_scorecard(tenant, scorecard_id).await?;
+    let terms = store.contract_terms(tenant, &card.contract_id).await?;
+    let owns = |o: &str| !o.trim().is_empty() && o.trim().eq_ignore_ascii_case(signer);
+    let is_side = if owns(&terms.is_owner) {
+        true
+    } else if owns(&terms.fs_owner) {
+        false
+    } else {
+        return Err(Error::NotAllowed(format!(
+            "{signer} is neither the IS owner nor the FS owner of the contract"
+        )));
+    };
+    let view = store
+        .sign_scorecard(tenant, scorecard_id, signer, is_side)
+        .await?;
+    Ok(convert::scorecard_to_proto(&view))
 }

@@ -1,5 +1,5 @@
 //! The life of an IS → FS handoff: pending → accepted | rejected; rejected → disputed → rejected
-//! (upheld) | accepted (overturned); accepted → won | lost.
+//! (upheld) | pending again (overturned: re-opened for FS); accepted → won | lost.
 
 use baton_proto::distribution::v1::{HandoffAction, HandoffState};
 
@@ -47,7 +47,7 @@ pub fn after(state: HandoffState, step: Step) -> Result<HandoffState, &'static s
         (Rejected, Step::Dispute) => Ok(Disputed),
         (_, Step::Dispute) => Err("rejected_only"),
         (Disputed, Step::Uphold) => Ok(Rejected),
-        (Disputed, Step::Overturn) => Ok(Accepted),
+        (Disputed, Step::Overturn) => Ok(Pending),
         (_, Step::Uphold | Step::Overturn) => Err("disputed_only"),
         (Accepted, Step::Win) => Ok(Won),
         (Accepted, Step::Lose) => Ok(Lost),
@@ -142,6 +142,18 @@ pub fn may_hand_off(
     }
 }
 
+/// Who may rule on a dispute: an owner the contract names, or its escalation owner once the
+/// dispute was escalated.
+pub fn may_rule(actor: &str, owners: [&str; 2], escalation_owner: &str, escalated: bool) -> bool {
+    let is = |o: &str| !o.trim().is_empty() && o.trim().eq_ignore_ascii_case(actor);
+    owners.iter().any(|o| is(o)) || (escalated && is(escalation_owner))
+}
+
+/// Seconds FS had left to decide at `at` (never negative).
+pub fn decision_left(due: chrono::DateTime<chrono::Utc>, at: chrono::DateTime<chrono::Utc>) -> i64 {
+    (due - at).num_seconds().max(0)
+}
+
 /// A handoff still open (a lead has at most one).
 pub fn is_open(state: HandoffState) -> bool {
     matches!(
@@ -159,9 +171,18 @@ mod tests {
         let rejected = after(HandoffState::Pending, Step::Reject).unwrap();
         let disputed = after(rejected, Step::Dispute).unwrap();
         assert_eq!(after(disputed, Step::Uphold), Ok(HandoffState::Rejected));
-        assert_eq!(after(disputed, Step::Overturn), Ok(HandoffState::Accepted));
+        assert_eq!(after(disputed, Step::Overturn), Ok(HandoffState::Pending));
         assert_eq!(after(disputed, Step::Dispute), Err("rejected_only"));
         assert_eq!(after(rejected, Step::Accept), Err("pending_only"));
+    }
+
+    #[test]
+    fn owners_rule_and_the_escalation_owner_only_once_escalated() {
+        let owners = ["is@x", "fs@x"];
+        assert!(may_rule("FS@x", owners, "boss@x", false));
+        assert!(!may_rule("boss@x", owners, "boss@x", false));
+        assert!(may_rule("boss@x", owners, "boss@x", true));
+        assert!(!may_rule("rep@x", owners, "", true));
     }
 
     #[test]

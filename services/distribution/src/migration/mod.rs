@@ -10,6 +10,7 @@ mod m20261124_000050_rep_open_leads;
 mod m20261201_000060_touch_rules;
 mod m20261202_000070_outcome_mrr;
 mod m20261203_000080_lead_records;
+mod m20261203_000090_decision_clock;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000060_touch_rules::Migration),
             Box::new(m20261202_000070_outcome_mrr::Migration),
             Box::new(m20261203_000080_lead_records::Migration),
+            Box::new(m20261203_000090_decision_clock::Migration),
         ]
     }
 }

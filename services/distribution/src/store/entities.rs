@@ -177,6 +177,8 @@ pub mod handoff {
         pub amount_minor: Option<i64>,
         pub mrr_currency: Option<String>,
         pub mrr_minor: Option<i64>,
+        /// How long FS had left to decide when it rejected (resumed if the rejection is overturned).
+        pub decision_left_seconds: Option<i64>,
         pub closed_at: Option<DateTimeUtc>,
         pub lost_reason: String,
         pub created_at: DateTimeUtc,

@@ -2,7 +2,7 @@
 //! lead's score and rank, the gate's refusal counts, and every step with its event.
 
 use baton_proto::{
-    distribution::v1::{AssignmentState, Handoff, HandoffChanged, HandoffState, SlaKind},
+    distribution::v1::{AssignmentState, Handoff, HandoffChanged, HandoffState},
     qualification::v1::Rank,
     reporting::v1::{Contract, ContractTerms, RejectedLeadRoute},
 };
@@ -24,12 +24,12 @@ use sea_orm::{
 use super::{
     Store,
     entities::{contract_replica, handoff, handoff_refusal, handoff_step, lead_signal},
-    leads, routing, sla, timers,
+    leads, routing, sla,
 };
 use crate::error::Error;
 use crate::{
     convert,
-    domain::handoffs::{self, Bant, LeadStanding, Step},
+    domain::handoffs::{self, Bant, LeadStanding},
 };
 
 /// A handoff as IS submits it (validated at the edge).
@@ -107,11 +107,11 @@ pub async fn apply_contract<C: ConnectionTrait>(
     Ok(())
 }
 
-fn terms_of(replica: &contract_replica::Model) -> ContractTerms {
+pub(super) fn terms_of(replica: &contract_replica::Model) -> ContractTerms {
     ContractTerms::decode(replica.terms.as_slice()).unwrap_or_default()
 }
 
-async fn replica_of<C: ConnectionTrait>(
+pub(super) async fn replica_of<C: ConnectionTrait>(
     db: &C,
     tenant: &TenantId,
     is_team: &str,
@@ -122,7 +122,7 @@ async fn replica_of<C: ConnectionTrait>(
         .await
 }
 
-async fn steps_of<C: ConnectionTrait>(
+pub(super) async fn steps_of<C: ConnectionTrait>(
     db: &C,
     handoff_id: &str,
 ) -> Result<Vec<handoff_step::Model>, DbErr> {
@@ -134,7 +134,7 @@ async fn steps_of<C: ConnectionTrait>(
 }
 
 /// Stores a step and announces it.
-async fn log_step<C: ConnectionTrait>(
+pub(super) async fn log_step<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
     h: &handoff::Model,
@@ -173,7 +173,7 @@ fn gate_facts(new: &NewHandoff, bant: Bant, signal: Option<&lead_signal::Model>)
     }
 }
 
-fn route_name(route: i32) -> &'static str {
+pub(super) fn route_name(route: i32) -> &'static str {
     match RejectedLeadRoute::try_from(route) {
         Ok(RejectedLeadRoute::Nurture) => "nurture",
         _ => "inside_sales",
@@ -248,6 +248,7 @@ fn new_handoff_row(
         amount_minor: Set(None),
         mrr_currency: Set(None),
         mrr_minor: Set(None),
+        decision_left_seconds: Set(None),
         closed_at: Set(None),
         lost_reason: Set(String::new()),
         created_at: Set(now),
@@ -474,90 +475,6 @@ impl Store {
         .one(&self.db)
         .await?
         .map_or(0, |r| r.refusals))
-    }
-
-    /// Takes one step on a handoff (accept, reject, dispute, rule, outcome), logged with who and why.
-    pub async fn handoff_step(
-        &self,
-        tenant: &TenantId,
-        handoff_id: &str,
-        step: Step,
-        actor: &str,
-        note: &str,
-        details: &StepDetails,
-    ) -> Result<Handoff, Error> {
-        let txn = self.db.begin().await?;
-        let current = handoff::Entity::find()
-            .filter(handoff::Column::TenantId.eq(tenant.as_str()))
-            .filter(handoff::Column::HandoffId.eq(handoff_id))
-            .one(&txn)
-            .await?
-            .ok_or_else(|| Error::not_found("handoff", handoff_id))?;
-        let state = HandoffState::try_from(current.state).unwrap_or_default();
-        let next = handoffs::after(state, step).map_err(|rule| Error::RuleBroken {
-            rule: rule.into(),
-            description: format!(
-                "handoff {handoff_id} is {}; cannot be {}",
-                state.as_str_name(),
-                step.action()
-            ),
-        })?;
-        let terms = replica_of(&txn, tenant, &current.is_team, &current.fs_team)
-            .await?
-            .map(|r| terms_of(&r))
-            .unwrap_or_default();
-        let mut row: handoff::ActiveModel = current.clone().into();
-        match step {
-            Step::Reject => {
-                let codes: Vec<&str> = terms
-                    .rejection_reasons
-                    .iter()
-                    .map(|r| r.code.as_str())
-                    .collect();
-                if !codes.contains(&details.reason_code.as_str()) {
-                    return Err(Error::invalid(
-                        "reason_code",
-                        format!("must be one of the contract's reasons {codes:?}"),
-                    ));
-                }
-                row.rejection_reason = Set(details.reason_code.clone());
-                row.rejected_lead_route = Set(route_name(terms.rejected_lead_route).to_owned());
-            }
-            Step::Uphold | Step::Overturn => {
-                let owner = |o: &str| !o.trim().is_empty() && o.trim().eq_ignore_ascii_case(actor);
-                if !owner(&terms.is_owner) && !owner(&terms.fs_owner) {
-                    return Err(Error::NotAllowed(format!(
-                        "{actor} is not an owner of the contract between {} and {}",
-                        current.is_team, current.fs_team
-                    )));
-                }
-                if step == Step::Overturn {
-                    row.rejected_lead_route = Set(String::new());
-                }
-            }
-            Step::Win | Step::Lose => {
-                row.amount_currency = Set(details.amount.as_ref().map(|(c, _)| c.clone()));
-                row.amount_minor = Set(details.amount.as_ref().map(|(_, m)| *m));
-                row.mrr_currency = Set(details.mrr.as_ref().map(|(c, _)| c.clone()));
-                row.mrr_minor = Set(details.mrr.as_ref().map(|(_, m)| *m));
-                row.closed_at = Set(details.closed_at.or(Some(time::now())));
-                if step == Step::Lose {
-                    row.lost_reason = Set(note.to_owned());
-                }
-            }
-            Step::Accept | Step::Dispute => {}
-        }
-        if matches!(step, Step::Accept | Step::Reject) {
-            timers::resolve(&txn, tenant, SlaKind::Decision, handoff_id).await?;
-        }
-        row.state = Set(next as i32);
-        row.updated_at = Set(time::now());
-        let saved = row.update(&txn).await?;
-        log_step(&txn, tenant, &saved, step.action(), actor, note).await?;
-        let steps = steps_of(&txn, handoff_id).await?;
-        txn.commit().await?;
-        self.log.notify_committed();
-        Ok(convert::handoff_to_proto(&saved, &steps))
     }
 
     pub async fn get_handoff(&self, tenant: &TenantId, handoff_id: &str) -> Result<Handoff, Error> {

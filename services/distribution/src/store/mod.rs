@@ -4,12 +4,14 @@
 //! [`signals`] (what routing knows of a lead), [`sla`] (which timers an assignment or handoff
 //! starts), [`routing`] (the decision path). Then the use cases, each an `impl Store`:
 //! [`setup`] (teams, reps, rules), [`touches`] (what counts as an IS touch), [`assignments`],
-//! [`leads`] (what a handoff checks of its lead; the tenant's handoff settings), [`handoffs`], and the [`sla_worker`] that fires
+//! [`leads`] (what a handoff checks of its lead; the tenant's handoff settings), [`handoffs`]
+//! (creating one), [`handoff_steps`] (every later step and its clocks), and the [`sla_worker`] that fires
 //! due timers and hands what must be reassigned to routing.
 
 pub mod assignments;
 pub mod batch;
 pub mod entities;
+pub mod handoff_steps;
 pub mod handoffs;
 pub mod leads;
 pub mod outbox;

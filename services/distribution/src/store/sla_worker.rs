@@ -1,9 +1,10 @@
-//! The background worker that fires due SLA timers and reassigns what they ask to.
+//! The background worker that fires due SLA timers, reassigns what they ask to, and takes the
+//! contract's action on disputes nobody ruled in time.
 
 use baton_shared::events::EventLog;
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 
-use super::{routing, timers};
+use super::{handoff_steps, routing, timers};
 
 /// Fires due timers. Each round claims a batch inside one transaction (on PostgreSQL with
 /// `FOR UPDATE SKIP LOCKED`, so replicas take different timers) and marks them fired in it, so a
@@ -24,15 +25,23 @@ impl Timers {
     /// timer asks for it are routed again. Returns how many timers fired.
     pub async fn fire_due(&self) -> Result<usize, DbErr> {
         let txn = self.db.begin().await?;
-        let (fired, to_reassign) = timers::fire_due(&txn, self.batch).await?;
-        for (tenant, open) in to_reassign {
+        let fired = timers::fire_due(&txn, self.batch).await?;
+        for (tenant, open) in fired.to_reassign {
             routing::reassign(&txn, &tenant, open).await?;
         }
+        for (tenant, handoff_id, action) in fired.rulings {
+            handoff_steps::dispute_deadline(&txn, &tenant, &handoff_id, &action)
+                .await
+                .map_err(|e| match e {
+                    crate::error::Error::Database(db) => db,
+                    other => DbErr::Custom(other.to_string()),
+                })?;
+        }
         txn.commit().await?;
-        if fired > 0 {
+        if fired.count > 0 {
             self.log.notify_committed();
         }
-        Ok(fired)
+        Ok(fired.count)
     }
     /// Runs until `shutdown` (see [`baton_shared::background::repeat`]).
     pub async fn run(

@@ -2,7 +2,7 @@
 //! an assignment or a handoff starts is [`super::sla`]'s business; what a fired response timer
 //! reassigns is the caller's ([`super::sla_worker`]).
 
-use baton_proto::distribution::v1::{AssignmentState, SlaBreached, SlaKind};
+use baton_proto::distribution::v1::{AssignmentState, BreachCause, SlaBreached, SlaKind};
 use baton_shared::{TenantId, events::EventLog, time};
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -12,7 +12,7 @@ use sea_orm::{
     sea_query::{LockBehavior, LockType},
 };
 
-use super::entities::{assignment, sla_timer};
+use super::entities::{assignment, handoff, rep, sla_timer};
 
 /// What a breached timer asks for: tell the owner, or also take the lead from its rep.
 pub const ESCALATE_NOTIFY: &str = "notify_owner";
@@ -124,14 +124,104 @@ pub async fn touched<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Claims up to `batch` due timers in `txn` (on PostgreSQL with `FOR UPDATE SKIP LOCKED`, so
-/// replicas take different timers), marks them fired and appends their `SlaBreached` events.
-/// Returns how many fired, and the open assignments whose response timer asks for reassignment:
-/// the caller reassigns them in the same transaction.
-pub async fn fire_due<C: ConnectionTrait>(
+/// What fired timers ask the caller to do in the same transaction.
+#[derive(Debug, Default)]
+pub struct Fired {
+    pub count: usize,
+    /// Open assignments whose response timer asks for reassignment.
+    pub to_reassign: Vec<(TenantId, assignment::Model)>,
+    /// Disputes whose ruling deadline passed: (tenant, handoff id, action).
+    pub rulings: Vec<(TenantId, String, String)>,
+}
+
+/// Of the time a fired timer ran: the system's part, the person's part, and who is charged.
+async fn breach_split<C: ConnectionTrait>(
     txn: &C,
-    batch: u64,
-) -> Result<(usize, Vec<(TenantId, assignment::Model)>), DbErr> {
+    t: &sla_timer::Model,
+    now: DateTime<Utc>,
+) -> Result<(i64, i64, BreachCause), DbErr> {
+    let human = (now - t.created_at).num_seconds().max(0);
+    let inactive = |rep: Option<rep::Model>| rep.is_some_and(|r| !r.active);
+    match SlaKind::try_from(t.kind) {
+        Ok(SlaKind::Response) => {
+            let a = assignment::Entity::find()
+                .filter(assignment::Column::TenantId.eq(t.tenant_id.as_str()))
+                .filter(assignment::Column::AssignmentId.eq(t.subject_id.as_str()))
+                .one(txn)
+                .await?;
+            // The clock starts when a rep holds the lead: the wait in the queue before was the
+            // system's, and so is the rest if the rep was made unavailable meanwhile.
+            let queued = a
+                .as_ref()
+                .and_then(|a| {
+                    a.assigned_at
+                        .map(|at| (at - a.created_at).num_seconds().max(0))
+                })
+                .unwrap_or(0);
+            let holder = rep_named(txn, &t.tenant_id, &t.rep_id).await?;
+            let cause = if inactive(holder) {
+                BreachCause::System
+            } else {
+                BreachCause::Human
+            };
+            Ok((queued, human, cause))
+        }
+        Ok(SlaKind::Decision) => {
+            let named = rep_named(txn, &t.tenant_id, &t.rep_id).await?;
+            let h = handoff::Entity::find()
+                .filter(handoff::Column::TenantId.eq(t.tenant_id.as_str()))
+                .filter(handoff::Column::HandoffId.eq(t.subject_id.as_str()))
+                .one(txn)
+                .await?;
+            let team_reps = match &h {
+                Some(h) => {
+                    rep::Entity::find()
+                        .filter(rep::Column::TenantId.eq(t.tenant_id.as_str()))
+                        .filter(rep::Column::TeamId.eq(h.fs_team.as_str()))
+                        .all(txn)
+                        .await?
+                }
+                None => Vec::new(),
+            };
+            // Nobody to decide: the named FS rep is unavailable, or the FS team has reps and
+            // none of them is active.
+            let nobody =
+                inactive(named) || (!team_reps.is_empty() && team_reps.iter().all(|r| !r.active));
+            let cause = if nobody {
+                BreachCause::System
+            } else {
+                BreachCause::Human
+            };
+            Ok((
+                if nobody { human } else { 0 },
+                if nobody { 0 } else { human },
+                cause,
+            ))
+        }
+        _ => Ok((0, human, BreachCause::Human)),
+    }
+}
+
+async fn rep_named<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &str,
+    rep_id: &str,
+) -> Result<Option<rep::Model>, DbErr> {
+    if rep_id.is_empty() {
+        return Ok(None);
+    }
+    rep::Entity::find()
+        .filter(rep::Column::TenantId.eq(tenant))
+        .filter(rep::Column::RepId.eq(rep_id))
+        .one(txn)
+        .await
+}
+
+/// Claims up to `batch` due timers in `txn` (on PostgreSQL with `FOR UPDATE SKIP LOCKED`, so
+/// replicas take different timers), marks them fired and appends their `SlaBreached` events,
+/// each with its split into system and human delay. Returns what the caller must do next in the
+/// same transaction.
+pub async fn fire_due<C: ConnectionTrait>(txn: &C, batch: u64) -> Result<Fired, DbErr> {
     let now = time::now();
     let mut query = sla_timer::Entity::find()
         .filter(sla_timer::Column::DueAt.lte(now))
@@ -143,8 +233,10 @@ pub async fn fire_due<C: ConnectionTrait>(
         query = query.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
     }
     let due = query.all(txn).await?;
-    let fired = due.len();
-    let mut to_reassign = Vec::new();
+    let mut fired = Fired {
+        count: due.len(),
+        ..Fired::default()
+    };
     for t in due {
         let tenant = TenantId::new(t.tenant_id.clone());
         let claimed = sla_timer::Entity::update_many()
@@ -156,6 +248,7 @@ pub async fn fire_due<C: ConnectionTrait>(
         if claimed.rows_affected != 1 {
             continue;
         }
+        let (system, human, cause) = breach_split(txn, &t, now).await?;
         let event = SlaBreached {
             timer_id: t.timer_id.clone(),
             kind: t.kind,
@@ -166,10 +259,16 @@ pub async fn fire_due<C: ConnectionTrait>(
             breached_at: Some(time::to_proto(now)),
             escalation: t.escalation.clone(),
             notify: t.notify.clone(),
-            ..SlaBreached::default()
+            system_delay_seconds: system,
+            human_delay_seconds: human,
+            cause: cause as i32,
         };
         EventLog::append(txn, &tenant, &t.lead_id, &event).await?;
-        if t.kind == SlaKind::Response as i32 && t.escalation == ESCALATE_REASSIGN {
+        if t.kind == SlaKind::DisputeRuling as i32 {
+            fired
+                .rulings
+                .push((tenant, t.subject_id.clone(), t.escalation.clone()));
+        } else if t.kind == SlaKind::Response as i32 && t.escalation == ESCALATE_REASSIGN {
             let open = assignment::Entity::find()
                 .filter(assignment::Column::TenantId.eq(tenant.as_str()))
                 .filter(assignment::Column::AssignmentId.eq(t.subject_id.as_str()))
@@ -177,9 +276,9 @@ pub async fn fire_due<C: ConnectionTrait>(
                 .one(txn)
                 .await?;
             if let Some(open) = open {
-                to_reassign.push((tenant, open));
+                fired.to_reassign.push((tenant, open));
             }
         }
     }
-    Ok((fired, to_reassign))
+    Ok(fired)
 }

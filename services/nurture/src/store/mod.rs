@@ -152,6 +152,32 @@ pub async fn exit_all<C: ConnectionTrait>(
     Ok(())
 }
 
+/// A recycled lead went back to sales (an overturned rejection re-opened its handoff): it leaves
+/// the re-engagement sequence.
+pub async fn exit_recycled<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+) -> Result<(), DbErr> {
+    let (sequence, _) = sequence_of(txn, tenant, RE_ENGAGEMENT_SEQUENCE_TOML).await?;
+    enrollment::Entity::update_many()
+        .col_expr(
+            enrollment::Column::State,
+            Expr::value(EnrollmentState::Exited as i32),
+        )
+        .col_expr(
+            enrollment::Column::NextStepDueAt,
+            Expr::value(Option::<chrono::DateTime<Utc>>::None),
+        )
+        .filter(enrollment::Column::TenantId.eq(tenant.as_str()))
+        .filter(enrollment::Column::LeadId.eq(lead_id))
+        .filter(enrollment::Column::SequenceId.eq(sequence.sequence_id.as_str()))
+        .filter(enrollment::Column::State.eq(EnrollmentState::Active as i32))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
 /// The tenant's sequence of a default definition and its step delays, seeding it on first use.
 async fn sequence_of<C: ConnectionTrait>(
     txn: &C,

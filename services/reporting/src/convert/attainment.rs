@@ -167,3 +167,81 @@ pub fn attainment_to_proto(
         system_breaches: n.totals.system_breaches,
     }
 }
+
+/// A CloseScorecard request, checked: (contract id, period start).
+pub fn close_query(req: &pb::CloseScorecardRequest) -> Result<(String, DateTime<Utc>), Error> {
+    let mut v = baton_shared::Violations::new();
+    let contract_id = v.required(
+        "contract_id",
+        &req.contract_id,
+        baton_shared::fields::MAX_ID_LEN,
+    );
+    let start = match req.period_start.as_ref().map(time::from_proto) {
+        Some(Some(t)) => Some(t),
+        Some(None) => {
+            v.add("period_start", "is not a valid timestamp");
+            None
+        }
+        None => {
+            v.add("period_start", "is required");
+            None
+        }
+    };
+    v.into_result()?;
+    Ok((contract_id, start.unwrap_or_default()))
+}
+
+fn approval(by: &str, at: Option<DateTime<Utc>>) -> Option<pb::Approval> {
+    at.map(|at| pb::Approval {
+        approver: by.to_owned(),
+        approved_at: Some(time::to_proto(at)),
+    })
+}
+
+pub fn scorecard_to_proto(
+    (card, adjustments): &crate::store::scorecards::ScorecardView,
+) -> pb::Scorecard {
+    let signed = card.is_signed_at.is_some() && card.fs_signed_at.is_some();
+    pb::Scorecard {
+        scorecard_id: card.scorecard_id.clone(),
+        contract_id: card.contract_id.clone(),
+        contract_version: card.contract_version,
+        period_start: Some(time::to_proto(card.period_start)),
+        period_end: Some(time::to_proto(card.period_end)),
+        status: if signed {
+            pb::ScorecardStatus::Signed
+        } else {
+            pb::ScorecardStatus::Closed
+        } as i32,
+        attainment: prost::Message::decode(card.attainment.as_slice()).ok(),
+        closed_at: Some(time::to_proto(card.closed_at)),
+        closed_by: card.closed_by.clone(),
+        is_signature: approval(&card.is_signed_by, card.is_signed_at),
+        fs_signature: approval(&card.fs_signed_by, card.fs_signed_at),
+        adjustments: adjustments.iter().map(adjustment_to_proto).collect(),
+    }
+}
+
+fn adjustment_to_proto(
+    a: &crate::store::entities::scorecard_adjustment::Model,
+) -> pb::ScorecardAdjustment {
+    let delta = crate::store::scorecards::delta_of(a);
+    let targets = attainment::targets(&Default::default())
+        .into_iter()
+        .filter_map(|t| {
+            let (n, d) = attainment::fraction(t.name, &delta);
+            (n != 0 || d != 0).then(|| pb::AdjustedTarget {
+                target: t.name.to_owned(),
+                numerator_delta: n,
+                denominator_delta: d,
+            })
+        })
+        .collect();
+    pb::ScorecardAdjustment {
+        handoff_id: a.handoff_id.clone(),
+        cause: a.cause.clone(),
+        at: Some(time::to_proto(a.at)),
+        counted_in: a.counted_in.map(time::to_proto),
+        targets,
+    }
+}

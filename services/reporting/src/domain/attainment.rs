@@ -135,6 +135,19 @@ impl Counts {
     }
 }
 
+/// Where a change to a handoff of the period starting at `base` is counted: that period while
+/// its scorecard is open, else the first later period whose scorecard is open (None: none is).
+pub fn counting_period(
+    periods: &[Period],
+    closed: &[DateTime<Utc>],
+    base: DateTime<Utc>,
+) -> Option<Period> {
+    periods
+        .iter()
+        .find(|p| p.start >= base && !closed.contains(&p.start))
+        .copied()
+}
+
 /// Where a handoff stands, as far as attainment cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum State {
@@ -456,6 +469,24 @@ mod tests {
             ..terms
         };
         assert_eq!(contract_periods(&whole).len(), 1);
+    }
+
+    #[test]
+    fn a_change_to_a_closed_period_counts_in_the_next_open_one() {
+        let p = |m: u32| Period {
+            start: Utc.with_ymd_and_hms(2027, m, 1, 0, 0, 0).unwrap(),
+            end: Utc.with_ymd_and_hms(2027, m + 1, 1, 0, 0, 0).unwrap(),
+        };
+        let periods = [p(1), p(2), p(3)];
+        assert_eq!(counting_period(&periods, &[], p(1).start), Some(p(1)));
+        assert_eq!(
+            counting_period(&periods, &[p(1).start], p(1).start),
+            Some(p(2))
+        );
+        let two = [p(1).start, p(2).start];
+        assert_eq!(counting_period(&periods, &two, p(1).start), Some(p(3)));
+        let all = [p(1).start, p(2).start, p(3).start];
+        assert_eq!(counting_period(&periods, &all, p(2).start), None);
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod m20261124_000020_contracts;
 mod m20261201_000030_kpi_facts;
 mod m20261202_000040_kpi_cube;
 mod m20261203_000050_attainment;
+mod m20261203_000060_scorecards;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000030_kpi_facts::Migration),
             Box::new(m20261202_000040_kpi_cube::Migration),
             Box::new(m20261203_000050_attainment::Migration),
+            Box::new(m20261203_000060_scorecards::Migration),
         ]
     }
 }

@@ -23,6 +23,7 @@ use sea_orm::{
 use super::{
     Store,
     entities::{attainment_counter as counter, attainment_handoff as facts_row, contract},
+    scorecards,
 };
 use crate::{
     domain::{
@@ -100,6 +101,58 @@ pub async fn terms_of<C: ConnectionTrait>(
         }))
 }
 
+/// What a change is, for the adjustment a closed period lists.
+struct Change<'a> {
+    handoff_id: &'a str,
+    cause: &'a str,
+    at: DateTime<Utc>,
+    periods: &'a [Period],
+}
+
+/// Moves the numbers of `key` by `delta`; if `key`'s period is closed, the numbers of the next
+/// open period move instead and the closed scorecard lists the change.
+async fn count<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    key: &Key,
+    delta: Counts,
+    change: &Change<'_>,
+) -> Result<(), DbErr> {
+    if delta.is_zero() {
+        return Ok(());
+    }
+    let closed = scorecards::closed_periods(txn, tenant, &key.contract_id).await?;
+    let Some((_, scorecard_id)) = closed.iter().find(|(start, _)| *start == key.period_start)
+    else {
+        return bump(txn, tenant, key, delta).await;
+    };
+    let starts: Vec<DateTime<Utc>> = closed.iter().map(|(s, _)| *s).collect();
+    let target = attainment::counting_period(change.periods, &starts, key.period_start);
+    scorecards::record_adjustment(
+        txn,
+        tenant,
+        scorecards::Adjustment {
+            scorecard_id,
+            handoff_id: change.handoff_id,
+            cause: change.cause,
+            at: change.at,
+            counted_in: target.map(|p| p.start),
+            delta,
+        },
+    )
+    .await?;
+    match target {
+        Some(p) => {
+            let moved = Key {
+                period_start: p.start,
+                ..key.clone()
+            };
+            bump(txn, tenant, &moved, delta).await
+        }
+        None => Ok(()),
+    }
+}
+
 /// Moves the counters of `key` by `delta`.
 async fn bump<C: ConnectionTrait>(
     txn: &C,
@@ -156,9 +209,9 @@ async fn bump<C: ConnectionTrait>(
 async fn replace<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
-    before: Option<&facts_row::Model>,
-    after: facts_row::Model,
+    (before, after): (Option<&facts_row::Model>, facts_row::Model),
     currency: &str,
+    change: &Change<'_>,
 ) -> Result<(), DbErr> {
     let new = attainment::contribution(&facts_of(&after), currency);
     let new_key = key_of(&after);
@@ -167,10 +220,10 @@ async fn replace<C: ConnectionTrait>(
             let old = attainment::contribution(&facts_of(old_row), currency);
             let old_key = key_of(old_row);
             if old_key == new_key {
-                bump(txn, tenant, &new_key, new.minus(old)).await?;
+                count(txn, tenant, &new_key, new.minus(old), change).await?;
             } else {
-                bump(txn, tenant, &old_key, Counts::default().minus(old)).await?;
-                bump(txn, tenant, &new_key, new).await?;
+                count(txn, tenant, &old_key, Counts::default().minus(old), change).await?;
+                count(txn, tenant, &new_key, new, change).await?;
             }
             // Every column written (a model converts to unchanged values), but the key.
             let mut active = facts_row::ActiveModel::from(after).reset_all();
@@ -185,7 +238,7 @@ async fn replace<C: ConnectionTrait>(
                 .await?;
         }
         None => {
-            bump(txn, tenant, &new_key, new).await?;
+            count(txn, tenant, &new_key, new, change).await?;
             facts_row::Entity::insert(facts_row::ActiveModel::from(after))
                 .exec_without_returning(txn)
                 .await?;
@@ -283,7 +336,19 @@ pub async fn handoff_changed<C: ConnectionTrait>(
         }
         _ => {}
     }
-    replace(txn, tenant, before.as_ref(), after, &currency_of(&terms)).await
+    let action = HandoffAction::try_from(step.kind).unwrap_or(HandoffAction::Unspecified);
+    let cause = action
+        .as_str_name()
+        .trim_start_matches("HANDOFF_ACTION_")
+        .to_ascii_lowercase();
+    let change = Change {
+        handoff_id: &h.handoff_id,
+        cause: &cause,
+        at,
+        periods: &periods,
+    };
+    let currency = currency_of(&terms);
+    replace(txn, tenant, (before.as_ref(), after), &currency, &change).await
 }
 
 /// A decision or ruling SLA ran out: charged to a person or to the system, as distribution says.
@@ -312,7 +377,19 @@ pub async fn sla_breached<C: ConnectionTrait>(
     } else {
         after.ruling_breach = cause;
     }
-    replace(txn, tenant, Some(&before), after, &currency_of(&terms)).await
+    let periods = attainment::contract_periods(&terms);
+    let change = Change {
+        handoff_id: &before.handoff_id,
+        cause: "sla_breached",
+        at: e
+            .breached_at
+            .as_ref()
+            .and_then(time::from_proto)
+            .unwrap_or_else(time::now),
+        periods: &periods,
+    };
+    let currency = currency_of(&terms);
+    replace(txn, tenant, (Some(&before), after), &currency, &change).await
 }
 
 /// A period's numbers: the totals and each (IS rep, FS rep) pair's.
@@ -384,6 +461,18 @@ fn pick_period(
 }
 
 impl Store {
+    /// A contract version's terms (NOT_FOUND if there is none).
+    pub async fn contract_terms(
+        &self,
+        tenant: &TenantId,
+        contract_id: &str,
+    ) -> Result<ContractTerms, Error> {
+        Ok(terms_of(&self.db, tenant, contract_id)
+            .await?
+            .ok_or_else(|| Error::not_found("contract", contract_id))?
+            .1)
+    }
+
     /// The numbers of one period of a contract.
     pub async fn period_numbers(
         &self,

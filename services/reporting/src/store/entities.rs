@@ -519,3 +519,59 @@ pub mod attainment_counter {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod scorecard {
+    use sea_orm::entity::prelude::*;
+
+    /// A contract period's attainment frozen at close, with both owners' signatures.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "scorecard")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub scorecard_id: String,
+        pub contract_id: String,
+        pub contract_version: i32,
+        pub period_start: DateTimeUtc,
+        pub period_end: DateTimeUtc,
+        /// Protobuf-encoded `baton.reporting.v1.Attainment` as of the period's end.
+        pub attainment: Vec<u8>,
+        pub closed_at: DateTimeUtc,
+        pub closed_by: String,
+        pub is_signed_by: String,
+        pub is_signed_at: Option<DateTimeUtc>,
+        pub fs_signed_by: String,
+        pub fs_signed_at: Option<DateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod scorecard_adjustment {
+    use sea_orm::entity::prelude::*;
+
+    /// A change that reached a closed period: which handoff, why, and where it was counted.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "scorecard_adjustment")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub seq: i64,
+        pub tenant_id: String,
+        pub scorecard_id: String,
+        pub handoff_id: String,
+        pub cause: String,
+        pub at: DateTimeUtc,
+        pub counted_in: Option<DateTimeUtc>,
+        /// The `domain::attainment::Counts` delta, comma-separated in `COUNT_NAMES` order.
+        pub delta: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -10,6 +10,7 @@ pub mod kpi_versions;
 pub mod kpis;
 pub mod money;
 pub mod plans;
+pub mod scorecards;
 
 use baton_shared::{TenantId, events::EventLog};
 use chrono::{DateTime, Utc};
