@@ -30,9 +30,10 @@ use baton_proto::{
         qualification_service_client::QualificationServiceClient,
     },
     reporting::v1::{
-        GetContractRequest, GetFunnelRequest, GetKpisRequest, GetPlanProgressRequest,
-        GetPlanRequest, GetTargetAccountsRequest, Granularity, ListContractsRequest,
-        ListKpisRequest, ListPlansRequest, SetTargetAccountsRequest, TargetAccounts,
+        CloseScorecardRequest, GetAttainmentRequest, GetContractRequest, GetFunnelRequest,
+        GetKpisRequest, GetPlanProgressRequest, GetPlanRequest, GetScorecardRequest,
+        GetTargetAccountsRequest, Granularity, ListContractsRequest, ListKpisRequest,
+        ListPlansRequest, ListScorecardsRequest, SetTargetAccountsRequest, TargetAccounts,
         contract_service_client::ContractServiceClient, kpi_service_client::KpiServiceClient,
         planning_service_client::PlanningServiceClient,
         reporting_service_client::ReportingServiceClient,
@@ -501,6 +502,65 @@ async fn tenant_b_sees_nothing_of_tenant_a_in_any_get_or_list() {
         .contracts[0]
         .contract_id
         .clone();
+    // A's numbers of that contract, and a scorecard of an older contract whose period is over.
+    let a_attainment = eventually(
+        "A's attainment counts the handoff",
+        Duration::from_secs(60),
+        || {
+            let mut c = a.contracts.clone();
+            let contract_id = contract_id.clone();
+            async move {
+                let att = c
+                    .get_attainment(GetAttainmentRequest {
+                        contract_id,
+                        ..Default::default()
+                    })
+                    .await
+                    .ok()?
+                    .into_inner();
+                att.targets
+                    .iter()
+                    .any(|t| t.target == "handoffs" && t.numerator == 1)
+                    .then_some(att)
+            }
+        },
+    )
+    .await;
+    let mut old_terms = baton_shared::contract::example_terms(
+        "is-old",
+        "fs-old",
+        "is-a@a.example",
+        "fs-a@a.example",
+    );
+    old_terms.period_start = Some(baton_shared::time::to_proto(
+        chrono::Utc::now() - chrono::Duration::days(40),
+    ));
+    old_terms.period_end = Some(baton_shared::time::to_proto(
+        chrono::Utc::now() - chrono::Duration::days(10),
+    ));
+    let old_start = old_terms.period_start;
+    approve_contract(&mut a.contracts, "c-old", old_terms).await;
+    let old_contract = a
+        .contracts
+        .list_contracts(ListContractsRequest {
+            is_team: "is-old".into(),
+            fs_team: "fs-old".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .contracts[0]
+        .contract_id
+        .clone();
+    let a_scorecard = a
+        .contracts
+        .close_scorecard(CloseScorecardRequest {
+            contract_id: old_contract.clone(),
+            period_start: old_start,
+        })
+        .await
+        .unwrap()
+        .into_inner();
     // A saves its rank, stage and touch rules again: each gets a new version in A only.
     let rank = a
         .qualification
@@ -838,6 +898,36 @@ async fn tenant_b_sees_nothing_of_tenant_a_in_any_get_or_list() {
             .await,
     );
     cover("ContractService/GetContract");
+    assert_eq!(a_attainment.contract_id, contract_id);
+    not_found(
+        "GetAttainment",
+        b.contracts
+            .get_attainment(GetAttainmentRequest {
+                contract_id: contract_id.clone(),
+                ..Default::default()
+            })
+            .await,
+    );
+    cover("ContractService/GetAttainment");
+    not_found(
+        "GetScorecard",
+        b.contracts
+            .get_scorecard(GetScorecardRequest {
+                scorecard_id: a_scorecard.scorecard_id.clone(),
+            })
+            .await,
+    );
+    cover("ContractService/GetScorecard");
+    let b_cards = b
+        .contracts
+        .list_scorecards(ListScorecardsRequest {
+            contract_id: old_contract.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(b_cards.scorecards.is_empty(), "{b_cards:?}");
+    cover("ContractService/ListScorecards");
     let plans = b
         .plans
         .list_plans(ListPlansRequest {})
