@@ -3,6 +3,7 @@
 //! server) when `BATON_TEST_DATABASE_URL` is set, and reports the subject beside a baseline
 //! measured in the same run. Kept out of the shipped `baton` binary: it creates and drops databases.
 
+mod attainment;
 mod capture;
 mod kpis;
 mod measure;
@@ -74,6 +75,21 @@ enum Bench {
         #[arg(long, default_value_t = 100)]
         calls: usize,
     },
+    /// GetAttainment of a contract with `--handoffs` handoffs (beside GetContract), and
+    /// WatchAttainment's delay after each outcome while outcomes arrive at `--rate` per second.
+    Attainment {
+        #[arg(long, default_value_t = 100_000)]
+        handoffs: usize,
+        /// GetAttainment calls measured (each kind).
+        #[arg(long, default_value_t = 1_000)]
+        calls: usize,
+        /// Outcomes per second during the watch.
+        #[arg(long, default_value_t = 200)]
+        rate: u64,
+        /// Seconds of outcomes.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// A routing decision's latency (ReassignLead one call at a time), `--rows` leads.
     Route {
         #[arg(long, default_value_t = 5000)]
@@ -93,6 +109,12 @@ async fn main() -> ExitCode {
         Bench::Import { rows, rounds } => capture::print_import(rows, rounds).await,
         Bench::Mql { rate, seconds } => mql::print(rate, Duration::from_secs(seconds)).await,
         Bench::Route { rows } => route::print(rows).await,
+        Bench::Attainment {
+            handoffs,
+            calls,
+            rate,
+            seconds,
+        } => attainment::print(handoffs, calls, rate, seconds).await,
         Bench::Kpis {
             leads,
             activities,
