@@ -31,11 +31,11 @@ use baton_proto::{
     },
     reporting::v1::{
         CloseScorecardRequest, GetAttainmentRequest, GetContractRequest, GetFunnelRequest,
-        GetKpisRequest, GetPlanProgressRequest, GetPlanRequest, GetScorecardRequest,
-        GetTargetAccountsRequest, Granularity, ListContractsRequest, ListKpisRequest,
-        ListPlansRequest, ListScorecardsRequest, SetTargetAccountsRequest, TargetAccounts,
-        contract_service_client::ContractServiceClient, kpi_service_client::KpiServiceClient,
-        planning_service_client::PlanningServiceClient,
+        GetKpisRequest, GetLeadJourneyRequest, GetPlanProgressRequest, GetPlanRequest,
+        GetScorecardRequest, GetTargetAccountsRequest, GetWinFactorsRequest, Granularity,
+        ListContractsRequest, ListKpisRequest, ListPlansRequest, ListScorecardsRequest,
+        SetTargetAccountsRequest, TargetAccounts, contract_service_client::ContractServiceClient,
+        kpi_service_client::KpiServiceClient, planning_service_client::PlanningServiceClient,
         reporting_service_client::ReportingServiceClient,
     },
 };
@@ -928,6 +928,45 @@ async fn tenant_b_sees_nothing_of_tenant_a_in_any_get_or_list() {
         .into_inner();
     assert!(b_cards.scorecards.is_empty(), "{b_cards:?}");
     cover("ContractService/ListScorecards");
+    let b_factors = b
+        .contracts
+        .get_win_factors(GetWinFactorsRequest {
+            is_team: "is-a".into(),
+            fs_team: "fs-a".into(),
+            from: Some(baton_shared::time::to_proto(
+                chrono::Utc::now() - chrono::Duration::days(1),
+            )),
+            to: Some(baton_shared::time::to_proto(
+                chrono::Utc::now() + chrono::Duration::days(1),
+            )),
+            min_sample: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        b_factors.factors.is_empty() && b_factors.decided == 0,
+        "{b_factors:?}"
+    );
+    cover("ContractService/GetWinFactors");
+    let a_journal = a
+        .reporting
+        .get_lead_journey(GetLeadJourneyRequest {
+            lead_id: lead_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!a_journal.entries.is_empty());
+    not_found(
+        "GetLeadJourney",
+        b.reporting
+            .get_lead_journey(GetLeadJourneyRequest {
+                lead_id: lead_id.clone(),
+            })
+            .await,
+    );
+    cover("ReportingService/GetLeadJourney");
     let plans = b
         .plans
         .list_plans(ListPlansRequest {})

@@ -276,6 +276,8 @@ pub fn handoff_to_proto(h: &handoff::Model, steps: &[handoff_step::Model]) -> Ha
         lost_reason: h.lost_reason.clone(),
         steps: steps.iter().map(step_to_proto).collect(),
         created_at: Some(time::to_proto(h.created_at)),
+        score_at_handoff: h.score_at_handoff,
+        rank_at_handoff: h.rank_at_handoff.unwrap_or_default(),
     }
 }
 

@@ -68,6 +68,16 @@ impl Api {
 
 #[tonic::async_trait]
 impl ReportingService for Api {
+    async fn get_lead_journey(
+        &self,
+        request: Request<pb::GetLeadJourneyRequest>,
+    ) -> Result<Response<pb::LeadJourney>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let lead_id = fields::required_id("lead_id", &request.get_ref().lead_id)?;
+        let rows = self.store.journal(&tenant, &lead_id).await?;
+        Ok(Response::new(convert::journal_to_proto(&lead_id, &rows)))
+    }
+
     async fn get_funnel(
         &self,
         request: Request<GetFunnelRequest>,
@@ -417,6 +427,15 @@ impl ContractService for Api {
                 .map(convert::attainment::scorecard_to_proto)
                 .collect(),
         }))
+    }
+
+    async fn get_win_factors(
+        &self,
+        request: Request<pb::GetWinFactorsRequest>,
+    ) -> Result<Response<pb::WinFactors>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let factors = crate::feedback::win_factors(&self.store, &tenant, request.get_ref()).await?;
+        Ok(Response::new(factors))
     }
 
     type WatchAttainmentStream =

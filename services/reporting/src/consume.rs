@@ -90,6 +90,7 @@ impl EventHandler for FunnelEvents {
 
     async fn handle(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), ConsumeError> {
         let tenant = TenantId::new(event.tenant_id.clone());
+        journal_entry(txn, &tenant, event).await?;
         if let Some(e) = decode::<LeadCaptured>(event)? {
             let at = when(e.captured_at.as_ref(), event);
             let dims = dims_of_capture(&e);
@@ -150,6 +151,40 @@ impl EventHandler for FunnelEvents {
         }
         Ok(())
     }
+}
+
+/// The journal entry of a decision about a lead, for the events that are one.
+async fn journal_entry(
+    txn: &DatabaseTransaction,
+    tenant: &TenantId,
+    event: &Event,
+) -> Result<(), ConsumeError> {
+    use crate::domain::journal as j;
+    let entry = if let Some(e) = decode::<LeadCaptured>(event)? {
+        Some(j::captured(&e))
+    } else if let Some(e) = decode::<LeadsMerged>(event)? {
+        Some(j::merged(&e))
+    } else if let Some(e) = decode::<LeadErased>(event)? {
+        Some(j::erased(&e))
+    } else if let Some(e) = decode::<StageChanged>(event)? {
+        Some(j::stage_changed(&e))
+    } else if let Some(e) = decode::<RankChanged>(event)? {
+        Some(j::rank_changed(&e))
+    } else if let Some(e) = decode::<LeadAssigned>(event)? {
+        Some(j::assigned(&e))
+    } else if let Some(e) = decode::<HandoffChanged>(event)? {
+        j::handoff_changed(&e)
+    } else if let Some(e) = decode::<SlaBreached>(event)? {
+        Some(j::sla_breached(&e))
+    } else if let Some(e) = decode::<LeadEnrolled>(event)? {
+        j::enrolled(&e)
+    } else {
+        None
+    };
+    if let Some(entry) = entry {
+        store::journal::record(txn, tenant, entry, when(None, event)).await?;
+    }
+    Ok(())
 }
 
 /// Whether the captured lead's company matched the tenant's target-account condition in force

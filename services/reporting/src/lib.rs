@@ -7,6 +7,7 @@ pub mod consume;
 pub mod convert;
 pub mod domain;
 pub mod error;
+pub mod feedback;
 pub mod migration;
 pub mod plans;
 pub mod store;

@@ -179,6 +179,9 @@ pub mod handoff {
         pub mrr_minor: Option<i64>,
         /// How long FS had left to decide when it rejected (resumed if the rejection is overturned).
         pub decision_left_seconds: Option<i64>,
+        /// The lead's score and rank (`Rank` value) when the handoff was judged.
+        pub score_at_handoff: Option<i64>,
+        pub rank_at_handoff: Option<i32>,
         pub closed_at: Option<DateTimeUtc>,
         pub lost_reason: String,
         pub created_at: DateTimeUtc,

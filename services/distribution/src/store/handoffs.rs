@@ -209,7 +209,7 @@ async fn ensure_no_open_handoff<C: ConnectionTrait>(
 fn new_handoff_row(
     tenant: &TenantId,
     new: &NewHandoff,
-    bant: Bant,
+    (bant, signal): (Bant, Option<&lead_signal::Model>),
     contract: Option<(&contract_replica::Model, &ContractTerms)>,
     now: DateTime<Utc>,
 ) -> handoff::ActiveModel {
@@ -249,6 +249,8 @@ fn new_handoff_row(
         mrr_currency: Set(None),
         mrr_minor: Set(None),
         decision_left_seconds: Set(None),
+        score_at_handoff: Set(signal.and_then(|s| s.score)),
+        rank_at_handoff: Set(signal.and_then(|s| s.rank)),
         closed_at: Set(None),
         lost_reason: Set(String::new()),
         created_at: Set(now),
@@ -393,7 +395,7 @@ impl Store {
         }
         ensure_no_open_handoff(&txn, tenant, &new.lead_id).await?;
         let judged = contract.as_ref().map(|(r, t)| (r, t));
-        let created = new_handoff_row(tenant, new, bant, judged, time::now())
+        let created = new_handoff_row(tenant, new, (bant, signal.as_ref()), judged, time::now())
             .insert(&txn)
             .await?;
         log_step(

@@ -26,5 +26,7 @@ pub fn assigned_event(row: &assignment::Model) -> LeadAssigned {
         method: row.method.clone(),
         assigned_at: time::to_proto_opt(row.assigned_at),
         team_id: row.team_id.clone(),
+        rule_key: row.rule_key.clone(),
+        rules_version: row.rules_version,
     }
 }

@@ -519,3 +519,23 @@ pub fn target_accounts_from_proto(
         updated_at: None,
     })
 }
+
+/// A lead's journal rows to the proto journal.
+pub fn journal_to_proto(
+    lead_id: &str,
+    rows: &[crate::store::entities::journal_entry::Model],
+) -> pb::LeadJourney {
+    pb::LeadJourney {
+        lead_id: lead_id.to_owned(),
+        entries: rows
+            .iter()
+            .map(|r| pb::JourneyEntry {
+                at: Some(time::to_proto(r.at)),
+                service: r.service.clone(),
+                kind: r.kind.clone(),
+                actor: r.actor.clone(),
+                details: crate::store::journal::details_of(r).into_iter().collect(),
+            })
+            .collect(),
+    }
+}

@@ -3,6 +3,8 @@
 pub mod accounts;
 pub mod attainment;
 pub mod email;
+pub mod factors;
 pub mod funnel;
+pub mod journal;
 pub mod kpis;
 pub mod planning;

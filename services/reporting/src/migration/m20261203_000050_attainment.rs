@@ -1,5 +1,5 @@
 //! A contract's attainment, kept as events arrive: what reporting knows of each handoff under a
-//! contract (`attainment_handoff`), and each period's numbers per IS rep and FS rep
+//! contract (`attainment_handoff`, also what win factors segment by), and each period's numbers per IS rep and FS rep
 //! (`attainment_counter`), moved by each handoff's change of contribution.
 
 use sea_orm_migration::{prelude::*, schema::*};
@@ -19,6 +19,13 @@ impl MigrationTrait for Migration {
                     .col(string("tenant_id"))
                     .col(string("handoff_id"))
                     .col(string("contract_id"))
+                    .col(string("lead_id"))
+                    .col(string("is_team"))
+                    .col(string("fs_team"))
+                    .col(timestamp_with_time_zone("created_at"))
+                    .col(big_integer_null("score_at_handoff"))
+                    .col(string("rank_at_handoff"))
+                    .col(integer("bant"))
                     .col(timestamp_with_time_zone("period_start"))
                     .col(timestamp_with_time_zone("counted_in"))
                     .col(string("is_rep"))
@@ -35,6 +42,18 @@ impl MigrationTrait for Migration {
                     .col(big_integer_null("amount_minor"))
                     .col(timestamp_with_time_zone("updated_at"))
                     .primary_key(Index::create().col("tenant_id").col("handoff_id"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("attainment_handoff_pair")
+                    .table("attainment_handoff")
+                    .col("tenant_id")
+                    .col("is_team")
+                    .col("fs_team")
+                    .col("created_at")
                     .to_owned(),
             )
             .await?;

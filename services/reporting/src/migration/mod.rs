@@ -8,6 +8,7 @@ mod m20261201_000030_kpi_facts;
 mod m20261202_000040_kpi_cube;
 mod m20261203_000050_attainment;
 mod m20261203_000060_scorecards;
+mod m20261203_000070_journal;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000040_kpi_cube::Migration),
             Box::new(m20261203_000050_attainment::Migration),
             Box::new(m20261203_000060_scorecards::Migration),
+            Box::new(m20261203_000070_journal::Migration),
         ]
     }
 }

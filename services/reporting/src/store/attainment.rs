@@ -257,6 +257,15 @@ async fn facts_for<C: ConnectionTrait>(
         .await
 }
 
+fn bant_bits(b: Option<&baton_proto::distribution::v1::HandoffBant>) -> i32 {
+    b.map_or(0, |b| {
+        i32::from(b.budget)
+            | i32::from(b.authority) << 1
+            | i32::from(b.need) << 2
+            | i32::from(b.timeframe) << 3
+    })
+}
+
 fn currency_of(terms: &ContractTerms) -> String {
     terms
         .is_targets
@@ -295,6 +304,13 @@ pub async fn handoff_changed<C: ConnectionTrait>(
         tenant_id: tenant.to_string(),
         handoff_id: h.handoff_id.clone(),
         contract_id: h.contract_id.clone(),
+        lead_id: h.lead_id.clone(),
+        is_team: h.is_team.clone(),
+        fs_team: h.fs_team.clone(),
+        created_at: created,
+        score_at_handoff: h.score_at_handoff,
+        rank_at_handoff: crate::domain::kpis::rank_name(h.rank_at_handoff).to_owned(),
+        bant: bant_bits(h.bant.as_ref()),
         period_start: periods[i].start,
         counted_in: periods[i].start,
         is_rep: h.handed_off_by.clone(),

@@ -453,6 +453,15 @@ pub mod attainment_handoff {
         #[sea_orm(primary_key, auto_increment = false)]
         pub handoff_id: String,
         pub contract_id: String,
+        pub lead_id: String,
+        pub is_team: String,
+        pub fs_team: String,
+        pub created_at: DateTimeUtc,
+        /// The lead's score and rank ("hot", …) when the handoff was judged.
+        pub score_at_handoff: Option<i64>,
+        pub rank_at_handoff: String,
+        /// BANT at handoff: bits 1 budget, 2 authority, 4 need, 8 timeframe.
+        pub bant: i32,
         /// Start of the contract period the handoff was created in.
         pub period_start: DateTimeUtc,
         /// Start of the period its contribution is counted in (a later one once its own period's
@@ -568,6 +577,32 @@ pub mod scorecard_adjustment {
         pub counted_in: Option<DateTimeUtc>,
         /// The `domain::attainment::Counts` delta, comma-separated in `COUNT_NAMES` order.
         pub delta: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod journal_entry {
+    use sea_orm::entity::prelude::*;
+
+    /// One entry of a lead's journal (`domain::journal::Entry`).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "journal_entry")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub seq: i64,
+        pub tenant_id: String,
+        pub lead_id: String,
+        pub at: DateTimeUtc,
+        pub service: String,
+        pub kind: String,
+        pub actor: String,
+        /// `name=value` lines.
+        pub details: String,
+        pub recorded_at: DateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -5,6 +5,8 @@ pub mod attainment;
 pub mod contracts;
 pub mod email;
 pub mod entities;
+pub mod factors;
+pub mod journal;
 pub mod kpi_sums;
 pub mod kpi_versions;
 pub mod kpis;

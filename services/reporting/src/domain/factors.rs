@@ -1,0 +1,141 @@
+//! Win factors: the win rate and lift of handed-off leads by segment, each with its sample size and
+//! a Wilson score interval, small samples flagged, so a manager is not misled by five deals.
+//! Pure; no I/O.
+
+/// z of a two-sided 95 % interval.
+pub const Z95: f64 = 1.959_963_984_540_054;
+
+/// Wilson score interval of `wins` of `n` at `z`, as fractions (0..1); None when n is 0.
+pub fn wilson(wins: i64, n: i64, z: f64) -> Option<(f64, f64)> {
+    if n <= 0 {
+        return None;
+    }
+    let (n, p) = (n as f64, wins as f64 / n as f64);
+    let z2 = z * z;
+    let centre = p + z2 / (2.0 * n);
+    let margin = z * ((p * (1.0 - p) + z2 / (4.0 * n)) / n).sqrt();
+    let denominator = 1.0 + z2 / n;
+    Some((
+        ((centre - margin) / denominator).max(0.0),
+        ((centre + margin) / denominator).min(1.0),
+    ))
+}
+
+/// One handed-off lead: its segment values and how it ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decided {
+    /// (dimension, value) pairs, e.g. ("industry", "retail").
+    pub segments: Vec<(String, String)>,
+    pub won: bool,
+}
+
+/// One segment's numbers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Factor {
+    pub dimension: String,
+    pub value: String,
+    pub won: i64,
+    pub decided: i64,
+    pub win_rate: Option<f64>,
+    /// Segment win rate / overall win rate.
+    pub lift: Option<f64>,
+    pub interval: Option<(f64, f64)>,
+    pub small_sample: bool,
+}
+
+/// The factors of `leads`: per (dimension, value), sorted by dimension then by lift (highest
+/// first). Segments with fewer than `min_sample` decided leads are flagged.
+pub fn factors(leads: &[Decided], min_sample: i64) -> (i64, i64, Vec<Factor>) {
+    let won = leads.iter().filter(|l| l.won).count() as i64;
+    let decided = leads.len() as i64;
+    let overall = (decided > 0).then(|| won as f64 / decided as f64);
+    let mut groups: std::collections::BTreeMap<(String, String), (i64, i64)> =
+        std::collections::BTreeMap::new();
+    for lead in leads {
+        for (d, v) in &lead.segments {
+            let g = groups.entry((d.clone(), v.clone())).or_default();
+            g.1 += 1;
+            if lead.won {
+                g.0 += 1;
+            }
+        }
+    }
+    let mut out: Vec<Factor> = groups
+        .into_iter()
+        .map(|((dimension, value), (won, decided))| {
+            let rate = (decided > 0).then(|| won as f64 / decided as f64);
+            Factor {
+                dimension,
+                value,
+                won,
+                decided,
+                win_rate: rate,
+                lift: rate.zip(overall.filter(|o| *o > 0.0)).map(|(r, o)| r / o),
+                interval: wilson(won, decided, Z95),
+                small_sample: decided < min_sample,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        a.dimension
+            .cmp(&b.dimension)
+            .then(b.lift.unwrap_or(0.0).total_cmp(&a.lift.unwrap_or(0.0)))
+            .then(a.value.cmp(&b.value))
+    });
+    (won, decided, out)
+}
+
+/// The score band of a score at handoff, in steps of 20 ("0-19", "20-39", …; negative "<0").
+pub fn score_band(score: i64) -> String {
+    if score < 0 {
+        return "<0".into();
+    }
+    let low = score / 20 * 20;
+    format!("{low}-{}", low + 19)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wilson_interval_matches_the_textbook_values() {
+        // 5 of 10 at 95 %: 0.2366 .. 0.7634.
+        let (lo, hi) = wilson(5, 10, Z95).unwrap();
+        assert!(
+            (lo - 0.2366).abs() < 1e-4 && (hi - 0.7634).abs() < 1e-4,
+            "{lo} {hi}"
+        );
+        // 0 of 5: 0 .. 0.4345.
+        let (lo, hi) = wilson(0, 5, Z95).unwrap();
+        assert!(lo.abs() < 1e-9 && (hi - 0.4345).abs() < 1e-4, "{lo} {hi}");
+        assert_eq!(wilson(0, 0, Z95), None);
+    }
+
+    #[test]
+    fn lift_compares_a_segment_with_all_and_small_samples_are_flagged() {
+        let lead = |industry: &str, won: bool| Decided {
+            segments: vec![("industry".into(), industry.into())],
+            won,
+        };
+        let leads = vec![
+            lead("retail", true),
+            lead("retail", true),
+            lead("retail", false),
+            lead("finance", false),
+        ];
+        let (won, decided, f) = factors(&leads, 3);
+        assert_eq!((won, decided), (2, 4));
+        assert_eq!(f[0].value, "retail");
+        assert!((f[0].lift.unwrap() - (2.0 / 3.0) / 0.5).abs() < 1e-9);
+        assert!(!f[0].small_sample);
+        assert!(f[1].small_sample && f[1].lift == Some(0.0));
+    }
+
+    #[test]
+    fn scores_fall_in_bands_of_twenty() {
+        assert_eq!(score_band(0), "0-19");
+        assert_eq!(score_band(45), "40-59");
+        assert_eq!(score_band(-5), "<0");
+    }
+}
