@@ -785,7 +785,9 @@ async fn a_dispute_times_out_to_its_escalation_owner_and_a_breach_is_split_by_ca
         budget: true,
         need: true,
     };
-    floor.leads(&["lead-e", "lead-s", "lead-h"], ready).await;
+    floor
+        .leads(&["lead-e", "lead-s", "lead-h", "lead-w"], ready)
+        .await;
     let mut fs_reps = Vec::new();
     for name in ["fs-a", "fs-b"] {
         fs_reps.push(
@@ -991,6 +993,70 @@ async fn a_dispute_times_out_to_its_escalation_owner_and_a_breach_is_split_by_ca
             BreachCause::Human as i64,
             BreachCause::System as i64
         ]
+    );
+
+    // A contract counting the decision SLA in the FS owner's working hours (9:00-18:00 in
+    // Tokyo, Monday to Friday): 48 working hours are more than five working days away.
+    d.create_rep(CreateRepRequest {
+        request_id: "fs-owner".into(),
+        name: "FS owner".into(),
+        email: FS_OWNER.into(),
+        active: true,
+        routing: Some(RepRouting {
+            team_id: common::FS_TEAM.into(),
+            time_zone: "Asia/Tokyo".into(),
+            work_start_hour: 9,
+            work_end_hour: 18,
+            ..Default::default()
+        }),
+    })
+    .await
+    .unwrap();
+    let mut hours = terms();
+    hours.decision_sla_working_hours = true;
+    // This version also requires an FS rep on the handoff, which tells when it is replicated.
+    hours
+        .gate
+        .as_mut()
+        .unwrap()
+        .required_fields
+        .push("fs_rep_id".into());
+    activate(&mut contracts, "c-hours", hours).await;
+    eventually(
+        "working-hours contract replicated",
+        Duration::from_secs(20),
+        || {
+            let mut d = d.clone();
+            async move {
+                let mut probe = handoff("h-w", "lead-w");
+                probe.meeting_at = None;
+                let refused = d
+                    .create_handoff(as_user("is-rep@example.com", probe))
+                    .await
+                    .unwrap_err();
+                refused
+                    .get_details_precondition_failure()?
+                    .violations
+                    .iter()
+                    .any(|v| v.subject == "fs_rep_id")
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    let mut named = handoff("h-w2", "lead-w");
+    named.fs_rep_id = fs_reps[0].clone();
+    let in_hours = d
+        .create_handoff(as_user("is-rep@example.com", named))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(in_hours.contract_version, 2);
+    let created = time::from_proto(in_hours.created_at.as_ref().unwrap()).unwrap();
+    let due = time::from_proto(in_hours.decision_due_at.as_ref().unwrap()).unwrap();
+    assert!(
+        due - created > chrono::Duration::days(6),
+        "48 working hours from {created} should end after a week, not at {due}"
     );
     floor.stop().await;
 }

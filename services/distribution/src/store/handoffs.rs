@@ -12,7 +12,7 @@ use baton_shared::{
     events::EventLog,
     time,
 };
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use prost::Message;
 use sea_orm::{
     ActiveValue::{NotSet, Set},
@@ -23,13 +23,16 @@ use sea_orm::{
 
 use super::{
     Store,
-    entities::{contract_replica, handoff, handoff_refusal, handoff_step, lead_signal},
+    entities::{contract_replica, handoff, handoff_refusal, handoff_step, lead_signal, rep},
     leads, routing, sla,
 };
 use crate::error::Error;
 use crate::{
     convert,
-    domain::handoffs::{self, Bant, LeadStanding},
+    domain::{
+        handoffs::{self, Bant, LeadStanding},
+        sla::{WorkingHours, due_at},
+    },
 };
 
 /// A handoff as IS submits it (validated at the edge).
@@ -210,15 +213,11 @@ fn new_handoff_row(
     tenant: &TenantId,
     new: &NewHandoff,
     (bant, signal): (Bant, Option<&lead_signal::Model>),
-    contract: Option<(&contract_replica::Model, &ContractTerms)>,
+    contract: Option<(&contract_replica::Model, DateTime<Utc>)>,
     now: DateTime<Utc>,
 ) -> handoff::ActiveModel {
     let (contract_id, contract_version, decision_due_at) = match contract {
-        Some((replica, terms)) => (
-            replica.contract_id.clone(),
-            replica.version,
-            now + Duration::hours(i64::from(terms.decision_sla_hours)),
-        ),
+        Some((replica, due)) => (replica.contract_id.clone(), replica.version, due),
         // Uncontracted: nothing is due.
         None => (String::new(), 0, now),
     };
@@ -256,6 +255,34 @@ fn new_handoff_row(
         created_at: Set(now),
         updated_at: Set(now),
     }
+}
+
+/// When FS must decide a handoff judged at `now`: the contract's decision SLA, on the clock or in
+/// the FS owner's working hours (those of the rep with the owner's e-mail) if the contract says so.
+pub(super) async fn decision_due<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    terms: &ContractTerms,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, DbErr> {
+    let hours = if terms.decision_sla_working_hours {
+        rep::Entity::find()
+            .filter(rep::Column::TenantId.eq(tenant.as_str()))
+            .filter(rep::Column::EmailNormalized.eq(terms.fs_owner.trim().to_lowercase()))
+            .one(txn)
+            .await?
+            .and_then(|r| {
+                let a = r.attributes();
+                WorkingHours::of(&a.time_zone, a.work_start_hour, a.work_end_hour)
+            })
+    } else {
+        None
+    };
+    Ok(due_at(
+        now,
+        terms.decision_sla_hours.saturating_mul(60),
+        hours,
+    ))
 }
 
 /// The handoff an earlier call with the same request_id made (INVALID_ARGUMENT if it was for
@@ -394,8 +421,12 @@ impl Store {
             }
         }
         ensure_no_open_handoff(&txn, tenant, &new.lead_id).await?;
-        let judged = contract.as_ref().map(|(r, t)| (r, t));
-        let created = new_handoff_row(tenant, new, (bant, signal.as_ref()), judged, time::now())
+        let now = time::now();
+        let judged = match &contract {
+            Some((r, t)) => Some((r, decision_due(&txn, tenant, t, now).await?)),
+            None => None,
+        };
+        let created = new_handoff_row(tenant, new, (bant, signal.as_ref()), judged, now)
             .insert(&txn)
             .await?;
         log_step(
