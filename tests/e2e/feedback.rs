@@ -1,6 +1,6 @@
 //! What FS's verdicts teach, through all five services over real sockets: the win factors of a
-//! team pair's handed-off leads with counts, lift and Wilson intervals computed by hand, and a
-//! lead's journal listing every decision about it in order, kept without personal data after
+//! team pair's handed-off leads with counts, lift and Wilson intervals computed by hand, a draft
+//! scoring model made from them that SimulateModel judges by won deals, and a lead's journal listing every decision about it in order, kept without personal data after
 //! erasure.
 
 use baton_shared::testing::as_user;
@@ -11,11 +11,18 @@ use baton_e2e::{
     sales::{approve_contract, assigned, record_bant, sales_floor},
 };
 use baton_proto::{
-    capture::v1::{ActivityKind, Company, EraseLeadRequest, PageKind},
+    capture::v1::{ActivityKind, Company, EraseLeadRequest, Money, PageKind},
     distribution::v1::{
         AcceptHandoffRequest, CreateHandoffRequest, RecordOutcomeRequest, RejectHandoffRequest,
     },
-    reporting::v1::{GetLeadJourneyRequest, GetWinFactorsRequest, WinFactor, WinFactors},
+    qualification::v1::{
+        ListScoringModelsRequest, ModelStatus, SimulateModelRequest, SimulationPeriod,
+        simulate_model_request,
+    },
+    reporting::v1::{
+        DraftModelFromOutcomesRequest, GetLeadJourneyRequest, GetWinFactorsRequest, WinFactor,
+        WinFactors,
+    },
 };
 use baton_shared::time;
 use chrono::Utc;
@@ -50,8 +57,8 @@ async fn win_factors_by_segment_and_a_leads_journal_are_computed_from_the_verdic
     terms.period_start = Some(time::to_proto(Utc::now() - chrono::Duration::days(1)));
     approve_contract(&mut contracts, "tokyo", terms).await;
 
-    // Six leads: 0-3 retail, 4-5 finance. Retail: 0 and 1 won, 2 lost, 3 rejected; finance: 4
-    // won, 5 lost.
+    // Six leads: 0-3 retail, 4-5 finance. Retail: 0, 1 and 2 won (¥1,000,000 each), 3 rejected;
+    // finance: 4 and 5 lost.
     let mut leads = Vec::new();
     for n in 0..6 {
         let mut request = lead(n);
@@ -133,7 +140,7 @@ async fn win_factors_by_segment_and_a_leads_journal_are_computed_from_the_verdic
         ))
         .await
         .unwrap();
-        let won = matches!(n, 0 | 1 | 4);
+        let won = n < 3;
         d.record_outcome(as_user(
             fs0,
             RecordOutcomeRequest {
@@ -144,6 +151,10 @@ async fn win_factors_by_segment_and_a_leads_journal_are_computed_from_the_verdic
                 } else {
                     "went quiet".into()
                 },
+                amount: won.then(|| Money {
+                    currency_code: "JPY".into(),
+                    amount_minor: 1_000_000,
+                }),
                 recorded_by: fs0.into(),
                 ..Default::default()
             },
@@ -172,27 +183,30 @@ async fn win_factors_by_segment_and_a_leads_journal_are_computed_from_the_verdic
         (f.won, f.decided, round(f.win_rate_pct)),
         (3, 6, Some(50.0))
     );
-    // Retail: 2 of 4 = 50 %, lift 1.0, Wilson 95 % [15.00 %, 85.00 %].
+    // Retail: 3 of 4 = 75 %, lift 1.5, Wilson 95 % [30.06 %, 95.44 %].
     let retail = factor(&f, "industry", "retail");
-    assert_eq!((retail.won, retail.decided), (2, 4));
-    assert_eq!(round(retail.lift), Some(1.0));
+    assert_eq!((retail.won, retail.decided), (3, 4));
+    assert_eq!(round(retail.lift), Some(1.5));
     assert_eq!(
         (
             round(retail.interval_low_pct),
             round(retail.interval_high_pct)
         ),
-        (Some(15.0), Some(85.0))
+        (Some(30.06), Some(95.44))
     );
     assert!(!retail.small_sample);
-    // Finance: 1 of 2 = 50 %, Wilson [9.45 %, 90.55 %], fewer than 3: flagged.
+    // Finance: 0 of 2 = 0 %, lift 0, Wilson [0 %, 65.76 %], fewer than 3: flagged.
     let finance = factor(&f, "industry", "finance");
-    assert_eq!((finance.won, finance.decided), (1, 2));
+    assert_eq!(
+        (finance.won, finance.decided, round(finance.lift)),
+        (0, 2, Some(0.0))
+    );
     assert_eq!(
         (
             round(finance.interval_low_pct),
             round(finance.interval_high_pct)
         ),
-        (Some(9.45), Some(90.55))
+        (Some(0.0), Some(65.76))
     );
     assert!(finance.small_sample);
     // BANT at handoff: budget and need confirmed on all six, authority on none.
@@ -209,6 +223,107 @@ async fn win_factors_by_segment_and_a_leads_journal_are_computed_from_the_verdic
     assert_eq!(
         baton_e2e::invalid_fields(&bad),
         vec!["min_sample".to_owned()]
+    );
+
+    // A draft model from the verdicts (finance counted too with a sample of 2): retail gains
+    // (1.5 - 1) × 20 = 10 points, finance loses (0 - 1) × 20 = 20; country and channel (lift 1)
+    // give no rule.
+    let drafted = contracts
+        .draft_model_from_outcomes(as_user(
+            "marketing@example.co.jp",
+            DraftModelFromOutcomesRequest {
+                factors: Some(GetWinFactorsRequest {
+                    min_sample: 2,
+                    ..request.clone()
+                }),
+                min_lift: 0.0,
+                points_per_lift: 0,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let rules: Vec<(&str, i64)> = drafted
+        .rules
+        .iter()
+        .map(|r| (r.rule_key.as_str(), r.points))
+        .collect();
+    assert_eq!(
+        rules,
+        vec![
+            ("outcome_industry_retail", 10),
+            ("outcome_industry_finance", -20)
+        ]
+    );
+    let model = drafted.model.unwrap();
+    assert_eq!(model.status, ModelStatus::Draft as i32);
+    assert_eq!(model.created_by, "marketing@example.co.jp");
+    let keys: Vec<&str> = model
+        .definition
+        .as_ref()
+        .unwrap()
+        .rules
+        .iter()
+        .map(|r| r.key.as_str())
+        .collect();
+    assert!(keys.contains(&"meeting_booked") && keys.contains(&"outcome_industry_retail"));
+
+    // SimulateModel says what each model's MQLs became. The active one: all six leads reach 50
+    // points, 3 won (¥3,000,000) and 2 lost = 60 %. The draft: retail leads reach 60, finance
+    // ones 30 (under the threshold of 50): 4 MQLs, 3 won, none lost = 100 %.
+    let mut q = suite.qualification().await;
+    let simulate = |model_id: String| SimulateModelRequest {
+        model: Some(simulate_model_request::Model::ModelId(model_id)),
+        from: Some(time::to_proto(from)),
+        to: Some(time::to_proto(Utc::now() + chrono::Duration::hours(1))),
+        period: SimulationPeriod::Week as i32,
+    };
+    let active_id = q
+        .list_scoring_models(ListScoringModelsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .models
+        .into_iter()
+        .find(|m| m.status == ModelStatus::Active as i32)
+        .unwrap()
+        .model_id;
+    let now = q
+        .simulate_model(simulate(active_id))
+        .await
+        .unwrap()
+        .into_inner()
+        .total
+        .unwrap();
+    assert_eq!((now.mqls, now.won, now.lost), (6, 3, 2));
+    assert_eq!(round(now.win_rate_pct), Some(60.0));
+    assert_eq!(
+        now.won_amount,
+        vec![Money {
+            currency_code: "JPY".into(),
+            amount_minor: 3_000_000
+        }]
+    );
+    let draft = q
+        .simulate_model(simulate(model.model_id.clone()))
+        .await
+        .unwrap()
+        .into_inner()
+        .total
+        .unwrap();
+    assert_eq!((draft.mqls, draft.won, draft.lost), (4, 3, 0));
+    assert_eq!(round(draft.win_rate_pct), Some(100.0));
+    let nothing = contracts
+        .draft_model_from_outcomes(DraftModelFromOutcomesRequest {
+            factors: Some(request.clone()),
+            min_lift: 100.0,
+            points_per_lift: 0,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        nothing.message().contains("nothing_to_draft"),
+        "{nothing:?}"
     );
 
     // Lead 3's journal, in order: captured, MQL, assigned, handed off, rejected.

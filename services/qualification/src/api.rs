@@ -3,8 +3,8 @@
 use baton_proto::qualification::v1::{
     ActivateScoringModelRequest, CreateScoringModelRequest, ExplainScoreRequest,
     GetScoringModelRequest, ListScoringModelsRequest, ListScoringModelsResponse, ScoreContribution,
-    ScoreExplanation, ScoringModel, SimulateModelRequest, SimulateModelResponse, SimulatedPeriod,
-    SimulationPeriod, UpdateScoringModelRequest, simulate_model_request,
+    ScoreExplanation, ScoringModel, SimulateModelRequest, SimulateModelResponse, SimulationPeriod,
+    UpdateScoringModelRequest, simulate_model_request,
 };
 use baton_proto::qualification::v1::{
     ChangeStageRequest, FiredRule, GetRankRequest, GetRankRulesRequest, GetScoreRequest,
@@ -395,26 +395,11 @@ impl QualificationService for Api {
             .store
             .simulate(&tenant, which, from, to, period)
             .await?;
-        let period_to_proto = |p: &models::PeriodResult| SimulatedPeriod {
-            period_start: Some(time::to_proto(p.start)),
-            period_end: Some(time::to_proto(p.end)),
-            mqls: p.mqls,
-            reached_sql: p.reached_sql,
-            reached_opportunity: p.reached_opportunity,
-            reached_customer: p.reached_customer,
-        };
-        let total = models::PeriodResult {
-            start: from,
-            end: to,
-            mqls: sim.periods.iter().map(|p| p.mqls).sum(),
-            reached_sql: sim.periods.iter().map(|p| p.reached_sql).sum(),
-            reached_opportunity: sim.periods.iter().map(|p| p.reached_opportunity).sum(),
-            reached_customer: sim.periods.iter().map(|p| p.reached_customer).sum(),
-        };
+        let total = models::PeriodResult::total(&sim.periods, from, to);
         Ok(Response::new(SimulateModelResponse {
             leads_evaluated: sim.leads_evaluated,
-            periods: sim.periods.iter().map(period_to_proto).collect(),
-            total: Some(period_to_proto(&total)),
+            periods: sim.periods.iter().map(convert::period_to_proto).collect(),
+            total: Some(convert::period_to_proto(&total)),
         }))
     }
 }

@@ -158,6 +158,21 @@ impl EventHandler for DistributionEvents {
             .unwrap_or(HandoffAction::Unspecified),
             Ok(kind) => kind,
         };
+        if matches!(kind, HandoffAction::Won | HandoffAction::Lost) {
+            let at = handoff
+                .closed_at
+                .as_ref()
+                .or(step.at.as_ref())
+                .and_then(baton_shared::time::from_proto)
+                .unwrap_or_else(baton_shared::time::now);
+            let amount = handoff
+                .amount
+                .as_ref()
+                .filter(|_| kind == HandoffAction::Won)
+                .map(|m| (m.currency_code.clone(), m.amount_minor));
+            let won = kind == HandoffAction::Won;
+            store::record_outcome(txn, &tenant, &handoff.lead_id, won, amount, at).await?;
+        }
         let (_, rules) = stage_rules::stage_rules(txn, &tenant).await?;
         let Some(to) = stages::stage_after_handoff(&rules, kind, &handoff.rejected_lead_route)
         else {

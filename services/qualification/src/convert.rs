@@ -481,3 +481,31 @@ pub(crate) fn model_to_proto(row: scoring_model::Model) -> ScoringModel {
         }),
     }
 }
+
+/// A simulated period, with the win rate of its MQLs' outcomes (unset when none was decided).
+pub fn period_to_proto(
+    p: &crate::store::models::PeriodResult,
+) -> baton_proto::qualification::v1::SimulatedPeriod {
+    let decided = p.won + p.lost;
+    baton_proto::qualification::v1::SimulatedPeriod {
+        period_start: Some(time::to_proto(p.start)),
+        period_end: Some(time::to_proto(p.end)),
+        mqls: p.mqls,
+        reached_sql: p.reached_sql,
+        reached_opportunity: p.reached_opportunity,
+        reached_customer: p.reached_customer,
+        won: p.won,
+        lost: p.lost,
+        win_rate_pct: (decided > 0).then(|| p.won as f64 * 100.0 / decided as f64),
+        won_amount: p
+            .won_amount
+            .iter()
+            .map(
+                |(currency_code, amount_minor)| baton_proto::capture::v1::Money {
+                    currency_code: currency_code.clone(),
+                    amount_minor: *amount_minor,
+                },
+            )
+            .collect(),
+    }
+}

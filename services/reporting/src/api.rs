@@ -35,10 +35,15 @@ pub struct Api {
     watch: crate::attainment::WatchPace,
     /// How long after a period's end its scorecard may be closed.
     grace: chrono::Duration,
+    qualification: crate::feedback::Qualification,
 }
 
 impl Api {
-    pub fn new(store: Store, contracts: &baton_shared::settings::ContractSettings) -> Self {
+    pub fn new(
+        store: Store,
+        contracts: &baton_shared::settings::ContractSettings,
+        qualification: crate::feedback::Qualification,
+    ) -> Self {
         let watch = crate::attainment::WatchPace {
             interval: std::time::Duration::from_millis(
                 contracts.attainment_watch_interval_ms.max(10),
@@ -50,6 +55,7 @@ impl Api {
             store,
             watch,
             grace: chrono::Duration::hours(hours.min(24 * 365)),
+            qualification,
         }
     }
 
@@ -436,6 +442,32 @@ impl ContractService for Api {
         let tenant = TenantId::of(&request)?;
         let factors = crate::feedback::win_factors(&self.store, &tenant, request.get_ref()).await?;
         Ok(Response::new(factors))
+    }
+
+    async fn draft_model_from_outcomes(
+        &self,
+        request: Request<pb::DraftModelFromOutcomesRequest>,
+    ) -> Result<Response<pb::DraftModelFromOutcomesResponse>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let who = Identity::of(&request)?;
+        let actor = who.actor("created_by", "")?;
+        // Qualification is called as the caller, so its policy and its record name them.
+        let token = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default()
+            .to_owned();
+        let drafted = crate::feedback::draft_model(
+            &self.store,
+            &tenant,
+            request.get_ref(),
+            (&token, &actor),
+            &self.qualification,
+        )
+        .await?;
+        Ok(Response::new(drafted))
     }
 
     type WatchAttainmentStream =

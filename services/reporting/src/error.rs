@@ -35,6 +35,10 @@ pub enum Error {
     /// answers it.
     #[error(transparent)]
     Edge(#[from] ApiError),
+    /// A peer reporting calls (qualification) refused or failed: its answer, passed on (a
+    /// transport failure as UNAVAILABLE).
+    #[error("peer: {0}")]
+    Peer(Status),
 }
 
 impl Error {
@@ -73,6 +77,7 @@ impl From<Error> for Status {
             Error::Conflict(m) => status::already_exists(m),
             Error::Database(e) => database_status(&e),
             Error::Edge(e) => e.into(),
+            Error::Peer(s) => s,
         }
     }
 }

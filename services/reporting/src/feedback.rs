@@ -1,7 +1,15 @@
 //! What FS's verdicts teach marketing: win factors of a team pair's handed-off leads, checked,
-//! read and computed.
+//! read and computed; and a draft scoring model made from them in qualification, for marketing to
+//! simulate and adopt.
 
-use baton_proto::reporting::v1::{self as pb, GetWinFactorsRequest};
+use baton_proto::{
+    qualification::v1::{
+        AttributeTrigger, CreateScoringModelRequest, FieldCondition, ListScoringModelsRequest,
+        ModelStatus, NumberRange, ScoringModelDefinition, ScoringRule, field_condition::Comparison,
+        qualification_service_client::QualificationServiceClient, scoring_rule::Trigger,
+    },
+    reporting::v1::{self as pb, GetWinFactorsRequest},
+};
 use baton_shared::{TenantId, Violations, fields::MAX_ID_LEN, time};
 
 use crate::{domain::factors, error::Error, store::Store};
@@ -78,5 +86,166 @@ pub async fn win_factors(
                 small_sample: f.small_sample,
             })
             .collect(),
+    })
+}
+
+/// How reporting reaches qualification: its endpoint and the transport settings.
+#[derive(Clone)]
+pub struct Qualification {
+    pub endpoint: String,
+    pub tls: baton_shared::settings::TlsSettings,
+}
+
+/// The scoring rule of a drafted segment.
+fn rule_of(d: &factors::Drafted) -> ScoringRule {
+    let condition = match &d.condition {
+        factors::Condition::Equals { field, value } => FieldCondition {
+            field: (*field).to_owned(),
+            comparison: Some(Comparison::Equals(value.clone())),
+            currency: String::new(),
+        },
+        factors::Condition::Range { field, gte, lt } => FieldCondition {
+            field: (*field).to_owned(),
+            comparison: Some(match lt {
+                Some(lt) => Comparison::Range(NumberRange { gte: *gte, lt: *lt }),
+                None => Comparison::Gte(*gte),
+            }),
+            currency: String::new(),
+        },
+    };
+    ScoringRule {
+        key: d.key.clone(),
+        description: format!(
+            "{} = {}: won {} of {} decided handoffs (lift {:.2})",
+            d.factor.dimension,
+            d.factor.value,
+            d.factor.won,
+            d.factor.decided,
+            d.factor.lift.unwrap_or_default()
+        ),
+        points: d.points,
+        trigger: Some(Trigger::Attribute(AttributeTrigger {
+            conditions: vec![condition],
+        })),
+        cap: None,
+        expires_after_days: 0,
+    }
+}
+
+/// The tenant's active model's definition, read with the caller's channel (empty if none).
+async fn active_definition(
+    q: &mut QualificationServiceClient<baton_shared::peer::AuthChannel>,
+) -> Result<ScoringModelDefinition, Error> {
+    let mut page_token = String::new();
+    loop {
+        let page = q
+            .list_scoring_models(ListScoringModelsRequest {
+                page_size: 500,
+                page_token: page_token.clone(),
+            })
+            .await
+            .map_err(Error::Peer)?
+            .into_inner();
+        if let Some(active) = page
+            .models
+            .iter()
+            .find(|m| m.status == ModelStatus::Active as i32)
+        {
+            return Ok(active.definition.clone().unwrap_or_default());
+        }
+        if page.next_page_token.is_empty() {
+            return Ok(ScoringModelDefinition::default());
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+/// Drafts a scoring model from the pair's win factors and stores it in qualification as the
+/// caller (`token`, `actor`).
+pub async fn draft_model(
+    store: &Store,
+    tenant: &TenantId,
+    req: &pb::DraftModelFromOutcomesRequest,
+    (token, actor): (&str, &str),
+    qualification: &Qualification,
+) -> Result<pb::DraftModelFromOutcomesResponse, Error> {
+    let mut v = Violations::new();
+    if req.min_lift != 0.0 && !(1.0..=100.0).contains(&req.min_lift) {
+        v.add("min_lift", "must be between 1 and 100 (0 = 1.2)");
+    }
+    if !(0..=100).contains(&req.points_per_lift) {
+        v.add("points_per_lift", "must be between 0 and 100 (0 = 20)");
+    }
+    v.into_result()?;
+    let found = win_factors(store, tenant, &req.factors.clone().unwrap_or_default()).await?;
+    let min_lift = if req.min_lift == 0.0 {
+        1.2
+    } else {
+        req.min_lift
+    };
+    let per_lift = if req.points_per_lift == 0 {
+        20
+    } else {
+        i64::from(req.points_per_lift)
+    };
+    let computed: Vec<factors::Factor> = found
+        .factors
+        .iter()
+        .map(|f| factors::Factor {
+            dimension: f.dimension.clone(),
+            value: f.value.clone(),
+            won: f.won,
+            decided: f.decided,
+            win_rate: f.win_rate_pct.map(|p| p / 100.0),
+            lift: f.lift,
+            interval: None,
+            small_sample: f.small_sample,
+        })
+        .collect();
+    let drafted = factors::draft(&computed, min_lift, per_lift);
+    if drafted.is_empty() {
+        return Err(Error::rule(
+            "nothing_to_draft",
+            format!(
+                "no segment of {} decided handoffs has a lift of at least {min_lift} (or at most \
+                 {:.2}) on a sample of at least {} on a field qualification scores on",
+                found.decided,
+                1.0 / min_lift,
+                found.min_sample
+            ),
+        ));
+    }
+    let channel =
+        baton_shared::peer::connect_with_token(&qualification.endpoint, &qualification.tls, token)
+            .await
+            .map_err(|e| Error::Peer(tonic::Status::unavailable(format!("qualification: {e}"))))?;
+    let mut q = QualificationServiceClient::new(channel);
+    let mut definition = active_definition(&mut q).await?;
+    definition
+        .rules
+        .retain(|r| !r.key.starts_with(factors::DRAFTED_PREFIX));
+    definition.rules.extend(drafted.iter().map(rule_of));
+    let model = q
+        .create_scoring_model(CreateScoringModelRequest {
+            definition: Some(definition),
+            created_by: actor.to_owned(),
+        })
+        .await
+        .map_err(Error::Peer)?
+        .into_inner();
+    Ok(pb::DraftModelFromOutcomesResponse {
+        model: Some(model),
+        rules: drafted
+            .iter()
+            .map(|d| pb::DraftedRule {
+                rule_key: d.key.clone(),
+                dimension: d.factor.dimension.clone(),
+                value: d.factor.value.clone(),
+                lift: d.factor.lift.unwrap_or_default(),
+                decided: d.factor.decided,
+                points: d.points,
+            })
+            .collect(),
+        factors: Some(found),
     })
 }

@@ -43,9 +43,18 @@ pub async fn run(
     for source in SOURCES {
         boot = boot.consume(source, consume::FunnelEvents);
     }
+    let qualification = feedback::Qualification {
+        endpoint: boot
+            .settings
+            .service(ServiceName::Qualification)
+            .endpoint
+            .clone(),
+        tls: boot.settings.tls.clone(),
+    };
     let api = api::Api::new(
         store::Store::new(boot.db.clone(), boot.log.clone()),
         &boot.settings.contracts,
+        qualification,
     );
     let api_name = <ReportingServiceServer<api::Api> as NamedService>::NAME;
     let contracts_name = <ContractServiceServer<api::Api> as NamedService>::NAME;

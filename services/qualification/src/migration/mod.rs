@@ -7,6 +7,7 @@ mod m20261123_000020_bant_and_stage_reasons;
 mod m20261123_000030_ranks;
 mod m20261124_000040_versioned_models;
 mod m20261201_000050_stage_rules;
+mod m20261203_000060_lead_outcomes;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000030_ranks::Migration),
             Box::new(m20261124_000040_versioned_models::Migration),
             Box::new(m20261201_000050_stage_rules::Migration),
+            Box::new(m20261203_000060_lead_outcomes::Migration),
         ]
     }
 }

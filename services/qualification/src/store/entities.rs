@@ -279,3 +279,26 @@ pub mod stage_ruleset {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod lead_outcome {
+    use sea_orm::entity::prelude::*;
+
+    /// How a handed-off lead ended: won (with the amount) or lost, and when.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "lead_outcome")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub lead_id: String,
+        pub won: bool,
+        pub amount_currency: Option<String>,
+        pub amount_minor: Option<i64>,
+        pub closed_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

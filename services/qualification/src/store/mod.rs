@@ -739,3 +739,39 @@ async fn announce_bant<C: ConnectionTrait>(
     };
     EventLog::append(txn, tenant, lead_id, &event).await
 }
+
+/// A handed-off lead's outcome (the last one recorded wins).
+pub async fn record_outcome<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+    won: bool,
+    amount: Option<(String, i64)>,
+    closed_at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    use sea_orm::sea_query::OnConflict;
+    entities::lead_outcome::Entity::insert(entities::lead_outcome::ActiveModel {
+        tenant_id: Set(tenant.to_string()),
+        lead_id: Set(lead_id.to_owned()),
+        won: Set(won),
+        amount_currency: Set(amount.as_ref().map(|(c, _)| c.clone())),
+        amount_minor: Set(amount.map(|(_, m)| m)),
+        closed_at: Set(closed_at),
+    })
+    .on_conflict(
+        OnConflict::columns([
+            entities::lead_outcome::Column::TenantId,
+            entities::lead_outcome::Column::LeadId,
+        ])
+        .update_columns([
+            entities::lead_outcome::Column::Won,
+            entities::lead_outcome::Column::AmountCurrency,
+            entities::lead_outcome::Column::AmountMinor,
+            entities::lead_outcome::Column::ClosedAt,
+        ])
+        .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
+}

@@ -17,7 +17,7 @@ use sea_orm::{
 
 use super::{
     Store,
-    entities::{lead_score, scoring_model, stage_history},
+    entities::{lead_outcome, lead_score, scoring_model, stage_history},
     find_score, lead_facts, rescore,
 };
 use crate::domain::scoring::{self, Computation, ModelDefinition, ScoringModel};
@@ -158,6 +158,52 @@ pub struct PeriodResult {
     pub reached_sql: i64,
     pub reached_opportunity: i64,
     pub reached_customer: i64,
+    /// Of the MQLs, those handed off and later won or lost, and the won amount per currency
+    /// (sorted by currency).
+    pub won: i64,
+    pub lost: i64,
+    pub won_amount: Vec<(String, i64)>,
+}
+
+impl PeriodResult {
+    /// Adds a won deal and its amount (in its currency).
+    fn add_won(&mut self, amount: Option<(&str, i64)>) {
+        self.won += 1;
+        if let Some((currency, minor)) = amount {
+            self.add_amount(currency, minor);
+        }
+    }
+
+    fn add_amount(&mut self, currency: &str, minor: i64) {
+        match self.won_amount.iter_mut().find(|(c, _)| c == currency) {
+            Some((_, sum)) => *sum += minor,
+            None => {
+                self.won_amount.push((currency.to_owned(), minor));
+                self.won_amount.sort();
+            }
+        }
+    }
+
+    /// The sum of `periods` over `[start, end)`.
+    pub fn total(periods: &[PeriodResult], start: DateTime<Utc>, end: DateTime<Utc>) -> Self {
+        let mut t = PeriodResult {
+            start,
+            end,
+            ..PeriodResult::default()
+        };
+        for p in periods {
+            t.mqls += p.mqls;
+            t.reached_sql += p.reached_sql;
+            t.reached_opportunity += p.reached_opportunity;
+            t.reached_customer += p.reached_customer;
+            t.won += p.won;
+            t.lost += p.lost;
+            for (c, m) in &p.won_amount {
+                t.add_amount(c, *m);
+            }
+        }
+        t
+    }
 }
 
 pub struct Simulation {
@@ -408,6 +454,14 @@ impl Store {
                     .or_default()
                     .push((h.changed_at, h.to_stage));
             }
+            let outcomes: HashMap<String, lead_outcome::Model> = lead_outcome::Entity::find()
+                .filter(lead_outcome::Column::TenantId.eq(tenant.as_str()))
+                .filter(lead_outcome::Column::LeadId.is_in(ids.iter().cloned()))
+                .all(&txn)
+                .await?
+                .into_iter()
+                .map(|o| (o.lead_id.clone(), o))
+                .collect();
             for (lead_id, f) in facts {
                 evaluated += 1;
                 let computed = scoring::compute(&model, &f, to);
@@ -443,6 +497,11 @@ impl Store {
                 }
                 if any(&[Stage::Customer]) {
                     p.reached_customer += 1;
+                }
+                match outcomes.get(&lead_id).filter(|o| o.closed_at >= mql_at) {
+                    Some(o) if o.won => p.add_won(o.amount_currency.as_deref().zip(o.amount_minor)),
+                    Some(_) => p.lost += 1,
+                    None => {}
                 }
             }
         }

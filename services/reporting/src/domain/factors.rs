@@ -85,6 +85,106 @@ pub fn factors(leads: &[Decided], min_sample: i64) -> (i64, i64, Vec<Factor>) {
     (won, decided, out)
 }
 
+/// A lead attribute qualification scores on, and the condition a segment value becomes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    Equals {
+        field: &'static str,
+        value: String,
+    },
+    Range {
+        field: &'static str,
+        gte: f64,
+        lt: Option<f64>,
+    },
+}
+
+/// The condition of a segment, if qualification can score on its dimension.
+pub fn condition_of(dimension: &str, value: &str) -> Option<Condition> {
+    let equals = |field: &'static str| {
+        Some(Condition::Equals {
+            field,
+            value: value.to_owned(),
+        })
+    };
+    match dimension {
+        "industry" => equals("company.industry"),
+        "country" => equals("company.country"),
+        "channel" => equals("source.channel"),
+        "lead_magnet" => equals("source.lead_magnet"),
+        "funnel_position" => equals("source.funnel_position"),
+        "employee_band" => {
+            let field = "company.employees";
+            if let Some(low) = value.strip_suffix('+') {
+                return Some(Condition::Range {
+                    field,
+                    gte: low.parse().ok()?,
+                    lt: None,
+                });
+            }
+            let (low, high) = value.split_once('-')?;
+            Some(Condition::Range {
+                field,
+                gte: low.parse().ok()?,
+                lt: Some(high.parse::<f64>().ok()? + 1.0),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// A scoring rule drafted from a factor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Drafted {
+    pub key: String,
+    pub factor: Factor,
+    pub condition: Condition,
+    pub points: i64,
+}
+
+/// Prefix of every drafted rule's key (a new draft replaces the earlier drafted rules).
+pub const DRAFTED_PREFIX: &str = "outcome_";
+
+/// The most points a drafted rule gives or takes.
+pub const MAX_DRAFTED_POINTS: i64 = 50;
+
+/// The rules `factors` suggest: segments qualification scores on, not small samples, with a lift
+/// of at least `min_lift` (or at most its inverse, negative points).
+pub fn draft(factors: &[Factor], min_lift: f64, points_per_lift: i64) -> Vec<Drafted> {
+    factors
+        .iter()
+        .filter(|f| !f.small_sample)
+        .filter_map(|f| {
+            let lift = f.lift?;
+            if lift < min_lift && lift > 1.0 / min_lift {
+                return None;
+            }
+            let condition = condition_of(&f.dimension, &f.value)?;
+            let points = (((lift - 1.0) * points_per_lift as f64).round() as i64)
+                .clamp(-MAX_DRAFTED_POINTS, MAX_DRAFTED_POINTS);
+            if points == 0 {
+                return None;
+            }
+            let slug: String = format!("{}_{}", f.dimension, f.value)
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_lowercase()
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            Some(Drafted {
+                key: format!("{DRAFTED_PREFIX}{slug}"),
+                factor: f.clone(),
+                condition,
+                points,
+            })
+        })
+        .collect()
+}
+
 /// The score band of a score at handoff, in steps of 20 ("0-19", "20-39", …; negative "<0").
 pub fn score_band(score: i64) -> String {
     if score < 0 {
@@ -130,6 +230,46 @@ mod tests {
         assert!((f[0].lift.unwrap() - (2.0 / 3.0) / 0.5).abs() < 1e-9);
         assert!(!f[0].small_sample);
         assert!(f[1].small_sample && f[1].lift == Some(0.0));
+    }
+
+    #[test]
+    fn a_draft_keeps_strong_segments_on_fields_qualification_scores() {
+        let f = |dimension: &str, value: &str, lift: f64, small: bool| Factor {
+            dimension: dimension.into(),
+            value: value.into(),
+            won: 0,
+            decided: 40,
+            win_rate: None,
+            lift: Some(lift),
+            interval: None,
+            small_sample: small,
+        };
+        let factors = vec![
+            f("industry", "retail", 1.5, false),
+            f("industry", "finance", 0.5, false),
+            f("country", "JP", 1.1, false),
+            f("employee_band", "50-249", 2.0, false),
+            f("rank", "hot", 3.0, false),
+            f("channel", "seo", 4.0, true),
+        ];
+        let d = draft(&factors, 1.2, 20);
+        let got: Vec<(&str, i64)> = d.iter().map(|r| (r.key.as_str(), r.points)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("outcome_industry_retail", 10),
+                ("outcome_industry_finance", -10),
+                ("outcome_employee_band_50_249", 20)
+            ]
+        );
+        assert_eq!(
+            d[2].condition,
+            Condition::Range {
+                field: "company.employees",
+                gte: 50.0,
+                lt: Some(250.0)
+            }
+        );
     }
 
     #[test]
