@@ -7,11 +7,11 @@ use baton_shared::testing::as_user;
 use std::time::Duration;
 
 use baton_e2e::{
-    TestSuite, activity, captured_id, eventually, lead,
-    sales::{approve_contract, assigned, record_bant, sales_floor},
+    TestSuite, eventually, lead,
+    sales::{approve_contract, ready_lead, sales_floor},
 };
 use baton_proto::{
-    capture::v1::{ActivityKind, Money, PageKind},
+    capture::v1::Money,
     distribution::v1::{
         AcceptHandoffRequest, CreateHandoffRequest, Handoff, RecordOutcomeRequest,
         RejectHandoffRequest, distribution_service_client::DistributionServiceClient,
@@ -149,7 +149,6 @@ async fn attainment_of_both_sides_is_computed_by_hand_in_total_and_per_rep() {
     let suite = TestSuite::start().await;
     let mut contracts = suite.contracts().await;
     let mut d = suite.distribution().await;
-    let mut capture = suite.capture().await;
     let start = Utc::now() - chrono::Duration::days(1);
     approve_contract(&mut contracts, "tokyo", terms(start)).await;
     sales_floor(&mut d, "is-tokyo", "fs-tokyo", 2).await;
@@ -168,26 +167,7 @@ async fn attainment_of_both_sides_is_computed_by_hand_in_total_and_per_rep() {
     // Six MQLs, each with budget and need confirmed in qualification.
     let mut leads = Vec::new();
     for n in 0..6 {
-        let id = captured_id(&mut capture, lead(n)).await;
-        for (k, kind) in [ActivityKind::MeetingBooked, ActivityKind::FreeTrialStarted]
-            .into_iter()
-            .enumerate()
-        {
-            capture
-                .record_activity(activity(
-                    &id,
-                    &format!("{n}-{k}"),
-                    kind,
-                    PageKind::Unspecified,
-                ))
-                .await
-                .unwrap();
-        }
-        leads.push(id);
-    }
-    for id in &leads {
-        assigned(&d, id).await;
-        record_bant(&suite, id, &["budget", "need"]).await;
+        leads.push(ready_lead(&suite, n, lead(n)).await);
     }
 
     // is0 hands off leads 0-3, is1 leads 4-5. FS: h0 accepted by fs0 and won (¥1,000,000),
@@ -429,28 +409,10 @@ async fn a_scorecard_is_frozen_at_close_signed_by_both_owners_and_lists_late_out
     let suite = TestSuite::start_with(|s| s.contracts.scorecard_grace_hours = 0).await;
     let mut contracts = suite.contracts().await;
     let mut d = suite.distribution().await;
-    let mut capture = suite.capture().await;
     sales_floor(&mut d, "is-tokyo", "fs-tokyo", 1).await;
     let mut leads = Vec::new();
     for n in 0..2 {
-        let id = captured_id(&mut capture, lead(n)).await;
-        for (k, kind) in [ActivityKind::MeetingBooked, ActivityKind::FreeTrialStarted]
-            .into_iter()
-            .enumerate()
-        {
-            capture
-                .record_activity(activity(
-                    &id,
-                    &format!("{n}-{k}"),
-                    kind,
-                    PageKind::Unspecified,
-                ))
-                .await
-                .unwrap();
-        }
-        assigned(&d, &id).await;
-        record_bant(&suite, &id, &["budget", "need"]).await;
-        leads.push(id);
+        leads.push(ready_lead(&suite, n, lead(n)).await);
     }
     // The period ends ten seconds from now.
     let start = Utc::now() - chrono::Duration::days(1);

@@ -7,11 +7,11 @@ use baton_shared::testing::as_user;
 use std::time::Duration;
 
 use baton_e2e::{
-    TestSuite, activity, captured_id, eventually, lead,
-    sales::{approve_contract, assigned, record_bant, sales_floor},
+    TestSuite, eventually, lead,
+    sales::{approve_contract, ready_lead, sales_floor},
 };
 use baton_proto::{
-    capture::v1::{ActivityKind, Company, EraseLeadRequest, Money, PageKind},
+    capture::v1::{Company, EraseLeadRequest, Money},
     distribution::v1::{
         AcceptHandoffRequest, CreateHandoffRequest, RecordOutcomeRequest, RejectHandoffRequest,
     },
@@ -70,23 +70,7 @@ async fn win_factors_by_segment_and_a_leads_journal_are_computed_from_the_verdic
             country: "JP".into(),
             ..Default::default()
         });
-        let id = captured_id(&mut capture, request).await;
-        for (k, kind) in [ActivityKind::MeetingBooked, ActivityKind::FreeTrialStarted]
-            .into_iter()
-            .enumerate()
-        {
-            capture
-                .record_activity(activity(
-                    &id,
-                    &format!("{n}-{k}"),
-                    kind,
-                    PageKind::Unspecified,
-                ))
-                .await
-                .unwrap();
-        }
-        assigned(&d, &id).await;
-        record_bant(&suite, &id, &["budget", "need"]).await;
+        let id = ready_lead(&suite, n, request).await;
         leads.push(id);
     }
     let (is0, fs0) = ("is0@example.co.jp", "fs0@example.co.jp");

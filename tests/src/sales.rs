@@ -192,3 +192,33 @@ pub async fn record_bant(suite: &TestSuite, lead_id: &str, items: &[&str]) {
     })
     .await;
 }
+
+/// Captures `request` (lead number `n`), makes it an MQL (a booked meeting and a free trial: 50
+/// points under the default model), waits until routing assigned it, and records budget and need
+/// as confirmed. Returns its id.
+pub async fn ready_lead(
+    suite: &TestSuite,
+    n: usize,
+    request: baton_proto::capture::v1::CaptureLeadRequest,
+) -> String {
+    use baton_proto::capture::v1::{ActivityKind, PageKind};
+    let mut capture = suite.capture().await;
+    let id = crate::captured_id(&mut capture, request).await;
+    for (k, kind) in [ActivityKind::MeetingBooked, ActivityKind::FreeTrialStarted]
+        .into_iter()
+        .enumerate()
+    {
+        capture
+            .record_activity(crate::activity(
+                &id,
+                &format!("{n}-{k}"),
+                kind,
+                PageKind::Unspecified,
+            ))
+            .await
+            .unwrap();
+    }
+    assigned(&suite.distribution().await, &id).await;
+    record_bant(suite, &id, &["budget", "need"]).await;
+    id
+}

@@ -51,6 +51,26 @@ fn handoff(request_id: &str, lead_id: &str) -> CreateHandoffRequest {
     }
 }
 
+/// `request` made by the IS rep as soon as distribution has the contract it needs.
+async fn first_handoff(
+    d: &baton_proto::distribution::v1::distribution_service_client::DistributionServiceClient<
+        baton_shared::peer::AuthChannel,
+    >,
+    request: CreateHandoffRequest,
+) -> baton_proto::distribution::v1::Handoff {
+    eventually("contract replicated", Duration::from_secs(20), || {
+        let mut d = d.clone();
+        let request = request.clone();
+        async move {
+            d.create_handoff(as_user("is-rep@example.com", request))
+                .await
+                .ok()
+        }
+    })
+    .await
+    .into_inner()
+}
+
 #[tokio::test]
 async fn a_contract_both_owners_approved_gates_every_handoff_even_while_reporting_is_down() {
     let floor = Floor::start(|_| {}).await;
@@ -482,16 +502,7 @@ async fn each_sla_timer_fires_once_across_replicas_and_a_met_sla_never_fires() {
             .await
             .unwrap();
     }
-    let first = eventually("contract replicated", Duration::from_secs(20), || {
-        let mut d = d.clone();
-        async move {
-            d.create_handoff(as_user("is-rep@example.com", handoff("h0", "lead-0")))
-                .await
-                .ok()
-        }
-    })
-    .await
-    .into_inner();
+    let first = first_handoff(&d, handoff("h0", "lead-0")).await;
     for n in 1..20 {
         d.create_handoff(as_user(
             "is-rep@example.com",
@@ -680,19 +691,7 @@ async fn a_handoff_needs_a_live_lead_of_the_team_and_a_contract_in_force() {
 
     // A contract in force from now on.
     activate(&mut contracts, "c-now", terms()).await;
-    eventually(
-        "current contract replicated",
-        Duration::from_secs(20),
-        || {
-            let mut d = d.clone();
-            async move {
-                d.create_handoff(as_user("is-rep@example.com", handoff("h-b", "lead-b")))
-                    .await
-                    .ok()
-            }
-        },
-    )
-    .await;
+    first_handoff(&d, handoff("h-b", "lead-b")).await;
 
     // The lead must be known, live and held by the IS team.
     let unknown = d
@@ -812,16 +811,7 @@ async fn a_dispute_times_out_to_its_escalation_owner_and_a_breach_is_split_by_ca
     t.dispute_deadline_action = DisputeDeadlineAction::Escalate as i32;
     t.escalation_owner = "vp-sales@example.com".into();
     let contract = activate(&mut contracts, "c-disputes", t).await;
-    let first = eventually("contract replicated", Duration::from_secs(20), || {
-        let mut d = d.clone();
-        async move {
-            d.create_handoff(as_user("is-rep@example.com", handoff("h-e", "lead-e")))
-                .await
-                .ok()
-        }
-    })
-    .await
-    .into_inner();
+    let first = first_handoff(&d, handoff("h-e", "lead-e")).await;
 
     // FS rejects, IS disputes, nobody rules: at the deadline the dispute is escalated.
     d.reject_handoff(as_user(
