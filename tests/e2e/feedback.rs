@@ -152,6 +152,7 @@ async fn win_factors_by_segment_and_a_leads_journal_are_computed_from_the_verdic
         from: Some(time::to_proto(from)),
         to: Some(time::to_proto(Utc::now() + chrono::Duration::hours(1))),
         min_sample: 3,
+        score_band_width: 0,
     };
     let f = eventually("every verdict counted", PATIENCE, || {
         let mut c = contracts.clone();
@@ -209,9 +210,9 @@ async fn win_factors_by_segment_and_a_leads_journal_are_computed_from_the_verdic
         vec!["min_sample".to_owned()]
     );
 
-    // A draft model from the verdicts (finance counted too with a sample of 2): retail gains
-    // (1.5 - 1) × 20 = 10 points, finance loses (0 - 1) × 20 = 20; country and channel (lift 1)
-    // give no rule.
+    // A draft model from the verdicts (finance counted too with a sample of 2), at most 15 points
+    // a rule: retail gains (1.5 - 1) × 20 = 10 points, finance would lose (0 - 1) × 20 = 20 and
+    // loses 15; country and channel (lift 1) give no rule.
     let drafted = contracts
         .draft_model_from_outcomes(as_user(
             "marketing@example.co.jp",
@@ -222,6 +223,7 @@ async fn win_factors_by_segment_and_a_leads_journal_are_computed_from_the_verdic
                 }),
                 min_lift: 0.0,
                 points_per_lift: 0,
+                max_points: 15,
             },
         ))
         .await
@@ -236,7 +238,7 @@ async fn win_factors_by_segment_and_a_leads_journal_are_computed_from_the_verdic
         rules,
         vec![
             ("outcome_industry_retail", 10),
-            ("outcome_industry_finance", -20)
+            ("outcome_industry_finance", -15)
         ]
     );
     let model = drafted.model.unwrap();
@@ -254,7 +256,7 @@ async fn win_factors_by_segment_and_a_leads_journal_are_computed_from_the_verdic
 
     // SimulateModel says what each model's MQLs became. The active one: all six leads reach 50
     // points, 3 won (¥3,000,000) and 2 lost = 60 %. The draft: retail leads reach 60, finance
-    // ones 30 (under the threshold of 50): 4 MQLs, 3 won, none lost = 100 %.
+    // ones 35 (under the threshold of 50): 4 MQLs, 3 won, none lost = 100 %.
     let mut q = suite.qualification().await;
     let simulate = |model_id: String| SimulateModelRequest {
         model: Some(simulate_model_request::Model::ModelId(model_id)),
@@ -302,6 +304,7 @@ async fn win_factors_by_segment_and_a_leads_journal_are_computed_from_the_verdic
             factors: Some(request.clone()),
             min_lift: 100.0,
             points_per_lift: 0,
+            max_points: 0,
         })
         .await
         .unwrap_err();

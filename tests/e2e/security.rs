@@ -940,6 +940,7 @@ async fn tenant_b_sees_nothing_of_tenant_a_in_any_get_or_list() {
                 chrono::Utc::now() + chrono::Duration::days(1),
             )),
             min_sample: 0,
+            score_band_width: 0,
         })
         .await
         .unwrap()

@@ -14,9 +14,24 @@ use baton_shared::{TenantId, Violations, fields::MAX_ID_LEN, time};
 
 use crate::{domain::factors, error::Error, store::Store};
 
-/// Default and largest `min_sample`.
+/// Defaults and bounds of the request's numbers (0 in a request means the default).
 const MIN_SAMPLE: i64 = 30;
 const MAX_MIN_SAMPLE: i32 = 100_000;
+const SCORE_BAND_WIDTH: i64 = 20;
+const MAX_SCORE_BAND_WIDTH: i32 = 1_000;
+const MIN_LIFT: f64 = 1.2;
+const POINTS_PER_LIFT: i64 = 20;
+const MAX_POINTS: i64 = 50;
+const MAX_MAX_POINTS: i32 = 1_000;
+
+/// `value`, or `default` when it is 0.
+fn or_default(value: i32, default: i64) -> i64 {
+    if value == 0 {
+        default
+    } else {
+        i64::from(value)
+    }
+}
 
 pub async fn win_factors(
     store: &Store,
@@ -51,15 +66,18 @@ pub async fn win_factors(
             format!("must be between 0 and {MAX_MIN_SAMPLE}"),
         );
     }
+    if !(0..=MAX_SCORE_BAND_WIDTH).contains(&req.score_band_width) {
+        v.add(
+            "score_band_width",
+            format!("must be between 0 and {MAX_SCORE_BAND_WIDTH}"),
+        );
+    }
     v.into_result()?;
     let (from, to) = (from.unwrap_or_default(), to.unwrap_or_default());
-    let min_sample = if req.min_sample == 0 {
-        MIN_SAMPLE
-    } else {
-        i64::from(req.min_sample)
-    };
+    let min_sample = or_default(req.min_sample, MIN_SAMPLE);
+    let band_width = or_default(req.score_band_width, SCORE_BAND_WIDTH);
     let leads = store
-        .decided_handoffs(tenant, (&is_team, &fs_team), (from, to))
+        .decided_handoffs(tenant, (&is_team, &fs_team), (from, to), band_width)
         .await?;
     let (won, decided, found) = factors::factors(&leads, min_sample);
     let pct = |x: f64| x * 100.0;
@@ -176,17 +194,23 @@ pub async fn draft_model(
     if !(0..=100).contains(&req.points_per_lift) {
         v.add("points_per_lift", "must be between 0 and 100 (0 = 20)");
     }
+    if !(0..=MAX_MAX_POINTS).contains(&req.max_points) {
+        v.add(
+            "max_points",
+            format!("must be between 0 and {MAX_MAX_POINTS} (0 = {MAX_POINTS})"),
+        );
+    }
     v.into_result()?;
     let found = win_factors(store, tenant, &req.factors.clone().unwrap_or_default()).await?;
     let min_lift = if req.min_lift == 0.0 {
-        1.2
+        MIN_LIFT
     } else {
         req.min_lift
     };
-    let per_lift = if req.points_per_lift == 0 {
-        20
-    } else {
-        i64::from(req.points_per_lift)
+    let scale = factors::DraftScale {
+        min_lift,
+        points_per_lift: or_default(req.points_per_lift, POINTS_PER_LIFT),
+        max_points: or_default(req.max_points, MAX_POINTS),
     };
     let computed: Vec<factors::Factor> = found
         .factors
@@ -202,7 +226,7 @@ pub async fn draft_model(
             small_sample: f.small_sample,
         })
         .collect();
-    let drafted = factors::draft(&computed, min_lift, per_lift);
+    let drafted = factors::draft(&computed, scale);
     if drafted.is_empty() {
         return Err(Error::rule(
             "nothing_to_draft",

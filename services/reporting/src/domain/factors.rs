@@ -145,12 +145,23 @@ pub struct Drafted {
 /// Prefix of every drafted rule's key (a new draft replaces the earlier drafted rules).
 pub const DRAFTED_PREFIX: &str = "outcome_";
 
-/// The most points a drafted rule gives or takes.
-pub const MAX_DRAFTED_POINTS: i64 = 50;
+/// How a draft turns lift into points: the lowest lift kept (its inverse the highest penalised),
+/// points per unit of lift above 1, and the most points a rule gives or takes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DraftScale {
+    pub min_lift: f64,
+    pub points_per_lift: i64,
+    pub max_points: i64,
+}
 
 /// The rules `factors` suggest: segments qualification scores on, not small samples, with a lift
-/// of at least `min_lift` (or at most its inverse, negative points).
-pub fn draft(factors: &[Factor], min_lift: f64, points_per_lift: i64) -> Vec<Drafted> {
+/// of at least `scale.min_lift` (or at most its inverse, negative points).
+pub fn draft(factors: &[Factor], scale: DraftScale) -> Vec<Drafted> {
+    let DraftScale {
+        min_lift,
+        points_per_lift,
+        max_points,
+    } = scale;
     factors
         .iter()
         .filter(|f| !f.small_sample)
@@ -161,7 +172,7 @@ pub fn draft(factors: &[Factor], min_lift: f64, points_per_lift: i64) -> Vec<Dra
             }
             let condition = condition_of(&f.dimension, &f.value)?;
             let points = (((lift - 1.0) * points_per_lift as f64).round() as i64)
-                .clamp(-MAX_DRAFTED_POINTS, MAX_DRAFTED_POINTS);
+                .clamp(-max_points, max_points);
             if points == 0 {
                 return None;
             }
@@ -185,13 +196,15 @@ pub fn draft(factors: &[Factor], min_lift: f64, points_per_lift: i64) -> Vec<Dra
         .collect()
 }
 
-/// The score band of a score at handoff, in steps of 20 ("0-19", "20-39", …; negative "<0").
-pub fn score_band(score: i64) -> String {
+/// The score band of a score at handoff, in bands of `width` (20: "0-19", "20-39", …; negative
+/// "<0").
+pub fn score_band(score: i64, width: i64) -> String {
     if score < 0 {
         return "<0".into();
     }
-    let low = score / 20 * 20;
-    format!("{low}-{}", low + 19)
+    let width = width.max(1);
+    let low = score / width * width;
+    format!("{low}-{}", low + width - 1)
 }
 
 #[cfg(test)]
@@ -252,7 +265,12 @@ mod tests {
             f("rank", "hot", 3.0, false),
             f("channel", "seo", 4.0, true),
         ];
-        let d = draft(&factors, 1.2, 20);
+        let scale = DraftScale {
+            min_lift: 1.2,
+            points_per_lift: 20,
+            max_points: 50,
+        };
+        let d = draft(&factors, scale);
         let got: Vec<(&str, i64)> = d.iter().map(|r| (r.key.as_str(), r.points)).collect();
         assert_eq!(
             got,
@@ -273,9 +291,10 @@ mod tests {
     }
 
     #[test]
-    fn scores_fall_in_bands_of_twenty() {
-        assert_eq!(score_band(0), "0-19");
-        assert_eq!(score_band(45), "40-59");
-        assert_eq!(score_band(-5), "<0");
+    fn scores_fall_in_bands_of_the_width_asked() {
+        assert_eq!(score_band(0, 20), "0-19");
+        assert_eq!(score_band(45, 20), "40-59");
+        assert_eq!(score_band(45, 10), "40-49");
+        assert_eq!(score_band(-5, 20), "<0");
     }
 }

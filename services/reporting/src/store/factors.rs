@@ -15,7 +15,11 @@ use crate::{
     error::Error,
 };
 
-fn segments(h: &handoff::Model, dim: Option<&lead_dim::Model>) -> Vec<(String, String)> {
+fn segments(
+    h: &handoff::Model,
+    dim: Option<&lead_dim::Model>,
+    band_width: i64,
+) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut put = |d: &str, v: &str| {
         if !v.is_empty() {
@@ -32,7 +36,7 @@ fn segments(h: &handoff::Model, dim: Option<&lead_dim::Model>) -> Vec<(String, S
     }
     put("rank", &h.rank_at_handoff);
     if let Some(score) = h.score_at_handoff {
-        put("score_band", &score_band(score));
+        put("score_band", &score_band(score, band_width));
     }
     for (bit, item) in ["budget", "authority", "need", "timeframe"]
         .iter()
@@ -52,12 +56,14 @@ fn segments(h: &handoff::Model, dim: Option<&lead_dim::Model>) -> Vec<(String, S
 }
 
 impl Store {
-    /// The pair's handoffs created in `[from, to)` that are decided (won, lost or rejected).
+    /// The pair's handoffs created in `[from, to)` that are decided (won, lost or rejected),
+    /// with score bands of `band_width`.
     pub async fn decided_handoffs(
         &self,
         tenant: &TenantId,
         (is_team, fs_team): (&str, &str),
         (from, to): (DateTime<Utc>, DateTime<Utc>),
+        band_width: i64,
     ) -> Result<Vec<Decided>, Error> {
         let decided = [
             HandoffState::Won as i32,
@@ -88,7 +94,7 @@ impl Store {
         Ok(rows
             .iter()
             .map(|h| Decided {
-                segments: segments(h, dims.get(&h.lead_id)),
+                segments: segments(h, dims.get(&h.lead_id), band_width),
                 won: h.state == HandoffState::Won as i32,
             })
             .collect())
