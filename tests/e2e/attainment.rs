@@ -18,7 +18,7 @@ use baton_proto::{
     },
     reporting::v1::{
         Attainment, AttainmentStatus, ContractSide, ContractTerms, GetAttainmentRequest,
-        ListContractsRequest, TargetAttainment, contract_service_client::ContractServiceClient,
+        TargetAttainment, contract_service_client::ContractServiceClient,
     },
 };
 use baton_shared::{ServiceName, peer::AuthChannel, time};
@@ -150,19 +150,8 @@ async fn attainment_of_both_sides_is_computed_by_hand_in_total_and_per_rep() {
     let mut contracts = suite.contracts().await;
     let mut d = suite.distribution().await;
     let start = Utc::now() - chrono::Duration::days(1);
-    approve_contract(&mut contracts, "tokyo", terms(start)).await;
+    let contract_id = approve_contract(&mut contracts, "tokyo", terms(start)).await;
     sales_floor(&mut d, "is-tokyo", "fs-tokyo", 2).await;
-    let contract_id = contracts
-        .list_contracts(ListContractsRequest {
-            is_team: "is-tokyo".into(),
-            fs_team: "fs-tokyo".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .contracts[0]
-        .contract_id
-        .clone();
 
     // Six MQLs, each with budget and need confirmed in qualification.
     let mut leads = Vec::new();
@@ -425,18 +414,7 @@ async fn a_scorecard_is_frozen_at_close_signed_by_both_owners_and_lists_late_out
     let end = Utc::now() + chrono::Duration::seconds(20);
     let mut t = terms(start);
     t.period_end = Some(time::to_proto(end));
-    approve_contract(&mut contracts, "short", t).await;
-    let contract_id = contracts
-        .list_contracts(ListContractsRequest {
-            is_team: "is-tokyo".into(),
-            fs_team: "fs-tokyo".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .contracts[0]
-        .contract_id
-        .clone();
+    let contract_id = approve_contract(&mut contracts, "short", t).await;
     let is0 = "is0@example.co.jp";
     let fs0 = "fs0@example.co.jp";
     let first = eventually("contract replicated", PATIENCE, || {

@@ -539,19 +539,7 @@ async fn tenant_b_sees_nothing_of_tenant_a_in_any_get_or_list() {
         chrono::Utc::now() - chrono::Duration::days(10),
     ));
     let old_start = old_terms.period_start;
-    approve_contract(&mut a.contracts, "c-old", old_terms).await;
-    let old_contract = a
-        .contracts
-        .list_contracts(ListContractsRequest {
-            is_team: "is-old".into(),
-            fs_team: "fs-old".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .contracts[0]
-        .contract_id
-        .clone();
+    let old_contract = approve_contract(&mut a.contracts, "c-old", old_terms).await;
     let a_scorecard = a
         .contracts
         .close_scorecard(CloseScorecardRequest {

@@ -24,11 +24,12 @@ use baton_shared::{ServiceName, testing::count};
 const PATIENCE: Duration = Duration::from_secs(60);
 
 /// Creates a contract with `terms` and has both of its owners approve it (it becomes active).
+/// Returns its id.
 pub async fn approve_contract(
     contracts: &mut ContractServiceClient<AuthChannel>,
     request_id: &str,
     terms: ContractTerms,
-) {
+) -> String {
     let owners = [terms.is_owner.clone(), terms.fs_owner.clone()];
     let draft = contracts
         .create_contract(as_user(
@@ -54,6 +55,7 @@ pub async fn approve_contract(
             .await
             .unwrap();
     }
+    draft.contract_id
 }
 
 /// Teams `is_team` (inside sales) and `fs_team` (field sales), `is_reps` IS reps working 9-18 in
