@@ -24,6 +24,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub scoring: ScoringSettings,
     pub sla: SlaSettings,
+    pub routing: RoutingSettings,
     pub contracts: ContractSettings,
     pub capture: ServiceSettings,
     pub nurture: ServiceSettings,
@@ -157,6 +158,14 @@ pub struct SlaSettings {
     pub interval_ms: u64,
     /// Timers fired per transaction.
     pub batch_size: u64,
+}
+
+/// distribution's performance-weighted routing.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RoutingSettings {
+    /// How often a replica recomputes the performance weights of every team that opted in, in
+    /// seconds.
+    pub performance_weights_interval_seconds: u64,
 }
 
 /// reporting's contract attainment.

@@ -17,9 +17,10 @@ use baton_proto::{
     },
     distribution::v1::{
         CreateHandoffRequest, ExplainAssignmentRequest, GetHandoffRequest,
-        GetHandoffSettingsRequest, GetRoutingRulesRequest, GetTouchRulesRequest, HandoffSettings,
-        ListAssignmentsRequest, ListRepsRequest, ListTeamsRequest, SetHandoffSettingsRequest,
-        SetTouchRulesRequest, distribution_service_client::DistributionServiceClient,
+        GetHandoffSettingsRequest, GetRoutingRulesRequest, GetTeamWeightingRequest,
+        GetTouchRulesRequest, HandoffSettings, ListAssignmentsRequest, ListRepsRequest,
+        ListTeamsRequest, SetHandoffSettingsRequest, SetTouchRulesRequest,
+        distribution_service_client::DistributionServiceClient,
     },
     events::v1::{SubscribeRequest, event_log_client::EventLogClient},
     nurture::v1::{ListEnrollmentsRequest, nurture_service_client::NurtureServiceClient},
@@ -826,6 +827,15 @@ async fn tenant_b_sees_nothing_of_tenant_a_in_any_get_or_list() {
         "A's handoff settings leaked: {b_settings:?}"
     );
     cover("DistributionService/GetHandoffSettings");
+    not_found(
+        "GetTeamWeighting",
+        b.distribution
+            .get_team_weighting(GetTeamWeightingRequest {
+                team_id: "is-a".into(),
+            })
+            .await,
+    );
+    cover("DistributionService/GetTeamWeighting");
     let kpis = b
         .kpis
         .get_kpis(whole.clone())

@@ -22,16 +22,22 @@ use tonic::{Request, Response, Status};
 use crate::error::Error;
 use crate::{
     convert::{
-        assignment_to_proto, considered_to_proto, handoff_settings_to_proto, rep_to_proto,
-        routing_from_proto, rules_from_proto, rules_to_proto, team_to_proto,
-        touch_rules_from_proto, touch_rules_to_proto,
+        assignment_to_proto, basis_of, considered_to_proto, guardrails_from_proto,
+        handoff_settings_to_proto, rep_to_proto, routing_from_proto, rules_from_proto,
+        rules_to_proto, team_to_proto, touch_rules_from_proto, touch_rules_to_proto,
+        weighting_to_proto,
     },
     domain::{handoffs::Step, reps::validate_rep},
     store::{
         Store,
         handoffs::{NewHandoff, StepDetails},
+        weighting::{NewWeighting, WeightingView},
     },
 };
+
+fn weighting_view_to_proto(view: &WeightingView) -> pb::TeamWeighting {
+    weighting_to_proto(&view.team_id, view.row.as_ref(), &view.reps, &view.origins)
+}
 
 const MAX_NOTES_LEN: usize = 2000;
 
@@ -450,6 +456,65 @@ impl DistributionService for Api {
         Ok(Response::new(handoff_settings_to_proto(&row)))
     }
 
+    async fn get_team_weighting(
+        &self,
+        request: Request<pb::GetTeamWeightingRequest>,
+    ) -> Result<Response<pb::TeamWeighting>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let mut v = Violations::new();
+        let team_id = v.required("team_id", &request.get_ref().team_id, MAX_ID_LEN);
+        v.into_result()?;
+        let view = self.store.team_weighting(&tenant, &team_id).await?;
+        Ok(Response::new(weighting_view_to_proto(&view)))
+    }
+
+    async fn set_team_weighting(
+        &self,
+        request: Request<pb::SetTeamWeightingRequest>,
+    ) -> Result<Response<pb::TeamWeighting>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let who = Identity::of(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let team_id = v.required("team_id", &req.team_id, MAX_ID_LEN);
+        let reason = v.optional("reason", &req.reason, MAX_NOTES_LEN);
+        let guardrails = guardrails_from_proto(req.guardrails.as_ref(), &mut v);
+        if pb::WeightBasis::try_from(req.basis).is_err() {
+            v.add("basis", format!("{} is not a WeightBasis", req.basis));
+        }
+        v.into_result()?;
+        let new = NewWeighting {
+            team_id,
+            enabled: req.enabled,
+            basis: basis_of(req.basis),
+            guardrails,
+            expected_version: req.expected_version,
+            reason,
+            actor: who.sub.clone(),
+        };
+        let view = self.store.set_team_weighting(&tenant, &new).await?;
+        Ok(Response::new(weighting_view_to_proto(&view)))
+    }
+
+    async fn apply_performance_weights(
+        &self,
+        request: Request<pb::ApplyPerformanceWeightsRequest>,
+    ) -> Result<Response<pb::ApplyPerformanceWeightsResponse>, Status> {
+        let tenant = TenantId::of(&request)?;
+        let who = Identity::of(&request)?;
+        let mut v = Violations::new();
+        let team_id = v.required("team_id", &request.get_ref().team_id, MAX_ID_LEN);
+        v.into_result()?;
+        let (changes, view) = self
+            .store
+            .apply_performance_weights(&tenant, &team_id, &who.sub)
+            .await?;
+        Ok(Response::new(pb::ApplyPerformanceWeightsResponse {
+            changes,
+            weighting: Some(weighting_view_to_proto(&view)),
+        }))
+    }
+
     async fn get_touch_rules(
         &self,
         request: Request<pb::GetTouchRulesRequest>,
@@ -504,7 +569,11 @@ impl DistributionService for Api {
             rule_key: e.current.rule_key.clone(),
             rules_version: e.current.rules_version,
             team_id: e.current.team_id.clone(),
-            candidates: e.considered.iter().map(considered_to_proto).collect(),
+            candidates: e
+                .considered
+                .iter()
+                .map(|c| considered_to_proto(c, &e.origins))
+                .collect(),
             history: e.history.iter().map(assignment_to_proto).collect(),
             assignment: Some(assignment_to_proto(&e.current)),
         }))

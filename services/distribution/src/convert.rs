@@ -6,6 +6,8 @@ use baton_proto::{
 };
 use baton_shared::{Violations, fields::MAX_ID_LEN, time};
 
+use std::collections::HashMap;
+
 use crate::error::Error;
 use crate::{
     domain::{
@@ -13,9 +15,11 @@ use crate::{
         reps::{RepAttributes, RepRouting},
         routing::{self as rules, Considered},
         touches::TouchRules,
+        weighting::{self, Basis, Guardrails, Origin},
     },
     store::entities::{
-        assignment, handoff, handoff_settings, handoff_step, rep, team, touch_ruleset,
+        assignment, handoff, handoff_settings, handoff_step, rep, rep_weight_change, team,
+        team_weighting, touch_ruleset,
     },
 };
 
@@ -74,13 +78,147 @@ pub fn team_to_proto(t: &team::Model) -> pb::Team {
     }
 }
 
-pub fn considered_to_proto(c: &Considered) -> pb::CandidateConsidered {
+/// A candidate of a decision, with the weight change its weight came from (in `origins`).
+pub fn considered_to_proto(
+    c: &Considered,
+    origins: &HashMap<i64, rep_weight_change::Model>,
+) -> pb::CandidateConsidered {
     pb::CandidateConsidered {
         rep_id: c.rep_id.clone(),
         skipped_because: c.skipped.map(|s| s.reason().to_owned()).unwrap_or_default(),
         counter: c.counter,
         open_leads: c.open_leads,
         capacity: c.capacity as i32,
+        weight: c.weight,
+        weight_origin: origins.get(&c.weight_change).map(origin_to_proto),
+    }
+}
+
+/// Where a performance factor came from, as its change row keeps it.
+pub fn origin_to_proto(change: &rep_weight_change::Model) -> pb::WeightOrigin {
+    let Ok(o) = serde_json::from_str::<Origin>(&change.origin) else {
+        return pb::WeightOrigin {
+            change_id: change.change_id,
+            factor: change.new_factor,
+            ..Default::default()
+        };
+    };
+    pb::WeightOrigin {
+        change_id: change.change_id,
+        reason: o.reason.code().to_owned(),
+        detail: o.detail,
+        won: o.rep.0,
+        decided: o.rep.1,
+        team_won: o.team.0,
+        team_decided: o.team.1,
+        raw_factor: o.raw_factor,
+        factor: o.factor,
+        weighting_version: o.weighting_version,
+        computed_at: Some(time::to_proto(o.computed_at)),
+    }
+}
+
+/// The event of one factor move; `own_weight` is the rep's own weight.
+pub fn weight_change_to_proto(
+    change: &rep_weight_change::Model,
+    own_weight: f64,
+) -> pb::RepWeightChanged {
+    pb::RepWeightChanged {
+        team_id: change.team_id.clone(),
+        rep_id: change.rep_id.clone(),
+        old_factor: change.old_factor,
+        new_factor: change.new_factor,
+        old_weight: own_weight * change.old_factor,
+        new_weight: own_weight * change.new_factor,
+        origin: Some(origin_to_proto(change)),
+        changed_by: change.changed_by.clone(),
+    }
+}
+
+pub fn guardrails_to_proto(g: &Guardrails) -> pb::WeightGuardrails {
+    pb::WeightGuardrails {
+        window_days: g.window_days,
+        min_decided: g.min_decided,
+        min_weight: Some(g.min_weight),
+        max_weight: Some(g.max_weight),
+        max_change_per_period: Some(g.max_change),
+        period_days: g.period_days,
+    }
+}
+
+/// Guardrails from a request, unset fields at their defaults; every bad field is added to `v`.
+pub fn guardrails_from_proto(raw: Option<&pb::WeightGuardrails>, v: &mut Violations) -> Guardrails {
+    let d = Guardrails::default();
+    let raw = raw.cloned().unwrap_or_default();
+    let or = |value: i32, default: i32| if value == 0 { default } else { value };
+    let g = Guardrails {
+        window_days: or(raw.window_days, d.window_days),
+        min_decided: or(raw.min_decided, d.min_decided),
+        min_weight: raw.min_weight.unwrap_or(d.min_weight),
+        max_weight: raw.max_weight.unwrap_or(d.max_weight),
+        max_change: raw.max_change_per_period.unwrap_or(d.max_change),
+        period_days: or(raw.period_days, d.period_days),
+    };
+    for (field, problem) in weighting::validate(&g) {
+        v.add(field, problem);
+    }
+    g
+}
+
+pub fn basis_of(value: i32) -> Basis {
+    match pb::WeightBasis::try_from(value) {
+        Ok(pb::WeightBasis::Closed) => Basis::Closed,
+        _ => Basis::HandedOff,
+    }
+}
+
+pub fn basis_value(basis: Basis) -> i32 {
+    match basis {
+        Basis::HandedOff => pb::WeightBasis::HandedOff as i32,
+        Basis::Closed => pb::WeightBasis::Closed as i32,
+    }
+}
+
+/// A team's weighting: its row (None until first set), its reps in queue order, and the changes
+/// their factors came from, by id.
+pub fn weighting_to_proto(
+    team_id: &str,
+    row: Option<&team_weighting::Model>,
+    reps: &[rep::Model],
+    origins: &HashMap<i64, rep_weight_change::Model>,
+) -> pb::TeamWeighting {
+    let g = row.map(|r| r.guardrails()).unwrap_or_default();
+    let reps = reps
+        .iter()
+        .map(|r| {
+            let factor = r.performance_factor();
+            let ours = r.weighted_by_team();
+            pb::RepWeight {
+                rep_id: r.rep_id.clone(),
+                own_weight: r.weight,
+                factor,
+                weight: r.weight * factor,
+                origin: origins
+                    .get(&r.perf_change_id)
+                    .filter(|_| ours)
+                    .map(origin_to_proto),
+                period_started_at: time::to_proto_opt(r.perf_period_start.filter(|_| ours)),
+                period_start_factor: if ours { r.perf_period_factor } else { 1.0 },
+            }
+        })
+        .collect();
+    pb::TeamWeighting {
+        team_id: team_id.to_owned(),
+        enabled: row.is_some_and(|r| r.enabled),
+        basis: row.map_or(pb::WeightBasis::HandedOff as i32, |r| {
+            basis_value(basis_of(r.basis))
+        }),
+        guardrails: Some(guardrails_to_proto(&g)),
+        version: row.map_or(0, |r| r.version),
+        updated_at: row.map(|r| time::to_proto(r.updated_at)),
+        updated_by: row.map(|r| r.updated_by.clone()).unwrap_or_default(),
+        reason: row.map(|r| r.reason.clone()).unwrap_or_default(),
+        reps,
     }
 }
 
@@ -278,6 +416,7 @@ pub fn handoff_to_proto(h: &handoff::Model, steps: &[handoff_step::Model]) -> Ha
         created_at: Some(time::to_proto(h.created_at)),
         score_at_handoff: h.score_at_handoff,
         rank_at_handoff: h.rank_at_handoff.unwrap_or_default(),
+        is_rep_id: h.is_rep_id.clone(),
     }
 }
 

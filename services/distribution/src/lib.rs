@@ -33,7 +33,23 @@ pub async fn run(
     let interval = std::time::Duration::from_millis(sla.interval_ms);
     let shutdown = boot.shutdown.clone();
     let boot = boot.spawn(timers.run(interval, shutdown));
-    let api = api::Api::new(store::Store::new(boot.db.clone(), boot.log.clone()));
+    let store = store::Store::new(boot.db.clone(), boot.log.clone());
+    let every = std::time::Duration::from_secs(
+        boot.settings
+            .routing
+            .performance_weights_interval_seconds
+            .max(1),
+    );
+    let shutdown = boot.shutdown.clone();
+    let weights = store.clone();
+    let boot = boot.spawn(async move {
+        baton_shared::background::repeat("performance weights", every, shutdown, move || {
+            let store = weights.clone();
+            async move { store.apply_all_performance_weights().await }
+        })
+        .await
+    });
+    let api = api::Api::new(store);
     let api_name = <DistributionServiceServer<api::Api> as NamedService>::NAME;
     let settings = boot.settings.clone();
     let options = ServeOptions::for_service(ServiceName::Distribution, api_name, &settings);

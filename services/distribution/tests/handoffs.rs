@@ -5,7 +5,7 @@
 mod common;
 
 use baton_shared::testing::as_user;
-use common::{Floor, LeadSetup};
+use common::{FS_OWNER, Floor, IS_OWNER, LeadSetup, activate};
 use std::time::Duration;
 
 use baton_proto::{
@@ -28,9 +28,6 @@ use baton_shared::{
 };
 use tonic::Code;
 use tonic_types::StatusExt;
-
-const IS_OWNER: &str = "is-lead@example.com";
-const FS_OWNER: &str = "fs-lead@example.com";
 
 fn terms() -> ContractTerms {
     baton_shared::contract::example_terms("is-tokyo", "fs-tokyo", IS_OWNER, FS_OWNER)
@@ -573,41 +570,6 @@ async fn each_sla_timer_fires_once_across_replicas_and_a_met_sla_never_fires() {
         r.stop().await;
     }
     reporting.stop().await;
-}
-
-/// Creates `terms` as a contract and has both owners approve it.
-async fn activate(
-    contracts: &mut ContractServiceClient<baton_shared::peer::AuthChannel>,
-    request_id: &str,
-    terms: ContractTerms,
-) -> baton_proto::reporting::v1::Contract {
-    let draft = contracts
-        .create_contract(as_user(
-            "sales-ops@example.com",
-            CreateContractRequest {
-                request_id: request_id.into(),
-                terms: Some(terms),
-                created_by: "sales-ops@example.com".into(),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    let mut last = draft.clone();
-    for approver in [IS_OWNER, FS_OWNER] {
-        last = contracts
-            .approve_contract(as_user(
-                approver,
-                ApproveContractRequest {
-                    contract_id: draft.contract_id.clone(),
-                    approver: approver.into(),
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-    }
-    last
 }
 
 /// A handoff names a live lead its IS team holds, under a contract in force: an unknown lead is

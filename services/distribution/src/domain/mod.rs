@@ -5,3 +5,4 @@ pub mod reps;
 pub mod routing;
 pub mod sla;
 pub mod touches;
+pub mod weighting;

@@ -165,7 +165,10 @@ pub struct RepView {
     pub open_leads: i64,
     /// Most open leads; 0 = no limit.
     pub capacity: i64,
+    /// The rep's own weight times its performance factor.
     pub weight: f64,
+    /// The performance-factor change the weight came from (0 = the rep's own weight alone).
+    pub weight_change: i64,
     /// Weighted round robin's counter.
     pub counter: f64,
     /// Whether the rep was available at the team's previous decision (for the catch-up rule).
@@ -245,6 +248,11 @@ pub struct Considered {
     pub counter: f64,
     pub open_leads: i64,
     pub capacity: i64,
+    /// The weight used (absent in explanations stored before weights were reported).
+    #[serde(default)]
+    pub weight: f64,
+    #[serde(default)]
+    pub weight_change: i64,
 }
 
 /// The choice within a team, with every candidate and the counters to store afterwards.
@@ -281,6 +289,8 @@ pub fn choose(method: Method, reps: &[RepView], last_seq: Option<i64>) -> Choice
             counter: r.counter,
             open_leads: r.open_leads,
             capacity: r.capacity,
+            weight: r.weight,
+            weight_change: r.weight_change,
         })
         .collect();
     let eligible: Vec<&RepView> = reps.iter().filter(|r| r.skip(method).is_none()).collect();
@@ -329,6 +339,7 @@ mod tests {
             open_leads: 0,
             capacity: 0,
             weight,
+            weight_change: 0,
             counter: 0.0,
             was_available: true,
             had_lead: false,

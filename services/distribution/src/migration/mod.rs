@@ -11,6 +11,7 @@ mod m20261201_000060_touch_rules;
 mod m20261202_000070_outcome_mrr;
 mod m20261203_000080_lead_records;
 mod m20261203_000090_decision_clock;
+mod m20261204_000100_performance_weights;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000070_outcome_mrr::Migration),
             Box::new(m20261203_000080_lead_records::Migration),
             Box::new(m20261203_000090_decision_clock::Migration),
+            Box::new(m20261204_000100_performance_weights::Migration),
         ]
     }
 }

@@ -1,5 +1,7 @@
 //! Assignments as callers read and move them: pages, explanations, reassignment by hand.
 
+use std::collections::HashMap;
+
 use baton_proto::distribution::v1::AssignmentState;
 use baton_shared::{
     TenantId,
@@ -11,8 +13,9 @@ use sea_orm::{
 
 use super::{
     Store,
-    entities::{assignment, rep},
+    entities::{assignment, rep, rep_weight_change},
     routing::{open_assignment, reassign},
+    weighting::changes_by_id,
 };
 use crate::domain::routing::Considered;
 use crate::error::Error;
@@ -22,6 +25,8 @@ pub struct Explanation {
     pub current: assignment::Model,
     pub considered: Vec<Considered>,
     pub history: Vec<assignment::Model>,
+    /// The weight changes the candidates' weights came from, by id.
+    pub origins: HashMap<i64, rep_weight_change::Model>,
 }
 
 impl Store {
@@ -52,8 +57,16 @@ impl Store {
         let current = all
             .pop()
             .ok_or_else(|| Error::not_found("assignment of lead", lead_id))?;
+        let considered: Vec<Considered> =
+            serde_json::from_str(&current.explanation).unwrap_or_default();
+        let ids: Vec<i64> = considered
+            .iter()
+            .map(|c| c.weight_change)
+            .filter(|id| *id > 0)
+            .collect();
         Ok(Explanation {
-            considered: serde_json::from_str(&current.explanation).unwrap_or_default(),
+            origins: changes_by_id(&self.db, &ids).await?,
+            considered,
             current,
             history: all,
         })

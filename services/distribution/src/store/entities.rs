@@ -29,6 +29,17 @@ pub mod rep {
         pub was_available: bool,
         /// Open (assigned) leads, moved with every assignment that opens or closes.
         pub open_leads: i64,
+        /// Performance factor (weight = weight × factor), applied only while `perf_team` is
+        /// the rep's team.
+        #[sea_orm(column_type = "Double")]
+        pub perf_factor: f64,
+        pub perf_team: String,
+        /// The `rep_weight_change` that set the factor (0 = never changed).
+        pub perf_change_id: i64,
+        /// The factor when the rep's current weighting period began, and when that was.
+        #[sea_orm(column_type = "Double")]
+        pub perf_period_factor: f64,
+        pub perf_period_start: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -41,6 +52,21 @@ pub mod rep {
         /// that fails to parse reads as none).
         pub fn attributes(&self) -> crate::domain::reps::RepAttributes {
             serde_json::from_str(&self.routing).unwrap_or_default()
+        }
+
+        /// Whether the performance factor on the row is the team's (set by the weighting of the
+        /// team the rep is on now).
+        pub fn weighted_by_team(&self) -> bool {
+            !self.perf_team.is_empty() && self.perf_team == self.team_id
+        }
+
+        /// The performance factor routing applies: 1 unless the rep's team set one.
+        pub fn performance_factor(&self) -> f64 {
+            if self.weighted_by_team() {
+                self.perf_factor
+            } else {
+                1.0
+            }
         }
     }
 }
@@ -182,6 +208,8 @@ pub mod handoff {
         /// The lead's score and rank (`Rank` value) when the handoff was judged.
         pub score_at_handoff: Option<i64>,
         pub rank_at_handoff: Option<i32>,
+        /// The IS rep whose assignment held the lead at handoff ("" for older handoffs).
+        pub is_rep_id: String,
         pub closed_at: Option<DateTimeUtc>,
         pub lost_reason: String,
         pub created_at: DateTimeUtc,
@@ -393,6 +421,69 @@ pub mod handoff_settings {
         /// A handoff between teams with no contract in force is taken (ungated, no decision SLA).
         pub allow_uncontracted: bool,
         pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod team_weighting {
+    use sea_orm::entity::prelude::*;
+
+    /// A team's performance weighting (every change adds one to the version).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "team_weighting")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub team_id: String,
+        pub version: i32,
+        pub enabled: bool,
+        /// A `WeightBasis` value.
+        pub basis: i32,
+        /// JSON of `domain::weighting::Guardrails`.
+        pub guardrails: String,
+        pub reason: String,
+        pub updated_by: String,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+
+    impl Model {
+        /// The guardrails (a row that fails to parse reads as the defaults).
+        pub fn guardrails(&self) -> crate::domain::weighting::Guardrails {
+            serde_json::from_str(&self.guardrails).unwrap_or_default()
+        }
+    }
+}
+
+pub mod rep_weight_change {
+    use sea_orm::entity::prelude::*;
+
+    /// One move of a rep's performance factor, with where it came from.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "rep_weight_change")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub change_id: i64,
+        pub tenant_id: String,
+        pub team_id: String,
+        pub rep_id: String,
+        #[sea_orm(column_type = "Double")]
+        pub old_factor: f64,
+        #[sea_orm(column_type = "Double")]
+        pub new_factor: f64,
+        /// JSON of `domain::weighting::Origin`.
+        pub origin: String,
+        pub changed_by: String,
+        pub at: DateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

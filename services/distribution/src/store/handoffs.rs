@@ -212,7 +212,7 @@ async fn ensure_no_open_handoff<C: ConnectionTrait>(
 fn new_handoff_row(
     tenant: &TenantId,
     new: &NewHandoff,
-    (bant, signal): (Bant, Option<&lead_signal::Model>),
+    (bant, is_rep_id, signal): (Bant, &str, Option<&lead_signal::Model>),
     contract: Option<(&contract_replica::Model, DateTime<Utc>)>,
     now: DateTime<Utc>,
 ) -> handoff::ActiveModel {
@@ -250,6 +250,7 @@ fn new_handoff_row(
         decision_left_seconds: Set(None),
         score_at_handoff: Set(signal.and_then(|s| s.score)),
         rank_at_handoff: Set(signal.and_then(|s| s.rank)),
+        is_rep_id: Set(is_rep_id.to_owned()),
         closed_at: Set(None),
         lost_reason: Set(String::new()),
         created_at: Set(now),
@@ -311,12 +312,12 @@ async fn seen_request<C: ConnectionTrait>(
 }
 
 /// The lead may be handed off by the IS team (known, not erased or merged away, assigned to a rep
-/// of the team); returns its BANT as qualification recorded it.
+/// of the team); returns its BANT as qualification recorded it, and the rep holding it.
 async fn check_lead<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
     new: &NewHandoff,
-) -> Result<Bant, Error> {
+) -> Result<(Bant, String), Error> {
     let record = leads::record_of(txn, tenant, &new.lead_id).await?;
     let assignment = routing::open_assignment(txn, tenant, &new.lead_id).await?;
     let known = record.is_some()
@@ -335,7 +336,10 @@ async fn check_lead<C: ConnectionTrait>(
             .map(|a| a.team_id.as_str()),
     };
     match handoffs::may_hand_off(&new.lead_id, &new.is_team, &standing) {
-        Ok(()) => Ok(Bant::from_bits(record.map_or(0, |r| r.bant))),
+        Ok(()) => Ok((
+            Bant::from_bits(record.map_or(0, |r| r.bant)),
+            assignment.and_then(|a| a.rep_id).unwrap_or_default(),
+        )),
         Err(("not_found", _)) => Err(Error::not_found("lead", &new.lead_id)),
         Err((rule, description)) => Err(Error::RuleBroken {
             rule: rule.into(),
@@ -398,7 +402,7 @@ impl Store {
         if let Some(seen) = seen_request(&txn, tenant, new).await? {
             return Ok(seen);
         }
-        let bant = check_lead(&txn, tenant, new).await?;
+        let (bant, is_rep_id) = check_lead(&txn, tenant, new).await?;
         let contract = contract_in_force(&txn, tenant, new).await?;
         let signal = lead_signal::Entity::find_by_id((tenant.to_string(), new.lead_id.clone()))
             .one(&txn)
@@ -426,7 +430,8 @@ impl Store {
             Some((r, t)) => Some((r, decision_due(&txn, tenant, t, now).await?)),
             None => None,
         };
-        let created = new_handoff_row(tenant, new, (bant, signal.as_ref()), judged, now)
+        let held = (bant, is_rep_id.as_str(), signal.as_ref());
+        let created = new_handoff_row(tenant, new, held, judged, now)
             .insert(&txn)
             .await?;
         log_step(

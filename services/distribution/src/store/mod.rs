@@ -5,8 +5,9 @@
 //! starts), [`routing`] (the decision path). Then the use cases, each an `impl Store`:
 //! [`setup`] (teams, reps, rules), [`touches`] (what counts as an IS touch), [`assignments`],
 //! [`leads`] (what a handoff checks of its lead; the tenant's handoff settings), [`handoffs`]
-//! (creating one), [`handoff_steps`] (every later step and its clocks), and the [`sla_worker`] that fires
-//! due timers and hands what must be reassigned to routing.
+//! (creating one), [`handoff_steps`] (every later step and its clocks), [`weighting`]
+//! (performance-weighted routing), and the [`sla_worker`] that fires due timers and hands what
+//! must be reassigned to routing.
 
 pub mod assignments;
 pub mod batch;
@@ -24,6 +25,7 @@ pub mod sla;
 pub mod sla_worker;
 pub mod timers;
 pub mod touches;
+pub mod weighting;
 
 use baton_shared::events::EventLog;
 use sea_orm::DatabaseConnection;

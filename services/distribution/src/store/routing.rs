@@ -223,7 +223,12 @@ fn views_of(
                     .any(|(from, to)| *from <= now && now < *to),
                 open_leads: r.open_leads,
                 capacity: i64::from(r.capacity),
-                weight: r.weight,
+                weight: r.weight * r.performance_factor(),
+                weight_change: if r.weighted_by_team() {
+                    r.perf_change_id
+                } else {
+                    0
+                },
                 counter: r.wrr_counter,
                 was_available: r.was_available,
                 had_lead: had.contains(&r.rep_id),
@@ -637,6 +642,7 @@ mod tests {
             open_leads: 0,
             capacity: 0,
             weight: 1.0,
+            weight_change: 0,
             counter,
             was_available: true,
             had_lead: false,

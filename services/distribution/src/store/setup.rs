@@ -87,6 +87,11 @@ impl Store {
             wrr_counter: Set(0.0),
             was_available: Set(true),
             open_leads: Set(0),
+            perf_factor: Set(1.0),
+            perf_team: Set(String::new()),
+            perf_change_id: Set(0),
+            perf_period_factor: Set(1.0),
+            perf_period_start: Set(None),
         }
         .insert(&txn)
         .await?;

@@ -3,6 +3,9 @@
 //! to MQL without scoring it), an IS team with one rep that routing sends every lead to, and an FS
 //! team.
 
+// Each test crate that includes this module uses a part of it.
+#![allow(dead_code)]
+
 use std::{sync::Arc, time::Duration};
 
 use baton_proto::{
@@ -13,19 +16,25 @@ use baton_proto::{
         distribution_service_client::DistributionServiceClient,
     },
     qualification::v1::{BantRecorded, Stage, StageChanged},
+    reporting::v1::{
+        ApproveContractRequest, ContractTerms, CreateContractRequest,
+        contract_service_client::ContractServiceClient,
+    },
 };
 use baton_shared::{
     ServiceName, Settings, TenantId,
     events::EventLog,
     peer::AuthChannel,
     testing::{
-        EventLogStandIn, RunningService, TestDatabase, bind_ephemeral, channel, eventually,
-        settings_with, spawn,
+        EventLogStandIn, RunningService, TestDatabase, as_user, bind_ephemeral, channel,
+        eventually, settings_with, spawn,
     },
 };
 use sea_orm::TransactionTrait;
 
 pub const IS_TEAM: &str = "is-tokyo";
+pub const IS_OWNER: &str = "is-lead@example.com";
+pub const FS_OWNER: &str = "fs-lead@example.com";
 pub const FS_TEAM: &str = "fs-tokyo";
 
 pub struct Floor {
@@ -253,4 +262,39 @@ async fn publish<E: prost::Message + prost::Name>(
     }
     txn.commit().await.unwrap();
     log.log.notify_committed();
+}
+
+/// Creates `terms` as a contract and has both owners approve it.
+pub async fn activate(
+    contracts: &mut ContractServiceClient<baton_shared::peer::AuthChannel>,
+    request_id: &str,
+    terms: ContractTerms,
+) -> baton_proto::reporting::v1::Contract {
+    let draft = contracts
+        .create_contract(as_user(
+            "sales-ops@example.com",
+            CreateContractRequest {
+                request_id: request_id.into(),
+                terms: Some(terms),
+                created_by: "sales-ops@example.com".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut last = draft.clone();
+    for approver in [IS_OWNER, FS_OWNER] {
+        last = contracts
+            .approve_contract(as_user(
+                approver,
+                ApproveContractRequest {
+                    contract_id: draft.contract_id.clone(),
+                    approver: approver.into(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+    }
+    last
 }
