@@ -163,7 +163,8 @@ fn factors(w: &TeamWeighting) -> Vec<(f64, String)> {
 /// back on its own weight.
 #[tokio::test]
 async fn a_teams_weights_follow_its_reps_win_rates_inside_the_guardrails() {
-    let floor = Floor::start(|_| {}).await;
+    // The worker recomputes every second (the default is hourly).
+    let floor = Floor::start(|s| s.routing.performance_weights_interval_seconds = 1).await;
     let mut d = floor.d.clone();
     let mut contracts = ContractServiceClient::new(channel(&floor.reporting.endpoint).await);
     d.create_team(CreateTeamRequest {
@@ -350,7 +351,48 @@ async fn a_teams_weights_follow_its_reps_win_rates_inside_the_guardrails() {
     let weights: Vec<f64> = before.candidates.iter().map(|c| c.weight).collect();
     assert_eq!(weights, [1.0, 1.0, 1.0]);
 
-    // A stale version is refused; turning it off puts a and b back on their own weight.
+    // c wins two more of its leads, and the worker moves the weights without being asked: c 3 of
+    // 4 = 75% vs the team's 7 of 12 = 58.3%: 9/7 = 1.2857 (a move of 0.29, inside the cap); a's
+    // ratio is now 1.2857 too, under its 1.3; b's 0.43 stays clamped at 0.8.
+    let c_leads: Vec<&String> = more
+        .iter()
+        .zip(&held)
+        .filter(|(_, h)| **h == reps[2])
+        .map(|(l, _)| l)
+        .collect();
+    for lead in &c_leads[..2] {
+        hand_off(&mut d, lead, "rep-c@example.com", Won).await;
+    }
+    let moved = eventually("the worker moved c", Duration::from_secs(20), || {
+        let mut d = d.clone();
+        async move {
+            let w = d
+                .get_team_weighting(GetTeamWeightingRequest {
+                    team_id: TEAM.into(),
+                })
+                .await
+                .ok()?
+                .into_inner();
+            (w.reps[2].factor != 1.0).then_some(w)
+        }
+    })
+    .await;
+    assert_eq!(
+        factors(&moved),
+        [
+            (1.2857, "performance".to_owned()),
+            (0.8, "clamped_min".to_owned()),
+            (1.2857, "performance".to_owned()),
+        ]
+    );
+    let c = moved.reps[2].origin.clone().unwrap();
+    assert_eq!(
+        (c.won, c.decided, c.team_won, c.team_decided),
+        (3, 4, 7, 12)
+    );
+    assert_eq!(count(url, events).await, 4);
+
+    // A stale version is refused; turning it off puts every rep back on its own weight.
     let stale = d.set_team_weighting(set(false, 7)).await.unwrap_err();
     assert!(stale.message().contains("version_conflict"), "{stale:?}");
     let off = d
@@ -358,14 +400,11 @@ async fn a_teams_weights_follow_its_reps_win_rates_inside_the_guardrails() {
         .await
         .unwrap()
         .into_inner();
+    let disabled = (1.0, "weighting_disabled".to_owned());
     assert_eq!(
         factors(&off),
-        [
-            (1.0, "weighting_disabled".to_owned()),
-            (1.0, "weighting_disabled".to_owned()),
-            (1.0, String::new()),
-        ]
+        [disabled.clone(), disabled.clone(), disabled]
     );
-    assert_eq!(count(url, events).await, 4);
+    assert_eq!(count(url, events).await, 7);
     floor.stop().await;
 }
