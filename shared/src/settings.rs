@@ -26,6 +26,8 @@ pub struct Settings {
     pub sla: SlaSettings,
     pub routing: RoutingSettings,
     pub contracts: ContractSettings,
+    pub delivery: DeliverySettings,
+    pub tracking: TrackingSettings,
     pub capture: ServiceSettings,
     pub nurture: ServiceSettings,
     pub qualification: ServiceSettings,
@@ -177,6 +179,65 @@ pub struct ContractSettings {
     pub attainment_watch_max_seconds: u64,
     /// Hours after a period's end before its scorecard may be closed.
     pub scorecard_grace_hours: u64,
+}
+
+/// How nurture delivers mail, and how its scheduler runs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeliverySettings {
+    /// "file": every mail becomes an .eml file under `outbox_dir` (the embedded default);
+    /// "smtp": sent to `smtp_host`.
+    pub transport: MailTransport,
+    pub outbox_dir: String,
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    /// "none" (plain, e.g. a local relay), "starttls", or "tls" (implicit TLS, port 465).
+    pub smtp_security: SmtpSecurity,
+    /// With a username, the password is read from `smtp_password_file` (a mounted Secret).
+    pub smtp_username: String,
+    pub smtp_password_file: String,
+    pub smtp_timeout_seconds: u64,
+    /// Connections kept open to the SMTP server.
+    pub smtp_pool_size: u32,
+    /// The domain of the Message-IDs nurture makes.
+    pub message_id_domain: String,
+    /// How often the scheduler looks for due steps when it found none, in milliseconds.
+    pub scheduler_interval_ms: u64,
+    /// Enrolments claimed at once, how long a claim holds, and sends in flight at once.
+    pub batch_size: u64,
+    pub lease_seconds: u64,
+    pub concurrency: usize,
+    /// How often the relay records nurture's activities in capture when it found none, in ms.
+    pub relay_interval_ms: u64,
+    pub relay_batch_size: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransport {
+    File,
+    Smtp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    None,
+    Starttls,
+    Tls,
+}
+
+/// nurture's tracking endpoint (open pixel, click redirect, one-click unsubscribe).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TrackingSettings {
+    /// Where it listens (HTTP), and the public URL mails point at (e.g. behind an ingress).
+    pub listen: String,
+    pub base_url: String,
+    /// The HMAC key of tracking tokens (created on first start if missing).
+    pub key_file: String,
+    /// Hits are recorded in batches: at most this many per transaction, waiting at most
+    /// flush_interval_ms for a batch to fill.
+    pub batch_max: usize,
+    pub flush_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -161,6 +161,17 @@ pub fn settings_with(databases: &[(ServiceName, &TestDatabase)]) -> Settings {
     for name in ServiceName::ALL {
         s.service_mut(name).listen = "127.0.0.1:0".into();
     }
+    // nurture's tracking endpoint on a free port, its key and its file sink in a fresh place.
+    s.tracking.listen = "127.0.0.1:0".into();
+    s.tracking.key_file = test_secret_file().display().to_string();
+    let outbox = std::env::temp_dir().join(format!(
+        "baton-test-outbox-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4()
+    ));
+    s.delivery.outbox_dir = outbox.display().to_string();
+    s.delivery.scheduler_interval_ms = 50;
+    s.delivery.relay_interval_ms = 50;
     for (name, db) in databases {
         s.service_mut(*name).database_url = db.url.clone();
     }

@@ -141,6 +141,8 @@ impl CaptureService for Api {
                 call: req.call.map(convert::call_facts),
                 subject: &req.subject,
                 performed_by: &req.performed_by,
+                machine_generated: req.machine_generated,
+                machine_reason: &req.machine_reason,
             },
             &mut violations,
         );

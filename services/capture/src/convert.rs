@@ -235,6 +235,8 @@ pub fn activity_to_proto(a: &activity::Model) -> pb::Activity {
         call,
         subject: a.subject.clone(),
         performed_by: a.performed_by.clone(),
+        machine_generated: a.machine_reason.is_some(),
+        machine_reason: a.machine_reason.clone().unwrap_or_default(),
     }
 }
 

@@ -105,6 +105,10 @@ impl CaptureEvents {
             let activity = recorded.activity.ok_or_else(|| {
                 ConsumeError::Permanent("ActivityRecorded without an activity".into())
             })?;
+            if activity.machine_generated {
+                // A privacy proxy's open or a link scanner's click: kept by capture, never scored.
+                return Ok(());
+            }
             store::score_activity(txn, &tenant, &activity).await?;
             if ranking::record_page_view(txn, &tenant, &activity).await? {
                 ranking::rerank(txn, &tenant, &activity.lead_id).await?;

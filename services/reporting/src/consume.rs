@@ -295,6 +295,10 @@ async fn activity_recorded(
     let Some(a) = &e.activity else {
         return Ok(());
     };
+    if a.machine_generated {
+        // Machine-made opens and clicks do not count in the e-mail KPIs (nor touch the lead).
+        return Ok(());
+    }
     let counted: Vec<(Metric, i64)> = match ActivityKind::try_from(a.kind) {
         Ok(ActivityKind::FormSubmitted) => vec![(Metric::FormSubmissions, 1)],
         Ok(ActivityKind::EmailDelivered) => vec![(Metric::EmailsDelivered, 1)],

@@ -237,6 +237,23 @@ impl ServiceCredentials {
         }
     }
 
+    /// The `authorization` value for a call on behalf of one tenant (a token for every tenant
+    /// may only subscribe to event logs). A signed identity mints a short-lived token for
+    /// `tenant`; a token file is sent as it is, so it must be that tenant's.
+    pub fn bearer_for_tenant(&self, tenant: &str) -> Result<Option<String>, String> {
+        match &self.source {
+            Source::Signed { signer, sub, .. } => signer
+                .mint(&TokenSpec {
+                    sub: sub.clone(),
+                    tenant: tenant.to_owned(),
+                    roles: vec![Role::Service],
+                    ttl: SERVICE_TOKEN_TTL,
+                })
+                .map(|t| Some(format!("Bearer {t}"))),
+            _ => self.bearer(),
+        }
+    }
+
     /// Why this service has no identity to present, if it has none.
     pub fn missing(&self) -> Option<&'static str> {
         match self.source {

@@ -31,6 +31,8 @@ pub struct NewActivity {
     pub call: CallFacts,
     pub subject: String,
     pub performed_by: String,
+    /// Why a machine made it (a privacy proxy's open, a scanner's click); `None` for the lead's own.
+    pub machine_reason: Option<String>,
 }
 
 /// Raw fields of an activity request.
@@ -44,6 +46,8 @@ pub struct ActivityInput<'a> {
     pub call: Option<CallFacts>,
     pub subject: &'a str,
     pub performed_by: &'a str,
+    pub machine_generated: bool,
+    pub machine_reason: &'a str,
 }
 
 pub fn validate_activity(input: ActivityInput<'_>, violations: &mut Violations) -> NewActivity {
@@ -100,6 +104,19 @@ pub fn validate_activity(input: ActivityInput<'_>, violations: &mut Violations) 
             format!("must be at most {} bytes", baton_shared::fields::MAX_ID_LEN),
         );
     }
+    let machine_reason = input.machine_reason.trim();
+    if machine_reason.len() > MAX_SUBJECT_LEN {
+        violations.add(
+            "machine_reason",
+            format!("must be at most {MAX_SUBJECT_LEN} bytes"),
+        );
+    }
+    if input.machine_generated && machine_reason.is_empty() {
+        violations.add("machine_reason", "is required for a machine-made activity");
+    }
+    if !input.machine_generated && !machine_reason.is_empty() {
+        violations.add("machine_reason", "is only for machine-made activities");
+    }
     if kind == ActivityKind::PageViewed && page_kind == PageKind::Unspecified {
         violations.add(
             "page_kind",
@@ -116,6 +133,9 @@ pub fn validate_activity(input: ActivityInput<'_>, violations: &mut Violations) 
         call,
         subject: input.subject.trim().to_owned(),
         performed_by: input.performed_by.trim().to_owned(),
+        machine_reason: input
+            .machine_generated
+            .then(|| machine_reason.to_owned()),
     }
 }
 
@@ -134,6 +154,8 @@ mod tests {
             call: None,
             subject: "",
             performed_by: "",
+            machine_generated: false,
+            machine_reason: "",
         }
     }
 

@@ -7,6 +7,7 @@ mod m20261123_000020_lead_profile_and_companies;
 mod m20261123_000030_erasure_and_visits;
 mod m20261123_000040_merges;
 mod m20261202_000050_activity_performer;
+mod m20261202_000060_machine_activity;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000030_erasure_and_visits::Migration),
             Box::new(m20261123_000040_merges::Migration),
             Box::new(m20261202_000050_activity_performer::Migration),
+            Box::new(m20261202_000060_machine_activity::Migration),
         ]
     }
 }

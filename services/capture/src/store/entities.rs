@@ -93,6 +93,7 @@ pub mod activity {
         pub call_reached_target_department: bool,
         pub subject: String,
         pub performed_by: String,
+        pub machine_reason: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

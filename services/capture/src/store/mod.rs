@@ -6,7 +6,7 @@ pub mod group_commit;
 pub mod view;
 
 use baton_proto::capture::v1::{
-    ActivityRecorded, LeadCaptured, LeadErased, LeadUpdated, LeadsMerged,
+    ActivityKind, ActivityRecorded, LeadCaptured, LeadErased, LeadUpdated, LeadsMerged,
 };
 use baton_shared::{
     TenantId,
@@ -237,6 +237,7 @@ impl Store {
             call_reached_target_department: Set(new.call.reached_target_department),
             subject: Set(new.subject.clone()),
             performed_by: Set(new.performed_by.clone()),
+            machine_reason: Set(new.machine_reason.clone()),
         }
         .insert(&txn)
         .await?;
@@ -244,6 +245,12 @@ impl Store {
             activity: Some(activity_to_proto(&activity)),
         };
         EventLog::append(&txn, tenant, &activity.lead_id, &event).await?;
+        if new.kind == ActivityKind::EmailUnsubscribed
+            && new.machine_reason.is_none()
+            && !owner.lead.consent_unsubscribed
+        {
+            unsubscribe(&txn, tenant, owner).await?;
+        }
         txn.commit().await?;
         self.log.notify_committed();
         Ok((activity, true))
@@ -823,4 +830,33 @@ fn refuse_erased(view: &LeadView) -> Result<(), Error> {
 
 fn is_unique_violation(e: &DbErr) -> bool {
     matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// The lead unsubscribed by itself (an EMAIL_UNSUBSCRIBED activity, e.g. nurture's one-click
+/// link): its consent says so from now on, and `LeadUpdated` tells the services that send.
+async fn unsubscribe<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    current: LeadView,
+) -> Result<(), Error> {
+    let mut row: lead::ActiveModel = current.lead.clone().into();
+    row.consent_unsubscribed = Set(true);
+    row.consent_email_opt_in = Set(false);
+    row.updated_at = Set(Some(time::now()));
+    let lead = row.update(txn).await?;
+    let lead_id = lead.lead_id.clone();
+    let view = LeadView {
+        lead,
+        company: current.company,
+        merged_ids: current.merged_ids,
+    };
+    let event = LeadUpdated {
+        lead: Some(lead_to_proto(&view)),
+        changed_paths: vec![
+            "consent.unsubscribed".to_owned(),
+            "consent.email_opt_in".to_owned(),
+        ],
+    };
+    EventLog::append(txn, tenant, &lead_id, &event).await?;
+    Ok(())
 }

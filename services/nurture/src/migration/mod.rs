@@ -3,6 +3,7 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261123_000010_create_sequences;
+mod m20261202_000020_sequences_that_send;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(baton_shared::events::migration::CreateEventLog),
             Box::new(baton_shared::events::migration::CreateEventConsumerTables),
             Box::new(m20261123_000010_create_sequences::Migration),
+            Box::new(m20261202_000020_sequences_that_send::Migration),
         ]
     }
 }

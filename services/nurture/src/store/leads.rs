@@ -1,0 +1,226 @@
+//! Nurture's replica of the leads it mails: address, merge fields, time zone and consent from
+//! capture; stage from qualification; replies and meetings from capture's activities.
+
+use baton_proto::capture::v1::{Lead, attribute_value};
+use baton_shared::time;
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::NotSet, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set,
+    prelude::*,
+};
+
+use super::entities::lead;
+use crate::domain::{consent::Reachability, render::MergeValues};
+
+/// The custom attribute that names a lead's time zone (IANA, e.g. "Asia/Tokyo").
+pub const TIME_ZONE_ATTRIBUTE: &str = "time_zone";
+
+pub async fn find<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    lead_id: &str,
+) -> Result<Option<lead::Model>, DbErr> {
+    lead::Entity::find()
+        .filter(lead::Column::TenantId.eq(tenant))
+        .filter(lead::Column::LeadId.eq(lead_id))
+        .one(db)
+        .await
+}
+
+/// The row of a lead, made empty (no address yet) if nurture has not seen it: events of
+/// different logs may arrive in any order.
+pub async fn ensure<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    lead_id: &str,
+) -> Result<lead::Model, DbErr> {
+    if let Some(row) = find(db, tenant, lead_id).await? {
+        return Ok(row);
+    }
+    lead::ActiveModel {
+        seq: NotSet,
+        tenant_id: Set(tenant.to_owned()),
+        lead_id: Set(lead_id.to_owned()),
+        email: Set(String::new()),
+        first_name: Set(String::new()),
+        last_name: Set(String::new()),
+        company_name: Set(String::new()),
+        title: Set(String::new()),
+        time_zone: Set(String::new()),
+        opted_in: Set(false),
+        unsubscribed: Set(false),
+        do_not_contact: Set(false),
+        hard_bounced: Set(false),
+        erased: Set(false),
+        merged_into: Set(None),
+        lead_magnet: Set(String::new()),
+        stage: Set(0),
+        stage_reason: Set(String::new()),
+        stage_changed_at: Set(None),
+        replied_at: Set(None),
+        meeting_booked_at: Set(None),
+        updated_at: Set(time::now()),
+    }
+    .insert(db)
+    .await
+}
+
+/// Takes the lead as capture has it now (captured or updated). An erased lead stays erased.
+pub async fn upsert<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    lead: &Lead,
+) -> Result<lead::Model, DbErr> {
+    let current = ensure(db, tenant, &lead.lead_id).await?;
+    if current.erased {
+        return Ok(current);
+    }
+    let consent = lead.consent.unwrap_or_default();
+    let company = lead
+        .company
+        .as_ref()
+        .map(|c| c.name.clone())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| lead.company_name.clone());
+    let time_zone = match lead
+        .custom_attributes
+        .get(TIME_ZONE_ATTRIBUTE)
+        .and_then(|v| v.value.as_ref())
+    {
+        Some(attribute_value::Value::StringValue(tz)) => tz.clone(),
+        _ => String::new(),
+    };
+    let magnet = lead
+        .source
+        .as_ref()
+        .map(|s| s.lead_magnet.clone())
+        .unwrap_or_default();
+    let mut row: lead::ActiveModel = current.into();
+    row.email = Set(lead.email.clone());
+    row.first_name = Set(lead.first_name.clone());
+    row.last_name = Set(lead.last_name.clone());
+    row.company_name = Set(company);
+    row.title = Set(lead.title.clone());
+    row.time_zone = Set(time_zone);
+    row.opted_in = Set(consent.email_opt_in);
+    row.unsubscribed = Set(consent.unsubscribed);
+    row.do_not_contact = Set(consent.do_not_contact);
+    row.lead_magnet = Set(magnet);
+    row.updated_at = Set(time::now());
+    row.update(db).await
+}
+
+/// The lead's personal data was erased: nurture forgets it too and never mails it again.
+pub async fn erase<C: ConnectionTrait>(db: &C, tenant: &str, lead_id: &str) -> Result<(), DbErr> {
+    let current = ensure(db, tenant, lead_id).await?;
+    let mut row: lead::ActiveModel = current.into();
+    for field in [
+        &mut row.email,
+        &mut row.first_name,
+        &mut row.last_name,
+        &mut row.company_name,
+        &mut row.title,
+        &mut row.time_zone,
+    ] {
+        *field = Set(String::new());
+    }
+    row.erased = Set(true);
+    row.updated_at = Set(time::now());
+    row.update(db).await?;
+    Ok(())
+}
+
+/// `merged_id` was merged into `survivor_id`: the survivor is unsubscribed or not to be
+/// contacted if either was, and has opted in only if it had and the duplicate did not
+/// unsubscribe (as capture merges consent). Its own address and bounces stay its own.
+pub async fn merge<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    survivor_id: &str,
+    merged_id: &str,
+) -> Result<(), DbErr> {
+    let survivor = ensure(db, tenant, survivor_id).await?;
+    let merged = ensure(db, tenant, merged_id).await?;
+    let mut gone: lead::ActiveModel = merged.clone().into();
+    gone.merged_into = Set(Some(survivor_id.to_owned()));
+    gone.updated_at = Set(time::now());
+    gone.update(db).await?;
+    let mut row: lead::ActiveModel = survivor.clone().into();
+    row.unsubscribed = Set(survivor.unsubscribed || merged.unsubscribed);
+    row.do_not_contact = Set(survivor.do_not_contact || merged.do_not_contact);
+    row.opted_in = Set(survivor.opted_in && !merged.unsubscribed);
+    row.replied_at = Set(survivor.replied_at.max(merged.replied_at));
+    row.meeting_booked_at = Set(survivor.meeting_booked_at.max(merged.meeting_booked_at));
+    row.updated_at = Set(time::now());
+    row.update(db).await?;
+    Ok(())
+}
+
+/// The lead's stage changed (qualification).
+pub async fn set_stage<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    lead_id: &str,
+    stage: i32,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> Result<lead::Model, DbErr> {
+    let current = ensure(db, tenant, lead_id).await?;
+    let mut row: lead::ActiveModel = current.into();
+    row.stage = Set(stage);
+    row.stage_reason = Set(reason.to_owned());
+    row.stage_changed_at = Set(Some(at));
+    row.updated_at = Set(time::now());
+    row.update(db).await
+}
+
+/// What the lead did that a sequence's goals or branches wait for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Replied,
+    MeetingBooked,
+    HardBounced,
+}
+
+pub async fn record_signal<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    lead_id: &str,
+    signal: Signal,
+    at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let current = ensure(db, tenant, lead_id).await?;
+    let mut row: lead::ActiveModel = current.clone().into();
+    match signal {
+        Signal::Replied => row.replied_at = Set(current.replied_at.max(Some(at))),
+        Signal::MeetingBooked => {
+            row.meeting_booked_at = Set(current.meeting_booked_at.max(Some(at)))
+        }
+        Signal::HardBounced => row.hard_bounced = Set(true),
+    }
+    row.updated_at = Set(time::now());
+    row.update(db).await?;
+    Ok(())
+}
+
+/// Whether and how the lead can be mailed.
+pub fn reachability(l: &lead::Model) -> Reachability {
+    Reachability {
+        has_address: !l.email.trim().is_empty(),
+        opted_in: l.opted_in,
+        unsubscribed: l.unsubscribed,
+        do_not_contact: l.do_not_contact,
+        hard_bounced: l.hard_bounced,
+        erased: l.erased,
+    }
+}
+
+pub fn merge_values(l: &lead::Model) -> MergeValues {
+    MergeValues {
+        first_name: l.first_name.clone(),
+        last_name: l.last_name.clone(),
+        company_name: l.company_name.clone(),
+        title: l.title.clone(),
+        email: l.email.clone(),
+    }
+}

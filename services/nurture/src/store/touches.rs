@@ -1,0 +1,328 @@
+//! Touches: every send, skip, bounce, open, click and unsubscribe of a lead, each with its
+//! `TouchRecorded` event; and the hits of the tracking endpoint, recorded in batches.
+
+use std::collections::HashMap;
+
+use baton_proto::{
+    capture::v1::ActivityKind,
+    nurture::v1::{ExitReason, TouchKind, TouchRecorded},
+};
+use baton_shared::{
+    TenantId,
+    events::EventLog,
+    paging::{Page, fetch_page},
+    time,
+};
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    DatabaseConnection,
+    ActiveModelTrait, ActiveValue::NotSet, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, Set, TransactionTrait, prelude::*,
+};
+
+use super::{
+    Store, enrollments,
+    entities::{lead, touch},
+    outbox::{self, Activity},
+    settings,
+};
+use crate::{
+    convert::touch_to_proto,
+    domain::{
+        bots::{self, Hit},
+        token::Target,
+    },
+    error::Error,
+};
+
+/// A touch to record (its id is chosen by the caller, so tokens can name it before it exists).
+#[derive(Debug, Clone, Default)]
+pub struct NewTouch {
+    pub touch_id: String,
+    pub tenant: String,
+    pub lead_id: String,
+    pub enrollment_id: String,
+    pub sequence_key: String,
+    pub step_id: String,
+    pub kind: i32,
+    pub at: DateTime<Utc>,
+    pub skip_reason: String,
+    pub bounce: String,
+    pub detail: String,
+    pub url: String,
+    pub machine_reason: Option<String>,
+    pub message_id: String,
+    pub retry_at: Option<DateTime<Utc>>,
+    pub links: Vec<String>,
+    pub sent_touch_id: Option<String>,
+    pub link_index: Option<i32>,
+}
+
+pub async fn insert<C: ConnectionTrait>(db: &C, t: NewTouch) -> Result<touch::Model, DbErr> {
+    let row = touch::ActiveModel {
+        seq: NotSet,
+        touch_id: Set(if t.touch_id.is_empty() {
+            uuid::Uuid::now_v7().to_string()
+        } else {
+            t.touch_id
+        }),
+        tenant_id: Set(t.tenant.clone()),
+        lead_id: Set(t.lead_id),
+        enrollment_id: Set(t.enrollment_id),
+        sequence_key: Set(t.sequence_key),
+        step_id: Set(t.step_id),
+        kind: Set(t.kind),
+        at: Set(t.at),
+        skip_reason: Set(t.skip_reason),
+        bounce: Set(t.bounce),
+        detail: Set(t.detail),
+        url: Set(t.url),
+        machine_reason: Set(t.machine_reason),
+        message_id: Set(t.message_id),
+        retry_at: Set(t.retry_at),
+        links: Set(serde_json::to_string(&t.links).map_err(|e| DbErr::Custom(e.to_string()))?),
+        sent_touch_id: Set(t.sent_touch_id),
+        link_index: Set(t.link_index),
+    }
+    .insert(db)
+    .await?;
+    announce(db, &row).await?;
+    Ok(row)
+}
+
+/// Appends `TouchRecorded` for a touch as it is now.
+pub async fn announce<C: ConnectionTrait>(db: &C, row: &touch::Model) -> Result<(), DbErr> {
+    let event = TouchRecorded {
+        touch: Some(touch_to_proto(row)),
+    };
+    EventLog::append(db, &TenantId::new(row.tenant_id.clone()), &row.lead_id, &event).await
+}
+
+pub async fn find<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    touch_id: &str,
+) -> Result<Option<touch::Model>, DbErr> {
+    touch::Entity::find()
+        .filter(touch::Column::TenantId.eq(tenant))
+        .filter(touch::Column::TouchId.eq(touch_id))
+        .one(db)
+        .await
+}
+
+/// When marketing e-mails went (or are going) to a lead since `since`.
+pub async fn sent_since<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    lead_id: &str,
+    since: DateTime<Utc>,
+) -> Result<Vec<DateTime<Utc>>, DbErr> {
+    Ok(touch::Entity::find()
+        .filter(touch::Column::TenantId.eq(tenant))
+        .filter(touch::Column::LeadId.eq(lead_id))
+        .filter(touch::Column::Kind.is_in([TouchKind::Sending as i32, TouchKind::Sent as i32]))
+        .filter(touch::Column::At.gt(since))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|t| t.at)
+        .collect())
+}
+
+/// The first opening and clicking of a sent mail by a person.
+pub async fn human_hits<C: ConnectionTrait>(
+    db: &C,
+    sent_touch_id: &str,
+) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>), DbErr> {
+    let hits = touch::Entity::find()
+        .filter(touch::Column::SentTouchId.eq(sent_touch_id))
+        .filter(touch::Column::MachineReason.is_null())
+        .filter(touch::Column::Kind.is_in([TouchKind::Opened as i32, TouchKind::Clicked as i32]))
+        .order_by_asc(touch::Column::Seq)
+        .all(db)
+        .await?;
+    let first = |k: TouchKind| hits.iter().find(|h| h.kind == k as i32).map(|h| h.at);
+    Ok((first(TouchKind::Opened), first(TouchKind::Clicked)))
+}
+
+/// One request to the tracking endpoint, verified but not yet classified.
+#[derive(Debug, Clone)]
+pub struct TrackedHit {
+    pub tenant: String,
+    pub sent_touch_id: String,
+    pub target: Target,
+    pub at: DateTime<Utc>,
+    pub head: bool,
+    pub user_agent: String,
+    pub addr: Option<std::net::IpAddr>,
+}
+
+/// Records a batch of tracking hits in one transaction: a touch each (flagged when a machine
+/// made it), an activity for capture for the first of its kind per mail and link, a wake-up for
+/// the enrolment when a person made it, and for an unsubscribe the consent and the exits.
+pub async fn record_hits(
+    db: &DatabaseConnection,
+    hits: &[TrackedHit],
+) -> Result<usize, DbErr> {
+    let txn = db.begin().await?;
+    let mut rules = HashMap::new();
+    let mut recorded = 0;
+    for hit in hits {
+        let Some(sent) = find(&txn, &hit.tenant, &hit.sent_touch_id).await? else {
+            continue;
+        };
+        if !rules.contains_key(&hit.tenant) {
+            let s = settings::current(&txn, &hit.tenant).await?;
+            rules.insert(hit.tenant.clone(), s.settings.bot_rules);
+        }
+        let rules = &rules[&hit.tenant];
+        if record_hit(&txn, rules, &sent, hit).await? {
+            recorded += 1;
+        }
+    }
+    txn.commit().await?;
+    Ok(recorded)
+}
+
+async fn record_hit<C: ConnectionTrait>(
+    txn: &C,
+    rules: &bots::BotRules,
+    sent: &touch::Model,
+    hit: &TrackedHit,
+) -> Result<bool, DbErr> {
+    let earlier = touch::Entity::find()
+        .filter(touch::Column::SentTouchId.eq(sent.touch_id.as_str()))
+        .order_by_asc(touch::Column::Seq)
+        .all(txn)
+        .await?;
+    let (kind, activity, link, url) = match &hit.target {
+        Target::Open => (TouchKind::Opened, ActivityKind::EmailOpened, None, String::new()),
+        Target::Click(n) => {
+            let links: Vec<String> = serde_json::from_str(&sent.links).unwrap_or_default();
+            let Some(url) = links.get(*n) else {
+                return Ok(false);
+            };
+            (TouchKind::Clicked, ActivityKind::EmailClicked, Some(*n), url.clone())
+        }
+        Target::Unsubscribe => (
+            TouchKind::Unsubscribed,
+            ActivityKind::EmailUnsubscribed,
+            None,
+            String::new(),
+        ),
+    };
+    let machine = if kind == TouchKind::Unsubscribed {
+        // A one-click POST is deliberate (RFC 8058); the GET page only asks.
+        None
+    } else {
+        let clicks: Vec<(usize, DateTime<Utc>)> = earlier
+            .iter()
+            .filter(|t| t.kind == TouchKind::Clicked as i32)
+            .filter_map(|t| t.link_index.map(|l| (l.max(0) as usize, t.at)))
+            .collect();
+        let h = Hit {
+            is_click: kind == TouchKind::Clicked,
+            head: hit.head,
+            user_agent: &hit.user_agent,
+            addr: hit.addr,
+            at: hit.at,
+        };
+        bots::machine_reason(rules, &h, Some(sent.at), link, &clicks)
+    };
+    let first_of_kind = !earlier.iter().any(|t| {
+        t.kind == kind as i32
+            && t.link_index == link.map(|l| l as i32)
+            && t.machine_reason.is_some() == machine.is_some()
+    });
+    let row = insert(
+        txn,
+        NewTouch {
+            tenant: sent.tenant_id.clone(),
+            lead_id: sent.lead_id.clone(),
+            enrollment_id: sent.enrollment_id.clone(),
+            sequence_key: sent.sequence_key.clone(),
+            step_id: sent.step_id.clone(),
+            kind: kind as i32,
+            at: hit.at,
+            url: url.clone(),
+            machine_reason: machine.clone(),
+            sent_touch_id: Some(sent.touch_id.clone()),
+            link_index: link.map(|l| l as i32),
+            ..NewTouch::default()
+        },
+    )
+    .await?;
+    if first_of_kind {
+        outbox::push_many(
+            txn,
+            &[Activity {
+                tenant: sent.tenant_id.clone(),
+                lead_id: sent.lead_id.clone(),
+                idempotency_key: format!("nurture:{}", row.touch_id),
+                kind: activity,
+                at: hit.at,
+                subject: format!("{}/{}", sent.sequence_key, sent.step_id),
+                url,
+                machine_reason: machine.clone(),
+            }],
+        )
+        .await?;
+    }
+    if kind == TouchKind::Unsubscribed {
+        unsubscribe(txn, &sent.tenant_id, &sent.lead_id).await?;
+    } else if machine.is_none() {
+        enrollments::wake_lead(txn, &sent.tenant_id, &sent.lead_id).await?;
+    }
+    Ok(true)
+}
+
+/// The lead unsubscribed by one click: nothing more goes to it from now on, before capture
+/// has even heard of it.
+async fn unsubscribe<C: ConnectionTrait>(txn: &C, tenant: &str, lead_id: &str) -> Result<(), DbErr> {
+    lead::Entity::update_many()
+        .col_expr(lead::Column::Unsubscribed, Expr::value(true))
+        .col_expr(lead::Column::OptedIn, Expr::value(false))
+        .col_expr(lead::Column::UpdatedAt, Expr::value(time::now()))
+        .filter(lead::Column::TenantId.eq(tenant))
+        .filter(lead::Column::LeadId.eq(lead_id))
+        .exec(txn)
+        .await?;
+    enrollments::exit_lead(txn, tenant, lead_id, ExitReason::Unsubscribed, None).await?;
+    Ok(())
+}
+
+impl Store {
+    pub async fn list_touches(
+        &self,
+        tenant: &TenantId,
+        page: Page,
+        lead_id: Option<&str>,
+        enrollment_id: Option<&str>,
+    ) -> Result<(Vec<touch::Model>, String), Error> {
+        let mut query = touch::Entity::find().filter(touch::Column::TenantId.eq(tenant.as_str()));
+        if let Some(lead_id) = lead_id {
+            query = query.filter(touch::Column::LeadId.eq(lead_id));
+        }
+        if let Some(e) = enrollment_id {
+            query = query.filter(touch::Column::EnrollmentId.eq(e));
+        }
+        Ok(fetch_page(query, touch::Column::Seq, |t| t.seq, page, &self.db).await?)
+    }
+}
+
+/// A merged-away lead's touches become the survivor's: they were mails to the same person, and
+/// the frequency cap counts them.
+pub async fn move_lead<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    merged_id: &str,
+    survivor_id: &str,
+) -> Result<(), DbErr> {
+    touch::Entity::update_many()
+        .col_expr(touch::Column::LeadId, Expr::value(survivor_id))
+        .filter(touch::Column::TenantId.eq(tenant))
+        .filter(touch::Column::LeadId.eq(merged_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
