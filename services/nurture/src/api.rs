@@ -1,8 +1,6 @@
 //! nurture's gRPC edge: validate, call the store, convert. No SQL here.
 
-use baton_proto::nurture::v1::{
-    self as pb, nurture_service_server::NurtureService,
-};
+use baton_proto::nurture::v1::{self as pb, nurture_service_server::NurtureService};
 use baton_shared::{TenantId, Violations, fields::MAX_ID_LEN, paging::Page};
 use tonic::{Request, Response, Status};
 
@@ -52,18 +50,27 @@ fn sequence_input(
 
 #[tonic::async_trait]
 impl NurtureService for Api {
-    async fn create_sequence(&self, request: Request<pb::CreateSequenceRequest>) -> Answer<pb::Sequence> {
+    async fn create_sequence(
+        &self,
+        request: Request<pb::CreateSequenceRequest>,
+    ) -> Answer<pb::Sequence> {
         let tenant = TenantId::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
         let key = key("key", &req.key, &mut v);
         let (name, def) = sequence_input(&req.name, req.definition.as_ref(), &mut v);
         v.into_result()?;
-        let (row, def) = self.store.create_sequence(&tenant, &key, &name, &def).await?;
+        let (row, def) = self
+            .store
+            .create_sequence(&tenant, &key, &name, &def)
+            .await?;
         ok(sequence_to_proto(&row, &def))
     }
 
-    async fn update_sequence(&self, request: Request<pb::UpdateSequenceRequest>) -> Answer<pb::Sequence> {
+    async fn update_sequence(
+        &self,
+        request: Request<pb::UpdateSequenceRequest>,
+    ) -> Answer<pb::Sequence> {
         let tenant = TenantId::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
@@ -80,7 +87,10 @@ impl NurtureService for Api {
         ok(sequence_to_proto(&row, &def))
     }
 
-    async fn activate_sequence(&self, request: Request<pb::ActivateSequenceRequest>) -> Answer<pb::Sequence> {
+    async fn activate_sequence(
+        &self,
+        request: Request<pb::ActivateSequenceRequest>,
+    ) -> Answer<pb::Sequence> {
         let tenant = TenantId::of(&request)?;
         let mut v = Violations::new();
         let key = key("key", &request.get_ref().key, &mut v);
@@ -88,12 +98,21 @@ impl NurtureService for Api {
         use pb::SequenceState as S;
         let (row, def) = self
             .store
-            .set_sequence_state(&tenant, &key, &[S::Draft, S::Paused], S::Active, "already_active")
+            .set_sequence_state(
+                &tenant,
+                &key,
+                &[S::Draft, S::Paused],
+                S::Active,
+                "already_active",
+            )
             .await?;
         ok(sequence_to_proto(&row, &def))
     }
 
-    async fn pause_sequence(&self, request: Request<pb::PauseSequenceRequest>) -> Answer<pb::Sequence> {
+    async fn pause_sequence(
+        &self,
+        request: Request<pb::PauseSequenceRequest>,
+    ) -> Answer<pb::Sequence> {
         let tenant = TenantId::of(&request)?;
         let mut v = Violations::new();
         let key = key("key", &request.get_ref().key, &mut v);
@@ -119,7 +138,10 @@ impl NurtureService for Api {
         ok(sequence_to_proto(&row, &def))
     }
 
-    async fn list_sequences(&self, request: Request<pb::ListSequencesRequest>) -> Answer<pb::ListSequencesResponse> {
+    async fn list_sequences(
+        &self,
+        request: Request<pb::ListSequencesRequest>,
+    ) -> Answer<pb::ListSequencesResponse> {
         let tenant = TenantId::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
@@ -140,14 +162,24 @@ impl NurtureService for Api {
         let lead_id = v.required("lead_id", &req.lead_id, MAX_ID_LEN);
         let key = key("sequence_key", &req.sequence_key, &mut v);
         v.into_result()?;
-        let (row, def) = self.store.enroll(&tenant, &request_id, &lead_id, &key).await?;
+        let (row, def) = self
+            .store
+            .enroll(&tenant, &request_id, &lead_id, &key)
+            .await?;
         ok(enrollment_to_proto(&row, &def))
     }
 
-    async fn exit_enrollment(&self, request: Request<pb::ExitEnrollmentRequest>) -> Answer<pb::Enrollment> {
+    async fn exit_enrollment(
+        &self,
+        request: Request<pb::ExitEnrollmentRequest>,
+    ) -> Answer<pb::Enrollment> {
         let tenant = TenantId::of(&request)?;
         let mut v = Violations::new();
-        let id = v.required("enrollment_id", &request.get_ref().enrollment_id, MAX_ID_LEN);
+        let id = v.required(
+            "enrollment_id",
+            &request.get_ref().enrollment_id,
+            MAX_ID_LEN,
+        );
         v.into_result()?;
         let (row, def) = self.store.exit_enrollment(&tenant, &id).await?;
         ok(enrollment_to_proto(&row, &def))
@@ -164,14 +196,23 @@ impl NurtureService for Api {
         v.into_result()?;
         let lead_id = Some(req.lead_id.trim()).filter(|l| !l.is_empty());
         let key = Some(req.sequence_key.trim()).filter(|k| !k.is_empty());
-        let (rows, next_page_token) = self.store.list_enrollments(&tenant, page, lead_id, key).await?;
+        let (rows, next_page_token) = self
+            .store
+            .list_enrollments(&tenant, page, lead_id, key)
+            .await?;
         ok(pb::ListEnrollmentsResponse {
-            enrollments: rows.iter().map(|(e, d)| enrollment_to_proto(e, d)).collect(),
+            enrollments: rows
+                .iter()
+                .map(|(e, d)| enrollment_to_proto(e, d))
+                .collect(),
             next_page_token,
         })
     }
 
-    async fn list_touches(&self, request: Request<pb::ListTouchesRequest>) -> Answer<pb::ListTouchesResponse> {
+    async fn list_touches(
+        &self,
+        request: Request<pb::ListTouchesRequest>,
+    ) -> Answer<pb::ListTouchesResponse> {
         let tenant = TenantId::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
@@ -192,7 +233,10 @@ impl NurtureService for Api {
         })
     }
 
-    async fn get_recycle_pool(&self, request: Request<pb::GetRecyclePoolRequest>) -> Answer<pb::RecyclePool> {
+    async fn get_recycle_pool(
+        &self,
+        request: Request<pb::GetRecyclePoolRequest>,
+    ) -> Answer<pb::RecyclePool> {
         let tenant = TenantId::of(&request)?;
         let pool = self.store.recycle_pool(&tenant).await?;
         ok(pool_to_proto(&pool))

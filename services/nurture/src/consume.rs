@@ -4,7 +4,9 @@
 //! the cool-down; out of them when they go back to sales).
 
 use baton_proto::{
-    capture::v1::{ActivityKind, ActivityRecorded, LeadCaptured, LeadErased, LeadUpdated, LeadsMerged},
+    capture::v1::{
+        ActivityKind, ActivityRecorded, LeadCaptured, LeadErased, LeadUpdated, LeadsMerged,
+    },
     nurture::v1::ExitReason,
     qualification::v1::{Stage, StageChanged},
 };
@@ -30,12 +32,21 @@ impl EventHandler for CaptureEvents {
         let t = tenant.as_str();
         if let Some(captured) = decode::<LeadCaptured>(event)? {
             let Some(lead) = captured.lead.as_ref() else {
-                return Err(ConsumeError::Permanent("LeadCaptured without a lead".into()));
+                return Err(ConsumeError::Permanent(
+                    "LeadCaptured without a lead".into(),
+                ));
             };
             let row = leads::upsert(txn, t, lead).await?;
             let now = time::now();
-            enrollments::enroll_by_trigger(txn, &tenant, &row.lead_id, Trigger::Captured.as_str(), now, None)
-                .await?;
+            enrollments::enroll_by_trigger(
+                txn,
+                &tenant,
+                &row.lead_id,
+                Trigger::Captured.as_str(),
+                now,
+                None,
+            )
+            .await?;
             if !row.lead_magnet.is_empty() {
                 enrollments::enroll_by_trigger(
                     txn,
@@ -53,9 +64,11 @@ impl EventHandler for CaptureEvents {
             };
             let row = leads::upsert(txn, t, lead).await?;
             if row.do_not_contact {
-                enrollments::exit_lead(txn, t, &row.lead_id, ExitReason::DoNotContact, None).await?;
+                enrollments::exit_lead(txn, t, &row.lead_id, ExitReason::DoNotContact, None)
+                    .await?;
             } else if row.unsubscribed {
-                enrollments::exit_lead(txn, t, &row.lead_id, ExitReason::Unsubscribed, None).await?;
+                enrollments::exit_lead(txn, t, &row.lead_id, ExitReason::Unsubscribed, None)
+                    .await?;
             }
         } else if let Some(erased) = decode::<LeadErased>(event)? {
             leads::erase(txn, t, &erased.lead_id).await?;

@@ -142,10 +142,7 @@ fn step_to_proto(s: &Step) -> pb::Step {
 
 /// The domain definition of a request's, with a violation for every field it cannot read
 /// (the domain's `validate` then checks the rules).
-pub fn definition_from_proto(
-    d: Option<&pb::SequenceDefinition>,
-    v: &mut Violations,
-) -> Definition {
+pub fn definition_from_proto(d: Option<&pb::SequenceDefinition>, v: &mut Violations) -> Definition {
     let Some(d) = d else {
         v.add("definition", "is required");
         return Definition {
@@ -197,10 +194,7 @@ fn step_from_proto(i: usize, s: &pb::Step, v: &mut Violations) -> Option<Step> {
     let at = format!("definition.steps[{i}]");
     let kind = match &s.kind {
         None => {
-            v.add(
-                at,
-                "needs one of send_email, wait, branch or goal",
-            );
+            v.add(at, "needs one of send_email, wait, branch or goal");
             // Kept as a goal so that later steps keep their positions in violations.
             StepKind::Goal {
                 goal: GoalKind::BecameMql,
@@ -329,7 +323,11 @@ pub fn settings_from_proto(p: Option<&pb::NurtureSettings>, v: &mut Violations) 
         ),
         all_links_count: n("bot_rules.all_links_count", rules.all_links_count),
         all_links_seconds: n("bot_rules.all_links_seconds", rules.all_links_seconds),
-        user_agents: rules.user_agents.iter().map(|a| a.trim().to_owned()).collect(),
+        user_agents: rules
+            .user_agents
+            .iter()
+            .map(|a| a.trim().to_owned())
+            .collect(),
         networks: rules.networks.iter().map(|a| a.trim().to_owned()).collect(),
     };
     let mut cooldown_hours = std::collections::BTreeMap::new();
@@ -348,7 +346,10 @@ pub fn settings_from_proto(p: Option<&pb::NurtureSettings>, v: &mut Violations) 
         cooldown_hours,
         bot_rules,
         soft_bounce_retries: n("soft_bounce_retries", p.soft_bounce_retries),
-        soft_bounce_backoff_seconds: n("soft_bounce_backoff_seconds", p.soft_bounce_backoff_seconds),
+        soft_bounce_backoff_seconds: n(
+            "soft_bounce_backoff_seconds",
+            p.soft_bounce_backoff_seconds,
+        ),
     }
 }
 

@@ -36,14 +36,17 @@ pub async fn run(
 ) -> Result<(), BootError> {
     let tracking = TcpListener::bind(&settings.tracking.listen)
         .await
-        .map_err(|e| BootError::Settings(format!("tracking.listen {}: {e}", settings.tracking.listen)))?;
+        .map_err(|e| {
+            BootError::Settings(format!("tracking.listen {}: {e}", settings.tracking.listen))
+        })?;
     run_with(settings, listener, tracking, shutdown).await
 }
 
 /// The tracking key: the file's bytes, created (random) on first start.
 fn tracking_key(path: &str) -> Result<Vec<u8>, BootError> {
     ensure_dev_secret(std::path::Path::new(path))?;
-    let key = std::fs::read(path).map_err(|e| BootError::Settings(format!("tracking.key_file {path}: {e}")))?;
+    let key = std::fs::read(path)
+        .map_err(|e| BootError::Settings(format!("tracking.key_file {path}: {e}")))?;
     if key.len() < 16 {
         return Err(BootError::Settings(format!(
             "tracking.key_file {path}: at least 16 bytes are needed"

@@ -124,7 +124,14 @@ fn client_addr(headers: &HeaderMap, peer: SocketAddr) -> Option<IpAddr> {
         .or(Some(peer.ip()))
 }
 
-fn hit(claim_tenant: String, touch_id: String, target: Target, method: &Method, headers: &HeaderMap, peer: SocketAddr) -> TrackedHit {
+fn hit(
+    claim_tenant: String,
+    touch_id: String,
+    target: Target,
+    method: &Method,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+) -> TrackedHit {
     TrackedHit {
         tenant: claim_tenant,
         sent_touch_id: touch_id,
@@ -157,13 +164,22 @@ async fn open(
     if let Some(c) = t.signer.verify(token)
         && c.target == Target::Open
     {
-        let _ = t.queue.send((hit(c.tenant, c.touch_id, c.target, &method, &headers, peer), None)).await;
+        let _ = t
+            .queue
+            .send((
+                hit(c.tenant, c.touch_id, c.target, &method, &headers, peer),
+                None,
+            ))
+            .await;
     }
     // The pixel is served whatever the token: a mail client shows no broken image.
     (
         [
             (header::CONTENT_TYPE, "image/gif"),
-            (header::CACHE_CONTROL, "no-store, no-cache, must-revalidate, private"),
+            (
+                header::CACHE_CONTROL,
+                "no-store, no-cache, must-revalidate, private",
+            ),
         ],
         PIXEL,
     )
@@ -186,7 +202,13 @@ async fn click(
     let Some(url) = t.link(&c.tenant, &c.touch_id, n).await else {
         return not_found();
     };
-    let _ = t.queue.send((hit(c.tenant, c.touch_id, c.target, &method, &headers, peer), None)).await;
+    let _ = t
+        .queue
+        .send((
+            hit(c.tenant, c.touch_id, c.target, &method, &headers, peer),
+            None,
+        ))
+        .await;
     Redirect::to(&url).into_response()
 }
 
@@ -249,7 +271,9 @@ async fn unsubscribe(
         return (StatusCode::SERVICE_UNAVAILABLE, "try again").into_response();
     }
     match stored.await {
-        Ok(true) => Html("<!doctype html><meta charset=utf-8><p>You are unsubscribed.</p>").into_response(),
+        Ok(true) => {
+            Html("<!doctype html><meta charset=utf-8><p>You are unsubscribed.</p>").into_response()
+        }
         _ => (StatusCode::SERVICE_UNAVAILABLE, "not stored; try again").into_response(),
     }
 }

@@ -133,9 +133,7 @@ pub fn validate_activity(input: ActivityInput<'_>, violations: &mut Violations) 
         call,
         subject: input.subject.trim().to_owned(),
         performed_by: input.performed_by.trim().to_owned(),
-        machine_reason: input
-            .machine_generated
-            .then(|| machine_reason.to_owned()),
+        machine_reason: input.machine_generated.then(|| machine_reason.to_owned()),
     }
 }
 

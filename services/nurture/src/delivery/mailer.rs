@@ -52,8 +52,9 @@ impl Mailer {
                     .timeout(Some(Duration::from_secs(d.smtp_timeout_seconds.max(1))))
                     .pool_config(PoolConfig::new().max_size(d.smtp_pool_size.max(1)));
                 if !d.smtp_username.is_empty() {
-                    let password = std::fs::read_to_string(&d.smtp_password_file)
-                        .map_err(|e| bad(format!("smtp_password_file {}: {e}", d.smtp_password_file)))?;
+                    let password = std::fs::read_to_string(&d.smtp_password_file).map_err(|e| {
+                        bad(format!("smtp_password_file {}: {e}", d.smtp_password_file))
+                    })?;
                     builder = builder.credentials(Credentials::new(
                         d.smtp_username.clone(),
                         password.trim_end_matches(['\r', '\n']).to_owned(),
@@ -91,7 +92,12 @@ pub fn build(out: &Outgoing) -> Result<Message, String> {
         from_name,
         out.from_address.parse().map_err(|e| format!("from: {e}"))?,
     );
-    let to = Mailbox::new(None, out.to.parse().map_err(|e| format!("to {:?}: {e}", out.to))?);
+    let to = Mailbox::new(
+        None,
+        out.to
+            .parse()
+            .map_err(|e| format!("to {:?}: {e}", out.to))?,
+    );
     let mut b = Message::builder()
         .from(from)
         .to(to)
@@ -112,9 +118,10 @@ pub fn build(out: &Outgoing) -> Result<Message, String> {
         ));
     }
     let built = match (out.html.is_empty(), out.text.is_empty()) {
-        (false, false) => {
-            b.multipart(MultiPart::alternative_plain_html(out.text.clone(), out.html.clone()))
-        }
+        (false, false) => b.multipart(MultiPart::alternative_plain_html(
+            out.text.clone(),
+            out.html.clone(),
+        )),
         (false, true) => b.singlepart(SinglePart::html(out.html.clone())),
         _ => b.header(ContentType::TEXT_PLAIN).body(out.text.clone()),
     };

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use baton_proto::capture::v1::{RecordActivityRequest, capture_service_client::CaptureServiceClient};
+use baton_proto::capture::v1::{
+    RecordActivityRequest, capture_service_client::CaptureServiceClient,
+};
 use baton_shared::{
     auth::token::{BearerInterceptor, ServiceCredentials},
     time,
@@ -100,7 +102,9 @@ async fn record(client: &mut Client, row: &activity_outbox::Model) -> Answer {
     match client.record_activity(req).await {
         Ok(_) => Answer::Done,
         Err(s) => match s.code() {
-            Code::InvalidArgument | Code::NotFound | Code::FailedPrecondition
+            Code::InvalidArgument
+            | Code::NotFound
+            | Code::FailedPrecondition
             | Code::PermissionDenied => Answer::Refused(s.message().to_owned()),
             _ => Answer::Later(format!("{:?}: {}", s.code(), s.message())),
         },

@@ -64,7 +64,8 @@ impl Scheduler {
     /// One round: claims what is due and handles it. Returns how many enrolments it handled.
     pub async fn round(&self) -> Result<u64, DbErr> {
         let lease = Duration::seconds(self.settings.lease_seconds.max(10) as i64);
-        let claimed = schedule::claim(&self.store.db, self.settings.batch_size.max(1), lease).await?;
+        let claimed =
+            schedule::claim(&self.store.db, self.settings.batch_size.max(1), lease).await?;
         let n = claimed.len() as u64;
         let mut by_lead: BTreeMap<(String, String), Vec<enrollment::Model>> = BTreeMap::new();
         for e in claimed {
@@ -87,7 +88,10 @@ impl Scheduler {
             let stale = Duration::minutes(INTERRUPTED_AFTER_MINUTES);
             let marked = schedule::mark_interrupted(&self.store.db, stale).await?;
             if marked > 0 {
-                tracing::warn!(marked, "nurture: sends interrupted during the SMTP transaction (not sent again)");
+                tracing::warn!(
+                    marked,
+                    "nurture: sends interrupted during the SMTP transaction (not sent again)"
+                );
             }
         }
         Ok(n)
@@ -120,7 +124,9 @@ impl Scheduler {
 
     async fn send(&self, work: &Work, index: usize) -> Result<(), DbErr> {
         let rate = work.settings.settings.send_rate_per_second;
-        self.limiter(&work.enrollment.tenant_id, rate).until_ready().await;
+        self.limiter(&work.enrollment.tenant_id, rate)
+            .until_ready()
+            .await;
         let keys = TrackingKeys {
             base_url: &self.base_url,
             signer: &self.signer,

@@ -109,10 +109,7 @@ pub fn machine_reason(
     if let Some(delivered) = delivered_at {
         let after = (hit.at - delivered).num_milliseconds();
         if after < i64::from(rules.min_seconds_after_delivery) * 1000 {
-            return Some(format!(
-                "too_soon:{}s_after_delivery",
-                after.max(0) / 1000
-            ));
+            return Some(format!("too_soon:{}s_after_delivery", after.max(0) / 1000));
         }
     }
     let window = chrono::Duration::seconds(i64::from(rules.all_links_seconds));
@@ -193,8 +190,14 @@ mod tests {
         );
         let soon = hit(true, BROWSER, "203.0.113.7", now);
         assert_eq!(
-            machine_reason(&rules, &soon, Some(now - chrono::Duration::seconds(3)), Some(0), &[])
-                .as_deref(),
+            machine_reason(
+                &rules,
+                &soon,
+                Some(now - chrono::Duration::seconds(3)),
+                Some(0),
+                &[]
+            )
+            .as_deref(),
             Some("too_soon:3s_after_delivery")
         );
         let every = [(0, now), (1, now - chrono::Duration::seconds(1))];

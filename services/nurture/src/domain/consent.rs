@@ -160,12 +160,18 @@ mod tests {
             unsubscribed: true,
             ..reachable()
         };
-        assert_eq!(may_send(&unsub, &s, &[], now, tz), Verdict::Stop("unsubscribed"));
+        assert_eq!(
+            may_send(&unsub, &s, &[], now, tz),
+            Verdict::Stop("unsubscribed")
+        );
         let no_opt_in = Reachability {
             opted_in: false,
             ..reachable()
         };
-        assert_eq!(may_send(&no_opt_in, &s, &[], now, tz), Verdict::Skip("no_opt_in"));
+        assert_eq!(
+            may_send(&no_opt_in, &s, &[], now, tz),
+            Verdict::Skip("no_opt_in")
+        );
         let relaxed = NurtureSettings {
             require_opt_in: false,
             ..s
@@ -188,10 +194,7 @@ mod tests {
         );
         // 05:00 in Tokyo: until 08:00 the same day.
         let early = at("2026-12-01T20:00:00Z");
-        assert_eq!(
-            quiet_until(&s, early, tz),
-            Some(at("2026-12-01T23:00:00Z"))
-        );
+        assert_eq!(quiet_until(&s, early, tz), Some(at("2026-12-01T23:00:00Z")));
         // The same instant is 09:30 in New York: not quiet there.
         let ny: Tz = "America/New_York".parse().unwrap();
         assert_eq!(quiet_until(&s, late, ny), None);
@@ -216,7 +219,10 @@ mod tests {
             }
         );
         // Two in the window: one more may go.
-        assert_eq!(may_send(&reachable(), &s, &sent[1..], now, tz), Verdict::Send);
+        assert_eq!(
+            may_send(&reachable(), &s, &sent[1..], now, tz),
+            Verdict::Send
+        );
         assert_eq!(cap_until(&s, &sent[1..], now), None);
     }
 }

@@ -95,7 +95,10 @@ fn re_engagement() -> Definition {
         steps: vec![
             step(
                 "we_kept_you_in_mind",
-                email("We kept you in mind", "Here is what changed since we spoke."),
+                email(
+                    "We kept you in mind",
+                    "Here is what changed since we spoke.",
+                ),
             ),
             step("wait_2_weeks", wait_days(14)),
             step(
@@ -140,7 +143,10 @@ fn win_back() -> Definition {
             step("wait_4_weeks", wait_days(28)),
             step(
                 "what_is_new",
-                email("What is new since we last spoke", "Three things we shipped."),
+                email(
+                    "What is new since we last spoke",
+                    "Three things we shipped.",
+                ),
             ),
             step(
                 "replied",

@@ -47,9 +47,14 @@ pub struct Email {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Wait {
-    For { seconds: i64 },
+    For {
+        seconds: i64,
+    },
     /// The next `weekday` (1 = Monday) at `hour`, in the lead's time zone.
-    Until { weekday: u8, hour: u8 },
+    Until {
+        weekday: u8,
+        hour: u8,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -196,7 +201,10 @@ fn validate_email(at: &str, e: &Email, v: &mut Violations) {
         );
     }
     if e.html_body.trim().is_empty() && e.text_body.trim().is_empty() {
-        v.add(format!("{at}.text_body"), "a text or an HTML body is required");
+        v.add(
+            format!("{at}.text_body"),
+            "a text or an HTML body is required",
+        );
     }
     for (field, text) in [
         ("subject", &e.subject),
@@ -214,10 +222,7 @@ fn validate_email(at: &str, e: &Email, v: &mut Violations) {
         }
     }
     if !is_address(&e.from_address) {
-        v.add(
-            format!("{at}.from_address"),
-            "must be an e-mail address",
-        );
+        v.add(format!("{at}.from_address"), "must be an e-mail address");
     }
     if e.from_name.len() > MAX_SUBJECT_LEN || e.from_name.contains(['\r', '\n']) {
         v.add(
@@ -280,7 +285,10 @@ fn validate_branch(def: &Definition, i: usize, at: &str, b: &Branch, v: &mut Vio
             continue;
         }
         match def.position(target) {
-            None => v.add(format!("{at}.{field}"), format!("no step is named {target:?}")),
+            None => v.add(
+                format!("{at}.{field}"),
+                format!("no step is named {target:?}"),
+            ),
             Some(t) if t <= i => v.add(
                 format!("{at}.{field}"),
                 "must name a later step (a sequence may not loop)",

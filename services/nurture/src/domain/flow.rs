@@ -27,9 +27,14 @@ pub struct Facts {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
     /// Send the e-mail of step `index`; then go on at `index + 1`.
-    Send { index: usize },
+    Send {
+        index: usize,
+    },
     /// Nothing until `until`, then decide again at step `index`.
-    Sleep { index: usize, until: DateTime<Utc> },
+    Sleep {
+        index: usize,
+        until: DateTime<Utc>,
+    },
     Complete,
     GoalReached(GoalKind),
 }
@@ -192,7 +197,10 @@ mod tests {
             enrolled_at: now,
             ..Facts::default()
         };
-        assert_eq!(next(&d, 0, &f, now, chrono_tz::UTC), Next::Send { index: 0 });
+        assert_eq!(
+            next(&d, 0, &f, now, chrono_tz::UTC),
+            Next::Send { index: 0 }
+        );
         assert_eq!(
             next(&d, 1, &f, now, chrono_tz::UTC),
             Next::Sleep {
@@ -226,10 +234,7 @@ mod tests {
             Next::Send { index: 3 }
         );
         // After "nudge" (index 3) the walk goes on through "thanks": the else way ends there.
-        assert_eq!(
-            next(&d, 5, &sent, too_late, chrono_tz::UTC),
-            Next::Complete
-        );
+        assert_eq!(next(&d, 5, &sent, too_late, chrono_tz::UTC), Next::Complete);
     }
 
     #[test]

@@ -152,7 +152,10 @@ impl Tracking<'_> {
             touch_id: self.touch_id.to_owned(),
             target,
         });
-        format!("{}/t/{path}/{token}{suffix}", self.base_url.trim_end_matches('/'))
+        format!(
+            "{}/t/{path}/{token}{suffix}",
+            self.base_url.trim_end_matches('/')
+        )
     }
 
     pub fn unsubscribe_url(&self) -> String {
@@ -182,8 +185,7 @@ pub fn compose(
         (String::new(), Vec::new())
     } else {
         let rendered = render(html_body, values, true);
-        let (mut html, links) =
-            track_links(&rendered, |n| tracking.url("c", Target::Click(n), ""));
+        let (mut html, links) = track_links(&rendered, |n| tracking.url("c", Target::Click(n), ""));
         let footer = format!(
             "<p style=\"font-size:12px;color:#666\"><a href=\"{unsubscribe_url}\">Unsubscribe</a></p><img src=\"{}\" width=\"1\" height=\"1\" alt=\"\">",
             tracking.url("o", Target::Open, ".gif")

@@ -117,7 +117,11 @@ mod tests {
         let (payload, tag) = token.split_once('.').unwrap();
         let other = URL_SAFE_NO_PAD.encode("c1\u{1f}acme\u{1f}0190-touch");
         assert_eq!(s.verify(&format!("{other}.{tag}")), None, "another link");
-        assert_eq!(s.verify(&format!("{payload}.{}", &tag[..4])), None, "short MAC");
+        assert_eq!(
+            s.verify(&format!("{payload}.{}", &tag[..4])),
+            None,
+            "short MAC"
+        );
         assert_eq!(Signer::new(b"other").verify(&token), None, "another key");
         assert_eq!(s.verify("garbage"), None);
     }

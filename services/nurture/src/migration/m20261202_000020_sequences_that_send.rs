@@ -52,8 +52,22 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, "ux_sequence_key_version", "sequence", &["tenant_id", "key", "version"], true).await?;
-        index(manager, "ix_sequence_trigger", "sequence", &["tenant_id", "trigger", "state"], false).await?;
+        index(
+            manager,
+            "ux_sequence_key_version",
+            "sequence",
+            &["tenant_id", "key", "version"],
+            true,
+        )
+        .await?;
+        index(
+            manager,
+            "ix_sequence_trigger",
+            "sequence",
+            &["tenant_id", "trigger", "state"],
+            false,
+        )
+        .await?;
         manager
             .create_table(
                 Table::create()
@@ -82,10 +96,38 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, "ix_enrollment_due", "enrollment", &["state", "next_step_due_at"], false).await?;
-        index(manager, "ix_enrollment_wake", "enrollment", &["state", "wake_at"], false).await?;
-        index(manager, "ix_enrollment_lead", "enrollment", &["tenant_id", "lead_id"], false).await?;
-        index(manager, "ux_enrollment_request", "enrollment", &["tenant_id", "request_id"], true).await?;
+        index(
+            manager,
+            "ix_enrollment_due",
+            "enrollment",
+            &["state", "next_step_due_at"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "ix_enrollment_wake",
+            "enrollment",
+            &["state", "wake_at"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "ix_enrollment_lead",
+            "enrollment",
+            &["tenant_id", "lead_id"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "ux_enrollment_request",
+            "enrollment",
+            &["tenant_id", "request_id"],
+            true,
+        )
+        .await?;
         manager
             .create_table(
                 Table::create()
@@ -112,8 +154,22 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, "ix_touch_lead", "touch", &["tenant_id", "lead_id", "kind", "at"], false).await?;
-        index(manager, "ix_touch_enrollment", "touch", &["enrollment_id"], false).await?;
+        index(
+            manager,
+            "ix_touch_lead",
+            "touch",
+            &["tenant_id", "lead_id", "kind", "at"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "ix_touch_enrollment",
+            "touch",
+            &["enrollment_id"],
+            false,
+        )
+        .await?;
         index(manager, "ix_touch_sent", "touch", &["sent_touch_id"], false).await?;
         manager
             .create_table(
@@ -144,8 +200,22 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, "ux_nurture_lead", "nurture_lead", &["tenant_id", "lead_id"], true).await?;
-        index(manager, "ix_nurture_lead_stage", "nurture_lead", &["tenant_id", "stage"], false).await?;
+        index(
+            manager,
+            "ux_nurture_lead",
+            "nurture_lead",
+            &["tenant_id", "lead_id"],
+            true,
+        )
+        .await?;
+        index(
+            manager,
+            "ix_nurture_lead_stage",
+            "nurture_lead",
+            &["tenant_id", "stage"],
+            false,
+        )
+        .await?;
         manager
             .create_table(
                 Table::create()
@@ -158,7 +228,14 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, "ux_nurture_settings", "nurture_settings", &["tenant_id", "version"], true).await?;
+        index(
+            manager,
+            "ux_nurture_settings",
+            "nurture_settings",
+            &["tenant_id", "version"],
+            true,
+        )
+        .await?;
         manager
             .create_table(
                 Table::create()
@@ -178,6 +255,13 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, "ix_activity_outbox_next", "activity_outbox", &["next_attempt_at"], false).await
+        index(
+            manager,
+            "ix_activity_outbox_next",
+            "activity_outbox",
+            &["next_attempt_at"],
+            false,
+        )
+        .await
     }
 }

@@ -51,7 +51,10 @@ pub async fn enroll<C: ConnectionTrait>(
 ) -> Result<Result<enrollment::Model, Refusal>, DbErr> {
     let lead = leads::ensure(txn, tenant.as_str(), e.lead_id).await?;
     if lead.erased {
-        return Ok(Err(("lead_erased", format!("lead {} was erased", e.lead_id))));
+        return Ok(Err((
+            "lead_erased",
+            format!("lead {} was erased", e.lead_id),
+        )));
     }
     if let Some(survivor) = &lead.merged_into {
         return Ok(Err((
@@ -68,7 +71,9 @@ pub async fn enroll<C: ConnectionTrait>(
     let same = mine
         .iter()
         .filter(|m| m.sequence_key == e.sequence.key)
-        .filter(|m| e.definition.enrollment.re_enrollment == ReEnrollment::Never || m.state == active)
+        .filter(|m| {
+            e.definition.enrollment.re_enrollment == ReEnrollment::Never || m.state == active
+        })
         .count();
     if same > 0 {
         return Ok(Err((
@@ -240,7 +245,11 @@ pub async fn move_to_survivor<C: ConnectionTrait>(
 
 /// Something a lead's enrolments wait on happened: the scheduler looks at their goals and
 /// branches now instead of when their next step is due.
-pub async fn wake_lead<C: ConnectionTrait>(txn: &C, tenant: &str, lead_id: &str) -> Result<(), DbErr> {
+pub async fn wake_lead<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &str,
+    lead_id: &str,
+) -> Result<(), DbErr> {
     enrollment::Entity::update_many()
         .col_expr(enrollment::Column::WakeAt, Expr::value(Some(time::now())))
         .filter(enrollment::Column::TenantId.eq(tenant))

@@ -6,8 +6,8 @@ use baton_proto::capture::v1::ActivityKind;
 use baton_shared::time;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
-    ActiveValue::NotSet, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, prelude::*,
+    ActiveValue::NotSet, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Set, prelude::*,
 };
 
 use super::entities::activity_outbox;
@@ -55,7 +55,10 @@ pub async fn push_many<C: ConnectionTrait>(db: &C, activities: &[Activity]) -> R
 }
 
 /// Rows due for sending, oldest first.
-pub async fn due<C: ConnectionTrait>(db: &C, limit: u64) -> Result<Vec<activity_outbox::Model>, DbErr> {
+pub async fn due<C: ConnectionTrait>(
+    db: &C,
+    limit: u64,
+) -> Result<Vec<activity_outbox::Model>, DbErr> {
     activity_outbox::Entity::find()
         .filter(activity_outbox::Column::NextAttemptAt.lte(time::now()))
         .order_by_asc(activity_outbox::Column::Seq)

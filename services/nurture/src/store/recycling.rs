@@ -79,7 +79,10 @@ impl Store {
             g.leads += 1;
             g.by_age[bucket(days)] += 1;
             let mine: Vec<_> = active.iter().filter(|e| e.lead_id == l.lead_id).collect();
-            if mine.iter().any(|e| e.next_step == 0 && e.next_step_due_at.is_some_and(|d| d > now)) {
+            if mine
+                .iter()
+                .any(|e| e.next_step == 0 && e.next_step_due_at.is_some_and(|d| d > now))
+            {
                 pool.cooling_down += 1;
             } else if !mine.is_empty() {
                 pool.in_sequence += 1;

@@ -149,7 +149,10 @@ pub async fn load<C: ConnectionTrait>(db: &C, e: enrollment::Model) -> Result<Wo
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Settle {
     /// Decide again at step `index` at `until`.
-    Sleep { index: usize, until: DateTime<Utc> },
+    Sleep {
+        index: usize,
+        until: DateTime<Utc>,
+    },
     Complete,
     Exit(ExitReason),
     /// Woken early and nothing changed: back to sleep until its step is due.
@@ -257,7 +260,13 @@ pub async fn begin_send(
     match verdict {
         Verdict::Stop(reason) => {
             touches::insert(&txn, skipped(reason, None)).await?;
-            enrollments::end(&txn, e.clone(), EnrollmentState::Exited, exit_reason(reason)).await?;
+            enrollments::end(
+                &txn,
+                e.clone(),
+                EnrollmentState::Exited,
+                exit_reason(reason),
+            )
+            .await?;
             txn.commit().await?;
             return Ok(None);
         }
@@ -412,8 +421,14 @@ pub async fn finish_send(
             touch.bounce = Set("hard".into());
             touch.detail = Set(detail.clone());
             outbox::push_many(&txn, &[activity(ActivityKind::EmailBounced)]).await?;
-            leads::record_signal(&txn, &t.tenant_id, &t.lead_id, Signal::HardBounced, time::now())
-                .await?;
+            leads::record_signal(
+                &txn,
+                &t.tenant_id,
+                &t.lead_id,
+                Signal::HardBounced,
+                time::now(),
+            )
+            .await?;
             enrollments::exit_lead(&txn, &t.tenant_id, &t.lead_id, ExitReason::HardBounce, None)
                 .await?;
         }
@@ -449,10 +464,7 @@ pub async fn finish_send(
 
 /// SENDING touches older than `older_than` whose process stopped during the SMTP transaction:
 /// marked as such (not sent again: at most once). Returns how many.
-pub async fn mark_interrupted(
-    db: &DatabaseConnection,
-    older_than: Duration,
-) -> Result<u64, DbErr> {
+pub async fn mark_interrupted(db: &DatabaseConnection, older_than: Duration) -> Result<u64, DbErr> {
     let txn = db.begin().await?;
     let stale = touch::Entity::find()
         .filter(touch::Column::Kind.eq(TouchKind::Sending as i32))

@@ -136,7 +136,16 @@ impl Store {
         if current(&txn, tenant.as_str(), key).await?.is_some() {
             return Err(ApiError::AlreadyExists(format!("sequence {key:?} exists")).into());
         }
-        let row = insert(&txn, tenant.as_str(), key, name, 1, SequenceState::Draft, def).await?;
+        let row = insert(
+            &txn,
+            tenant.as_str(),
+            key,
+            name,
+            1,
+            SequenceState::Draft,
+            def,
+        )
+        .await?;
         txn.commit().await?;
         Ok((row, def.clone()))
     }
@@ -157,7 +166,10 @@ impl Store {
         if expected_version != 0 && expected_version != now.version {
             return Err(Error::rule(
                 "version_conflict",
-                format!("sequence {key:?} is at version {}, not {expected_version}", now.version),
+                format!(
+                    "sequence {key:?} is at version {}, not {expected_version}",
+                    now.version
+                ),
             ));
         }
         let row = if now.state == SequenceState::Draft as i32 {
@@ -170,7 +182,16 @@ impl Store {
             row.update(&txn).await?
         } else {
             let state = SequenceState::try_from(now.state).unwrap_or(SequenceState::Paused);
-            let next = insert(&txn, tenant.as_str(), key, name, now.version + 1, state, def).await?;
+            let next = insert(
+                &txn,
+                tenant.as_str(),
+                key,
+                name,
+                now.version + 1,
+                state,
+                def,
+            )
+            .await?;
             let mut old: sequence::ActiveModel = now.into();
             old.state = Set(SequenceState::Superseded as i32);
             old.updated_at = Set(time::now());
@@ -242,7 +263,8 @@ impl Store {
         let query = sequence::Entity::find()
             .filter(sequence::Column::TenantId.eq(tenant.as_str()))
             .filter(sequence::Column::State.ne(SequenceState::Superseded as i32));
-        let (rows, next) = fetch_page(query, sequence::Column::Seq, |s| s.seq, page, &self.db).await?;
+        let (rows, next) =
+            fetch_page(query, sequence::Column::Seq, |s| s.seq, page, &self.db).await?;
         let loaded = rows
             .into_iter()
             .map(|r| parse(&r).map(|d| (r, d)))

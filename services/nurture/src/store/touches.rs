@@ -15,9 +15,8 @@ use baton_shared::{
 };
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    DatabaseConnection,
-    ActiveModelTrait, ActiveValue::NotSet, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, Set, TransactionTrait, prelude::*,
+    ActiveModelTrait, ActiveValue::NotSet, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, Set, TransactionTrait, prelude::*,
 };
 
 use super::{
@@ -95,7 +94,13 @@ pub async fn announce<C: ConnectionTrait>(db: &C, row: &touch::Model) -> Result<
     let event = TouchRecorded {
         touch: Some(touch_to_proto(row)),
     };
-    EventLog::append(db, &TenantId::new(row.tenant_id.clone()), &row.lead_id, &event).await
+    EventLog::append(
+        db,
+        &TenantId::new(row.tenant_id.clone()),
+        &row.lead_id,
+        &event,
+    )
+    .await
 }
 
 pub async fn find<C: ConnectionTrait>(
@@ -160,10 +165,7 @@ pub struct TrackedHit {
 /// Records a batch of tracking hits in one transaction: a touch each (flagged when a machine
 /// made it), an activity for capture for the first of its kind per mail and link, a wake-up for
 /// the enrolment when a person made it, and for an unsubscribe the consent and the exits.
-pub async fn record_hits(
-    db: &DatabaseConnection,
-    hits: &[TrackedHit],
-) -> Result<usize, DbErr> {
+pub async fn record_hits(db: &DatabaseConnection, hits: &[TrackedHit]) -> Result<usize, DbErr> {
     let txn = db.begin().await?;
     let mut rules = HashMap::new();
     let mut recorded = 0;
@@ -196,13 +198,23 @@ async fn record_hit<C: ConnectionTrait>(
         .all(txn)
         .await?;
     let (kind, activity, link, url) = match &hit.target {
-        Target::Open => (TouchKind::Opened, ActivityKind::EmailOpened, None, String::new()),
+        Target::Open => (
+            TouchKind::Opened,
+            ActivityKind::EmailOpened,
+            None,
+            String::new(),
+        ),
         Target::Click(n) => {
             let links: Vec<String> = serde_json::from_str(&sent.links).unwrap_or_default();
             let Some(url) = links.get(*n) else {
                 return Ok(false);
             };
-            (TouchKind::Clicked, ActivityKind::EmailClicked, Some(*n), url.clone())
+            (
+                TouchKind::Clicked,
+                ActivityKind::EmailClicked,
+                Some(*n),
+                url.clone(),
+            )
         }
         Target::Unsubscribe => (
             TouchKind::Unsubscribed,
@@ -278,7 +290,11 @@ async fn record_hit<C: ConnectionTrait>(
 
 /// The lead unsubscribed by one click: nothing more goes to it from now on, before capture
 /// has even heard of it.
-async fn unsubscribe<C: ConnectionTrait>(txn: &C, tenant: &str, lead_id: &str) -> Result<(), DbErr> {
+async fn unsubscribe<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &str,
+    lead_id: &str,
+) -> Result<(), DbErr> {
     lead::Entity::update_many()
         .col_expr(lead::Column::Unsubscribed, Expr::value(true))
         .col_expr(lead::Column::OptedIn, Expr::value(false))
