@@ -14,7 +14,7 @@ use axum::{
     Router,
     extract::{ConnectInfo, Path, State},
     http::{HeaderMap, Method, StatusCode, header},
-    response::{Html, IntoResponse, Redirect, Response},
+    response::{Html, IntoResponse, Response},
     routing::get,
 };
 use baton_shared::time;
@@ -209,7 +209,8 @@ async fn click(
             None,
         ))
         .await;
-    Redirect::to(&url).into_response()
+    // 302: what mail links have always answered.
+    (StatusCode::FOUND, [(header::LOCATION, url)]).into_response()
 }
 
 impl Tracker {

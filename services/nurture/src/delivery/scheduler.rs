@@ -103,20 +103,37 @@ impl Scheduler {
         let index = usize::try_from(work.enrollment.next_step).unwrap_or(0);
         let woken_early = work.woken_early(now);
         let next = flow::next(&work.definition, index, &work.facts, now, work.time_zone());
-        let at_branch = matches!(
-            work.definition.steps.get(index).map(|s| &s.kind),
-            Some(StepKind::Branch(_))
-        );
+        let at_branch = work.enrollment.waits_on_branch
+            && matches!(
+                work.definition.steps.get(index).map(|s| &s.kind),
+                Some(StepKind::Branch(_))
+            );
         let settle = |how| schedule::settle(&self.store.db, work.enrollment.clone(), how);
         match next {
             Next::GoalReached(_) => settle(Settle::Exit(ExitReason::GoalReached)).await,
             // Woken before its step is due: only a goal or the branch it waits at may move it.
             _ if woken_early && !at_branch => settle(Settle::Unchanged).await,
             Next::Complete => settle(Settle::Complete).await,
-            Next::Sleep { index, until } => settle(Settle::Sleep { index, until }).await,
+            Next::Sleep {
+                index,
+                until,
+                at_branch,
+            } => {
+                let how = Settle::Sleep {
+                    index,
+                    until,
+                    at_branch,
+                };
+                settle(how).await
+            }
             Next::Send { index } if work.paused => {
                 let until = now + Duration::seconds(PAUSED_RECHECK_SECONDS);
-                settle(Settle::Sleep { index, until }).await
+                let how = Settle::Sleep {
+                    index,
+                    until,
+                    at_branch: false,
+                };
+                settle(how).await
             }
             Next::Send { index } => self.send(&work, index).await,
         }

@@ -31,9 +31,12 @@ pub enum Next {
         index: usize,
     },
     /// Nothing until `until`, then decide again at step `index`.
+    /// `at_branch` when it waits at a branch (whose condition may come true before `until`),
+    /// not in a wait step.
     Sleep {
         index: usize,
         until: DateTime<Utc>,
+        at_branch: bool,
     },
     Complete,
     GoalReached(GoalKind),
@@ -66,6 +69,7 @@ pub fn next(def: &Definition, mut index: usize, f: &Facts, now: DateTime<Utc>, t
                 return Next::Sleep {
                     index: index + 1,
                     until: wait_until(*w, now, tz),
+                    at_branch: false,
                 };
             }
             StepKind::Goal { .. } => index += 1,
@@ -89,6 +93,7 @@ pub fn next(def: &Definition, mut index: usize, f: &Facts, now: DateTime<Utc>, t
                     return Next::Sleep {
                         index,
                         until: deadline,
+                        at_branch: true,
                     };
                 }
             }
@@ -205,7 +210,8 @@ mod tests {
             next(&d, 1, &f, now, chrono_tz::UTC),
             Next::Sleep {
                 index: 2,
-                until: at("2026-12-02T11:00:00Z")
+                until: at("2026-12-02T11:00:00Z"),
+                at_branch: false,
             }
         );
         let sent = Facts {
@@ -217,7 +223,8 @@ mod tests {
             next(&d, 2, &sent, later, chrono_tz::UTC),
             Next::Sleep {
                 index: 2,
-                until: at("2026-12-04T10:00:00Z")
+                until: at("2026-12-04T10:00:00Z"),
+                at_branch: true,
             }
         );
         let clicked = Facts {

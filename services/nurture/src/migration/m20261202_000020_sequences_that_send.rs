@@ -83,6 +83,7 @@ impl MigrationTrait for Migration {
                     .col(integer("next_step"))
                     .col(timestamp_with_time_zone_null("next_step_due_at"))
                     .col(timestamp_with_time_zone_null("wake_at"))
+                    .col(boolean("waits_on_branch"))
                     .col(timestamp_with_time_zone_null("lease_until"))
                     .col(timestamp_with_time_zone("enrolled_at"))
                     .col(string("enrolled_by"))

@@ -107,6 +107,7 @@ pub async fn enroll<C: ConnectionTrait>(
         next_step: Set(0),
         next_step_due_at: Set(Some(e.first_due)),
         wake_at: Set(None),
+        waits_on_branch: Set(false),
         lease_until: Set(None),
         enrolled_at: Set(now),
         enrolled_by: Set(e.enrolled_by.to_owned()),

@@ -48,6 +48,8 @@ pub mod enrollment {
         /// Set when something the enrolment waits on happened (an open, a click, a reply, a
         /// stage): the scheduler looks at its goals and branch before the step is due.
         pub wake_at: Option<DateTimeUtc>,
+        /// It sleeps at a branch (an open, click or reply moves it on at once), not in a wait.
+        pub waits_on_branch: bool,
         /// A scheduler holds it until then (claims survive restarts: the lease runs out).
         pub lease_until: Option<DateTimeUtc>,
         pub enrolled_at: DateTimeUtc,

@@ -152,6 +152,7 @@ pub enum Settle {
     Sleep {
         index: usize,
         until: DateTime<Utc>,
+        at_branch: bool,
     },
     Complete,
     Exit(ExitReason),
@@ -173,24 +174,33 @@ pub async fn settle(
         Settle::Exit(reason) => {
             enrollments::end(&txn, e, EnrollmentState::Exited, reason).await?;
         }
-        Settle::Sleep { index, until } => {
+        Settle::Sleep {
+            index,
+            until,
+            at_branch,
+        } => {
             let mut row: enrollment::ActiveModel = e.into();
             row.next_step = Set(index as i32);
             row.next_step_due_at = Set(Some(until));
             release(&mut row);
+            row.waits_on_branch = Set(at_branch);
             row.update(&txn).await?;
         }
         Settle::Unchanged => {
+            let waits_on_branch = e.waits_on_branch;
             let mut row: enrollment::ActiveModel = e.into();
             release(&mut row);
+            row.waits_on_branch = Set(waits_on_branch);
             row.update(&txn).await?;
         }
     }
     txn.commit().await
 }
 
+/// Lets go of the claim (and of any wake-up: the enrolment was just looked at).
 fn release(row: &mut enrollment::ActiveModel) {
     row.wake_at = Set(None);
+    row.waits_on_branch = Set(false);
     row.lease_until = Set(None);
     row.updated_at = Set(time::now());
 }
