@@ -17,7 +17,7 @@ use baton_proto::{
         CreateTeamRequest, ExplainAssignmentRequest, RecordOutcomeRequest, RejectHandoffRequest,
         RepRouting, RoutingMethod, RoutingRule, SetRoutingRulesRequest, TeamFunction,
     },
-    nurture::v1::ListEnrollmentsRequest,
+    nurture::v1::{ActivateSequenceRequest, ListEnrollmentsRequest},
     qualification::v1::{GetStageRequest, Stage},
     reporting::v1::{ContractTerms, GetKpisRequest, Granularity, HandoffGate, SlaEscalation},
 };
@@ -302,7 +302,16 @@ async fn a_lead_goes_from_is_to_fs_under_a_contract_and_every_sla_and_stage_foll
         ("handoff_won", "fs0@example.co.jp")
     );
 
-    // The other lead is handed off and rejected for budget: the contract recycles it to nurture.
+    // The other lead is handed off and rejected for budget: the contract recycles it to nurture,
+    // whose re-engagement sequence (a draft until someone activates it) takes it.
+    suite
+        .nurture()
+        .await
+        .activate_sequence(ActivateSequenceRequest {
+            key: "re_engagement".into(),
+        })
+        .await
+        .unwrap();
     record_bant(&suite, &leads[1], &["budget", "need"]).await;
     let second_handoff = d
         .create_handoff(as_user(

@@ -9,7 +9,7 @@ use baton_e2e::{TestSuite, activity, captured_id, eventually, lead, rep};
 use baton_proto::{
     capture::v1::{ActivityKind, EraseLeadRequest, MergeLeadsRequest, PageKind},
     distribution::v1::{Assignment, AssignmentState, ListAssignmentsRequest},
-    nurture::v1::{EnrollmentState, ListEnrollmentsRequest},
+    nurture::v1::{ActivateSequenceRequest, EnrollmentState, ListEnrollmentsRequest},
     qualification::v1::{GetScoreRequest, Stage},
     reporting::v1::{Funnel, GetFunnelRequest},
 };
@@ -40,6 +40,18 @@ async fn all_assignments(suite: &TestSuite) -> Vec<Assignment> {
     }
 }
 
+/// Turns on nurture's welcome sequence (seeded as a draft): every new lead is enrolled from now on.
+async fn welcome_active(suite: &TestSuite) {
+    suite
+        .nurture()
+        .await
+        .activate_sequence(ActivateSequenceRequest {
+            key: "welcome".into(),
+        })
+        .await
+        .unwrap();
+}
+
 async fn funnel_today(suite: &TestSuite) -> Funnel {
     let now = Utc::now();
     suite
@@ -63,6 +75,7 @@ async fn every_mql_is_assigned_exactly_once_and_the_funnel_is_exact() {
     const LEADS: usize = 200;
     const REPS: usize = 4;
     let suite = TestSuite::start().await;
+    welcome_active(&suite).await;
     let mut distribution = suite.distribution().await;
     let mut rep_ids = Vec::new();
     for r in 0..REPS {
@@ -192,8 +205,7 @@ async fn every_mql_is_assigned_exactly_once_and_the_funnel_is_exact() {
         .await
         .list_enrollments(ListEnrollmentsRequest {
             page_size: 1000,
-            page_token: String::new(),
-            lead_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -312,6 +324,7 @@ async fn leads_captured_while_qualification_is_down_are_scored_exactly_once_afte
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_erased_lead_leaves_nurture_and_the_funnel_counts_stay() {
     let suite = TestSuite::start().await;
+    welcome_active(&suite).await;
     let mut capture = suite.capture().await;
     let mut ids = Vec::new();
     for n in 0..3 {

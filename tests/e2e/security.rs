@@ -23,7 +23,9 @@ use baton_proto::{
         distribution_service_client::DistributionServiceClient,
     },
     events::v1::{SubscribeRequest, event_log_client::EventLogClient},
-    nurture::v1::{ListEnrollmentsRequest, nurture_service_client::NurtureServiceClient},
+    nurture::v1::{
+        self as nurture_pb, ListEnrollmentsRequest, nurture_service_client::NurtureServiceClient,
+    },
     qualification::v1::{
         ExplainScoreRequest, GetRankRequest, GetRankRulesRequest, GetScoreRequest,
         GetScoringModelRequest, GetStageRequest, GetStageRulesRequest, ListScoringModelsRequest,
@@ -687,6 +689,91 @@ async fn tenant_b_sees_nothing_of_tenant_a_in_any_get_or_list() {
         .unwrap();
     assert!(all.into_inner().enrollments.is_empty());
     cover("NurtureService/ListEnrollments");
+    // Tenant A's own sequence and settings; tenant B sees its own defaults only.
+    a.nurture
+        .create_sequence(nurture_pb::CreateSequenceRequest {
+            key: "a_only".into(),
+            name: "A only".into(),
+            definition: Some(nurture_pb::SequenceDefinition {
+                steps: vec![nurture_pb::Step {
+                    id: "hi".into(),
+                    kind: Some(nurture_pb::step::Kind::SendEmail(nurture_pb::SendEmail {
+                        subject: "Hi".into(),
+                        text_body: "Hi".into(),
+                        from_address: "a@a.example".into(),
+                        ..Default::default()
+                    })),
+                }],
+                enrollment: None,
+            }),
+        })
+        .await
+        .unwrap();
+    let a_nurture = a
+        .nurture
+        .get_nurture_settings(nurture_pb::GetNurtureSettingsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    a.nurture
+        .set_nurture_settings(nurture_pb::SetNurtureSettingsRequest {
+            settings: Some(nurture_pb::NurtureSettings {
+                cap_max_emails: 9,
+                ..a_nurture
+            }),
+            expected_version: 1,
+        })
+        .await
+        .unwrap();
+    not_found(
+        "GetSequence",
+        b.nurture
+            .get_sequence(nurture_pb::GetSequenceRequest {
+                key: "a_only".into(),
+                version: 0,
+            })
+            .await,
+    );
+    cover("NurtureService/GetSequence");
+    let b_sequences = b
+        .nurture
+        .list_sequences(nurture_pb::ListSequencesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .sequences;
+    assert!(
+        b_sequences.iter().all(|s| s.key != "a_only"),
+        "{b_sequences:?}"
+    );
+    cover("NurtureService/ListSequences");
+    let b_touches = b
+        .nurture
+        .list_touches(nurture_pb::ListTouchesRequest {
+            lead_id: id(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(b_touches.touches.is_empty());
+    cover("NurtureService/ListTouches");
+    let b_pool = b
+        .nurture
+        .get_recycle_pool(nurture_pb::GetRecyclePoolRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((b_pool.known_leads, b_pool.pool_leads), (0, 0));
+    cover("NurtureService/GetRecyclePool");
+    let b_settings = b
+        .nurture
+        .get_nurture_settings(nurture_pb::GetNurtureSettingsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((b_settings.version, b_settings.cap_max_emails), (1, 3));
+    cover("NurtureService/GetNurtureSettings");
     not_found(
         "GetScore",
         b.qualification

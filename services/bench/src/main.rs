@@ -8,6 +8,7 @@ mod capture;
 mod kpis;
 mod measure;
 mod mql;
+mod nurture;
 mod route;
 
 use std::{process::ExitCode, time::Duration};
@@ -90,6 +91,17 @@ enum Bench {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// Nurture: the scheduler sending `--mails` due steps into the file sink and to a local
+    /// SMTP server (each beside the transport alone), and the tracking endpoint under
+    /// `--concurrency` HTTP clients (beside its health route).
+    Nurture {
+        #[arg(long, default_value_t = 5000)]
+        mails: usize,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
     /// A routing decision's latency (ReassignLead one call at a time), `--rows` leads.
     Route {
         #[arg(long, default_value_t = 5000)]
@@ -109,6 +121,11 @@ async fn main() -> ExitCode {
         Bench::Import { rows, rounds } => capture::print_import(rows, rounds).await,
         Bench::Mql { rate, seconds } => mql::print(rate, Duration::from_secs(seconds)).await,
         Bench::Route { rows } => route::print(rows).await,
+        Bench::Nurture {
+            mails,
+            concurrency,
+            seconds,
+        } => nurture::print(mails, concurrency, seconds).await,
         Bench::Attainment {
             handoffs,
             calls,

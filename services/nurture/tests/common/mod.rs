@@ -42,6 +42,53 @@ pub struct SmtpPeer {
     child: Child,
 }
 
+/// Where aiosmtpd can be imported from: nowhere extra when Python has it (CI installs
+/// tests/requirements.txt), else a private directory it is installed into once (pinned version),
+/// so `cargo test --workspace` needs no step of its own on a fresh machine.
+fn python_path() -> Option<PathBuf> {
+    static PATH: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let has = |path: Option<&PathBuf>| {
+            let mut c = Command::new("python3");
+            c.args(["-c", "import aiosmtpd"]);
+            if let Some(p) = path {
+                c.env("PYTHONPATH", p);
+            }
+            c.stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+        };
+        if has(None) {
+            return None;
+        }
+        let dir = std::env::temp_dir().join("baton-test-python-aiosmtpd-1.4.6");
+        if !has(Some(&dir)) {
+            let requirements =
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/requirements.txt");
+            let staging = dir.with_extension(format!("{}.tmp", std::process::id()));
+            let ok = Command::new("python3")
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                ])
+                .arg("--target")
+                .arg(&staging)
+                .arg("-r")
+                .arg(&requirements)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "pip could not install {}", requirements.display());
+            // Another test process may have won the race: either copy will do.
+            if std::fs::rename(&staging, &dir).is_err() {
+                let _ = std::fs::remove_dir_all(&staging);
+            }
+        }
+        Some(dir)
+    })
+    .clone()
+}
+
 impl SmtpPeer {
     pub fn start() -> SmtpPeer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -50,7 +97,11 @@ impl SmtpPeer {
             .port();
         let dir = tempfile::tempdir().expect("temp dir");
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_peer.py");
-        let mut child = Command::new("python3")
+        let mut command = Command::new("python3");
+        if let Some(path) = python_path() {
+            command.env("PYTHONPATH", path);
+        }
+        let mut child = command
             .arg(&script)
             .arg(port.to_string())
             .arg(dir.path())
