@@ -244,7 +244,7 @@ async fn sending(
             let ids = touch_ids(&nurture_db.url, &sql).await?;
             let key = std::fs::read(&settings.tracking.key_file)?;
             let base = settings.tracking.base_url.clone();
-            Some(tracking(&Signer::new(&key), &base, &ids, concurrency, seconds).await?)
+            Some(track_hits(&Signer::new(&key), &base, &ids, concurrency, seconds).await?)
         }
         None => None,
     };
@@ -264,7 +264,7 @@ async fn touch_ids(url: &str, sql: &str) -> anyhow::Result<Vec<String>> {
     use sea_orm::{ConnectionTrait, Statement};
     let db = Database::connect(url).await?;
     let rows = db
-        .query_all(Statement::from_string(
+        .query_all_raw(Statement::from_string(
             db.get_database_backend(),
             sql.to_owned(),
         ))
@@ -344,7 +344,7 @@ fn placeholder() -> enrollment::Model {
 /// The tracking endpoint under `concurrency` clients for `seconds`: opens of the sent mails
 /// with a browser's agent (people's hits: each is a touch, the first per mail an activity for
 /// capture, and a wake-up of its enrolment), beside /healthz on the same server.
-async fn tracking(
+async fn track_hits(
     signer: &Signer,
     base: &str,
     touch_ids: &[String],

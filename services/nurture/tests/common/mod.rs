@@ -424,12 +424,13 @@ pub fn html_of(message: &str) -> String {
     let bytes = unfolded.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'=' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&unfolded[i + 1..i + 3], 16) {
-                out.push(b as char);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'='
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&unfolded[i + 1..i + 3], 16)
+        {
+            out.push(b as char);
+            i += 3;
+            continue;
         }
         out.push(bytes[i] as char);
         i += 1;
