@@ -774,6 +774,45 @@ async fn tenant_b_sees_nothing_of_tenant_a_in_any_get_or_list() {
         .into_inner();
     assert_eq!((b_settings.version, b_settings.cap_max_emails), (1, 3));
     cover("NurtureService/GetNurtureSettings");
+    a.nurture
+        .create_segment(nurture_pb::CreateSegmentRequest {
+            key: "a_segment".into(),
+            name: "A's segment".into(),
+            definition: Some(nurture_pb::SegmentDefinition::default()),
+        })
+        .await
+        .unwrap();
+    not_found(
+        "GetSegment",
+        b.nurture
+            .get_segment(nurture_pb::GetSegmentRequest {
+                key: "a_segment".into(),
+                version: 0,
+            })
+            .await,
+    );
+    cover("NurtureService/GetSegment");
+    let b_segments = b
+        .nurture
+        .list_segments(nurture_pb::ListSegmentsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(b_segments.segments.is_empty());
+    cover("NurtureService/ListSegments");
+    let b_preview = b
+        .nurture
+        .preview_segment(nurture_pb::PreviewSegmentRequest {
+            definition: Some(nurture_pb::SegmentDefinition::default()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        b_preview.count, 0,
+        "tenant B's segment sees none of A's leads"
+    );
     not_found(
         "GetScore",
         b.qualification

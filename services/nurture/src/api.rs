@@ -6,10 +6,11 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     convert::{
-        definition_from_proto, enrollment_to_proto, pool_to_proto, sequence_to_proto,
-        settings_from_proto, settings_to_proto, touch_to_proto,
+        definition_from_proto, enrollment_to_proto, pool_to_proto, segment_definition_from_proto,
+        segment_to_proto, sequence_to_proto, settings_from_proto, settings_to_proto,
+        touch_to_proto,
     },
-    domain::{definition, settings},
+    domain::{definition, segment, settings},
     store::Store,
 };
 
@@ -48,8 +49,116 @@ fn sequence_input(
     (name, def)
 }
 
+/// The name and definition of a segment create or update, validated whole.
+fn segment_input(
+    name: &str,
+    def: Option<&pb::SegmentDefinition>,
+    v: &mut Violations,
+) -> (String, segment::SegmentDefinition) {
+    let name = v.required("name", name, 200);
+    let def = segment_definition_from_proto(def, v);
+    segment::validate(&def, v);
+    (name, def)
+}
+
 #[tonic::async_trait]
 impl NurtureService for Api {
+    async fn create_segment(
+        &self,
+        request: Request<pb::CreateSegmentRequest>,
+    ) -> Answer<pb::Segment> {
+        let tenant = TenantId::of(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let key = key("key", &req.key, &mut v);
+        let (name, def) = segment_input(&req.name, req.definition.as_ref(), &mut v);
+        v.into_result()?;
+        let (row, def) = self
+            .store
+            .create_segment(&tenant, &key, &name, &def)
+            .await?;
+        ok(segment_to_proto(&row, &def))
+    }
+
+    async fn update_segment(
+        &self,
+        request: Request<pb::UpdateSegmentRequest>,
+    ) -> Answer<pb::Segment> {
+        let tenant = TenantId::of(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let key = key("key", &req.key, &mut v);
+        let (name, def) = segment_input(&req.name, req.definition.as_ref(), &mut v);
+        if req.expected_version < 0 {
+            v.add("expected_version", "must not be negative");
+        }
+        v.into_result()?;
+        let (row, def) = self
+            .store
+            .update_segment(&tenant, &key, &name, &def, req.expected_version)
+            .await?;
+        ok(segment_to_proto(&row, &def))
+    }
+
+    async fn get_segment(&self, request: Request<pb::GetSegmentRequest>) -> Answer<pb::Segment> {
+        let tenant = TenantId::of(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let key = key("key", &req.key, &mut v);
+        if req.version < 0 {
+            v.add("version", "must not be negative");
+        }
+        v.into_result()?;
+        let (row, def) = self.store.get_segment(&tenant, &key, req.version).await?;
+        ok(segment_to_proto(&row, &def))
+    }
+
+    async fn list_segments(
+        &self,
+        request: Request<pb::ListSegmentsRequest>,
+    ) -> Answer<pb::ListSegmentsResponse> {
+        let tenant = TenantId::of(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let page = Page::parse(req.page_size, &req.page_token, &mut v);
+        v.into_result()?;
+        let (rows, next_page_token) = self.store.list_segments(&tenant, page).await?;
+        ok(pb::ListSegmentsResponse {
+            segments: rows.iter().map(|(r, d)| segment_to_proto(r, d)).collect(),
+            next_page_token,
+        })
+    }
+
+    async fn preview_segment(
+        &self,
+        request: Request<pb::PreviewSegmentRequest>,
+    ) -> Answer<pb::PreviewSegmentResponse> {
+        let tenant = TenantId::of(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let page = Page::parse(req.page_size, &req.page_token, &mut v);
+        let key = req.key.trim().to_owned();
+        if key.is_empty() == req.definition.is_none() {
+            v.add("key", "give a segment's key or a definition, not both");
+        }
+        let def = segment_definition_from_proto(req.definition.as_ref(), &mut v);
+        segment::validate(&def, &mut v);
+        v.into_result()?;
+        let def = if key.is_empty() {
+            def
+        } else {
+            self.store.segment_definition(&tenant, &key).await?
+        };
+        let (count, lead_ids, next_page_token) =
+            self.store.preview_segment(&tenant, &def, page).await?;
+        ok(pb::PreviewSegmentResponse {
+            count,
+            lead_ids,
+            next_page_token,
+            as_of: Some(baton_shared::time::to_proto(baton_shared::time::now())),
+        })
+    }
+
     async fn create_sequence(
         &self,
         request: Request<pb::CreateSequenceRequest>,

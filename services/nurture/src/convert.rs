@@ -3,6 +3,7 @@
 use baton_proto::nurture::v1::{self as pb, step::Kind};
 use baton_shared::{Violations, time};
 
+use crate::domain::segment::{Condition as SegmentCondition, SegmentDefinition};
 use crate::domain::{
     bots::BotRules,
     definition::{
@@ -12,7 +13,7 @@ use crate::domain::{
     settings::NurtureSettings,
 };
 use crate::store::{
-    entities::{enrollment, sequence, touch},
+    entities::{enrollment, segment, sequence, touch},
     recycling::Pool,
     settings::Versioned,
 };
@@ -82,6 +83,7 @@ pub fn definition_to_proto(def: &Definition) -> pb::SequenceDefinition {
                 ReEnrollment::Never => pb::ReEnrollment::Never,
                 ReEnrollment::AfterExit => pb::ReEnrollment::AfterExit,
             } as i32,
+            segment_key: def.enrollment.segment_key.clone(),
         }),
     }
 }
@@ -93,6 +95,7 @@ fn trigger_to_proto(t: Trigger) -> pb::Trigger {
         Trigger::StageRecycled => pb::Trigger::StageRecycled,
         Trigger::StageLost => pb::Trigger::StageLost,
         Trigger::LeadMagnet => pb::Trigger::LeadMagnet,
+        Trigger::SegmentEntered => pb::Trigger::SegmentEntered,
     }
 }
 
@@ -170,6 +173,7 @@ fn rules_from_proto(r: Option<&pb::EnrollmentRules>, v: &mut Violations) -> Rule
         Ok(pb::Trigger::StageRecycled) => Trigger::StageRecycled,
         Ok(pb::Trigger::StageLost) => Trigger::StageLost,
         Ok(pb::Trigger::LeadMagnet) => Trigger::LeadMagnet,
+        Ok(pb::Trigger::SegmentEntered) => Trigger::SegmentEntered,
         Err(_) => {
             v.add("definition.enrollment.trigger", "unknown trigger");
             Trigger::Manual
@@ -187,6 +191,7 @@ fn rules_from_proto(r: Option<&pb::EnrollmentRules>, v: &mut Violations) -> Rule
         trigger,
         lead_magnet: r.lead_magnet.trim().to_owned(),
         re_enrollment,
+        segment_key: r.segment_key.trim().to_owned(),
     }
 }
 
@@ -379,4 +384,134 @@ pub fn pool_to_proto(p: &Pool) -> pb::RecyclePool {
         in_sequence: p.in_sequence,
         as_of: Some(time::to_proto(p.as_of)),
     }
+}
+
+pub fn segment_to_proto(row: &segment::Model, def: &SegmentDefinition) -> pb::Segment {
+    pb::Segment {
+        segment_id: row.segment_id.clone(),
+        key: row.key.clone(),
+        name: row.name.clone(),
+        version: row.version,
+        definition: Some(segment_definition_to_proto(def)),
+        created_at: Some(time::to_proto(row.created_at)),
+    }
+}
+
+fn segment_definition_to_proto(def: &SegmentDefinition) -> pb::SegmentDefinition {
+    use pb::segment_condition::Kind as K;
+    let conditions = def
+        .conditions
+        .iter()
+        .map(|c| {
+            let kind = match c.clone() {
+                SegmentCondition::Attribute {
+                    field,
+                    any_of,
+                    contains,
+                } => K::Attribute(pb::AttributeCondition {
+                    field,
+                    any_of,
+                    contains,
+                }),
+                SegmentCondition::Number {
+                    field,
+                    min,
+                    max,
+                    currency_code,
+                } => K::Number(pb::NumberCondition {
+                    field,
+                    min,
+                    max,
+                    currency_code,
+                }),
+                SegmentCondition::Activity {
+                    kind,
+                    page_kind,
+                    min_count,
+                    max_count,
+                    within_days,
+                } => K::Activity(pb::ActivityCondition {
+                    kind,
+                    page_kind,
+                    min_count: min_count as i32,
+                    max_count: max_count.map(|m| m as i32),
+                    within_days: within_days as i32,
+                }),
+                SegmentCondition::Stage { any_of } => K::Stage(pb::StageCondition { any_of }),
+                SegmentCondition::Rank { any_of } => K::Rank(pb::RankCondition { any_of }),
+                SegmentCondition::Interest {
+                    lead_magnets,
+                    page_kinds,
+                    within_days,
+                } => K::Interest(pb::InterestCondition {
+                    lead_magnets,
+                    page_kinds,
+                    within_days: within_days as i32,
+                }),
+                SegmentCondition::Consent { mailable } => {
+                    K::Consent(pb::ConsentCondition { mailable })
+                }
+            };
+            pb::SegmentCondition { kind: Some(kind) }
+        })
+        .collect();
+    pb::SegmentDefinition { conditions }
+}
+
+/// A request's segment definition; a negative number or a missing kind is a violation (the
+/// domain's `validate` checks the rest).
+pub fn segment_definition_from_proto(
+    d: Option<&pb::SegmentDefinition>,
+    v: &mut Violations,
+) -> SegmentDefinition {
+    use pb::segment_condition::Kind as K;
+    let Some(d) = d else {
+        return SegmentDefinition::default();
+    };
+    let mut conditions = Vec::with_capacity(d.conditions.len());
+    for (i, c) in d.conditions.iter().enumerate() {
+        let at = format!("definition.conditions[{i}]");
+        let mut count = |field: &str, n: i32| {
+            u32::try_from(n).unwrap_or_else(|_| {
+                v.add(format!("{at}.{field}"), "must not be negative");
+                0
+            })
+        };
+        let condition = match c.kind.clone() {
+            None => {
+                v.add(at.clone(), "needs one kind of condition");
+                continue;
+            }
+            Some(K::Attribute(a)) => SegmentCondition::Attribute {
+                field: a.field.trim().to_owned(),
+                any_of: a.any_of.iter().map(|x| x.trim().to_owned()).collect(),
+                contains: a.contains.trim().to_owned(),
+            },
+            Some(K::Number(n)) => SegmentCondition::Number {
+                field: n.field.trim().to_owned(),
+                min: n.min,
+                max: n.max,
+                currency_code: n.currency_code.trim().to_uppercase(),
+            },
+            Some(K::Activity(a)) => SegmentCondition::Activity {
+                kind: a.kind,
+                page_kind: a.page_kind,
+                min_count: count("activity.min_count", a.min_count),
+                max_count: a.max_count.map(|m| count("activity.max_count", m)),
+                within_days: count("activity.within_days", a.within_days),
+            },
+            Some(K::Stage(s)) => SegmentCondition::Stage { any_of: s.any_of },
+            Some(K::Rank(r)) => SegmentCondition::Rank { any_of: r.any_of },
+            Some(K::Interest(n)) => SegmentCondition::Interest {
+                lead_magnets: n.lead_magnets.iter().map(|x| x.trim().to_owned()).collect(),
+                page_kinds: n.page_kinds.clone(),
+                within_days: count("interest.within_days", n.within_days),
+            },
+            Some(K::Consent(c)) => SegmentCondition::Consent {
+                mailable: c.mailable,
+            },
+        };
+        conditions.push(condition);
+    }
+    SegmentDefinition { conditions }
 }

@@ -84,6 +84,7 @@ fn welcome() -> Definition {
             trigger: Trigger::Captured,
             lead_magnet: String::new(),
             re_enrollment: ReEnrollment::Never,
+            segment_key: String::new(),
         },
     }
 }
@@ -127,6 +128,7 @@ fn re_engagement() -> Definition {
             trigger: Trigger::StageRecycled,
             lead_magnet: String::new(),
             re_enrollment: ReEnrollment::AfterExit,
+            segment_key: String::new(),
         },
     }
 }
@@ -165,6 +167,7 @@ fn win_back() -> Definition {
             trigger: Trigger::StageLost,
             lead_magnet: String::new(),
             re_enrollment: ReEnrollment::AfterExit,
+            segment_key: String::new(),
         },
     }
 }

@@ -91,6 +91,7 @@ pub enum Trigger {
     StageRecycled,
     StageLost,
     LeadMagnet,
+    SegmentEntered,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +106,10 @@ pub struct Rules {
     pub trigger: Trigger,
     pub lead_magnet: String,
     pub re_enrollment: ReEnrollment,
+    /// The segment a SegmentEntered trigger watches, or (other triggers) the filter leads must
+    /// pass; empty for none.
+    #[serde(default)]
+    pub segment_key: String,
 }
 
 impl Trigger {
@@ -116,6 +121,7 @@ impl Trigger {
             Trigger::StageRecycled => "stage_recycled",
             Trigger::StageLost => "stage_lost",
             Trigger::LeadMagnet => "lead_magnet",
+            Trigger::SegmentEntered => "segment_entered",
         }
     }
 }
@@ -184,6 +190,15 @@ pub fn validate(def: &Definition, v: &mut Violations) {
             "definition.enrollment.lead_magnet",
             "is required for TRIGGER_LEAD_MAGNET",
         );
+    }
+    if rules.trigger == Trigger::SegmentEntered && rules.segment_key.is_empty() {
+        v.add(
+            "definition.enrollment.segment_key",
+            "is required for TRIGGER_SEGMENT_ENTERED",
+        );
+    }
+    if !rules.segment_key.is_empty() {
+        check_key("definition.enrollment.segment_key", &rules.segment_key, v);
     }
     if rules.trigger != Trigger::LeadMagnet && !rules.lead_magnet.is_empty() {
         v.add(
@@ -320,6 +335,7 @@ mod tests {
                 trigger: Trigger::Manual,
                 lead_magnet: String::new(),
                 re_enrollment: ReEnrollment::Never,
+                segment_key: String::new(),
             },
         }
     }

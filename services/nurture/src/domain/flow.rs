@@ -186,6 +186,7 @@ mod tests {
                 trigger: Trigger::Manual,
                 lead_magnet: String::new(),
                 re_enrollment: ReEnrollment::Never,
+                segment_key: String::new(),
             },
         }
     }

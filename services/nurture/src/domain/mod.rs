@@ -7,5 +7,6 @@ pub mod defaults;
 pub mod definition;
 pub mod flow;
 pub mod render;
+pub mod segment;
 pub mod settings;
 pub mod token;

@@ -184,6 +184,17 @@ impl MigrationTrait for Migration {
                     .col(string("last_name"))
                     .col(string("company_name"))
                     .col(string("title"))
+                    .col(string("role"))
+                    .col(string("department"))
+                    .col(string("industry"))
+                    .col(big_integer_null("employees"))
+                    .col(big_integer_null("revenue_minor"))
+                    .col(string("revenue_currency"))
+                    .col(string("country"))
+                    .col(string("region"))
+                    .col(string("channel"))
+                    .col(integer("rank"))
+                    .col(big_integer("score"))
                     .col(string("time_zone"))
                     .col(boolean("opted_in"))
                     .col(boolean("unsubscribed"))
@@ -263,6 +274,46 @@ impl MigrationTrait for Migration {
             &["next_attempt_at"],
             false,
         )
-        .await
+        .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("lead_activity")
+                    .col(big_pk_auto("seq"))
+                    .col(string("tenant_id"))
+                    .col(string("lead_id"))
+                    .col(integer("kind"))
+                    .col(integer("page_kind"))
+                    .col(string("subject"))
+                    .col(timestamp_with_time_zone("occurred_at"))
+                    .to_owned(),
+            )
+            .await?;
+        let lead_activity = ["tenant_id", "lead_id", "occurred_at"];
+        index(
+            manager,
+            "ix_lead_activity",
+            "lead_activity",
+            &lead_activity,
+            false,
+        )
+        .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("segment")
+                    .col(big_pk_auto("seq"))
+                    .col(string_uniq("segment_id"))
+                    .col(string("tenant_id"))
+                    .col(string("key"))
+                    .col(integer("version"))
+                    .col(string("name"))
+                    .col(text("definition"))
+                    .col(timestamp_with_time_zone("created_at"))
+                    .to_owned(),
+            )
+            .await?;
+        let segment = ["tenant_id", "key", "version"];
+        index(manager, "ux_segment_key_version", "segment", &segment, true).await
     }
 }

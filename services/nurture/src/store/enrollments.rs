@@ -19,12 +19,12 @@ use sea_orm::{
 use super::{
     Store,
     entities::{enrollment, sequence},
-    leads, sequences,
+    leads, segments, sequences,
     settings::current as current_settings,
 };
 use crate::{
     convert::enrollment_to_proto,
-    domain::definition::{Definition, ReEnrollment},
+    domain::definition::{Definition, ReEnrollment, Trigger},
     error::Error,
 };
 
@@ -61,6 +61,19 @@ pub async fn enroll<C: ConnectionTrait>(
             "lead_merged",
             format!("lead {} was merged into {survivor}", e.lead_id),
         )));
+    }
+    let filter = &e.definition.enrollment.segment_key;
+    if !filter.is_empty() && e.definition.enrollment.trigger != Trigger::SegmentEntered {
+        let member = match segments::current(txn, tenant.as_str(), filter).await? {
+            Some((_, def)) => segments::is_member(txn, tenant.as_str(), &lead, &def).await?,
+            None => false,
+        };
+        if !member {
+            return Ok(Err((
+                "not_in_segment",
+                format!("lead {} is not in segment {filter:?}", e.lead_id),
+            )));
+        }
     }
     let mine = enrollment::Entity::find()
         .filter(enrollment::Column::TenantId.eq(tenant.as_str()))
@@ -129,19 +142,23 @@ pub async fn enroll<C: ConnectionTrait>(
 }
 
 /// Enrols the lead in every active sequence of `trigger` (refusals are logged, not errors: an
-/// automatic enrolment that a rule forbids simply does not happen).
+/// automatic enrolment that a rule forbids simply does not happen). `only` names the lead
+/// magnet (TRIGGER_LEAD_MAGNET) or the segment (TRIGGER_SEGMENT_ENTERED) the sequence must name.
 pub async fn enroll_by_trigger<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
     lead_id: &str,
     trigger: &str,
     first_due: DateTime<Utc>,
-    lead_magnet: Option<&str>,
+    only: Option<&str>,
 ) -> Result<(), DbErr> {
     for (seq, def) in sequences::active_for_trigger(txn, tenant.as_str(), trigger).await? {
-        if let Some(magnet) = lead_magnet
-            && def.enrollment.lead_magnet != magnet
-        {
+        let named = if trigger == Trigger::SegmentEntered.as_str() {
+            &def.enrollment.segment_key
+        } else {
+            &def.enrollment.lead_magnet
+        };
+        if only.is_some_and(|o| o != named) {
             continue;
         }
         let e = Enrolment {
@@ -154,6 +171,34 @@ pub async fn enroll_by_trigger<C: ConnectionTrait>(
         };
         if let Err((rule, why)) = enroll(txn, tenant, &e).await? {
             tracing::debug!(%tenant, lead_id, sequence = %seq.key, rule, "not enrolled: {why}");
+        }
+    }
+    Ok(())
+}
+
+/// Enrols the lead in the sequences watching each segment it is in now and was not in `before`.
+pub async fn enroll_entered<C: ConnectionTrait>(
+    db: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+    before: &[(String, bool)],
+) -> Result<(), DbErr> {
+    if before.is_empty() {
+        return Ok(());
+    }
+    let after = segments::memberships(db, tenant.as_str(), lead_id).await?;
+    for (key, now_in) in after {
+        let was_in = before.iter().any(|(k, m)| *k == key && *m);
+        if now_in && !was_in {
+            enroll_by_trigger(
+                db,
+                tenant,
+                lead_id,
+                Trigger::SegmentEntered.as_str(),
+                time::now(),
+                Some(&key),
+            )
+            .await?;
         }
     }
     Ok(())

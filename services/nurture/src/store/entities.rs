@@ -123,6 +123,18 @@ pub mod lead {
         pub last_name: String,
         pub company_name: String,
         pub title: String,
+        pub role: String,
+        pub department: String,
+        pub industry: String,
+        pub employees: Option<i64>,
+        pub revenue_minor: Option<i64>,
+        pub revenue_currency: String,
+        pub country: String,
+        pub region: String,
+        pub channel: String,
+        pub rank: i32,
+        /// As of the lead's last stage change (qualification's StageChanged carries it).
+        pub score: i64,
         pub time_zone: String,
         pub opted_in: bool,
         pub unsubscribed: bool,
@@ -187,6 +199,53 @@ pub mod activity_outbox {
         pub attempts: i32,
         pub next_attempt_at: DateTimeUtc,
         pub last_error: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod lead_activity {
+    use sea_orm::entity::prelude::*;
+
+    /// A lead's own activities (not machine-made), for segments' behaviour and interests.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "lead_activity")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub seq: i64,
+        pub tenant_id: String,
+        pub lead_id: String,
+        pub kind: i32,
+        pub page_kind: i32,
+        pub subject: String,
+        pub occurred_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod segment {
+    use sea_orm::entity::prelude::*;
+
+    /// One version of a segment (the domain's JSON).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "segment")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub seq: i64,
+        pub segment_id: String,
+        pub tenant_id: String,
+        pub key: String,
+        pub version: i32,
+        pub name: String,
+        pub definition: String,
+        pub created_at: DateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

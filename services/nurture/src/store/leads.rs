@@ -10,7 +10,7 @@ use sea_orm::{
 };
 
 use super::entities::lead;
-use crate::domain::{consent::Reachability, render::MergeValues};
+use crate::domain::{consent::Reachability, render::MergeValues, segment::Profile};
 
 /// The custom attribute that names a lead's time zone (IANA, e.g. "Asia/Tokyo").
 pub const TIME_ZONE_ATTRIBUTE: &str = "time_zone";
@@ -46,6 +46,17 @@ pub async fn ensure<C: ConnectionTrait>(
         last_name: Set(String::new()),
         company_name: Set(String::new()),
         title: Set(String::new()),
+        role: Set(String::new()),
+        department: Set(String::new()),
+        industry: Set(String::new()),
+        employees: Set(None),
+        revenue_minor: Set(None),
+        revenue_currency: Set(String::new()),
+        country: Set(String::new()),
+        region: Set(String::new()),
+        channel: Set(String::new()),
+        rank: Set(0),
+        score: Set(0),
         time_zone: Set(String::new()),
         opted_in: Set(false),
         unsubscribed: Set(false),
@@ -90,22 +101,29 @@ pub async fn upsert<C: ConnectionTrait>(
         Some(attribute_value::Value::StringValue(tz)) => tz.clone(),
         _ => String::new(),
     };
-    let magnet = lead
-        .source
-        .as_ref()
-        .map(|s| s.lead_magnet.clone())
-        .unwrap_or_default();
+    let source = lead.source.clone().unwrap_or_default();
+    let firm = lead.company.clone().unwrap_or_default();
+    let revenue = firm.annual_revenue.clone().unwrap_or_default();
     let mut row: lead::ActiveModel = current.into();
     row.email = Set(lead.email.clone());
     row.first_name = Set(lead.first_name.clone());
     row.last_name = Set(lead.last_name.clone());
     row.company_name = Set(company);
     row.title = Set(lead.title.clone());
+    row.role = Set(lead.role.clone());
+    row.department = Set(lead.department.clone());
+    row.industry = Set(firm.industry.clone());
+    row.employees = Set(firm.employees);
+    row.revenue_minor = Set(firm.annual_revenue.as_ref().map(|r| r.amount_minor));
+    row.revenue_currency = Set(revenue.currency_code.clone());
+    row.country = Set(firm.country.clone());
+    row.region = Set(firm.region.clone());
+    row.channel = Set(source.channel.clone());
     row.time_zone = Set(time_zone);
     row.opted_in = Set(consent.email_opt_in);
     row.unsubscribed = Set(consent.unsubscribed);
     row.do_not_contact = Set(consent.do_not_contact);
-    row.lead_magnet = Set(magnet);
+    row.lead_magnet = Set(source.lead_magnet.clone());
     row.updated_at = Set(time::now());
     row.update(db).await
 }
@@ -120,6 +138,8 @@ pub async fn erase<C: ConnectionTrait>(db: &C, tenant: &str, lead_id: &str) -> R
         &mut row.last_name,
         &mut row.company_name,
         &mut row.title,
+        &mut row.role,
+        &mut row.department,
         &mut row.time_zone,
     ] {
         *field = Set(String::new());
@@ -161,13 +181,14 @@ pub async fn set_stage<C: ConnectionTrait>(
     db: &C,
     tenant: &str,
     lead_id: &str,
-    stage: i32,
+    (stage, score): (i32, i64),
     reason: &str,
     at: DateTime<Utc>,
 ) -> Result<lead::Model, DbErr> {
     let current = ensure(db, tenant, lead_id).await?;
     let mut row: lead::ActiveModel = current.into();
     row.stage = Set(stage);
+    row.score = Set(score);
     row.stage_reason = Set(reason.to_owned());
     row.stage_changed_at = Set(Some(at));
     row.updated_at = Set(time::now());
@@ -222,5 +243,40 @@ pub fn merge_values(l: &lead::Model) -> MergeValues {
         company_name: l.company_name.clone(),
         title: l.title.clone(),
         email: l.email.clone(),
+    }
+}
+
+/// The lead's rank changed (qualification).
+pub async fn set_rank<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    lead_id: &str,
+    rank: i32,
+) -> Result<(), DbErr> {
+    let current = ensure(db, tenant, lead_id).await?;
+    let mut row: lead::ActiveModel = current.into();
+    row.rank = Set(rank);
+    row.updated_at = Set(time::now());
+    row.update(db).await?;
+    Ok(())
+}
+
+/// What segments look at of a lead.
+pub fn profile(l: &lead::Model) -> Profile {
+    Profile {
+        role: l.role.clone(),
+        title: l.title.clone(),
+        department: l.department.clone(),
+        industry: l.industry.clone(),
+        country: l.country.clone(),
+        region: l.region.clone(),
+        channel: l.channel.clone(),
+        lead_magnet: l.lead_magnet.clone(),
+        employees: l.employees,
+        revenue: l.revenue_minor.map(|r| (r, l.revenue_currency.clone())),
+        score: l.score,
+        stage: l.stage,
+        rank: l.rank,
+        reach: reachability(l),
     }
 }

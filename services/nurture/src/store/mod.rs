@@ -7,6 +7,7 @@ pub mod leads;
 pub mod outbox;
 pub mod recycling;
 pub mod schedule;
+pub mod segments;
 pub mod sequences;
 pub mod settings;
 pub mod touches;

@@ -119,6 +119,23 @@ async fn insert<C: ConnectionTrait>(
     .await
 }
 
+/// A sequence that names a segment (trigger or filter) needs it to exist.
+async fn segment_must_exist<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    def: &Definition,
+) -> Result<(), Error> {
+    let key = &def.enrollment.segment_key;
+    if key.is_empty() || super::segments::current(db, tenant, key).await?.is_some() {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        "definition.enrollment.segment_key",
+        format!("no segment is named {key:?}"),
+    )
+    .into())
+}
+
 fn missing(key: &str) -> Error {
     Error::not_found("sequence", key)
 }
@@ -133,6 +150,7 @@ impl Store {
     ) -> Result<Loaded, Error> {
         let txn = self.db.begin().await?;
         seed_defaults(&txn, tenant.as_str()).await?;
+        segment_must_exist(&txn, tenant.as_str(), def).await?;
         if current(&txn, tenant.as_str(), key).await?.is_some() {
             return Err(ApiError::AlreadyExists(format!("sequence {key:?} exists")).into());
         }
@@ -160,6 +178,7 @@ impl Store {
     ) -> Result<Loaded, Error> {
         let txn = self.db.begin().await?;
         seed_defaults(&txn, tenant.as_str()).await?;
+        segment_must_exist(&txn, tenant.as_str(), def).await?;
         let now = current(&txn, tenant.as_str(), key)
             .await?
             .ok_or_else(|| missing(key))?;
