@@ -153,6 +153,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             for (name, endpoint) in suite.endpoints() {
                 println!("  {:<14} {endpoint}", name.as_str());
             }
+            println!(
+                "  {:<14} {} (HTTP: open pixel, clicks, unsubscribe)",
+                "tracking", settings.tracking.base_url
+            );
+            if settings.delivery.transport == baton_shared::settings::MailTransport::File {
+                println!(
+                    "  {:<14} {}/*.eml (what nurture sends; set delivery.transport = \"smtp\" to send)",
+                    "mail", settings.delivery.outbox_dir
+                );
+            }
             print_admin_token(&settings, created)?;
             let shutdown = CancellationToken::new();
             tokio::spawn(server::cancel_on_signal(shutdown.clone()));

@@ -40,6 +40,8 @@ const PIXEL: &[u8] = &[
 const LINK_CACHE_MAX: usize = 100_000;
 /// Hits waiting for the writer; a full queue makes handlers wait (nothing is dropped).
 const QUEUE: usize = 65_536;
+/// Tries of one batch before it is given up.
+const WRITE_ATTEMPTS: u32 = 4;
 
 type Queued = (TrackedHit, Option<oneshot::Sender<bool>>);
 
@@ -98,13 +100,7 @@ async fn write_batches(store: Store, mut rx: mpsc::Receiver<Queued>, max: usize,
             }
         }
         let hits: Vec<TrackedHit> = batch.iter().map(|(h, _)| h.clone()).collect();
-        let ok = match touches::record_hits(&store.db, &hits).await {
-            Ok(_) => true,
-            Err(e) => {
-                tracing::warn!(error = %e, hits = hits.len(), "nurture: tracking hits not recorded");
-                false
-            }
-        };
+        let ok = record(&store, &hits).await;
         store.log.notify_committed();
         for (_, ack) in batch {
             if let Some(ack) = ack {
@@ -112,6 +108,27 @@ async fn write_batches(store: Store, mut rx: mpsc::Receiver<Queued>, max: usize,
             }
         }
     }
+}
+
+/// Records a batch, trying again a few times while the database is unavailable; a batch that
+/// still fails is logged with its size (those hits are lost, and an unsubscribe among them is
+/// answered 503 so the mail client tries again).
+async fn record(store: &Store, hits: &[TrackedHit]) -> bool {
+    let mut wait = Duration::from_millis(100);
+    for attempt in 1..=WRITE_ATTEMPTS {
+        match touches::record_hits(&store.db, hits).await {
+            Ok(_) => return true,
+            Err(e) if attempt == WRITE_ATTEMPTS => {
+                tracing::error!(error = %e, hits = hits.len(), "nurture: tracking hits not recorded");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, "nurture: tracking batch failed; retrying");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+        }
+    }
+    false
 }
 
 fn client_addr(headers: &HeaderMap, peer: SocketAddr) -> Option<IpAddr> {

@@ -1,9 +1,10 @@
 //! The scheduler: claims due enrolments, decides each one's next move with the domain's flow,
-//! and sends what is due through the mailer, inside the tenant's send rate. One lead's
-//! enrolments are handled one after the other, so its frequency cap sees every send.
+//! and sends what is due through the mailer, inside the tenant's send rate. A round's decisions
+//! and SENDING records share one transaction (one lead's sends are checked one after the other in
+//! it, so its frequency cap sees every send), and its confirmations another.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::HashMap,
     num::NonZeroU32,
     sync::{Arc, Mutex},
 };
@@ -24,8 +25,7 @@ use crate::{
     },
     store::{
         Store,
-        entities::enrollment,
-        schedule::{self, Settle, TrackingKeys, Work},
+        schedule::{self, Cache, Plan, Settle, TrackingKeys, Work},
     },
 };
 
@@ -41,6 +41,7 @@ pub struct Scheduler {
     base_url: String,
     settings: DeliverySettings,
     limiters: Mutex<HashMap<String, (u32, Arc<DefaultDirectRateLimiter>)>>,
+    cache: Cache,
 }
 
 impl Scheduler {
@@ -58,32 +59,18 @@ impl Scheduler {
             base_url,
             settings,
             limiters: Mutex::new(HashMap::new()),
+            cache: Cache::default(),
         }
     }
 
-    /// One round: claims what is due and handles it. Returns how many enrolments it handled.
+    /// One round: claims what is due, decides each enrolment's next move, applies the decisions
+    /// and records the sends in one transaction, sends the mails, and confirms them in one more.
+    /// Returns how many enrolments it handled.
     pub async fn round(&self) -> Result<u64, DbErr> {
         let lease = Duration::seconds(self.settings.lease_seconds.max(10) as i64);
         let claimed =
             schedule::claim(&self.store.db, self.settings.batch_size.max(1), lease).await?;
         let n = claimed.len() as u64;
-        let mut by_lead: BTreeMap<(String, String), Vec<enrollment::Model>> = BTreeMap::new();
-        for e in claimed {
-            by_lead
-                .entry((e.tenant_id.clone(), e.lead_id.clone()))
-                .or_default()
-                .push(e);
-        }
-        futures::stream::iter(by_lead.into_values())
-            .for_each_concurrent(self.settings.concurrency.max(1), |enrolments| async move {
-                for e in enrolments {
-                    let id = e.enrollment_id.clone();
-                    if let Err(err) = self.handle(e).await {
-                        tracing::warn!(enrollment = %id, error = %err, "nurture: step failed; retried when its claim runs out");
-                    }
-                }
-            })
-            .await;
         if n == 0 {
             let stale = Duration::minutes(INTERRUPTED_AFTER_MINUTES);
             let marked = schedule::mark_interrupted(&self.store.db, stale).await?;
@@ -93,12 +80,44 @@ impl Scheduler {
                     "nurture: sends interrupted during the SMTP transaction (not sent again)"
                 );
             }
+            return Ok(0);
         }
+        let mut plans = Vec::with_capacity(claimed.len());
+        for e in claimed {
+            let work = schedule::load(&self.store.db, e, &self.cache).await?;
+            plans.push(self.plan(work));
+        }
+        // The tenant's send rate is waited for before a mail is recorded as SENDING.
+        for plan in &plans {
+            if let Plan::Send(work, _) = plan {
+                let rate = work.settings.settings.send_rate_per_second;
+                self.limiter(&work.enrollment.tenant_id, rate)
+                    .until_ready()
+                    .await;
+            }
+        }
+        let keys = TrackingKeys {
+            base_url: &self.base_url,
+            signer: &self.signer,
+            message_domain: &self.settings.message_id_domain,
+        };
+        let outgoing = schedule::begin_batch(&self.store.db, plans, &keys).await?;
+        self.store.log.notify_committed();
+        let done: Vec<_> = futures::stream::iter(outgoing)
+            .map(|(out, settings)| async move {
+                let result = self.mailer.send(&out).await;
+                (out, result, settings)
+            })
+            .buffer_unordered(self.settings.concurrency.max(1))
+            .collect()
+            .await;
+        schedule::finish_batch(&self.store.db, &done).await?;
+        self.store.log.notify_committed();
         Ok(n)
     }
 
-    async fn handle(&self, e: enrollment::Model) -> Result<(), DbErr> {
-        let work = schedule::load(&self.store.db, e).await?;
+    /// What happens next for one enrolment.
+    fn plan(&self, work: Work) -> Plan {
         let now = time::now();
         let index = usize::try_from(work.enrollment.next_step).unwrap_or(0);
         let woken_early = work.woken_early(now);
@@ -108,55 +127,28 @@ impl Scheduler {
                 work.definition.steps.get(index).map(|s| &s.kind),
                 Some(StepKind::Branch(_))
             );
-        let settle = |how| schedule::settle(&self.store.db, work.enrollment.clone(), how);
+        let settle = |how| Plan::Settle(work.enrollment.clone(), how);
         match next {
-            Next::GoalReached(_) => settle(Settle::Exit(ExitReason::GoalReached)).await,
+            Next::GoalReached(_) => settle(Settle::Exit(ExitReason::GoalReached)),
             // Woken before its step is due: only a goal or the branch it waits at may move it.
-            _ if woken_early && !at_branch => settle(Settle::Unchanged).await,
-            Next::Complete => settle(Settle::Complete).await,
+            _ if woken_early && !at_branch => settle(Settle::Unchanged),
+            Next::Complete => settle(Settle::Complete),
             Next::Sleep {
                 index,
                 until,
                 at_branch,
-            } => {
-                let how = Settle::Sleep {
-                    index,
-                    until,
-                    at_branch,
-                };
-                settle(how).await
-            }
-            Next::Send { index } if work.paused => {
-                let until = now + Duration::seconds(PAUSED_RECHECK_SECONDS);
-                let how = Settle::Sleep {
-                    index,
-                    until,
-                    at_branch: false,
-                };
-                settle(how).await
-            }
-            Next::Send { index } => self.send(&work, index).await,
+            } => settle(Settle::Sleep {
+                index,
+                until,
+                at_branch,
+            }),
+            Next::Send { index } if work.paused => settle(Settle::Sleep {
+                index,
+                until: now + Duration::seconds(PAUSED_RECHECK_SECONDS),
+                at_branch: false,
+            }),
+            Next::Send { index } => Plan::Send(Box::new(work), index),
         }
-    }
-
-    async fn send(&self, work: &Work, index: usize) -> Result<(), DbErr> {
-        let rate = work.settings.settings.send_rate_per_second;
-        self.limiter(&work.enrollment.tenant_id, rate)
-            .until_ready()
-            .await;
-        let keys = TrackingKeys {
-            base_url: &self.base_url,
-            signer: &self.signer,
-            message_domain: &self.settings.message_id_domain,
-        };
-        let Some(out) = schedule::begin_send(&self.store.db, work, index, &keys).await? else {
-            self.store.log.notify_committed();
-            return Ok(());
-        };
-        let result = self.mailer.send(&out).await;
-        schedule::finish_send(&self.store.db, &out, &result, &work.settings).await?;
-        self.store.log.notify_committed();
-        Ok(())
     }
 
     /// The tenant's send-rate limiter, made anew when its rate changed.

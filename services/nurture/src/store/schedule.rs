@@ -10,6 +10,12 @@ use baton_proto::{
     qualification::v1::Stage,
 };
 use baton_shared::time;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Instant,
+};
+
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ActiveModelTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
@@ -86,7 +92,7 @@ pub async fn claim(
 /// Everything the scheduler needs to decide for one enrolment.
 pub struct Work {
     pub enrollment: enrollment::Model,
-    pub definition: Definition,
+    pub definition: Arc<Definition>,
     /// The key's current version is paused: nothing of it is sent.
     pub paused: bool,
     pub lead: lead::Model,
@@ -108,15 +114,93 @@ impl Work {
     }
 }
 
-pub async fn load<C: ConnectionTrait>(db: &C, e: enrollment::Model) -> Result<Work, DbErr> {
-    let (_, definition) = sequences::by_id(db, &e.sequence_id)
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound(format!("sequence {}", e.sequence_id)))?;
-    let paused = sequences::current(db, &e.tenant_id, &e.sequence_key)
-        .await?
-        .is_some_and(|s| s.state == SequenceState::Paused as i32);
+/// What the scheduler reads again and again: a sequence version's definition (never changes
+/// once it runs), whether a key is paused and a tenant's settings (each looked up again after
+/// [`FRESH_FOR`]).
+#[derive(Default)]
+pub struct Cache {
+    definitions: Mutex<HashMap<String, Arc<Definition>>>,
+    paused: Mutex<HashMap<(String, String), (bool, Instant)>>,
+    settings: Mutex<HashMap<String, (Versioned, Instant)>>,
+}
+
+/// How long a pause or a settings change may take to reach a running scheduler.
+pub const FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn fresh<K: std::hash::Hash + Eq, V: Clone>(
+    map: &Mutex<HashMap<K, (V, Instant)>>,
+    key: &K,
+) -> Option<V> {
+    let map = map.lock().unwrap_or_else(|p| p.into_inner());
+    map.get(key)
+        .filter(|(_, at)| at.elapsed() < FRESH_FOR)
+        .map(|(v, _)| v.clone())
+}
+
+impl Cache {
+    async fn definition<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        sequence_id: &str,
+    ) -> Result<Arc<Definition>, DbErr> {
+        let known = self
+            .definitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(sequence_id)
+            .cloned();
+        if let Some(d) = known {
+            return Ok(d);
+        }
+        let (_, def) = sequences::by_id(db, sequence_id)
+            .await?
+            .ok_or_else(|| DbErr::RecordNotFound(format!("sequence {sequence_id}")))?;
+        let def = Arc::new(def);
+        self.definitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(sequence_id.to_owned(), def.clone());
+        Ok(def)
+    }
+
+    async fn paused<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        tenant: &str,
+        key: &str,
+    ) -> Result<bool, DbErr> {
+        let k = (tenant.to_owned(), key.to_owned());
+        if let Some(p) = fresh(&self.paused, &k) {
+            return Ok(p);
+        }
+        let paused = sequences::current(db, tenant, key)
+            .await?
+            .is_some_and(|s| s.state == SequenceState::Paused as i32);
+        let mut map = self.paused.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert(k, (paused, Instant::now()));
+        Ok(paused)
+    }
+
+    async fn settings<C: ConnectionTrait>(&self, db: &C, tenant: &str) -> Result<Versioned, DbErr> {
+        if let Some(s) = fresh(&self.settings, &tenant.to_owned()) {
+            return Ok(s);
+        }
+        let s = settings::current(db, tenant).await?;
+        let mut map = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert(tenant.to_owned(), (s.clone(), Instant::now()));
+        Ok(s)
+    }
+}
+
+pub async fn load<C: ConnectionTrait>(
+    db: &C,
+    e: enrollment::Model,
+    cache: &Cache,
+) -> Result<Work, DbErr> {
+    let definition = cache.definition(db, &e.sequence_id).await?;
+    let paused = cache.paused(db, &e.tenant_id, &e.sequence_key).await?;
     let lead = leads::ensure(db, &e.tenant_id, &e.lead_id).await?;
-    let settings = settings::current(db, &e.tenant_id).await?;
+    let settings = cache.settings(db, &e.tenant_id).await?;
     let (opened_at, clicked_at) = match &e.last_sent_touch_id {
         Some(t) => touches::human_hits(db, t).await?,
         None => (None, None),
@@ -161,18 +245,17 @@ pub enum Settle {
 }
 
 /// Applies a decision that sends nothing, and releases the claim.
-pub async fn settle(
-    db: &DatabaseConnection,
+pub async fn settle_in<C: ConnectionTrait>(
+    txn: &C,
     e: enrollment::Model,
     how: Settle,
 ) -> Result<(), DbErr> {
-    let txn = db.begin().await?;
     match how {
         Settle::Complete => {
-            enrollments::end(&txn, e, EnrollmentState::Completed, ExitReason::Unspecified).await?;
+            enrollments::end(txn, e, EnrollmentState::Completed, ExitReason::Unspecified).await?;
         }
         Settle::Exit(reason) => {
-            enrollments::end(&txn, e, EnrollmentState::Exited, reason).await?;
+            enrollments::end(txn, e, EnrollmentState::Exited, reason).await?;
         }
         Settle::Sleep {
             index,
@@ -184,17 +267,17 @@ pub async fn settle(
             row.next_step_due_at = Set(Some(until));
             release(&mut row);
             row.waits_on_branch = Set(at_branch);
-            row.update(&txn).await?;
+            row.update(txn).await?;
         }
         Settle::Unchanged => {
             let waits_on_branch = e.waits_on_branch;
             let mut row: enrollment::ActiveModel = e.into();
             release(&mut row);
             row.waits_on_branch = Set(waits_on_branch);
-            row.update(&txn).await?;
+            row.update(txn).await?;
         }
     }
-    txn.commit().await
+    Ok(())
 }
 
 /// Lets go of the claim (and of any wake-up: the enrolment was just looked at).
@@ -236,8 +319,8 @@ pub struct TrackingKeys<'a> {
 /// locked so that two sends to one lead never pass the cap together. A refused send is recorded
 /// as a SKIPPED touch with its reason and the enrolment moves as the verdict says; an allowed
 /// one is recorded as SENDING and returned.
-pub async fn begin_send(
-    db: &DatabaseConnection,
+pub async fn begin_send_in<C: ConnectionTrait>(
+    txn: &C,
     work: &Work,
     index: usize,
     keys: &TrackingKeys<'_>,
@@ -247,12 +330,11 @@ pub async fn begin_send(
         return Err(DbErr::Custom(format!("step {index} sends no e-mail")));
     };
     let step_id = work.definition.steps[index].id.clone();
-    let txn = db.begin().await?;
-    let lead = lock_lead(&txn, &e.tenant_id, &e.lead_id).await?;
+    let lead = lock_lead(txn, &e.tenant_id, &e.lead_id).await?;
     let s = &work.settings.settings;
     let now = time::now();
     let window = Duration::days(i64::from(s.cap_window_days));
-    let sent = touches::sent_since(&txn, &e.tenant_id, &e.lead_id, now - window).await?;
+    let sent = touches::sent_since(txn, &e.tenant_id, &e.lead_id, now - window).await?;
     let verdict = consent::may_send(&leads::reachability(&lead), s, &sent, now, work.time_zone());
     let skipped = |reason: &str, retry_at| NewTouch {
         tenant: e.tenant_id.clone(),
@@ -269,33 +351,24 @@ pub async fn begin_send(
     let mut row: enrollment::ActiveModel = e.clone().into();
     match verdict {
         Verdict::Stop(reason) => {
-            touches::insert(&txn, skipped(reason, None)).await?;
-            enrollments::end(
-                &txn,
-                e.clone(),
-                EnrollmentState::Exited,
-                exit_reason(reason),
-            )
-            .await?;
-            txn.commit().await?;
+            touches::insert(txn, skipped(reason, None)).await?;
+            enrollments::end(txn, e.clone(), EnrollmentState::Exited, exit_reason(reason)).await?;
             return Ok(None);
         }
         Verdict::Skip(reason) => {
-            touches::insert(&txn, skipped(reason, None)).await?;
+            touches::insert(txn, skipped(reason, None)).await?;
             row.next_step = Set(index as i32 + 1);
             row.next_step_due_at = Set(Some(now));
             release(&mut row);
-            row.update(&txn).await?;
-            txn.commit().await?;
+            row.update(txn).await?;
             return Ok(None);
         }
         Verdict::Defer { reason, until } => {
-            touches::insert(&txn, skipped(reason, Some(until))).await?;
+            touches::insert(txn, skipped(reason, Some(until))).await?;
             row.next_step = Set(index as i32);
             row.next_step_due_at = Set(Some(until));
             release(&mut row);
-            row.update(&txn).await?;
-            txn.commit().await?;
+            row.update(txn).await?;
             return Ok(None);
         }
         Verdict::Send => {}
@@ -316,7 +389,7 @@ pub async fn begin_send(
         &tracking,
     );
     touches::insert(
-        &txn,
+        txn,
         NewTouch {
             touch_id: touch_id.clone(),
             kind: TouchKind::Sending as i32,
@@ -333,8 +406,7 @@ pub async fn begin_send(
     row.last_sent_touch_id = Set(Some(touch_id.clone()));
     row.last_sent_at = Set(Some(now));
     row.updated_at = Set(now);
-    row.update(&txn).await?;
-    txn.commit().await?;
+    row.update(txn).await?;
     Ok(Some(Outgoing {
         tenant: e.tenant_id.clone(),
         touch_id,
@@ -391,14 +463,13 @@ pub enum Delivery {
 
 /// Confirms a send: SENT or BOUNCED on its touch, the activity for capture, and the enrolment's
 /// next move (a hard bounce ends every enrolment of the lead; a soft one retries the step).
-pub async fn finish_send(
-    db: &DatabaseConnection,
+pub async fn finish_send_in<C: ConnectionTrait>(
+    txn: &C,
     out: &Outgoing,
     result: &Delivery,
     settings: &Versioned,
 ) -> Result<(), DbErr> {
-    let txn = db.begin().await?;
-    let Some(t) = touches::find(&txn, &out.tenant, &out.touch_id).await? else {
+    let Some(t) = touches::find(txn, &out.tenant, &out.touch_id).await? else {
         return Err(DbErr::RecordNotFound(format!("touch {}", out.touch_id)));
     };
     let subject = format!("{}/{}", t.sequence_key, t.step_id);
@@ -414,32 +485,32 @@ pub async fn finish_send(
     };
     let s = &settings.settings;
     let mut touch: touch::ActiveModel = t.clone().into();
-    let current = enrollments::find(&txn, &out.tenant, &out.before.enrollment_id).await?;
+    let current = enrollments::find(txn, &out.tenant, &out.before.enrollment_id).await?;
     match result {
         Delivery::Delivered => {
             touch.kind = Set(TouchKind::Sent as i32);
-            outbox::push_many(&txn, &[activity(ActivityKind::EmailDelivered)]).await?;
+            outbox::push_many(txn, &[activity(ActivityKind::EmailDelivered)]).await?;
             if let Some(e) = current {
                 let mut row: enrollment::ActiveModel = e.into();
                 row.attempts = Set(0);
                 release(&mut row);
-                row.update(&txn).await?;
+                row.update(txn).await?;
             }
         }
         Delivery::HardBounce(detail) => {
             touch.kind = Set(TouchKind::Bounced as i32);
             touch.bounce = Set("hard".into());
             touch.detail = Set(detail.clone());
-            outbox::push_many(&txn, &[activity(ActivityKind::EmailBounced)]).await?;
+            outbox::push_many(txn, &[activity(ActivityKind::EmailBounced)]).await?;
             leads::record_signal(
-                &txn,
+                txn,
                 &t.tenant_id,
                 &t.lead_id,
                 Signal::HardBounced,
                 time::now(),
             )
             .await?;
-            enrollments::exit_lead(&txn, &t.tenant_id, &t.lead_id, ExitReason::HardBounce, None)
+            enrollments::exit_lead(txn, &t.tenant_id, &t.lead_id, ExitReason::HardBounce, None)
                 .await?;
         }
         Delivery::SoftBounce(detail) => {
@@ -459,16 +530,69 @@ pub async fn finish_send(
                     row.last_sent_touch_id = Set(out.before.last_sent_touch_id.clone());
                     row.last_sent_at = Set(out.before.last_sent_at);
                 } else {
-                    outbox::push_many(&txn, &[activity(ActivityKind::EmailBounced)]).await?;
+                    outbox::push_many(txn, &[activity(ActivityKind::EmailBounced)]).await?;
                     row.attempts = Set(0);
                 }
                 release(&mut row);
-                row.update(&txn).await?;
+                row.update(txn).await?;
             }
         }
     }
-    let touch = touch.update(&txn).await?;
-    touches::announce(&txn, &touch).await?;
+    let touch = touch.update(txn).await?;
+    touches::announce(txn, &touch).await
+}
+
+/// What the scheduler decided for one claimed enrolment.
+pub enum Plan {
+    Settle(enrollment::Model, Settle),
+    /// Send the e-mail of step `index`.
+    Send(Box<Work>, usize),
+}
+
+impl Plan {
+    fn lead(&self) -> (&str, &str) {
+        let e = match self {
+            Plan::Settle(e, _) => e,
+            Plan::Send(w, _) => &w.enrollment,
+        };
+        (&e.tenant_id, &e.lead_id)
+    }
+}
+
+/// Applies a batch of decisions in one transaction: settles, and for each send the consent, cap
+/// and quiet-hour check and the SENDING record. Leads are taken in one order, so replicas that
+/// lock the same leads wait for each other instead of deadlocking. Returns the mails to send.
+pub async fn begin_batch(
+    db: &DatabaseConnection,
+    mut plans: Vec<Plan>,
+    keys: &TrackingKeys<'_>,
+) -> Result<Vec<(Outgoing, Versioned)>, DbErr> {
+    plans.sort_by(|a, b| a.lead().cmp(&b.lead()));
+    let txn = db.begin().await?;
+    let mut out = Vec::new();
+    for plan in plans {
+        match plan {
+            Plan::Settle(e, how) => settle_in(&txn, e, how).await?,
+            Plan::Send(work, index) => {
+                if let Some(o) = begin_send_in(&txn, &work, index, keys).await? {
+                    out.push((o, work.settings.clone()));
+                }
+            }
+        }
+    }
+    txn.commit().await?;
+    Ok(out)
+}
+
+/// Confirms a batch of sends in one transaction (see [`finish_send_in`]).
+pub async fn finish_batch(
+    db: &DatabaseConnection,
+    done: &[(Outgoing, Delivery, Versioned)],
+) -> Result<(), DbErr> {
+    let txn = db.begin().await?;
+    for (out, result, settings) in done {
+        finish_send_in(&txn, out, result, settings).await?;
+    }
     txn.commit().await
 }
 

@@ -256,13 +256,17 @@ impl Floor {
         s.bot_rules.as_mut().unwrap().min_seconds_after_delivery = 0;
         edit(&mut s);
         let expected_version = s.version;
-        n.set_nurture_settings(SetNurtureSettingsRequest {
-            settings: Some(s),
-            expected_version,
-        })
-        .await
-        .unwrap()
-        .into_inner()
+        let stored = n
+            .set_nurture_settings(SetNurtureSettingsRequest {
+                settings: Some(s),
+                expected_version,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        // A running scheduler reads settings again after this long.
+        tokio::time::sleep(baton_nurture::store::schedule::FRESH_FOR).await;
+        stored
     }
 
     /// Captures a lead (opted in unless `opt_in` is false) and waits until nurture knows it.
