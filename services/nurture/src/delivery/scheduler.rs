@@ -25,7 +25,8 @@ use crate::{
     },
     store::{
         Store,
-        schedule::{self, Cache, Plan, Settle, TrackingKeys, Work},
+        schedule::{self, Cache, Delivery, Outgoing, Plan, Settle, TrackingKeys, Work},
+        settings::Versioned,
     },
 };
 
@@ -82,10 +83,14 @@ impl Scheduler {
             }
             return Ok(0);
         }
-        let mut plans = Vec::with_capacity(claimed.len());
-        for e in claimed {
-            let work = schedule::load(&self.store.db, e, &self.cache).await?;
-            plans.push(self.plan(work));
+        let loaded: Vec<Result<Work, DbErr>> = futures::stream::iter(claimed)
+            .map(|e| schedule::load(&self.store.db, e, &self.cache))
+            .buffered(self.settings.concurrency.max(1))
+            .collect()
+            .await;
+        let mut plans = Vec::with_capacity(loaded.len());
+        for work in loaded {
+            plans.push(self.plan(work?));
         }
         // The tenant's send rate is waited for before a mail is recorded as SENDING.
         for plan in &plans {
@@ -101,7 +106,18 @@ impl Scheduler {
             signer: &self.signer,
             message_domain: &self.settings.message_id_domain,
         };
-        let outgoing = schedule::begin_batch(&self.store.db, plans, &keys).await?;
+        // One transaction per share of the leads, side by side (a lead is in one share only).
+        let shares = split_by_lead(plans, self.settings.concurrency.clamp(1, 8));
+        let begun = futures::future::join_all(
+            shares
+                .into_iter()
+                .map(|share| schedule::begin_batch(&self.store.db, share, &keys)),
+        )
+        .await;
+        let mut outgoing = Vec::new();
+        for b in begun {
+            outgoing.extend(b?);
+        }
         self.store.log.notify_committed();
         let done: Vec<_> = futures::stream::iter(outgoing)
             .map(|(out, settings)| async move {
@@ -111,8 +127,17 @@ impl Scheduler {
             .buffer_unordered(self.settings.concurrency.max(1))
             .collect()
             .await;
-        schedule::finish_batch(&self.store.db, &done).await?;
+        let shares = split_by_lead(done, self.settings.concurrency.clamp(1, 8));
+        let finished = futures::future::join_all(
+            shares
+                .iter()
+                .map(|share| schedule::finish_batch(&self.store.db, share)),
+        )
+        .await;
         self.store.log.notify_committed();
+        for f in finished {
+            f?;
+        }
         Ok(n)
     }
 
@@ -164,4 +189,38 @@ impl Scheduler {
         map.insert(tenant.to_owned(), (rate, limiter.clone()));
         limiter
     }
+}
+
+/// Something that belongs to one lead.
+trait OfLead {
+    fn lead_key(&self) -> (&str, &str);
+}
+
+impl OfLead for Plan {
+    fn lead_key(&self) -> (&str, &str) {
+        let e = match self {
+            Plan::Settle(e, _) => e,
+            Plan::Send(w, _) => &w.enrollment,
+        };
+        (&e.tenant_id, &e.lead_id)
+    }
+}
+
+impl OfLead for (Outgoing, Delivery, Versioned) {
+    fn lead_key(&self) -> (&str, &str) {
+        (&self.0.tenant, &self.0.before.lead_id)
+    }
+}
+
+/// Splits `items` into at most `shares` groups, every lead's items in one group.
+fn split_by_lead<T: OfLead>(items: Vec<T>, shares: usize) -> Vec<Vec<T>> {
+    use std::hash::{Hash, Hasher};
+    let mut groups: Vec<Vec<T>> = (0..shares).map(|_| Vec::new()).collect();
+    for item in items {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        item.lead_key().hash(&mut h);
+        groups[(h.finish() % shares as u64) as usize].push(item);
+    }
+    groups.retain(|g| !g.is_empty());
+    groups
 }

@@ -439,16 +439,17 @@ async fn lock_lead<C: ConnectionTrait>(
     tenant: &str,
     lead_id: &str,
 ) -> Result<lead::Model, DbErr> {
-    leads::ensure(txn, tenant, lead_id).await?;
     let mut q = lead::Entity::find()
         .filter(lead::Column::TenantId.eq(tenant))
         .filter(lead::Column::LeadId.eq(lead_id));
     if is_postgres(txn) {
         q = q.lock(LockType::Update);
     }
-    q.one(txn)
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound(format!("lead {lead_id}")))
+    match q.one(txn).await? {
+        Some(l) => Ok(l),
+        // Loaded (and so made) before the transaction; made again only if it vanished since.
+        None => leads::ensure(txn, tenant, lead_id).await,
+    }
 }
 
 /// How the SMTP transaction (or the file sink) ended.
