@@ -306,6 +306,22 @@ pub async fn wake_lead<C: ConnectionTrait>(
     Ok(())
 }
 
+/// [`wake_lead`] for several leads of one tenant at once.
+pub async fn wake_leads<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &str,
+    lead_ids: &[&str],
+) -> Result<(), DbErr> {
+    enrollment::Entity::update_many()
+        .col_expr(enrollment::Column::WakeAt, Expr::value(Some(time::now())))
+        .filter(enrollment::Column::TenantId.eq(tenant))
+        .filter(enrollment::Column::LeadId.is_in(lead_ids.iter().copied()))
+        .filter(enrollment::Column::State.eq(EnrollmentState::Active as i32))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
 pub async fn find<C: ConnectionTrait>(
     db: &C,
     tenant: &str,

@@ -162,112 +162,148 @@ pub struct TrackedHit {
     pub addr: Option<std::net::IpAddr>,
 }
 
-/// Records a batch of tracking hits in one transaction: a touch each (flagged when a machine
-/// made it), an activity for capture for the first of its kind per mail and link, a wake-up for
-/// the enrolment when a person made it, and for an unsubscribe the consent and the exits.
+/// Records a batch of tracking hits in one transaction, set-based: the mails they belong to and
+/// those mails' earlier hits are read in two queries; every hit becomes a touch (flagged when a
+/// machine made it), the first of its kind per mail and link an activity for capture, a
+/// person's hit a wake-up for the lead's enrolments, and an unsubscribe the consent and the
+/// exits. Returns how many hits were recorded (a hit on an unknown mail or link is not).
 pub async fn record_hits(db: &DatabaseConnection, hits: &[TrackedHit]) -> Result<usize, DbErr> {
     let txn = db.begin().await?;
+    let mut ids: Vec<String> = hits.iter().map(|h| h.sent_touch_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    let sent: HashMap<String, touch::Model> = touch::Entity::find()
+        .filter(touch::Column::TouchId.is_in(ids.iter().cloned()))
+        .all(&txn)
+        .await?
+        .into_iter()
+        .map(|t| (t.touch_id.clone(), t))
+        .collect();
+    let mut earlier: HashMap<String, Vec<touch::Model>> = HashMap::new();
+    for t in touch::Entity::find()
+        .filter(touch::Column::SentTouchId.is_in(ids.iter().cloned()))
+        .order_by_asc(touch::Column::Seq)
+        .all(&txn)
+        .await?
+    {
+        let key = t.sent_touch_id.clone().unwrap_or_default();
+        earlier.entry(key).or_default().push(t);
+    }
     let mut rules = HashMap::new();
-    let mut recorded = 0;
+    let mut batch = HitBatch::default();
     for hit in hits {
-        let Some(sent) = find(&txn, &hit.tenant, &hit.sent_touch_id).await? else {
+        let Some(mail) = sent
+            .get(&hit.sent_touch_id)
+            .filter(|m| m.tenant_id == hit.tenant)
+        else {
             continue;
         };
         if !rules.contains_key(&hit.tenant) {
             let s = settings::current(&txn, &hit.tenant).await?;
             rules.insert(hit.tenant.clone(), s.settings.bot_rules);
         }
-        let rules = &rules[&hit.tenant];
-        if record_hit(&txn, rules, &sent, hit).await? {
-            recorded += 1;
+        let before = earlier.entry(mail.touch_id.clone()).or_default();
+        if let Some(row) = batch.add(&rules[&hit.tenant], mail, before, hit) {
+            before.push(row);
         }
     }
+    let n = batch.touches.len();
+    batch.write(&txn).await?;
     txn.commit().await?;
-    Ok(recorded)
+    Ok(n)
 }
 
-async fn record_hit<C: ConnectionTrait>(
-    txn: &C,
-    rules: &bots::BotRules,
-    sent: &touch::Model,
-    hit: &TrackedHit,
-) -> Result<bool, DbErr> {
-    let earlier = touch::Entity::find()
-        .filter(touch::Column::SentTouchId.eq(sent.touch_id.as_str()))
-        .order_by_asc(touch::Column::Seq)
-        .all(txn)
-        .await?;
-    let (kind, activity, link, url) = match &hit.target {
-        Target::Open => (
-            TouchKind::Opened,
-            ActivityKind::EmailOpened,
-            None,
-            String::new(),
-        ),
-        Target::Click(n) => {
-            let links: Vec<String> = serde_json::from_str(&sent.links).unwrap_or_default();
-            let Some(url) = links.get(*n) else {
-                return Ok(false);
-            };
-            (
-                TouchKind::Clicked,
-                ActivityKind::EmailClicked,
-                Some(*n),
-                url.clone(),
-            )
-        }
-        Target::Unsubscribe => (
-            TouchKind::Unsubscribed,
-            ActivityKind::EmailUnsubscribed,
-            None,
-            String::new(),
-        ),
-    };
-    let machine = if kind == TouchKind::Unsubscribed {
-        // A one-click POST is deliberate (RFC 8058); the GET page only asks.
-        None
-    } else {
-        let clicks: Vec<(usize, DateTime<Utc>)> = earlier
-            .iter()
-            .filter(|t| t.kind == TouchKind::Clicked as i32)
-            .filter_map(|t| t.link_index.map(|l| (l.max(0) as usize, t.at)))
-            .collect();
-        let h = Hit {
-            is_click: kind == TouchKind::Clicked,
-            head: hit.head,
-            user_agent: &hit.user_agent,
-            addr: hit.addr,
-            at: hit.at,
+/// What a batch of hits writes.
+#[derive(Default)]
+struct HitBatch {
+    touches: Vec<touch::Model>,
+    activities: Vec<Activity>,
+    /// (tenant, lead) woken by a person's hit.
+    woken: Vec<(String, String)>,
+    unsubscribed: Vec<(String, String)>,
+}
+
+impl HitBatch {
+    /// Classifies one hit against the mail's earlier hits and adds what it writes; returns its
+    /// touch (for the hits after it), or `None` for a click on a link the mail did not have.
+    fn add(
+        &mut self,
+        rules: &bots::BotRules,
+        sent: &touch::Model,
+        earlier: &[touch::Model],
+        hit: &TrackedHit,
+    ) -> Option<touch::Model> {
+        let (kind, activity, link, url) = match &hit.target {
+            Target::Open => (
+                TouchKind::Opened,
+                ActivityKind::EmailOpened,
+                None,
+                String::new(),
+            ),
+            Target::Click(n) => {
+                let links: Vec<String> = serde_json::from_str(&sent.links).unwrap_or_default();
+                let url = links.get(*n)?.clone();
+                (
+                    TouchKind::Clicked,
+                    ActivityKind::EmailClicked,
+                    Some(*n),
+                    url,
+                )
+            }
+            Target::Unsubscribe => (
+                TouchKind::Unsubscribed,
+                ActivityKind::EmailUnsubscribed,
+                None,
+                String::new(),
+            ),
         };
-        bots::machine_reason(rules, &h, Some(sent.at), link, &clicks)
-    };
-    let first_of_kind = !earlier.iter().any(|t| {
-        t.kind == kind as i32
-            && t.link_index == link.map(|l| l as i32)
-            && t.machine_reason.is_some() == machine.is_some()
-    });
-    let row = insert(
-        txn,
-        NewTouch {
-            tenant: sent.tenant_id.clone(),
+        let machine = if kind == TouchKind::Unsubscribed {
+            // A one-click POST is deliberate (RFC 8058); the GET page only asks.
+            None
+        } else {
+            let clicks: Vec<(usize, DateTime<Utc>)> = earlier
+                .iter()
+                .filter(|t| t.kind == TouchKind::Clicked as i32)
+                .filter_map(|t| t.link_index.map(|l| (l.max(0) as usize, t.at)))
+                .collect();
+            let h = Hit {
+                is_click: kind == TouchKind::Clicked,
+                head: hit.head,
+                user_agent: &hit.user_agent,
+                addr: hit.addr,
+                at: hit.at,
+            };
+            bots::machine_reason(rules, &h, Some(sent.at), link, &clicks)
+        };
+        let link_index = link.map(|l| l as i32);
+        let first_of_kind = !earlier.iter().any(|t| {
+            t.kind == kind as i32
+                && t.link_index == link_index
+                && t.machine_reason.is_some() == machine.is_some()
+        });
+        let row = touch::Model {
+            seq: 0,
+            touch_id: uuid::Uuid::now_v7().to_string(),
+            tenant_id: sent.tenant_id.clone(),
             lead_id: sent.lead_id.clone(),
             enrollment_id: sent.enrollment_id.clone(),
             sequence_key: sent.sequence_key.clone(),
             step_id: sent.step_id.clone(),
             kind: kind as i32,
             at: hit.at,
+            skip_reason: String::new(),
+            bounce: String::new(),
+            detail: String::new(),
             url: url.clone(),
             machine_reason: machine.clone(),
+            message_id: String::new(),
+            retry_at: None,
+            links: "[]".to_owned(),
             sent_touch_id: Some(sent.touch_id.clone()),
-            link_index: link.map(|l| l as i32),
-            ..NewTouch::default()
-        },
-    )
-    .await?;
-    if first_of_kind {
-        outbox::push_many(
-            txn,
-            &[Activity {
+            link_index,
+        };
+        if first_of_kind {
+            self.activities.push(Activity {
                 tenant: sent.tenant_id.clone(),
                 lead_id: sent.lead_id.clone(),
                 idempotency_key: format!("nurture:{}", row.touch_id),
@@ -276,16 +312,55 @@ async fn record_hit<C: ConnectionTrait>(
                 subject: format!("{}/{}", sent.sequence_key, sent.step_id),
                 url,
                 machine_reason: machine.clone(),
-            }],
-        )
-        .await?;
+            });
+        }
+        let who = (sent.tenant_id.clone(), sent.lead_id.clone());
+        if kind == TouchKind::Unsubscribed {
+            self.unsubscribed.push(who);
+        } else if machine.is_none() && !self.woken.contains(&who) {
+            self.woken.push(who);
+        }
+        self.touches.push(row.clone());
+        Some(row)
     }
-    if kind == TouchKind::Unsubscribed {
-        unsubscribe(txn, &sent.tenant_id, &sent.lead_id).await?;
-    } else if machine.is_none() {
-        enrollments::wake_lead(txn, &sent.tenant_id, &sent.lead_id).await?;
+
+    async fn write<C: ConnectionTrait>(self, txn: &C) -> Result<(), DbErr> {
+        for chunk in self.touches.chunks(500) {
+            let rows = chunk.iter().map(|t| {
+                let mut row: touch::ActiveModel = t.clone().into();
+                row.seq = NotSet;
+                row
+            });
+            touch::Entity::insert_many(rows).exec(txn).await?;
+        }
+        let mut by_tenant: HashMap<&str, Vec<(String, TouchRecorded)>> = HashMap::new();
+        for t in &self.touches {
+            by_tenant.entry(&t.tenant_id).or_default().push((
+                t.lead_id.clone(),
+                TouchRecorded {
+                    touch: Some(touch_to_proto(t)),
+                },
+            ));
+        }
+        let span = tracing::Span::current();
+        for (tenant, events) in by_tenant {
+            let refs: Vec<(&str, &TouchRecorded, &tracing::Span)> =
+                events.iter().map(|(l, e)| (l.as_str(), e, &span)).collect();
+            EventLog::append_many(txn, &TenantId::new(tenant), &refs).await?;
+        }
+        outbox::push_many(txn, &self.activities).await?;
+        let mut woken: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (tenant, lead) in &self.woken {
+            woken.entry(tenant).or_default().push(lead);
+        }
+        for (tenant, leads) in woken {
+            enrollments::wake_leads(txn, tenant, &leads).await?;
+        }
+        for (tenant, lead) in &self.unsubscribed {
+            unsubscribe(txn, tenant, lead).await?;
+        }
+        Ok(())
     }
-    Ok(true)
 }
 
 /// The lead unsubscribed by one click: nothing more goes to it from now on, before capture
