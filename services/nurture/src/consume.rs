@@ -75,10 +75,10 @@ impl EventHandler for CaptureEvents {
             enrollments::move_to_survivor(txn, t, gone, survivor).await?;
             touches::move_lead(txn, t, gone, survivor).await?;
             segments::move_activities(txn, t, gone, Some(survivor)).await?;
-        } else if let Some(recorded) = decode::<ActivityRecorded>(event)? {
-            if let Some(a) = recorded.activity.as_ref() {
-                activity(txn, &tenant, a).await?;
-            }
+        } else if let Some(recorded) = decode::<ActivityRecorded>(event)?
+            && let Some(a) = recorded.activity.as_ref()
+        {
+            activity(txn, &tenant, a).await?;
         }
         Ok(())
     }

@@ -152,7 +152,7 @@ impl Scheduler {
                 work.definition.steps.get(index).map(|s| &s.kind),
                 Some(StepKind::Branch(_))
             );
-        let settle = |how| Plan::Settle(work.enrollment.clone(), how);
+        let settle = |how| Plan::Settle(Box::new(work.enrollment.clone()), how);
         match next {
             Next::GoalReached(_) => settle(Settle::Exit(ExitReason::GoalReached)),
             // Woken before its step is due: only a goal or the branch it waits at may move it.

@@ -241,121 +241,123 @@ pub fn validate(def: &SegmentDefinition, v: &mut Violations) {
         );
     }
     for (i, c) in def.conditions.iter().enumerate() {
-        let at = format!("definition.conditions[{i}]");
-        match c {
-            Condition::Attribute {
-                field,
-                any_of,
-                contains,
-            } => {
-                if !ATTRIBUTE_FIELDS.contains(&field.as_str()) {
-                    v.add(
-                        format!("{at}.attribute.field"),
-                        format!("must be one of {}", ATTRIBUTE_FIELDS.join(", ")),
-                    );
-                }
-                if any_of.is_empty() == contains.is_empty() {
-                    v.add(
-                        format!("{at}.attribute.any_of"),
-                        "give either any_of or contains",
-                    );
-                }
+        validate_condition(&format!("definition.conditions[{i}]"), c, v);
+    }
+}
+
+fn validate_condition(at: &str, c: &Condition, v: &mut Violations) {
+    match c {
+        Condition::Attribute {
+            field,
+            any_of,
+            contains,
+        } => {
+            if !ATTRIBUTE_FIELDS.contains(&field.as_str()) {
+                v.add(
+                    format!("{at}.attribute.field"),
+                    format!("must be one of {}", ATTRIBUTE_FIELDS.join(", ")),
+                );
             }
-            Condition::Number {
-                field,
-                min,
-                max,
-                currency_code,
-            } => {
-                if !NUMBER_FIELDS.contains(&field.as_str()) {
-                    v.add(
-                        format!("{at}.number.field"),
-                        format!("must be one of {}", NUMBER_FIELDS.join(", ")),
-                    );
-                }
-                if min.is_none() && max.is_none() {
-                    v.add(format!("{at}.number.min"), "min, max or both are required");
-                }
-                if let (Some(a), Some(b)) = (min, max)
-                    && a > b
-                {
-                    v.add(format!("{at}.number.max"), "must not be below min");
-                }
-                if field == "annual_revenue" && currency_code.len() != 3 {
-                    v.add(
-                        format!("{at}.number.currency_code"),
-                        "an ISO 4217 code is required for annual_revenue",
-                    );
-                }
+            if any_of.is_empty() == contains.is_empty() {
+                v.add(
+                    format!("{at}.attribute.any_of"),
+                    "give either any_of or contains",
+                );
             }
-            Condition::Activity {
-                kind,
-                page_kind,
-                min_count,
-                max_count,
-                within_days,
-            } => {
-                if !matches!(ActivityKind::try_from(*kind), Ok(k) if k != ActivityKind::Unspecified)
-                {
-                    v.add(format!("{at}.activity.kind"), "is required");
-                }
-                if PageKind::try_from(*page_kind).is_err() {
-                    v.add(format!("{at}.activity.page_kind"), "unknown page kind");
-                }
-                if !(1..=MAX_WINDOW_DAYS).contains(within_days) {
-                    v.add(
-                        format!("{at}.activity.within_days"),
-                        format!("must be 1-{MAX_WINDOW_DAYS}"),
-                    );
-                }
-                if max_count.is_some_and(|m| m < (*min_count).max(1)) {
-                    v.add(
-                        format!("{at}.activity.max_count"),
-                        "must not be below min_count",
-                    );
-                }
-            }
-            Condition::Stage { any_of } => {
-                if any_of.is_empty()
-                    || any_of
-                        .iter()
-                        .any(|s| !matches!(Stage::try_from(*s), Ok(s) if s != Stage::Unspecified))
-                {
-                    v.add(format!("{at}.stage.any_of"), "one or more known stages");
-                }
-            }
-            Condition::Rank { any_of } => {
-                if any_of.is_empty()
-                    || any_of
-                        .iter()
-                        .any(|r| !matches!(Rank::try_from(*r), Ok(r) if r != Rank::Unspecified))
-                {
-                    v.add(format!("{at}.rank.any_of"), "one or more known ranks");
-                }
-            }
-            Condition::Interest {
-                lead_magnets,
-                page_kinds,
-                within_days,
-            } => {
-                if lead_magnets.is_empty() && page_kinds.is_empty() {
-                    v.add(
-                        format!("{at}.interest.lead_magnets"),
-                        "name lead magnets, page kinds or both",
-                    );
-                }
-                if page_kinds.iter().any(|k| PageKind::try_from(*k).is_err()) {
-                    v.add(format!("{at}.interest.page_kinds"), "unknown page kind");
-                }
-                if *within_days > MAX_WINDOW_DAYS {
-                    v.add(
-                        format!("{at}.interest.within_days"),
-                        format!("must be 0-{MAX_WINDOW_DAYS}"),
-                    );
-                }
-            }
-            Condition::Consent { .. } => {}
         }
+        Condition::Number {
+            field,
+            min,
+            max,
+            currency_code,
+        } => {
+            if !NUMBER_FIELDS.contains(&field.as_str()) {
+                v.add(
+                    format!("{at}.number.field"),
+                    format!("must be one of {}", NUMBER_FIELDS.join(", ")),
+                );
+            }
+            if min.is_none() && max.is_none() {
+                v.add(format!("{at}.number.min"), "min, max or both are required");
+            }
+            if let (Some(a), Some(b)) = (min, max)
+                && a > b
+            {
+                v.add(format!("{at}.number.max"), "must not be below min");
+            }
+            if field == "annual_revenue" && currency_code.len() != 3 {
+                v.add(
+                    format!("{at}.number.currency_code"),
+                    "an ISO 4217 code is required for annual_revenue",
+                );
+            }
+        }
+        Condition::Activity {
+            kind,
+            page_kind,
+            min_count,
+            max_count,
+            within_days,
+        } => {
+            if !matches!(ActivityKind::try_from(*kind), Ok(k) if k != ActivityKind::Unspecified) {
+                v.add(format!("{at}.activity.kind"), "is required");
+            }
+            if PageKind::try_from(*page_kind).is_err() {
+                v.add(format!("{at}.activity.page_kind"), "unknown page kind");
+            }
+            if !(1..=MAX_WINDOW_DAYS).contains(within_days) {
+                v.add(
+                    format!("{at}.activity.within_days"),
+                    format!("must be 1-{MAX_WINDOW_DAYS}"),
+                );
+            }
+            if max_count.is_some_and(|m| m < (*min_count).max(1)) {
+                v.add(
+                    format!("{at}.activity.max_count"),
+                    "must not be below min_count",
+                );
+            }
+        }
+        Condition::Stage { any_of } => {
+            if any_of.is_empty()
+                || any_of
+                    .iter()
+                    .any(|s| !matches!(Stage::try_from(*s), Ok(s) if s != Stage::Unspecified))
+            {
+                v.add(format!("{at}.stage.any_of"), "one or more known stages");
+            }
+        }
+        Condition::Rank { any_of } => {
+            if any_of.is_empty()
+                || any_of
+                    .iter()
+                    .any(|r| !matches!(Rank::try_from(*r), Ok(r) if r != Rank::Unspecified))
+            {
+                v.add(format!("{at}.rank.any_of"), "one or more known ranks");
+            }
+        }
+        Condition::Interest {
+            lead_magnets,
+            page_kinds,
+            within_days,
+        } => {
+            if lead_magnets.is_empty() && page_kinds.is_empty() {
+                v.add(
+                    format!("{at}.interest.lead_magnets"),
+                    "name lead magnets, page kinds or both",
+                );
+            }
+            if page_kinds.iter().any(|k| PageKind::try_from(*k).is_err()) {
+                v.add(format!("{at}.interest.page_kinds"), "unknown page kind");
+            }
+            if *within_days > MAX_WINDOW_DAYS {
+                v.add(
+                    format!("{at}.interest.within_days"),
+                    format!("must be 0-{MAX_WINDOW_DAYS}"),
+                );
+            }
+        }
+        Condition::Consent { .. } => {}
     }
 }
 

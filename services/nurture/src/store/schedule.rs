@@ -545,7 +545,7 @@ pub async fn finish_send_in<C: ConnectionTrait>(
 
 /// What the scheduler decided for one claimed enrolment.
 pub enum Plan {
-    Settle(enrollment::Model, Settle),
+    Settle(Box<enrollment::Model>, Settle),
     /// Send the e-mail of step `index`.
     Send(Box<Work>, usize),
 }
@@ -573,7 +573,7 @@ pub async fn begin_batch(
     let mut out = Vec::new();
     for plan in plans {
         match plan {
-            Plan::Settle(e, how) => settle_in(&txn, e, how).await?,
+            Plan::Settle(e, how) => settle_in(&txn, *e, how).await?,
             Plan::Send(work, index) => {
                 if let Some(o) = begin_send_in(&txn, &work, index, keys).await? {
                     out.push((o, work.settings.clone()));
