@@ -234,10 +234,18 @@ async fn a_merged_lead_is_nurtured_once() {
     enroll(&floor, &survivor, "slow").await;
     enroll(&floor, &duplicate, "slow").await;
     enroll(&floor, &duplicate, "other").await;
-    for lead in [&survivor, &duplicate] {
-        floor
-            .touch(lead, "a first mail", |t| t.kind == TouchKind::Sent as i32)
-            .await;
+    // Every first mail is out before the merge: one to the survivor, two to the duplicate.
+    for (lead, mails) in [(&survivor, 1), (&duplicate, 2)] {
+        eventually("the first mails", PATIENCE, || async {
+            let sent = floor
+                .touches(lead)
+                .await
+                .iter()
+                .filter(|t| t.kind == TouchKind::Sent as i32)
+                .count();
+            (sent == mails).then_some(())
+        })
+        .await;
     }
     let mut c = floor.capture.clone();
     c.merge_leads(MergeLeadsRequest {

@@ -56,6 +56,11 @@ impl Store {
             .filter(enrollment::Column::EnrolledBy.is_in(["stage_recycled", "stage_lost"]))
             .all(&self.db)
             .await?;
+        let mut active_of: std::collections::HashMap<&str, Vec<&enrollment::Model>> =
+            std::collections::HashMap::new();
+        for e in &active {
+            active_of.entry(e.lead_id.as_str()).or_default().push(e);
+        }
         let mut pool = Pool {
             known: leads.len() as i64,
             as_of: now,
@@ -78,7 +83,10 @@ impl Store {
                 .or_default();
             g.leads += 1;
             g.by_age[bucket(days)] += 1;
-            let mine: Vec<_> = active.iter().filter(|e| e.lead_id == l.lead_id).collect();
+            let mine = active_of
+                .get(l.lead_id.as_str())
+                .cloned()
+                .unwrap_or_default();
             if mine
                 .iter()
                 .any(|e| e.next_step == 0 && e.next_step_due_at.is_some_and(|d| d > now))
