@@ -678,6 +678,31 @@ async fn a_rank_up_is_a_move_to_a_hotter_rank() {
     )
     .await;
     let b = capture_at(&mut capture, 40, "seminar", None).await;
+    // Reporting knows both leads (and their channel) before their ranks move: a rank change it
+    // applies first is counted under the channel it knows then.
+    let now = Utc::now();
+    let leads = GetKpisRequest {
+        kpis: vec!["leads".into()],
+        start_time: Some(time::to_proto(now - chrono::Duration::days(1))),
+        end_time: Some(time::to_proto(now + chrono::Duration::days(1))),
+        granularity: Granularity::Whole as i32,
+        group_by: vec!["channel".into()],
+        ..Default::default()
+    };
+    eventually("reporting knows both leads", PATIENCE, || {
+        let mut k = kpis.clone();
+        let req = leads.clone();
+        async move {
+            let s = k.get_kpis(req).await.ok()?.into_inner().series;
+            s.iter()
+                .any(|s| {
+                    s.group.get("channel").map(String::as_str) == Some("seminar")
+                        && s.points.first().is_some_and(|p| p.numerator == 2.0)
+                })
+                .then_some(())
+        }
+    })
+    .await;
     for (key, lead) in [("a-1", &a), ("a-2", &a), ("b-1", &b)] {
         let mut view = activity(lead, key, ActivityKind::PageViewed, PageKind::Pricing);
         view.url = "https://baton.example/pricing".into();
