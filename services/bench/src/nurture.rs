@@ -17,6 +17,7 @@ use baton_nurture::{
     domain::token::{Claim, Signer, Target},
     store::{
         entities::{enrollment, lead},
+        leads,
         schedule::Outgoing,
     },
 };
@@ -107,40 +108,14 @@ async fn seed(url: &str, sequence_id: &str, mails: usize, round: usize) -> anyho
     let db = Database::connect(url).await?;
     let now = time::now();
     for chunk in (0..mails).collect::<Vec<_>>().chunks(500) {
-        let leads = chunk.iter().map(|n| lead::ActiveModel {
-            seq: NotSet,
-            tenant_id: Set(TEST_TENANT.into()),
-            lead_id: Set(format!("lead-{round}-{n}")),
-            email: Set(format!("lead-{round}-{n}@example.com")),
-            first_name: Set(format!("Lead{n}")),
-            last_name: Set(String::new()),
-            company_name: Set(String::new()),
-            title: Set(String::new()),
-            role: Set(String::new()),
-            department: Set(String::new()),
-            industry: Set(String::new()),
-            employees: Set(None),
-            revenue_minor: Set(None),
-            revenue_currency: Set(String::new()),
-            country: Set(String::new()),
-            region: Set(String::new()),
-            channel: Set("web_form".into()),
-            rank: Set(0),
-            score: Set(0),
-            time_zone: Set(String::new()),
-            opted_in: Set(true),
-            unsubscribed: Set(false),
-            do_not_contact: Set(false),
-            hard_bounced: Set(false),
-            erased: Set(false),
-            merged_into: Set(None),
-            lead_magnet: Set(String::new()),
-            stage: Set(1),
-            stage_reason: Set(String::new()),
-            stage_changed_at: Set(None),
-            replied_at: Set(None),
-            meeting_booked_at: Set(None),
-            updated_at: Set(now),
+        let leads = chunk.iter().map(|n| {
+            let mut row = leads::new_row(TEST_TENANT, &format!("lead-{round}-{n}"));
+            row.email = Set(format!("lead-{round}-{n}@example.com"));
+            row.first_name = Set(format!("Lead{n}"));
+            row.channel = Set("web_form".into());
+            row.opted_in = Set(true);
+            row.stage = Set(1);
+            row
         });
         lead::Entity::insert_many(leads).exec(&db).await?;
         let enrolments = chunk.iter().map(|n| enrollment::ActiveModel {

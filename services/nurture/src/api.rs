@@ -37,6 +37,17 @@ fn key(field: &str, raw: &str, v: &mut Violations) -> String {
     k
 }
 
+/// The key and version (0 = current) of a Get.
+fn key_and_version(raw: &str, version: i32) -> Result<String, Status> {
+    let mut v = Violations::new();
+    let k = key("key", raw, &mut v);
+    if version < 0 {
+        v.add("version", "must not be negative");
+    }
+    v.into_result()?;
+    Ok(k)
+}
+
 /// The name and definition of a create or update, validated whole.
 fn sequence_input(
     name: &str,
@@ -103,12 +114,7 @@ impl NurtureService for Api {
     async fn get_segment(&self, request: Request<pb::GetSegmentRequest>) -> Answer<pb::Segment> {
         let tenant = TenantId::of(&request)?;
         let req = request.into_inner();
-        let mut v = Violations::new();
-        let key = key("key", &req.key, &mut v);
-        if req.version < 0 {
-            v.add("version", "must not be negative");
-        }
-        v.into_result()?;
+        let key = key_and_version(&req.key, req.version)?;
         let (row, def) = self.store.get_segment(&tenant, &key, req.version).await?;
         ok(segment_to_proto(&row, &def))
     }
@@ -237,12 +243,7 @@ impl NurtureService for Api {
     async fn get_sequence(&self, request: Request<pb::GetSequenceRequest>) -> Answer<pb::Sequence> {
         let tenant = TenantId::of(&request)?;
         let req = request.into_inner();
-        let mut v = Violations::new();
-        let key = key("key", &req.key, &mut v);
-        if req.version < 0 {
-            v.add("version", "must not be negative");
-        }
-        v.into_result()?;
+        let key = key_and_version(&req.key, req.version)?;
         let (row, def) = self.store.get_sequence(&tenant, &key, req.version).await?;
         ok(sequence_to_proto(&row, &def))
     }

@@ -37,6 +37,11 @@ pub async fn ensure<C: ConnectionTrait>(
     if let Some(row) = find(db, tenant, lead_id).await? {
         return Ok(row);
     }
+    new_row(tenant, lead_id).insert(db).await
+}
+
+/// A lead nurture knows nothing of yet: no address, no consent, no stage.
+pub fn new_row(tenant: &str, lead_id: &str) -> lead::ActiveModel {
     lead::ActiveModel {
         seq: NotSet,
         tenant_id: Set(tenant.to_owned()),
@@ -72,8 +77,6 @@ pub async fn ensure<C: ConnectionTrait>(
         meeting_booked_at: Set(None),
         updated_at: Set(time::now()),
     }
-    .insert(db)
-    .await
 }
 
 /// Takes the lead as capture has it now (captured or updated). An erased lead stays erased.
