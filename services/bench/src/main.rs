@@ -93,7 +93,8 @@ enum Bench {
     },
     /// Nurture: the scheduler sending `--mails` due steps into the file sink and to a local
     /// SMTP server (each beside the transport alone), and the tracking endpoint under
-    /// `--concurrency` HTTP clients (beside its health route).
+    /// `--concurrency` HTTP clients (beside its health route) and at `--rate` hits per second
+    /// offered in an open loop.
     Nurture {
         #[arg(long, default_value_t = 5000)]
         mails: usize,
@@ -101,6 +102,9 @@ enum Bench {
         concurrency: usize,
         #[arg(long, default_value_t = 5)]
         seconds: u64,
+        /// Hits per second offered to the tracking endpoint in its open-loop run.
+        #[arg(long, default_value_t = 5000)]
+        rate: u32,
     },
     /// A routing decision's latency (ReassignLead one call at a time), `--rows` leads.
     Route {
@@ -125,7 +129,8 @@ async fn main() -> ExitCode {
             mails,
             concurrency,
             seconds,
-        } => nurture::print(mails, concurrency, seconds).await,
+            rate,
+        } => nurture::print(mails, concurrency, seconds, rate).await,
         Bench::Attainment {
             handoffs,
             calls,

@@ -89,6 +89,67 @@ where
     }
 }
 
+/// Starts `call` at a fixed `rate` per second for `duration` whatever the answers (an open
+/// loop: a slow answer does not hold back the next call), at most `in_flight` at once. Each
+/// latency runs from the moment its call was due, not from when it started, so a stall counts
+/// against every call it delayed (no coordinated omission). A call that could not start because
+/// `in_flight` were pending counts as an error.
+pub async fn drive_at_rate<F, Fut>(
+    rate: u32,
+    duration: Duration,
+    in_flight: usize,
+    call: F,
+) -> Measurement
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send + 'static,
+{
+    let call = Arc::new(call);
+    let limit = Arc::new(tokio::sync::Semaphore::new(in_flight.max(1)));
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+    let total = (duration.as_secs_f64() * f64::from(rate)) as u64;
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(total as usize);
+    let mut refused = 0u64;
+    for n in 0..total {
+        let due = started + interval.mul_f64(n as f64);
+        tokio::time::sleep_until(due.into()).await;
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            refused += 1;
+            continue;
+        };
+        let call = call.clone();
+        tasks.push(tokio::spawn(async move {
+            let ok = call(n).await;
+            drop(permit);
+            ok.then(|| due.elapsed())
+        }));
+    }
+    let mut latencies = Vec::with_capacity(tasks.len());
+    let mut errors = refused;
+    for t in tasks {
+        match t.await {
+            Ok(Some(l)) => latencies.push(l),
+            _ => errors += 1,
+        }
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    Measurement {
+        calls: latencies.len() as u64,
+        errors,
+        elapsed,
+        p50: pct(0.50),
+        p99: pct(0.99),
+    }
+}
+
 pub fn report(label: &str, m: &Measurement) -> String {
     format!(
         "{label:<34} {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   ({} calls, {} errors)",

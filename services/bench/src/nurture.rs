@@ -18,7 +18,7 @@ use baton_nurture::{
     store::{
         entities::{enrollment, lead},
         leads,
-        schedule::Outgoing,
+        sending::Outgoing,
     },
 };
 use baton_proto::nurture::v1::{self as pb, nurture_service_client::NurtureServiceClient};
@@ -31,8 +31,10 @@ use baton_shared::{
 use futures::StreamExt;
 use sea_orm::{ActiveValue::NotSet, Database, EntityTrait, Set};
 
-use crate::measure::{Measurement, drive, report};
+use crate::measure::{Measurement, drive, drive_at_rate, report};
 
+/// Requests pending at once in the open-loop tracking run (beyond it a hit counts as an error).
+const OPEN_LOOP_IN_FLIGHT: usize = 1024;
 /// Sends in flight at once in the transport-alone baseline (the scheduler's default).
 const TRANSPORT_CONCURRENCY: usize = 16;
 
@@ -150,16 +152,26 @@ async fn seed(url: &str, sequence_id: &str, mails: usize, round: usize) -> anyho
     Ok(())
 }
 
-/// Hits on the tracking endpoint, its health route (the ceiling), and hits written per second
-/// (from the first hit until the writer had them all).
-type Tracked = Option<(Measurement, Measurement, f64)>;
+/// What the tracking endpoint measured.
+struct Tracking {
+    /// Open pixels from `concurrency` clients, each waiting for its answer (closed loop).
+    hits: Measurement,
+    /// Open pixels offered at a fixed rate (open loop).
+    at_rate: Measurement,
+    /// Its /healthz on the same server, closed loop: the HTTP ceiling.
+    health: Measurement,
+    /// Hits written per second, from the first hit until the writer had them all.
+    written: f64,
+}
+
+type Tracked = Option<Tracking>;
 
 /// Nurture sending `mails` due steps through `delivery`, then (with `track`: clients, seconds)
 /// the tracking endpoint hit with the opens of those mails, then the same transport alone.
 async fn sending(
     delivery: DeliverySettings,
     mails: usize,
-    track: Option<(usize, u64)>,
+    track: Option<(usize, u64, u32)>,
 ) -> anyhow::Result<(Sending, Tracked)> {
     let capture_db = TestDatabase::new("bench_nurture_capture").await;
     let nurture_db = TestDatabase::new("bench_nurture").await;
@@ -223,7 +235,7 @@ async fn sending(
     }
     let scheduler = mails as f64 / started.elapsed().as_secs_f64();
     let tracked = match track {
-        Some((concurrency, seconds)) => {
+        Some((concurrency, seconds, rate)) => {
             let sql = format!(
                 "SELECT touch_id FROM touch WHERE kind = {}",
                 pb::TouchKind::Sent as i32
@@ -237,7 +249,7 @@ async fn sending(
                     &Signer::new(&key),
                     &base,
                     &ids,
-                    (concurrency, seconds),
+                    (concurrency, seconds, rate),
                     &url,
                 )
                 .await?,
@@ -303,7 +315,7 @@ async fn transport_alone(d: &DeliverySettings, dir: &str, mails: usize) -> anyho
             async move { mailer.send(&o).await }
         })
         .buffer_unordered(TRANSPORT_CONCURRENCY)
-        .filter(|r| std::future::ready(*r == baton_nurture::store::schedule::Delivery::Delivered))
+        .filter(|r| std::future::ready(*r == baton_nurture::store::sending::Delivery::Delivered))
         .count()
         .await;
     anyhow::ensure!(sent == mails, "the transport alone sent {sent} of {mails}");
@@ -345,9 +357,9 @@ async fn track_hits(
     signer: &Signer,
     base: &str,
     touch_ids: &[String],
-    (concurrency, seconds): (usize, u64),
+    (concurrency, seconds, rate): (usize, u64, u32),
     db_url: &str,
-) -> anyhow::Result<(Measurement, Measurement, f64)> {
+) -> anyhow::Result<Tracking> {
     let urls: Arc<Vec<String>> = Arc::new(
         touch_ids
             .iter()
@@ -394,6 +406,22 @@ async fn track_hits(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let written = hits.calls as f64 / started.elapsed().as_secs_f64();
+    let at_rate = {
+        let (client, urls) = (client.clone(), urls.clone());
+        drive_at_rate(rate, duration, OPEN_LOOP_IN_FLIGHT, move |n| {
+            let (client, urls) = (client.clone(), urls.clone());
+            async move {
+                let url = &urls[n as usize % urls.len()];
+                client
+                    .get(url)
+                    .header("user-agent", "Mozilla/5.0 (Macintosh) Safari/605.1.15")
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200)
+            }
+        })
+        .await
+    };
     let health = {
         let (client, url) = (client.clone(), format!("{base}/healthz"));
         drive(concurrency, duration, move |_| {
@@ -408,10 +436,20 @@ async fn track_hits(
         })
         .await
     };
-    Ok((hits, health, written))
+    Ok(Tracking {
+        hits,
+        at_rate,
+        health,
+        written,
+    })
 }
 
-pub async fn print(mails: usize, concurrency: usize, seconds: u64) -> anyhow::Result<()> {
+pub async fn print(
+    mails: usize,
+    concurrency: usize,
+    seconds: u64,
+    rate: u32,
+) -> anyhow::Result<()> {
     let backend = if std::env::var("BATON_TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty()) {
         "PostgreSQL"
     } else {
@@ -426,7 +464,7 @@ pub async fn print(mails: usize, concurrency: usize, seconds: u64) -> anyhow::Re
         transport: MailTransport::File,
         ..base.clone()
     };
-    let (f, tracked) = sending(file, mails, Some((concurrency, seconds))).await?;
+    let (f, tracked) = sending(file, mails, Some((concurrency, seconds, rate))).await?;
     println!(
         "file sink   scheduler {:>8.0} mails/s   lettre file transport alone {:>8.0} mails/s   ratio {:.2}",
         f.scheduler_per_second,
@@ -449,13 +487,26 @@ pub async fn print(mails: usize, concurrency: usize, seconds: u64) -> anyhow::Re
         s.scheduler_per_second / s.transport_per_second
     );
     drop(smtp_server);
-    let (hits, health, written) = tracked.expect("measured with the file sink");
-    println!("{}", report("tracking: open pixel", &hits));
-    println!("{}", report("tracking: /healthz (HTTP ceiling)", &health));
+    let t = tracked.expect("measured with the file sink");
+    println!(
+        "{}",
+        report(
+            &format!("tracking: open pixel, {concurrency} clients"),
+            &t.hits
+        )
+    );
+    println!(
+        "{}",
+        report(
+            &format!("tracking: open pixel at {rate}/s offered"),
+            &t.at_rate
+        )
+    );
+    println!("{}", report("tracking: /healthz (HTTP ceiling)", &t.health));
     println!(
         "tracking / ceiling {:.2}; hits written {:.0}/s (first hit until all were stored)",
-        hits.per_second() / health.per_second(),
-        written
+        t.hits.per_second() / t.health.per_second(),
+        t.written
     );
     Ok(())
 }

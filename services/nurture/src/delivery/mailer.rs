@@ -18,7 +18,7 @@ use lettre::{
     transport::smtp::{PoolConfig, authentication::Credentials},
 };
 
-use crate::store::schedule::{Delivery, Outgoing};
+use crate::store::sending::{Delivery, Outgoing};
 
 pub enum Mailer {
     File(AsyncFileTransport<Tokio1Executor>),

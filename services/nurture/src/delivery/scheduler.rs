@@ -1,7 +1,8 @@
 //! The scheduler: claims due enrolments, decides each one's next move with the domain's flow,
 //! and sends what is due through the mailer, inside the tenant's send rate. A round's decisions
-//! and SENDING records share one transaction (one lead's sends are checked one after the other in
-//! it, so its frequency cap sees every send), and its confirmations another.
+//! and SENDING records share one transaction per share of the leads (one lead's sends are checked
+//! one after the other in it, so its frequency cap sees every send), and its confirmations
+//! another; each is set-based (see `store::sending`).
 
 use std::{
     collections::HashMap,
@@ -25,7 +26,8 @@ use crate::{
     },
     store::{
         Store,
-        schedule::{self, Cache, Delivery, Outgoing, Plan, Settle, TrackingKeys, Work},
+        schedule::{self, Cache, Work},
+        sending::{self, Delivery, Outgoing, Plan, Settle, TrackingKeys},
         settings::Versioned,
     },
 };
@@ -83,15 +85,8 @@ impl Scheduler {
             }
             return Ok(0);
         }
-        let loaded: Vec<Result<Work, DbErr>> = futures::stream::iter(claimed)
-            .map(|e| schedule::load(&self.store.db, e, &self.cache))
-            .buffered(self.settings.concurrency.max(1))
-            .collect()
-            .await;
-        let mut plans = Vec::with_capacity(loaded.len());
-        for work in loaded {
-            plans.push(self.plan(work?));
-        }
+        let loaded = schedule::load_all(&self.store.db, claimed, &self.cache).await?;
+        let plans: Vec<Plan> = loaded.into_iter().map(|w| self.plan(w)).collect();
         // The tenant's send rate is waited for before a mail is recorded as SENDING.
         for plan in &plans {
             if let Plan::Send(work, _) = plan {
@@ -111,7 +106,7 @@ impl Scheduler {
         let begun = futures::future::join_all(
             shares
                 .into_iter()
-                .map(|share| schedule::begin_batch(&self.store.db, share, &keys)),
+                .map(|share| sending::begin_batch(&self.store.db, share, &keys)),
         )
         .await;
         let mut outgoing = Vec::new();
@@ -131,7 +126,7 @@ impl Scheduler {
         let finished = futures::future::join_all(
             shares
                 .iter()
-                .map(|share| schedule::finish_batch(&self.store.db, share)),
+                .map(|share| sending::finish_batch(&self.store.db, share)),
         )
         .await;
         self.store.log.notify_committed();
@@ -152,7 +147,13 @@ impl Scheduler {
                 work.definition.steps.get(index).map(|s| &s.kind),
                 Some(StepKind::Branch(_))
             );
-        let settle = |how| Plan::Settle(Box::new(work.enrollment.clone()), how);
+        let settle = |how| {
+            Plan::Settle(
+                Box::new(work.enrollment.clone()),
+                work.definition.clone(),
+                how,
+            )
+        };
         match next {
             Next::GoalReached(_) => settle(Settle::Exit(ExitReason::GoalReached)),
             // Woken before its step is due: only a goal or the branch it waits at may move it.
@@ -198,11 +199,7 @@ trait OfLead {
 
 impl OfLead for Plan {
     fn lead_key(&self) -> (&str, &str) {
-        let e = match self {
-            Plan::Settle(e, _) => e,
-            Plan::Send(w, _) => &w.enrollment,
-        };
-        (&e.tenant_id, &e.lead_id)
+        self.lead()
     }
 }
 

@@ -10,6 +10,8 @@ use baton_shared::{
     paging::{Page, fetch_page},
     time,
 };
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::NotSet, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
@@ -231,6 +233,30 @@ pub async fn end<C: ConnectionTrait>(
     };
     EventLog::append(txn, &tenant, &row.lead_id, &event).await?;
     Ok(row)
+}
+
+/// Appends `EnrollmentEnded` for enrolments already ended (in the same transaction), in order,
+/// one statement per tenant.
+pub async fn announce_ended<C: ConnectionTrait>(
+    txn: &C,
+    ended: &[(enrollment::Model, Arc<Definition>)],
+) -> Result<(), DbErr> {
+    let span = tracing::Span::current();
+    let mut by_tenant: Vec<(&str, Vec<(&str, EnrollmentEnded)>)> = Vec::new();
+    for (row, def) in ended {
+        let event = EnrollmentEnded {
+            enrollment: Some(enrollment_to_proto(row, def)),
+        };
+        match by_tenant.iter_mut().find(|(t, _)| *t == row.tenant_id) {
+            Some((_, events)) => events.push((&row.lead_id, event)),
+            None => by_tenant.push((&row.tenant_id, vec![(&row.lead_id, event)])),
+        }
+    }
+    for (tenant, events) in by_tenant {
+        let refs: Vec<_> = events.iter().map(|(lead, e)| (*lead, e, &span)).collect();
+        EventLog::append_many(txn, &TenantId::new(tenant.to_owned()), &refs).await?;
+    }
+    Ok(())
 }
 
 async fn active_of<C: ConnectionTrait>(

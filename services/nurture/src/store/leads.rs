@@ -4,9 +4,11 @@
 use baton_proto::capture::v1::{Lead, attribute_value};
 use baton_shared::time;
 use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, HashMap};
+
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::NotSet, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set,
-    prelude::*,
+    ActiveModelTrait, ActiveValue::NotSet, Condition, ConnectionTrait, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, prelude::*, sea_query::LockType,
 };
 
 use super::entities::lead;
@@ -25,6 +27,51 @@ pub async fn find<C: ConnectionTrait>(
         .filter(lead::Column::LeadId.eq(lead_id))
         .one(db)
         .await
+}
+
+/// A lead's replica key: tenant and lead id.
+pub type LeadKey = (String, String);
+
+/// The rows of several leads in one query (on PostgreSQL locked for the transaction with
+/// `lock`, in tenant and lead order, so writers that lock the same leads wait instead of
+/// deadlocking). A lead nurture has not seen is absent.
+pub async fn find_many<C: ConnectionTrait>(
+    db: &C,
+    keys: &[LeadKey],
+    lock: bool,
+) -> Result<HashMap<LeadKey, lead::Model>, DbErr> {
+    let mut found = HashMap::new();
+    if keys.is_empty() {
+        return Ok(found);
+    }
+    let mut q = lead::Entity::find()
+        .filter(of_leads(keys, lead::Column::TenantId, lead::Column::LeadId))
+        .order_by_asc(lead::Column::TenantId)
+        .order_by_asc(lead::Column::LeadId);
+    if lock && super::is_postgres(db) {
+        q = q.lock(LockType::Update);
+    }
+    for row in q.all(db).await? {
+        found.insert((row.tenant_id.clone(), row.lead_id.clone()), row);
+    }
+    Ok(found)
+}
+
+/// A condition that matches the rows of `keys`: per tenant, the lead id is one of its leads.
+pub fn of_leads<T: ColumnTrait, L: ColumnTrait>(keys: &[LeadKey], tenant: T, lead: L) -> Condition {
+    let mut by_tenant: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (t, l) in keys {
+        by_tenant.entry(t).or_default().push(l);
+    }
+    by_tenant
+        .into_iter()
+        .fold(Condition::any(), |any, (t, ids)| {
+            any.add(
+                Condition::all()
+                    .add(tenant.eq(t))
+                    .add(lead.is_in(ids.into_iter().map(str::to_owned))),
+            )
+        })
 }
 
 /// The row of a lead, made empty (no address yet) if nurture has not seen it: events of

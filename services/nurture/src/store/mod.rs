@@ -8,6 +8,7 @@ pub mod outbox;
 pub mod recycling;
 pub mod schedule;
 pub mod segments;
+pub mod sending;
 pub mod sequences;
 pub mod settings;
 pub mod touches;

@@ -16,12 +16,13 @@ use baton_shared::{
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::NotSet, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, Set, TransactionTrait, prelude::*,
+    IntoActiveModel, QueryFilter, QueryOrder, TransactionTrait, prelude::*,
 };
 
 use super::{
     Store, enrollments,
     entities::{lead, touch},
+    leads::{self, LeadKey},
     outbox::{self, Activity},
     settings,
 };
@@ -57,36 +58,80 @@ pub struct NewTouch {
     pub link_index: Option<i32>,
 }
 
-pub async fn insert<C: ConnectionTrait>(db: &C, t: NewTouch) -> Result<touch::Model, DbErr> {
-    let row = touch::ActiveModel {
-        seq: NotSet,
-        touch_id: Set(if t.touch_id.is_empty() {
+/// The row of a new touch, with its id drawn here when the caller chose none.
+fn model(t: NewTouch) -> Result<touch::Model, DbErr> {
+    Ok(touch::Model {
+        seq: 0,
+        touch_id: if t.touch_id.is_empty() {
             uuid::Uuid::now_v7().to_string()
         } else {
             t.touch_id
-        }),
-        tenant_id: Set(t.tenant.clone()),
-        lead_id: Set(t.lead_id),
-        enrollment_id: Set(t.enrollment_id),
-        sequence_key: Set(t.sequence_key),
-        step_id: Set(t.step_id),
-        kind: Set(t.kind),
-        at: Set(t.at),
-        skip_reason: Set(t.skip_reason),
-        bounce: Set(t.bounce),
-        detail: Set(t.detail),
-        url: Set(t.url),
-        machine_reason: Set(t.machine_reason),
-        message_id: Set(t.message_id),
-        retry_at: Set(t.retry_at),
-        links: Set(serde_json::to_string(&t.links).map_err(|e| DbErr::Custom(e.to_string()))?),
-        sent_touch_id: Set(t.sent_touch_id),
-        link_index: Set(t.link_index),
-    }
-    .insert(db)
-    .await?;
+        },
+        tenant_id: t.tenant,
+        lead_id: t.lead_id,
+        enrollment_id: t.enrollment_id,
+        sequence_key: t.sequence_key,
+        step_id: t.step_id,
+        kind: t.kind,
+        at: t.at,
+        skip_reason: t.skip_reason,
+        bounce: t.bounce,
+        detail: t.detail,
+        url: t.url,
+        machine_reason: t.machine_reason,
+        message_id: t.message_id,
+        retry_at: t.retry_at,
+        links: serde_json::to_string(&t.links).map_err(|e| DbErr::Custom(e.to_string()))?,
+        sent_touch_id: t.sent_touch_id,
+        link_index: t.link_index,
+    })
+}
+
+fn active(m: touch::Model) -> touch::ActiveModel {
+    let mut row = m.into_active_model().reset_all();
+    row.seq = NotSet;
+    row
+}
+
+pub async fn insert<C: ConnectionTrait>(db: &C, t: NewTouch) -> Result<touch::Model, DbErr> {
+    let row = active(model(t)?).insert(db).await?;
     announce(db, &row).await?;
     Ok(row)
+}
+
+/// Several touches in one statement (per chunk), in the given order, with their
+/// `TouchRecorded` events.
+pub async fn insert_many<C: ConnectionTrait>(db: &C, new: Vec<NewTouch>) -> Result<(), DbErr> {
+    let models = new.into_iter().map(model).collect::<Result<Vec<_>, _>>()?;
+    for chunk in models.chunks(INSERT_CHUNK) {
+        touch::Entity::insert_many(chunk.iter().cloned().map(active))
+            .exec(db)
+            .await?;
+    }
+    announce_many(db, &models).await
+}
+
+/// Rows per multi-row INSERT (well under either database's limit on bound parameters).
+const INSERT_CHUNK: usize = 500;
+
+/// Appends `TouchRecorded` for each touch as it is now, in order, one statement per tenant.
+pub async fn announce_many<C: ConnectionTrait>(db: &C, rows: &[touch::Model]) -> Result<(), DbErr> {
+    let span = tracing::Span::current();
+    let mut by_tenant: Vec<(&str, Vec<(&str, TouchRecorded)>)> = Vec::new();
+    for row in rows {
+        let event = TouchRecorded {
+            touch: Some(touch_to_proto(row)),
+        };
+        match by_tenant.iter_mut().find(|(t, _)| *t == row.tenant_id) {
+            Some((_, events)) => events.push((&row.lead_id, event)),
+            None => by_tenant.push((&row.tenant_id, vec![(&row.lead_id, event)])),
+        }
+    }
+    for (tenant, events) in by_tenant {
+        let refs: Vec<_> = events.iter().map(|(lead, e)| (*lead, e, &span)).collect();
+        EventLog::append_many(db, &TenantId::new(tenant.to_owned()), &refs).await?;
+    }
+    Ok(())
 }
 
 /// Appends `TouchRecorded` for a touch as it is now.
@@ -134,21 +179,64 @@ pub async fn sent_since<C: ConnectionTrait>(
         .collect())
 }
 
-/// The first opening and clicking of a sent mail by a person.
-pub async fn human_hits<C: ConnectionTrait>(
+/// [`sent_since`] for several leads in one query, by lead.
+pub async fn sent_since_many<C: ConnectionTrait>(
     db: &C,
-    sent_touch_id: &str,
-) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>), DbErr> {
-    let hits = touch::Entity::find()
-        .filter(touch::Column::SentTouchId.eq(sent_touch_id))
+    keys: &[LeadKey],
+    since: DateTime<Utc>,
+) -> Result<HashMap<LeadKey, Vec<DateTime<Utc>>>, DbErr> {
+    let mut sent: HashMap<LeadKey, Vec<DateTime<Utc>>> = HashMap::new();
+    if keys.is_empty() {
+        return Ok(sent);
+    }
+    for t in touch::Entity::find()
+        .filter(leads::of_leads(
+            keys,
+            touch::Column::TenantId,
+            touch::Column::LeadId,
+        ))
+        .filter(touch::Column::Kind.is_in([TouchKind::Sending as i32, TouchKind::Sent as i32]))
+        .filter(touch::Column::At.gt(since))
+        .all(db)
+        .await?
+    {
+        sent.entry((t.tenant_id, t.lead_id)).or_default().push(t.at);
+    }
+    Ok(sent)
+}
+
+/// The first opening and clicking by a person of each of several sent mails, in one query.
+pub async fn human_hits_many<C: ConnectionTrait>(
+    db: &C,
+    sent_touch_ids: &[String],
+) -> Result<HashMap<String, FirstHits>, DbErr> {
+    let mut first: HashMap<String, FirstHits> = HashMap::new();
+    if sent_touch_ids.is_empty() {
+        return Ok(first);
+    }
+    for h in touch::Entity::find()
+        .filter(touch::Column::SentTouchId.is_in(sent_touch_ids.iter().cloned()))
         .filter(touch::Column::MachineReason.is_null())
         .filter(touch::Column::Kind.is_in([TouchKind::Opened as i32, TouchKind::Clicked as i32]))
         .order_by_asc(touch::Column::Seq)
         .all(db)
-        .await?;
-    let first = |k: TouchKind| hits.iter().find(|h| h.kind == k as i32).map(|h| h.at);
-    Ok((first(TouchKind::Opened), first(TouchKind::Clicked)))
+        .await?
+    {
+        let hits = first
+            .entry(h.sent_touch_id.unwrap_or_default())
+            .or_default();
+        let slot = if h.kind == TouchKind::Opened as i32 {
+            &mut hits.0
+        } else {
+            &mut hits.1
+        };
+        slot.get_or_insert(h.at);
+    }
+    Ok(first)
 }
+
+/// When a mail was first opened and first clicked by a person.
+pub type FirstHits = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 
 /// One request to the tracking endpoint, verified but not yet classified.
 #[derive(Debug, Clone)]
