@@ -113,7 +113,10 @@ where
     let mut refused = 0u64;
     for n in 0..total {
         let due = started + interval.mul_f64(n as f64);
-        tokio::time::sleep_until(due.into()).await;
+        // Due times are absolute: after a late wake-up the calls behind catch up at once.
+        if due > Instant::now() {
+            tokio::time::sleep_until(due.into()).await;
+        }
         let Ok(permit) = limit.clone().try_acquire_owned() else {
             refused += 1;
             continue;
