@@ -16,7 +16,7 @@ use baton_shared::{
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::NotSet, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, TransactionTrait, prelude::*,
+    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, TransactionTrait, prelude::*,
 };
 
 use super::{
@@ -267,17 +267,14 @@ pub async fn record_hits(db: &DatabaseConnection, hits: &[TrackedHit]) -> Result
         .into_iter()
         .map(|t| (t.touch_id.clone(), t))
         .collect();
-    let mut earlier: HashMap<String, Vec<touch::Model>> = HashMap::new();
-    for t in touch::Entity::find()
-        .filter(touch::Column::SentTouchId.is_in(ids.iter().cloned()))
-        .order_by_asc(touch::Column::Seq)
-        .all(&txn)
-        .await?
-    {
-        let key = t.sent_touch_id.clone().unwrap_or_default();
-        earlier.entry(key).or_default().push(t);
-    }
     let mut rules = HashMap::new();
+    for hit in hits {
+        if !rules.contains_key(&hit.tenant) {
+            let s = settings::current(&txn, &hit.tenant).await?;
+            rules.insert(hit.tenant.clone(), s.settings.bot_rules);
+        }
+    }
+    let mut history = mail_history(&txn, &ids, hits, &rules).await?;
     let mut batch = HitBatch::default();
     for hit in hits {
         let Some(mail) = sent
@@ -286,19 +283,101 @@ pub async fn record_hits(db: &DatabaseConnection, hits: &[TrackedHit]) -> Result
         else {
             continue;
         };
-        if !rules.contains_key(&hit.tenant) {
-            let s = settings::current(&txn, &hit.tenant).await?;
-            rules.insert(hit.tenant.clone(), s.settings.bot_rules);
-        }
-        let before = earlier.entry(mail.touch_id.clone()).or_default();
+        let before = history.entry(mail.touch_id.clone()).or_default();
         if let Some(row) = batch.add(&rules[&hit.tenant], mail, before, hit) {
-            before.push(row);
+            before.add(&row);
         }
     }
     let n = batch.touches.len();
     batch.write(&txn).await?;
     txn.commit().await?;
     Ok(n)
+}
+
+/// What the classification of a mail's next hit needs from its earlier hits: the clicks recent
+/// enough for the all-links rule, and which (kind, link, machine-made) hits it already had (only
+/// the first of each becomes an activity). Read with two small queries, however many hits the
+/// mail has had.
+#[derive(Debug, Default)]
+struct MailHistory {
+    /// (link index, time) of the clicks within the widest all-links window before the batch.
+    clicks: Vec<(usize, DateTime<Utc>)>,
+    seen: std::collections::HashSet<(i32, Option<i32>, bool)>,
+}
+
+impl MailHistory {
+    fn add(&mut self, t: &touch::Model) {
+        if t.kind == TouchKind::Clicked as i32
+            && let Some(l) = t.link_index
+        {
+            self.clicks.push((l.max(0) as usize, t.at));
+        }
+        self.seen
+            .insert((t.kind, t.link_index, t.machine_reason.is_some()));
+    }
+}
+
+/// The history of each mail of a batch, by sent touch id.
+async fn mail_history<C: ConnectionTrait>(
+    db: &C,
+    mails: &[String],
+    hits: &[TrackedHit],
+    rules: &HashMap<String, bots::BotRules>,
+) -> Result<HashMap<String, MailHistory>, DbErr> {
+    let mut history: HashMap<String, MailHistory> = HashMap::new();
+    let kinds = touch::Column::MachineReason.is_not_null();
+    let seen: Vec<(Option<String>, i32, Option<i32>, bool)> = touch::Entity::find()
+        .select_only()
+        .column(touch::Column::SentTouchId)
+        .column(touch::Column::Kind)
+        .column(touch::Column::LinkIndex)
+        .column_as(kinds.clone(), "machine")
+        .filter(touch::Column::SentTouchId.is_in(mails.iter().cloned()))
+        .group_by(touch::Column::SentTouchId)
+        .group_by(touch::Column::Kind)
+        .group_by(touch::Column::LinkIndex)
+        .group_by(kinds)
+        .into_tuple()
+        .all(db)
+        .await?;
+    for (mail, kind, link, machine) in seen {
+        history
+            .entry(mail.unwrap_or_default())
+            .or_default()
+            .seen
+            .insert((kind, link, machine));
+    }
+    let widest = rules
+        .values()
+        .map(|r| i64::from(r.all_links_seconds))
+        .max()
+        .unwrap_or(0);
+    let Some(first) = hits.iter().map(|h| h.at).min() else {
+        return Ok(history);
+    };
+    let since = first - chrono::Duration::seconds(widest);
+    let clicks: Vec<(Option<String>, Option<i32>, DateTime<Utc>)> = touch::Entity::find()
+        .select_only()
+        .column(touch::Column::SentTouchId)
+        .column(touch::Column::LinkIndex)
+        .column(touch::Column::At)
+        .filter(touch::Column::SentTouchId.is_in(mails.iter().cloned()))
+        .filter(touch::Column::Kind.eq(TouchKind::Clicked as i32))
+        .filter(touch::Column::At.gte(since))
+        .order_by_asc(touch::Column::Seq)
+        .into_tuple()
+        .all(db)
+        .await?;
+    for (mail, link, at) in clicks {
+        if let Some(l) = link {
+            history
+                .entry(mail.unwrap_or_default())
+                .or_default()
+                .clicks
+                .push((l.max(0) as usize, at));
+        }
+    }
+    Ok(history)
 }
 
 /// What a batch of hits writes.
@@ -318,7 +397,7 @@ impl HitBatch {
         &mut self,
         rules: &bots::BotRules,
         sent: &touch::Model,
-        earlier: &[touch::Model],
+        earlier: &MailHistory,
         hit: &TrackedHit,
     ) -> Option<touch::Model> {
         let (kind, activity, link, url) = match &hit.target {
@@ -349,11 +428,6 @@ impl HitBatch {
             // A one-click POST is deliberate (RFC 8058); the GET page only asks.
             None
         } else {
-            let clicks: Vec<(usize, DateTime<Utc>)> = earlier
-                .iter()
-                .filter(|t| t.kind == TouchKind::Clicked as i32)
-                .filter_map(|t| t.link_index.map(|l| (l.max(0) as usize, t.at)))
-                .collect();
             let h = Hit {
                 is_click: kind == TouchKind::Clicked,
                 head: hit.head,
@@ -361,14 +435,12 @@ impl HitBatch {
                 addr: hit.addr,
                 at: hit.at,
             };
-            bots::machine_reason(rules, &h, Some(sent.at), link, &clicks)
+            bots::machine_reason(rules, &h, Some(sent.at), link, &earlier.clicks)
         };
         let link_index = link.map(|l| l as i32);
-        let first_of_kind = !earlier.iter().any(|t| {
-            t.kind == kind as i32
-                && t.link_index == link_index
-                && t.machine_reason.is_some() == machine.is_some()
-        });
+        let first_of_kind = !earlier
+            .seen
+            .contains(&(kind as i32, link_index, machine.is_some()));
         let row = touch::Model {
             seq: 0,
             touch_id: uuid::Uuid::now_v7().to_string(),
