@@ -290,6 +290,18 @@ pub async fn count(url: &str, sql: &str) -> i64 {
     row.map_or(0, |r| r.try_get::<i64>("", "n").expect("a column n"))
 }
 
+/// Runs statements (DDL, a fault a test sets up) on the database at `url`.
+pub async fn execute(url: &str, sql: &str) {
+    let settings = Settings::defaults().expect("built-in settings");
+    let db = crate::db::connect(url, &settings.database)
+        .await
+        .expect("test database reachable");
+    db.execute_unprepared(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    db.close().await.ok();
+}
+
 /// Baton's own EventLog service on its own database, serving where a producer service would
 /// (e.g. qualification), so a consumer can be fed events a test or bench appends directly.
 pub struct EventLogStandIn {

@@ -677,6 +677,68 @@ async fn an_import_answers_every_row_and_running_it_again_changes_nothing() {
     f.service.stop().await;
 }
 
+/// A batch that fails in the database is rolled back before its rows are retried one by one:
+/// on SQLite's single connection a retried row would otherwise wait for the failed batch's
+/// connection until the pool's acquire timeout (shortened here, so the fault shows quickly).
+#[tokio::test]
+async fn a_failed_import_batch_is_released_before_its_rows_are_retried() {
+    let db = TestDatabase::new("capture").await;
+    let mut settings = settings_with(&[(ServiceName::Capture, &db)]);
+    settings.database.acquire_timeout_ms = 2_000;
+    let listener = bind_ephemeral(&mut settings, ServiceName::Capture).await;
+    let service = spawn(
+        ServiceName::Capture,
+        &Arc::new(settings),
+        listener,
+        baton_capture::run,
+    );
+    let mut client = CaptureServiceClient::new(channel(&service.endpoint).await);
+    // Once migrated, make every statement that inserts two leads with the same creation time (a
+    // batch does; captures one at a time never do) fail in the database.
+    client
+        .capture_lead(capture("warm-up", "first@example.com"))
+        .await
+        .expect("first capture");
+    let fault = if db.is_postgres() {
+        "CREATE FUNCTION one_lead_per_instant() RETURNS trigger AS $$ BEGIN \
+           IF EXISTS (SELECT 1 FROM lead WHERE tenant_id = NEW.tenant_id \
+                      AND created_at = NEW.created_at) THEN \
+             RAISE EXCEPTION 'two leads of one instant'; END IF; RETURN NEW; END $$ \
+         LANGUAGE plpgsql; \
+         CREATE TRIGGER one_lead_per_instant BEFORE INSERT ON lead \
+         FOR EACH ROW EXECUTE FUNCTION one_lead_per_instant();"
+    } else {
+        "CREATE TRIGGER one_lead_per_instant BEFORE INSERT ON lead \
+         WHEN EXISTS (SELECT 1 FROM lead WHERE tenant_id = NEW.tenant_id \
+                      AND created_at = NEW.created_at) \
+         BEGIN SELECT RAISE(ABORT, 'two leads of one instant'); END;"
+    };
+    baton_shared::testing::execute(&db.url, fault).await;
+    let rows = ["r1@example.com", "r2@example.com", "r3@example.com"]
+        .into_iter()
+        .map(row)
+        .collect();
+    let answer = client
+        .import_leads(tokio_stream::iter(vec![import_batch("retried.csv", rows)]))
+        .await
+        .expect("import answered")
+        .into_inner();
+    let statuses: Vec<(i32, usize)> = answer
+        .results
+        .iter()
+        .map(|r| (r.status, r.violations.len()))
+        .collect();
+    let created = ImportRowStatus::Created as i32;
+    assert_eq!(
+        statuses,
+        [(created, 0), (created, 0), (created, 0)],
+        "each row, retried alone, is created"
+    );
+    let n = baton_shared::testing::count(&db.url, "SELECT COUNT(*) AS n FROM lead").await;
+    assert_eq!(n, 4, "the warm-up lead and the three rows");
+    service.stop().await;
+}
+
 /// One import message is written set-based: rows within it must still see each other as if
 /// captured one after the other.
 #[tokio::test]

@@ -107,7 +107,15 @@ impl Store {
         let txn = self.db.begin().await?;
         let answers = match batch::capture_many(&txn, tenant, rows).await {
             Ok(answers) => txn.commit().await.map(|()| answers),
-            Err(e) => Err(e),
+            Err(e) => {
+                // Give the connection back before the rows are retried: on SQLite's single
+                // connection each retried row would otherwise wait for it until the pool's
+                // acquire timeout.
+                if let Err(rollback) = txn.rollback().await {
+                    tracing::warn!(error = %rollback, "rolling back a failed capture batch");
+                }
+                Err(e)
+            }
         };
         let answers = match answers {
             Ok(answers) => answers,
