@@ -1,9 +1,9 @@
 //! One boot sequence for every service: connect to its database and migrate it, start its event
 //! log, start the consumers of other services' logs and any background task, then serve its gRPC
-//! routes (with the event log, health and reflection) until shutdown, and stop the background
-//! tasks after the server.
+//! routes (with the event log, its dead letters when it follows other logs, health and
+//! reflection) until shutdown, and stop the background tasks after the server.
 
-use std::{future::Future, sync::Arc};
+use std::{collections::HashMap, future::Future, sync::Arc};
 
 use sea_orm::DatabaseConnection;
 use sea_orm_migration::MigratorTrait;
@@ -14,7 +14,7 @@ use tonic::service::Routes;
 use crate::{
     db,
     error::BootError,
-    events::{Consumer, EventHandler, EventLog},
+    events::{Consumer, DeadLetterApi, EventHandler, EventLog, Replay},
     peer::PeerAccess,
     server::{self, ServeOptions},
     settings::{ServiceName, Settings},
@@ -30,6 +30,8 @@ pub struct Boot {
     /// How this service reaches its peers (TLS, its service token).
     pub access: PeerAccess,
     background: Vec<JoinHandle<()>>,
+    /// The handler of each source followed, to replay its dead letters.
+    replayers: HashMap<String, Arc<dyn Replay>>,
     /// Why the service cannot run as configured (found while wiring it), reported by `serve`.
     broken: Option<&'static str>,
 }
@@ -54,6 +56,7 @@ impl Boot {
             shutdown,
             access,
             background: Vec::new(),
+            replayers: HashMap::new(),
             broken: None,
         })
     }
@@ -72,6 +75,8 @@ impl Boot {
             &self.log,
             self.access.clone(),
         );
+        let (source, replayer) = consumer.replayer();
+        self.replayers.insert(source, replayer);
         self.background.push(consumer.spawn(self.shutdown.clone()));
         self
     }
@@ -94,7 +99,14 @@ impl Boot {
             self.shutdown.cancel();
             return Err(BootError::Settings(why.to_owned()));
         }
-        let routes = routes.add_service(self.log.grpc_service(self.shutdown.clone()));
+        let mut routes = routes.add_service(self.log.grpc_service(self.shutdown.clone()));
+        if !self.replayers.is_empty() {
+            routes = routes.add_service(DeadLetterApi::server(
+                self.db.clone(),
+                self.replayers,
+                Some(self.log.clone()),
+            ));
+        }
         server::serve_with_background(listener, routes, options, self.shutdown, self.background)
             .await
     }

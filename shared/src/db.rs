@@ -263,9 +263,72 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// Whether a database error is the database's or the connection's state rather than the
+/// statement's: the connection failed or the pool ran dry, the server is shutting down or out of
+/// resources, a serialization failure or deadlock, SQLite busy or locked. Retrying such an error
+/// later can succeed, however often it failed; any other error (a constraint, a value, a query the
+/// schema refuses) fails the same way each time.
+pub fn is_transient(e: &DbErr) -> bool {
+    use sea_orm::{RuntimeErr, sqlx};
+    let sqlx_err = match e {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
+        _ => return false,
+    };
+    match sqlx_err.as_ref() {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| transient_code(&code)),
+        _ => false,
+    }
+}
+
+/// PostgreSQL SQLSTATEs, always five characters (connection exceptions, serialization failure,
+/// deadlock, lock not available, insufficient resources, operator intervention, system errors),
+/// and SQLite's result codes, at most four digits, whose primary code is BUSY (5), LOCKED (6),
+/// IOERR (10) or FULL (13).
+fn transient_code(code: &str) -> bool {
+    if code.len() < 5 {
+        return code
+            .parse::<i64>()
+            .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 10 | 13));
+    }
+    ["08", "53", "57", "58"]
+        .iter()
+        .any(|class| code.starts_with(class))
+        || matches!(code, "40001" | "40P01" | "55P03")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_are_told_transient_by_their_codes() {
+        for (code, transient) in [
+            ("08006", true),
+            ("40001", true),
+            ("40P01", true),
+            ("53300", true),
+            ("57P01", true),
+            ("23505", false),
+            ("23502", false),
+            ("42P01", false),
+            ("22003", false),
+            ("5", true),
+            ("517", true),
+            ("6", true),
+            ("19", false),
+            ("2067", false),
+            ("1", false),
+        ] {
+            assert_eq!(transient_code(code), transient, "{code}");
+        }
+    }
 
     #[test]
     fn loopback_postgres_connects_without_tls_unless_told() {

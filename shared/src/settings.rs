@@ -140,6 +140,11 @@ pub struct EventSettings {
     /// (synchronous) commit flushes the WAL before it. Requests answered to callers always commit
     /// synchronously.
     pub consumer_synchronous_commit: bool,
+    /// How many times a consumer applies an event that fails with a non-transient error (a
+    /// constraint, a value the schema refuses, a handler's bug) before it dead-letters the event,
+    /// with its payload and the error, and goes on. Transient errors (the database down or busy)
+    /// are retried without limit.
+    pub dead_letter_after_attempts: u32,
 }
 
 /// qualification's background scoring work (recompute after activation, decay and inactivity).

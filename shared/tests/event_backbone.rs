@@ -7,14 +7,17 @@ use std::{collections::HashSet, time::Duration};
 
 use baton_proto::{
     capture::v1::LeadCaptured,
-    events::v1::{Event, SubscribeRequest, event_log_client::EventLogClient},
+    events::v1::{
+        Event, ListDeadLettersRequest, ReplayDeadLetterRequest, SubscribeRequest,
+        dead_letters_client::DeadLettersClient, event_log_client::EventLogClient,
+    },
 };
 use baton_shared::{
     Settings, TenantId,
     events::{
-        ConsumeError, Consumer, EventHandler, EventLog,
+        ConsumeError, Consumer, DeadLetterApi, EventHandler, EventLog,
         consumer::decode,
-        migration::{CreateEventConsumerTables, CreateEventLog},
+        migration::{CreateEventConsumerTables, CreateEventLog, KeepDeadLetteredEvents},
     },
     server::{self, ServeOptions},
     testing::TestDatabase,
@@ -41,7 +44,10 @@ impl MigratorTrait for ProducerMigrator {
 struct ConsumerMigrator;
 impl MigratorTrait for ConsumerMigrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateEventConsumerTables)]
+        vec![
+            Box::new(CreateEventConsumerTables),
+            Box::new(KeepDeadLetteredEvents),
+        ]
     }
 }
 
@@ -350,6 +356,189 @@ async fn a_consumer_waits_for_a_producer_that_is_down_and_catches_up() {
     shutdown.cancel();
     consumer.await.unwrap();
     server.await.unwrap().unwrap();
+}
+
+/// An event whose handler always fails in the database with an error that is not transient (here
+/// a primary key the consumer's database already holds) is tried
+/// `events.dead_letter_after_attempts` times, then dead-lettered with its payload and error, and
+/// the events after it are applied. Over `DeadLetters` it is listed, refused while it still
+/// fails, replayed once it has been mended, and refused a second replay.
+#[tokio::test]
+async fn a_poison_event_is_dead_lettered_after_its_attempts_and_replayed_once_mended() {
+    let producer_db = TestDatabase::new("events_poison_producer").await;
+    let consumer_db = TestDatabase::new("events_poison_consumer").await;
+    let mut settings = settings();
+    settings.events.dead_letter_after_attempts = 3;
+    let db = baton_shared::db::connect_and_migrate::<ProducerMigrator>(
+        &producer_db.url,
+        &settings.database,
+    )
+    .await
+    .unwrap();
+    let shutdown = CancellationToken::new();
+    let log = EventLog::start(db.clone(), settings.events.clone(), shutdown.clone());
+    let tenant = TenantId::new("t1");
+    for lead_id in ["a", "stuck", "b", "c"] {
+        let txn = db.begin().await.unwrap();
+        let event = LeadCaptured {
+            lead_id: lead_id.into(),
+            ..Default::default()
+        };
+        EventLog::append(&txn, &tenant, lead_id, &event)
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+    }
+    let listener = server::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let routes = Routes::new(log.grpc_service(shutdown.clone()));
+    let (server_settings, server_shutdown) = (settings.clone(), shutdown.clone());
+    let producer = tokio::spawn(async move {
+        let options = ServeOptions::new("producer", vec![], &server_settings);
+        server::serve(listener, routes, options, server_shutdown).await
+    });
+
+    let cdb = baton_shared::db::connect_and_migrate::<ConsumerMigrator>(
+        &consumer_db.url,
+        &settings.database,
+    )
+    .await
+    .unwrap();
+    cdb.execute_unprepared(
+        "CREATE TABLE applied (lead_id VARCHAR(64) PRIMARY KEY, position BIGINT NOT NULL)",
+    )
+    .await
+    .unwrap();
+    // The row that makes "stuck" fail with a unique violation every time it is applied.
+    cdb.execute_unprepared("INSERT INTO applied (lead_id, position) VALUES ('stuck', 0)")
+        .await
+        .unwrap();
+    let consumer = Consumer::new(
+        "producer",
+        endpoint,
+        cdb.clone(),
+        RecordApplied,
+        settings.events.clone(),
+        None,
+        access(&settings),
+    );
+    let replayers = std::collections::HashMap::from([consumer.replayer()]);
+    let consumer = tokio::spawn(consumer.run(shutdown.clone()));
+    let listener = server::bind("127.0.0.1:0").await.unwrap();
+    let letters_endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let routes = Routes::new(DeadLetterApi::server(cdb.clone(), replayers, None));
+    let (server_settings, server_shutdown) = (settings.clone(), shutdown.clone());
+    let letters_server = tokio::spawn(async move {
+        let options = ServeOptions::new("consumer", vec![], &server_settings);
+        server::serve(listener, routes, options, server_shutdown).await
+    });
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while count(
+        &cdb,
+        "SELECT COUNT(*) AS n FROM applied WHERE lead_id IN ('b', 'c')",
+    )
+    .await
+        < 2
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the events after the poison one were never applied"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let token =
+        baton_shared::testing::token("service:ops", "*", &[baton_shared::auth::Role::Service]);
+    let mut letters = DeadLettersClient::new(
+        baton_shared::testing::channel_with(&letters_endpoint, &token).await,
+    );
+    let listed = letters
+        .list_dead_letters(ListDeadLettersRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .dead_letters;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let letter = &listed[0];
+    assert_eq!(
+        (letter.source.as_str(), letter.position, letter.attempts),
+        ("producer", 2, 3)
+    );
+    assert!(
+        letter.error.to_lowercase().contains("unique"),
+        "the database's error is kept: {}",
+        letter.error
+    );
+    let kept = letter.event.as_ref().expect("the event is kept");
+    assert_eq!(
+        decode::<LeadCaptured>(kept).unwrap().unwrap().lead_id,
+        "stuck"
+    );
+
+    let still_failing = letters
+        .replay_dead_letter(ReplayDeadLetterRequest { id: letter.id })
+        .await
+        .unwrap_err();
+    assert_eq!(still_failing.code(), tonic::Code::FailedPrecondition);
+    cdb.execute_unprepared("DELETE FROM applied WHERE lead_id = 'stuck'")
+        .await
+        .unwrap();
+    let replayed = letters
+        .replay_dead_letter(ReplayDeadLetterRequest { id: letter.id })
+        .await
+        .unwrap()
+        .into_inner()
+        .dead_letter
+        .unwrap();
+    assert!(replayed.replayed_at.is_some());
+    assert_eq!(
+        count(
+            &cdb,
+            "SELECT position AS n FROM applied WHERE lead_id = 'stuck'"
+        )
+        .await,
+        2,
+        "the replay applied the event"
+    );
+    let again = letters
+        .replay_dead_letter(ReplayDeadLetterRequest { id: letter.id })
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), tonic::Code::FailedPrecondition);
+    let unknown = letters
+        .replay_dead_letter(ReplayDeadLetterRequest { id: 999 })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+    let waiting = letters
+        .list_dead_letters(ListDeadLettersRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .dead_letters;
+    assert!(waiting.is_empty(), "a replayed letter no longer waits");
+    let all = letters
+        .list_dead_letters(ListDeadLettersRequest {
+            include_replayed: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .dead_letters;
+    assert_eq!(all.len(), 1);
+    let user = baton_shared::testing::token("u1", "t1", &[baton_shared::auth::Role::Admin]);
+    let mut as_user =
+        DeadLettersClient::new(baton_shared::testing::channel_with(&letters_endpoint, &user).await);
+    let refused = as_user
+        .list_dead_letters(ListDeadLettersRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    shutdown.cancel();
+    consumer.await.unwrap();
+    producer.await.unwrap().unwrap();
+    letters_server.await.unwrap().unwrap();
 }
 
 /// A service's access to its peers under `settings` (its token signed with the test key).

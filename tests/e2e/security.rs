@@ -22,7 +22,10 @@ use baton_proto::{
         ListTeamsRequest, SetHandoffSettingsRequest, SetTouchRulesRequest,
         distribution_service_client::DistributionServiceClient,
     },
-    events::v1::{SubscribeRequest, event_log_client::EventLogClient},
+    events::v1::{
+        ListDeadLettersRequest, SubscribeRequest, dead_letters_client::DeadLettersClient,
+        event_log_client::EventLogClient,
+    },
     nurture::v1::{
         self as nurture_pb, ListEnrollmentsRequest, nurture_service_client::NurtureServiceClient,
     },
@@ -1128,6 +1131,17 @@ async fn tenant_b_sees_nothing_of_tenant_a_in_any_get_or_list() {
     assert_eq!(events_seen(&capture, &of_b, wait).await, 0);
     let of_a = token("service:a", "default", &[Role::Service]);
     assert!(events_seen(&capture, &of_a, wait).await >= 3);
+    // Dead letters: a service token of tenant B lists none of A's (tests/e2e/operations.rs makes
+    // one of A's and shows B neither sees nor replays it).
+    let nurture = suite.suite.endpoint(ServiceName::Nurture);
+    let letters =
+        DeadLettersClient::new(baton_shared::testing::channel_with(&nurture, &of_b).await)
+            .list_dead_letters(ListDeadLettersRequest::default())
+            .await
+            .expect("dead letters of B")
+            .into_inner();
+    assert!(letters.dead_letters.is_empty());
+    cover("DeadLetters/ListDeadLetters");
 
     // Every Get, List and Explain method of the descriptor set was asked above.
     for (method, _) in methods() {

@@ -2,7 +2,7 @@
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
-use baton::{access, demo, report, suite};
+use baton::{access, demo, events, report, suite};
 use baton_shared::{
     ServiceName, Settings,
     auth::{Role, token::TokenSpec},
@@ -61,6 +61,11 @@ enum Command {
         #[arg(long, default_value = "1h", value_parser = access::parse_ttl)]
         ttl: Duration,
     },
+    /// The events the running services could not apply (dead letters), and their replay.
+    Events {
+        #[command(subcommand)]
+        what: EventsCommand,
+    },
     /// Drive a small lead flow through a running suite and print the funnel.
     Demo {
         /// Leads to capture.
@@ -69,6 +74,27 @@ enum Command {
         /// Reps to create.
         #[arg(long, default_value_t = 3)]
         reps: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// List the dead letters of one service, or of every service that follows another's log.
+    DeadLetters {
+        /// capture, nurture, qualification, distribution or reporting.
+        #[arg(long)]
+        service: Option<ServiceName>,
+        /// Also those already replayed.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Apply dead letter `id` of `--service` again (after the cause was mended).
+    Replay {
+        /// The dead letter's id, as `baton events dead-letters` lists it.
+        id: i64,
+        /// The service whose dead letter it is.
+        #[arg(long)]
+        service: ServiceName,
     },
 }
 
@@ -228,6 +254,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ttl,
             };
             println!("{}", access::mint(&settings, &spec)?);
+        }
+        Command::Events {
+            what: EventsCommand::DeadLetters { service, all },
+        } => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            print!("{}", events::dead_letters(&settings, service, all).await?);
+        }
+        Command::Events {
+            what: EventsCommand::Replay { id, service },
+        } => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            print!("{}", events::replay(&settings, service, id).await?);
         }
         Command::Demo { leads, reps } => {
             let settings = Arc::new(Settings::load(cli.config.as_deref())?);

@@ -1,14 +1,15 @@
 //! The consumer side: follow another service's event log and apply each event exactly once.
 
-use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
+use std::{collections::HashMap, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use baton_proto::events::v1::{Event, SubscribeRequest, event_log_client::EventLogClient};
 
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
+use prost::Message as _;
 use sea_orm::{
-    ActiveValue::Set, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
-    TransactionTrait, prelude::*,
+    ActiveValue::Set, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    QueryFilter, TransactionTrait, prelude::*,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info_span};
@@ -30,9 +31,12 @@ const MAX_BATCH: usize = 256;
 /// Why an event could not be applied.
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumeError {
-    /// Retrying may succeed (database busy or down): the event is applied again later.
-    #[error("transient: {0}")]
-    Transient(#[from] DbErr),
+    /// A database error. The event is applied again later: without limit while the error is
+    /// transient (the database down or busy, see [`crate::db::is_transient`]); any other error
+    /// (a constraint, a value the schema refuses) dead-letters the event after
+    /// `events.dead_letter_after_attempts` failures in a row, so it cannot block its stream.
+    #[error("database: {0}")]
+    Database(#[from] DbErr),
     /// The event can never be applied (e.g. a payload that does not decode): it is recorded in
     /// `event_dead_letter` and skipped, so one bad event cannot stop the stream.
     #[error("permanent: {0}")]
@@ -80,6 +84,9 @@ pub struct Consumer<H> {
     own_log: Option<EventLog>,
     /// TLS and the service token the subscription is opened with.
     access: PeerAccess,
+    /// The position of the event that failed last with a non-transient error, and how many
+    /// times in a row it did.
+    failures: std::sync::Mutex<(i64, u32)>,
 }
 
 impl<H: EventHandler> Consumer<H> {
@@ -101,7 +108,16 @@ impl<H: EventHandler> Consumer<H> {
             settings,
             own_log,
             access,
+            failures: std::sync::Mutex::new((0, 0)),
         }
+    }
+
+    /// The source this consumer follows, and its handler as a replayer of dead letters.
+    pub fn replayer(&self) -> (String, Arc<dyn Replay>) {
+        (
+            self.source.clone(),
+            Arc::new(HandlerReplay(self.handler.clone())),
+        )
     }
 
     /// Follows `source`'s log at the endpoint `settings` name for it, applying to `db` and waking
@@ -236,14 +252,23 @@ impl<H: EventHandler> Consumer<H> {
                     }
                     Ok(())
                 }
-                Err(ConsumeError::Transient(e)) => {
+                Err(ConsumeError::Database(e)) => {
                     txn.rollback().await?;
-                    Err(e)
+                    if crate::db::is_transient(&e) {
+                        return Err(e);
+                    }
+                    let attempts = self.failed(event.position);
+                    if attempts < self.settings.dead_letter_after_attempts.max(1) {
+                        tracing::warn!(error = %e, attempts, "event failed to apply; it is tried again");
+                        return Err(e);
+                    }
+                    tracing::error!(error = %e, attempts, "event keeps failing; dead-lettered and skipped");
+                    self.dead_letter(event, &e.to_string(), attempts).await
                 }
                 Err(ConsumeError::Permanent(reason)) => {
                     txn.rollback().await?;
                     tracing::error!(%reason, "event cannot be applied; dead-lettered and skipped");
-                    self.dead_letter(event, &reason).await
+                    self.dead_letter(event, &reason, 1).await
                 }
             }
         }
@@ -338,23 +363,75 @@ impl<H: EventHandler> Consumer<H> {
         Ok(moved.rows_affected == 1)
     }
 
-    async fn dead_letter(&self, event: &Event, reason: &str) -> Result<(), DbErr> {
+    /// Counts a non-transient failure of the event at `position`: how many in a row it has had.
+    fn failed(&self, position: i64) -> u32 {
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if failures.0 == position {
+            failures.1 += 1;
+        } else {
+            *failures = (position, 1);
+        }
+        failures.1
+    }
+
+    async fn dead_letter(&self, event: &Event, reason: &str, attempts: u32) -> Result<(), DbErr> {
         let txn = self.db.begin().await?;
         if self.advance_cursor(&txn, event.position).await? {
-            event_dead_letter::Entity::insert(event_dead_letter::ActiveModel {
-                id: sea_orm::ActiveValue::NotSet,
-                source: Set(self.source.clone()),
-                position: Set(event.position),
-                event_id: Set(event.event_id.clone()),
-                type_url: Set(type_of(event).to_owned()),
-                error: Set(reason.to_owned()),
-                created_at: Set(time::now()),
-            })
-            .exec(&txn)
-            .await?;
+            record_dead_letter(&txn, &self.source, event, reason, attempts).await?;
         }
         txn.commit().await
     }
+}
+
+/// Applies a dead-lettered event again with its source's handler.
+pub trait Replay: Send + Sync {
+    fn replay<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        event: &'a Event,
+    ) -> Pin<Box<dyn Future<Output = Result<(), ConsumeError>> + Send + 'a>>;
+}
+
+/// A consumer's handler, as a [`Replay`].
+pub(crate) struct HandlerReplay<H>(pub Arc<H>);
+
+impl<H: EventHandler> Replay for HandlerReplay<H> {
+    fn replay<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        event: &'a Event,
+    ) -> Pin<Box<dyn Future<Output = Result<(), ConsumeError>> + Send + 'a>> {
+        Box::pin(self.0.handle(txn, event))
+    }
+}
+
+/// Records a dead letter inside `txn` (the caller also moves the cursor past the event there).
+async fn record_dead_letter<C: ConnectionTrait>(
+    txn: &C,
+    source: &str,
+    event: &Event,
+    error: &str,
+    attempts: u32,
+) -> Result<(), DbErr> {
+    event_dead_letter::Entity::insert(event_dead_letter::ActiveModel {
+        id: sea_orm::ActiveValue::NotSet,
+        source: Set(source.to_owned()),
+        position: Set(event.position),
+        event_id: Set(event.event_id.clone()),
+        type_url: Set(type_of(event).to_owned()),
+        error: Set(error.to_owned()),
+        created_at: Set(time::now()),
+        event: Set(Some(event.encode_to_vec())),
+        attempts: Set(i32::try_from(attempts).unwrap_or(i32::MAX)),
+        replayed_at: Set(None),
+        tenant_id: Set(event.tenant_id.clone()),
+    })
+    .exec(txn)
+    .await?;
+    Ok(())
 }
 
 fn type_of(event: &Event) -> &str {

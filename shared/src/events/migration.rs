@@ -1,5 +1,5 @@
 //! Migrations for the event tables. A producer's migrator includes [`CreateEventLog`]; a consumer's
-//! includes [`CreateEventConsumerTables`].
+//! includes [`CreateEventConsumerTables`] and then [`KeepDeadLetteredEvents`].
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -87,5 +87,38 @@ impl MigrationTrait for CreateEventConsumerTables {
                     .to_owned(),
             )
             .await
+    }
+}
+
+/// Dead letters keep the event itself (so it can be replayed), how many attempts failed, when a
+/// replay applied it, and the event's tenant (a token for one tenant sees that tenant's only).
+pub struct KeepDeadLetteredEvents;
+
+impl MigrationName for KeepDeadLetteredEvents {
+    fn name(&self) -> &str {
+        "m20261203_000003_keep_dead_lettered_events"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for KeepDeadLetteredEvents {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // One column per statement: SQLite alters a table one column at a time.
+        for column in [
+            blob_null("event"),
+            integer("attempts").default(1).to_owned(),
+            timestamp_with_time_zone_null("replayed_at"),
+            string("tenant_id").default("").to_owned(),
+        ] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table("event_dead_letter")
+                        .add_column(column)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
     }
 }

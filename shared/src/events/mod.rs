@@ -17,13 +17,19 @@
 //! directly: its single writer already draws positions in commit order.
 
 pub mod consumer;
+mod dead_letters;
 mod log;
 pub mod migration;
 pub(crate) mod store;
 
 pub use baton_proto::events::v1::Event;
+pub use consumer::Replay;
 pub use consumer::{ConsumeError, Consumer, EventHandler};
+pub use dead_letters::DeadLetterApi;
 pub use log::{EventLog, EventLogApi};
 
 /// gRPC name of the event log service, for health reporting.
 pub const EVENT_LOG_SERVICE_NAME: &str = "baton.events.v1.EventLog";
+
+/// gRPC name of the dead-letter service, for health reporting.
+pub const DEAD_LETTERS_SERVICE_NAME: &str = "baton.events.v1.DeadLetters";

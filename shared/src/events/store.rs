@@ -60,6 +60,15 @@ pub mod event_dead_letter {
         pub type_url: String,
         pub error: String,
         pub created_at: DateTimeUtc,
+        /// The event as received (encoded `baton.events.v1.Event`); empty for rows older than
+        /// the column.
+        pub event: Option<Vec<u8>>,
+        /// How many times it failed before it was dead-lettered.
+        pub attempts: i32,
+        /// When a replay applied it.
+        pub replayed_at: Option<DateTimeUtc>,
+        /// The event's tenant.
+        pub tenant_id: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -31,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000080_lead_records::Migration),
             Box::new(m20261203_000090_decision_clock::Migration),
             Box::new(m20261204_000100_performance_weights::Migration),
+            Box::new(baton_shared::events::migration::KeepDeadLetteredEvents),
         ]
     }
 }

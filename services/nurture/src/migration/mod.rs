@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(baton_shared::events::migration::CreateEventConsumerTables),
             Box::new(m20261123_000010_create_sequences::Migration),
             Box::new(m20261202_000020_sequences_that_send::Migration),
+            Box::new(baton_shared::events::migration::KeepDeadLetteredEvents),
         ]
     }
 }

@@ -23,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000040_versioned_models::Migration),
             Box::new(m20261201_000050_stage_rules::Migration),
             Box::new(m20261203_000060_lead_outcomes::Migration),
+            Box::new(baton_shared::events::migration::KeepDeadLetteredEvents),
         ]
     }
 }

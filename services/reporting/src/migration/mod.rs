@@ -25,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000050_attainment::Migration),
             Box::new(m20261203_000060_scorecards::Migration),
             Box::new(m20261203_000070_journal::Migration),
+            Box::new(baton_shared::events::migration::KeepDeadLetteredEvents),
         ]
     }
 }

@@ -1,0 +1,137 @@
+//! What an operator does with a running suite: find the events a service could not apply (dead
+//! letters) and replay them once the cause is mended, with `baton events`.
+
+use std::time::Duration;
+
+use baton::events::{dead_letters, replay};
+use baton_e2e::{TestSuite, eventually, lead};
+use baton_proto::{
+    events::v1::{
+        ListDeadLettersRequest, ReplayDeadLetterRequest, dead_letters_client::DeadLettersClient,
+    },
+    nurture::v1::ListSequencesRequest,
+};
+use baton_shared::{
+    ServiceName,
+    auth::Role,
+    testing::{channel_with, count, execute, token},
+};
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// nurture's database refuses the replica row of one lead (its e-mail is set by an UPDATE) (a trigger stands in for any fault of
+/// the data that is not the database being down). nurture tries the capture event 3 times,
+/// dead-letters it and applies the events after it; `baton events dead-letters` lists it, a
+/// replay fails while the cause remains and applies it once it is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_nurture_cannot_apply_is_dead_lettered_listed_and_replayed() {
+    let suite = TestSuite::start_with(|s| {
+        s.events.dead_letter_after_attempts = 3;
+        s.events.reconnect_min_ms = 20;
+        s.events.reconnect_max_ms = 200;
+    })
+    .await;
+    // nurture answers once its database is migrated.
+    let nurture = suite.nurture().await;
+    eventually("nurture serves", PATIENCE, || {
+        let mut nurture = nurture.clone();
+        async move {
+            nurture
+                .list_sequences(ListSequencesRequest::default())
+                .await
+                .ok()
+        }
+    })
+    .await;
+    let nurture_db = suite.database_url(ServiceName::Nurture);
+    let postgres = nurture_db.starts_with("postgres");
+    let (refuse, mend) = if postgres {
+        (
+            "CREATE FUNCTION refuse_stuck() RETURNS trigger AS $$ BEGIN \
+               IF NEW.email LIKE 'stuck%' THEN RAISE EXCEPTION 'refused by the test'; END IF; \
+               RETURN NEW; END $$ LANGUAGE plpgsql; \
+             CREATE TRIGGER refuse_stuck BEFORE INSERT OR UPDATE ON nurture_lead \
+             FOR EACH ROW EXECUTE FUNCTION refuse_stuck();",
+            "DROP TRIGGER refuse_stuck ON nurture_lead",
+        )
+    } else {
+        (
+            "CREATE TRIGGER refuse_stuck BEFORE UPDATE ON nurture_lead \
+             WHEN NEW.email LIKE 'stuck%' \
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+            "DROP TRIGGER refuse_stuck",
+        )
+    };
+    execute(&nurture_db, refuse).await;
+    let mut capture = suite.capture().await;
+    let mut stuck = lead(1);
+    stuck.email = "stuck@example.co.jp".into();
+    capture.capture_lead(stuck).await.expect("capture");
+    capture.capture_lead(lead(2)).await.expect("capture");
+    let replica =
+        |email: &str| format!("SELECT COUNT(*) AS n FROM nurture_lead WHERE email = '{email}'");
+    eventually(
+        "the lead after the refused one reaches nurture",
+        PATIENCE,
+        || {
+            let (url, sql) = (nurture_db.clone(), replica("lead2@example.co.jp"));
+            async move { (count(&url, &sql).await == 1).then_some(()) }
+        },
+    )
+    .await;
+    let settings = suite.suite.settings();
+    let table = dead_letters(settings, None, false)
+        .await
+        .expect("dead letters");
+    let rows: Vec<&str> = table
+        .lines()
+        .filter(|l| l.contains("LeadCaptured"))
+        .collect();
+    assert_eq!(rows.len(), 1, "one dead letter in\n{table}");
+    assert!(
+        rows[0].contains("nurture") && rows[0].contains("capture") && rows[0].contains(" 3 "),
+        "service, source and attempts in {}",
+        rows[0]
+    );
+    let id = count(&nurture_db, "SELECT id AS n FROM event_dead_letter").await;
+    // The lead is the default tenant's: a service token of another tenant neither sees nor
+    // replays its dead letter.
+    let other = token("service:other", "tenant-b", &[Role::Service]);
+    let mut as_other = DeadLettersClient::new(
+        channel_with(&suite.suite.endpoint(ServiceName::Nurture), &other).await,
+    );
+    let seen = as_other
+        .list_dead_letters(ListDeadLettersRequest::default())
+        .await
+        .expect("list")
+        .into_inner();
+    assert!(seen.dead_letters.is_empty(), "{seen:?}");
+    let hidden = as_other
+        .replay_dead_letter(ReplayDeadLetterRequest { id })
+        .await
+        .expect_err("not B's");
+    assert_eq!(hidden.code(), tonic::Code::NotFound);
+    let refused = replay(settings, ServiceName::Nurture, id)
+        .await
+        .expect_err("the cause is still there");
+    assert!(refused.to_string().contains("failed again"), "{refused}");
+    assert_eq!(count(&nurture_db, &replica("stuck@example.co.jp")).await, 0);
+
+    execute(&nurture_db, mend).await;
+    let done = replay(settings, ServiceName::Nurture, id)
+        .await
+        .expect("replayed");
+    assert!(done.contains("replayed"), "{done}");
+    assert_eq!(count(&nurture_db, &replica("stuck@example.co.jp")).await, 1);
+    assert_eq!(
+        dead_letters(settings, Some(ServiceName::Nurture), false)
+            .await
+            .expect("dead letters"),
+        "no dead letters\n"
+    );
+    let again = replay(settings, ServiceName::Nurture, id)
+        .await
+        .expect_err("replayed once only");
+    assert!(again.to_string().contains("replayed already"), "{again}");
+    suite.stop().await;
+}
