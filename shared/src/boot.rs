@@ -10,6 +10,7 @@ use sea_orm_migration::MigratorTrait;
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
+use tonic_health::server::HealthReporter;
 
 use crate::{
     db,
@@ -32,6 +33,8 @@ pub struct Boot {
     background: Vec<JoinHandle<()>>,
     /// The handler of each source followed, to replay its dead letters.
     replayers: HashMap<String, Arc<dyn Replay>>,
+    /// What grpc.health.v1 will serve; each consumer reports under `consumer:<source>`.
+    health: HealthReporter,
     /// Why the service cannot run as configured (found while wiring it), reported by `serve`.
     broken: Option<&'static str>,
 }
@@ -57,6 +60,7 @@ impl Boot {
             access,
             background: Vec::new(),
             replayers: HashMap::new(),
+            health: HealthReporter::new(),
             broken: None,
         })
     }
@@ -74,7 +78,8 @@ impl Boot {
             handler,
             &self.log,
             self.access.clone(),
-        );
+        )
+        .with_health(self.health.clone());
         let (source, replayer) = consumer.replayer();
         self.replayers.insert(source, replayer);
         self.background.push(consumer.spawn(self.shutdown.clone()));
@@ -93,8 +98,9 @@ impl Boot {
         self,
         listener: TcpListener,
         routes: Routes,
-        options: ServeOptions<'_>,
+        mut options: ServeOptions<'_>,
     ) -> Result<(), BootError> {
+        options.health = self.health.clone();
         if let Some(why) = self.broken {
             self.shutdown.cancel();
             return Err(BootError::Settings(why.to_owned()));

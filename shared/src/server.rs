@@ -42,6 +42,9 @@ pub struct ServeOptions<'a> {
     /// Paths (`/package.Service/Method`) of calls that may legitimately outlast the request
     /// timeout, such as client-streaming imports; the timeout layer lets them run.
     pub long_running: Vec<String>,
+    /// The statuses grpc.health.v1 serves: the server sets those of `health_names`; background
+    /// work may report under names of its own (an event consumer: `consumer:<source>`).
+    pub health: tonic_health::server::HealthReporter,
 }
 
 impl<'a> ServeOptions<'a> {
@@ -62,6 +65,7 @@ impl<'a> ServeOptions<'a> {
             health_names,
             settings,
             long_running: Vec::new(),
+            health: tonic_health::server::HealthReporter::new(),
         }
     }
 
@@ -113,7 +117,10 @@ pub async fn serve(
     options: ServeOptions<'_>,
     shutdown: CancellationToken,
 ) -> Result<(), BootError> {
-    let (health, health_service) = tonic_health::server::health_reporter();
+    let health = options.health.clone();
+    let health_service = tonic_health::pb::health_server::HealthServer::new(
+        tonic_health::server::HealthService::from_health_reporter(health.clone()),
+    );
     for name in &options.health_names {
         health
             .set_service_status(*name, ServingStatus::Serving)

@@ -315,7 +315,10 @@ struct EventLogOnly;
 
 impl sea_orm_migration::MigratorTrait for EventLogOnly {
     fn migrations() -> Vec<Box<dyn sea_orm_migration::MigrationTrait>> {
-        vec![Box::new(crate::events::migration::CreateEventLog)]
+        vec![
+            Box::new(crate::events::migration::CreateEventLog),
+            Box::new(crate::events::migration::CreateEventLogIdentity),
+        ]
     }
 }
 

@@ -17,7 +17,10 @@ use baton_shared::{
     events::{
         ConsumeError, Consumer, DeadLetterApi, EventHandler, EventLog,
         consumer::decode,
-        migration::{CreateEventConsumerTables, CreateEventLog, KeepDeadLetteredEvents},
+        migration::{
+            CreateEventConsumerTables, CreateEventLog, CreateEventLogIdentity, CursorsKnowTheirLog,
+            KeepDeadLetteredEvents,
+        },
     },
     server::{self, ServeOptions},
     testing::TestDatabase,
@@ -37,7 +40,7 @@ const TOTAL: usize = WRITERS * EVENTS_PER_WRITER;
 struct ProducerMigrator;
 impl MigratorTrait for ProducerMigrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateEventLog)]
+        vec![Box::new(CreateEventLog), Box::new(CreateEventLogIdentity)]
     }
 }
 
@@ -47,6 +50,7 @@ impl MigratorTrait for ConsumerMigrator {
         vec![
             Box::new(CreateEventConsumerTables),
             Box::new(KeepDeadLetteredEvents),
+            Box::new(CursorsKnowTheirLog),
         ]
     }
 }
@@ -158,6 +162,7 @@ async fn concurrent_writers_are_delivered_exactly_once_in_position_order() {
         .subscribe(SubscribeRequest {
             after_position: 0,
             max_batch: 7,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -244,6 +249,7 @@ async fn concurrent_writers_are_delivered_exactly_once_in_position_order() {
         .subscribe(SubscribeRequest {
             after_position: middle,
             max_batch: 0,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -539,6 +545,291 @@ async fn a_poison_event_is_dead_lettered_after_its_attempts_and_replayed_once_me
     consumer.await.unwrap();
     producer.await.unwrap().unwrap();
     letters_server.await.unwrap().unwrap();
+}
+
+/// Appends one LeadCaptured per id to `db`'s log.
+async fn append_leads(db: &DatabaseConnection, ids: &[&str]) {
+    let tenant = TenantId::new("t1");
+    for id in ids {
+        let txn = db.begin().await.unwrap();
+        let event = LeadCaptured {
+            lead_id: (*id).into(),
+            ..Default::default()
+        };
+        EventLog::append(&txn, &tenant, id, &event).await.unwrap();
+        txn.commit().await.unwrap();
+    }
+}
+
+/// Serves `log` on `listener` until `stop`.
+fn serve_log(
+    log: &EventLog,
+    settings: &Settings,
+    listener: tokio::net::TcpListener,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<Result<(), baton_shared::BootError>> {
+    let routes = Routes::new(log.grpc_service(stop.clone()));
+    let settings = settings.clone();
+    tokio::spawn(async move {
+        let options = ServeOptions::new("producer", vec![], &settings);
+        server::serve(listener, routes, options, stop).await
+    })
+}
+
+/// A consumer of `endpoint` into `cdb` whose health is served over grpc.health.v1: the task, and
+/// the endpoint of its health.
+async fn follow_with_health(
+    endpoint: &str,
+    cdb: &DatabaseConnection,
+    settings: &Settings,
+    stop: &CancellationToken,
+) -> (tokio::task::JoinHandle<()>, String) {
+    let health = tonic_health::server::HealthReporter::new();
+    let consumer = Consumer::new(
+        "producer",
+        endpoint.to_owned(),
+        cdb.clone(),
+        RecordApplied,
+        settings.events.clone(),
+        None,
+        access(settings),
+    )
+    .with_health(health.clone());
+    let listener = server::bind("127.0.0.1:0").await.unwrap();
+    let health_endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let mut options_settings = settings.clone();
+    options_settings.auth.open_health = true;
+    let stop_server = stop.clone();
+    tokio::spawn(async move {
+        let mut options = ServeOptions::new("consumer", vec![], &options_settings);
+        options.health = health;
+        let _ = server::serve(listener, Routes::default(), options, stop_server).await;
+    });
+    (tokio::spawn(consumer.run(stop.clone())), health_endpoint)
+}
+
+async fn consumer_health(endpoint: &str) -> i32 {
+    let mut client = tonic_health::pb::health_client::HealthClient::new(
+        baton_shared::testing::plain_channel(endpoint).await,
+    );
+    client
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "consumer:producer".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+}
+
+/// Waits until the consumer task ends on its own (it stopped), failing after 20 s.
+async fn stops(consumer: tokio::task::JoinHandle<()>) {
+    tokio::time::timeout(Duration::from_secs(20), consumer)
+        .await
+        .expect("the consumer stops instead of going on")
+        .unwrap();
+}
+
+/// What the producer answers a subscription from the consumer's cursor (its refusal).
+async fn refusal(endpoint: &str, cdb: &DatabaseConnection) -> tonic::Status {
+    let cursor = baton_shared::events::consumer::cursor(cdb, "producer")
+        .await
+        .unwrap()
+        .unwrap();
+    connect(endpoint)
+        .await
+        .subscribe(SubscribeRequest {
+            after_position: cursor.position,
+            max_batch: 0,
+            expected_epoch: cursor.epoch,
+            after_event_id: cursor.last_event_id,
+        })
+        .await
+        .map(|_| ())
+        .expect_err("the producer refuses the cursor")
+}
+
+async fn applied(cdb: &DatabaseConnection) -> Vec<String> {
+    let rows = cdb
+        .query_all_raw(Statement::from_string(
+            cdb.get_database_backend(),
+            "SELECT lead_id FROM applied ORDER BY position",
+        ))
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| r.try_get::<String>("", "lead_id").unwrap())
+        .collect()
+}
+
+async fn consumer_database(label: &str, settings: &Settings) -> (TestDatabase, DatabaseConnection) {
+    let consumer_db = TestDatabase::new(label).await;
+    let cdb = baton_shared::db::connect_and_migrate::<ConsumerMigrator>(
+        &consumer_db.url,
+        &settings.database,
+    )
+    .await
+    .unwrap();
+    cdb.execute_unprepared(
+        "CREATE TABLE applied (lead_id VARCHAR(64) PRIMARY KEY, position BIGINT NOT NULL)",
+    )
+    .await
+    .unwrap();
+    (consumer_db, cdb)
+}
+
+/// The producer's database is replaced by another (reset, or a wrong one restored) on the same
+/// address: its log has another epoch, and the consumer stops with NOT_SERVING instead of going
+/// on from its old position in a log that is not the one it followed.
+#[tokio::test]
+async fn a_consumer_stops_when_its_producer_log_is_replaced() {
+    let settings = settings();
+    let first_db = TestDatabase::new("events_epoch_first").await;
+    let second_db = TestDatabase::new("events_epoch_second").await;
+    let migrate = |url: String| {
+        let database = settings.database.clone();
+        async move {
+            baton_shared::db::connect_and_migrate::<ProducerMigrator>(&url, &database)
+                .await
+                .unwrap()
+        }
+    };
+    let first = migrate(first_db.url.clone()).await;
+    let second = migrate(second_db.url.clone()).await;
+    let shutdown = CancellationToken::new();
+    append_leads(&first, &["a1", "a2", "a3"]).await;
+    append_leads(&second, &["b1", "b2", "b3", "b4", "b5"]).await;
+    let first_log = EventLog::start(first, settings.events.clone(), shutdown.clone());
+    let second_log = EventLog::start(second, settings.events.clone(), shutdown.clone());
+    assert_ne!(
+        first_log.epoch().await.unwrap(),
+        second_log.epoch().await.unwrap()
+    );
+
+    let listener = server::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let endpoint = format!("http://{addr}");
+    let first_stop = CancellationToken::new();
+    let first_server = serve_log(&first_log, &settings, listener, first_stop.clone());
+    let (_consumer_db, cdb) = consumer_database("events_epoch_consumer", &settings).await;
+    let (consumer, health) = follow_with_health(&endpoint, &cdb, &settings, &shutdown).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while applied(&cdb).await.len() < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "first log not applied"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        consumer_health(&health).await,
+        1,
+        "SERVING while it follows"
+    );
+
+    first_stop.cancel();
+    first_server.await.unwrap().unwrap();
+    let listener = server::bind(&addr.to_string()).await.unwrap();
+    let second_server = serve_log(&second_log, &settings, listener, shutdown.clone());
+    stops(consumer).await;
+    assert_eq!(
+        applied(&cdb).await,
+        ["a1", "a2", "a3"],
+        "nothing of the other log"
+    );
+    assert_eq!(
+        consumer_health(&health).await,
+        2,
+        "NOT_SERVING once stopped"
+    );
+    let refused = refusal(&endpoint, &cdb).await;
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert!(refused.message().contains("log_epoch"), "{refused:?}");
+    shutdown.cancel();
+    second_server.await.unwrap().unwrap();
+}
+
+/// The producer's database is restored from an older copy (same epoch, fewer events): the
+/// consumer's position is beyond the log's end, and it stops. Then the restored log is written
+/// again, so the consumer's position exists but holds another event: it stops again.
+#[tokio::test]
+async fn a_consumer_stops_when_its_producer_log_is_restored_from_an_older_copy() {
+    let settings = settings();
+    let producer_db = TestDatabase::new("events_restore_producer").await;
+    let db = baton_shared::db::connect_and_migrate::<ProducerMigrator>(
+        &producer_db.url,
+        &settings.database,
+    )
+    .await
+    .unwrap();
+    let shutdown = CancellationToken::new();
+    append_leads(&db, &["e1", "e2", "e3", "e4", "e5"]).await;
+    let log = EventLog::start(db.clone(), settings.events.clone(), shutdown.clone());
+    let listener = server::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let producer = serve_log(&log, &settings, listener, shutdown.clone());
+    let (_consumer_db, cdb) = consumer_database("events_restore_consumer", &settings).await;
+    let run = CancellationToken::new();
+    let (consumer, _) = follow_with_health(&endpoint, &cdb, &settings, &run).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while applied(&cdb).await.len() < 5 {
+        assert!(tokio::time::Instant::now() < deadline, "log not applied");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    run.cancel();
+    consumer.await.unwrap();
+
+    // "Restore" the copy taken after e3: the last two events are gone, and so is the sequence
+    // that drew their positions.
+    let postgres = db.get_database_backend() == sea_orm::DbBackend::Postgres;
+    db.execute_unprepared("DELETE FROM event_log WHERE position > 3")
+        .await
+        .unwrap();
+    db.execute_unprepared(if postgres {
+        "SELECT setval(pg_get_serial_sequence('event_log', 'position'), 3)"
+    } else {
+        "UPDATE sqlite_sequence SET seq = 3 WHERE name = 'event_log'"
+    })
+    .await
+    .unwrap();
+    let refused = refusal(&endpoint, &cdb).await;
+    assert!(refused.message().contains("position_in_log"), "{refused:?}");
+    let stop = CancellationToken::new();
+    let (consumer, health) = follow_with_health(&endpoint, &cdb, &settings, &stop).await;
+    stops(consumer).await;
+    assert_eq!(
+        consumer_health(&health).await,
+        2,
+        "NOT_SERVING once stopped"
+    );
+
+    // Written again after the restore: positions 4 to 6 hold other events than e4 and e5.
+    append_leads(&db, &["r4", "r5", "r6"]).await;
+    log.notify_committed();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while log.head().await.unwrap() < 6 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new events are not relayed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let refused = refusal(&endpoint, &cdb).await;
+    assert!(
+        refused.message().contains("event_at_position"),
+        "{refused:?}"
+    );
+    let (consumer, health) = follow_with_health(&endpoint, &cdb, &settings, &stop).await;
+    stops(consumer).await;
+    assert_eq!(consumer_health(&health).await, 2);
+    assert_eq!(
+        applied(&cdb).await,
+        ["e1", "e2", "e3", "e4", "e5"],
+        "nothing skipped or mixed in"
+    );
+    stop.cancel();
+    shutdown.cancel();
+    producer.await.unwrap().unwrap();
 }
 
 /// A service's access to its peers under `settings` (its token signed with the test key).

@@ -122,6 +122,7 @@ async fn bad_requests_get_invalid_argument_and_unknown_ids_not_found() {
         .subscribe(SubscribeRequest {
             after_position: -1,
             max_batch: 0,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -149,6 +150,7 @@ async fn shutdown_ends_open_streams_and_completes() {
         .subscribe(SubscribeRequest {
             after_position: 0,
             max_batch: 0,
+            ..Default::default()
         })
         .await
         .unwrap()

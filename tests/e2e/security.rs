@@ -425,6 +425,7 @@ async fn events_seen(endpoint: &str, token: &str, wait: std::time::Duration) -> 
         .subscribe(SubscribeRequest {
             after_position: 0,
             max_batch: 0,
+            ..Default::default()
         })
         .await
         .expect("subscribe")

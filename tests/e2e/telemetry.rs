@@ -29,6 +29,7 @@ async fn events(suite: &TestSuite, name: ServiceName, wanted: usize) -> Vec<Even
         .subscribe(SubscribeRequest {
             after_position: 0,
             max_batch: 0,
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -176,6 +176,7 @@ async fn stream_rate(endpoint: &str, events: usize) -> anyhow::Result<f64> {
         .subscribe(SubscribeRequest {
             after_position: 0,
             max_batch: 0,
+            ..Default::default()
         })
         .await?
         .into_inner();

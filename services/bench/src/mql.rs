@@ -116,6 +116,7 @@ async fn watch_log(
         .subscribe(SubscribeRequest {
             after_position: 0,
             max_batch: 0,
+            ..Default::default()
         })
         .await?
         .into_inner();

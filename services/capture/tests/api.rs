@@ -64,6 +64,7 @@ async fn capture_events(endpoint: &str) -> tonic::Streaming<baton_proto::events:
         .subscribe(SubscribeRequest {
             after_position: 0,
             max_batch: 0,
+            ..Default::default()
         })
         .await
         .expect("subscribe")

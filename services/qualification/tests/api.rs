@@ -123,6 +123,7 @@ impl Fixture {
             .subscribe(SubscribeRequest {
                 after_position: 0,
                 max_batch: 0,
+                ..Default::default()
             })
             .await
             .unwrap()

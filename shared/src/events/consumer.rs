@@ -15,8 +15,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info_span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use tonic_health::{ServingStatus, server::HealthReporter};
+
 use super::{
-    log::EventLog,
+    log::{EPOCH_HEADER, EventLog},
     store::{event_cursor, event_dead_letter},
 };
 use crate::{
@@ -87,6 +89,22 @@ pub struct Consumer<H> {
     /// The position of the event that failed last with a non-transient error, and how many
     /// times in a row it did.
     failures: std::sync::Mutex<(i64, u32)>,
+    /// Where the consumer reports itself (`consumer:<source>`): NOT_SERVING once it stopped
+    /// because the log it followed is gone.
+    health: Option<HealthReporter>,
+}
+
+/// Why a subscription ended without shutdown.
+enum Interrupted {
+    /// The producer is down or the stream broke: reconnect with backoff.
+    Retry(String),
+    /// The producer's log is not the one this consumer followed: stop, never skip.
+    Stop(String),
+}
+
+/// The grpc.health.v1 name under which a consumer of `source` reports.
+pub fn health_name(source: &str) -> String {
+    format!("consumer:{source}")
 }
 
 impl<H: EventHandler> Consumer<H> {
@@ -109,6 +127,20 @@ impl<H: EventHandler> Consumer<H> {
             own_log,
             access,
             failures: std::sync::Mutex::new((0, 0)),
+            health: None,
+        }
+    }
+
+    /// Reports the consumer's state to `health` under [`health_name`].
+    pub fn with_health(mut self, health: HealthReporter) -> Self {
+        self.health = Some(health);
+        self
+    }
+
+    async fn report(&self, status: ServingStatus) {
+        if let Some(h) = &self.health {
+            h.set_service_status(health_name(&self.source), status)
+                .await;
         }
     }
 
@@ -147,17 +179,30 @@ impl<H: EventHandler> Consumer<H> {
     }
 
     /// Runs until `shutdown`: connect, subscribe from the stored cursor, apply; on any failure wait
-    /// (exponential backoff) and start again from the stored cursor.
+    /// (exponential backoff) and start again from the stored cursor. Stops for good, reporting
+    /// NOT_SERVING, when the producer says its log is not the one this consumer followed (reset,
+    /// replaced, restored from an older copy): skipping or re-applying would be silent damage.
     pub async fn run(self, shutdown: CancellationToken) {
         let min = Duration::from_millis(self.settings.reconnect_min_ms);
         let max = Duration::from_millis(self.settings.reconnect_max_ms);
         let mut backoff = min;
+        self.report(ServingStatus::Serving).await;
         while !shutdown.is_cancelled() {
             match self.follow(&shutdown).await {
                 Ok(applied_any) if applied_any => backoff = min,
                 Ok(_) => {}
-                Err(reason) => {
+                Err(Interrupted::Retry(reason)) => {
                     tracing::debug!(source = %self.source, %reason, ?backoff, "event stream interrupted; reconnecting")
+                }
+                Err(Interrupted::Stop(reason)) => {
+                    tracing::error!(
+                        source = %self.source,
+                        %reason,
+                        health = %health_name(&self.source),
+                        "the log this consumer followed is gone; it stopped and applies nothing until an operator resets its cursor"
+                    );
+                    self.report(ServingStatus::NotServing).await;
+                    return;
                 }
             }
             tokio::select! {
@@ -169,18 +214,41 @@ impl<H: EventHandler> Consumer<H> {
     }
 
     /// One connection: returns when the stream ends or fails; `Ok(true)` if it applied anything.
-    async fn follow(&self, shutdown: &CancellationToken) -> Result<bool, String> {
-        let after_position = self.ensure_cursor().await.map_err(|e| e.to_string())?;
-        let mut client = EventLogClient::new(self.access.connect(&self.endpoint).await?);
-        let mut stream = client
+    async fn follow(&self, shutdown: &CancellationToken) -> Result<bool, Interrupted> {
+        let retry = |e: &dyn std::fmt::Display| Interrupted::Retry(e.to_string());
+        let cursor = self.ensure_cursor().await.map_err(|e| retry(&e))?;
+        let connected = self.access.connect(&self.endpoint).await;
+        let mut client = EventLogClient::new(connected.map_err(|e| retry(&e))?);
+        let response = client
             .subscribe(SubscribeRequest {
-                after_position,
+                after_position: cursor.position,
                 max_batch: 0,
+                expected_epoch: cursor.epoch.clone(),
+                after_event_id: cursor.last_event_id.clone(),
             })
             .await
-            .map_err(|e| e.to_string())?
-            .into_inner();
-        tracing::info!(source = %self.source, after_position, "following event log");
+            .map_err(|s| match s.code() {
+                tonic::Code::FailedPrecondition => Interrupted::Stop(s.message().to_owned()),
+                _ => retry(&s),
+            })?;
+        let epoch = response
+            .metadata()
+            .get(EPOCH_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        if !epoch.is_empty() && !cursor.epoch.is_empty() && epoch != cursor.epoch {
+            return Err(Interrupted::Stop(format!(
+                "the log is epoch {epoch}, this consumer followed epoch {}",
+                cursor.epoch
+            )));
+        }
+        if cursor.epoch.is_empty() && !epoch.is_empty() {
+            self.learn_epoch(&epoch).await.map_err(|e| retry(&e))?;
+        }
+        let mut stream = response.into_inner();
+        let after_position = cursor.position;
+        tracing::info!(source = %self.source, after_position, %epoch, "following event log");
         let mut applied_any = false;
         loop {
             let next = tokio::select! {
@@ -202,35 +270,49 @@ impl<H: EventHandler> Consumer<H> {
                             Err(_) => break,
                         }
                     }
-                    self.apply_batch(&batch).await.map_err(|e| e.to_string())?;
+                    self.apply_batch(&batch).await.map_err(|e| retry(&e))?;
                     applied_any = true;
                     match after {
                         Some(Ok(None)) => return Ok(applied_any),
-                        Some(Err(status)) => return Err(status.to_string()),
+                        Some(Err(status)) => return Err(retry(&status)),
                         _ => {}
                     }
                 }
                 Ok(None) => return Ok(applied_any),
-                Err(status) => return Err(status.to_string()),
+                Err(status) => return Err(retry(&status)),
             }
         }
     }
 
-    /// The stored position, creating the cursor row at 0 on first use.
-    async fn ensure_cursor(&self) -> Result<i64, DbErr> {
+    /// The stored cursor, created at 0 on first use.
+    async fn ensure_cursor(&self) -> Result<event_cursor::Model, DbErr> {
         let row = event_cursor::ActiveModel {
             source: Set(self.source.clone()),
             position: Set(0),
             updated_at: Set(time::now()),
+            epoch: Set(String::new()),
+            last_event_id: Set(String::new()),
         };
         event_cursor::Entity::insert(row)
             .on_conflict_do_nothing_on([event_cursor::Column::Source])
             .exec(&self.db)
             .await?;
-        let cursor = event_cursor::Entity::find_by_id(self.source.clone())
+        event_cursor::Entity::find_by_id(self.source.clone())
             .one(&self.db)
+            .await?
+            .ok_or_else(|| DbErr::RecordNotFound(format!("event_cursor {}", self.source)))
+    }
+
+    /// Keeps the epoch of the log the cursor's positions belong to (a cursor made before logs had
+    /// one, or a first subscription).
+    async fn learn_epoch(&self, epoch: &str) -> Result<(), DbErr> {
+        event_cursor::Entity::update_many()
+            .col_expr(event_cursor::Column::Epoch, Expr::value(epoch))
+            .filter(event_cursor::Column::Source.eq(self.source.as_str()))
+            .filter(event_cursor::Column::Epoch.eq(""))
+            .exec(&self.db)
             .await?;
-        Ok(cursor.map_or(0, |c| c.position))
+        Ok(())
     }
 
     /// Applies one event exactly once. The cursor moves first, conditionally: if another replica (or
@@ -240,7 +322,7 @@ impl<H: EventHandler> Consumer<H> {
         let span = self.span_of(event);
         async {
             let txn = self.begin().await?;
-            if !self.advance_cursor(&txn, event.position).await? {
+            if !self.advance_cursor(&txn, event).await? {
                 txn.rollback().await?;
                 return Ok(());
             }
@@ -294,7 +376,7 @@ impl<H: EventHandler> Consumer<H> {
             }
             let cursor = query.one(&txn).await?.map_or(0, |c| c.position);
             let fresh: Vec<&Event> = batch.iter().filter(|e| e.position > cursor).collect();
-            let Some(last) = fresh.last().map(|e| e.position) else {
+            let Some(last) = fresh.last().copied() else {
                 txn.rollback().await?;
                 return Ok(true);
             };
@@ -348,13 +430,14 @@ impl<H: EventHandler> Consumer<H> {
         span
     }
 
-    async fn advance_cursor(
-        &self,
-        txn: &DatabaseTransaction,
-        position: i64,
-    ) -> Result<bool, DbErr> {
+    async fn advance_cursor(&self, txn: &DatabaseTransaction, to: &Event) -> Result<bool, DbErr> {
+        let position = to.position;
         let moved = event_cursor::Entity::update_many()
             .col_expr(event_cursor::Column::Position, Expr::value(position))
+            .col_expr(
+                event_cursor::Column::LastEventId,
+                Expr::value(to.event_id.as_str()),
+            )
             .col_expr(event_cursor::Column::UpdatedAt, Expr::value(time::now()))
             .filter(event_cursor::Column::Source.eq(self.source.as_str()))
             .filter(event_cursor::Column::Position.lt(position))
@@ -379,7 +462,7 @@ impl<H: EventHandler> Consumer<H> {
 
     async fn dead_letter(&self, event: &Event, reason: &str, attempts: u32) -> Result<(), DbErr> {
         let txn = self.db.begin().await?;
-        if self.advance_cursor(&txn, event.position).await? {
+        if self.advance_cursor(&txn, event).await? {
             record_dead_letter(&txn, &self.source, event, reason, attempts).await?;
         }
         txn.commit().await
@@ -432,6 +515,16 @@ async fn record_dead_letter<C: ConnectionTrait>(
     .exec(txn)
     .await?;
     Ok(())
+}
+
+/// The cursor a consumer keeps for `source` in `db`, if it has one.
+pub async fn cursor(
+    db: &DatabaseConnection,
+    source: &str,
+) -> Result<Option<event_cursor::Model>, DbErr> {
+    event_cursor::Entity::find_by_id(source.to_owned())
+        .one(db)
+        .await
 }
 
 fn type_of(event: &Event) -> &str {

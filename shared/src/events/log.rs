@@ -12,8 +12,9 @@ use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use prost::{Message, Name};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Statement, TransactionTrait, prelude::*, sea_query::Query,
+    ActiveValue::Set, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait, prelude::*,
+    sea_query::Query,
 };
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -21,8 +22,16 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::store::event_log;
-use crate::{error::database_status, settings::EventSettings, tenant::TenantId, time};
+use super::store::{event_log, event_log_identity};
+use crate::{
+    error::{ApiError, database_status},
+    settings::EventSettings,
+    tenant::TenantId,
+    time,
+};
+
+/// The response header of `Subscribe` that carries the log's epoch.
+pub const EPOCH_HEADER: &str = "baton-log-epoch";
 
 /// Key of the advisory lock that lets one relay at a time assign positions in a database (each
 /// service has its own database, so one key per database is enough). "baton-ev" in ASCII.
@@ -69,6 +78,8 @@ struct Inner {
     published: watch::Sender<u64>,
     /// Bumped when a transaction that appended events committed: wakes the relay (PostgreSQL).
     appended: watch::Sender<u64>,
+    /// The log's identity, read (or made) on first use.
+    epoch: tokio::sync::OnceCell<String>,
 }
 
 impl EventLog {
@@ -87,6 +98,7 @@ impl EventLog {
                 settings,
                 published,
                 appended,
+                epoch: tokio::sync::OnceCell::new(),
             }),
         };
         if log.inner.db.get_database_backend() == DbBackend::Postgres {
@@ -306,6 +318,85 @@ impl EventLog {
         Ok(last.map_or(0, |e| e.position))
     }
 
+    /// The log's epoch: made (a UUID v7) the first time the log is used, then kept in its database.
+    /// A database that was reset, or replaced by another, has another epoch; one restored from a
+    /// backup keeps it (subscribers then check positions and event ids).
+    pub async fn epoch(&self) -> Result<String, DbErr> {
+        self.inner
+            .epoch
+            .get_or_try_init(|| async {
+                event_log_identity::Entity::insert(event_log_identity::ActiveModel {
+                    id: Set(1),
+                    epoch: Set(uuid::Uuid::now_v7().to_string()),
+                    created_at: Set(time::now()),
+                })
+                .on_conflict_do_nothing_on([event_log_identity::Column::Id])
+                .exec(&self.inner.db)
+                .await?;
+                let row = event_log_identity::Entity::find_by_id(1)
+                    .one(&self.inner.db)
+                    .await?;
+                row.map(|r| r.epoch)
+                    .ok_or_else(|| DbErr::RecordNotFound("event_log_identity".into()))
+            })
+            .await
+            .cloned()
+    }
+
+    /// Refuses a subscription that does not continue the log it names: another epoch, a position
+    /// beyond the end, or another event at the position.
+    async fn check_continues(&self, req: &SubscribeRequest) -> Result<String, Status> {
+        let epoch = self.epoch().await.map_err(|e| database_status(&e))?;
+        let refuse = |rule: &str, description: String| {
+            Status::from(ApiError::FailedPrecondition {
+                rule: rule.to_owned(),
+                description,
+            })
+        };
+        if !req.expected_epoch.is_empty() && req.expected_epoch != epoch {
+            return Err(refuse(
+                "log_epoch",
+                format!(
+                    "this log is epoch {epoch}, the subscriber followed epoch {}: the log was reset or replaced; its position means nothing here",
+                    req.expected_epoch
+                ),
+            ));
+        }
+        if req.after_position == 0 {
+            return Ok(epoch);
+        }
+        let head = self.head().await.map_err(|e| database_status(&e))?;
+        if req.after_position > head {
+            return Err(refuse(
+                "position_in_log",
+                format!(
+                    "after_position {} is beyond the end of this log ({head}): it was restored from an older copy or is a standby that lags",
+                    req.after_position
+                ),
+            ));
+        }
+        if req.after_event_id.is_empty() {
+            return Ok(epoch);
+        }
+        let found = event_log::Entity::find_by_id(req.after_position)
+            .one(&self.inner.db)
+            .await
+            .map_err(|e| database_status(&e))?
+            .map(|e| e.event_id);
+        if found.as_deref() != Some(req.after_event_id.as_str()) {
+            return Err(refuse(
+                "event_at_position",
+                format!(
+                    "position {} holds {}, the subscriber applied event {} there: the log was restored and written again",
+                    req.after_position,
+                    found.as_deref().unwrap_or("no event"),
+                    req.after_event_id
+                ),
+            ));
+        }
+        Ok(epoch)
+    }
+
     /// The `baton.events.v1.EventLog` gRPC service over this log. Streams end when `shutdown` fires.
     pub fn grpc_service(&self, shutdown: CancellationToken) -> EventLogServer<EventLogApi> {
         EventLogServer::new(EventLogApi {
@@ -362,6 +453,7 @@ impl EventLogRpc for EventLogApi {
             violations.add("max_batch", format!("must be between 0 and {MAX_BATCH}"));
         }
         violations.into_result()?;
+        let epoch = self.log.check_continues(&req).await?;
         let batch = if req.max_batch == 0 {
             self.log.inner.settings.batch_size
         } else {
@@ -376,7 +468,11 @@ impl EventLogRpc for EventLogApi {
             tx,
             self.shutdown.clone(),
         ));
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        let mut response = Response::new(Box::pin(ReceiverStream::new(rx)) as EventStream);
+        if let Ok(value) = epoch.parse() {
+            response.metadata_mut().insert(EPOCH_HEADER, value);
+        }
+        Ok(response)
     }
 }
 

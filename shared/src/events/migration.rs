@@ -1,5 +1,6 @@
-//! Migrations for the event tables. A producer's migrator includes [`CreateEventLog`]; a consumer's
-//! includes [`CreateEventConsumerTables`] and then [`KeepDeadLetteredEvents`].
+//! Migrations for the event tables. A producer's migrator includes [`CreateEventLog`] and then
+//! [`CreateEventLogIdentity`]; a consumer's includes [`CreateEventConsumerTables`] and then
+//! [`KeepDeadLetteredEvents`] and [`CursorsKnowTheirLog`].
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -114,6 +115,61 @@ impl MigrationTrait for KeepDeadLetteredEvents {
                 .alter_table(
                     Table::alter()
                         .table("event_dead_letter")
+                        .add_column(column)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// `event_log_identity`: the epoch of a producer's log (its one row is made on first use).
+pub struct CreateEventLogIdentity;
+
+impl MigrationName for CreateEventLogIdentity {
+    fn name(&self) -> &str {
+        "m20261203_000004_create_event_log_identity"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateEventLogIdentity {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("event_log_identity")
+                    .col(integer("id").primary_key())
+                    .col(string("epoch"))
+                    .col(timestamp_with_time_zone("created_at"))
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
+/// A consumer's cursor keeps the epoch of the log it follows and the id of the event at its
+/// position, so a log that was reset, restored or replaced is told apart from the one it followed.
+pub struct CursorsKnowTheirLog;
+
+impl MigrationName for CursorsKnowTheirLog {
+    fn name(&self) -> &str {
+        "m20261203_000005_cursors_know_their_log"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CursorsKnowTheirLog {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for column in [
+            string("epoch").default("").to_owned(),
+            string("last_event_id").default("").to_owned(),
+        ] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table("event_cursor")
                         .add_column(column)
                         .to_owned(),
                 )

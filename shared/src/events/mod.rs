@@ -20,7 +20,7 @@ pub mod consumer;
 mod dead_letters;
 mod log;
 pub mod migration;
-pub(crate) mod store;
+pub mod store;
 
 pub use baton_proto::events::v1::Event;
 pub use consumer::Replay;

@@ -37,6 +37,10 @@ pub mod event_cursor {
         pub source: String,
         pub position: i64,
         pub updated_at: DateTimeUtc,
+        /// The epoch of the source's log the position belongs to (empty until first learnt).
+        pub epoch: String,
+        /// The id of the event at `position` (empty at 0).
+        pub last_event_id: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -69,6 +73,26 @@ pub mod event_dead_letter {
         pub replayed_at: Option<DateTimeUtc>,
         /// The event's tenant.
         pub tenant_id: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod event_log_identity {
+    use sea_orm::entity::prelude::*;
+
+    /// The identity of a producer's log: one row, made when the log is first used. A log that was
+    /// reset or replaced by another database has another epoch.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "event_log_identity")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: i32,
+        pub epoch: String,
+        pub created_at: DateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

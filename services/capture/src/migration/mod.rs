@@ -22,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000040_merges::Migration),
             Box::new(m20261202_000050_activity_performer::Migration),
             Box::new(m20261202_000060_machine_activity::Migration),
+            Box::new(baton_shared::events::migration::CreateEventLogIdentity),
         ]
     }
 }

@@ -32,6 +32,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000090_decision_clock::Migration),
             Box::new(m20261204_000100_performance_weights::Migration),
             Box::new(baton_shared::events::migration::KeepDeadLetteredEvents),
+            Box::new(baton_shared::events::migration::CreateEventLogIdentity),
+            Box::new(baton_shared::events::migration::CursorsKnowTheirLog),
         ]
     }
 }

@@ -16,6 +16,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000010_create_sequences::Migration),
             Box::new(m20261202_000020_sequences_that_send::Migration),
             Box::new(baton_shared::events::migration::KeepDeadLetteredEvents),
+            Box::new(baton_shared::events::migration::CreateEventLogIdentity),
+            Box::new(baton_shared::events::migration::CursorsKnowTheirLog),
         ]
     }
 }

@@ -24,6 +24,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000050_stage_rules::Migration),
             Box::new(m20261203_000060_lead_outcomes::Migration),
             Box::new(baton_shared::events::migration::KeepDeadLetteredEvents),
+            Box::new(baton_shared::events::migration::CreateEventLogIdentity),
+            Box::new(baton_shared::events::migration::CursorsKnowTheirLog),
         ]
     }
 }

@@ -26,6 +26,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000060_scorecards::Migration),
             Box::new(m20261203_000070_journal::Migration),
             Box::new(baton_shared::events::migration::KeepDeadLetteredEvents),
+            Box::new(baton_shared::events::migration::CreateEventLogIdentity),
+            Box::new(baton_shared::events::migration::CursorsKnowTheirLog),
         ]
     }
 }
