@@ -145,6 +145,11 @@ pub struct EventSettings {
     /// with its payload and the error, and goes on. Transient errors (the database down or busy)
     /// are retried without limit.
     pub dead_letter_after_attempts: u32,
+    /// Most `Subscribe` streams a service serves at once (each holds a task that reads the log);
+    /// one more is refused with RESOURCE_EXHAUSTED.
+    pub max_streams: u32,
+    /// Most `Subscribe` streams on one client connection.
+    pub max_streams_per_connection: u32,
 }
 
 /// qualification's background scoring work (recompute after activation, decay and inactivity).

@@ -832,6 +832,71 @@ async fn a_consumer_stops_when_its_producer_log_is_restored_from_an_older_copy()
     producer.await.unwrap().unwrap();
 }
 
+/// Subscriptions are bounded: per client connection and in all, one more is RESOURCE_EXHAUSTED,
+/// and a place comes back when a stream ends.
+#[tokio::test]
+async fn subscriptions_are_bounded_per_connection_and_in_all() {
+    let mut settings = settings();
+    settings.events.max_streams = 2;
+    settings.events.max_streams_per_connection = 1;
+    let producer_db = TestDatabase::new("events_stream_limits").await;
+    let db = baton_shared::db::connect_and_migrate::<ProducerMigrator>(
+        &producer_db.url,
+        &settings.database,
+    )
+    .await
+    .unwrap();
+    let shutdown = CancellationToken::new();
+    append_leads(&db, &["s1"]).await;
+    let log = EventLog::start(db, settings.events.clone(), shutdown.clone());
+    let listener = server::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let producer = serve_log(&log, &settings, listener, shutdown.clone());
+    let open = |mut client: EventLogClient<baton_shared::peer::AuthChannel>| async move {
+        client
+            .subscribe(SubscribeRequest::default())
+            .await
+            .map(tonic::Response::into_inner)
+    };
+    let first_connection = connect(&endpoint).await;
+    let first = open(first_connection.clone()).await.expect("first stream");
+    let same_connection = open(first_connection)
+        .await
+        .expect_err("one per connection");
+    assert_eq!(same_connection.code(), tonic::Code::ResourceExhausted);
+    assert!(
+        same_connection
+            .message()
+            .contains("max_streams_per_connection"),
+        "{same_connection:?}"
+    );
+    let _second = open(connect(&endpoint).await)
+        .await
+        .expect("second connection");
+    let third = open(connect(&endpoint).await)
+        .await
+        .expect_err("two in all");
+    assert_eq!(third.code(), tonic::Code::ResourceExhausted);
+    assert!(third.message().contains("max_streams"), "{third:?}");
+    drop(first);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match open(connect(&endpoint).await).await {
+            Ok(_) => break,
+            Err(s) => {
+                assert_eq!(s.code(), tonic::Code::ResourceExhausted);
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the ended stream's place never came back"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    shutdown.cancel();
+    producer.await.unwrap().unwrap();
+}
+
 /// A service's access to its peers under `settings` (its token signed with the test key).
 fn access(settings: &Settings) -> baton_shared::peer::PeerAccess {
     baton_shared::peer::PeerAccess::from_settings("consumer", settings).unwrap()

@@ -80,6 +80,80 @@ struct Inner {
     appended: watch::Sender<u64>,
     /// The log's identity, read (or made) on first use.
     epoch: tokio::sync::OnceCell<String>,
+    /// The subscriptions being served, in all and per client connection.
+    streams: StreamLimits,
+}
+
+/// Bounds on the `Subscribe` streams one log serves.
+struct StreamLimits {
+    all: Arc<tokio::sync::Semaphore>,
+    per_connection: Arc<std::sync::Mutex<HashMap<std::net::SocketAddr, u32>>>,
+    max_per_connection: u32,
+}
+
+/// One admitted stream: its places in the limits, given back when the stream ends.
+struct StreamPermit {
+    _all: tokio::sync::OwnedSemaphorePermit,
+    connection: Option<(
+        Arc<std::sync::Mutex<HashMap<std::net::SocketAddr, u32>>>,
+        std::net::SocketAddr,
+    )>,
+}
+
+impl Drop for StreamPermit {
+    fn drop(&mut self) {
+        if let Some((counts, peer)) = &self.connection {
+            let mut counts = counts
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(n) = counts.get_mut(peer) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.remove(peer);
+                }
+            }
+        }
+    }
+}
+
+impl StreamLimits {
+    fn new(settings: &EventSettings) -> Self {
+        StreamLimits {
+            all: Arc::new(tokio::sync::Semaphore::new(settings.max_streams as usize)),
+            per_connection: Arc::new(std::sync::Mutex::new(HashMap::new())),
+            max_per_connection: settings.max_streams_per_connection,
+        }
+    }
+
+    /// A place for one more stream from `peer`, or RESOURCE_EXHAUSTED.
+    fn admit(&self, peer: Option<std::net::SocketAddr>) -> Result<StreamPermit, Status> {
+        let all = self.all.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(
+                "this service serves as many event streams as it may (events.max_streams); retry later",
+            )
+        })?;
+        let Some(peer) = peer else {
+            return Ok(StreamPermit {
+                _all: all,
+                connection: None,
+            });
+        };
+        let mut counts = self
+            .per_connection
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = counts.entry(peer).or_insert(0);
+        if *n >= self.max_per_connection {
+            return Err(Status::resource_exhausted(format!(
+                "this connection has {n} event streams open, the most one may (events.max_streams_per_connection)"
+            )));
+        }
+        *n += 1;
+        Ok(StreamPermit {
+            _all: all,
+            connection: Some((self.per_connection.clone(), peer)),
+        })
+    }
 }
 
 impl EventLog {
@@ -90,6 +164,7 @@ impl EventLog {
         settings: EventSettings,
         shutdown: CancellationToken,
     ) -> Self {
+        let streams = StreamLimits::new(&settings);
         let (published, _) = watch::channel(0);
         let (appended, _) = watch::channel(0);
         let log = EventLog {
@@ -99,6 +174,7 @@ impl EventLog {
                 published,
                 appended,
                 epoch: tokio::sync::OnceCell::new(),
+                streams,
             }),
         };
         if log.inner.db.get_database_backend() == DbBackend::Postgres {
@@ -444,6 +520,7 @@ impl EventLogRpc for EventLogApi {
             crate::auth::Scope::Tenant(t) => Some(t),
             crate::auth::Scope::AllTenants => None,
         };
+        let peer = request.remote_addr();
         let req = request.into_inner();
         let mut violations = crate::error::Violations::new();
         if req.after_position < 0 {
@@ -454,6 +531,7 @@ impl EventLogRpc for EventLogApi {
         }
         violations.into_result()?;
         let epoch = self.log.check_continues(&req).await?;
+        let permit = self.log.inner.streams.admit(peer)?;
         let batch = if req.max_batch == 0 {
             self.log.inner.settings.batch_size
         } else {
@@ -461,6 +539,7 @@ impl EventLogRpc for EventLogApi {
         };
         let (tx, rx) = mpsc::channel(batch.clamp(16, 1024) as usize);
         tokio::spawn(pump(
+            permit,
             self.log.clone(),
             tenant,
             req.after_position,
@@ -480,6 +559,7 @@ impl EventLogRpc for EventLogApi {
 /// interval, for commits by other replicas) and read again. Ends when the client goes away or the
 /// server shuts down.
 async fn pump(
+    _permit: StreamPermit,
     log: EventLog,
     tenant: Option<TenantId>,
     mut position: i64,
