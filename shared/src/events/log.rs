@@ -84,20 +84,20 @@ struct Inner {
     streams: StreamLimits,
 }
 
+/// Open streams by client connection.
+type StreamsByPeer = Arc<std::sync::Mutex<HashMap<std::net::SocketAddr, u32>>>;
+
 /// Bounds on the `Subscribe` streams one log serves.
 struct StreamLimits {
     all: Arc<tokio::sync::Semaphore>,
-    per_connection: Arc<std::sync::Mutex<HashMap<std::net::SocketAddr, u32>>>,
+    per_connection: StreamsByPeer,
     max_per_connection: u32,
 }
 
 /// One admitted stream: its places in the limits, given back when the stream ends.
 struct StreamPermit {
     _all: tokio::sync::OwnedSemaphorePermit,
-    connection: Option<(
-        Arc<std::sync::Mutex<HashMap<std::net::SocketAddr, u32>>>,
-        std::net::SocketAddr,
-    )>,
+    connection: Option<(StreamsByPeer, std::net::SocketAddr)>,
 }
 
 impl Drop for StreamPermit {
