@@ -28,11 +28,21 @@ pub struct Settings {
     pub contracts: ContractSettings,
     pub delivery: DeliverySettings,
     pub tracking: TrackingSettings,
+    pub import: ImportSettings,
     pub capture: ServiceSettings,
     pub nurture: ServiceSettings,
     pub qualification: ServiceSettings,
     pub distribution: ServiceSettings,
     pub reporting: ServiceSettings,
+}
+
+/// capture's ImportLeads.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ImportSettings {
+    /// Most row results one ImportLeads answer holds (every row's, or the rejected rows' only);
+    /// an import asking for them that would hold more is RESOURCE_EXHAUSTED. 50,000 results stay
+    /// under gRPC's default 4 MB message limit of most clients. A summary-only answer has no limit.
+    pub max_results_per_call: u32,
 }
 
 /// How one service listens, where its peers reach it, and which database it owns.

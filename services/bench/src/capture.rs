@@ -231,6 +231,7 @@ async fn import_round(
                     r
                 })
                 .collect(),
+            ..Default::default()
         })
         .collect();
     let started = Instant::now();

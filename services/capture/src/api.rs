@@ -2,7 +2,7 @@
 
 use baton_proto::capture::v1::{
     CaptureLeadRequest, CaptureLeadResponse, EraseLeadRequest, FieldViolation, GetLeadRequest,
-    ImportLeadsRequest, ImportLeadsResponse, ImportRowResult, ImportRowStatus, Lead,
+    ImportAnswer, ImportLeadsRequest, ImportLeadsResponse, ImportRowResult, ImportRowStatus, Lead,
     ListLeadsRequest, ListLeadsResponse, MergeLeadsRequest, RecordActivityRequest,
     RecordActivityResponse, RecordVisitsRequest, RecordVisitsResponse, UpdateLeadRequest,
     capture_service_server::CaptureService,
@@ -27,12 +27,26 @@ pub struct Api {
     store: Store,
     /// CaptureLead's group commit in front of the store.
     writer: GroupCommit,
+    /// Most row results one ImportLeads answer holds.
+    max_import_results: usize,
 }
 
 impl Api {
-    pub fn new(store: Store, writer: GroupCommit) -> Self {
-        Api { store, writer }
+    pub fn new(store: Store, writer: GroupCommit, max_import_results: u32) -> Self {
+        Api {
+            store,
+            writer,
+            max_import_results: max_import_results as usize,
+        }
     }
+}
+
+/// RESOURCE_EXHAUSTED for an import whose answer would hold more than `max` row results, after
+/// `imported` rows were imported.
+fn too_many_results(imported: i64, max: usize) -> Status {
+    Status::resource_exhausted(format!(
+        "the answer would hold more than {max} row results (import.max_results_per_call): rows 1 to {imported} were imported, and running them again with the same import_id answers ALREADY_IMPORTED; send fewer rows per call, or ask for answer = IMPORT_ANSWER_REJECTED_ONLY or IMPORT_ANSWER_SUMMARY"
+    ))
 }
 
 /// Rows per ImportLeads message.
@@ -197,11 +211,20 @@ impl CaptureService for Api {
         let tenant = TenantId::of(&request)?;
         let mut stream = request.into_inner();
         let mut import = ImportLeadsResponse::default();
+        let mut answer = ImportAnswer::EveryRow;
         while let Some(batch) = stream.message().await? {
             let given = batch.import_id.trim();
             if import.import_id.is_empty() {
                 let mut violations = Violations::new();
                 check_key("import_id", given, &mut violations);
+                answer = match ImportAnswer::try_from(batch.answer) {
+                    Ok(ImportAnswer::Unspecified) => ImportAnswer::EveryRow,
+                    Ok(a) => a,
+                    Err(_) => {
+                        violations.add("answer", "must be an ImportAnswer");
+                        ImportAnswer::EveryRow
+                    }
+                };
                 violations.into_result()?;
                 import.import_id = given.to_owned();
             } else if !given.is_empty() && given != import.import_id {
@@ -213,6 +236,11 @@ impl CaptureService for Api {
                     format!("at most {MAX_IMPORT_BATCH} rows per message"),
                 )
                 .into());
+            }
+            if answer == ImportAnswer::EveryRow
+                && import.results.len() + batch.rows.len() > self.max_import_results
+            {
+                return Err(too_many_results(import.rows, self.max_import_results));
             }
             let first_row_number = import.rows + 1;
             let mut rows = batch.rows;
@@ -229,7 +257,17 @@ impl CaptureService for Api {
                     Ok(ImportRowStatus::AlreadyImported) => import.already_imported += 1,
                     _ => import.rejected += 1,
                 }
-                import.results.push(result);
+                let keep = match answer {
+                    ImportAnswer::Summary => false,
+                    ImportAnswer::RejectedOnly => result.status == ImportRowStatus::Rejected as i32,
+                    _ => true,
+                };
+                if keep {
+                    import.results.push(result);
+                }
+            }
+            if import.results.len() > self.max_import_results {
+                return Err(too_many_results(import.rows, self.max_import_results));
             }
         }
         if import.import_id.is_empty() {

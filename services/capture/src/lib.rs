@@ -35,7 +35,7 @@ pub async fn run(
     };
     let writer =
         store::group_commit::GroupCommit::start(store.clone(), writers, GROUP_COMMIT_BATCH);
-    let api = api::Api::new(store, writer);
+    let api = api::Api::new(store, writer, boot.settings.import.max_results_per_call);
     let api_name = <CaptureServiceServer<api::Api> as NamedService>::NAME;
     let settings = boot.settings.clone();
     let options = ServeOptions::for_service(ServiceName::Capture, api_name, &settings)

@@ -6,10 +6,11 @@ use baton_proto::capture::v1::{LeadsMerged, MergeLeadsRequest};
 use baton_proto::{
     capture::v1::{
         ActivityKind, AttributeValue, CallDetails, CallOutcome, CaptureLeadRequest, Company,
-        Consent, EraseLeadRequest, FunnelPosition, GetLeadRequest, ImportLeadsRequest,
-        ImportRowStatus, Lead, LeadCaptured, LeadSource, LeadUpdated, ListLeadsRequest, Money,
-        PageKind, RecordActivityRequest, RecordVisitsRequest, UpdateLeadRequest, VisitsRecorded,
-        attribute_value::Value, capture_service_client::CaptureServiceClient,
+        Consent, EraseLeadRequest, FunnelPosition, GetLeadRequest, ImportAnswer,
+        ImportLeadsRequest, ImportRowStatus, Lead, LeadCaptured, LeadSource, LeadUpdated,
+        ListLeadsRequest, Money, PageKind, RecordActivityRequest, RecordVisitsRequest,
+        UpdateLeadRequest, VisitsRecorded, attribute_value::Value,
+        capture_service_client::CaptureServiceClient,
     },
     events::v1::{SubscribeRequest, event_log_client::EventLogClient},
 };
@@ -575,6 +576,7 @@ fn import_batch(import_id: &str, rows: Vec<CaptureLeadRequest>) -> ImportLeadsRe
     ImportLeadsRequest {
         import_id: import_id.into(),
         rows,
+        ..Default::default()
     }
 }
 
@@ -737,6 +739,128 @@ async fn a_failed_import_batch_is_released_before_its_rows_are_retried() {
     );
     let n = baton_shared::testing::count(&db.url, "SELECT COUNT(*) AS n FROM lead").await;
     assert_eq!(n, 4, "the warm-up lead and the three rows");
+    service.stop().await;
+}
+
+/// An import's answer is bounded: every row's results up to import.max_results_per_call (3
+/// here), then RESOURCE_EXHAUSTED before the message that would pass it, with what came before
+/// imported; the rejected rows' results only; or the counts only, with no bound on the rows.
+#[tokio::test]
+async fn an_import_answer_holds_at_most_its_limit_of_row_results() {
+    let db = TestDatabase::new("capture").await;
+    let mut settings = settings_with(&[(ServiceName::Capture, &db)]);
+    settings.import.max_results_per_call = 3;
+    let listener = bind_ephemeral(&mut settings, ServiceName::Capture).await;
+    let service = spawn(
+        ServiceName::Capture,
+        &Arc::new(settings),
+        listener,
+        baton_capture::run,
+    );
+    let mut client = CaptureServiceClient::new(channel(&service.endpoint).await);
+    let message = |id: &str, emails: &[&str], answer: ImportAnswer| ImportLeadsRequest {
+        import_id: id.into(),
+        rows: emails.iter().map(|e| row(e)).collect(),
+        answer: answer as i32,
+    };
+    let too_many = client
+        .import_leads(tokio_stream::iter(vec![
+            message(
+                "every.csv",
+                &["e1@example.com", "e2@example.com"],
+                ImportAnswer::Unspecified,
+            ),
+            message(
+                "",
+                &["e3@example.com", "e4@example.com"],
+                ImportAnswer::Unspecified,
+            ),
+        ]))
+        .await
+        .expect_err("4 results are more than 3");
+    assert_eq!(too_many.code(), Code::ResourceExhausted);
+    assert!(
+        too_many.message().contains("rows 1 to 2 were imported"),
+        "{}",
+        too_many.message()
+    );
+    let stored = |client: &mut CaptureServiceClient<AuthChannel>| {
+        let mut client = client.clone();
+        async move {
+            client
+                .list_leads(ListLeadsRequest::default())
+                .await
+                .unwrap()
+                .into_inner()
+                .leads
+                .len()
+        }
+    };
+    assert_eq!(
+        stored(&mut client).await,
+        2,
+        "the first message was imported, the second not"
+    );
+
+    let summary = client
+        .import_leads(tokio_stream::iter(vec![
+            message(
+                "summary.csv",
+                &["s1@example.com", "s2@example.com", "s3@example.com"],
+                ImportAnswer::Summary,
+            ),
+            message(
+                "",
+                &["s4@example.com", "s5@example.com"],
+                ImportAnswer::Unspecified,
+            ),
+        ]))
+        .await
+        .expect("a summary has no bound")
+        .into_inner();
+    assert_eq!(
+        (summary.rows, summary.created, summary.results.len()),
+        (5, 5, 0)
+    );
+
+    let rejected_only = client
+        .import_leads(tokio_stream::iter(vec![message(
+            "rejected.csv",
+            &[
+                "r1@example.com",
+                "not-an-email",
+                "r3@example.com",
+                "r4@example.com",
+            ],
+            ImportAnswer::RejectedOnly,
+        )]))
+        .await
+        .expect("one rejected row is within the bound")
+        .into_inner();
+    assert_eq!(
+        (
+            rejected_only.rows,
+            rejected_only.created,
+            rejected_only.rejected
+        ),
+        (4, 3, 1)
+    );
+    let results: Vec<(i64, i32)> = rejected_only
+        .results
+        .iter()
+        .map(|r| (r.row_number, r.status))
+        .collect();
+    assert_eq!(results, [(2, ImportRowStatus::Rejected as i32)]);
+    assert_eq!(stored(&mut client).await, 10);
+
+    let unknown = client
+        .import_leads(tokio_stream::iter(vec![ImportLeadsRequest {
+            answer: 99,
+            ..message("bad.csv", &["b1@example.com"], ImportAnswer::Unspecified)
+        }]))
+        .await
+        .expect_err("an unknown answer");
+    assert_eq!(unknown.code(), Code::InvalidArgument);
     service.stop().await;
 }
 
