@@ -171,6 +171,8 @@ pub struct ScoringSettings {
     pub batch_size: u64,
     /// How long a replica holds a recompute job without progress before another may take it.
     pub lease_seconds: u64,
+    /// How long one SimulateModel may run; past it the call is DEADLINE_EXCEEDED.
+    pub simulation_deadline_seconds: u64,
 }
 
 /// distribution's SLA timers.

@@ -34,11 +34,16 @@ use crate::{
 
 pub struct Api {
     store: Store,
+    /// How long one SimulateModel may run.
+    simulation_deadline: std::time::Duration,
 }
 
 impl Api {
-    pub fn new(store: Store) -> Self {
-        Api { store }
+    pub fn new(store: Store, simulation_deadline: std::time::Duration) -> Self {
+        Api {
+            store,
+            simulation_deadline,
+        }
     }
 }
 
@@ -393,7 +398,7 @@ impl QualificationService for Api {
         };
         let sim = self
             .store
-            .simulate(&tenant, which, from, to, period)
+            .simulate(&tenant, which, (from, to), period, self.simulation_deadline)
             .await?;
         let total = models::PeriodResult::total(&sim.periods, from, to);
         Ok(Response::new(SimulateModelResponse {

@@ -22,6 +22,9 @@ pub enum Error {
     /// Several rules at once (e.g. a rule set with many problems): each (rule, description).
     #[error("rules broken: {0:?}")]
     RulesBroken(Vec<(String, String)>),
+    /// Work the caller asked for ran past its deadline and was stopped (what to ask instead).
+    #[error("deadline exceeded: {0}")]
+    DeadlineExceeded(String),
     /// The database failed (unavailable, a lost race on a unique key, or a fault).
     #[error("database: {0}")]
     Database(#[from] DbErr),
@@ -56,6 +59,7 @@ impl From<Error> for Status {
                 status::failed_precondition(&rule, &description)
             }
             Error::RulesBroken(failures) => status::failed_preconditions(&failures),
+            Error::DeadlineExceeded(m) => Status::deadline_exceeded(m),
             Error::Database(e) => database_status(&e),
             Error::Edge(e) => e.into(),
         }

@@ -36,7 +36,9 @@ pub async fn run(
     let interval = std::time::Duration::from_millis(scoring.worker_interval_ms);
     let shutdown = boot.shutdown.clone();
     let boot = boot.spawn(store::models::run_worker(worker, interval, shutdown));
-    let api = api::Api::new(store::Store::new(boot.db.clone()));
+    let deadline =
+        std::time::Duration::from_secs(boot.settings.scoring.simulation_deadline_seconds);
+    let api = api::Api::new(store::Store::new(boot.db.clone()), deadline);
     let api_name = <QualificationServiceServer<api::Api> as NamedService>::NAME;
     let settings = boot.settings.clone();
     let options = ServeOptions::for_service(ServiceName::Qualification, api_name, &settings)

@@ -35,12 +35,18 @@ struct Fixture {
 }
 
 async fn start() -> Fixture {
+    start_with(|_| {}).await
+}
+
+/// [`start`] with settings `tune` changes first.
+async fn start_with(tune: impl FnOnce(&mut baton_shared::Settings)) -> Fixture {
     let capture_db = TestDatabase::new("capture").await;
     let qualification_db = TestDatabase::new("qualification").await;
     let mut settings = settings_with(&[
         (ServiceName::Capture, &capture_db),
         (ServiceName::Qualification, &qualification_db),
     ]);
+    tune(&mut settings);
     let capture_listener = bind_ephemeral(&mut settings, ServiceName::Capture).await;
     let qualification_listener = bind_ephemeral(&mut settings, ServiceName::Qualification).await;
     let settings = Arc::new(settings);
@@ -1369,6 +1375,47 @@ mod models {
                 .unwrap_err()
                 .code(),
             Code::NotFound
+        );
+        f.stop().await;
+    }
+
+    /// A simulation that runs past scoring.simulation_deadline_seconds (0 here: any batch of
+    /// leads does) is stopped with DEADLINE_EXCEEDED; with no lead to score it answers at once.
+    #[tokio::test]
+    async fn a_simulation_past_its_deadline_is_stopped() {
+        let mut f = start_with(|s| s.scoring.simulation_deadline_seconds = 0).await;
+        let now = Utc::now();
+        let days = chrono::Duration::days;
+        let simulate = || SimulateModelRequest {
+            model: Some(simulate_model_request::Model::Definition(definition(
+                30,
+                vec![behaviour("meeting", ActivityKind::MeetingBooked, 25)],
+            ))),
+            from: Some(time::to_proto(now - days(14))),
+            to: Some(time::to_proto(now + days(1))),
+            period: SimulationPeriod::Day as i32,
+        };
+        let empty = f
+            .qualification
+            .simulate_model(simulate())
+            .await
+            .expect("nothing to score")
+            .into_inner();
+        assert_eq!(empty.leads_evaluated, 0);
+        let a = f.lead("sora@example.com").await;
+        f.act_at(&a, "a1", ActivityKind::MeetingBooked, "", now - days(3))
+            .await;
+        f.score_after(&a, 1).await;
+        let stopped = f
+            .qualification
+            .simulate_model(simulate())
+            .await
+            .expect_err("past its deadline");
+        assert_eq!(stopped.code(), Code::DeadlineExceeded);
+        assert!(
+            stopped.message().contains("simulation_deadline_seconds"),
+            "{}",
+            stopped.message()
         );
         f.stop().await;
     }

@@ -397,21 +397,25 @@ impl Store {
         })
     }
 
-    /// Runs a model over every lead's stored history, changing nothing.
+    /// Runs a model over every lead's stored history, changing nothing. The scoring of each batch
+    /// of leads runs on a blocking thread, not on the async workers; a simulation still running
+    /// after `deadline` is stopped.
     pub async fn simulate(
         &self,
         tenant: &TenantId,
         which: SimulatedModel,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
+        (from, to): (DateTime<Utc>, DateTime<Utc>),
         period: Period,
+        deadline: std::time::Duration,
     ) -> Result<Simulation, Error> {
+        let started = std::time::Instant::now();
         let txn = baton_shared::db::begin_snapshot(&self.db).await?;
         let model = match which {
             SimulatedModel::Stored(id) => compile_row(&find_model(&txn, tenant, &id).await?),
             SimulatedModel::Inline(def) => scoring::compile("inline".into(), 0, &def),
         }
         .map_err(invalid)?;
+        let model = std::sync::Arc::new(model);
         let mut periods = Vec::new();
         let mut start = period.start_of(from);
         while start < to {
@@ -436,73 +440,21 @@ impl Store {
             let Some(last) = batch.last() else { break };
             after_seq = last.seq;
             let ids: Vec<String> = batch.iter().map(|s| s.lead_id.clone()).collect();
-            let facts = lead_facts(&txn, tenant, &ids).await?;
-            let mut later: HashMap<String, Vec<(DateTime<Utc>, i32)>> = HashMap::new();
-            for h in stage_history::Entity::find()
-                .filter(stage_history::Column::TenantId.eq(tenant.as_str()))
-                .filter(stage_history::Column::LeadId.is_in(ids.iter().cloned()))
-                .filter(stage_history::Column::ToStage.is_in([
-                    Stage::Sql as i32,
-                    Stage::Opportunity as i32,
-                    Stage::Customer as i32,
-                ]))
-                .all(&txn)
-                .await?
-            {
-                later
-                    .entry(h.lead_id)
-                    .or_default()
-                    .push((h.changed_at, h.to_stage));
-            }
-            let outcomes: HashMap<String, lead_outcome::Model> = lead_outcome::Entity::find()
-                .filter(lead_outcome::Column::TenantId.eq(tenant.as_str()))
-                .filter(lead_outcome::Column::LeadId.is_in(ids.iter().cloned()))
-                .all(&txn)
-                .await?
-                .into_iter()
-                .map(|o| (o.lead_id.clone(), o))
-                .collect();
-            for (lead_id, f) in facts {
-                evaluated += 1;
-                let computed = scoring::compute(&model, &f, to);
-                let Some(mql_at) =
-                    scoring::first_reached(&computed.contributions, model.mql_threshold, from, to)
-                else {
-                    continue;
-                };
-                let Some(p) = periods
-                    .iter_mut()
-                    .find(|p| p.start <= mql_at && mql_at < p.end)
-                else {
-                    continue;
-                };
-                p.mqls += 1;
-                let reached: Vec<i32> = later
-                    .get(&lead_id)
-                    .into_iter()
-                    .flatten()
-                    .filter(|(at, _)| *at >= mql_at)
-                    .map(|(_, s)| *s)
-                    .collect();
-                let any = |stages: &[Stage]| {
-                    reached
-                        .iter()
-                        .any(|s| stages.iter().any(|t| *t as i32 == *s))
-                };
-                if any(&[Stage::Sql, Stage::Opportunity, Stage::Customer]) {
-                    p.reached_sql += 1;
-                }
-                if any(&[Stage::Opportunity, Stage::Customer]) {
-                    p.reached_opportunity += 1;
-                }
-                if any(&[Stage::Customer]) {
-                    p.reached_customer += 1;
-                }
-                match outcomes.get(&lead_id).filter(|o| o.closed_at >= mql_at) {
-                    Some(o) if o.won => p.add_won(o.amount_currency.as_deref().zip(o.amount_minor)),
-                    Some(_) => p.lost += 1,
-                    None => {}
-                }
+            let history = SimulatedHistory::read(&txn, tenant, &ids).await?;
+            let model = model.clone();
+            let (scored, n) = tokio::task::spawn_blocking(move || {
+                let n = history.evaluate(&model, &mut periods, from, to);
+                (periods, n)
+            })
+            .await
+            .map_err(|e| DbErr::Custom(format!("simulation worker failed: {e}")))?;
+            periods = scored;
+            evaluated += n;
+            if started.elapsed() > deadline {
+                return Err(Error::DeadlineExceeded(format!(
+                    "the simulation evaluated {evaluated} leads in {} s and was stopped (scoring.simulation_deadline_seconds); simulate a shorter range or fewer periods",
+                    deadline.as_secs()
+                )));
             }
         }
         txn.commit().await?;
@@ -510,6 +462,114 @@ impl Store {
             leads_evaluated: evaluated,
             periods,
         })
+    }
+}
+
+/// What the simulation of a batch of leads reads: their facts, their later stages and their
+/// outcomes.
+struct SimulatedHistory {
+    facts: HashMap<String, scoring::LeadFacts>,
+    later: HashMap<String, Vec<(DateTime<Utc>, i32)>>,
+    outcomes: HashMap<String, lead_outcome::Model>,
+}
+
+impl SimulatedHistory {
+    async fn read(
+        txn: &sea_orm::DatabaseTransaction,
+        tenant: &TenantId,
+        ids: &[String],
+    ) -> Result<Self, DbErr> {
+        let facts = lead_facts(txn, tenant, ids).await?;
+        let mut later: HashMap<String, Vec<(DateTime<Utc>, i32)>> = HashMap::new();
+        for h in stage_history::Entity::find()
+            .filter(stage_history::Column::TenantId.eq(tenant.as_str()))
+            .filter(stage_history::Column::LeadId.is_in(ids.iter().cloned()))
+            .filter(stage_history::Column::ToStage.is_in([
+                Stage::Sql as i32,
+                Stage::Opportunity as i32,
+                Stage::Customer as i32,
+            ]))
+            .all(txn)
+            .await?
+        {
+            later
+                .entry(h.lead_id)
+                .or_default()
+                .push((h.changed_at, h.to_stage));
+        }
+        let outcomes: HashMap<String, lead_outcome::Model> = lead_outcome::Entity::find()
+            .filter(lead_outcome::Column::TenantId.eq(tenant.as_str()))
+            .filter(lead_outcome::Column::LeadId.is_in(ids.iter().cloned()))
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|o| (o.lead_id.clone(), o))
+            .collect();
+        Ok(SimulatedHistory {
+            facts,
+            later,
+            outcomes,
+        })
+    }
+
+    /// Scores every lead with `model` and counts, in the period of its first MQL, what it became
+    /// afterwards; returns how many leads were evaluated. CPU only.
+    fn evaluate(
+        self,
+        model: &ScoringModel,
+        periods: &mut [PeriodResult],
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> i64 {
+        let SimulatedHistory {
+            facts,
+            later,
+            outcomes,
+        } = self;
+        let mut evaluated = 0;
+        for (lead_id, f) in facts {
+            evaluated += 1;
+            let computed = scoring::compute(model, &f, to);
+            let Some(mql_at) =
+                scoring::first_reached(&computed.contributions, model.mql_threshold, from, to)
+            else {
+                continue;
+            };
+            let Some(p) = periods
+                .iter_mut()
+                .find(|p| p.start <= mql_at && mql_at < p.end)
+            else {
+                continue;
+            };
+            p.mqls += 1;
+            let reached: Vec<i32> = later
+                .get(&lead_id)
+                .into_iter()
+                .flatten()
+                .filter(|(at, _)| *at >= mql_at)
+                .map(|(_, s)| *s)
+                .collect();
+            let any = |stages: &[Stage]| {
+                reached
+                    .iter()
+                    .any(|s| stages.iter().any(|t| *t as i32 == *s))
+            };
+            if any(&[Stage::Sql, Stage::Opportunity, Stage::Customer]) {
+                p.reached_sql += 1;
+            }
+            if any(&[Stage::Opportunity, Stage::Customer]) {
+                p.reached_opportunity += 1;
+            }
+            if any(&[Stage::Customer]) {
+                p.reached_customer += 1;
+            }
+            match outcomes.get(&lead_id).filter(|o| o.closed_at >= mql_at) {
+                Some(o) if o.won => p.add_won(o.amount_currency.as_deref().zip(o.amount_minor)),
+                Some(_) => p.lost += 1,
+                None => {}
+            }
+        }
+        evaluated
     }
 }
 
