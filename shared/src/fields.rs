@@ -24,7 +24,8 @@ pub fn required_id(field: &str, raw: &str) -> Result<String, ApiError> {
     Ok(id)
 }
 
-/// A required timestamp: recorded as invalid when missing or out of range.
+/// A required timestamp: recorded as invalid when missing or out of range (before 2000 or from
+/// 2100 on: [`time::from_caller`]).
 pub fn required_time(
     field: &str,
     raw: Option<&prost_types::Timestamp>,
@@ -35,8 +36,11 @@ pub fn required_time(
             violations.add(field, "is required");
             None
         }
-        Some(t) => time::from_proto(t).or_else(|| {
-            violations.add(field, "is not a valid timestamp");
+        Some(t) => time::from_caller(t).or_else(|| {
+            violations.add(
+                field,
+                "is not a valid timestamp from 2000-01-01 to 2100-01-01 (UTC)",
+            );
             None
         }),
     }

@@ -31,8 +31,21 @@ pub fn from_proto(t: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t.seconds, (t.nanos as u32 / 1_000) * 1_000)
 }
 
-/// A caller-supplied time of a past event: defaults to `now`, must be valid and not in the future
-/// (a little clock skew is tolerated).
+/// The earliest time a caller may give: business events of this century. An earlier one is a
+/// caller's mistake, most often an unset timestamp sent as 0 (1970-01-01).
+pub const EARLIEST: DateTime<Utc> = DateTime::from_timestamp_nanos(946_684_800_000_000_000);
+
+/// The latest time a caller may give (plans and contracts reach years ahead, not centuries).
+pub const LATEST: DateTime<Utc> = DateTime::from_timestamp_nanos(4_102_444_800_000_000_000);
+
+/// A caller-given timestamp: valid, and within [`EARLIEST`, `LATEST`) (2000-01-01 to
+/// 2100-01-01, UTC).
+pub fn from_caller(t: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
+    from_proto(t).filter(|at| (EARLIEST..LATEST).contains(at))
+}
+
+/// A caller-supplied time of a past event: defaults to `now`, must be valid, not before
+/// [`EARLIEST`] and not in the future (a little clock skew is tolerated).
 pub fn past_or_now(
     field: &str,
     t: Option<&prost_types::Timestamp>,
@@ -45,6 +58,10 @@ pub fn past_or_now(
         Some(t) => match from_proto(t) {
             None => {
                 violations.add(field, "not a valid timestamp");
+                now
+            }
+            Some(at) if at < EARLIEST => {
+                violations.add(field, "must not be before 2000-01-01T00:00:00Z");
                 now
             }
             Some(at) if at > now + chrono::Duration::seconds(SKEW_SECONDS) => {
@@ -66,6 +83,31 @@ mod tests {
         let micros = DateTime::from_timestamp(1_700_000_000, 123_456_000).unwrap();
         assert_eq!(from_proto(&to_proto(t)), Some(micros));
         assert_eq!(from_proto(&to_proto(micros)), Some(micros));
+    }
+
+    #[test]
+    fn caller_times_are_bounded_on_both_sides() {
+        let at = |seconds| prost_types::Timestamp { seconds, nanos: 0 };
+        assert_eq!(from_caller(&at(0)), None, "an unset time sent as 0");
+        assert_eq!(from_caller(&at(946_684_799)), None, "1999-12-31T23:59:59Z");
+        assert!(
+            from_caller(&at(946_684_800)).is_some(),
+            "2000-01-01T00:00:00Z"
+        );
+        assert!(
+            from_caller(&at(4_102_444_799)).is_some(),
+            "2099-12-31T23:59:59Z"
+        );
+        assert_eq!(
+            from_caller(&at(4_102_444_800)),
+            None,
+            "2100-01-01T00:00:00Z"
+        );
+        assert_eq!(from_caller(&at(i64::MAX)), None);
+        let mut v = Violations::new();
+        let now = Utc::now();
+        assert_eq!(past_or_now("occurred_at", Some(&at(0)), now, &mut v), now);
+        assert_eq!(v.fields().collect::<Vec<_>>(), ["occurred_at"]);
     }
 
     #[test]

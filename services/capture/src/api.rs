@@ -352,7 +352,7 @@ impl CaptureService for Api {
         let page = Page::parse(req.page_size, &req.page_token, &mut violations);
         let mut time_of = |field: &str, t: Option<&prost_types::Timestamp>| {
             t.and_then(|t| {
-                let parsed = time::from_proto(t);
+                let parsed = time::from_caller(t);
                 if parsed.is_none() {
                     violations.add(field, "not a valid timestamp");
                 }

@@ -30,7 +30,7 @@ pub fn attributes_from_proto(
                 Value::IntValue(i) => Some(AttributeValue::Int(*i)),
                 Value::DoubleValue(d) => Some(AttributeValue::Double(*d)),
                 Value::BoolValue(b) => Some(AttributeValue::Bool(*b)),
-                Value::TimeValue(t) => time::from_proto(t).map(AttributeValue::Time),
+                Value::TimeValue(t) => time::from_caller(t).map(AttributeValue::Time),
             });
             (k.clone(), value)
         })

@@ -532,7 +532,7 @@ impl PlanningService for Api {
         let as_of = match &req.as_of {
             None => None,
             Some(t) => Some(
-                time::from_proto(t)
+                time::from_caller(t)
                     .ok_or_else(|| Error::invalid("as_of", "is not a valid time"))?,
             ),
         };

@@ -33,7 +33,7 @@ pub fn attainment_query(req: &GetAttainmentRequest) -> Result<AttainmentQuery, E
     let stamp =
         |v: &mut baton_shared::Violations, field: &str, t: Option<&prost_types::Timestamp>| {
             t.and_then(|t| {
-                let parsed = time::from_proto(t);
+                let parsed = time::from_caller(t);
                 if parsed.is_none() {
                     v.add(field, "is not a valid timestamp");
                 }
