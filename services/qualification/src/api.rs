@@ -158,11 +158,7 @@ impl QualificationService for Api {
     ) -> Result<Response<RankRules>, Status> {
         let tenant = TenantId::of(&request)?;
         let (row, rules) = self.store.rank_rules(&tenant).await?;
-        Ok(Response::new(rank_rules_to_proto(
-            row.version,
-            row.updated_at,
-            &rules,
-        )))
+        Ok(Response::new(rank_rules_to_proto(&row, &rules)))
     }
 
     async fn set_rank_rules(
@@ -179,11 +175,7 @@ impl QualificationService for Api {
             .store
             .set_rank_rules(&tenant, &domain, req.expected_version)
             .await?;
-        Ok(Response::new(rank_rules_to_proto(
-            row.version,
-            row.updated_at,
-            &saved,
-        )))
+        Ok(Response::new(rank_rules_to_proto(&row, &saved)))
     }
 
     async fn get_stage(

@@ -203,13 +203,21 @@ pub(crate) fn rank_rules_from_proto(rules: &RankRules) -> ranks::RankRules {
 }
 
 pub(crate) fn rank_rules_to_proto(
-    version: i32,
-    updated_at: chrono::DateTime<chrono::Utc>,
+    row: &crate::store::entities::rank_ruleset::Model,
     rules: &ranks::RankRules,
 ) -> RankRules {
     use rank_condition::Condition as Shape;
     let rank_of = |name: &str| Rank::from_str_name(name).unwrap_or(Rank::Unspecified) as i32;
+    let (version, updated_at) = (row.version, row.updated_at);
+    let ts = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(time::to_proto);
     RankRules {
+        rerank: (row.rerank_state != RecomputeState::Unspecified as i32).then(|| Recompute {
+            state: row.rerank_state,
+            leads_total: row.rerank_total,
+            leads_done: row.rerank_done,
+            started_at: ts(row.rerank_started_at),
+            finished_at: ts(row.rerank_finished_at),
+        }),
         version,
         default_rank: rank_of(&rules.default_rank),
         rules: rules

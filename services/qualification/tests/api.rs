@@ -659,7 +659,8 @@ async fn a_burst_of_captures_is_scored_and_ranked_lead_by_lead() {
 async fn rank_rules_are_data_validated_whole_versioned_and_applied_to_every_lead() {
     use baton_proto::qualification::v1::{
         FieldCondition, GetRankRulesRequest, PageVisitsCondition, RankCondition, RankRule,
-        RankRules, SetRankRulesRequest, field_condition::Comparison, rank_condition::Condition,
+        RankRules, RecomputeState, SetRankRulesRequest, field_condition::Comparison,
+        rank_condition::Condition,
     };
     let mut f = start().await;
     let defaults = f
@@ -765,10 +766,31 @@ async fn rank_rules_are_data_validated_whole_versioned_and_applied_to_every_lead
         .unwrap()
         .into_inner();
     assert_eq!(saved.version, 2);
+    assert_eq!(defaults.rerank, None, "no re-rank before the first change");
+    // The request only starts the re-rank of the tenant's one lead; the worker does it.
+    let started = saved.rerank.expect("a re-rank is started");
+    assert_eq!(
+        (started.state, started.leads_total, started.leads_done),
+        (RecomputeState::Running as i32, 1, 0)
+    );
     assert_eq!(
         rank_of(&f, &lead, Rank::Hot).await.rule_key,
         "small_is_beautiful"
     );
+    let finished = eventually("the re-rank finishes", Duration::from_secs(20), || {
+        let mut q = f.qualification.clone();
+        async move {
+            let r = q
+                .get_rank_rules(GetRankRulesRequest {})
+                .await
+                .ok()?
+                .into_inner();
+            r.rerank.filter(|p| p.state == RecomputeState::Done as i32)
+        }
+    })
+    .await;
+    assert_eq!((finished.leads_total, finished.leads_done), (1, 1));
+    assert!(finished.finished_at.is_some());
     let stale = f
         .qualification
         .set_rank_rules(SetRankRulesRequest {

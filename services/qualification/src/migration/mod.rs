@@ -8,6 +8,7 @@ mod m20261123_000030_ranks;
 mod m20261124_000040_versioned_models;
 mod m20261201_000050_stage_rules;
 mod m20261203_000060_lead_outcomes;
+mod m20261203_000070_rerank_in_background;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000040_versioned_models::Migration),
             Box::new(m20261201_000050_stage_rules::Migration),
             Box::new(m20261203_000060_lead_outcomes::Migration),
+            Box::new(m20261203_000070_rerank_in_background::Migration),
             Box::new(baton_shared::events::migration::KeepDeadLetteredEvents),
             Box::new(baton_shared::events::migration::CreateEventLogIdentity),
             Box::new(baton_shared::events::migration::CursorsKnowTheirLog),

@@ -252,6 +252,14 @@ pub mod rank_ruleset {
         pub version: i32,
         pub definition: String,
         pub updated_at: DateTimeUtc,
+        /// Re-ranking every lead under this version: a `RecomputeState` (0 before any change).
+        pub rerank_state: i32,
+        pub rerank_total: i64,
+        pub rerank_done: i64,
+        /// The last lead id re-ranked (leads go in lead id order).
+        pub rerank_cursor: String,
+        pub rerank_started_at: Option<DateTimeUtc>,
+        pub rerank_finished_at: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -610,12 +610,14 @@ impl Worker {
         }
     }
 
-    /// One round: a batch of any running recompute, then a batch of due scores. Returns how many
-    /// leads were rescored (0 = idle).
+    /// One round: a batch of any running recompute, a batch of due scores, of due ranks, and of
+    /// any re-ranking after a change of rank rules. Returns how many leads were rescored or
+    /// re-ranked (0 = idle).
     pub async fn step(&self) -> Result<u64, DbErr> {
         Ok(self.recompute_batch().await?
             + self.sweep_batch().await?
-            + self.rank_sweep_batch().await?)
+            + self.rank_sweep_batch().await?
+            + super::ranking::rerank_batch(&self.db, self.batch).await?)
     }
 
     /// Re-ranks leads whose rank depends on time and may have changed by now (e.g. "within 3

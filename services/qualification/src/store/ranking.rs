@@ -4,15 +4,17 @@ use std::collections::BTreeMap;
 
 use baton_proto::{
     capture::v1::{Activity, ActivityKind, FunnelPosition, Lead, attribute_value::Value},
-    qualification::v1::{Rank, RankChanged},
+    qualification::v1::{Rank, RankChanged, RecomputeState},
 };
 use baton_shared::{TenantId, events::EventLog, time};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
     prelude::*,
     sea_query::OnConflict,
+    sea_query::{LockBehavior, LockType},
 };
 
 use super::entities::{lead_page_view, lead_profile, lead_rank, rank_ruleset};
@@ -238,6 +240,12 @@ pub async fn ruleset<C: ConnectionTrait>(
                 version: Set(1),
                 definition: Set(ranks::DEFAULT_RANK_RULES_TOML.to_owned()),
                 updated_at: Set(time::now()),
+                rerank_state: Set(RecomputeState::Unspecified as i32),
+                rerank_total: Set(0),
+                rerank_done: Set(0),
+                rerank_cursor: Set(String::new()),
+                rerank_started_at: Set(None),
+                rerank_finished_at: Set(None),
             })
             .on_conflict_do_nothing_on([rank_ruleset::Column::TenantId])
             .exec(txn)
@@ -283,22 +291,68 @@ pub async fn set_rules<C: ConnectionTrait>(
     }
     let definition = serde_json::to_string(rules).map_err(|e| DbErr::Custom(e.to_string()))?;
     let version = current.version + 1;
+    let leads = lead_rank::Entity::find()
+        .filter(lead_rank::Column::TenantId.eq(tenant.as_str()))
+        .count(txn)
+        .await?;
+    let now = time::now();
     let mut row: rank_ruleset::ActiveModel = current.into();
     row.version = Set(version);
     row.definition = Set(definition);
-    row.updated_at = Set(time::now());
-    let saved = row.update(txn).await?;
-    let leads: Vec<String> = lead_rank::Entity::find()
-        .filter(lead_rank::Column::TenantId.eq(tenant.as_str()))
-        .all(txn)
-        .await?
-        .into_iter()
-        .map(|r| r.lead_id)
-        .collect();
-    for lead_id in leads {
-        rerank(txn, tenant, &lead_id).await?;
+    row.updated_at = Set(now);
+    // Every lead is re-ranked in the background (the scoring worker), not inside the request.
+    row.rerank_state = Set(RecomputeState::Running as i32);
+    row.rerank_total = Set(i64::try_from(leads).unwrap_or(i64::MAX));
+    row.rerank_done = Set(0);
+    row.rerank_cursor = Set(String::new());
+    row.rerank_started_at = Set(Some(now));
+    row.rerank_finished_at = Set(None);
+    Ok(row.update(txn).await?)
+}
+
+/// Re-ranks the next `batch` leads of one tenant whose rank rules changed, moving the job's
+/// cursor in the same transaction; returns how many leads it re-ranked (0 = nothing to do). On
+/// PostgreSQL the job's row is locked, SKIP LOCKED, so replicas share the jobs and never run one
+/// job's batch twice.
+pub async fn rerank_batch(db: &DatabaseConnection, batch: u64) -> Result<u64, DbErr> {
+    let txn = db.begin().await?;
+    let mut query = rank_ruleset::Entity::find()
+        .filter(rank_ruleset::Column::RerankState.eq(RecomputeState::Running as i32))
+        .order_by_asc(rank_ruleset::Column::UpdatedAt);
+    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        query = query.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
     }
-    Ok(saved)
+    let Some(job) = query.one(&txn).await? else {
+        txn.commit().await?;
+        return Ok(0);
+    };
+    let tenant = TenantId::new(job.tenant_id.clone());
+    let leads = lead_rank::Entity::find()
+        .filter(lead_rank::Column::TenantId.eq(tenant.as_str()))
+        .filter(lead_rank::Column::LeadId.gt(job.rerank_cursor.as_str()))
+        .order_by_asc(lead_rank::Column::LeadId)
+        .limit(batch)
+        .all(&txn)
+        .await?;
+    for lead in &leads {
+        rerank(&txn, &tenant, &lead.lead_id).await?;
+    }
+    let n = leads.len() as u64;
+    let done = job.rerank_done + n as i64;
+    let total = job.rerank_total;
+    let mut row: rank_ruleset::ActiveModel = job.into();
+    row.rerank_done = Set(done);
+    if let Some(last) = leads.last() {
+        row.rerank_cursor = Set(last.lead_id.clone());
+    }
+    if n < batch {
+        row.rerank_state = Set(RecomputeState::Done as i32);
+        row.rerank_total = Set(total.max(done));
+        row.rerank_finished_at = Set(Some(time::now()));
+    }
+    row.update(&txn).await?;
+    txn.commit().await?;
+    Ok(n)
 }
 
 async fn facts<C: ConnectionTrait>(
