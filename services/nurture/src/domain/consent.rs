@@ -123,13 +123,21 @@ pub fn quiet_until(settings: &NurtureSettings, at: DateTime<Utc>, tz: Tz) -> Opt
     if local.hour() >= settings.quiet_end_hour {
         day = day.succ_opt()?;
     }
-    // A local time a DST change skips resolves to the earliest instant at or after it.
-    let mut naive = day.and_time(end);
-    for _ in 0..4 {
-        if let Some(t) = tz.from_local_datetime(&naive).earliest() {
-            return Some(t.with_timezone(&Utc));
+    // A local time a DST change skips resolves to the earliest instant at or after it. That
+    // instant can fall into the next quiet hours when the day's whole window is skipped (quiet
+    // 03:00-02:00 on the night clocks go from 02:00 to 03:00): then the window of the next day.
+    for _ in 0..3 {
+        let mut naive = day.and_time(end);
+        for _ in 0..4 {
+            if let Some(t) = tz.from_local_datetime(&naive).earliest() {
+                if !is_quiet_hour(settings, t.hour()) {
+                    return Some(t.with_timezone(&Utc));
+                }
+                break;
+            }
+            naive += Duration::minutes(30);
         }
-        naive += Duration::minutes(30);
+        day = day.succ_opt()?;
     }
     None
 }
@@ -177,6 +185,22 @@ mod tests {
             ..s
         };
         assert_eq!(may_send(&no_opt_in, &relaxed, &[], now, tz), Verdict::Send);
+    }
+
+    #[test]
+    fn a_window_the_clocks_skip_defers_to_the_next_days() {
+        // Quiet from 03:00 to 02:00: only 02:00-03:00 is open, and on 2026-03-08 New York's
+        // clocks go from 02:00 to 03:00, so that day has no open hour (found by the property test).
+        let s = NurtureSettings {
+            quiet_start_hour: 3,
+            quiet_end_hour: 2,
+            ..NurtureSettings::default()
+        };
+        let ny: Tz = "America/New_York".parse().unwrap();
+        // 01:30 EST on 2026-03-08.
+        let night = at("2026-03-08T06:30:00Z");
+        // 02:00 EDT on 2026-03-09.
+        assert_eq!(quiet_until(&s, night, ny), Some(at("2026-03-09T06:00:00Z")));
     }
 
     #[test]
