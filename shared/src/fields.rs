@@ -10,6 +10,10 @@ use crate::{
 
 /// Longest id or idempotency key a request may carry, in bytes.
 pub const MAX_ID_LEN: usize = 128;
+
+/// The largest amount of money a caller may give, in minor units (10^15: ten trillion of a
+/// currency with cents). Sums of many such amounts still fit in 64 bits.
+pub const MAX_AMOUNT_MINOR: i64 = 1_000_000_000_000_000;
 /// Longest actor (who did it: a rep's id or e-mail) a request may carry, in bytes.
 pub const MAX_ACTOR_LEN: usize = 200;
 /// Longest free-text note or reason, in bytes.

@@ -575,6 +575,11 @@ async fn bad_spend_and_churn_requests_name_the_field_and_a_reused_request_id_is_
         (bad(|r| r.end_day = "2026-10-01".into()), "end_day"),
         (bad(|r| r.end_day = "2030-01-01".into()), "end_day"),
         (bad(|r| r.amount = eur(0)), "amount.amount_minor"),
+        (
+            bad(|r| r.amount = eur(1_000_000_000_000_001)),
+            "amount.amount_minor",
+        ),
+        (bad(|r| r.amount = eur(i64::MAX)), "amount.amount_minor"),
         (bad(|r| r.amount = None), "amount"),
         (
             bad(|r| {

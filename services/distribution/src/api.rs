@@ -629,8 +629,14 @@ fn money_field(
     if iso_currency::Currency::from_code(&m.currency_code).is_none() {
         v.add(format!("{field}.currency_code"), "must be an ISO 4217 code");
     }
-    if m.amount_minor < 0 {
-        v.add(format!("{field}.amount_minor"), "must not be negative");
+    if !(0..=baton_shared::fields::MAX_AMOUNT_MINOR).contains(&m.amount_minor) {
+        v.add(
+            format!("{field}.amount_minor"),
+            format!(
+                "must be from 0 to {} (minor units)",
+                baton_shared::fields::MAX_AMOUNT_MINOR
+            ),
+        );
     }
     Some((m.currency_code.clone(), m.amount_minor))
 }

@@ -114,12 +114,16 @@ fn activity_kind(name: &str) -> Option<ActivityKind> {
 /// The longest span a rule may name, in days (100 years): a period, an expiry, an inactivity.
 pub const MAX_DAYS: u32 = 36_500;
 
+/// The most points one rule gives or takes, and the highest threshold and cap: a lead's score,
+/// however many activities it has, stays far inside 64 bits.
+pub const MAX_POINTS: i64 = 1_000_000;
+
 /// Every problem that keeps a definition from being activated, one message each.
 pub fn validate(def: &ModelDefinition) -> Vec<String> {
     let mut problems = Vec::new();
-    if def.mql_threshold <= 0 {
+    if def.mql_threshold <= 0 || def.mql_threshold > MAX_POINTS {
         problems.push(format!(
-            "mql_threshold: must be > 0, is {}",
+            "mql_threshold: must be from 1 to {MAX_POINTS}, is {}",
             def.mql_threshold
         ));
     }
@@ -137,13 +141,18 @@ pub fn validate(def: &ModelDefinition) -> Vec<String> {
             }
             format!("rule {}", r.key)
         };
-        if r.points == 0 {
-            problems.push(format!("{name}: points must not be 0"));
+        if r.points == 0 || !(-MAX_POINTS..=MAX_POINTS).contains(&r.points) {
+            problems.push(format!(
+                "{name}: points must not be 0 and at most {MAX_POINTS} either way, is {}",
+                r.points
+            ));
         }
         validate_trigger(r, &name, &mut problems);
         if let Some(cap) = r.cap {
-            if cap.max_points <= 0 {
-                problems.push(format!("{name}: cap.max_points must be > 0"));
+            if cap.max_points <= 0 || cap.max_points > MAX_POINTS {
+                problems.push(format!(
+                    "{name}: cap.max_points must be from 1 to {MAX_POINTS}"
+                ));
             }
             if cap.period_days == 0 {
                 problems.push(format!("{name}: cap.period_days must be at least 1"));
@@ -922,6 +931,38 @@ points = 3
         let problems = validate(&def);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].contains("expires_after_days must be at most 36500"));
+    }
+
+    #[test]
+    fn points_thresholds_and_caps_are_bounded_so_scores_cannot_overflow() {
+        let rule = |key: &str, points: i64| RuleDefinition {
+            key: key.into(),
+            points,
+            activity_kind: Some("ACTIVITY_KIND_EMAIL_OPENED".into()),
+            ..Default::default()
+        };
+        let def = ModelDefinition {
+            mql_threshold: i64::MAX,
+            rules: vec![
+                rule("huge", i64::MAX),
+                rule("most_negative", i64::MIN),
+                rule("largest", MAX_POINTS),
+                rule("smallest", -MAX_POINTS),
+                RuleDefinition {
+                    cap: Some(Cap {
+                        max_points: MAX_POINTS + 1,
+                        period_days: 1,
+                    }),
+                    ..rule("capped", 5)
+                },
+            ],
+        };
+        let problems = validate(&def);
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(problems[0].starts_with("mql_threshold: must be from 1 to 1000000"));
+        assert!(problems[1].starts_with("rule huge: points"));
+        assert!(problems[2].starts_with("rule most_negative: points"));
+        assert!(problems[3].starts_with("rule capped: cap.max_points"));
     }
 
     #[test]

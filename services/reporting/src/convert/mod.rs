@@ -320,8 +320,14 @@ pub fn spend_from_proto(req: &pb::RecordSpendRequest) -> Result<SpendInput, Erro
             if iso_currency::Currency::from_code(&m.currency_code).is_none() {
                 v.add("amount.currency_code", "must be an ISO 4217 code");
             }
-            if m.amount_minor <= 0 {
-                v.add("amount.amount_minor", "must be positive");
+            if !(1..=baton_shared::fields::MAX_AMOUNT_MINOR).contains(&m.amount_minor) {
+                v.add(
+                    "amount.amount_minor",
+                    format!(
+                        "must be from 1 to {} (minor units)",
+                        baton_shared::fields::MAX_AMOUNT_MINOR
+                    ),
+                );
             }
             Some((m.currency_code.clone(), m.amount_minor))
         }

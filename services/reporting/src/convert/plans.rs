@@ -67,8 +67,14 @@ fn money(field: &str, m: Option<&Money>, currency: &mut String, v: &mut Violatio
             format!("must be the plan's currency {currency} (money in one currency only)"),
         );
     }
-    if m.amount_minor <= 0 {
-        v.add(format!("{field}.amount_minor"), "must be positive");
+    if !(1..=baton_shared::fields::MAX_AMOUNT_MINOR).contains(&m.amount_minor) {
+        v.add(
+            format!("{field}.amount_minor"),
+            format!(
+                "must be from 1 to {} (minor units)",
+                baton_shared::fields::MAX_AMOUNT_MINOR
+            ),
+        );
     }
     m.amount_minor
 }
