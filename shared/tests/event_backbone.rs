@@ -131,7 +131,6 @@ fn expected_ids() -> HashSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writers_are_delivered_exactly_once_in_position_order() {
     let producer_db = TestDatabase::new("events_producer").await;
-    let consumer_db = TestDatabase::new("events_consumer").await;
     let settings = settings();
     let db = baton_shared::db::connect_and_migrate::<ProducerMigrator>(
         &producer_db.url,
@@ -179,17 +178,7 @@ async fn concurrent_writers_are_delivered_exactly_once_in_position_order() {
     });
 
     // Two consumer replicas sharing one consumer database.
-    let cdb = baton_shared::db::connect_and_migrate::<ConsumerMigrator>(
-        &consumer_db.url,
-        &settings.database,
-    )
-    .await
-    .unwrap();
-    cdb.execute_unprepared(
-        "CREATE TABLE applied (lead_id VARCHAR(64) PRIMARY KEY, position BIGINT NOT NULL)",
-    )
-    .await
-    .unwrap();
+    let (_consumer_db, cdb) = consumer_database("events_consumer", &settings).await;
     let consumers: Vec<_> = (0..2)
         .map(|_| {
             let c = Consumer::new(
@@ -270,7 +259,6 @@ async fn concurrent_writers_are_delivered_exactly_once_in_position_order() {
 #[tokio::test]
 async fn a_consumer_waits_for_a_producer_that_is_down_and_catches_up() {
     let producer_db = TestDatabase::new("events_late_producer").await;
-    let consumer_db = TestDatabase::new("events_late_consumer").await;
     let settings = settings();
     let db = baton_shared::db::connect_and_migrate::<ProducerMigrator>(
         &producer_db.url,
@@ -307,17 +295,7 @@ async fn a_consumer_waits_for_a_producer_that_is_down_and_catches_up() {
     let addr = listener.local_addr().unwrap();
     drop(listener);
 
-    let cdb = baton_shared::db::connect_and_migrate::<ConsumerMigrator>(
-        &consumer_db.url,
-        &settings.database,
-    )
-    .await
-    .unwrap();
-    cdb.execute_unprepared(
-        "CREATE TABLE applied (lead_id VARCHAR(64) PRIMARY KEY, position BIGINT NOT NULL)",
-    )
-    .await
-    .unwrap();
+    let (_consumer_db, cdb) = consumer_database("events_late_consumer", &settings).await;
     let consumer = Consumer::new(
         "producer",
         format!("http://{addr}"),
@@ -372,7 +350,6 @@ async fn a_consumer_waits_for_a_producer_that_is_down_and_catches_up() {
 #[tokio::test]
 async fn a_poison_event_is_dead_lettered_after_its_attempts_and_replayed_once_mended() {
     let producer_db = TestDatabase::new("events_poison_producer").await;
-    let consumer_db = TestDatabase::new("events_poison_consumer").await;
     let mut settings = settings();
     settings.events.dead_letter_after_attempts = 3;
     let db = baton_shared::db::connect_and_migrate::<ProducerMigrator>(
@@ -404,17 +381,7 @@ async fn a_poison_event_is_dead_lettered_after_its_attempts_and_replayed_once_me
         server::serve(listener, routes, options, server_shutdown).await
     });
 
-    let cdb = baton_shared::db::connect_and_migrate::<ConsumerMigrator>(
-        &consumer_db.url,
-        &settings.database,
-    )
-    .await
-    .unwrap();
-    cdb.execute_unprepared(
-        "CREATE TABLE applied (lead_id VARCHAR(64) PRIMARY KEY, position BIGINT NOT NULL)",
-    )
-    .await
-    .unwrap();
+    let (_consumer_db, cdb) = consumer_database("events_poison_consumer", &settings).await;
     // The row that makes "stuck" fail with a unique violation every time it is applied.
     cdb.execute_unprepared("INSERT INTO applied (lead_id, position) VALUES ('stuck', 0)")
         .await

@@ -26,7 +26,7 @@ use tonic_types::StatusExt;
 struct Fixture {
     service: RunningService,
     client: CaptureServiceClient<AuthChannel>,
-    _db: TestDatabase,
+    db: TestDatabase,
 }
 
 impl Fixture {
@@ -42,8 +42,14 @@ impl Fixture {
 }
 
 async fn start() -> Fixture {
+    start_with(|_| {}).await
+}
+
+/// [`start`] with settings `tune` changes first.
+async fn start_with(tune: impl FnOnce(&mut baton_shared::Settings)) -> Fixture {
     let db = TestDatabase::new("capture").await;
     let mut settings = settings_with(&[(ServiceName::Capture, &db)]);
+    tune(&mut settings);
     let listener = bind_ephemeral(&mut settings, ServiceName::Capture).await;
     let service = spawn(
         ServiceName::Capture,
@@ -55,7 +61,7 @@ async fn start() -> Fixture {
     Fixture {
         service,
         client,
-        _db: db,
+        db,
     }
 }
 
@@ -685,17 +691,11 @@ async fn an_import_answers_every_row_and_running_it_again_changes_nothing() {
 /// connection until the pool's acquire timeout (shortened here, so the fault shows quickly).
 #[tokio::test]
 async fn a_failed_import_batch_is_released_before_its_rows_are_retried() {
-    let db = TestDatabase::new("capture").await;
-    let mut settings = settings_with(&[(ServiceName::Capture, &db)]);
-    settings.database.acquire_timeout_ms = 2_000;
-    let listener = bind_ephemeral(&mut settings, ServiceName::Capture).await;
-    let service = spawn(
-        ServiceName::Capture,
-        &Arc::new(settings),
-        listener,
-        baton_capture::run,
-    );
-    let mut client = CaptureServiceClient::new(channel(&service.endpoint).await);
+    let Fixture {
+        service,
+        mut client,
+        db,
+    } = start_with(|s| s.database.acquire_timeout_ms = 2_000).await;
     // Once migrated, make every statement that inserts two leads with the same creation time (a
     // batch does; captures one at a time never do) fail in the database.
     client
@@ -747,17 +747,11 @@ async fn a_failed_import_batch_is_released_before_its_rows_are_retried() {
 /// imported; the rejected rows' results only; or the counts only, with no bound on the rows.
 #[tokio::test]
 async fn an_import_answer_holds_at_most_its_limit_of_row_results() {
-    let db = TestDatabase::new("capture").await;
-    let mut settings = settings_with(&[(ServiceName::Capture, &db)]);
-    settings.import.max_results_per_call = 3;
-    let listener = bind_ephemeral(&mut settings, ServiceName::Capture).await;
-    let service = spawn(
-        ServiceName::Capture,
-        &Arc::new(settings),
-        listener,
-        baton_capture::run,
-    );
-    let mut client = CaptureServiceClient::new(channel(&service.endpoint).await);
+    let Fixture {
+        service,
+        mut client,
+        db: _db,
+    } = start_with(|s| s.import.max_results_per_call = 3).await;
     let message = |id: &str, emails: &[&str], answer: ImportAnswer| ImportLeadsRequest {
         import_id: id.into(),
         rows: emails.iter().map(|e| row(e)).collect(),
