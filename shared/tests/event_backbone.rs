@@ -130,14 +130,8 @@ fn expected_ids() -> HashSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writers_are_delivered_exactly_once_in_position_order() {
-    let producer_db = TestDatabase::new("events_producer").await;
     let settings = settings();
-    let db = baton_shared::db::connect_and_migrate::<ProducerMigrator>(
-        &producer_db.url,
-        &settings.database,
-    )
-    .await
-    .unwrap();
+    let (_producer_db, db) = producer_database("events_producer", &settings).await;
     let shutdown = CancellationToken::new();
     let log = EventLog::start(db.clone(), settings.events.clone(), shutdown.clone());
 
@@ -258,38 +252,19 @@ async fn concurrent_writers_are_delivered_exactly_once_in_position_order() {
 
 #[tokio::test]
 async fn a_consumer_waits_for_a_producer_that_is_down_and_catches_up() {
-    let producer_db = TestDatabase::new("events_late_producer").await;
     let settings = settings();
-    let db = baton_shared::db::connect_and_migrate::<ProducerMigrator>(
-        &producer_db.url,
-        &settings.database,
-    )
-    .await
-    .unwrap();
+    let (_producer_db, db) = producer_database("events_late_producer", &settings).await;
     let shutdown = CancellationToken::new();
     let log = EventLog::start(db.clone(), settings.events.clone(), shutdown.clone());
-    let tenant = TenantId::new("t1");
     // Six events wait for the consumer, so they reach it together and are applied as one batch;
     // the poisoned one among them is dead-lettered alone and the other five are applied.
-    for n in 0..6 {
-        let txn = db.begin().await.unwrap();
-        EventLog::append(
-            &txn,
-            &tenant,
-            "a",
-            &LeadCaptured {
-                lead_id: if n == 2 {
-                    "poison".into()
-                } else {
-                    format!("early-{n}")
-                },
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-        txn.commit().await.unwrap();
-    }
+    append_leads(
+        &db,
+        &[
+            "early-0", "early-1", "poison", "early-3", "early-4", "early-5",
+        ],
+    )
+    .await;
     // Reserve a port, then free it: the producer is "down" there.
     let listener = server::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -349,37 +324,15 @@ async fn a_consumer_waits_for_a_producer_that_is_down_and_catches_up() {
 /// fails, replayed once it has been mended, and refused a second replay.
 #[tokio::test]
 async fn a_poison_event_is_dead_lettered_after_its_attempts_and_replayed_once_mended() {
-    let producer_db = TestDatabase::new("events_poison_producer").await;
     let mut settings = settings();
     settings.events.dead_letter_after_attempts = 3;
-    let db = baton_shared::db::connect_and_migrate::<ProducerMigrator>(
-        &producer_db.url,
-        &settings.database,
-    )
-    .await
-    .unwrap();
+    let (_producer_db, db) = producer_database("events_poison_producer", &settings).await;
     let shutdown = CancellationToken::new();
     let log = EventLog::start(db.clone(), settings.events.clone(), shutdown.clone());
-    let tenant = TenantId::new("t1");
-    for lead_id in ["a", "stuck", "b", "c"] {
-        let txn = db.begin().await.unwrap();
-        let event = LeadCaptured {
-            lead_id: lead_id.into(),
-            ..Default::default()
-        };
-        EventLog::append(&txn, &tenant, lead_id, &event)
-            .await
-            .unwrap();
-        txn.commit().await.unwrap();
-    }
+    append_leads(&db, &["a", "stuck", "b", "c"]).await;
     let listener = server::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let routes = Routes::new(log.grpc_service(shutdown.clone()));
-    let (server_settings, server_shutdown) = (settings.clone(), shutdown.clone());
-    let producer = tokio::spawn(async move {
-        let options = ServeOptions::new("producer", vec![], &server_settings);
-        server::serve(listener, routes, options, server_shutdown).await
-    });
+    let producer = serve_log(&log, &settings, listener, shutdown.clone());
 
     let (_consumer_db, cdb) = consumer_database("events_poison_consumer", &settings).await;
     // The row that makes "stuck" fail with a unique violation every time it is applied.
@@ -629,6 +582,17 @@ async fn applied(cdb: &DatabaseConnection) -> Vec<String> {
         .collect()
 }
 
+async fn producer_database(label: &str, settings: &Settings) -> (TestDatabase, DatabaseConnection) {
+    let producer_db = TestDatabase::new(label).await;
+    let db = baton_shared::db::connect_and_migrate::<ProducerMigrator>(
+        &producer_db.url,
+        &settings.database,
+    )
+    .await
+    .unwrap();
+    (producer_db, db)
+}
+
 async fn consumer_database(label: &str, settings: &Settings) -> (TestDatabase, DatabaseConnection) {
     let consumer_db = TestDatabase::new(label).await;
     let cdb = baton_shared::db::connect_and_migrate::<ConsumerMigrator>(
@@ -651,18 +615,8 @@ async fn consumer_database(label: &str, settings: &Settings) -> (TestDatabase, D
 #[tokio::test]
 async fn a_consumer_stops_when_its_producer_log_is_replaced() {
     let settings = settings();
-    let first_db = TestDatabase::new("events_epoch_first").await;
-    let second_db = TestDatabase::new("events_epoch_second").await;
-    let migrate = |url: String| {
-        let database = settings.database.clone();
-        async move {
-            baton_shared::db::connect_and_migrate::<ProducerMigrator>(&url, &database)
-                .await
-                .unwrap()
-        }
-    };
-    let first = migrate(first_db.url.clone()).await;
-    let second = migrate(second_db.url.clone()).await;
+    let (_first_db, first) = producer_database("events_epoch_first", &settings).await;
+    let (_second_db, second) = producer_database("events_epoch_second", &settings).await;
     let shutdown = CancellationToken::new();
     append_leads(&first, &["a1", "a2", "a3"]).await;
     append_leads(&second, &["b1", "b2", "b3", "b4", "b5"]).await;
@@ -722,13 +676,7 @@ async fn a_consumer_stops_when_its_producer_log_is_replaced() {
 #[tokio::test]
 async fn a_consumer_stops_when_its_producer_log_is_restored_from_an_older_copy() {
     let settings = settings();
-    let producer_db = TestDatabase::new("events_restore_producer").await;
-    let db = baton_shared::db::connect_and_migrate::<ProducerMigrator>(
-        &producer_db.url,
-        &settings.database,
-    )
-    .await
-    .unwrap();
+    let (_producer_db, db) = producer_database("events_restore_producer", &settings).await;
     let shutdown = CancellationToken::new();
     append_leads(&db, &["e1", "e2", "e3", "e4", "e5"]).await;
     let log = EventLog::start(db.clone(), settings.events.clone(), shutdown.clone());
@@ -806,13 +754,7 @@ async fn subscriptions_are_bounded_per_connection_and_in_all() {
     let mut settings = settings();
     settings.events.max_streams = 2;
     settings.events.max_streams_per_connection = 1;
-    let producer_db = TestDatabase::new("events_stream_limits").await;
-    let db = baton_shared::db::connect_and_migrate::<ProducerMigrator>(
-        &producer_db.url,
-        &settings.database,
-    )
-    .await
-    .unwrap();
+    let (_producer_db, db) = producer_database("events_stream_limits", &settings).await;
     let shutdown = CancellationToken::new();
     append_leads(&db, &["s1"]).await;
     let log = EventLog::start(db, settings.events.clone(), shutdown.clone());
