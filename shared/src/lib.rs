@@ -8,6 +8,7 @@ pub mod background;
 pub mod boot;
 pub mod contract;
 pub mod db;
+pub mod erasure;
 pub mod error;
 pub mod events;
 pub mod fields;

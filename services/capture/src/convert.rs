@@ -262,6 +262,15 @@ pub fn scrub_event_payload(type_url: &str, payload: &[u8]) -> Option<Vec<u8>> {
             scrub_lead(lead);
         }
         Some(e.encode_to_vec())
+    } else if type_url == pb::ActivityRecorded::type_url() {
+        let Ok(mut e) = pb::ActivityRecorded::decode(payload) else {
+            return Some(Vec::new());
+        };
+        if let Some(a) = e.activity.as_mut() {
+            a.url.clear();
+            a.subject.clear();
+        }
+        Some(e.encode_to_vec())
     } else {
         None
     }

@@ -190,6 +190,7 @@ impl EventHandler for CaptureEvents {
                 .and_then(time::from_proto)
                 .unwrap_or_else(time::now);
             leads::erased(txn, &tenant, &erased.lead_id, at).await?;
+            crate::store::erasure::erase(txn, &tenant, &erased.lead_id).await?;
         } else if let Some(merged) = decode::<LeadsMerged>(event)? {
             leads::merged(
                 txn,

@@ -19,16 +19,21 @@ use baton_shared::{
 };
 use chrono::Duration;
 use sea_orm::DatabaseTransaction;
+use std::path::PathBuf;
 
 use crate::{
     domain::{definition::Trigger, settings},
     store::{
-        enrollments, leads, leads::Signal, segments, settings::current as current_settings, touches,
+        enrollments, erasure, leads, leads::Signal, segments,
+        settings::current as current_settings, touches,
     },
 };
 
 /// Handler for capture's event log.
-pub struct CaptureEvents;
+pub struct CaptureEvents {
+    /// The file sink's directory, when mail goes there: an erased lead's mails are deleted.
+    pub mail_files: Option<PathBuf>,
+}
 
 impl EventHandler for CaptureEvents {
     async fn handle(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), ConsumeError> {
@@ -69,6 +74,13 @@ impl EventHandler for CaptureEvents {
             leads::erase(txn, t, &erased.lead_id).await?;
             segments::move_activities(txn, t, &erased.lead_id, None).await?;
             enrollments::exit_lead(txn, t, &erased.lead_id, ExitReason::Erased, None).await?;
+            let touches = erasure::erase(txn, &tenant, &erased.lead_id).await?;
+            if let Some(dir) = &self.mail_files
+                && let Err(e) = erasure::delete_mail_files(dir, &touches).await
+            {
+                // The database's erasure must not wait on the file sink (a developer's outbox).
+                tracing::warn!(dir = %dir.display(), error = %e, "erased lead: mail files not deleted");
+            }
         } else if let Some(merged) = decode::<LeadsMerged>(event)? {
             let (survivor, gone) = (&merged.survivor_lead_id, &merged.merged_lead_id);
             leads::merge(txn, t, survivor, gone).await?;

@@ -67,9 +67,11 @@ pub async fn run_with(
     let capture = baton_shared::tls::endpoint(&settings.capture.endpoint, &settings.tls)
         .map_err(BootError::Settings)?
         .connect_lazy();
+    let mail_files = (settings.delivery.transport == baton_shared::settings::MailTransport::File)
+        .then(|| std::path::PathBuf::from(&settings.delivery.outbox_dir));
     let boot = Boot::start::<migration::Migrator>(ServiceName::Nurture, settings, shutdown)
         .await?
-        .consume(ServiceName::Capture, consume::CaptureEvents)
+        .consume(ServiceName::Capture, consume::CaptureEvents { mail_files })
         .consume(ServiceName::Qualification, consume::QualificationEvents);
     let store = store::Store::new(boot.db.clone(), boot.log.clone());
     let d = boot.settings.delivery.clone();

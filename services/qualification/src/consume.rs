@@ -131,7 +131,7 @@ impl CaptureEvents {
             ranking::rerank(txn, &tenant, &merged.survivor_lead_id).await?;
         } else if let Some(erased) = decode::<LeadErased>(event)? {
             ranking::forget(txn, &tenant, &erased.lead_id).await?;
-            store::forget_lead(txn, &tenant, &erased.lead_id).await?;
+            store::erasure::erase(txn, &tenant, &erased.lead_id).await?;
             ranking::rerank(txn, &tenant, &erased.lead_id).await?;
         }
         Ok(())

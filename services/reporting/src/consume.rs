@@ -116,6 +116,7 @@ impl EventHandler for FunnelEvents {
             let at = when(e.erased_at.as_ref(), event);
             let erased = |f| f | email::ERASED;
             email_store::set_email_flags(txn, &tenant, &e.lead_id, erased, at).await?;
+            store::erasure::erase(txn, &tenant, &e.lead_id).await?;
         } else if let Some(e) = decode::<StageChanged>(event)? {
             stage_changed(txn, &tenant, &e, when(e.changed_at.as_ref(), event)).await?;
         } else if let Some(e) = decode::<LeadAssigned>(event)? {

@@ -91,10 +91,12 @@ impl DeadLetterApi {
             return Err(refuse("replayed_once", "it was replayed already".into()));
         }
         let Some(event) = row.event.as_deref().and_then(|b| Event::decode(b).ok()) else {
-            return Err(refuse(
-                "event_kept",
-                "its event was dead-lettered before payloads were kept".into(),
-            ));
+            let why = if row.error == crate::erasure::ERASED_DEAD_LETTER {
+                "its event was about an erased lead and was dropped"
+            } else {
+                "its event was dead-lettered before payloads were kept"
+            };
+            return Err(refuse("event_kept", why.into()));
         };
         let Some(replayer) = self.replayers.get(&row.source) else {
             return Err(refuse(

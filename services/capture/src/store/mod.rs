@@ -264,45 +264,37 @@ impl Store {
         Ok((activity, true))
     }
 
-    /// Erases the lead's personal data here and in capture's past events, and emits `LeadErased`.
-    /// The lead row stays (pseudonymous: id, source, company, dates) so counts do not change; its
-    /// e-mail no longer identifies it, so a later capture of that e-mail makes a new lead.
+    /// Erases the person `lead_id` stands for: the lead it resolves to (its survivor, when it was
+    /// merged) and every lead merged into that one. Each loses its personal data here (profile,
+    /// request fingerprints, activity URLs and subjects) and in capture's past events, and gets a
+    /// `LeadErased` of its own so every service forgets it. The rows stay (pseudonymous: id,
+    /// source, company, dates) so counts do not change; an erased e-mail no longer identifies a
+    /// lead, so a later capture of it makes a new one. Erasing again changes nothing.
     pub async fn erase_lead(&self, tenant: &TenantId, lead_id: &str) -> Result<LeadView, Error> {
         let txn = self.db.begin().await?;
         let current = find_lead(&txn, tenant, lead_id).await?;
-        if current.lead.erased_at.is_some() {
-            return Ok(current);
-        }
+        let survivor_id = current.lead.lead_id.clone();
+        let mut people = vec![current.lead.clone()];
+        people.extend(
+            lead::Entity::find()
+                .filter(lead::Column::TenantId.eq(tenant.as_str()))
+                .filter(lead::Column::MergedInto.eq(survivor_id.as_str()))
+                .all(&txn)
+                .await?,
+        );
         let now = time::now();
-        let mut row: lead::ActiveModel = current.lead.clone().into();
-        row.email = Set(String::new());
-        row.email_normalized = Set(format!("erased:{lead_id}"));
-        row.first_name = Set(String::new());
-        row.last_name = Set(String::new());
-        row.phone = Set(String::new());
-        row.title = Set(String::new());
-        row.role = Set(String::new());
-        row.department = Set(String::new());
-        row.custom_attributes = Set("{}".to_owned());
-        row.updated_at = Set(Some(now));
-        row.erased_at = Set(Some(now));
-        let lead = row.update(&txn).await?;
-        // Request fingerprints contain the e-mail: forget them (a replay then captures anew).
-        capture_request::Entity::delete_many()
-            .filter(capture_request::Column::TenantId.eq(tenant.as_str()))
-            .filter(capture_request::Column::LeadId.eq(lead_id))
-            .exec(&txn)
-            .await?;
-        EventLog::rewrite_payloads(&txn, lead_id, convert::scrub_event_payload).await?;
-        let event = LeadErased {
-            lead_id: lead_id.to_owned(),
-            erased_at: Some(time::to_proto(now)),
-        };
-        EventLog::append(&txn, tenant, lead_id, &event).await?;
+        let mut erased_survivor = current.lead.clone();
+        for person in people.into_iter().filter(|p| p.erased_at.is_none()) {
+            let id = person.lead_id.clone();
+            let erased = erase_one(&txn, tenant, person, now).await?;
+            if id == survivor_id {
+                erased_survivor = erased;
+            }
+        }
         txn.commit().await?;
         self.log.notify_committed();
         Ok(LeadView {
-            lead,
+            lead: erased_survivor,
             company: current.company,
             merged_ids: current.merged_ids,
         })
@@ -821,6 +813,50 @@ async fn resolve<C: ConnectionTrait>(
             lead.lead_id
         ),
     })
+}
+
+/// Erases one lead row (see [`Store::erase_lead`]) inside `txn`, with its `LeadErased`.
+async fn erase_one<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    person: lead::Model,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<lead::Model, Error> {
+    let lead_id = person.lead_id.clone();
+    let mut row: lead::ActiveModel = person.into();
+    row.email = Set(String::new());
+    row.email_normalized = Set(format!("erased:{lead_id}"));
+    row.first_name = Set(String::new());
+    row.last_name = Set(String::new());
+    row.phone = Set(String::new());
+    row.title = Set(String::new());
+    row.role = Set(String::new());
+    row.department = Set(String::new());
+    row.custom_attributes = Set("{}".to_owned());
+    row.updated_at = Set(Some(now));
+    row.erased_at = Set(Some(now));
+    let lead = row.update(txn).await?;
+    // Request fingerprints contain the e-mail: forget them (a replay then captures anew).
+    capture_request::Entity::delete_many()
+        .filter(capture_request::Column::TenantId.eq(tenant.as_str()))
+        .filter(capture_request::Column::LeadId.eq(lead_id.as_str()))
+        .exec(txn)
+        .await?;
+    // URLs (query strings) and subjects quote people; the kind, page kind and time stay.
+    activity::Entity::update_many()
+        .col_expr(activity::Column::Url, Expr::value(String::new()))
+        .col_expr(activity::Column::Subject, Expr::value(String::new()))
+        .filter(activity::Column::TenantId.eq(tenant.as_str()))
+        .filter(activity::Column::LeadId.eq(lead_id.as_str()))
+        .exec(txn)
+        .await?;
+    EventLog::rewrite_payloads(txn, &lead_id, convert::scrub_event_payload).await?;
+    let event = LeadErased {
+        lead_id: lead_id.clone(),
+        erased_at: Some(time::to_proto(now)),
+    };
+    EventLog::append(txn, tenant, &lead_id, &event).await?;
+    Ok(lead)
 }
 
 fn refuse_erased(view: &LeadView) -> Result<(), Error> {

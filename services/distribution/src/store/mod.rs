@@ -12,6 +12,7 @@
 pub mod assignments;
 pub mod batch;
 pub mod entities;
+pub mod erasure;
 pub mod handoff_steps;
 pub mod handoffs;
 pub mod leads;

@@ -181,6 +181,7 @@ pub async fn upsert<C: ConnectionTrait>(
 /// The lead's personal data was erased: nurture forgets it too and never mails it again.
 pub async fn erase<C: ConnectionTrait>(db: &C, tenant: &str, lead_id: &str) -> Result<(), DbErr> {
     let current = ensure(db, tenant, lead_id).await?;
+    let current_reason = current.stage_reason.clone();
     let mut row: lead::ActiveModel = current.into();
     for field in [
         &mut row.email,
@@ -194,6 +195,7 @@ pub async fn erase<C: ConnectionTrait>(db: &C, tenant: &str, lead_id: &str) -> R
     ] {
         *field = Set(String::new());
     }
+    row.stage_reason = Set(baton_shared::erasure::keep_code(&current_reason));
     row.erased = Set(true);
     row.updated_at = Set(time::now());
     row.update(db).await?;

@@ -3,6 +3,7 @@
 
 pub mod enrollments;
 pub mod entities;
+pub mod erasure;
 pub mod leads;
 pub mod outbox;
 pub mod recycling;

@@ -2,6 +2,7 @@
 
 pub mod captured;
 pub mod entities;
+pub mod erasure;
 pub mod models;
 pub mod moves;
 pub mod ranking;

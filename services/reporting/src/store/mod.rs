@@ -5,6 +5,7 @@ pub mod attainment;
 pub mod contracts;
 pub mod email;
 pub mod entities;
+pub mod erasure;
 pub mod factors;
 pub mod journal;
 pub mod kpi_sums;
