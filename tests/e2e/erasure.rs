@@ -241,7 +241,24 @@ async fn mailed(suite: &TestSuite, email: &str, lead_id: &str) {
                 })
                 .await
                 .map(|t| t.into_inner().touches);
-            panic!("no mail to {email}; its touches: {touches:?}");
+            let enrollments = suite
+                .nurture()
+                .await
+                .list_enrollments(baton_proto::nurture::v1::ListEnrollmentsRequest {
+                    lead_id: lead_id.into(),
+                    ..Default::default()
+                })
+                .await
+                .map(|e| e.into_inner().enrollments);
+            let url = suite.database_url(ServiceName::Nurture);
+            let replica =
+                format!("SELECT COUNT(*) AS n FROM nurture_lead WHERE lead_id = '{lead_id}'");
+            let dead = count(&url, "SELECT COUNT(*) AS n FROM event_dead_letter").await;
+            panic!(
+                "no mail to {email}; its touches: {touches:?}, enrolments: {enrollments:?}, \
+                 replica rows: {}, dead letters: {dead}",
+                count(&url, &replica).await
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
