@@ -755,8 +755,8 @@ async fn plans_work_the_mrr_back_and_progress_names_the_bottleneck_and_stagnant_
         .reporting()
         .await
         .get_funnel(GetFunnelRequest {
-            from: whole.start_time,
-            to: whole.end_time,
+            start_time: whole.start_time,
+            end_time: whole.end_time,
             group_by: vec!["channel".into(), "team".into()],
         })
         .await
@@ -788,8 +788,8 @@ async fn plans_work_the_mrr_back_and_progress_names_the_bottleneck_and_stagnant_
         .reporting()
         .await
         .get_funnel(GetFunnelRequest {
-            from: whole.start_time,
-            to: whole.end_time,
+            start_time: whole.start_time,
+            end_time: whole.end_time,
             group_by: vec!["colour".into()],
         })
         .await

@@ -149,8 +149,8 @@ async fn win_factors_by_segment_and_a_leads_journal_are_computed_from_the_verdic
     let request = GetWinFactorsRequest {
         is_team: "is-tokyo".into(),
         fs_team: "fs-tokyo".into(),
-        from: Some(time::to_proto(from)),
-        to: Some(time::to_proto(Utc::now() + chrono::Duration::hours(1))),
+        start_time: Some(time::to_proto(from)),
+        end_time: Some(time::to_proto(Utc::now() + chrono::Duration::hours(1))),
         min_sample: 3,
         score_band_width: 0,
     };
@@ -260,8 +260,8 @@ async fn win_factors_by_segment_and_a_leads_journal_are_computed_from_the_verdic
     let mut q = suite.qualification().await;
     let simulate = |model_id: String| SimulateModelRequest {
         model: Some(simulate_model_request::Model::ModelId(model_id)),
-        from: Some(time::to_proto(from)),
-        to: Some(time::to_proto(Utc::now() + chrono::Duration::hours(1))),
+        start_time: Some(time::to_proto(from)),
+        end_time: Some(time::to_proto(Utc::now() + chrono::Duration::hours(1))),
         period: SimulationPeriod::Week as i32,
     };
     let active_id = q

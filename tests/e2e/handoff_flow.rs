@@ -404,8 +404,8 @@ async fn a_lead_goes_from_is_to_fs_under_a_contract_and_every_sla_and_stage_foll
         .reporting()
         .await
         .get_funnel(baton_proto::reporting::v1::GetFunnelRequest {
-            from: whole.start_time,
-            to: whole.end_time,
+            start_time: whole.start_time,
+            end_time: whole.end_time,
             group_by: Vec::new(),
         })
         .await

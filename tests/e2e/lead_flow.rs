@@ -58,8 +58,8 @@ async fn funnel_today(suite: &TestSuite) -> Funnel {
         .reporting()
         .await
         .get_funnel(GetFunnelRequest {
-            from: Some(time::to_proto(now - chrono::Duration::hours(1))),
-            to: Some(time::to_proto(now + chrono::Duration::hours(1))),
+            start_time: Some(time::to_proto(now - chrono::Duration::hours(1))),
+            end_time: Some(time::to_proto(now + chrono::Duration::hours(1))),
             group_by: Vec::new(),
         })
         .await

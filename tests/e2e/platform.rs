@@ -104,15 +104,15 @@ async fn bad_requests_get_invalid_argument_and_unknown_ids_not_found() {
         .reporting()
         .await
         .get_funnel(GetFunnelRequest {
-            from: None,
-            to: None,
+            start_time: None,
+            end_time: None,
             group_by: Vec::new(),
         })
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(
-        status.message().contains("from") && status.message().contains("to"),
+        status.message().contains("start_time") && status.message().contains("end_time"),
         "{}",
         status.message()
     );

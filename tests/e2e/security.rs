@@ -994,8 +994,8 @@ async fn tenant_b_sees_nothing_of_tenant_a_in_any_get_or_list() {
     let funnel = b
         .reporting
         .get_funnel(GetFunnelRequest {
-            from: whole.start_time,
-            to: whole.end_time,
+            start_time: whole.start_time,
+            end_time: whole.end_time,
             group_by: vec![],
         })
         .await
@@ -1061,10 +1061,10 @@ async fn tenant_b_sees_nothing_of_tenant_a_in_any_get_or_list() {
         .get_win_factors(GetWinFactorsRequest {
             is_team: "is-a".into(),
             fs_team: "fs-a".into(),
-            from: Some(baton_shared::time::to_proto(
+            start_time: Some(baton_shared::time::to_proto(
                 chrono::Utc::now() - chrono::Duration::days(1),
             )),
-            to: Some(baton_shared::time::to_proto(
+            end_time: Some(baton_shared::time::to_proto(
                 chrono::Utc::now() + chrono::Duration::days(1),
             )),
             min_sample: 0,

@@ -119,8 +119,8 @@ pub async fn run(
     loop {
         let funnel = reporting
             .get_funnel(GetFunnelRequest {
-                from: Some(time::to_proto(started)),
-                to: Some(time::to_proto(Utc::now() + chrono::Duration::minutes(1))),
+                start_time: Some(time::to_proto(started)),
+                end_time: Some(time::to_proto(Utc::now() + chrono::Duration::minutes(1))),
                 group_by: Vec::new(),
             })
             .await

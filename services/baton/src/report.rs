@@ -209,8 +209,8 @@ pub async fn funnel(
     let mut client = ReportingServiceClient::new(reporting(settings).await?);
     let answer = client
         .get_funnel(GetFunnelRequest {
-            from: Some(time::to_proto(instant(from, time_zone)?)),
-            to: Some(time::to_proto(instant(to, time_zone)?)),
+            start_time: Some(time::to_proto(instant(from, time_zone)?)),
+            end_time: Some(time::to_proto(instant(to, time_zone)?)),
             group_by: group_by.to_vec(),
         })
         .await

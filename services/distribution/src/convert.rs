@@ -45,8 +45,8 @@ pub fn rep_to_proto(rep: &rep::Model) -> pb::Rep {
                 .out_of_office
                 .iter()
                 .map(|(from, to)| pb::TimeRange {
-                    from: Some(time::to_proto(*from)),
-                    to: Some(time::to_proto(*to)),
+                    start_time: Some(time::to_proto(*from)),
+                    end_time: Some(time::to_proto(*to)),
                 })
                 .collect(),
         }),
@@ -287,13 +287,13 @@ pub fn routing_from_proto(raw: Option<&pb::RepRouting>, v: &mut Violations) -> R
     }
     let mut out_of_office = Vec::new();
     for (i, range) in r.out_of_office.iter().enumerate() {
-        let from = range.from.as_ref().and_then(time::from_proto);
-        let to = range.to.as_ref().and_then(time::from_proto);
+        let from = range.start_time.as_ref().and_then(time::from_proto);
+        let to = range.end_time.as_ref().and_then(time::from_proto);
         match (from, to) {
             (Some(f), Some(t)) if f < t => out_of_office.push((f, t)),
             _ => v.add(
                 format!("routing.out_of_office[{i}]"),
-                "needs from and to, from before to",
+                "needs start_time and end_time, start_time before end_time",
             ),
         }
     }

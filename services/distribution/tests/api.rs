@@ -443,8 +443,8 @@ mod routing {
         let away = RepRouting {
             team_id: "is-smb".into(),
             out_of_office: vec![TimeRange {
-                from: Some(time::to_proto(now - chrono::Duration::hours(1))),
-                to: Some(time::to_proto(now + chrono::Duration::days(7))),
+                start_time: Some(time::to_proto(now - chrono::Duration::hours(1))),
+                end_time: Some(time::to_proto(now + chrono::Duration::days(7))),
             }],
             ..Default::default()
         };

@@ -353,8 +353,8 @@ impl QualificationService for Api {
                 definition_from_proto("definition", Some(d), &mut violations),
             )),
         };
-        let from = fields::required_time("from", req.from.as_ref(), &mut violations);
-        let to = fields::required_time("to", req.to.as_ref(), &mut violations);
+        let from = fields::required_time("start_time", req.start_time.as_ref(), &mut violations);
+        let to = fields::required_time("end_time", req.end_time.as_ref(), &mut violations);
         let period = match SimulationPeriod::try_from(req.period) {
             Ok(SimulationPeriod::Unspecified) | Ok(SimulationPeriod::Week) => Period::Week,
             Ok(SimulationPeriod::Day) => Period::Day,
@@ -366,9 +366,12 @@ impl QualificationService for Api {
         };
         if let (Some(f), Some(t)) = (from, to) {
             if f >= t {
-                violations.add("to", "must be after from");
+                violations.add("end_time", "must be after start_time");
             } else if t > time::now() + chrono::Duration::days(366) {
-                violations.add("to", "must be at most a year ahead (history is simulated)");
+                violations.add(
+                    "end_time",
+                    "must be at most a year ahead (history is simulated)",
+                );
             } else {
                 let mut n = 0;
                 let mut start = period.start_of(f);
@@ -378,7 +381,7 @@ impl QualificationService for Api {
                 }
                 if n > models::MAX_PERIODS {
                     violations.add(
-                        "to",
+                        "end_time",
                         format!("at most {} periods per simulation", models::MAX_PERIODS),
                     );
                 }

@@ -1345,8 +1345,8 @@ mod models {
                     behaviour("opened", ActivityKind::EmailOpened, 5),
                 ],
             ))),
-            from: Some(time::to_proto(now - days(14))),
-            to: Some(time::to_proto(now + days(1))),
+            start_time: Some(time::to_proto(now - days(14))),
+            end_time: Some(time::to_proto(now + days(1))),
             period: SimulationPeriod::Day as i32,
         };
         let strict = f
@@ -1375,12 +1375,12 @@ mod models {
         );
 
         let mut backwards = simulate(30);
-        backwards.to = Some(time::to_proto(now - days(20)));
+        backwards.end_time = Some(time::to_proto(now - days(20)));
         let bad = f.qualification.simulate_model(backwards).await.unwrap_err();
         assert_eq!(bad.code(), Code::InvalidArgument);
         assert_eq!(
             bad.get_details_bad_request().unwrap().field_violations[0].field,
-            "to"
+            "end_time"
         );
         let invalid = f
             .qualification
@@ -1413,8 +1413,8 @@ mod models {
                 30,
                 vec![behaviour("meeting", ActivityKind::MeetingBooked, 25)],
             ))),
-            from: Some(time::to_proto(now - days(14))),
-            to: Some(time::to_proto(now + days(1))),
+            start_time: Some(time::to_proto(now - days(14))),
+            end_time: Some(time::to_proto(now + days(1))),
             period: SimulationPeriod::Day as i32,
         };
         let empty = f

@@ -91,12 +91,12 @@ impl ReportingService for Api {
         let tenant = TenantId::of(&request)?;
         let req = request.into_inner();
         let mut violations = Violations::new();
-        let from = fields::required_time("from", req.from.as_ref(), &mut violations);
-        let to = fields::required_time("to", req.to.as_ref(), &mut violations);
+        let from = fields::required_time("start_time", req.start_time.as_ref(), &mut violations);
+        let to = fields::required_time("end_time", req.end_time.as_ref(), &mut violations);
         let range = match (from, to) {
             (Some(f), Some(t)) if f < t => Some((f, t)),
             (Some(_), Some(_)) => {
-                violations.add("to", "must be after from");
+                violations.add("end_time", "must be after start_time");
                 None
             }
             _ => None,
@@ -104,7 +104,7 @@ impl ReportingService for Api {
         let group_by = convert::group_by_from_proto(&req.group_by, &mut violations);
         violations.into_result()?;
         let Some((from, to)) = range else {
-            return Err(Error::invalid("from", "is required").into());
+            return Err(Error::invalid("start_time", "is required").into());
         };
         let c = self.store.funnel(&tenant, from, to).await?;
         let groups = if group_by.is_empty() {

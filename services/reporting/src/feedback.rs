@@ -53,12 +53,12 @@ pub async fn win_factors(
             None
         }
     };
-    let from = stamp("from", req.from.as_ref());
-    let to = stamp("to", req.to.as_ref());
+    let from = stamp("start_time", req.start_time.as_ref());
+    let to = stamp("end_time", req.end_time.as_ref());
     if let (Some(f), Some(t)) = (from, to)
         && f >= t
     {
-        v.add("to", "must be after from");
+        v.add("end_time", "must be after start_time");
     }
     if !(0..=MAX_MIN_SAMPLE).contains(&req.min_sample) {
         v.add(
@@ -84,8 +84,8 @@ pub async fn win_factors(
     Ok(pb::WinFactors {
         is_team,
         fs_team,
-        from: Some(time::to_proto(from)),
-        to: Some(time::to_proto(to)),
+        start_time: Some(time::to_proto(from)),
+        end_time: Some(time::to_proto(to)),
         won,
         decided,
         win_rate_pct: (decided > 0).then(|| pct(won as f64 / decided as f64)),

@@ -70,8 +70,8 @@ async fn the_funnel_counts_leads_by_when_they_were_captured() {
         capture_client.capture_lead(req).await.unwrap();
     }
     let range = |from: chrono::DateTime<Utc>, to: chrono::DateTime<Utc>| GetFunnelRequest {
-        from: Some(time::to_proto(from)),
-        to: Some(time::to_proto(to)),
+        start_time: Some(time::to_proto(from)),
+        end_time: Some(time::to_proto(to)),
         group_by: Vec::new(),
     };
     let all = eventually("three leads", Duration::from_secs(20), || {
@@ -111,7 +111,7 @@ async fn the_funnel_counts_leads_by_when_they_were_captured() {
         .into_iter()
         .map(|v| v.field)
         .collect();
-    assert_eq!(fields, ["to"]);
+    assert_eq!(fields, ["end_time"]);
     capture.stop().await;
     reporting.stop().await;
 }

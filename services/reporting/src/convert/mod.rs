@@ -397,8 +397,8 @@ pub fn funnel_to_proto(
     group_by: &[String],
 ) -> pb::Funnel {
     pb::Funnel {
-        from: Some(time::to_proto(from)),
-        to: Some(time::to_proto(to)),
+        start_time: Some(time::to_proto(from)),
+        end_time: Some(time::to_proto(to)),
         leads: c.leads,
         mqls: c.mqls,
         assignments: c.assignments,
