@@ -3,7 +3,7 @@
 //! routes (with the event log, its dead letters when it follows other logs, health and
 //! reflection) until shutdown, and stop the background tasks after the server.
 
-use std::{collections::HashMap, future::Future, sync::Arc};
+use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
 
 use sea_orm::DatabaseConnection;
 use sea_orm_migration::MigratorTrait;
@@ -16,6 +16,7 @@ use crate::{
     db,
     error::BootError,
     events::{Consumer, DeadLetterApi, EventHandler, EventLog, Replay},
+    metrics::Sample,
     peer::PeerAccess,
     server::{self, ServeOptions},
     settings::{ServiceName, Settings},
@@ -49,9 +50,12 @@ impl Boot {
     ) -> Result<Boot, BootError> {
         let access = PeerAccess::from_settings(name.as_str(), &settings)?;
         let own = settings.service(name);
-        let db = db::connect_and_migrate::<M>(&own.database_url, &settings.database).await?;
+        let db = db::connect_for_service::<M>(&own.database_url, &settings.database).await?;
         let log = EventLog::start(db.clone(), settings.events.clone(), shutdown.clone());
-        Ok(Boot {
+        log.named(name.as_str());
+        crate::metrics::install(&settings.telemetry)?;
+        crate::metrics::watch_pool(name.as_str(), &db);
+        let boot = Boot {
             name,
             settings,
             db,
@@ -62,6 +66,16 @@ impl Boot {
             replayers: HashMap::new(),
             health: HealthReporter::new(),
             broken: None,
+        };
+        let outbox = boot.db.get_database_backend() == sea_orm::DbBackend::Postgres;
+        Ok(if outbox {
+            boot.sample(vec![Sample {
+                gauge: |m| &m.outbox_depth,
+                attributes: Vec::new(),
+                sql: "SELECT COUNT(*) AS n FROM event_outbox",
+            }])
+        } else {
+            boot
         })
     }
 
@@ -79,7 +93,8 @@ impl Boot {
             &self.log,
             self.access.clone(),
         )
-        .with_health(self.health.clone());
+        .with_health(self.health.clone())
+        .named(self.name.as_str());
         let (source, replayer) = consumer.replayer();
         self.replayers.insert(source, replayer);
         self.background.push(consumer.spawn(self.shutdown.clone()));
@@ -87,6 +102,19 @@ impl Boot {
     }
 
     /// Runs `task` beside the server (it must end when [`Boot::shutdown`] fires).
+    /// Samples the gauges `samples` from this service's database in the background (every
+    /// `telemetry.sample_interval_ms`), each with the `service` attribute added.
+    pub fn sample(self, mut samples: Vec<Sample>) -> Self {
+        for s in &mut samples {
+            s.attributes
+                .push(opentelemetry::KeyValue::new("service", self.name.as_str()));
+        }
+        let interval = Duration::from_millis(self.settings.telemetry.sample_interval_ms.max(10));
+        let task =
+            crate::metrics::sample(self.db.clone(), samples, interval, self.shutdown.clone());
+        self.spawn(task)
+    }
+
     pub fn spawn(mut self, task: impl Future<Output = ()> + Send + 'static) -> Self {
         self.background.push(tokio::spawn(task));
         self
@@ -113,7 +141,62 @@ impl Boot {
                 Some(self.log.clone()),
             ));
         }
-        server::serve_with_background(listener, routes, options, self.shutdown, self.background)
-            .await
+        let mut background = self.background;
+        background.push(tokio::spawn(readiness(
+            self.name.as_str(),
+            self.db.clone(),
+            self.health.clone(),
+            options.health_names.clone(),
+            Duration::from_millis(self.settings.telemetry.readiness_interval_ms.max(10)),
+            self.shutdown.clone(),
+        )));
+        server::serve_with_background(listener, routes, options, self.shutdown, background).await
     }
 }
+
+/// Readiness: while the service's database does not answer a ping, grpc.health.v1 says
+/// NOT_SERVING for the server ("") and the service's names, and SERVING again once it does.
+/// Liveness is the process answering at all (the `baton.liveness` name stays SERVING).
+async fn readiness(
+    service: &'static str,
+    db: DatabaseConnection,
+    health: HealthReporter,
+    names: Vec<&'static str>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    use tonic_health::ServingStatus;
+    health
+        .set_service_status(LIVENESS, ServingStatus::Serving)
+        .await;
+    let mut ready = true;
+    crate::metrics::set_ready(service, true);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let answers = tokio::time::timeout(interval, db.ping())
+            .await
+            .is_ok_and(|r| r.is_ok());
+        if answers == ready || shutdown.is_cancelled() {
+            continue;
+        }
+        ready = answers;
+        crate::metrics::set_ready(service, ready);
+        let status = if ready {
+            tracing::info!("database answers again: ready");
+            ServingStatus::Serving
+        } else {
+            tracing::warn!("database does not answer: not ready (health NOT_SERVING)");
+            ServingStatus::NotServing
+        };
+        for name in std::iter::once("").chain(names.iter().copied()) {
+            health.set_service_status(name, status).await;
+        }
+    }
+}
+
+/// The grpc.health.v1 service name of liveness: SERVING while the process runs, whatever its
+/// database does (a Kubernetes liveness probe asks for it; readiness asks for "").
+pub const LIVENESS: &str = "baton.liveness";

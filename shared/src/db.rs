@@ -88,6 +88,31 @@ pub async fn connect_and_migrate<M: MigratorTrait>(
     Ok(db)
 }
 
+/// The database of a starting service: migrated first when `database.migrate_on_start` is on;
+/// otherwise checked, and refused while a migration is pending (the migration Job has not run).
+pub async fn connect_for_service<M: MigratorTrait>(
+    url: &str,
+    settings: &DatabaseSettings,
+) -> Result<DatabaseConnection, BootError> {
+    if settings.migrate_on_start {
+        return connect_and_migrate::<M>(url, settings).await;
+    }
+    let db = connect(url, settings).await?;
+    let pending = M::get_pending_migrations(&db)
+        .await
+        .map_err(BootError::Migration)?;
+    if let Some(first) = pending.first() {
+        return Err(BootError::Settings(format!(
+            "{} migration(s) of {} are pending, from {}: run `baton migrate` (the migration Job) \
+             first, or set database.migrate_on_start = true",
+            pending.len(),
+            redact(url),
+            first.name()
+        )));
+    }
+    Ok(db)
+}
+
 /// Advisory lock key serialising migrations on one PostgreSQL server ("baton" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0062_6174_6f6e;
 

@@ -1,12 +1,10 @@
 //! The gRPC server every service runs: its own services plus grpc.health.v1 and server reflection
 //! (v1 and v1alpha), over TLS (or plaintext where the settings allow it), behind one stack of
-//! tower layers (tracing with W3C trace context, authentication / authorisation / tenant rate
+//! tower layers (an RPC span with W3C trace context and the RPC metrics, authentication / authorisation / tenant rate
 //! limit, load shedding, concurrency limit, timeout), with graceful shutdown.
 
-use std::{collections::HashMap, future::Future, path::PathBuf, sync::Arc, time::Duration};
+use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
 
-use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::{
@@ -16,8 +14,6 @@ use tonic::{
 };
 use tonic_health::ServingStatus;
 use tower::{BoxError, ServiceBuilder};
-use tower_http::trace::TraceLayer;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::{
     auth::{
@@ -139,7 +135,7 @@ pub async fn serve(
     let server_settings = &options.settings.server;
     let timeout = server_settings.request_timeout();
     let layers = ServiceBuilder::new()
-        .layer(TraceLayer::new_for_grpc().make_span_with(rpc_span))
+        .layer(crate::rpc_layer::RpcLayer)
         .layer(AuthLayer::new(gate))
         .layer(TextLayer::new(
             Inputs::from_descriptor_set(baton_proto::FILE_DESCRIPTOR_SET),
@@ -170,7 +166,17 @@ pub async fn serve(
             }
         }
     };
-    let router = Server::builder()
+    let mut builder = Server::builder();
+    if server_settings.max_connection_age_seconds > 0 {
+        builder = builder
+            .max_connection_age(Duration::from_secs(
+                server_settings.max_connection_age_seconds,
+            ))
+            .max_connection_age_grace(Duration::from_secs(
+                server_settings.max_connection_age_grace_seconds,
+            ));
+    }
+    let router = builder
         .layer(layers)
         .add_routes(routes)
         .add_service(health_service)
@@ -341,24 +347,6 @@ fn overload_to_status(err: BoxError) -> BoxError {
     }
 }
 
-/// One span per RPC, child of the caller's W3C trace context when the request carries one.
-fn rpc_span<B>(req: &http::Request<B>) -> tracing::Span {
-    let span = tracing::info_span!("rpc", rpc = %req.uri().path(), otel.kind = "server", sub = tracing::field::Empty);
-    let carrier: HashMap<String, String> = ["traceparent", "tracestate"]
-        .into_iter()
-        .filter_map(|k| {
-            req.headers()
-                .get(k)
-                .and_then(|v| v.to_str().ok())
-                .map(|v| (k.to_owned(), v.to_owned()))
-        })
-        .collect();
-    if !carrier.is_empty() {
-        let _ = span.set_parent(TraceContextPropagator::new().extract(&carrier));
-    }
-    span
-}
-
 /// Waits for SIGTERM or SIGINT, then cancels `token`.
 pub async fn cancel_on_signal(token: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -403,7 +391,10 @@ where
     let listener = bind(&settings.service(name).listen).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    run(settings, listener, shutdown).await
+    crate::metrics::start(&settings.telemetry, shutdown.clone()).await?;
+    let result = run(settings, listener, shutdown).await;
+    crate::metrics::shutdown();
+    result
 }
 
 #[cfg(test)]

@@ -64,6 +64,12 @@ pub struct ServerSettings {
     pub concurrency_limit: usize,
     /// After SIGTERM/SIGINT, how long in-flight calls may take to finish before the server stops.
     pub shutdown_grace_seconds: u64,
+    /// A client connection older than this is asked to reconnect (HTTP/2 GOAWAY), so clients
+    /// behind a ClusterIP Service spread over new replicas; 0 = never. Streams get
+    /// `max_connection_age_grace_seconds` to finish (event consumers then resume from their
+    /// cursor).
+    pub max_connection_age_seconds: u64,
+    pub max_connection_age_grace_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -73,7 +79,15 @@ pub struct TelemetrySettings {
     /// One JSON object per log line (for Kubernetes log collectors) instead of human-readable text.
     pub json_logs: bool,
     /// OTLP/gRPC collector endpoint, e.g. `http://otel-collector:4317`; empty = no export.
+    /// Traces and metrics both go there.
     pub otlp_endpoint: String,
+    /// Where `GET /metrics` (Prometheus text) is served, e.g. `0.0.0.0:9464`; empty = nowhere.
+    pub metrics_listen: String,
+    /// How often the gauges read from a database (SLA timers, scheduler backlog, outbox depth)
+    /// are sampled, in milliseconds.
+    pub sample_interval_ms: u64,
+    /// How often a service checks that its database answers (readiness), in milliseconds.
+    pub readiness_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -271,6 +285,9 @@ pub struct DatabaseSettings {
     pub sqlite_max_connections: u32,
     /// How long a caller waits for a pooled connection, in milliseconds.
     pub acquire_timeout_ms: u64,
+    /// Apply pending migrations when a service starts. Off where a migration Job runs them
+    /// (`baton migrate`, deploy/k8s): a service then refuses to start while any is pending.
+    pub migrate_on_start: bool,
 }
 
 impl ServerSettings {

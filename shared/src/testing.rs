@@ -158,6 +158,10 @@ pub fn settings_with(databases: &[(ServiceName, &TestDatabase)]) -> Settings {
     s.events.reconnect_min_ms = 20;
     s.events.reconnect_max_ms = 500;
     s.server.shutdown_grace_seconds = 5;
+    // One process holds many suites: no metrics endpoint unless a test asks for one.
+    s.telemetry.metrics_listen = String::new();
+    s.telemetry.sample_interval_ms = 200;
+    s.telemetry.readiness_interval_ms = 200;
     for name in ServiceName::ALL {
         s.service_mut(name).listen = "127.0.0.1:0".into();
     }

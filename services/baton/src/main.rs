@@ -175,20 +175,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let _telemetry = telemetry::init(&settings.telemetry, "baton")?;
             let created = suite::ensure_dev_key(&settings)?;
             let suite = suite::Suite::start(settings.clone()).await?;
-            println!("baton is up (Ctrl-C to stop):");
-            for (name, endpoint) in suite.endpoints() {
-                println!("  {:<14} {endpoint}", name.as_str());
-            }
-            println!(
-                "  {:<14} {} (HTTP: open pixel, clicks, unsubscribe)",
-                "tracking", settings.tracking.base_url
-            );
-            if settings.delivery.transport == baton_shared::settings::MailTransport::File {
-                println!(
-                    "  {:<14} {}/*.eml (what nurture sends; set delivery.transport = \"smtp\" to send)",
-                    "mail", settings.delivery.outbox_dir
-                );
-            }
+            print_where(&suite, &settings);
             print_admin_token(&settings, created)?;
             let shutdown = CancellationToken::new();
             tokio::spawn(server::cancel_on_signal(shutdown.clone()));
@@ -279,6 +266,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// What `baton up` serves, and where.
+fn print_where(suite: &suite::Suite, settings: &Settings) {
+    println!("baton is up (Ctrl-C to stop):");
+    for (name, endpoint) in suite.endpoints() {
+        println!("  {:<14} {endpoint}", name.as_str());
+    }
+    if let Some(addr) = suite.metrics_addr() {
+        println!(
+            "  {:<14} http://{addr}/metrics (Prometheus; /readyz, /livez)",
+            "metrics"
+        );
+    }
+    println!(
+        "  {:<14} {} (HTTP: open pixel, clicks, unsubscribe)",
+        "tracking", settings.tracking.base_url
+    );
+    if settings.delivery.transport == baton_shared::settings::MailTransport::File {
+        println!(
+            "  {:<14} {}/*.eml (what nurture sends; set delivery.transport = \"smtp\" to send)",
+            "mail", settings.delivery.outbox_dir
+        );
+    }
 }
 
 /// What `baton up` prints for a first call: a day's admin token of the default tenant, signed

@@ -90,6 +90,9 @@ pub struct Suite {
     settings: Arc<Settings>,
     addrs: BTreeMap<&'static str, (ServiceName, SocketAddr)>,
     running: BTreeMap<&'static str, Running>,
+    /// Where `GET /metrics` is served (telemetry.metrics_listen), and its stop.
+    metrics: Option<SocketAddr>,
+    metrics_shutdown: CancellationToken,
 }
 
 impl Suite {
@@ -106,6 +109,9 @@ impl Suite {
             listeners.push((name, listener));
         }
         let settings = Arc::new(settings);
+        let metrics_shutdown = CancellationToken::new();
+        let metrics =
+            baton_shared::metrics::start(&settings.telemetry, metrics_shutdown.clone()).await?;
         let mut running = BTreeMap::new();
         for (name, listener) in listeners {
             running.insert(name.as_str(), spawn(name, &settings, listener));
@@ -114,6 +120,8 @@ impl Suite {
             settings,
             addrs,
             running,
+            metrics,
+            metrics_shutdown,
         })
     }
 
@@ -173,7 +181,14 @@ impl Suite {
     }
 
     /// Stops every service and waits for them.
+    /// Where the metrics endpoint listens (`GET /metrics`), if it is served.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
+    }
+
     pub async fn stop(mut self) -> Result<(), BootError> {
+        self.metrics_shutdown.cancel();
+        baton_shared::metrics::shutdown();
         for r in self.running.values() {
             r.shutdown.cancel();
         }

@@ -27,7 +27,8 @@ pub async fn run(
         .await?
         .consume(ServiceName::Qualification, consume::QualificationEvents)
         .consume(ServiceName::Reporting, consume::ReportingEvents)
-        .consume(ServiceName::Capture, consume::CaptureEvents);
+        .consume(ServiceName::Capture, consume::CaptureEvents)
+        .sample(store::sla_worker::gauges());
     let sla = &boot.settings.sla;
     let timers = store::sla_worker::Timers::new(boot.db.clone(), boot.log.clone(), sla.batch_size);
     let interval = std::time::Duration::from_millis(sla.interval_ms);

@@ -92,6 +92,8 @@ pub struct Consumer<H> {
     /// Where the consumer reports itself (`consumer:<source>`): NOT_SERVING once it stopped
     /// because the log it followed is gone.
     health: Option<HealthReporter>,
+    /// The consuming service, as the metrics name it.
+    service: String,
 }
 
 /// Why a subscription ended without shutdown.
@@ -128,6 +130,7 @@ impl<H: EventHandler> Consumer<H> {
             access,
             failures: std::sync::Mutex::new((0, 0)),
             health: None,
+            service: String::new(),
         }
     }
 
@@ -135,6 +138,39 @@ impl<H: EventHandler> Consumer<H> {
     pub fn with_health(mut self, health: HealthReporter) -> Self {
         self.health = Some(health);
         self
+    }
+
+    /// Names the consuming service in the metrics (lag, dead letters).
+    pub fn named(mut self, service: &str) -> Self {
+        self.service = service.to_owned();
+        self
+    }
+
+    fn metric_attributes(&self) -> [opentelemetry::KeyValue; 2] {
+        [
+            opentelemetry::KeyValue::new("service", self.service.clone()),
+            opentelemetry::KeyValue::new("source", self.source.clone()),
+        ]
+    }
+
+    /// The lag after applying up to `last`: positions of the log not yet applied (the producer
+    /// says where its log ends with each event) and, while behind, how old `last` is.
+    fn record_lag(&self, last: &Event) {
+        let behind = (last.log_head_position - last.position).max(0);
+        let age = if behind > 0 {
+            last.recorded_at
+                .as_ref()
+                .and_then(crate::time::from_proto)
+                .map_or(0.0, |at| {
+                    (crate::time::now() - at).num_milliseconds().max(0) as f64 / 1000.0
+                })
+        } else {
+            0.0
+        };
+        let m = crate::metrics::instruments();
+        let attributes = self.metric_attributes();
+        m.consumer_lag.record(behind, &attributes);
+        m.consumer_lag_time.record(age, &attributes);
     }
 
     async fn report(&self, status: ServingStatus) {
@@ -271,6 +307,9 @@ impl<H: EventHandler> Consumer<H> {
                         }
                     }
                     self.apply_batch(&batch).await.map_err(|e| retry(&e))?;
+                    if let Some(last) = batch.last() {
+                        self.record_lag(last);
+                    }
                     applied_any = true;
                     match after {
                         Some(Ok(None)) => return Ok(applied_any),
@@ -462,10 +501,18 @@ impl<H: EventHandler> Consumer<H> {
 
     async fn dead_letter(&self, event: &Event, reason: &str, attempts: u32) -> Result<(), DbErr> {
         let txn = self.db.begin().await?;
-        if self.advance_cursor(&txn, event).await? {
+        let recorded = self.advance_cursor(&txn, event).await?;
+        if recorded {
             record_dead_letter(&txn, &self.source, event, reason, attempts).await?;
         }
-        txn.commit().await
+        txn.commit().await?;
+        if recorded {
+            let attributes = self.metric_attributes();
+            crate::metrics::instruments()
+                .dead_letters
+                .add(1, &attributes);
+        }
+        Ok(())
     }
 }
 

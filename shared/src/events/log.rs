@@ -58,7 +58,8 @@ const RELAY_BATCH_SQL: &str = "WITH moved AS (
 )
 INSERT INTO event_log (event_id, tenant_id, aggregate_id, type_url, payload, traceparent, tracestate, recorded_at)
 SELECT event_id, tenant_id, aggregate_id, type_url, payload, traceparent, tracestate, recorded_at
-FROM moved ORDER BY id";
+FROM moved ORDER BY id
+RETURNING recorded_at";
 const MAX_BATCH: u32 = 10_000;
 
 /// Most events one INSERT of [`EventLog::append_many`] carries (8 parameters each, well under
@@ -82,6 +83,8 @@ struct Inner {
     epoch: tokio::sync::OnceCell<String>,
     /// The subscriptions being served, in all and per client connection.
     streams: StreamLimits,
+    /// The producing service, as the metrics name it (set once by [`EventLog::named`]).
+    service: std::sync::OnceLock<String>,
 }
 
 /// Open streams by client connection.
@@ -175,12 +178,19 @@ impl EventLog {
                 appended,
                 epoch: tokio::sync::OnceCell::new(),
                 streams,
+                service: std::sync::OnceLock::new(),
             }),
         };
         if log.inner.db.get_database_backend() == DbBackend::Postgres {
             tokio::spawn(log.clone().relay(shutdown));
         }
         log
+    }
+
+    /// Names the producing service in the metrics (the first name given stays).
+    pub fn named(&self, service: &str) -> &Self {
+        let _ = self.inner.service.set(service.to_owned());
+        self
     }
 
     /// Appends `payload` inside `txn`, the transaction that makes the change it describes, with the
@@ -349,15 +359,33 @@ impl EventLog {
         ))
         .await?;
         let moved = txn
-            .execute_raw(Statement::from_sql_and_values(
+            .query_all_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 RELAY_BATCH_SQL,
                 [batch.into()],
             ))
-            .await?
-            .rows_affected();
+            .await?;
         txn.commit().await?;
-        Ok(moved)
+        // The relay latency of the batch: how long its oldest event waited in the outbox.
+        let now = crate::time::now();
+        let waited = moved
+            .iter()
+            .filter_map(|row| {
+                row.try_get::<chrono::DateTime<chrono::Utc>>("", "recorded_at")
+                    .ok()
+            })
+            .map(|at| (now - at).num_microseconds().unwrap_or(0).max(0) as f64 / 1000.0)
+            .fold(None, |most: Option<f64>, w| {
+                Some(most.map_or(w, |m| m.max(w)))
+            });
+        if let Some(ms) = waited {
+            let service = self.inner.service.get().cloned().unwrap_or_default();
+            let service = opentelemetry::KeyValue::new("service", service);
+            crate::metrics::instruments()
+                .relay_latency
+                .record(ms, &[service]);
+        }
+        Ok(moved.len() as u64)
     }
 
     /// Reads up to `limit` events after `after_position`, in position order.
@@ -495,6 +523,7 @@ fn to_proto(row: event_log::Model) -> Event {
         }),
         traceparent: row.traceparent,
         tracestate: row.tracestate,
+        log_head_position: 0,
     }
 }
 
@@ -587,8 +616,11 @@ async fn pump(
             }
             continue;
         }
-        for event in events {
+        // Where the log ends now, sent with each event so consumers can tell their lag.
+        let head = log.head().await.unwrap_or(0);
+        for mut event in events {
             position = event.position;
+            event.log_head_position = head.max(event.position);
             tokio::select! {
                 sent = tx.send(Ok(event)) => if sent.is_err() { return },
                 _ = shutdown.cancelled() => return,

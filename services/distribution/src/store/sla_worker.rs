@@ -56,3 +56,25 @@ impl Timers {
         .await
     }
 }
+
+/// The gauges of open SLA timers: due later, and overdue (past due, not fired yet: the worker
+/// is behind or down).
+pub fn gauges() -> Vec<baton_shared::metrics::Sample> {
+    let open = |state: &'static str, sql: &'static str| baton_shared::metrics::Sample {
+        gauge: |m| &m.sla_timers,
+        attributes: vec![baton_shared::metrics::KeyValue::new("state", state)],
+        sql,
+    };
+    vec![
+        open(
+            "due",
+            "SELECT COUNT(*) AS n FROM sla_timer \
+             WHERE fired_at IS NULL AND resolved_at IS NULL AND due_at > $1",
+        ),
+        open(
+            "overdue",
+            "SELECT COUNT(*) AS n FROM sla_timer \
+             WHERE fired_at IS NULL AND resolved_at IS NULL AND due_at <= $1",
+        ),
+    ]
+}
