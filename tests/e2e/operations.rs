@@ -1,5 +1,6 @@
 //! What an operator does with a running suite: find the events a service could not apply (dead
-//! letters) and replay them once the cause is mended, with `baton events`.
+//! letters) and replay them once the cause is mended, with `baton events`; import a CSV of leads
+//! with `baton import`.
 
 use std::time::Duration;
 
@@ -133,5 +134,90 @@ async fn an_event_nurture_cannot_apply_is_dead_lettered_listed_and_replayed() {
         .await
         .expect_err("replayed once only");
     assert!(again.to_string().contains("replayed already"), "{again}");
+    suite.stop().await;
+}
+
+/// `baton import leads.csv` streams a CSV through ImportLeads in calls of 2 rows, one row per
+/// message, and writes one result per row. Five rows, counted by hand: rows 1, 2 and 5 are new
+/// leads, row 3's e-mail is not one (rejected, naming `email`), row 4 is row 1's person again
+/// (matched). Importing the same file again changes nothing: 4 already imported, 1 rejected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baton_import_streams_a_csv_and_writes_every_rows_result() {
+    use baton::import::{ImportArgs, Summary, run};
+    let suite = TestSuite::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("leads.csv");
+    std::fs::write(
+        &file,
+        "email,first_name,last_name,company_name,channel,email_opt_in\n\
+         aiko@example.co.jp,Aiko,Tanaka,Example KK,web_form,yes\n\
+         ben@example.co.jp,Ben,Ito,Example KK,web_form,no\n\
+         not-an-email,Cai,Mori,Example KK,web_form,\n\
+         AIKO@example.co.jp,Aiko,Tanaka,Example KK,event,\n\
+         dan@example.co.jp,Dan,Ueda,Other KK,web_form,true\n",
+    )
+    .unwrap();
+    let results = dir.path().join("results.csv");
+    let args = || ImportArgs {
+        file: file.clone(),
+        results: Some(results.clone()),
+        import_id: Some("fair-2026".into()),
+        batch: 1,
+        rows_per_call: 2,
+    };
+    let settings = suite.suite.settings();
+    let first = run(settings, args()).await.expect("imported");
+    assert_eq!(
+        first,
+        Summary {
+            rows: 5,
+            created: 3,
+            matched_existing: 1,
+            already_imported: 0,
+            rejected: 1,
+        }
+    );
+    let lines: Vec<String> = std::fs::read_to_string(&results)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines[0], "row,status,lead_id,violations");
+    let statuses: Vec<(String, String)> = lines[1..]
+        .iter()
+        .map(|l| {
+            let f: Vec<&str> = l.splitn(4, ',').collect();
+            (f[0].to_owned(), f[1].to_owned())
+        })
+        .collect();
+    let want = [
+        ("1", "created"),
+        ("2", "created"),
+        ("3", "rejected"),
+        ("4", "matched_existing"),
+        ("5", "created"),
+    ];
+    assert_eq!(
+        statuses,
+        want.map(|(r, s)| (r.to_owned(), s.to_owned())).to_vec()
+    );
+    assert!(
+        lines[3].contains("email"),
+        "row 3 names the field: {}",
+        lines[3]
+    );
+    let lead_of = |row: usize| lines[row].split(',').nth(2).unwrap().to_owned();
+    assert_eq!(lead_of(1), lead_of(4), "row 4 is row 1's lead");
+    let again = run(settings, args()).await.expect("imported again");
+    assert_eq!(
+        again,
+        Summary {
+            rows: 5,
+            created: 0,
+            matched_existing: 0,
+            already_imported: 4,
+            rejected: 1,
+        }
+    );
     suite.stop().await;
 }

@@ -1325,6 +1325,71 @@ async fn a_python_grpcio_client_is_served_with_a_token_and_refused_without() {
     suite.stop().await;
 }
 
+/// A client in another language: Python stubs generated from `proto/` with grpcio-tools walk the
+/// README's lead flow (rep and routing, capture with two activities, the MQL and its score, the
+/// assignment, the funnel with `start_time` / `end_time`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generated_python_client_walks_the_lead_flow() {
+    let python = |args: &[&str]| std::process::Command::new("python3").args(args).output();
+    let has_tools = python(&["-c", "import grpc, grpc_tools"]).is_ok_and(|o| o.status.success());
+    if !has_tools {
+        let pip = python(&[
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "grpcio-tools>=1.60",
+        ])
+        .expect("python3 runs");
+        assert!(
+            pip.status.success(),
+            "pip install grpcio-tools: {}",
+            String::from_utf8_lossy(&pip.stderr)
+        );
+    }
+    let suite = TestSuite::start().await;
+    let at = |name: ServiceName| {
+        suite
+            .suite
+            .endpoint(name)
+            .trim_start_matches("http://")
+            .to_owned()
+    };
+    let args = [
+        concat!(env!("CARGO_MANIFEST_DIR"), "/third_party/lead_flow.py").to_owned(),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../proto").to_owned(),
+        at(ServiceName::Capture),
+        at(ServiceName::Qualification),
+        at(ServiceName::Distribution),
+        at(ServiceName::Reporting),
+        token("python-client", "default", &Role::ALL),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        python(&args)
+    })
+    .await
+    .unwrap()
+    .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for step in [
+        "captured with a booked meeting and a free trial",
+        "score 50 stage STAGE_MQL",
+        "assigned to",
+        "funnel: leads 1 MQLs 1",
+        "lead flow walked",
+    ] {
+        assert!(stdout.contains(step), "{step:?} in {stdout}");
+    }
+    suite.stop().await;
+}
+
 /// An ES256 key pair: (private key PEM for signing, JWK of its public key with `kid`).
 fn es256_key(kid: &str) -> (String, serde_json::Value) {
     use base64::Engine;

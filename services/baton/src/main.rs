@@ -2,7 +2,7 @@
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
-use baton::{access, demo, events, report, suite};
+use baton::{access, demo, events, import, report, suite};
 use baton_shared::{
     ServiceName, Settings,
     auth::{Role, token::TokenSpec},
@@ -66,6 +66,11 @@ enum Command {
         #[command(subcommand)]
         what: EventsCommand,
     },
+    /// Import leads from a CSV file (a header row names the columns: email, first_name,
+    /// last_name, company_name, phone, title, role, department, channel, campaign, request_id,
+    /// email_opt_in) through capture's ImportLeads, with one result per row written to
+    /// `--results`. Exit code 3 when any row was rejected.
+    Import(import::ImportArgs),
     /// Drive a small lead flow through a running suite and print the funnel.
     Demo {
         /// Leads to capture.
@@ -155,6 +160,10 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<RowsRejected>().is_some() => {
+            eprintln!("baton: {e:#}");
+            ExitCode::from(3)
+        }
         Err(e) => {
             eprintln!("baton: {e:#}");
             ExitCode::FAILURE
@@ -162,8 +171,21 @@ async fn main() -> ExitCode {
     }
 }
 
+/// `baton import` finished, and some rows were rejected (exit code 3; the results file says why).
+#[derive(Debug)]
+struct RowsRejected(i64);
+
+impl std::fmt::Display for RowsRejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} row(s) rejected (see the results file)", self.0)
+    }
+}
+
+impl std::error::Error for RowsRejected {}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Import(args) => import_file(cli.config.as_deref(), args).await?,
         Command::Serve { service } => {
             server::run_one(service, cli.config, move |s, l, t| {
                 suite::run_service(service, s, l, t)
@@ -264,6 +286,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let funnel = demo::run(&settings, &plan, Duration::from_secs(30)).await?;
             print!("{}", demo::render(&funnel));
         }
+    }
+    Ok(())
+}
+
+/// `baton import`: runs the import and prints its summary; some rows rejected is exit code 3.
+async fn import_file(
+    config: Option<&std::path::Path>,
+    args: import::ImportArgs,
+) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    let results = args.results_path();
+    let s = import::run(&settings, args).await?;
+    println!(
+        "{} rows: {} created, {} matched existing leads, {} already imported, {} rejected; results in {}",
+        s.rows,
+        s.created,
+        s.matched_existing,
+        s.already_imported,
+        s.rejected,
+        results.display()
+    );
+    if s.rejected > 0 {
+        return Err(RowsRejected(s.rejected).into());
     }
     Ok(())
 }
