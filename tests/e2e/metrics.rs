@@ -1,8 +1,8 @@
 //! The metrics an operator alerts on, scraped over HTTP from the suite's Prometheus endpoint while
 //! the suite works: RPC durations by method and status, consumer lag while qualification catches
 //! up after a restart, a dead letter, an open SLA timer, nurture's scheduler backlog, database
-//! pools, and on PostgreSQL the outbox relay. (Its own test binary: the meter provider is
-//! process-wide.)
+//! pools, and on PostgreSQL the outbox relay; then readiness while a database is taken away.
+//! (Its own test binary: the meter provider is process-wide.)
 
 use std::time::{Duration, Instant};
 
@@ -211,5 +211,96 @@ async fn a_scrape_shows_every_metric_an_operator_alerts_on() {
         );
         assert!(!samples(&text, "baton_events_outbox_depth").is_empty());
     }
+    readiness_follows_the_database(&suite, &url).await;
     suite.stop().await;
+}
+
+/// Readiness (grpc.health.v1 and `/readyz`) follows the service's database; liveness does not.
+/// On PostgreSQL the test takes reporting's database away (no new connections, the open ones
+/// ended) and gives it back; SQLite's file cannot be taken from an open connection, so there
+/// the test checks that a working suite is ready and alive.
+async fn readiness_follows_the_database(suite: &TestSuite, metrics: &str) {
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+    let base = metrics.trim_end_matches("/metrics");
+    let status = |path: &'static str| {
+        let url = format!("{base}{path}");
+        async move {
+            let r = reqwest::get(&url).await.expect("the probe answers");
+            (r.status().as_u16(), r.text().await.unwrap_or_default())
+        }
+    };
+    assert_eq!(status("/livez").await.0, 200);
+    assert_eq!(status("/readyz").await.0, 200);
+    let url = suite.database_url(ServiceName::Reporting);
+    if !url.starts_with("postgres") {
+        return;
+    }
+    let name = url
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+    let admin = std::env::var("BATON_TEST_DATABASE_URL").unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(
+        baton_shared::testing::plain_channel(&suite.suite.endpoint(ServiceName::Reporting)).await,
+    );
+    let reporting = |service: &str| HealthCheckRequest {
+        service: service.into(),
+    };
+    execute(
+        &admin,
+        &format!(
+            "ALTER DATABASE {name} ALLOW_CONNECTIONS false; \
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        ),
+    )
+    .await;
+    let (code, body) = {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let (code, body) = status("/readyz").await;
+            if code == 503 || Instant::now() > deadline {
+                break (code, body);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("reporting"), "{body}");
+    let checked = health
+        .check(reporting("baton.reporting.v1.ReportingService"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(checked.status, ServingStatus::NotServing as i32);
+    let alive = health
+        .check(reporting("baton.liveness"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(alive.status, ServingStatus::Serving as i32);
+    assert_eq!(status("/livez").await.0, 200);
+
+    execute(
+        &admin,
+        &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"),
+    )
+    .await;
+    let deadline = Instant::now() + PATIENCE;
+    while status("/readyz").await.0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "reporting never became ready again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let checked = health
+        .check(reporting("baton.reporting.v1.ReportingService"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(checked.status, ServingStatus::Serving as i32);
 }
