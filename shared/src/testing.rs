@@ -160,8 +160,11 @@ pub fn settings_with(databases: &[(ServiceName, &TestDatabase)]) -> Settings {
     s.server.shutdown_grace_seconds = 5;
     // One process holds many suites: no metrics endpoint unless a test asks for one.
     s.telemetry.metrics_listen = String::new();
-    s.telemetry.sample_interval_ms = 200;
-    s.telemetry.readiness_interval_ms = 200;
+    s.telemetry.sample_interval_ms = 1000;
+    s.telemetry.readiness_interval_ms = 1000;
+    // Two suites run at once (one per core), each with five pools, and some tests start a sixth
+    // service database: 8 connections a pool keeps them under PostgreSQL's default 100.
+    s.database.max_connections = 8;
     for name in ServiceName::ALL {
         s.service_mut(name).listen = "127.0.0.1:0".into();
     }

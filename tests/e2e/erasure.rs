@@ -15,7 +15,7 @@ use std::{
 
 use baton_e2e::{
     TestSuite, activity, captured_id, eventually, lead,
-    sales::{approve_contract, ready_lead, record_bant, sales_floor, stage_of},
+    sales::{approve_contract, ready_lead, record_bant, sales_floor, send_bant, stage_of},
 };
 use baton_proto::{
     capture::v1::{
@@ -28,10 +28,9 @@ use baton_proto::{
     nurture::v1::{ActivateSequenceRequest, ListTouchesRequest},
     qualification::v1::{
         Bant, BantItem, ChangeStageRequest, FieldCondition, GetRankRulesRequest, OneOf, Rank,
-        RankCondition, RankRule, RecordBantRequest, SetRankRulesRequest, Stage,
-        field_condition::Comparison, rank_condition::Condition,
+        RankCondition, RankRule, SetRankRulesRequest, Stage, field_condition::Comparison,
+        rank_condition::Condition,
     },
-    reporting::v1::{ContractTerms, HandoffGate},
 };
 use baton_shared::{
     ServiceName,
@@ -264,18 +263,6 @@ async fn mailed(suite: &TestSuite, email: &str, lead_id: &str) {
     }
 }
 
-fn terms() -> ContractTerms {
-    ContractTerms {
-        gate: Some(HandoffGate {
-            required_fields: vec!["meeting_at".into()],
-            bant_items: vec!["budget".into(), "need".into()],
-            min_score: Some(40),
-            allowed_ranks: Vec::new(),
-        }),
-        ..baton_shared::contract::example_terms("is-tokyo", "fs-tokyo", IS_OWNER, FS_OWNER)
-    }
-}
-
 /// A rank rule that quotes the lead's title in its reasons ("title Chief Zephyr Officer in …").
 async fn rank_rule_on_title(suite: &TestSuite) {
     let mut q = suite.qualification().await;
@@ -370,24 +357,13 @@ async fn bant_with_notes(suite: &TestSuite, lead_id: &str, person: &Person) {
             note: person.quoted(what),
         })
     };
-    suite
-        .qualification()
-        .await
-        .record_bant(as_user(
-            "is0@example.co.jp",
-            RecordBantRequest {
-                lead_id: lead_id.into(),
-                bant: Some(Bant {
-                    budget: item("budget signed off by"),
-                    authority: item("decides:"),
-                    need: item("needs it, says"),
-                    timeframe: item("this quarter, per"),
-                }),
-                recorded_by: "is0@example.co.jp".into(),
-            },
-        ))
-        .await
-        .unwrap();
+    let bant = Bant {
+        budget: item("budget signed off by"),
+        authority: item("decides:"),
+        need: item("needs it, says"),
+        timeframe: item("this quarter, per"),
+    };
+    send_bant(suite, lead_id, bant).await;
 }
 
 /// The whole IS → FS journey of `lead_id` with every free text quoting `person`: handed off,
@@ -511,7 +487,8 @@ async fn erased_people_are_found_nowhere_in_the_five_databases_their_logs_mails_
     .await;
     let mut contracts = suite.contracts().await;
     let mut d = suite.distribution().await;
-    approve_contract(&mut contracts, "erasure", terms()).await;
+    let terms = baton_shared::contract::example_terms("is-tokyo", "fs-tokyo", IS_OWNER, FS_OWNER);
+    approve_contract(&mut contracts, "erasure", terms).await;
     sales_floor(&mut d, "is-tokyo", "fs-tokyo", 1).await;
     rank_rule_on_title(&suite).await;
     let mut nurture = suite.nurture().await;

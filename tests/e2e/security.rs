@@ -1278,27 +1278,37 @@ async fn control_characters_in_text_are_refused_with_their_fields_and_nothing_is
     suite.stop().await;
 }
 
+/// `python3 args…`.
+fn python(args: &[&str]) -> std::io::Result<std::process::Output> {
+    std::process::Command::new("python3").args(args).output()
+}
+
+/// Installs `package` with pip unless Python can import `module` already.
+fn ensure_python(module: &str, package: &str) {
+    let import = format!("import {module}");
+    if python(&["-c", &import]).is_ok_and(|o| o.status.success()) {
+        return;
+    }
+    let pip = python(&[
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        package,
+    ])
+    .expect("python3 runs");
+    assert!(
+        pip.status.success(),
+        "pip install {package}: {}",
+        String::from_utf8_lossy(&pip.stderr)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_grpcio_client_is_served_with_a_token_and_refused_without() {
-    let python = |args: &[&str]| std::process::Command::new("python3").args(args).output();
     // The client needs grpcio (CI's proto check installs it; a fresh machine gets it here).
-    let has_grpc = python(&["-c", "import grpc"]).is_ok_and(|o| o.status.success());
-    if !has_grpc {
-        let pip = python(&[
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "grpcio>=1.60",
-        ])
-        .expect("python3 runs");
-        assert!(
-            pip.status.success(),
-            "pip install grpcio: {}",
-            String::from_utf8_lossy(&pip.stderr)
-        );
-    }
+    ensure_python("grpc", "grpcio>=1.60");
     let suite = TestSuite::start().await;
     let target = suite
         .suite
@@ -1330,24 +1340,7 @@ async fn a_python_grpcio_client_is_served_with_a_token_and_refused_without() {
 /// assignment, the funnel with `start_time` / `end_time`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_generated_python_client_walks_the_lead_flow() {
-    let python = |args: &[&str]| std::process::Command::new("python3").args(args).output();
-    let has_tools = python(&["-c", "import grpc, grpc_tools"]).is_ok_and(|o| o.status.success());
-    if !has_tools {
-        let pip = python(&[
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "grpcio-tools>=1.60",
-        ])
-        .expect("python3 runs");
-        assert!(
-            pip.status.success(),
-            "pip install grpcio-tools: {}",
-            String::from_utf8_lossy(&pip.stderr)
-        );
-    }
+    ensure_python("grpc_tools", "grpcio-tools>=1.60");
     let suite = TestSuite::start().await;
     let at = |name: ServiceName| {
         suite

@@ -160,24 +160,13 @@ pub async fn record_bant(suite: &TestSuite, lead_id: &str, items: &[&str]) {
             note: String::new(),
         })
     };
-    suite
-        .qualification()
-        .await
-        .record_bant(as_user(
-            "is0@example.co.jp",
-            RecordBantRequest {
-                lead_id: lead_id.into(),
-                bant: Some(Bant {
-                    budget: item("budget"),
-                    authority: item("authority"),
-                    need: item("need"),
-                    timeframe: item("timeframe"),
-                }),
-                recorded_by: "is0@example.co.jp".into(),
-            },
-        ))
-        .await
-        .unwrap();
+    let bant = Bant {
+        budget: item("budget"),
+        authority: item("authority"),
+        need: item("need"),
+        timeframe: item("timeframe"),
+    };
+    send_bant(suite, lead_id, bant).await;
     let bits = ["budget", "authority", "need", "timeframe"]
         .iter()
         .enumerate()
@@ -193,6 +182,23 @@ pub async fn record_bant(suite: &TestSuite, lead_id: &str, items: &[&str]) {
         async move { (count(&url, &sql).await == 1).then_some(()) }
     })
     .await;
+}
+
+/// IS (is0@example.co.jp) records `bant` of `lead_id` in qualification.
+pub async fn send_bant(suite: &TestSuite, lead_id: &str, bant: Bant) {
+    suite
+        .qualification()
+        .await
+        .record_bant(as_user(
+            "is0@example.co.jp",
+            RecordBantRequest {
+                lead_id: lead_id.into(),
+                bant: Some(bant),
+                recorded_by: "is0@example.co.jp".into(),
+            },
+        ))
+        .await
+        .unwrap();
 }
 
 /// Captures `request` (lead number `n`), makes it an MQL (a booked meeting and a free trial: 50
