@@ -74,6 +74,9 @@ fn start(dir: &Path, databases: &[(ServiceName, TestDatabase)], ports: &[u16]) -
         .env("BATON__EVENTS__RECONNECT_MAX_MS", "300")
         .env("BATON__TRACKING__LISTEN", format!("127.0.0.1:{}", ports[5]))
         .env("RUST_LOG", "warn")
+        // Killed processes' connections are closed by PostgreSQL only once it notices: small
+        // pools keep a restart's overlap well under its connection limit.
+        .env("BATON__DATABASE__MAX_CONNECTIONS", "4")
         .stdin(Stdio::null())
         .stdout(Stdio::null());
     let log = std::fs::OpenOptions::new()
