@@ -72,7 +72,7 @@ impl Boot {
             boot.sample(vec![Sample {
                 gauge: |m| &m.outbox_depth,
                 attributes: Vec::new(),
-                sql: "SELECT COUNT(*) AS n FROM event_outbox",
+                sql: "SELECT COUNT(*) AS n FROM event_outbox".into(),
             }])
         } else {
             boot

@@ -210,7 +210,7 @@ pub fn watch_pool(service: &str, db: &DatabaseConnection) {
 pub struct Sample {
     pub gauge: fn(&Instruments) -> &Gauge<i64>,
     pub attributes: Vec<KeyValue>,
-    pub sql: &'static str,
+    pub sql: String,
 }
 
 /// Runs `samples` against `db` every `interval` until `shutdown`, setting their gauges (a failed
@@ -249,7 +249,7 @@ pub async fn sample(
                     }
                 }
                 Ok(None) => {}
-                Err(e) => tracing::debug!(error = %e, sql = s.sql, "metric sample failed"),
+                Err(e) => tracing::debug!(error = %e, sql = %s.sql, "metric sample failed"),
             }
         }
     }

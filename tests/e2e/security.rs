@@ -1305,6 +1305,25 @@ fn ensure_python(module: &str, package: &str) {
     );
 }
 
+/// Runs `python3 args…` off the async threads; its stdout, once it exited 0 (else the test fails
+/// with its output).
+async fn python_script(args: Vec<String>) -> String {
+    let out = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        python(&args)
+    })
+    .await
+    .unwrap()
+    .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_grpcio_client_is_served_with_a_token_and_refused_without() {
     // The client needs grpcio (CI's proto check installs it; a fresh machine gets it here).
@@ -1316,17 +1335,8 @@ async fn a_python_grpcio_client_is_served_with_a_token_and_refused_without() {
         .trim_start_matches("http://")
         .to_owned();
     let t = token("python-client", "default", &[Role::Marketing]);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/third_party/token_client.py");
-    let out = tokio::task::spawn_blocking(move || python(&[script, &target, &t]))
-        .await
-        .unwrap()
-        .expect("python3 runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/third_party/token_client.py").to_owned();
+    let stdout = python_script(vec![script, target, t]).await;
     assert!(
         stdout.contains("without a token: UNAUTHENTICATED"),
         "{stdout}"
@@ -1358,19 +1368,7 @@ async fn a_generated_python_client_walks_the_lead_flow() {
         at(ServiceName::Reporting),
         token("python-client", "default", &Role::ALL),
     ];
-    let out = tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        python(&args)
-    })
-    .await
-    .unwrap()
-    .expect("python3 runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = python_script(args.to_vec()).await;
     for step in [
         "captured with a booked meeting and a free trial",
         "score 50 stage STAGE_MQL",

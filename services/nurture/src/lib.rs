@@ -73,13 +73,7 @@ pub async fn run_with(
         .await?
         .consume(ServiceName::Capture, consume::CaptureEvents { mail_files })
         .consume(ServiceName::Qualification, consume::QualificationEvents)
-        .sample(vec![baton_shared::metrics::Sample {
-            gauge: |m| &m.scheduler_backlog,
-            attributes: Vec::new(),
-            // Active enrolments whose next step is due (ENROLLMENT_STATE_ACTIVE = 1).
-            sql: "SELECT COUNT(*) AS n FROM enrollment \
-                  WHERE state = 1 AND next_step_due_at IS NOT NULL AND next_step_due_at <= $1",
-        }]);
+        .sample(store::schedule::gauges());
     let store = store::Store::new(boot.db.clone(), boot.log.clone());
     let d = boot.settings.delivery.clone();
     let t = boot.settings.tracking.clone();

@@ -63,7 +63,7 @@ pub fn gauges() -> Vec<baton_shared::metrics::Sample> {
     let open = |state: &'static str, sql: &'static str| baton_shared::metrics::Sample {
         gauge: |m| &m.sla_timers,
         attributes: vec![baton_shared::metrics::KeyValue::new("state", state)],
-        sql,
+        sql: sql.to_owned(),
     };
     vec![
         open(

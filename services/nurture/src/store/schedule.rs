@@ -272,3 +272,16 @@ pub async fn mark_interrupted(db: &DatabaseConnection, older_than: Duration) -> 
     txn.commit().await?;
     Ok(n)
 }
+
+/// The scheduler's backlog gauge: active enrolments whose next step is due.
+pub fn gauges() -> Vec<baton_shared::metrics::Sample> {
+    let active = baton_proto::nurture::v1::EnrollmentState::Active as i32;
+    vec![baton_shared::metrics::Sample {
+        gauge: |m| &m.scheduler_backlog,
+        attributes: Vec::new(),
+        sql: format!(
+            "SELECT COUNT(*) AS n FROM enrollment WHERE state = {active} \
+             AND next_step_due_at IS NOT NULL AND next_step_due_at <= $1"
+        ),
+    }]
+}
