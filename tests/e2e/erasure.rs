@@ -15,7 +15,10 @@ use std::{
 
 use baton_e2e::{
     TestSuite, activity, captured_id, eventually, lead,
-    sales::{approve_contract, ready_lead, record_bant, sales_floor, send_bant, stage_of},
+    sales::{
+        approve_contract, in_qualification, ready_lead, record_bant, sales_floor, send_bant,
+        stage_of,
+    },
 };
 use baton_proto::{
     capture::v1::{
@@ -536,6 +539,7 @@ async fn erased_people_are_found_nowhere_in_the_five_databases_their_logs_mails_
         let m_id = captured_id(&mut capture, m.request(n + 1)).await;
         quoted_activities(&suite, &s_id, s, &format!("s{n}")).await;
         quoted_activities(&suite, &m_id, m, &format!("m{n}")).await;
+        in_qualification(&suite, &m_id).await;
         suite
             .qualification()
             .await

@@ -116,8 +116,18 @@ pub async fn sales_floor(
 
 /// Waits until qualification has `lead_id` in stage `want`.
 pub async fn stage_of(suite: &TestSuite, lead_id: &str, want: Stage) {
+    stage_where(suite, lead_id, "stage", move |s| s == want as i32).await;
+}
+
+/// Waits until qualification knows `lead_id` (has consumed its capture), in whatever stage.
+pub async fn in_qualification(suite: &TestSuite, lead_id: &str) {
+    stage_where(suite, lead_id, "lead in qualification", |_| true).await;
+}
+
+async fn stage_where(suite: &TestSuite, lead_id: &str, what: &str, fits: impl Fn(i32) -> bool) {
     let q = suite.qualification().await;
-    eventually("stage", PATIENCE, || {
+    let fits = &fits;
+    eventually(what, PATIENCE, || {
         let mut q = q.clone();
         let lead_id = lead_id.to_owned();
         async move {
@@ -126,7 +136,7 @@ pub async fn stage_of(suite: &TestSuite, lead_id: &str, want: Stage) {
                 .await
                 .ok()?
                 .into_inner();
-            (s.stage == want as i32).then_some(())
+            fits(s.stage).then_some(())
         }
     })
     .await;
