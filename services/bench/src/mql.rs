@@ -224,14 +224,14 @@ async fn activate_bench_model(qualification: Channel) -> anyhow::Result<()> {
                     ..Default::default()
                 }],
             }),
-            created_by: "baton bench".into(),
+            created_by: String::new(),
         })
         .await
         .context("CreateScoringModel")?
         .into_inner();
     q.activate_scoring_model(ActivateScoringModelRequest {
         model_id: model.model_id,
-        activated_by: "baton bench".into(),
+        activated_by: String::new(),
     })
     .await
     .context("ActivateScoringModel")?;

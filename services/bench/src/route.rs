@@ -97,7 +97,7 @@ pub async fn route(leads: usize) -> anyhow::Result<(Measurement, bool)> {
             .reassign_lead(ReassignLeadRequest {
                 lead_id: format!("lead-{n}"),
                 reason: "bench".into(),
-                requested_by: "baton bench".into(),
+                requested_by: String::new(),
             })
             .await
             .is_ok();

@@ -321,7 +321,10 @@ impl QualificationService for Api {
         request: Request<ActivateScoringModelRequest>,
     ) -> Result<Response<ScoringModel>, Status> {
         let tenant = TenantId::of(&request)?;
-        let req = request.into_inner();
+        let who = Identity::of(&request)?;
+        let mut req = request.into_inner();
+        // The actor is the caller: an empty field means them, another name is refused.
+        req.activated_by = who.actor("activated_by", &req.activated_by)?;
         let model_id = fields::required_id("model_id", &req.model_id)?;
         let mut violations = Violations::new();
         let by = violations.required("activated_by", &req.activated_by, MAX_ACTOR_LEN);

@@ -884,10 +884,13 @@ mod models {
 
         async fn activate(&mut self, model_id: &str) -> Result<ScoringModel, tonic::Status> {
             self.qualification
-                .activate_scoring_model(ActivateScoringModelRequest {
-                    model_id: model_id.into(),
-                    activated_by: "head-of-marketing@example.com".into(),
-                })
+                .activate_scoring_model(as_user(
+                    "head-of-marketing@example.com",
+                    ActivateScoringModelRequest {
+                        model_id: model_id.into(),
+                        activated_by: "head-of-marketing@example.com".into(),
+                    },
+                ))
                 .await
                 .map(|r| r.into_inner())
         }
@@ -990,8 +993,22 @@ mod models {
             (draft.version, draft.status),
             (2, ModelStatus::Draft as i32)
         );
+        // Nobody activates in another person's name; the activator is the caller.
+        let forged = f
+            .qualification
+            .activate_scoring_model(as_user(
+                "mallory@example.com",
+                ActivateScoringModelRequest {
+                    model_id: draft.model_id.clone(),
+                    activated_by: "head-of-marketing@example.com".into(),
+                },
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(forged.code(), tonic::Code::PermissionDenied, "{forged:?}");
         let active = f.activate(&draft.model_id).await.unwrap();
         assert_eq!(active.status, ModelStatus::Active as i32);
+        assert_eq!(active.activated_by, "head-of-marketing@example.com");
         let recompute = active.recompute.unwrap();
         assert_eq!(recompute.leads_total, 1);
 
