@@ -191,7 +191,7 @@ pub(crate) fn rank_rules_from_proto(rules: &RankRules) -> ranks::RankRules {
                         },
                         Some(Shape::PageVisits(p)) => ranks::Condition {
                             page_url_contains: Some(p.url_contains.clone()),
-                            visits_at_least: Some(p.at_least),
+                            visits_at_least: Some(p.at_least.max(1)),
                             ..Default::default()
                         },
                         None => ranks::Condition::default(),
