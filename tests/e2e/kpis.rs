@@ -15,7 +15,7 @@ use baton_proto::{
         SetTargetAccountsRequest, TargetAccounts, UpdateKpiParametersRequest,
     },
 };
-use baton_shared::time;
+use baton_shared::{testing::as_user, time};
 use chrono::{DateTime, DurationRound, Utc};
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -997,22 +997,28 @@ async fn email_kpis_count_each_lead_once_and_the_window_is_a_versioned_parameter
         (1, "window_days", 7.0)
     );
     let updated = kpis
-        .update_kpi_parameters(UpdateKpiParametersRequest {
-            kpi: "email_conversion_rate".into(),
-            parameters: [("window_days".to_owned(), 10.0)].into(),
-            expected_version: 1,
-            updated_by: "marketing-ops@example.co.jp".into(),
-        })
+        .update_kpi_parameters(as_user(
+            "marketing-ops@example.co.jp",
+            UpdateKpiParametersRequest {
+                kpi: "email_conversion_rate".into(),
+                parameters: [("window_days".to_owned(), 10.0)].into(),
+                expected_version: 1,
+                updated_by: "marketing-ops@example.co.jp".into(),
+            },
+        ))
         .await
         .unwrap()
         .into_inner();
     assert_eq!((updated.version, updated.parameters[0].value), (2, 10.0));
-    kpis.update_kpi_parameters(UpdateKpiParametersRequest {
-        kpi: "list_size".into(),
-        parameters: [("requires_opt_in".to_owned(), 0.0)].into(),
-        expected_version: 0,
-        updated_by: "marketing-ops@example.co.jp".into(),
-    })
+    kpis.update_kpi_parameters(as_user(
+        "marketing-ops@example.co.jp",
+        UpdateKpiParametersRequest {
+            kpi: "list_size".into(),
+            parameters: [("requires_opt_in".to_owned(), 0.0)].into(),
+            expected_version: 0,
+            updated_by: String::new(),
+        },
+    ))
     .await
     .unwrap();
     let whole = get(Granularity::Whole).await;
@@ -1110,29 +1116,53 @@ async fn target_account_leads_follow_the_tenants_condition_when_captured() {
         .unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument);
     let set = kpis
-        .set_target_accounts(SetTargetAccountsRequest {
-            accounts: Some(TargetAccounts {
-                web_domains: vec!["Big.Example".into()],
-                industries: vec!["Manufacturing".into()],
-                countries: vec!["jp".into()],
-                min_employees: Some(500),
-                updated_by: "marketing-ops@example.co.jp".into(),
-                ..Default::default()
-            }),
-            expected_version: 0,
-        })
+        .set_target_accounts(as_user(
+            "marketing-ops@example.co.jp",
+            SetTargetAccountsRequest {
+                accounts: Some(TargetAccounts {
+                    web_domains: vec!["Big.Example".into()],
+                    industries: vec!["Manufacturing".into()],
+                    countries: vec!["jp".into()],
+                    min_employees: Some(500),
+                    updated_by: String::new(),
+                    ..Default::default()
+                }),
+                expected_version: 0,
+            },
+        ))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(
-        (set.version, set.web_domains.clone()),
-        (1, vec!["big.example".to_owned()])
+        (
+            set.version,
+            set.web_domains.clone(),
+            set.updated_by.as_str()
+        ),
+        (
+            1,
+            vec!["big.example".to_owned()],
+            "marketing-ops@example.co.jp"
+        ),
+        "the actor is the caller"
     );
-    let stale = kpis
+    // Nobody changes the condition in another person's name.
+    let forged = kpis
         .set_target_accounts(SetTargetAccountsRequest {
             accounts: Some(set.clone()),
-            expected_version: 7,
+            expected_version: 1,
         })
+        .await
+        .unwrap_err();
+    assert_eq!(forged.code(), Code::PermissionDenied, "{forged:?}");
+    let stale = kpis
+        .set_target_accounts(as_user(
+            "marketing-ops@example.co.jp",
+            SetTargetAccountsRequest {
+                accounts: Some(set.clone()),
+                expected_version: 7,
+            },
+        ))
         .await
         .unwrap_err();
     assert_eq!(stale.code(), Code::FailedPrecondition);

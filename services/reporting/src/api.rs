@@ -200,7 +200,11 @@ impl KpiService for Api {
         request: Request<UpdateKpiParametersRequest>,
     ) -> Result<Response<KpiDefinition>, Status> {
         let tenant = TenantId::of(&request)?;
-        let req = request.get_ref();
+        let who = Identity::of(&request)?;
+        let mut req = request.into_inner();
+        // The actor is the caller: an empty field means them, another name is refused.
+        req.updated_by = who.actor("updated_by", &req.updated_by)?;
+        let req = &req;
         let catalogue = self.catalogue(&tenant).await?;
         let (kpi, values) = convert::kpi_parameters_from_proto(req, &catalogue)?;
         let version = self
@@ -231,7 +235,13 @@ impl KpiService for Api {
         request: Request<SetTargetAccountsRequest>,
     ) -> Result<Response<TargetAccounts>, Status> {
         let tenant = TenantId::of(&request)?;
-        let req = request.get_ref();
+        let who = Identity::of(&request)?;
+        let mut req = request.into_inner();
+        if let Some(accounts) = req.accounts.as_mut() {
+            // The actor is the caller: an empty field means them, another name is refused.
+            accounts.updated_by = who.actor("accounts.updated_by", &accounts.updated_by)?;
+        }
+        let req = &req;
         let accounts = convert::target_accounts_from_proto(req)?;
         let saved = self
             .store
