@@ -88,12 +88,15 @@ pub fn merged(e: &LeadsMerged) -> Entry {
     }
 }
 
+/// The kind of the entry that records a lead's erasure.
+pub const ERASED: &str = "personal_data_erased";
+
 pub fn erased(e: &LeadErased) -> Entry {
     Entry {
         lead_id: e.lead_id.clone(),
         at: stamp(e.erased_at.as_ref()),
         service: "capture",
-        kind: "personal_data_erased".into(),
+        kind: ERASED.into(),
         actor: String::new(),
         details: Vec::new(),
     }

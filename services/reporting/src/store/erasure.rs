@@ -15,7 +15,7 @@ use sea_orm::{
 use super::entities::{customer, journal_entry};
 
 /// The journal details whose values are words rather than ids, stages, times or amounts.
-const WORDS: [&str; 2] = ["reason", "reasons"];
+pub(crate) const WORDS: [&str; 2] = ["reason", "reasons"];
 
 /// Everything reporting keeps that could identify `lead_id`, erased inside `txn`.
 pub async fn erase<C: ConnectionTrait>(
@@ -52,7 +52,7 @@ pub async fn erase<C: ConnectionTrait>(
 }
 
 /// Stored details ("name=value" lines) with the values of [`WORDS`] reduced to codes.
-fn scrub_details(details: &str) -> String {
+pub(crate) fn scrub_details(details: &str) -> String {
     details
         .lines()
         .map(|line| match line.split_once('=') {

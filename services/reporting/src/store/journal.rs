@@ -9,8 +9,15 @@ use sea_orm::{
     prelude::*,
 };
 
-use super::{Store, entities::journal_entry};
-use crate::{domain::journal::Entry, error::Error};
+use super::{
+    Store,
+    entities::journal_entry,
+    erasure::{WORDS, scrub_details},
+};
+use crate::{
+    domain::journal::{self, Entry},
+    error::Error,
+};
 
 /// Appends `entry` (its time, else `fallback`).
 pub async fn record<C: ConnectionTrait>(
@@ -22,12 +29,23 @@ pub async fn record<C: ConnectionTrait>(
     if entry.lead_id.is_empty() {
         return Ok(());
     }
-    let details = entry
+    let mut details = entry
         .details
         .iter()
         .map(|(k, v)| format!("{k}={}", v.replace('\n', " ")))
         .collect::<Vec<_>>()
         .join("\n");
+    // An event that quotes words about a lead erased already (its producer had not yet scrubbed
+    // it when reporting read it, e.g. a stage reason read from qualification's log before
+    // qualification applied the erasure) is stored scrubbed, as the erasure would have left it.
+    if entry
+        .details
+        .iter()
+        .any(|(k, _)| WORDS.contains(&k.as_str()))
+        && erased(txn, tenant, &entry.lead_id).await?
+    {
+        details = scrub_details(&details);
+    }
     journal_entry::Entity::insert(journal_entry::ActiveModel {
         seq: NotSet,
         tenant_id: Set(tenant.to_string()),
@@ -42,6 +60,21 @@ pub async fn record<C: ConnectionTrait>(
     .exec_without_returning(txn)
     .await?;
     Ok(())
+}
+
+/// Whether the journal of `lead_id` records its erasure.
+async fn erased<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    lead_id: &str,
+) -> Result<bool, DbErr> {
+    let found = journal_entry::Entity::find()
+        .filter(journal_entry::Column::TenantId.eq(tenant.as_str()))
+        .filter(journal_entry::Column::LeadId.eq(lead_id))
+        .filter(journal_entry::Column::Kind.eq(journal::ERASED))
+        .one(txn)
+        .await?;
+    Ok(found.is_some())
 }
 
 /// A stored entry's details as (name, value) pairs.
