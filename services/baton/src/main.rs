@@ -2,7 +2,7 @@
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
-use baton::{access, demo, events, import, report, suite};
+use baton::{access, demo, events, import, local_keys, report, suite};
 use baton_shared::{
     ServiceName, Settings,
     auth::{Role, token::TokenSpec},
@@ -195,7 +195,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Up => {
             let settings = Settings::load(cli.config.as_deref())?;
             let _telemetry = telemetry::init(&settings.telemetry, "baton")?;
-            let created = suite::ensure_dev_key(&settings)?;
+            let created = local_keys::ensure(&settings)?;
             let suite = suite::Suite::start(settings.clone()).await?;
             print_where(&suite, &settings);
             print_admin_token(&settings, created)?;
@@ -339,13 +339,19 @@ fn print_where(suite: &suite::Suite, settings: &Settings) {
 
 /// What `baton up` prints for a first call: a day's admin token of the default tenant, signed
 /// with the local key, and how to make others.
-fn print_admin_token(settings: &Settings, created_key: Option<PathBuf>) -> anyhow::Result<()> {
+fn print_admin_token(settings: &Settings, created: Vec<PathBuf>) -> anyhow::Result<()> {
     if !settings.auth.enabled {
         println!("auth is off (auth.enabled = false): calls need no token");
         return Ok(());
     }
-    if let Some(path) = created_key {
-        println!("created a development signing key at {}", path.display());
+    for path in created {
+        println!("created {} (first start)", path.display());
+    }
+    if !settings.tls.ca_file.is_empty() {
+        println!(
+            "clients trust the suite's certificate through {} (tls.ca_file)",
+            settings.tls.ca_file
+        );
     }
     let token = access::mint(
         settings,

@@ -23,17 +23,6 @@ pub async fn run_service(
     }
 }
 
-/// Creates the development HS256 secret the settings name if auth is on and it is missing;
-/// returns its path when it did.
-pub fn ensure_dev_key(settings: &Settings) -> Result<Option<std::path::PathBuf>, BootError> {
-    let path = &settings.auth.hs256_secret_file;
-    if !settings.auth.enabled || path.is_empty() {
-        return Ok(None);
-    }
-    let path = std::path::PathBuf::from(path);
-    Ok(baton_shared::auth::token::ensure_dev_secret(&path)?.then_some(path))
-}
-
 /// Applies the pending migrations of service `name` to the database its settings name.
 pub async fn migrate_service(name: ServiceName, settings: &Settings) -> Result<(), BootError> {
     let url = &settings.service(name).database_url;
@@ -101,10 +90,16 @@ impl Suite {
     pub async fn start(mut settings: Settings) -> Result<Suite, BootError> {
         let mut listeners = Vec::new();
         let mut addrs = BTreeMap::new();
+        // The servers speak TLS when they have a certificate; peers then connect over it.
+        let scheme = if settings.tls.cert_file.is_empty() {
+            "http"
+        } else {
+            "https"
+        };
         for name in ServiceName::ALL {
             let listener = server::bind(&settings.service(name).listen).await?;
             let addr = listener.local_addr()?;
-            settings.service_mut(name).endpoint = format!("http://{}", reachable(addr));
+            settings.service_mut(name).endpoint = format!("{scheme}://{}", reachable(addr));
             addrs.insert(name.as_str(), (name, addr));
             listeners.push((name, listener));
         }

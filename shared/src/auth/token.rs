@@ -135,8 +135,9 @@ pub fn ensure_dev_secret(path: &Path) -> Result<bool, BootError> {
     Ok(true)
 }
 
+/// Writes a new file only its owner may read (a key); refuses to overwrite one.
 #[cfg(unix)]
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), BootError> {
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), BootError> {
     use std::{io::Write, os::unix::fs::OpenOptionsExt};
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -148,8 +149,9 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), BootError> {
         .map_err(|e| BootError::Settings(format!("{}: {e}", path.display())))
 }
 
+/// Writes a new file (a key).
 #[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), BootError> {
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), BootError> {
     std::fs::write(path, bytes).map_err(|e| BootError::Settings(format!("{}: {e}", path.display())))
 }
 
