@@ -1,10 +1,11 @@
 //! What an operator does with a running suite: find the events a service could not apply (dead
-//! letters) and replay them once the cause is mended, with `baton events`; import a CSV of leads
+//! letters) and replay them (one, or every waiting one) once the cause is mended, with
+//! `baton events`; import a CSV of leads
 //! with `baton import`.
 
 use std::time::Duration;
 
-use baton::events::{dead_letters, replay};
+use baton::events::{dead_letters, replay, replay_waiting};
 use baton_e2e::{TestSuite, eventually, lead};
 use baton_proto::{
     events::v1::{
@@ -116,13 +117,23 @@ async fn an_event_nurture_cannot_apply_is_dead_lettered_listed_and_replayed() {
         .await
         .expect_err("the cause is still there");
     assert!(refused.to_string().contains("failed again"), "{refused}");
+    let all_refused = replay_waiting(settings, ServiceName::Nurture)
+        .await
+        .expect_err("the cause is still there");
+    assert!(
+        all_refused
+            .to_string()
+            .starts_with("nurture: 0 of 1 waiting dead letters replayed\n"),
+        "{all_refused}"
+    );
     assert_eq!(count(&nurture_db, &replica("stuck@example.co.jp")).await, 0);
 
     execute(&nurture_db, mend).await;
-    let done = replay(settings, ServiceName::Nurture, id)
+    // `baton events replay --all --service nurture`: every waiting one, here the one.
+    let done = replay_waiting(settings, ServiceName::Nurture)
         .await
         .expect("replayed");
-    assert!(done.contains("replayed"), "{done}");
+    assert_eq!(done, "nurture: 1 of 1 waiting dead letters replayed\n");
     assert_eq!(count(&nurture_db, &replica("stuck@example.co.jp")).await, 1);
     assert_eq!(
         dead_letters(settings, Some(ServiceName::Nurture), false)

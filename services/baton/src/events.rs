@@ -44,6 +44,15 @@ pub async fn dead_letters(
     service: Option<ServiceName>,
     include_replayed: bool,
 ) -> anyhow::Result<String> {
+    Ok(render(&list(settings, service, include_replayed).await?))
+}
+
+/// The dead letters of `service` (or of every service that follows another's log), oldest first.
+async fn list(
+    settings: &Settings,
+    service: Option<ServiceName>,
+    include_replayed: bool,
+) -> anyhow::Result<Vec<(ServiceName, DeadLetter)>> {
     let mut rows: Vec<(ServiceName, DeadLetter)> = Vec::new();
     for name in service.map_or(ServiceName::ALL.to_vec(), |s| vec![s]) {
         let mut client = DeadLettersClient::new(connect(settings, name).await?);
@@ -70,7 +79,37 @@ pub async fn dead_letters(
             page_token = page.next_page_token;
         }
     }
-    Ok(render(&rows))
+    Ok(rows)
+}
+
+/// Replays every waiting dead letter of `service`, oldest first, with a progress bar. The report
+/// lists those that failed again (they keep waiting, with the new error); any failure is an error.
+pub async fn replay_waiting(settings: &Settings, service: ServiceName) -> anyhow::Result<String> {
+    let waiting = list(settings, Some(service), false).await?;
+    let mut client = DeadLettersClient::new(connect(settings, service).await?);
+    let bar = crate::progress::counting(waiting.len() as u64, "replay");
+    let mut failed = Vec::new();
+    for (_, d) in &waiting {
+        if let Err(s) = client
+            .replay_dead_letter(ReplayDeadLetterRequest { id: d.id })
+            .await
+        {
+            failed.push(format!("  {}: {}\n", d.id, s.message()));
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let replayed = waiting.len() - failed.len();
+    let report = format!(
+        "{service}: {replayed} of {} waiting dead letters replayed\n{}",
+        waiting.len(),
+        failed.concat()
+    );
+    if failed.is_empty() {
+        Ok(report)
+    } else {
+        anyhow::bail!("{report}{} failed again", failed.len())
+    }
 }
 
 /// Replays dead letter `id` of `service`.

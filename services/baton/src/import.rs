@@ -12,7 +12,7 @@ use baton_proto::capture::v1::{
     ImportRowStatus, LeadSource, capture_service_client::CaptureServiceClient,
 };
 use baton_shared::{ServiceName, Settings};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -212,10 +212,7 @@ pub async fn run(settings: &Settings, args: ImportArgs) -> anyhow::Result<Summar
     let size = std::fs::metadata(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?
         .len();
-    let bar = ProgressBar::new(size).with_style(
-        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {elapsed} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = crate::progress::bytes(size);
     let import_id = args.import_id.clone().unwrap_or_else(|| {
         args.file
             .file_stem()

@@ -9,5 +9,6 @@ pub mod demo;
 pub mod events;
 pub mod import;
 pub mod local_keys;
+pub mod progress;
 pub mod report;
 pub mod suite;

@@ -93,10 +93,15 @@ enum EventsCommand {
         #[arg(long)]
         all: bool,
     },
-    /// Apply dead letter `id` of `--service` again (after the cause was mended).
+    /// Apply dead letter `id` of `--service` again (after the cause was mended), or with
+    /// `--all` every waiting one of it, oldest first, with a progress bar.
     Replay {
         /// The dead letter's id, as `baton events dead-letters` lists it.
-        id: i64,
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<i64>,
+        /// Every dead letter of the service that still waits.
+        #[arg(long)]
+        all: bool,
         /// The service whose dead letter it is.
         #[arg(long)]
         service: ServiceName,
@@ -271,10 +276,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", events::dead_letters(&settings, service, all).await?);
         }
         Command::Events {
-            what: EventsCommand::Replay { id, service },
+            what: EventsCommand::Replay { id, all, service },
         } => {
             let settings = Settings::load(cli.config.as_deref())?;
-            print!("{}", events::replay(&settings, service, id).await?);
+            match id {
+                Some(id) if !all => print!("{}", events::replay(&settings, service, id).await?),
+                _ => print!("{}", events::replay_waiting(&settings, service).await?),
+            }
         }
         Command::Demo { leads, reps } => {
             let settings = Arc::new(Settings::load(cli.config.as_deref())?);
