@@ -232,3 +232,79 @@ async fn baton_import_streams_a_csv_and_writes_every_rows_result() {
     );
     suite.stop().await;
 }
+
+/// `baton models activate <id>`: three leads are known to qualification; a draft version 2 made
+/// over the API is activated by the CLI (the activator is the CLI's caller), which follows the
+/// re-scoring to its end: 3 of 3 leads, and the model is active.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baton_models_activate_follows_the_rescoring_to_its_end() {
+    use baton_proto::{
+        capture::v1::ActivityKind,
+        qualification::v1::{
+            BehaviourTrigger, CreateScoringModelRequest, GetScoreRequest, GetScoringModelRequest,
+            ModelStatus, ScoringModelDefinition, ScoringRule, scoring_rule::Trigger,
+        },
+    };
+    let suite = TestSuite::start().await;
+    let mut capture = suite.capture().await;
+    let mut ids = Vec::new();
+    for n in 1..=3 {
+        let answer = capture.capture_lead(lead(n)).await.expect("capture");
+        ids.push(answer.into_inner().lead.unwrap_or_default().lead_id);
+    }
+    let q = suite.qualification().await;
+    for id in &ids {
+        eventually("qualification knows the lead", PATIENCE, || {
+            let mut q = q.clone();
+            let lead_id = id.clone();
+            async move { q.get_score(GetScoreRequest { lead_id }).await.ok() }
+        })
+        .await;
+    }
+    let draft = q
+        .clone()
+        .create_scoring_model(CreateScoringModelRequest {
+            definition: Some(ScoringModelDefinition {
+                mql_threshold: 100,
+                rules: vec![ScoringRule {
+                    key: "opened".into(),
+                    points: 5,
+                    trigger: Some(Trigger::Behaviour(BehaviourTrigger {
+                        activity_kind: ActivityKind::EmailOpened as i32,
+                        ..Default::default()
+                    })),
+                    ..Default::default()
+                }],
+            }),
+            created_by: String::new(),
+        })
+        .await
+        .expect("draft")
+        .into_inner();
+    let printed = baton::models::activate(suite.suite.settings(), &draft.model_id, true)
+        .await
+        .expect("activated");
+    assert!(
+        printed.starts_with(&format!(
+            "scoring model version 2 ({}) is active; 3 of 3 leads re-scored in ",
+            draft.model_id
+        )),
+        "{printed}"
+    );
+    let model = q
+        .clone()
+        .get_scoring_model(GetScoringModelRequest::default())
+        .await
+        .expect("active model")
+        .into_inner();
+    assert_eq!(
+        (model.model_id, model.status, model.activated_by.as_str()),
+        (draft.model_id.clone(), ModelStatus::Active as i32, "cli"),
+        "the CLI's caller activated it"
+    );
+    let again = baton::models::activate(suite.suite.settings(), &draft.model_id, true)
+        .await
+        .expect_err("already active");
+    assert!(again.to_string().contains("already"), "{again}");
+    suite.stop().await;
+}

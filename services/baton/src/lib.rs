@@ -9,6 +9,7 @@ pub mod demo;
 pub mod events;
 pub mod import;
 pub mod local_keys;
+pub mod models;
 pub mod progress;
 pub mod report;
 pub mod suite;

@@ -2,7 +2,7 @@
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
-use baton::{access, demo, events, import, local_keys, report, suite};
+use baton::{access, demo, events, import, local_keys, models, report, suite};
 use baton_shared::{
     ServiceName, Settings,
     auth::{Role, token::TokenSpec},
@@ -66,6 +66,11 @@ enum Command {
         #[command(subcommand)]
         what: EventsCommand,
     },
+    /// Scoring models in qualification.
+    Models {
+        #[command(subcommand)]
+        what: ModelsCommand,
+    },
     /// Import leads from a CSV file (a header row names the columns: email, first_name,
     /// last_name, company_name, phone, title, role, department, channel, campaign, request_id,
     /// email_opt_in) through capture's ImportLeads, with one result per row written to
@@ -79,6 +84,19 @@ enum Command {
         /// Reps to create.
         #[arg(long, default_value_t = 3)]
         reps: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Make scoring model version `model_id` the active one (a draft, or a retired version to
+    /// roll back) and follow the re-scoring of every lead with a progress bar.
+    Activate {
+        /// The version's model_id (ListScoringModels, CreateScoringModel).
+        model_id: String,
+        /// Return at once; the re-scoring goes on in the background.
+        #[arg(long)]
+        no_wait: bool,
     },
 }
 
@@ -283,6 +301,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(id) if !all => print!("{}", events::replay(&settings, service, id).await?),
                 _ => print!("{}", events::replay_waiting(&settings, service).await?),
             }
+        }
+        Command::Models {
+            what: ModelsCommand::Activate { model_id, no_wait },
+        } => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            print!(
+                "{}",
+                models::activate(&settings, &model_id, !no_wait).await?
+            );
         }
         Command::Demo { leads, reps } => {
             let settings = Arc::new(Settings::load(cli.config.as_deref())?);
