@@ -64,7 +64,7 @@ async fn follow(
     let total = model.recompute.as_ref().map_or(0, |r| r.leads_total);
     let bar = crate::progress::counting(u64::try_from(total).unwrap_or(0), "re-score");
     loop {
-        let recompute = model.recompute.clone().unwrap_or_default();
+        let recompute = model.recompute.unwrap_or_default();
         bar.set_position(u64::try_from(recompute.leads_done).unwrap_or(0));
         if recompute.state == RecomputeState::Done as i32 {
             bar.finish_and_clear();

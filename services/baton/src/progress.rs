@@ -1,12 +1,16 @@
-//! Progress bars for the CLI's long work (imports, replays, recomputes), with indicatif: drawn on
+//! Progress bars for long work (the CLI's imports, replays and recomputes; the benchmarks' seeding
+//! and measured calls), with indicatif: drawn on
 //! stderr while it is a terminal, hidden otherwise (CI, pipes), so output stays machine-readable.
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressFinish, ProgressStyle};
 
+/// A bar that clears itself when it is dropped, however its work ends.
 fn styled(total: u64, template: &str) -> ProgressBar {
-    ProgressBar::new(total).with_style(
-        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
-    )
+    ProgressBar::new(total)
+        .with_style(
+            ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+        )
+        .with_finish(ProgressFinish::AndClear)
 }
 
 /// A bar over `total` things, e.g. "replay 3/10".

@@ -12,6 +12,7 @@ use std::{
 };
 
 use anyhow::Context;
+use baton::progress;
 use baton_proto::{
     capture::v1::Money,
     distribution::v1::{Handoff, HandoffAction, HandoffChanged, HandoffState, HandoffStep},
@@ -86,6 +87,7 @@ fn changed(
 /// Appends `events` to the stand-in's log in transactions of 500.
 async fn publish(log: &EventLogStandIn, events: &[HandoffChanged]) -> anyhow::Result<()> {
     let tenant = TenantId::new("default");
+    let bar = progress::counting(events.len() as u64, "seed handoff events");
     for chunk in events.chunks(500) {
         let txn = log.db.begin().await?;
         for e in chunk {
@@ -93,7 +95,9 @@ async fn publish(log: &EventLogStandIn, events: &[HandoffChanged]) -> anyhow::Re
             EventLog::append(&txn, &tenant, lead, e).await?;
         }
         txn.commit().await?;
+        bar.inc(chunk.len() as u64);
     }
+    bar.finish_and_clear();
     log.log.notify_committed();
     Ok(())
 }
@@ -148,11 +152,14 @@ where
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     let mut v = Vec::with_capacity(calls);
+    let bar = progress::counting(calls as u64, "calls");
     for _ in 0..calls {
         let t = Instant::now();
         call().await?;
         v.push(t.elapsed());
+        bar.inc(1);
     }
+    bar.finish_and_clear();
     Ok(percentiles(v))
 }
 

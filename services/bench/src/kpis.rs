@@ -9,6 +9,7 @@ use std::{
 };
 
 use anyhow::Context;
+use baton::progress;
 use baton_proto::{
     capture::v1::{
         Activity, ActivityKind, ActivityRecorded, CallDetails, CallOutcome, Company, Consent, Lead,
@@ -145,7 +146,9 @@ async fn seed_log(
     let tenant = TenantId::new("default");
     let start = Utc::now() - chrono::Duration::days(30);
     let mut events = 0;
+    let bar = progress::counting(leads as u64, "seed capture's log (leads)");
     for chunk in (0..leads).collect::<Vec<_>>().chunks(500) {
+        bar.inc(chunk.len() as u64);
         let txn = producer.db.begin().await?;
         for n in chunk {
             let at = start + chrono::Duration::seconds(*n as i64 * 17);
@@ -470,11 +473,14 @@ async fn latencies(
     calls: usize,
 ) -> anyhow::Result<Latency> {
     let mut out = Vec::with_capacity(calls);
+    let bar = progress::counting(calls as u64, "GetKpis");
     for _ in 0..calls {
         let t = Instant::now();
         client.get_kpis(request.clone()).await.context("GetKpis")?;
         out.push(t.elapsed());
+        bar.inc(1);
     }
+    bar.finish_and_clear();
     Ok(percentiles(out))
 }
 

@@ -12,6 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use baton::progress;
 use baton_nurture::{
     delivery::mailer::Mailer,
     domain::token::{Claim, Signer, Target},
@@ -109,7 +110,9 @@ fn sequence() -> pb::CreateSequenceRequest {
 async fn seed(url: &str, sequence_id: &str, mails: usize, round: usize) -> anyhow::Result<()> {
     let db = Database::connect(url).await?;
     let now = time::now();
+    let bar = progress::counting(mails as u64, "seed enrolled leads");
     for chunk in (0..mails).collect::<Vec<_>>().chunks(500) {
+        bar.inc(chunk.len() as u64);
         let leads = chunk.iter().map(|n| {
             let mut row = leads::new_row(TEST_TENANT, &format!("lead-{round}-{n}"));
             row.email = Set(format!("lead-{round}-{n}@example.com"));
@@ -226,13 +229,20 @@ async fn sending(
         pb::TouchKind::Sent as i32
     );
     let deadline = started + Duration::from_secs(600);
-    while count(&nurture_db.url, &sql).await < mails as i64 {
+    let bar = progress::counting(mails as u64, "mails sent");
+    loop {
+        let sent = count(&nurture_db.url, &sql).await;
+        bar.set_position(u64::try_from(sent).unwrap_or(0));
+        if sent >= mails as i64 {
+            break;
+        }
         anyhow::ensure!(
             Instant::now() < deadline,
             "the mails were not all sent in time"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    bar.finish_and_clear();
     let scheduler = mails as f64 / started.elapsed().as_secs_f64();
     let tracked = match track {
         Some((concurrency, seconds, rate)) => {

@@ -5,6 +5,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use baton::progress;
 use baton_shared::{
     ServiceName,
     testing::{TestDatabase, bind_ephemeral, channel, settings_with, spawn},
@@ -91,7 +92,9 @@ pub async fn route(leads: usize) -> anyhow::Result<(Measurement, bool)> {
     let mut latencies = Vec::with_capacity(leads);
     let started = Instant::now();
     let mut errors = 0;
+    let bar = progress::counting(leads as u64, "ReassignLead");
     for n in 0..leads {
+        bar.inc(1);
         let t = Instant::now();
         let ok = d
             .reassign_lead(ReassignLeadRequest {
