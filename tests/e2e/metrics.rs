@@ -1,7 +1,8 @@
 //! The metrics an operator alerts on, scraped over HTTP from the suite's Prometheus endpoint while
 //! the suite works: RPC durations by method and status, consumer lag while qualification catches
 //! up after a restart, a dead letter, an open SLA timer, nurture's scheduler backlog, database
-//! pools, and on PostgreSQL the outbox relay; then readiness while a database is taken away.
+//! pools, and on PostgreSQL the outbox relay (latency, and the depth while the relay is held up);
+//! then readiness while a database is taken away.
 //! (Its own test binary: the meter provider is process-wide.)
 
 use std::time::{Duration, Instant};
@@ -11,10 +12,10 @@ use baton_e2e::{
     sales::{approve_contract, ready_lead, sales_floor},
 };
 use baton_proto::{
-    capture::v1::GetLeadRequest,
+    capture::v1::{GetLeadRequest, capture_service_client::CaptureServiceClient},
     nurture::v1::{ActivateSequenceRequest, ListSequencesRequest},
 };
-use baton_shared::{ServiceName, testing::execute};
+use baton_shared::{ServiceName, peer::AuthChannel, testing::execute};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -209,10 +210,45 @@ async fn a_scrape_shows_every_metric_an_operator_alerts_on() {
             "{:?}",
             samples(&text, "baton_events_relay_latency_milliseconds_count")
         );
-        assert!(!samples(&text, "baton_events_outbox_depth").is_empty());
+        outbox_depth_shows_a_stalled_relay(&suite, &url, &mut capture).await;
     }
     readiness_follows_the_database(&suite, &url).await;
     suite.stop().await;
+}
+
+/// On PostgreSQL a capture commits to `event_outbox` and the relay moves it into `event_log`:
+/// while the test holds a lock on capture's `event_log` the relay waits, the captures pile up in
+/// the outbox, and its depth shows them; once the lock goes the relay empties it.
+async fn outbox_depth_shows_a_stalled_relay(
+    suite: &TestSuite,
+    url: &str,
+    capture: &mut CaptureServiceClient<AuthChannel>,
+) {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let capture_db = sea_orm::Database::connect(suite.database_url(ServiceName::Capture))
+        .await
+        .unwrap();
+    let lock = capture_db.begin().await.unwrap();
+    lock.execute_unprepared("LOCK TABLE event_log IN EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    for n in 400..405 {
+        capture.capture_lead(lead(n)).await.unwrap();
+    }
+    let capture_only = ["service=\"capture\""];
+    scrape_until(url, "outbox depth", |t| {
+        samples(t, "baton_events_outbox_depth")
+            .iter()
+            .any(|(l, v)| *v >= 5.0 && l.contains(capture_only[0]))
+    })
+    .await;
+    lock.rollback().await.unwrap();
+    scrape_until(url, "the relay empties the outbox", |t| {
+        samples(t, "baton_events_outbox_depth")
+            .iter()
+            .any(|(l, v)| *v == 0.0 && l.contains(capture_only[0]))
+    })
+    .await;
 }
 
 /// Readiness (grpc.health.v1 and `/readyz`) follows the service's database; liveness does not.
