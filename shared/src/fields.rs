@@ -35,19 +35,26 @@ pub fn required_time(
     raw: Option<&prost_types::Timestamp>,
     violations: &mut Violations,
 ) -> Option<DateTime<Utc>> {
-    match raw {
-        None => {
-            violations.add(field, "is required");
-            None
-        }
-        Some(t) => time::from_caller(t).or_else(|| {
-            violations.add(
-                field,
-                "is not a valid timestamp from 2000-01-01 to 2100-01-01 (UTC)",
-            );
-            None
-        }),
+    if raw.is_none() {
+        violations.add(field, "is required");
     }
+    optional_time(field, raw, violations)
+}
+
+/// An optional timestamp: `None` when unset; recorded as invalid when out of range (before 2000
+/// or from 2100 on: [`time::from_caller`]), so an unset time sent as 0 is not taken for 1970.
+pub fn optional_time(
+    field: &str,
+    raw: Option<&prost_types::Timestamp>,
+    violations: &mut Violations,
+) -> Option<DateTime<Utc>> {
+    time::from_caller(raw?).or_else(|| {
+        violations.add(
+            field,
+            "is not a valid timestamp from 2000-01-01 to 2100-01-01 (UTC)",
+        );
+        None
+    })
 }
 
 #[cfg(test)]

@@ -52,24 +52,33 @@ pub fn past_or_now(
     now: DateTime<Utc>,
     violations: &mut Violations,
 ) -> DateTime<Utc> {
+    past_or_now_decoded(field, t.map(from_proto), now, violations)
+}
+
+/// [`past_or_now`] of a time already decoded: `None` when it was not sent, `Some(None)` when it
+/// was sent but is no valid timestamp.
+pub fn past_or_now_decoded(
+    field: &str,
+    t: Option<Option<DateTime<Utc>>>,
+    now: DateTime<Utc>,
+    violations: &mut Violations,
+) -> DateTime<Utc> {
     const SKEW_SECONDS: i64 = 300;
     match t {
         None => now,
-        Some(t) => match from_proto(t) {
-            None => {
-                violations.add(field, "not a valid timestamp");
-                now
-            }
-            Some(at) if at < EARLIEST => {
-                violations.add(field, "must not be before 2000-01-01T00:00:00Z");
-                now
-            }
-            Some(at) if at > now + chrono::Duration::seconds(SKEW_SECONDS) => {
-                violations.add(field, "must not be in the future");
-                now
-            }
-            Some(at) => at,
-        },
+        Some(None) => {
+            violations.add(field, "not a valid timestamp");
+            now
+        }
+        Some(Some(at)) if at < EARLIEST => {
+            violations.add(field, "must not be before 2000-01-01T00:00:00Z");
+            now
+        }
+        Some(Some(at)) if at > now + chrono::Duration::seconds(SKEW_SECONDS) => {
+            violations.add(field, "must not be in the future");
+            now
+        }
+        Some(Some(at)) => at,
     }
 }
 

@@ -351,13 +351,7 @@ impl CaptureService for Api {
         let mut violations = Violations::new();
         let page = Page::parse(req.page_size, &req.page_token, &mut violations);
         let mut time_of = |field: &str, t: Option<&prost_types::Timestamp>| {
-            t.and_then(|t| {
-                let parsed = time::from_caller(t);
-                if parsed.is_none() {
-                    violations.add(field, "not a valid timestamp");
-                }
-                parsed
-            })
+            fields::optional_time(field, t, &mut violations)
         };
         let filter = LeadFilter {
             company_id: Some(req.company_id.trim().to_owned()).filter(|s| !s.is_empty()),

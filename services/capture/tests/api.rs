@@ -229,6 +229,34 @@ async fn bad_input_names_every_offending_field() {
         .collect();
     assert_eq!(fields, ["request_id", "email", "source.channel"]);
 
+    // A time left unset but sent as 0 (1970-01-01) is refused, not stored as 1970; so is one
+    // past 2100. Nothing is captured.
+    let field_of = |status: tonic::Status| {
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        status
+            .get_details_bad_request()
+            .unwrap()
+            .field_violations
+            .into_iter()
+            .map(|v| v.field)
+            .collect::<Vec<_>>()
+    };
+    for seconds in [0, 946_684_799, 4_102_444_800] {
+        let mut req = capture("r-time", "time@example.com");
+        req.captured_at = Some(prost_types::Timestamp { seconds, nanos: 0 });
+        let status = f.client.capture_lead(req).await.unwrap_err();
+        assert_eq!(field_of(status), ["captured_at"], "{seconds}");
+        let status = f
+            .client
+            .list_leads(ListLeadsRequest {
+                captured_from: Some(prost_types::Timestamp { seconds, nanos: 0 }),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(field_of(status), ["captured_from"], "{seconds}");
+    }
+
     let status = f
         .client
         .get_lead(GetLeadRequest {

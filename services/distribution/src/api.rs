@@ -13,9 +13,8 @@ use baton_proto::distribution::v1::{
 use baton_shared::{
     TenantId, Violations,
     auth::Identity,
-    fields::{MAX_ACTOR_LEN, MAX_ID_LEN},
+    fields::{self, MAX_ACTOR_LEN, MAX_ID_LEN},
     paging::Page,
-    time,
 };
 use tonic::{Request, Response, Status};
 
@@ -147,14 +146,7 @@ impl DistributionService for Api {
         // The actor is the caller: an empty field means them, another name is refused.
         req.handed_off_by = who.actor("handed_off_by", &req.handed_off_by)?;
         let mut v = Violations::new();
-        let meeting_at = match req.meeting_at.as_ref().map(time::from_proto) {
-            None => None,
-            Some(None) => {
-                v.add("meeting_at", "is not a valid timestamp");
-                None
-            }
-            Some(t) => t,
-        };
+        let meeting_at = fields::optional_time("meeting_at", req.meeting_at.as_ref(), &mut v);
         let new = NewHandoff {
             request_id: v.required("request_id", &req.request_id, MAX_ID_LEN),
             lead_id: v.required("lead_id", &req.lead_id, MAX_ID_LEN),
@@ -309,14 +301,7 @@ impl DistributionService for Api {
                 format!("must be the amount's currency {a}"),
             );
         }
-        let closed_at = match req.closed_at.as_ref().map(time::from_proto) {
-            None => None,
-            Some(None) => {
-                v.add("closed_at", "is not a valid timestamp");
-                None
-            }
-            Some(t) => t,
-        };
+        let closed_at = fields::optional_time("closed_at", req.closed_at.as_ref(), &mut v);
         let (step, note) = if req.won {
             (Step::Win, String::new())
         } else {

@@ -287,13 +287,13 @@ pub fn routing_from_proto(raw: Option<&pb::RepRouting>, v: &mut Violations) -> R
     }
     let mut out_of_office = Vec::new();
     for (i, range) in r.out_of_office.iter().enumerate() {
-        let from = range.start_time.as_ref().and_then(time::from_proto);
-        let to = range.end_time.as_ref().and_then(time::from_proto);
+        let from = range.start_time.as_ref().and_then(time::from_caller);
+        let to = range.end_time.as_ref().and_then(time::from_caller);
         match (from, to) {
             (Some(f), Some(t)) if f < t => out_of_office.push((f, t)),
             _ => v.add(
                 format!("routing.out_of_office[{i}]"),
-                "needs start_time and end_time, start_time before end_time",
+                "needs start_time and end_time from 2000-01-01 to 2100-01-01 (UTC), start_time before end_time",
             ),
         }
     }

@@ -388,6 +388,27 @@ async fn a_contract_both_owners_approved_gates_every_handoff_even_while_reportin
     ))
     .await
     .unwrap();
+    // A close date left unset but sent as 0 (1970-01-01) is refused, naming it; nothing changes.
+    let epoch = d
+        .record_outcome(as_user(
+            "fs-rep@example.com",
+            RecordOutcomeRequest {
+                handoff_id: created.handoff_id.clone(),
+                won: true,
+                closed_at: Some(baton_shared::time::to_proto(chrono::DateTime::UNIX_EPOCH)),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(epoch.code(), Code::InvalidArgument);
+    assert_eq!(
+        epoch
+            .get_details_bad_request()
+            .map(|b| b.field_violations[0].field.clone()),
+        Some("closed_at".to_owned()),
+        "{epoch:?}"
+    );
     let won = d
         .record_outcome(as_user(
             "fs-rep@example.com",

@@ -10,7 +10,11 @@ use baton_proto::{
     },
     reporting::v1::{self as pb, GetWinFactorsRequest},
 };
-use baton_shared::{TenantId, Violations, fields::MAX_ID_LEN, time};
+use baton_shared::{
+    TenantId, Violations,
+    fields::{self, MAX_ID_LEN},
+    time,
+};
 
 use crate::{domain::factors, error::Error, store::Store};
 
@@ -41,20 +45,8 @@ pub async fn win_factors(
     let mut v = Violations::new();
     let is_team = v.required("is_team", &req.is_team, MAX_ID_LEN);
     let fs_team = v.required("fs_team", &req.fs_team, MAX_ID_LEN);
-    let mut stamp = |field: &str, t: Option<&prost_types::Timestamp>| match t.map(time::from_proto)
-    {
-        Some(Some(t)) => Some(t),
-        Some(None) => {
-            v.add(field, "is not a valid timestamp");
-            None
-        }
-        None => {
-            v.add(field, "is required");
-            None
-        }
-    };
-    let from = stamp("start_time", req.start_time.as_ref());
-    let to = stamp("end_time", req.end_time.as_ref());
+    let from = fields::required_time("start_time", req.start_time.as_ref(), &mut v);
+    let to = fields::required_time("end_time", req.end_time.as_ref(), &mut v);
     if let (Some(f), Some(t)) = (from, to)
         && f >= t
     {

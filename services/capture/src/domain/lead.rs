@@ -126,29 +126,6 @@ pub fn company_of(
     )
 }
 
-/// When a capture happened: now when not given; a time in the future (beyond a few minutes of
-/// clock skew) or not representable is a violation of `field`.
-fn captured_time(
-    field: &str,
-    given: Option<Option<DateTime<Utc>>>,
-    now: DateTime<Utc>,
-    violations: &mut Violations,
-) -> DateTime<Utc> {
-    const SKEW_SECONDS: i64 = 300;
-    match given {
-        None => now,
-        Some(None) => {
-            violations.add(field, "not a valid timestamp");
-            now
-        }
-        Some(Some(at)) if at > now + chrono::Duration::seconds(SKEW_SECONDS) => {
-            violations.add(field, "must not be in the future");
-            now
-        }
-        Some(Some(at)) => at,
-    }
-}
-
 /// Validates a capture; every problem is reported, not only the first. `now` is the default
 /// capture time.
 pub fn validate_capture(
@@ -159,7 +136,8 @@ pub fn validate_capture(
     check_key("request_id", &req.request_id, violations);
     let email_normalized = check_email("email", &req.email, violations);
     let captured_at_sent = req.captured_at.flatten();
-    let captured_at = captured_time("captured_at", req.captured_at, now, violations);
+    let captured_at =
+        baton_shared::time::past_or_now_decoded("captured_at", req.captured_at, now, violations);
     let person = profile::person("", &req.person, violations);
     let company = company_of(
         "company.",

@@ -30,18 +30,9 @@ pub fn attainment_query(req: &GetAttainmentRequest) -> Result<AttainmentQuery, E
         &req.contract_id,
         baton_shared::fields::MAX_ID_LEN,
     );
-    let stamp =
-        |v: &mut baton_shared::Violations, field: &str, t: Option<&prost_types::Timestamp>| {
-            t.and_then(|t| {
-                let parsed = time::from_caller(t);
-                if parsed.is_none() {
-                    v.add(field, "is not a valid timestamp");
-                }
-                parsed
-            })
-        };
-    let period_start = stamp(&mut v, "period_start", req.period_start.as_ref());
-    let as_of = stamp(&mut v, "as_of", req.as_of.as_ref());
+    let stamp = baton_shared::fields::optional_time;
+    let period_start = stamp("period_start", req.period_start.as_ref(), &mut v);
+    let as_of = stamp("as_of", req.as_of.as_ref(), &mut v);
     let mut by_rep = false;
     for (i, g) in req.group_by.iter().enumerate() {
         if g == "rep" {
@@ -176,17 +167,8 @@ pub fn close_query(req: &pb::CloseScorecardRequest) -> Result<(String, DateTime<
         &req.contract_id,
         baton_shared::fields::MAX_ID_LEN,
     );
-    let start = match req.period_start.as_ref().map(time::from_proto) {
-        Some(Some(t)) => Some(t),
-        Some(None) => {
-            v.add("period_start", "is not a valid timestamp");
-            None
-        }
-        None => {
-            v.add("period_start", "is required");
-            None
-        }
-    };
+    let start =
+        baton_shared::fields::required_time("period_start", req.period_start.as_ref(), &mut v);
     v.into_result()?;
     Ok((contract_id, start.unwrap_or_default()))
 }
