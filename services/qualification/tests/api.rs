@@ -808,6 +808,75 @@ async fn rank_rules_are_data_validated_whole_versioned_and_applied_to_every_lead
     f.stop().await;
 }
 
+/// SetRankRules only starts the re-rank: with the scoring worker's next round an hour away, the
+/// answer says 0 of 1 done and the lead keeps its rank after the call (a re-rank inside the
+/// request would have moved it already).
+#[tokio::test]
+async fn set_rank_rules_leaves_the_rerank_to_the_worker() {
+    use baton_proto::qualification::v1::{
+        FieldCondition, RankCondition, RankRule, RankRules, RecomputeState, SetRankRulesRequest,
+        field_condition::Comparison, rank_condition::Condition,
+    };
+    let mut f = start_with(|s| s.scoring.worker_interval_ms = 3_600_000).await;
+    let lead = f.lead("someone@tiny.example.com").await;
+    let req = UpdateLeadRequest {
+        lead_id: lead.clone(),
+        lead: Some(Lead {
+            company: Some(Company {
+                employees: Some(50),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["company".into()],
+        }),
+    };
+    f.capture.update_lead(req).await.unwrap();
+    rank_of(&f, &lead, Rank::Cold).await;
+    let small_is_hot = RankRules {
+        default_rank: Rank::Warm as i32,
+        rules: vec![RankRule {
+            key: "small_is_beautiful".into(),
+            rank: Rank::Hot as i32,
+            description: "we sell to small companies now".into(),
+            conditions: vec![RankCondition {
+                condition: Some(Condition::Field(FieldCondition {
+                    field: "company.employees".into(),
+                    comparison: Some(Comparison::Lt(100.0)),
+                    ..Default::default()
+                })),
+            }],
+        }],
+        ..Default::default()
+    };
+    let saved = f
+        .qualification
+        .set_rank_rules(SetRankRulesRequest {
+            rules: Some(small_is_hot),
+            expected_version: 1,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let rerank = saved.rerank.expect("a re-rank is started");
+    assert_eq!(
+        (rerank.state, rerank.leads_total, rerank.leads_done),
+        (RecomputeState::Running as i32, 1, 0)
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let now = f
+        .qualification
+        .get_rank(GetRankRequest {
+            lead_id: lead.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(now.rank, Rank::Cold as i32, "re-ranked inside the request");
+    f.stop().await;
+}
+
 // ---- Scoring models as versioned data ----
 
 mod models {

@@ -261,7 +261,8 @@ impl Store {
         Ok(found)
     }
 
-    /// Replaces the rank rules and re-ranks every lead, in one transaction.
+    /// Replaces the rank rules and starts the re-rank of every lead under them, as a job the
+    /// scoring worker runs in batches ([`ranking::rerank_batch`]).
     pub async fn set_rank_rules(
         &self,
         tenant: &TenantId,
