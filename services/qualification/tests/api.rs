@@ -655,6 +655,51 @@ async fn a_burst_of_captures_is_scored_and_ranked_lead_by_lead() {
     f.stop().await;
 }
 
+/// A lead of a 50-person company, ranked cold by the default rules.
+async fn small_company_lead(f: &mut Fixture) -> String {
+    let lead = f.lead("someone@tiny.example.com").await;
+    let req = UpdateLeadRequest {
+        lead_id: lead.clone(),
+        lead: Some(Lead {
+            company: Some(Company {
+                employees: Some(50),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["company".into()],
+        }),
+    };
+    f.capture.update_lead(req).await.unwrap();
+    rank_of(f, &lead, Rank::Cold).await;
+    lead
+}
+
+/// Rank rules under which a company below 100 people is hot and every other lead warm.
+fn small_is_hot() -> baton_proto::qualification::v1::RankRules {
+    use baton_proto::qualification::v1::{
+        FieldCondition, RankCondition, RankRule, RankRules, field_condition::Comparison,
+        rank_condition::Condition,
+    };
+    RankRules {
+        default_rank: Rank::Warm as i32,
+        rules: vec![RankRule {
+            key: "small_is_beautiful".into(),
+            rank: Rank::Hot as i32,
+            description: "we sell to small companies now".into(),
+            conditions: vec![RankCondition {
+                condition: Some(Condition::Field(FieldCondition {
+                    field: "company.employees".into(),
+                    comparison: Some(Comparison::Lt(100.0)),
+                    ..Default::default()
+                })),
+            }],
+        }],
+        ..Default::default()
+    }
+}
+
 #[tokio::test]
 async fn rank_rules_are_data_validated_whole_versioned_and_applied_to_every_lead() {
     use baton_proto::qualification::v1::{
@@ -681,22 +726,7 @@ async fn rank_rules_are_data_validated_whole_versioned_and_applied_to_every_lead
         ]
     );
 
-    let lead = f.lead("someone@tiny.example.com").await;
-    let req = UpdateLeadRequest {
-        lead_id: lead.clone(),
-        lead: Some(Lead {
-            company: Some(Company {
-                employees: Some(50),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        update_mask: Some(prost_types::FieldMask {
-            paths: vec!["company".into()],
-        }),
-    };
-    f.capture.update_lead(req).await.unwrap();
-    rank_of(&f, &lead, Rank::Cold).await;
+    let lead = small_company_lead(&mut f).await;
 
     let field = |name: &str, c: Comparison| RankCondition {
         condition: Some(Condition::Field(FieldCondition {
@@ -746,16 +776,7 @@ async fn rank_rules_are_data_validated_whole_versioned_and_applied_to_every_lead
         .violations;
     assert_eq!(problems.len(), 4, "{problems:?}");
 
-    let small_is_hot = RankRules {
-        default_rank: Rank::Warm as i32,
-        rules: vec![RankRule {
-            key: "small_is_beautiful".into(),
-            rank: Rank::Hot as i32,
-            description: "we sell to small companies now".into(),
-            conditions: vec![field("company.employees", Comparison::Lt(100.0))],
-        }],
-        ..Default::default()
-    };
+    let small_is_hot = small_is_hot();
     let saved = f
         .qualification
         .set_rank_rules(SetRankRulesRequest {
@@ -813,43 +834,10 @@ async fn rank_rules_are_data_validated_whole_versioned_and_applied_to_every_lead
 /// request would have moved it already).
 #[tokio::test]
 async fn set_rank_rules_leaves_the_rerank_to_the_worker() {
-    use baton_proto::qualification::v1::{
-        FieldCondition, RankCondition, RankRule, RankRules, RecomputeState, SetRankRulesRequest,
-        field_condition::Comparison, rank_condition::Condition,
-    };
+    use baton_proto::qualification::v1::{RecomputeState, SetRankRulesRequest};
     let mut f = start_with(|s| s.scoring.worker_interval_ms = 3_600_000).await;
-    let lead = f.lead("someone@tiny.example.com").await;
-    let req = UpdateLeadRequest {
-        lead_id: lead.clone(),
-        lead: Some(Lead {
-            company: Some(Company {
-                employees: Some(50),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        update_mask: Some(prost_types::FieldMask {
-            paths: vec!["company".into()],
-        }),
-    };
-    f.capture.update_lead(req).await.unwrap();
-    rank_of(&f, &lead, Rank::Cold).await;
-    let small_is_hot = RankRules {
-        default_rank: Rank::Warm as i32,
-        rules: vec![RankRule {
-            key: "small_is_beautiful".into(),
-            rank: Rank::Hot as i32,
-            description: "we sell to small companies now".into(),
-            conditions: vec![RankCondition {
-                condition: Some(Condition::Field(FieldCondition {
-                    field: "company.employees".into(),
-                    comparison: Some(Comparison::Lt(100.0)),
-                    ..Default::default()
-                })),
-            }],
-        }],
-        ..Default::default()
-    };
+    let lead = small_company_lead(&mut f).await;
+    let small_is_hot = small_is_hot();
     let saved = f
         .qualification
         .set_rank_rules(SetRankRulesRequest {
