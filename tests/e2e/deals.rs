@@ -546,6 +546,46 @@ async fn deal_money_and_customer_kpis_are_checked_by_hand() {
     assert_eq!(clv[0].2, None, "no churn on day 1, no lifetime value");
     assert_eq!((clv[1].0, clv[1].1), (1_000.0, Some(15.218_437_5)));
     assert!(close(clv[1].2.unwrap(), 1_000.0 / 15.218_437_5));
+
+    // A is erased; a churn recorded for it afterwards keeps a reason that is a code, never
+    // words about the person (B's, recorded before any erasure, keeps its words).
+    use baton_proto::{capture::v1::EraseLeadRequest, reporting::v1::GetLeadJourneyRequest};
+    suite
+        .capture()
+        .await
+        .erase_lead(EraseLeadRequest { lead_id: a.clone() })
+        .await
+        .unwrap();
+    let reporting = suite.reporting().await;
+    eventually("reporting applied the erasure", PATIENCE, || {
+        let mut r = reporting.clone();
+        let lead_id = a.clone();
+        async move {
+            let journey = r
+                .get_lead_journey(GetLeadJourneyRequest { lead_id })
+                .await
+                .ok()?
+                .into_inner();
+            journey
+                .entries
+                .iter()
+                .any(|e| e.kind == "personal_data_erased")
+                .then_some(())
+        }
+    })
+    .await;
+    let gone = kpis
+        .record_churn(RecordChurnRequest {
+            idempotency_key: "churn-a-erased".into(),
+            lead_id: a.clone(),
+            churned_at: Some(time::to_proto(t0 + Span::days(3))),
+            reason: "Left when Aiko Tanaka moved to a rival".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(gone.churn_reason, "", "{gone:?}");
+    assert_eq!(again.churn_reason, "budget cut");
     suite.stop().await;
     drop(fresh);
 }

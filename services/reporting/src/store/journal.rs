@@ -63,7 +63,7 @@ pub async fn record<C: ConnectionTrait>(
 }
 
 /// Whether the journal of `lead_id` records its erasure.
-async fn erased<C: ConnectionTrait>(
+pub(crate) async fn erased<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
     lead_id: &str,

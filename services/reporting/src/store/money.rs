@@ -328,9 +328,15 @@ impl Store {
             ));
         }
         let money = (c.mrr_currency.clone(), c.mrr_minor);
+        // An erased customer's churn keeps a reason that is a code, never words about them.
+        let reason = if super::journal::erased(&txn, tenant, &input.lead_id).await? {
+            baton_shared::erasure::keep_code(&input.reason)
+        } else {
+            input.reason.clone()
+        };
         let mut closed: customer::ActiveModel = c.into();
         closed.churned_at = Set(Some(input.churned_at));
-        closed.churn_reason = Set(input.reason.clone());
+        closed.churn_reason = Set(reason);
         closed.churn_key = Set(input.idempotency_key.clone());
         let saved = closed.update(&txn).await?;
         let at = input.churned_at;
