@@ -408,3 +408,57 @@ async fn a_lost_deal_is_recycled_after_its_cool_down_and_counted_in_the_pool() {
     let _ = other;
     floor.stop().await;
 }
+
+/// A scheduler round that fails after it claimed an enrolment (here nurture's database refuses
+/// the lead's touch, as a busy SQLite or a dropped connection would fail the round) gives the
+/// claim back: once the fault is gone the mail goes out at the next round, within seconds, not
+/// when the claim's two-minute lease runs out.
+#[tokio::test]
+async fn a_failed_scheduler_round_gives_its_claims_back() {
+    let floor = Floor::start(Sink::File).await;
+    floor.tune(|_| {}).await;
+    let lead = floor.lead("stalled@example.co.jp", "Sora", true).await;
+    let url = floor.nurture_db.url.clone();
+    let (refuse, mend) = if floor.nurture_db.is_postgres() {
+        (
+            format!(
+                "CREATE FUNCTION refuse_touch() RETURNS trigger AS $$ BEGIN \
+                   IF NEW.lead_id = '{lead}' THEN RAISE EXCEPTION 'refused by the test'; END IF; \
+                   RETURN NEW; END $$ LANGUAGE plpgsql; \
+                 CREATE TRIGGER refuse_touch BEFORE INSERT ON touch \
+                 FOR EACH ROW EXECUTE FUNCTION refuse_touch();"
+            ),
+            "DROP TRIGGER refuse_touch ON touch",
+        )
+    } else {
+        (
+            format!(
+                "CREATE TRIGGER refuse_touch BEFORE INSERT ON touch \
+                 WHEN NEW.lead_id = '{lead}' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;"
+            ),
+            "DROP TRIGGER refuse_touch",
+        )
+    };
+    baton_shared::testing::execute(&url, &refuse).await;
+    active_sequence(
+        &floor,
+        "hello",
+        vec![email("hi", "Hi {{first_name}}", "<p>x</p>")],
+    )
+    .await;
+    enroll(&floor, &lead, "hello").await;
+    // Rounds run every 500 ms: several claim the enrolment and fail on its touch.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(outbox_files(&floor).is_empty(), "nothing is sent meanwhile");
+    baton_shared::testing::execute(&url, mend).await;
+    eventually(
+        "the mail, well before the lease runs out",
+        Duration::from_secs(20),
+        || async {
+            let f = outbox_files(&floor);
+            f.iter().any(|m| m.contains("Hi Sora")).then_some(())
+        },
+    )
+    .await;
+    floor.stop().await;
+}

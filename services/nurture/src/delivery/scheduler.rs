@@ -85,7 +85,15 @@ impl Scheduler {
             }
             return Ok(0);
         }
-        let loaded = schedule::load_all(&self.store.db, claimed, &self.cache).await?;
+        let until = claimed
+            .iter()
+            .find_map(|e| e.lease_until)
+            .unwrap_or_else(time::now);
+        let seqs: Vec<i64> = claimed.iter().map(|e| e.seq).collect();
+        let loaded = match schedule::load_all(&self.store.db, claimed, &self.cache).await {
+            Ok(loaded) => loaded,
+            Err(e) => return Err(self.let_go(&seqs, until, e).await),
+        };
         let plans: Vec<Plan> = loaded.into_iter().map(|w| self.plan(w)).collect();
         // The tenant's send rate is waited for before a mail is recorded as SENDING.
         for plan in &plans {
@@ -103,15 +111,24 @@ impl Scheduler {
         };
         // One transaction per share of the leads, side by side (a lead is in one share only).
         let shares = split_by_lead(plans, self.settings.concurrency.clamp(1, 8));
+        let share_seqs: Vec<Vec<i64>> = shares
+            .iter()
+            .map(|share| share.iter().map(Plan::seq).collect())
+            .collect();
         let begun = futures::future::join_all(
             shares
                 .into_iter()
                 .map(|share| sending::begin_batch(&self.store.db, share, &keys)),
         )
         .await;
+        // A share that failed gives its claims back; the others' mails still go.
         let mut outgoing = Vec::new();
-        for b in begun {
-            outgoing.extend(b?);
+        let mut failed = None;
+        for (b, seqs) in begun.into_iter().zip(share_seqs) {
+            match b {
+                Ok(out) => outgoing.extend(out),
+                Err(e) => failed = Some(self.let_go(&seqs, until, e).await),
+            }
         }
         self.store.log.notify_committed();
         let done: Vec<_> = futures::stream::iter(outgoing)
@@ -133,7 +150,24 @@ impl Scheduler {
         for f in finished {
             f?;
         }
-        Ok(n)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(n),
+        }
+    }
+
+    /// Gives back the claims on `seqs` of a round that failed before recording their sends, so
+    /// the next round takes them again; returns the round's error.
+    async fn let_go(
+        &self,
+        seqs: &[i64],
+        until: chrono::DateTime<chrono::Utc>,
+        error: DbErr,
+    ) -> DbErr {
+        if let Err(e) = schedule::release(&self.store.db, seqs, until).await {
+            tracing::warn!(error = %e, "nurture scheduler: claims not given back; they wait for their lease");
+        }
+        error
     }
 
     /// What happens next for one enrolment.

@@ -78,6 +78,29 @@ pub async fn claim(
         .collect())
 }
 
+/// Lets go of the claims on `seqs` that still hold until `until` (this round's): a round that
+/// failed before it recorded their sends gives them back at once instead of when the lease runs
+/// out, so a passing fault (SQLite busy, a dropped connection) does not hold a mail back minutes.
+pub async fn release(
+    db: &DatabaseConnection,
+    seqs: &[i64],
+    until: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    if seqs.is_empty() {
+        return Ok(0);
+    }
+    let done = enrollment::Entity::update_many()
+        .col_expr(
+            enrollment::Column::LeaseUntil,
+            Expr::value(None::<DateTime<Utc>>),
+        )
+        .filter(enrollment::Column::Seq.is_in(seqs.iter().copied()))
+        .filter(enrollment::Column::LeaseUntil.eq(until))
+        .exec(db)
+        .await?;
+    Ok(done.rows_affected)
+}
+
 /// Everything the scheduler needs to decide for one enrolment.
 pub struct Work {
     pub enrollment: enrollment::Model,

@@ -84,12 +84,21 @@ pub enum Plan {
 }
 
 impl Plan {
-    pub fn lead(&self) -> (&str, &str) {
-        let e = match self {
+    fn enrollment(&self) -> &enrollment::Model {
+        match self {
             Plan::Settle(e, _, _) => e,
             Plan::Send(w, _) => &w.enrollment,
-        };
+        }
+    }
+
+    pub fn lead(&self) -> (&str, &str) {
+        let e = self.enrollment();
         (&e.tenant_id, &e.lead_id)
+    }
+
+    /// The enrolment's row (what its claim is on).
+    pub fn seq(&self) -> i64 {
+        self.enrollment().seq
     }
 }
 
