@@ -39,18 +39,23 @@ async fn enrolments(floor: &Floor, lead: &str) -> Vec<pb::Enrollment> {
     .enrollments
 }
 
+/// Enrols `lead` in an active one-mail sequence "hello" ("Hi {{first_name}}").
+async fn say_hello(floor: &Floor, lead: &str) {
+    active_sequence(
+        floor,
+        "hello",
+        vec![email("hi", "Hi {{first_name}}", "<p>x</p>")],
+    )
+    .await;
+    enroll(floor, lead, "hello").await;
+}
+
 #[tokio::test]
 async fn the_file_sink_keeps_each_mail_as_an_eml_file_with_the_unsubscribe_headers() {
     let floor = Floor::start(Sink::File).await;
     floor.tune(|_| {}).await;
     let lead = floor.lead("file@example.co.jp", "Fumi", true).await;
-    active_sequence(
-        &floor,
-        "hello",
-        vec![email("hi", "Hi {{first_name}}", "<p>x</p>")],
-    )
-    .await;
-    enroll(&floor, &lead, "hello").await;
+    say_hello(&floor, &lead).await;
     let files = eventually("an .eml file", PATIENCE, || async {
         let f = outbox_files(&floor);
         (!f.is_empty()).then_some(f)
@@ -440,13 +445,7 @@ async fn a_failed_scheduler_round_gives_its_claims_back() {
         )
     };
     baton_shared::testing::execute(&url, &refuse).await;
-    active_sequence(
-        &floor,
-        "hello",
-        vec![email("hi", "Hi {{first_name}}", "<p>x</p>")],
-    )
-    .await;
-    enroll(&floor, &lead, "hello").await;
+    say_hello(&floor, &lead).await;
     // Rounds run every 500 ms: several claim the enrolment and fail on its touch.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(outbox_files(&floor).is_empty(), "nothing is sent meanwhile");
